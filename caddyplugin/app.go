@@ -1,0 +1,290 @@
+package caddyplugin
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/passerelle-gw/passerelle/config/catalogue"
+	"github.com/passerelle-gw/passerelle/config/habilitation"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// Modes of the gateway (SECURITY.md H03).
+const (
+	ModeProduction = "production"
+	ModeSandbox    = "sandbox"
+)
+
+// App is the `passerelle` Caddy app: the site-independent settings and the
+// shared state of every passerelle handler — the FranceConnect client, the
+// token cache, the habilitation registry, the endpoint catalogue and the
+// provider credentials. It is configured by the `passerelle` global option
+// (see caddyfile.go for the syntax).
+type App struct {
+	// Mode is "production" (the default) or "sandbox". Production refuses
+	// literal secrets, plain-HTTP FranceConnect URLs, ephemeral keys, loose
+	// time bounds and the sandbox modules.
+	Mode string `json:"mode,omitempty"`
+	// FranceConnect configures the checktoken client (DOMAIN.md §2).
+	FranceConnect FranceConnectConfig `json:"franceconnect"`
+	// Habilitations is the path of the DataPass habilitations YAML file.
+	Habilitations string `json:"habilitations,omitempty"`
+	// HabilitationsReload is how often the file is checked for changes
+	// (default 5s, at most 5m).
+	HabilitationsReload caddy.Duration `json:"habilitations_reload,omitempty"`
+	// Catalogue is the path of an endpoint catalogue replacing the embedded one.
+	Catalogue string `json:"catalogue,omitempty"`
+	// Cache configures the checktoken cache.
+	Cache CacheConfig `json:"cache,omitzero"`
+	// Upstreams holds the platform credential of each provider, by the
+	// provider name used in the catalogue (e.g. "CNAV").
+	Upstreams map[string]*UpstreamConfig `json:"upstreams,omitempty"`
+
+	logger   *zap.Logger
+	ctx      caddy.Context
+	cat      *catalogue.Catalogue
+	watcher  *habilitation.Watcher
+	core     *core
+	coreKey  string
+	fdSecret string // resolved FD client secret, handed only to the sandbox
+	stopOnce sync.Once
+	cancel   context.CancelFunc
+}
+
+// FranceConnectConfig configures FranceConnect v2 checktoken verification.
+type FranceConnectConfig struct {
+	// Issuer is the exact `iss` of FranceConnect's answers, e.g.
+	// https://fcp-low.integ01.dev-franceconnect.fr/api/v2.
+	Issuer string `json:"issuer,omitempty"`
+	// CheckTokenURL defaults to Issuer + "/checktoken".
+	CheckTokenURL string `json:"checktoken_url,omitempty"`
+	// JWKSURL defaults to Issuer + "/jwks".
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// ClientID is the gateway's data-provider (FD) client id.
+	ClientID string `json:"client_id,omitempty"`
+	// ClientSecret is the FD client secret: {env.NAME} or {file.path}.
+	ClientSecret string `json:"client_secret,omitempty"`
+	// DecryptionKeys are the gateway's private keys (JWK, JWKS or PEM), each
+	// a {file.path} or {env.NAME} reference. Several keys allow rotation.
+	DecryptionKeys []string `json:"decryption_keys,omitempty"`
+	// KeyAlgorithms restricts the JWE key algorithms (RSA-OAEP-256,
+	// RSA-OAEP, ECDH-ES).
+	KeyAlgorithms []string `json:"key_algorithms,omitempty"`
+	// SigningAlgorithms restricts the JWS algorithms (ES256, RS256).
+	SigningAlgorithms []string `json:"signing_algorithms,omitempty"`
+	// Skew is the allowed clock skew (default 10s, production at most 30s).
+	Skew caddy.Duration `json:"skew,omitempty"`
+	// Timeout bounds one checktoken call (default 2s).
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+}
+
+// CacheConfig configures the two-tier checktoken cache.
+type CacheConfig struct {
+	// MaxEntries bounds the in-process cache (default 100000).
+	MaxEntries int `json:"max_entries,omitempty"`
+	// TTLCap caps how long verified facts are reused (default 30s,
+	// production at most 60s); never beyond the token's exp.
+	TTLCap caddy.Duration `json:"ttl_cap,omitempty"`
+	// NegativeTTL is how long an inactive token is remembered (default 5s,
+	// at most 10s).
+	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
+	// Secret keys the HMAC of Redis keys and the sealing of Redis values
+	// ({env.NAME} or {file.path}, at least 32 bytes). Required with Redis.
+	Secret string `json:"secret,omitempty"`
+	// Redis enables the shared second tier.
+	Redis *RedisConfig `json:"redis,omitempty"`
+}
+
+// RedisConfig selects a single node, Sentinel (MasterName set) or Cluster
+// (several Addrs) through go-redis' UniversalClient.
+type RedisConfig struct {
+	Addrs      []string `json:"addrs,omitempty"`
+	MasterName string   `json:"master_name,omitempty"`
+	Username   string   `json:"username,omitempty"`
+	// Password is a {env.NAME} or {file.path} reference.
+	Password string `json:"password,omitempty"`
+	DB       int    `json:"db,omitempty"`
+	// TLS enables TLS with certificate verification.
+	TLS bool `json:"tls,omitempty"`
+	// TLSServerName overrides the name checked in the server certificate.
+	TLSServerName string `json:"tls_server_name,omitempty"`
+}
+
+// UpstreamConfig is the platform credential sent to one provider: either a
+// static header or an OAuth2 client-credentials token.
+type UpstreamConfig struct {
+	// HeaderName and HeaderValue set a static credential header, e.g.
+	// Authorization / "Bearer {env.CNAV_TOKEN}" (the value is a secret).
+	HeaderName  string `json:"header_name,omitempty"`
+	HeaderValue string `json:"header_value,omitempty"`
+	// OAuth2 fetches a client-credentials token, shared through Redis.
+	OAuth2 *OAuth2Config `json:"oauth2,omitempty"`
+}
+
+// OAuth2Config configures a client-credentials token source.
+type OAuth2Config struct {
+	TokenURL     string   `json:"token_url,omitempty"`
+	ClientID     string   `json:"client_id,omitempty"`
+	ClientSecret string   `json:"client_secret,omitempty"`
+	Scopes       []string `json:"scopes,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "passerelle", New: func() caddy.Module { return new(App) }}
+}
+
+func (a *App) production() bool { return a.Mode != ModeSandbox }
+
+// Provision loads the catalogue and the habilitations and takes the shared
+// core (verifier, caches, credentials) from the usage pool. It makes no
+// network call: JWKS and tokens are fetched on first use.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.logger = ctx.Logger()
+	if a.Mode == "" {
+		a.Mode = ModeProduction
+	}
+	if a.Mode != ModeProduction && a.Mode != ModeSandbox {
+		return fmt.Errorf("passerelle: mode: want %q or %q", ModeProduction, ModeSandbox)
+	}
+	a.logger.Info("passerelle mode", zap.String("mode", a.Mode))
+
+	var err error
+	if a.Catalogue != "" {
+		a.cat, err = catalogue.Load(a.Catalogue)
+	} else {
+		a.cat, err = catalogue.Default()
+	}
+	if err != nil {
+		return fmt.Errorf("passerelle: loading catalogue: %w", err)
+	}
+
+	if a.Habilitations == "" {
+		return errors.New("passerelle: habilitations: a habilitations file is required")
+	}
+	interval := time.Duration(a.HabilitationsReload)
+	if interval == 0 {
+		interval = 5 * time.Second
+	}
+	if interval < 0 || interval > 5*time.Minute {
+		return errors.New("passerelle: habilitations_reload: want a duration between 0 and 5m")
+	}
+	a.watcher, err = habilitation.NewWatcher(a.Habilitations, interval, func(msg string, err error) {
+		a.logger.Error(msg, zap.Error(err))
+	})
+	if err != nil {
+		return fmt.Errorf("passerelle: loading habilitations: %w", err)
+	}
+
+	a.core, a.coreKey, err = a.loadCore()
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// Validate checks the production rules that Provision did not already enforce
+// (SECURITY.md H02).
+func (a *App) Validate() error {
+	if !a.production() {
+		return nil
+	}
+	var errs []error
+	fc := a.FranceConnect
+	for name, u := range map[string]string{"issuer": fc.Issuer, "checktoken_url": fc.CheckTokenURL, "jwks_url": fc.JWKSURL} {
+		if u != "" && !strings.HasPrefix(u, "https://") {
+			errs = append(errs, fmt.Errorf("passerelle: franceconnect %s: https is required in production", name))
+		}
+	}
+	if strings.Contains(fc.Issuer, "integ01.dev-franceconnect.fr") || strings.Contains(fc.Issuer, ".sbx.") {
+		errs = append(errs, errors.New("passerelle: franceconnect issuer: an integration or sandbox issuer is refused in production"))
+	}
+	if time.Duration(fc.Skew) > 30*time.Second {
+		errs = append(errs, errors.New("passerelle: franceconnect skew: at most 30s in production"))
+	}
+	if time.Duration(a.Cache.TTLCap) > 60*time.Second {
+		errs = append(errs, errors.New("passerelle: cache ttl_cap: at most 60s in production"))
+	}
+	if a.Cache.Redis != nil && !a.Cache.Redis.TLS {
+		errs = append(errs, errors.New("passerelle: cache redis: tls is required in production"))
+	}
+	return errors.Join(errs...)
+}
+
+// Start starts the habilitations watcher.
+func (a *App) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	go a.watcher.Run(ctx)
+	return nil
+}
+
+// Stop stops the watcher.
+func (a *App) Stop() error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	return nil
+}
+
+// Cleanup releases the shared core; the last user closes it.
+func (a *App) Cleanup() error {
+	if a.coreKey != "" {
+		_, err := cores.Delete(a.coreKey)
+		return err
+	}
+	return nil
+}
+
+// Catalog returns the endpoint catalogue in force.
+func (a *App) Catalog() *catalogue.Catalogue { return a.cat }
+
+// Registry returns the habilitation registry in force.
+func (a *App) Registry() *habilitation.Registry { return a.watcher.Current() }
+
+// PublicJWKS returns the public part of the gateway's decryption keys, which
+// FranceConnect fetches to encrypt its checktoken answers.
+func (a *App) PublicJWKS() []byte { return a.core.publicJWKS }
+
+// FDClientSecret returns the resolved FD client secret in sandbox mode, so
+// that the sandbox FranceConnect in the same process accepts it; "" in
+// production.
+func (a *App) FDClientSecret() string {
+	if a.production() {
+		return ""
+	}
+	return a.fdSecret
+}
+
+// Sandbox reports whether the gateway runs in sandbox mode.
+func (a *App) Sandbox() bool { return !a.production() }
+
+// FDClientID returns the gateway's FranceConnect data-provider client id.
+func (a *App) FDClientID() string { return a.FranceConnect.ClientID }
+
+// randomBytes returns n bytes from crypto/rand.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// Interface guards.
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

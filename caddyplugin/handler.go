@@ -1,0 +1,589 @@
+package caddyplugin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/bearer"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/respfilter"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
+	"github.com/passerelle-gw/passerelle/config/catalogue"
+	"github.com/passerelle-gw/passerelle/config/habilitation"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the `passerelle` HTTP handler. Placed before reverse_proxy in a
+// route, it serves the catalogue endpoints of API Particulier's
+// FranceConnect modality:
+//
+//  1. exactly one bearer token, in Authorization only (401 50004 / 50001);
+//  2. the token's facts from the cache or FranceConnect checktoken
+//     (401 50002 inactive or unknown, 503 when FranceConnect fails);
+//  3. identity scopes and minimum acr (401 50003);
+//  4. the habilitation paired with token_introspection.aud, valid today
+//     (403 00100), the recipient SIRET (422 00203 / 00210, 403 when it is
+//     not the habilitation's) and the other query parameters (422 00366);
+//  5. effective scopes = token ∩ habilitation ∩ endpoint (403 00100 if empty);
+//  6. the request is rebuilt: provider path and query from the catalogue and
+//     the identity pivot, every caller header dropped, the platform
+//     credential set;
+//  7. the next handler (reverse_proxy) forwards; its answer is buffered, and
+//     only the fields released by the effective scopes are returned
+//     (404 → provider not-found code, timeout → 504, anything else → 502).
+//
+// Every answer carries X-Request-Id, Cache-Control: no-store and
+// X-Content-Type-Options: nosniff. The handler never calls next for a
+// refused request.
+type Handler struct {
+	// Endpoints restricts this handler to the listed catalogue endpoint
+	// ids. Empty means every endpoint of the catalogue.
+	Endpoints []string `json:"endpoints,omitempty"`
+	// MaxResponseBytes bounds a provider answer (default 1 MiB).
+	MaxResponseBytes int `json:"max_response_bytes,omitempty"`
+
+	app     *App
+	logger  *zap.Logger
+	now     func() time.Time
+	allowed map[*catalogue.Endpoint]bool
+	filters sync.Map // filterKey → *respfilter.Paths
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.passerelle", New: func() caddy.Module { return new(Handler) }}
+}
+
+// Provision binds the handler to the passerelle app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.MaxResponseBytes <= 0 {
+		h.MaxResponseBytes = 1 << 20
+	}
+	appIface, err := ctx.App("passerelle")
+	if err != nil {
+		return fmt.Errorf("passerelle handler: the passerelle global option is required: %w", err)
+	}
+	h.app = appIface.(*App)
+	if len(h.Endpoints) > 0 {
+		h.allowed = make(map[*catalogue.Endpoint]bool, len(h.Endpoints))
+		for _, id := range h.Endpoints {
+			ep, ok := h.app.Catalog().ByID(id)
+			if !ok {
+				return fmt.Errorf("passerelle handler: endpoints: unknown endpoint id %q", id)
+			}
+			h.allowed[ep] = true
+		}
+	}
+	cat := h.app.Catalog()
+	for i := range cat.Endpoints {
+		ep := &cat.Endpoints[i]
+		if _, ok := h.app.core.upstreams[ep.ProviderName]; !ok && (h.allowed == nil || h.allowed[ep]) {
+			h.logger.Warn("no upstream credential configured for provider", zap.String("provider", ep.ProviderName))
+		}
+	}
+	return nil
+}
+
+// request carries the per-request decisions, for errors and later steps.
+type request struct {
+	ep     *catalogue.Endpoint
+	facts  *fcverify.Facts
+	hab    *habilitation.Habilitation
+	mask   uint64
+	source string
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	hdr := w.Header()
+	hdr.Del("Server")
+	hdr.Set("X-Request-Id", uuid.NewString())
+	var rq request
+	if aerr := h.authorize(r, &rq); aerr != nil {
+		h.refuse(w, &rq, aerr)
+		return nil
+	}
+	h.forward(w, r, next, &rq)
+	return nil
+}
+
+// authorize runs steps 1 to 5.
+func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
+	ep, aerr := h.route(r)
+	if aerr != nil {
+		return aerr
+	}
+	rq.ep = ep
+
+	token, err := bearer.Extract(r)
+	switch {
+	case errors.Is(err, bearer.ErrMissing):
+		return apierror.TokenMissing()
+	case err != nil:
+		return apierror.TokenMalformed()
+	}
+
+	core := h.app.core
+	facts, src, err := core.cache.Get(r.Context(), token, func(ctx context.Context) (*fcverify.Facts, error) {
+		return core.verifier.CheckToken(ctx, token)
+	})
+	rq.source = src.String()
+	if err != nil {
+		return h.tokenError(err)
+	}
+	if !facts.Active {
+		return apierror.TokenNotFound()
+	}
+	rq.facts = facts
+	if !coversIdentity(facts) {
+		return apierror.IdentityScopesMissing()
+	}
+	if have, ok := catalogue.ACRLevel(facts.ACR); !ok || have < mustACR(ep.MinACR) {
+		return apierror.ACRTooLow(ep.MinACR)
+	}
+
+	hab, ok := h.app.Registry().ByClientID(facts.ClientID)
+	if !ok {
+		return withReason(apierror.Forbidden(), "habilitation_unknown")
+	}
+	if !hab.ActiveAt(h.now()) {
+		return withReason(apierror.Forbidden(), "habilitation_inactive")
+	}
+	rq.hab = hab
+
+	if aerr := checkQuery(r.URL.RawQuery, ep, hab); aerr != nil {
+		return aerr
+	}
+
+	for i := range ep.Scopes {
+		if hasAnyName(facts.Scopes, &ep.Scopes[i]) && habHasAny(hab, &ep.Scopes[i]) {
+			rq.mask |= 1 << i
+		}
+	}
+	if rq.mask == 0 {
+		return withReason(apierror.Forbidden(), "scope_denied")
+	}
+	return nil
+}
+
+// route finds the endpoint of the canonical request path (SECURITY.md C04,
+// D06, D08).
+func (h *Handler) route(r *http.Request) (*catalogue.Endpoint, *apierror.Error) {
+	if r.URL.RawPath != "" || !strings.HasPrefix(r.RequestURI, "/") || r.URL.Fragment != "" {
+		return nil, apierror.BadPath()
+	}
+	ep, ok := h.app.Catalog().Lookup(r.URL.Path)
+	if !ok || (h.allowed != nil && !h.allowed[ep]) {
+		return nil, apierror.UnknownRoute()
+	}
+	if r.Method != ep.Method {
+		return ep, apierror.MethodNotAllowed(ep.Method)
+	}
+	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
+		return ep, apierror.BodyRefused()
+	}
+	return ep, nil
+}
+
+func (h *Handler) tokenError(err error) *apierror.Error {
+	switch {
+	case errors.Is(err, fcverify.ErrTokenExpired):
+		return withReason(apierror.TokenNotFound(), "token_expired")
+	case errors.Is(err, context.Canceled):
+		return apierror.Unavailable("fc_unavailable")
+	}
+	reason := fcverify.Reason(err)
+	if reason == "fc_client_auth_failed" {
+		// Our own credentials are refused: an operator must act (SECURITY.md I02).
+		h.logger.Error("FranceConnect refused the gateway's client authentication", zap.String("reason", reason))
+	} else if c := h.logger.Check(zapcore.WarnLevel, "FranceConnect check failed"); c != nil {
+		c.Write(zap.String("reason", reason))
+	}
+	return apierror.Unavailable(reason)
+}
+
+func withReason(e *apierror.Error, reason string) *apierror.Error {
+	e.Reason = reason
+	return e
+}
+
+func mustACR(v string) int {
+	l, _ := catalogue.ACRLevel(v)
+	return l
+}
+
+// identityClaims are the pivot claims the token's scopes must release
+// (DOMAIN.md §2 step 7), with FranceConnect's scope aliases.
+var identityScopes = map[string][]string{
+	"identite_pivot": {"family_name", "given_name", "birthdate", "gender", "birthplace", "birthcountry"},
+	"profile":        {"family_name", "given_name", "birthdate", "gender"},
+	"birth":          {"birthplace", "birthcountry"},
+}
+
+// coversIdentity reports whether the token's scopes release the whole
+// identity pivot.
+func coversIdentity(f *fcverify.Facts) bool {
+	const all = 1<<6 - 1
+	bits := 0
+	for _, s := range f.Scopes {
+		claims, ok := identityScopes[s]
+		if !ok {
+			claims = []string{s}
+		}
+		for _, c := range claims {
+			switch c {
+			case "family_name":
+				bits |= 1
+			case "given_name":
+				bits |= 2
+			case "birthdate":
+				bits |= 4
+			case "gender":
+				bits |= 8
+			case "birthplace":
+				bits |= 16
+			case "birthcountry":
+				bits |= 32
+			}
+		}
+		if bits == all {
+			return true
+		}
+	}
+	return false
+}
+
+func hasAnyName(scopes []string, s *catalogue.Scope) bool {
+	for _, have := range scopes {
+		if have == s.Name {
+			return true
+		}
+		for _, a := range s.Aliases {
+			if have == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func habHasAny(hab *habilitation.Habilitation, s *catalogue.Scope) bool {
+	if hab.HasScope(s.Name) {
+		return true
+	}
+	for _, a := range s.Aliases {
+		if hab.HasScope(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkQuery validates the caller's query: recipient first (SECURITY.md C07),
+// then each pass-through parameter; anything else, or anything repeated, is
+// refused by name (D07, C08).
+func checkQuery(raw string, ep *catalogue.Endpoint, hab *habilitation.Habilitation) *apierror.Error {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return apierror.ParamInvalid("")
+	}
+	if ep.RecipientRequired() {
+		rs, ok := q["recipient"]
+		switch {
+		case !ok || len(rs) == 1 && rs[0] == "":
+			return apierror.RecipientMissing()
+		case len(rs) != 1 || !habilitation.ValidSIRET(rs[0]):
+			return apierror.RecipientInvalid()
+		case rs[0] != hab.SIRET:
+			return withReason(apierror.Forbidden(), "recipient_mismatch")
+		}
+	}
+	for name, vs := range q {
+		if name == "recipient" && ep.RecipientRequired() {
+			continue
+		}
+		p, ok := ep.Param(name)
+		if !ok {
+			return apierror.ParamRefused(name)
+		}
+		if len(vs) != 1 || !p.Valid(vs[0]) {
+			return apierror.ParamInvalid(name)
+		}
+	}
+	for i := range ep.Params {
+		if p := &ep.Params[i]; p.Required && q.Get(p.Name) == "" {
+			return apierror.ParamInvalid(p.Name)
+		}
+	}
+	return nil
+}
+
+// upstreamQuery builds the provider query: the identity mapping, then the
+// pass-through parameters and the recipient, in catalogue order.
+func upstreamQuery(ep *catalogue.Endpoint, f *fcverify.Facts, callerQuery string) (string, error) {
+	pivot := catalogue.Pivot{
+		FamilyName: f.Identity.FamilyName, GivenName: f.Identity.GivenName, Gender: f.Identity.Gender,
+		Birthdate: f.Identity.Birthdate, Birthplace: f.Identity.Birthplace, Birthcountry: f.Identity.Birthcountry,
+	}
+	var (
+		b    strings.Builder
+		vals []string
+		err  error
+	)
+	b.Grow(256)
+	add := func(k, v string) {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(url.QueryEscape(k))
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(v))
+	}
+	for _, ip := range ep.Identity {
+		if vals, err = ip.Claim.AppendValues(vals[:0], &pivot); err != nil {
+			return "", err
+		}
+		for _, v := range vals {
+			add(ip.Param, v)
+		}
+	}
+	caller, _ := url.ParseQuery(callerQuery) // validated by checkQuery
+	for i := range ep.Params {
+		if v := caller.Get(ep.Params[i].Name); v != "" {
+			add(ep.Params[i].Name, v)
+		}
+	}
+	if v := caller.Get("recipient"); v != "" {
+		add("recipient", v)
+	}
+	return b.String(), nil
+}
+
+type filterKey struct {
+	ep   *catalogue.Endpoint
+	mask uint64
+}
+
+// paths returns the compiled allow-list of the scopes in mask.
+func (h *Handler) paths(ep *catalogue.Endpoint, mask uint64) (*respfilter.Paths, error) {
+	key := filterKey{ep, mask}
+	if p, ok := h.filters.Load(key); ok {
+		return p.(*respfilter.Paths), nil
+	}
+	var fields []string
+	for i := range ep.Scopes {
+		if mask&(1<<i) != 0 {
+			fields = append(fields, ep.Scopes[i].Fields...)
+		}
+	}
+	p, err := respfilter.Compile(fields)
+	if err != nil {
+		return nil, err
+	}
+	h.filters.Store(key, p)
+	return p, nil
+}
+
+// forward runs steps 6 and 7.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) {
+	ep := rq.ep
+	query, err := upstreamQuery(ep, rq.facts, r.URL.RawQuery)
+	if err != nil {
+		h.refuse(w, rq, apierror.IdentityUnusable())
+		return
+	}
+	paths, err := h.paths(ep, rq.mask)
+	if err != nil {
+		h.refuse(w, rq, apierror.Internal())
+		return
+	}
+	cred := h.app.core.upstreams[ep.ProviderName]
+
+	// Rebuild the request: nothing of the caller's headers, path or query
+	// reaches the provider (SECURITY.md D01, D02, E01).
+	reqID := w.Header().Get("X-Request-Id")
+	r.URL.Path, r.URL.RawPath, r.URL.RawQuery = ep.UpstreamPath, "", query
+	r.Header = http.Header{"Accept": {"application/json"}, "X-Request-Id": {reqID}}
+	r.Body, r.ContentLength = http.NoBody, 0
+	if cred != nil {
+		if err := cred.Apply(r.Context(), r.Header); err != nil {
+			h.refuse(w, rq, apierror.Unavailable("provider_error"))
+			return
+		}
+	}
+
+	rec := getCapture(h.MaxResponseBytes)
+	defer putCapture(rec)
+	err = next.ServeHTTP(rec, r)
+	if err == nil && rec.status == http.StatusUnauthorized && cred != nil {
+		// One refresh and one retry when the provider refuses our credential
+		// (SECURITY.md B11).
+		cred.Invalidate(r.Context())
+		delete(r.Header, "Authorization")
+		if aerr := applyAgain(r, cred); aerr != nil {
+			h.refuse(w, rq, aerr)
+			return
+		}
+		rec.reset(h.MaxResponseBytes)
+		err = next.ServeHTTP(rec, r)
+	}
+	if aerr := providerError(ep, rec, err); aerr != nil {
+		h.refuse(w, rq, aerr)
+		return
+	}
+	out := getBuffer()
+	defer putBuffer(out)
+	filtered, err := respfilter.Filter((*out)[:0], rec.buf.Bytes(), paths, respfilter.Options{MaxBytes: h.MaxResponseBytes})
+	if err != nil {
+		h.refuse(w, rq, apierror.ProviderError(ep.Provider.ErrorPrefix, ep.ProviderName))
+		return
+	}
+	*out = filtered
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(filtered)
+}
+
+func applyAgain(r *http.Request, cred upstreamauth.Source) *apierror.Error {
+	if err := cred.Apply(r.Context(), r.Header); err != nil {
+		return apierror.Unavailable("provider_error")
+	}
+	return nil
+}
+
+// providerError maps a provider answer that cannot be relayed to API
+// Particulier's codes (SECURITY.md C10): nothing of its body is kept.
+func providerError(ep *catalogue.Endpoint, rec *capture, err error) *apierror.Error {
+	prefix, name := ep.Provider.ErrorPrefix, ep.ProviderName
+	if err != nil {
+		var he caddyhttp.HandlerError
+		if errors.As(err, &he) && he.StatusCode == http.StatusGatewayTimeout {
+			return apierror.ProviderTimeout(prefix, name)
+		}
+		if rec.overflow || rec.wroteHeader {
+			return apierror.ProviderError(prefix, name)
+		}
+		return apierror.ProviderUnreachable(prefix, name)
+	}
+	switch {
+	case rec.status == http.StatusNotFound:
+		return apierror.ProviderNotFound(prefix, name)
+	case rec.status != http.StatusOK, rec.overflow:
+		return apierror.ProviderError(prefix, name)
+	}
+	mt, _, err := mime.ParseMediaType(rec.header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return apierror.ProviderError(prefix, name)
+	}
+	return nil
+}
+
+// refuse writes an API Particulier error answer.
+func (h *Handler) refuse(w http.ResponseWriter, rq *request, e *apierror.Error) {
+	if c := h.logger.Check(zapcore.DebugLevel, "request refused"); c != nil {
+		endpoint := ""
+		if rq.ep != nil {
+			endpoint = rq.ep.ID
+		}
+		c.Write(zap.String("endpoint", endpoint), zap.String("code", e.Code), zap.String("reason", e.Reason))
+	}
+	apierror.Write(w, e)
+}
+
+// capture buffers the provider answer, up to a limit, so that nothing is
+// sent to the caller before filtering succeeded (SECURITY.md C06).
+type capture struct {
+	header      http.Header
+	status      int
+	wroteHeader bool
+	overflow    bool
+	limit       int
+	buf         bytes.Buffer
+}
+
+var errTooLarge = errors.New("passerelle: provider answer over the size limit")
+
+func (c *capture) Header() http.Header { return c.header }
+
+func (c *capture) WriteHeader(status int) {
+	if c.wroteHeader || status < 200 {
+		return // 1xx informational answers are not relayed
+	}
+	c.status, c.wroteHeader = status, true
+}
+
+func (c *capture) Write(p []byte) (int, error) {
+	if !c.wroteHeader {
+		c.WriteHeader(http.StatusOK)
+	}
+	if c.buf.Len()+len(p) > c.limit {
+		c.overflow = true
+		return 0, errTooLarge
+	}
+	return c.buf.Write(p)
+}
+
+// Flush is a no-op: the answer is released only after filtering.
+func (c *capture) Flush() {}
+
+func (c *capture) reset(limit int) {
+	clear(c.header)
+	c.status, c.wroteHeader, c.overflow, c.limit = 0, false, false, limit
+	c.buf.Reset()
+}
+
+var capturePool = sync.Pool{New: func() any { return &capture{header: make(http.Header)} }}
+
+func getCapture(limit int) *capture {
+	c := capturePool.Get().(*capture)
+	c.reset(limit)
+	return c
+}
+
+func putCapture(c *capture) {
+	if c.buf.Cap() <= 64<<10 {
+		capturePool.Put(c)
+	}
+}
+
+var bufferPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getBuffer() *[]byte { return bufferPool.Get().(*[]byte) }
+
+func putBuffer(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		bufferPool.Put(b)
+	}
+}
+
+// Interface guards.
+var (
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ http.Flusher                = (*capture)(nil)
+)

@@ -1,0 +1,319 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	_ "github.com/passerelle-gw/passerelle/caddyplugin"
+	_ "github.com/passerelle-gw/passerelle/caddyplugin/sandbox"
+)
+
+// Fixed loopback ports: caddytest runs one in-process Caddy with its admin
+// endpoint on localhost:2999, shared by every test of this package.
+const (
+	gatewayPort = 18080
+	sandboxPort = 18081
+	plainPort   = 18082
+	recordPort  = 18083
+
+	fsClientID  = "6925fb8143c76eded44d32b40c0cb1006065f7f003de52712b78985704f39950"
+	fdClientID  = "423dcbdc5a15ece61ed00ff5989d72379c26d9ed4c8e4e05a87cffae019586e0"
+	siret       = "13002526500013"
+	providerKey = "Bearer sandbox-provider-key-canary-7f3a"
+	qfPath      = "/v3/dss/quotient_familial/france_connect"
+)
+
+// fcCounter is a reverse proxy in front of the sandbox FranceConnect that
+// counts checktoken and JWKS calls.
+type fcCounter struct {
+	srv        *httptest.Server
+	checktoken atomic.Int64
+	jwks       atomic.Int64
+}
+
+func newFCCounter(t testing.TB) *fcCounter {
+	t.Helper()
+	c := new(fcCounter)
+	target, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", sandboxPort))
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/checktoken"):
+			c.checktoken.Add(1)
+		case strings.HasSuffix(r.URL.Path, "/jwks"):
+			c.jwks.Add(1)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+// recorder is a provider that records what reaches it and answers a fixed
+// quotient familial.
+type recorder struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	reqs []*http.Request
+	body string
+	code int
+	ct   string
+}
+
+func newRecorder(t testing.TB) *recorder {
+	t.Helper()
+	rec := &recorder{code: 200, ct: "application/json", body: qfBody}
+	rec.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.reqs = append(rec.reqs, r.Clone(r.Context()))
+		code, body, ct := rec.code, rec.body, rec.ct
+		rec.mu.Unlock()
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("Set-Cookie", "provider=secret")
+		w.Header().Set("X-Powered-By", "provider-stack")
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(rec.srv.Close)
+	return rec
+}
+
+func (rec *recorder) set(code int, ct, body string) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.code, rec.ct, rec.body = code, ct, body
+}
+
+func (rec *recorder) last(t testing.TB) *http.Request {
+	t.Helper()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.reqs) == 0 {
+		t.Fatal("the provider received no request")
+	}
+	return rec.reqs[len(rec.reqs)-1]
+}
+
+func (rec *recorder) count() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return len(rec.reqs)
+}
+
+const qfBody = `{"data":{"allocataires":[{"nom_naissance":"CANARYNOM","prenoms":"CANARYPRENOM","date_naissance":"1901-02-03","sexe":"M"}],"enfants":[],"adresse":{"destinataire":"CANARYADRESSE"},"quotient_familial":{"fournisseur":"CNAF","valeur":1234,"annee":2024,"mois":2},"secret_new_field":"CANARYNEW"},"links":{},"meta":{"internal":"CANARYMETA"}}`
+
+// options shape one test configuration. Distinct MaxEntries values give a
+// test its own core (and so an empty token cache): the usage pool keys on
+// the configuration.
+type options struct {
+	MaxEntries    int
+	CheckTokenURL string
+	Redis         string // address; empty: in-process cache only
+	Recorder      string // base URL of a recording provider on recordPort
+	Habilitations string // file path; default: a copy of the sandbox file
+}
+
+func writeHabilitations(t testing.TB) string {
+	t.Helper()
+	data, err := os.ReadFile("../../deploy/sandbox/habilitations.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "habilitations.yaml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func config(t testing.TB, o options) string {
+	t.Helper()
+	if o.Habilitations == "" {
+		o.Habilitations = writeHabilitations(t)
+	}
+	if o.MaxEntries == 0 {
+		o.MaxEntries = 100000
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `{
+	admin localhost:2999
+	auto_https off
+	passerelle {
+		mode sandbox
+		franceconnect {
+			issuer http://127.0.0.1:%d/api/v2
+			client_id %s
+			client_secret {env.PASSERELLE_TEST_FC_SECRET}
+`, sandboxPort, fdClientID)
+	if o.CheckTokenURL != "" {
+		fmt.Fprintf(&b, "\t\t\tchecktoken_url %s\n\t\t\tjwks_url %s\n", o.CheckTokenURL+"/api/v2/checktoken", o.CheckTokenURL+"/api/v2/jwks")
+	}
+	fmt.Fprintf(&b, `		}
+		habilitations %s 1s
+		cache {
+			max_entries %d
+`, o.Habilitations, o.MaxEntries)
+	if o.Redis != "" {
+		fmt.Fprintf(&b, "\t\t\tsecret {env.PASSERELLE_TEST_CACHE_SECRET}\n\t\t\tredis {\n\t\t\t\taddrs %s\n\t\t\t}\n", o.Redis)
+	}
+	fmt.Fprintf(&b, `		}
+		upstream CNAV {
+			header Authorization {env.PASSERELLE_TEST_PROVIDER_KEY}
+		}
+	}
+}
+
+http://127.0.0.1:%[1]d {
+	bind 127.0.0.1
+	handle /.well-known/passerelle/jwks.json {
+		passerelle_jwks
+	}
+	handle {
+		passerelle
+		reverse_proxy 127.0.0.1:%[2]d
+	}
+}
+
+http://127.0.0.1:%[2]d {
+	bind 127.0.0.1
+	passerelle_sandbox_fc {
+		issuer http://127.0.0.1:%[2]d/api/v2
+		gateway_jwks http://127.0.0.1:%[1]d/.well-known/passerelle/jwks.json
+	}
+	passerelle_sandbox_provider {
+		require_authorization {env.PASSERELLE_TEST_PROVIDER_KEY}
+	}
+	respond 404
+}
+
+http://127.0.0.1:%[3]d {
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:%[2]d {
+		header_up Authorization {env.PASSERELLE_TEST_PROVIDER_KEY}
+	}
+}
+`, gatewayPort, sandboxPort, plainPort)
+	if o.Recorder != "" {
+		fmt.Fprintf(&b, `
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	passerelle
+	reverse_proxy %s
+}
+`, recordPort, o.Recorder)
+	}
+	return b.String()
+}
+
+// start loads a configuration into the in-process Caddy.
+func start(t testing.TB, o options) *caddytest.Tester {
+	t.Helper()
+	setEnv(t)
+	tester := caddytest.NewTester(t)
+	tester.InitServer(config(t, o), "caddyfile")
+	return tester
+}
+
+// setEnv sets the secrets the test configurations reference. They are
+// canaries: the sweeps look for them where they must not be.
+func setEnv(t testing.TB) {
+	t.Helper()
+	for k, v := range map[string]string{
+		"PASSERELLE_TEST_FC_SECRET":    "fd-secret-canary-2b9c1e0d7a6f5e4d3c2b1a09",
+		"PASSERELLE_TEST_CACHE_SECRET": "cache-secret-canary-0123456789abcdef0123456789",
+		"PASSERELLE_TEST_PROVIDER_KEY": providerKey,
+	} {
+		_ = os.Setenv(k, v) // process-wide on purpose: Caddy reads them at load
+	}
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (a answer) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(a.body, &m); err != nil {
+		t.Fatalf("answer is not JSON: %v: %s", err, a.body)
+	}
+	return m
+}
+
+// code returns errors[0].code of an error answer.
+func (a answer) code(t testing.TB) string {
+	t.Helper()
+	errs, _ := a.json(t)["errors"].([]any)
+	if len(errs) == 0 {
+		t.Fatalf("no errors in answer: %s", a.body)
+	}
+	c, _ := errs[0].(map[string]any)["code"].(string)
+	return c
+}
+
+// data returns the keys under data of a success answer.
+func (a answer) data(t testing.TB) map[string]any {
+	t.Helper()
+	d, ok := a.json(t)["data"].(map[string]any)
+	if !ok {
+		t.Fatalf("no data object in answer: %s", a.body)
+	}
+	return d
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+func get(t testing.TB, port int, target string, header ...string) answer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", port, target), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	return do(t, req)
+}
+
+func do(t testing.TB, req *http.Request) answer {
+	t.Helper()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{resp.StatusCode, resp.Header, body}
+}
+
+func bearer(token string) []string { return []string{"Authorization", "Bearer " + token} }
+
+func qf(query string) string { return qfPath + "?" + query }
+
+func contains(haystack []byte, needles ...string) string {
+	for _, n := range needles {
+		if bytes.Contains(haystack, []byte(n)) {
+			return n
+		}
+	}
+	return ""
+}

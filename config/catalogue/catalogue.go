@@ -1,0 +1,314 @@
+// Package catalogue reads and validates Passerelle's endpoint catalogue: for
+// every public route, its calling modality, the data provider behind it, how
+// the FranceConnect identity pivot and the caller's query parameters become the
+// provider request, the scopes it accepts and the response fields each scope
+// releases.
+//
+// The catalogue is data. A default one is embedded (default.yaml); an operator
+// may replace it with a file of the same format:
+//
+//	providers:
+//	  CNAV:
+//	    error_prefix: "37"          # XX of the XXYYY error codes (API Particulier nomenclature)
+//	endpoints:
+//	  - id: dss_quotient_familial_fc  # stable id: used in logs, metrics and audit records
+//	    method: GET                   # default GET
+//	    path: /v3/dss/quotient_familial/france_connect   # exact, canonical public path
+//	    modality: france_connect      # only modality served so far
+//	    operation_id: api_particulier_v3_cnav_quotient_familial_with_france_connect
+//	    provider: CNAV                # a key of providers
+//	    upstream_path: /v3/dss/quotient_familial/identite # path sent to the provider
+//	    min_acr: eidas1               # eidas1 < eidas2 < eidas3
+//	    recipient: required           # required | none
+//	    identity:                     # identity pivot → provider query parameters
+//	      - {param: nomNaissance, claim: family_name}
+//	      - {param: "prenoms[]", claim: given_names}
+//	    params:                       # caller query parameters passed through (besides recipient)
+//	      - {name: annee, pattern: '^[0-9]{4}$'}
+//	    scopes:                       # scope → response paths it releases (see respfilter syntax)
+//	      - name: cnaf_quotient_familial
+//	        aliases: []               # other names of the same right (FranceConnect, DataPass)
+//	        fields: [data.quotient_familial]
+//
+// Parsing is strict (unknown fields are errors) and every problem is reported
+// at once, naming the endpoint and the field.
+package catalogue
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Modality is how the caller identifies the citizen.
+type Modality string
+
+// The calling modalities of API Particulier.
+const (
+	ModalityFranceConnect Modality = "france_connect"
+)
+
+// Provider is a data provider as seen by error codes.
+type Provider struct {
+	// ErrorPrefix is the two-digit provider prefix of API Particulier error
+	// codes (37 for CNAV), used for 404, 502 and 504 answers.
+	ErrorPrefix string `yaml:"error_prefix"`
+}
+
+// IdentityParam maps one identity claim to one provider query parameter.
+type IdentityParam struct {
+	Param string `yaml:"param"`
+	Claim Claim  `yaml:"claim"`
+}
+
+// Param is a caller query parameter passed through to the provider.
+type Param struct {
+	Name     string `yaml:"name"`
+	Pattern  string `yaml:"pattern"`
+	Required bool   `yaml:"required"`
+
+	re *regexp.Regexp
+}
+
+// Valid reports whether v is an acceptable value for the parameter.
+func (p *Param) Valid(v string) bool { return p.re == nil || p.re.MatchString(v) }
+
+// Scope is one right an endpoint accepts and the response paths it releases.
+type Scope struct {
+	Name    string   `yaml:"name"`
+	Aliases []string `yaml:"aliases"`
+	Fields  []string `yaml:"fields"`
+}
+
+// Names returns the scope name followed by its aliases.
+func (s *Scope) Names() []string { return append([]string{s.Name}, s.Aliases...) }
+
+// Endpoint is one public route.
+type Endpoint struct {
+	ID           string          `yaml:"id"`
+	Method       string          `yaml:"method"`
+	Path         string          `yaml:"path"`
+	Modality     Modality        `yaml:"modality"`
+	OperationID  string          `yaml:"operation_id"`
+	ProviderName string          `yaml:"provider"`
+	UpstreamPath string          `yaml:"upstream_path"`
+	MinACR       string          `yaml:"min_acr"`
+	Recipient    string          `yaml:"recipient"`
+	Identity     []IdentityParam `yaml:"identity"`
+	Params       []Param         `yaml:"params"`
+	Scopes       []Scope         `yaml:"scopes"`
+
+	// Provider is resolved from ProviderName at load.
+	Provider Provider `yaml:"-"`
+}
+
+// RecipientRequired reports whether the route takes a mandatory recipient SIRET.
+func (e *Endpoint) RecipientRequired() bool { return e.Recipient == "required" }
+
+// Param returns the pass-through parameter named name.
+func (e *Endpoint) Param(name string) (*Param, bool) {
+	for i := range e.Params {
+		if e.Params[i].Name == name {
+			return &e.Params[i], true
+		}
+	}
+	return nil, false
+}
+
+// Catalogue is a validated set of endpoints, indexed by method and path.
+type Catalogue struct {
+	Providers map[string]Provider `yaml:"providers"`
+	Endpoints []Endpoint          `yaml:"endpoints"`
+
+	byPath map[string]*Endpoint
+	byID   map[string]*Endpoint
+}
+
+// Lookup returns the endpoint whose path is exactly path.
+func (c *Catalogue) Lookup(path string) (*Endpoint, bool) {
+	e, ok := c.byPath[path]
+	return e, ok
+}
+
+// ByID returns the endpoint with the given id.
+func (c *Catalogue) ByID(id string) (*Endpoint, bool) {
+	e, ok := c.byID[id]
+	return e, ok
+}
+
+// Default returns the embedded catalogue.
+func Default() (*Catalogue, error) { return Parse(defaultYAML) }
+
+// Load reads a catalogue file.
+func Load(path string) (*Catalogue, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("catalogue: reading file: %w", err)
+	}
+	return Parse(data)
+}
+
+// Parse decodes and validates a catalogue.
+func Parse(data []byte) (*Catalogue, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Catalogue
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("catalogue: %w", err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+var (
+	idRe         = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+	pathRe       = regexp.MustCompile(`^(/[a-z0-9_\-]+)+$`)
+	paramRe      = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*(\[\])?$`)
+	prefixRe     = regexp.MustCompile(`^[0-9]{2}$`)
+	scopeRe      = regexp.MustCompile(`^[a-z0-9_]{1,128}$`)
+	fieldRe      = regexp.MustCompile(`^[A-Za-z0-9_]+(\[\])?(\.[A-Za-z0-9_]+(\[\])?)*$`)
+	acrLevels    = map[string]int{"eidas1": 1, "eidas2": 2, "eidas3": 3}
+	reservedArgs = map[string]bool{"recipient": true, "access_token": true}
+)
+
+// ACRLevel returns the rank of an acr value (eidas1 < eidas2 < eidas3) and
+// whether it is known. A space-separated list ranks as its highest known value.
+func ACRLevel(acr string) (int, bool) {
+	best, ok := 0, false
+	for v := range strings.FieldsSeq(acr) {
+		if l, known := acrLevels[v]; known {
+			ok = true
+			best = max(best, l)
+		}
+	}
+	return best, ok
+}
+
+func (c *Catalogue) validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf("catalogue: "+format, a...)) }
+	for name, p := range c.Providers {
+		if !prefixRe.MatchString(p.ErrorPrefix) {
+			add("providers.%s: error_prefix: want two digits", name)
+		}
+	}
+	if len(c.Endpoints) == 0 {
+		add("endpoints: at least one endpoint is required")
+	}
+	c.byPath = make(map[string]*Endpoint, len(c.Endpoints))
+	c.byID = make(map[string]*Endpoint, len(c.Endpoints))
+	for i := range c.Endpoints {
+		e := &c.Endpoints[i]
+		at := fmt.Sprintf("endpoints[%d] (id %q)", i, e.ID)
+		if !idRe.MatchString(e.ID) {
+			add("%s: id: want 1-64 of [a-z0-9_]", at)
+		} else if c.byID[e.ID] != nil {
+			add("%s: id: duplicate", at)
+		} else {
+			c.byID[e.ID] = e
+		}
+		if e.Method == "" {
+			e.Method = "GET"
+		}
+		if e.Method != "GET" {
+			add("%s: method: only GET is served", at)
+		}
+		if !pathRe.MatchString(e.Path) {
+			add("%s: path: want a canonical absolute path of [a-z0-9_-] segments", at)
+		} else if c.byPath[e.Path] != nil {
+			add("%s: path: duplicate", at)
+		} else {
+			c.byPath[e.Path] = e
+		}
+		if e.Modality != ModalityFranceConnect {
+			add("%s: modality: want %q", at, ModalityFranceConnect)
+		}
+		if p, ok := c.Providers[e.ProviderName]; ok {
+			e.Provider = p
+		} else {
+			add("%s: provider: unknown provider %q", at, e.ProviderName)
+		}
+		if !pathRe.MatchString(e.UpstreamPath) {
+			add("%s: upstream_path: want a canonical absolute path", at)
+		}
+		if e.MinACR == "" {
+			e.MinACR = "eidas1"
+		}
+		if _, ok := acrLevels[e.MinACR]; !ok {
+			add("%s: min_acr: want eidas1, eidas2 or eidas3", at)
+		}
+		if e.Recipient == "" {
+			e.Recipient = "required"
+		}
+		if e.Recipient != "required" && e.Recipient != "none" {
+			add("%s: recipient: want required or none", at)
+		}
+		if e.Modality == ModalityFranceConnect && len(e.Identity) == 0 {
+			add("%s: identity: a france_connect endpoint needs an identity mapping", at)
+		}
+		seenParam := map[string]bool{}
+		for j, ip := range e.Identity {
+			if !paramRe.MatchString(ip.Param) {
+				add("%s: identity[%d].param: invalid name", at, j)
+			}
+			if !ip.Claim.valid() {
+				add("%s: identity[%d].claim: unknown claim %q", at, j, ip.Claim)
+			}
+			seenParam[strings.TrimSuffix(ip.Param, "[]")] = true
+		}
+		for j := range e.Params {
+			p := &e.Params[j]
+			switch {
+			case !paramRe.MatchString(p.Name) || strings.HasSuffix(p.Name, "[]"):
+				add("%s: params[%d].name: invalid name", at, j)
+			case reservedArgs[p.Name] || seenParam[p.Name]:
+				add("%s: params[%d].name: %q is reserved or already mapped", at, j, p.Name)
+			}
+			seenParam[p.Name] = true
+			if p.Pattern != "" {
+				re, err := regexp.Compile(p.Pattern)
+				if err != nil {
+					add("%s: params[%d].pattern: %v", at, j, err)
+				}
+				p.re = re
+			}
+		}
+		if len(e.Scopes) == 0 {
+			add("%s: scopes: a route without scopes is refused (default deny)", at)
+		}
+		if len(e.Scopes) > 64 {
+			add("%s: scopes: at most 64", at)
+		}
+		seenScope := map[string]bool{}
+		for j, s := range e.Scopes {
+			for _, n := range s.Names() {
+				if !scopeRe.MatchString(n) {
+					add("%s: scopes[%d]: invalid scope name %q", at, j, n)
+				} else if seenScope[n] {
+					add("%s: scopes[%d]: scope name %q listed twice", at, j, n)
+				}
+				seenScope[n] = true
+			}
+			if len(s.Fields) == 0 {
+				add("%s: scopes[%d] (%s): fields: a scope must release at least one field", at, j, s.Name)
+			}
+			for _, f := range s.Fields {
+				if !fieldRe.MatchString(f) {
+					add("%s: scopes[%d] (%s): fields: invalid path %q", at, j, s.Name, f)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,493 @@
+package habilitation
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	fsClientID    = "6925fb8143c76eded44d32b40c0cb1006065f7f003de52712b78985704f39950"
+	otherClientID = "b5e187b8619b73f12daa2c093e8eafe2789c4017883dff8b66c4bd6eaa451930"
+)
+
+const sample = `habilitations:
+  - id: "12345"
+    label: "Mairie de Montreuil — portail famille"
+    siret: "21930048000015"
+    france_connect_client_ids: ["` + fsClientID + `"]
+    scopes: [cnaf_quotient_familial, cnaf_allocataires]
+    valid_from: 2024-01-01
+    valid_until: 2027-12-31
+    revoked: false
+  - id: 678
+    label: "DINUM — démonstrateur"
+    siret: 13002526500013
+    scopes: [cnaf_quotient_familial]
+`
+
+func mustParse(t *testing.T, s string) *Registry {
+	t.Helper()
+	r, err := Parse([]byte(s))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return r
+}
+
+func TestParseSample(t *testing.T) {
+	r := mustParse(t, sample)
+	if r.Len() != 2 {
+		t.Fatalf("Len = %d", r.Len())
+	}
+	h, ok := r.ByClientID(fsClientID)
+	if !ok || h.ID != "12345" || h.SIRET != "21930048000015" || h.Label != "Mairie de Montreuil — portail famille" {
+		t.Fatalf("ByClientID = %+v, %v", h, ok)
+	}
+	if !h.HasScope("cnaf_allocataires") || h.HasScope("cnaf_adresse") || h.HasScope("") {
+		t.Error("HasScope")
+	}
+	paris, _ := time.LoadLocation("Europe/Paris")
+	if want := time.Date(2024, 1, 1, 0, 0, 0, 0, paris); !h.ValidFrom.Equal(want) {
+		t.Errorf("ValidFrom = %v", h.ValidFrom)
+	}
+	if want := time.Date(2028, 1, 1, 0, 0, 0, 0, paris); !h.ValidUntil.Equal(want) {
+		t.Errorf("ValidUntil = %v (end of 2027-12-31, Paris)", h.ValidUntil)
+	}
+	if h2, ok := r.ByID("678"); !ok || h2.SIRET != "13002526500013" || len(h2.FranceConnectClientIDs) != 0 {
+		t.Errorf("ByID(678) = %+v", h2)
+	}
+	for _, bad := range []string{"", strings.ToUpper(fsClientID), fsClientID + " ", " " + fsClientID, otherClientID, "12345"} {
+		if _, ok := r.ByClientID(bad); ok {
+			t.Errorf("ByClientID(%q) matched", bad)
+		}
+	}
+	var nilR *Registry
+	if _, ok := nilR.ByClientID(fsClientID); ok || nilR.Len() != 0 {
+		t.Error("nil registry")
+	}
+	if got := len(r.All()); got != 2 {
+		t.Errorf("All = %d", got)
+	}
+	if r0 := mustParse(t, "habilitations: []"); r0.Len() != 0 {
+		t.Error("empty list")
+	}
+}
+
+func TestByClientIDNoAlloc(t *testing.T) {
+	r := mustParse(t, sample)
+	if n := testing.AllocsPerRun(100, func() { r.ByClientID(fsClientID); r.ByClientID(otherClientID) }); n != 0 {
+		t.Errorf("ByClientID allocates %v times", n)
+	}
+}
+
+func TestC02_ActiveAt(t *testing.T) {
+	r := mustParse(t, `habilitations:
+  - {id: "1", label: "active", siret: "21930048000015", scopes: [a], valid_from: 2024-01-01, valid_until: 2027-12-31}
+  - {id: "2", label: "revoked", siret: "21930048000015", scopes: [a], revoked: true}
+  - {id: "3", label: "rfc3339", siret: "21930048000015", scopes: [a], valid_from: "2025-06-01T08:00:00Z", valid_until: "2025-06-01T12:00:00+02:00"}
+  - {id: "4", label: "open", siret: "21930048000015", scopes: [a]}
+`)
+	paris, _ := time.LoadLocation("Europe/Paris")
+	at := func(y int, m time.Month, d, h, min, s int, loc *time.Location) time.Time {
+		return time.Date(y, m, d, h, min, s, 0, loc)
+	}
+	tests := []struct {
+		id   string
+		t    time.Time
+		want bool
+	}{
+		{"1", at(2023, 12, 31, 23, 59, 59, paris), false}, // not yet valid
+		{"1", at(2023, 12, 31, 23, 0, 0, time.UTC), true}, // 2024-01-01 00:00 Paris
+		{"1", at(2024, 1, 1, 0, 0, 0, paris), true},
+		{"1", at(2026, 6, 15, 12, 0, 0, time.UTC), true},
+		{"1", at(2027, 12, 31, 23, 59, 59, paris), true}, // last second of the last day
+		{"1", at(2027, 12, 31, 22, 59, 59, time.UTC), true},
+		{"1", at(2028, 1, 1, 0, 0, 0, paris), false}, // expired
+		{"1", at(2027, 12, 31, 23, 30, 0, time.UTC), false},
+		{"2", at(2026, 1, 1, 0, 0, 0, time.UTC), false}, // revoked
+		{"3", at(2025, 6, 1, 7, 59, 59, time.UTC), false},
+		{"3", at(2025, 6, 1, 8, 0, 0, time.UTC), true},
+		{"3", at(2025, 6, 1, 9, 59, 59, time.UTC), true},
+		{"3", at(2025, 6, 1, 10, 0, 0, time.UTC), false}, // 12:00+02:00, exclusive
+		{"4", time.Time{}, true},
+		{"4", at(2999, 1, 1, 0, 0, 0, time.UTC), true},
+	}
+	for _, tt := range tests {
+		h, ok := r.ByID(tt.id)
+		if !ok {
+			t.Fatalf("id %s missing", tt.id)
+		}
+		if got := h.ActiveAt(tt.t); got != tt.want {
+			t.Errorf("id %s ActiveAt(%v) = %v, want %v", tt.id, tt.t, got, tt.want)
+		}
+	}
+	var nilH *Habilitation
+	if nilH.ActiveAt(time.Now()) || nilH.HasScope("a") {
+		t.Error("nil habilitation")
+	}
+}
+
+func TestC07_ValidSIRET(t *testing.T) {
+	tests := []struct {
+		s    string
+		want bool
+	}{
+		{"21930048000015", true},  // Luhn
+		{"13002526500013", true},  // DINUM
+		{"73282932000074", true},  // Luhn
+		{"35600000000048", true},  // La Poste head office (Luhn)
+		{"35600000049837", true},  // La Poste establishment: digit sum multiple of 5, Luhn fails
+		{"21930048000016", false}, // Luhn fails
+		{"35600000049838", false}, // La Poste, sum not multiple of 5
+		{"12345678912345", false}, // sum multiple of 5 but not La Poste
+		{"00000000000000", false}, // all zeros
+		{"2193004800001", false},  // 13 digits
+		{"219300480000150", false},
+		{"219300480000 15", false},
+		{" 21930048000015", false},
+		{"21930048000015 ", false},
+		{"219 300 480 00015", false},
+		{"2193004800001５", false}, // fullwidth digit
+		{"１3002526500013", false},
+		{"2193004800001\u0661", false}, // Arabic-Indic digit
+		{"+1930048000015", false},
+		{"-1930048000015", false},
+		{"2193004800001a", false},
+		{"", false},
+		{"21930048000015\x00", false},
+	}
+	for _, tt := range tests {
+		if got := ValidSIRET(tt.s); got != tt.want {
+			t.Errorf("ValidSIRET(%q) = %v, want %v", tt.s, got, tt.want)
+		}
+	}
+}
+
+func TestC07_SIRETInRegistry(t *testing.T) {
+	base := `habilitations:
+  - id: "1"
+    label: "x"
+    scopes: [a]
+    siret: `
+	for _, s := range []string{`"21930048000015"`, `21930048000015`, `"35600000049837"`} {
+		if _, err := Parse([]byte(base + s)); err != nil {
+			t.Errorf("siret %s: %v", s, err)
+		}
+	}
+	for _, s := range []string{`"21930048000016"`, `"2193004800001"`, `"219300480000150"`, `" 21930048000015"`, `"2193004800001５"`, `21930048000015.0`, `~`, `[21930048000015]`} {
+		_, err := Parse([]byte(base + s))
+		if err == nil || !strings.Contains(err.Error(), `habilitations[0] (id "1"): siret: not a valid SIRET`) {
+			t.Errorf("siret %s: err = %v", s, err)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown field", `habilitations:
+  - {id: "1", label: x, siret: "21930048000015", scopes: [a], client_secret: "s3cr3t-value-xyz"}`,
+			[]string{`habilitations[0] (id "1"): unknown field "client_secret"`}},
+		{"unknown top-level field", "habilitations: []\nextra: 1", []string{`unknown top-level field "extra"`}},
+		{"missing required", `habilitations:
+  - {id: "7"}`, []string{`habilitations[0] (id "7"): label: required`, `siret: required`, `scopes: required`}},
+		{"entry and field named", `habilitations:
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a]}
+  - {id: "2", label: b, siret: "21930048000015", scopes: [a]}
+  - {id: "123", label: c, siret: "12345678901234", scopes: [a]}`, []string{`habilitations[2] (id "123"): siret: not a valid SIRET`}},
+		{"duplicate ids", `habilitations:
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a]}
+  - {id: "1", label: b, siret: "21930048000015", scopes: [a]}`, []string{`habilitations[1] (id "1"): id: duplicate of habilitations[0] (id "1")`}},
+		{"client id paired twice", `habilitations:
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], france_connect_client_ids: [` + fsClientID + `]}
+  - {id: "2", label: b, siret: "21930048000015", scopes: [a], france_connect_client_ids: [` + otherClientID + `, ` + fsClientID + `]}`,
+			[]string{`habilitations[1] (id "2"): france_connect_client_ids[1]: already paired with habilitations[0] (id "1")`}},
+		{"client id repeated in an entry", `habilitations:
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], france_connect_client_ids: [abc, abc]}`,
+			[]string{`france_connect_client_ids[1]: repeats france_connect_client_ids[0]`}},
+		{"client id with spaces", `habilitations:
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], france_connect_client_ids: [" abc"]}`,
+			[]string{`habilitations[0] (id "1"): france_connect_client_ids[0]: must be`}},
+		{"empty scopes", `habilitations:
+  - {id: "1", label: a, siret: "21930048000015", scopes: []}`, []string{`scopes: must be a non-empty list`}},
+		{"bad scope", `habilitations:
+  - {id: "1", label: a, siret: "21930048000015", scopes: ["CNAF QF"]}`, []string{`scopes[0]: must match`}},
+		{"bad dates", `habilitations:
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], valid_from: 2024-02-30, valid_until: "demain"}`,
+			[]string{`valid_from: not a valid date`, `valid_until: must be a date`}},
+		{"until before from", `habilitations:
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], valid_from: 2025-01-01, valid_until: 2024-12-31}`,
+			[]string{`valid_until: must be after valid_from`}},
+		{"revoked not bool", `habilitations:
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], revoked: "yes"}`, []string{`revoked: must be true or false`}},
+		{"bad id not echoed", `habilitations:
+  - {id: "sk_live_0123456789 secret", label: a, siret: "21930048000015", scopes: [a]}`, []string{`habilitations[0]: id: must be`}},
+		{"repeated field", `habilitations:
+  - {id: "1", label: a, label: b, siret: "21930048000015", scopes: [a]}`, []string{`field "label" repeated`}},
+		{"entry not a mapping", "habilitations:\n  - 12", []string{`habilitations[0]: must be a mapping`}},
+		{"not a list", "habilitations: {}", []string{`"habilitations" must be a list`}},
+		{"missing list", "foo: []", []string{`unknown top-level field "foo"`}},
+		{"empty file", "", []string{`empty registry file`}},
+		{"comment only", "# nothing\n", []string{`empty registry file`}},
+		{"null list", "habilitations:", []string{`must be a list`}},
+		{"two documents", "habilitations: []\n---\nhabilitations: []", []string{`exactly one YAML document`}},
+		{"aliases", "x: &a 1\nhabilitations: []", []string{`aliases are not allowed`}},
+		{"merge key", `habilitations:
+  - {<<: {id: "1"}, label: a, siret: "21930048000015", scopes: [a]}`, []string{`habilitations[0]: unknown field (name not shown)`}},
+		{"bad yaml", "habilitations: [", []string{`invalid YAML`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			if err == nil {
+				t.Fatal("Parse accepted invalid input")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			for _, secret := range []string{"s3cr3t", "sk_live", "demain", "12345678901234", "CNAF QF"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error echoes a value: %q", err)
+				}
+			}
+		})
+	}
+}
+
+func TestParseReportsEveryProblem(t *testing.T) {
+	_, err := Parse([]byte(`habilitations:
+  - {id: "1", label: a, siret: "1", scopes: [a]}
+  - {id: "2", label: "", siret: "21930048000015", scopes: [a], foo: 1}
+  - {id: "3", label: c, siret: "21930048000015"}`))
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) || len(joined.Unwrap()) != 4 {
+		t.Fatalf("want 4 joined errors, got %v", err)
+	}
+	for _, w := range []string{`habilitations[0] (id "1"): siret`, `habilitations[1] (id "2"): label`, `habilitations[1] (id "2"): unknown field "foo"`, `habilitations[2] (id "3"): scopes: required`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in %v", w, err)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "h.yaml")
+	if _, err := Load(p); err == nil {
+		t.Error("missing file loaded")
+	}
+	writeFile(t, p, sample)
+	r, err := Load(p)
+	if err != nil || r.Len() != 2 {
+		t.Fatalf("Load = %v, %v", r, err)
+	}
+}
+
+func writeFile(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type logRec struct {
+	mu   sync.Mutex
+	msgs []string
+	errs []error
+}
+
+func (l *logRec) logf(msg string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, msg)
+	l.errs = append(l.errs, err)
+}
+
+func (l *logRec) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.msgs)
+}
+
+const revokedSample = `habilitations:
+  - id: "12345"
+    label: "Mairie de Montreuil — portail famille"
+    siret: "21930048000015"
+    france_connect_client_ids: ["` + fsClientID + `"]
+    scopes: [cnaf_quotient_familial]
+    revoked: true
+`
+
+func TestC02_NoStartWithoutValidRegistry(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := NewWatcher(filepath.Join(dir, "missing.yaml"), 0, nil); err == nil {
+		t.Error("started without a registry file")
+	}
+	p := filepath.Join(dir, "h.yaml")
+	writeFile(t, p, "habilitations:\n  - {id: 1}")
+	if _, err := NewWatcher(p, 0, nil); err == nil {
+		t.Error("started with an invalid registry")
+	}
+	writeFile(t, p, sample)
+	if _, err := NewWatcher(p, MaxInterval+time.Second, nil); err == nil {
+		t.Error("interval above the bound accepted")
+	}
+	w, err := NewWatcher(p, 0, nil)
+	if err != nil || w.Interval() != DefaultInterval || w.Current().Len() != 2 {
+		t.Fatalf("NewWatcher = %v, %v", w, err)
+	}
+}
+
+func TestC02_InvalidUpdateKeepsPrevious(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "h.yaml")
+	writeFile(t, p, sample)
+	var log logRec
+	w, err := NewWatcher(p, time.Second, log.logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := w.Current()
+	for i, bad := range []string{
+		"",                                   // truncated write
+		"habilitations:\n  - {id: \"12345\"", // syntax error
+		`habilitations:
+  - {id: "12345", label: a, siret: "21930048000015", scopes: [a], client_secret: "Zm9vYmFyYmF6cXV4c2VjcmV0"}`,
+	} {
+		writeFile(t, p, bad)
+		changed, err := w.Poll()
+		if changed || err == nil {
+			t.Fatalf("update %d: changed=%v err=%v", i, changed, err)
+		}
+		if w.Current() != before {
+			t.Fatalf("update %d: registry replaced by an invalid one", i)
+		}
+		// The same bad content is reported once.
+		if _, err := w.Poll(); err == nil {
+			t.Fatalf("update %d: repeated poll lost the error", i)
+		}
+	}
+	if n := log.count(); n != 3 {
+		t.Errorf("logf called %d times, want 3: %v", n, log.msgs)
+	}
+	for i, m := range log.msgs {
+		if !strings.Contains(m, "previous registry kept") || log.errs[i] == nil {
+			t.Errorf("log %d = %q, %v", i, m, log.errs[i])
+		}
+		if strings.Contains(m+log.errs[i].Error(), "Zm9vYmFy") || strings.Contains(m+log.errs[i].Error(), "Montreuil") {
+			t.Errorf("log %d echoes a value: %q %v", i, m, log.errs[i])
+		}
+	}
+	// File removed: previous registry kept, reported once.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if changed, err := w.Poll(); changed || err == nil || w.Current() != before {
+			t.Fatalf("missing file: changed=%v err=%v", changed, err)
+		}
+	}
+	if n := log.count(); n != 4 || !strings.Contains(log.msgs[3], "unreadable") {
+		t.Errorf("logs = %v", log.msgs)
+	}
+	// Back to a valid file: swapped.
+	writeFile(t, p, revokedSample)
+	if changed, err := w.Poll(); !changed || err != nil {
+		t.Fatalf("valid update after errors: changed=%v err=%v", changed, err)
+	}
+}
+
+func TestC02_ValidUpdateSwaps(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "h.yaml")
+	writeFile(t, p, sample)
+	var log logRec
+	w, err := NewWatcher(p, time.Second, log.logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if h, ok := w.Current().ByClientID(fsClientID); !ok || !h.ActiveAt(now) {
+		t.Fatal("habilitation should be active before the update")
+	}
+	// Unchanged file: no swap.
+	if changed, err := w.Poll(); changed || err != nil {
+		t.Fatalf("unchanged: %v %v", changed, err)
+	}
+	old := w.Current()
+	writeFile(t, p, revokedSample)
+	if changed, err := w.Poll(); !changed || err != nil {
+		t.Fatalf("changed=%v err=%v", changed, err)
+	}
+	if w.Current() == old || w.Current().Len() != 1 {
+		t.Fatal("registry not swapped")
+	}
+	if h, ok := w.Current().ByClientID(fsClientID); !ok || h.ActiveAt(now) {
+		t.Fatal("revocation not applied")
+	}
+	if old.Len() != 2 {
+		t.Error("the previous registry was mutated")
+	}
+	if n := log.count(); n != 1 || !strings.Contains(log.msgs[0], "reloaded (1 habilitations)") || log.errs[0] != nil {
+		t.Errorf("logs = %v %v", log.msgs, log.errs)
+	}
+	// Same content rewritten (new mtime): no swap.
+	writeFile(t, p, revokedSample)
+	cur := w.Current()
+	if changed, _ := w.Poll(); changed || w.Current() != cur {
+		t.Error("rewrite with identical content swapped the registry")
+	}
+}
+
+// Run applies a revocation within the polling interval, while readers use
+// Current concurrently.
+func TestC02_RunAppliesRevocation(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "h.yaml")
+	writeFile(t, p, sample)
+	w, err := NewWatcher(p, 10*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					if r := w.Current(); r == nil {
+						t.Error("nil registry")
+						return
+					}
+				}
+			}
+		}()
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	writeFile(t, p, revokedSample)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if h, _ := w.Current().ByClientID(fsClientID); h != nil && !h.ActiveAt(now) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("revocation not applied by Run")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	readers.Wait()
+}
