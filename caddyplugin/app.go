@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -58,7 +57,6 @@ type App struct {
 	core     *core
 	coreKey  string
 	fdSecret string // resolved FD client secret, handed only to the sandbox
-	stopOnce sync.Once
 	cancel   context.CancelFunc
 }
 

@@ -64,7 +64,7 @@ type Handler struct {
 	logger  *zap.Logger
 	now     func() time.Time
 	allowed map[*catalogue.Endpoint]bool
-	filters sync.Map // filterKey → *respfilter.Paths
+	filters *sync.Map // filterKey → *respfilter.Paths
 }
 
 // CaddyModule returns the Caddy module information.
@@ -78,6 +78,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.filters = new(sync.Map)
 	if h.MaxResponseBytes <= 0 {
 		h.MaxResponseBytes = 1 << 20
 	}
@@ -166,10 +167,10 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 
 	hab, ok := h.app.Registry().ByClientID(facts.ClientID)
 	if !ok {
-		return withReason(apierror.Forbidden(), "habilitation_unknown")
+		return apierror.HabilitationUnknown()
 	}
 	if !hab.ActiveAt(h.now()) {
-		return withReason(apierror.Forbidden(), "habilitation_inactive")
+		return apierror.HabilitationInactive()
 	}
 	rq.hab = hab
 
@@ -183,7 +184,7 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 		}
 	}
 	if rq.mask == 0 {
-		return withReason(apierror.Forbidden(), "scope_denied")
+		return apierror.Forbidden()
 	}
 	return nil
 }
@@ -192,7 +193,7 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 // D06, D08).
 func (h *Handler) route(r *http.Request) (*catalogue.Endpoint, *apierror.Error) {
 	if r.URL.RawPath != "" || !strings.HasPrefix(r.RequestURI, "/") || r.URL.Fragment != "" {
-		return nil, apierror.BadPath()
+		return nil, apierror.BadRequest()
 	}
 	ep, ok := h.app.Catalog().Lookup(r.URL.Path)
 	if !ok || (h.allowed != nil && !h.allowed[ep]) {
@@ -202,7 +203,7 @@ func (h *Handler) route(r *http.Request) (*catalogue.Endpoint, *apierror.Error) 
 		return ep, apierror.MethodNotAllowed(ep.Method)
 	}
 	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
-		return ep, apierror.BodyRefused()
+		return ep, apierror.BadRequest()
 	}
 	return ep, nil
 }
@@ -210,7 +211,7 @@ func (h *Handler) route(r *http.Request) (*catalogue.Endpoint, *apierror.Error) 
 func (h *Handler) tokenError(err error) *apierror.Error {
 	switch {
 	case errors.Is(err, fcverify.ErrTokenExpired):
-		return withReason(apierror.TokenNotFound(), "token_expired")
+		return apierror.TokenExpired()
 	case errors.Is(err, context.Canceled):
 		return apierror.Unavailable("fc_unavailable")
 	}
@@ -222,11 +223,6 @@ func (h *Handler) tokenError(err error) *apierror.Error {
 		c.Write(zap.String("reason", reason))
 	}
 	return apierror.Unavailable(reason)
-}
-
-func withReason(e *apierror.Error, reason string) *apierror.Error {
-	e.Reason = reason
-	return e
 }
 
 func mustACR(v string) int {
@@ -317,7 +313,7 @@ func checkQuery(raw string, ep *catalogue.Endpoint, hab *habilitation.Habilitati
 		case len(rs) != 1 || !habilitation.ValidSIRET(rs[0]):
 			return apierror.RecipientInvalid()
 		case rs[0] != hab.SIRET:
-			return withReason(apierror.Forbidden(), "recipient_mismatch")
+			return apierror.RecipientMismatch()
 		}
 	}
 	for name, vs := range q {
@@ -457,7 +453,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	defer putBuffer(out)
 	filtered, err := respfilter.Filter((*out)[:0], rec.buf.Bytes(), paths, respfilter.Options{MaxBytes: h.MaxResponseBytes})
 	if err != nil {
-		h.refuse(w, rq, apierror.ProviderError(ep.Provider.ErrorPrefix, ep.ProviderName))
+		h.refuse(w, rq, apierror.FilterFailed(ep.Provider.ErrorPrefix, ep.ProviderName))
 		return
 	}
 	*out = filtered
@@ -526,8 +522,6 @@ type capture struct {
 	buf         bytes.Buffer
 }
 
-var errTooLarge = errors.New("passerelle: provider answer over the size limit")
-
 func (c *capture) Header() http.Header { return c.header }
 
 func (c *capture) WriteHeader(status int) {
@@ -541,9 +535,12 @@ func (c *capture) Write(p []byte) (int, error) {
 	if !c.wroteHeader {
 		c.WriteHeader(http.StatusOK)
 	}
-	if c.buf.Len()+len(p) > c.limit {
+	if c.overflow || c.buf.Len()+len(p) > c.limit {
+		// Discard the rest rather than fail the write: reverse_proxy aborts
+		// the caller's connection on a body copy error. Memory stays bounded
+		// by the limit and the answer becomes a 502.
 		c.overflow = true
-		return 0, errTooLarge
+		return len(p), nil
 	}
 	return c.buf.Write(p)
 }

@@ -1,0 +1,219 @@
+package respfilter
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// fuzzPathSets are the allow-lists FuzzC05_Filter picks from.
+var fuzzPathSets = [][]string{
+	{"data.quotient_familial", "data.enfants"},
+	{"data.admissions[].date_debut", "data.admissions[].est_inscrit", "data.admissions[].etablissement_etudes.uai"},
+	{"data.statut_actuel.contrat_trouve", "data.statut_actuel.organisme_accueil", "data.statut_passe.organisme_accueil"},
+	{"data"},
+	nil,
+	{"data.a", "data.b.c[]", "data.x[][].y", "data.x[][].z.w", "links.l", "meta.m.n", "meta.o"},
+	{"links", "meta", "data.a.b.c.d.e"},
+}
+
+// FuzzC05_Filter checks, for any body (SECURITY.md C05, C06):
+//   - Filter never panics;
+//   - it accepts exactly the bodies that are valid JSON (one value, no
+//     duplicate names, valid UTF-8), within the size and depth limits, whose
+//     top level is an object with an object "data";
+//   - an accepted output parses as JSON, has exactly data, links and meta as
+//     objects, and every leaf path in it is at or under a released path;
+//     every empty object or array lies on the way to, or under, one;
+//   - filtering is idempotent;
+//   - a refusal wraps ErrUnfilterable, leaves dst unchanged and quotes
+//     nothing from the body.
+func FuzzC05_Filter(f *testing.F) {
+	for i, b := range []string{
+		qfBody, mesriBody, gipBody,
+		`{"data":{"a":1,"b":{"c":[1,{"d":2}]},"x":[[{"y":1,"z":{"w":2,"v":3}}],{"y":2},[]]},"links":{"l":1,"k":2},"meta":{"m":{"n":1,"p":2},"o":null}}`,
+		`{"data":{"a":{"b":{"c":{"d":{"e":{"f":1}}}}}},"links":[],"meta":"x"}`,
+		`{"data":{},"data":{}}`,
+		`{"data":{"a":"\u00e9\ud83d\ude00"}}`,
+		`{"d\u0061ta":{"\u0061":1}}`,
+		"{\"data\":{\"a\":\"\xff\"}}",
+		`{"data":[]}`,
+		`[]`,
+		`{"data":{}} {}`,
+		`{"data":{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}`,
+	} {
+		f.Add([]byte(b), uint8(i))
+		f.Add([]byte(b), uint8(0x80|i<<4|i))
+	}
+	f.Fuzz(func(t *testing.T, body []byte, sel uint8) {
+		paths := fuzzPathSets[int(sel&0x0f)%len(fuzzPathSets)]
+		o := Options{MaxBytes: 1 << 16}
+		if sel&0x80 != 0 {
+			o.MaxDepth = int(sel>>4&7) + 1
+		}
+		p, err := Compile(paths)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := []byte("pre")
+		out, err := Filter(dst, body, p, o)
+		wantOK := referenceAccepts(body, o)
+		if err != nil {
+			if wantOK {
+				t.Fatalf("refused an acceptable body: %v", err)
+			}
+			if !errors.Is(err, ErrUnfilterable) {
+				t.Fatalf("error %v does not wrap ErrUnfilterable", err)
+			}
+			if string(out) != "pre" {
+				t.Fatalf("dst changed on error: %q", out)
+			}
+			if strings.ContainsAny(err.Error(), "\"{[") {
+				t.Fatalf("error quotes input: %q", err)
+			}
+			return
+		}
+		if !wantOK {
+			t.Fatalf("accepted a body the reference refuses: %q", body)
+		}
+		if !bytes.HasPrefix(out, []byte("pre")) {
+			t.Fatalf("dst prefix lost: %q", out)
+		}
+		out = out[3:]
+		checkReleased(t, out, paths)
+		again, err := Filter(nil, out, p, o)
+		if err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("not idempotent: %s -> %s, %v", out, again, err)
+		}
+	})
+}
+
+// referenceAccepts is the acceptance rule of Filter, written independently
+// of its walk: the library parses the whole value, then shape and depth are
+// checked on the result.
+func referenceAccepts(body []byte, o Options) bool {
+	maxBytes, maxDepth := o.MaxBytes, o.MaxDepth
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	if maxDepth <= 0 {
+		maxDepth = DefaultMaxDepth
+	}
+	if len(body) > maxBytes {
+		return false
+	}
+	d := jsontext.NewDecoder(bytes.NewReader(body))
+	deepest := 0
+	for {
+		_, err := d.ReadToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return false
+		}
+		deepest = max(deepest, d.StackDepth())
+		if d.StackDepth() == 0 {
+			// One top-level value only.
+			if _, err := d.ReadToken(); err != io.EOF {
+				return false
+			}
+			break
+		}
+	}
+	if deepest > maxDepth {
+		return false
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return false // not an object
+	}
+	data, ok := top["data"]
+	if !ok {
+		return false
+	}
+	var obj map[string]json.RawMessage
+	return json.Unmarshal(data, &obj) == nil && obj != nil
+}
+
+// checkReleased asserts the output shape and that every path in it is
+// released. Paths use the catalogue syntax: "a.b[].c".
+func checkReleased(t *testing.T, out []byte, released []string) {
+	t.Helper()
+	if !jsontext.Value(out).IsValid() {
+		t.Fatalf("output is not valid JSON: %s", out)
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.UseNumber()
+	var top map[string]any
+	if err := dec.Decode(&top); err != nil {
+		t.Fatalf("output is not an object: %s", out)
+	}
+	keys := make([]string, 0, len(top))
+	for k := range top {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if strings.Join(keys, ",") != "data,links,meta" {
+		t.Fatalf("top-level members %q in %s", keys, out)
+	}
+	for _, k := range keys {
+		m, ok := top[k].(map[string]any)
+		if !ok {
+			t.Fatalf("%s is not an object in %s", k, out)
+		}
+		for mk, v := range m {
+			walkLeaves(t, k+"."+mk, v, released, out)
+		}
+	}
+}
+
+func walkLeaves(t *testing.T, path string, v any, released []string, out []byte) {
+	t.Helper()
+	switch v := v.(type) {
+	case map[string]any:
+		if len(v) == 0 && !under(path, released) && !onTheWay(path, released) {
+			t.Fatalf("empty object at unreleased %s in %s", path, out)
+		}
+		for k, c := range v {
+			walkLeaves(t, path+"."+k, c, released, out)
+		}
+	case []any:
+		if len(v) == 0 && !under(path, released) && !onTheWay(path, released) {
+			t.Fatalf("empty array at unreleased %s in %s", path, out)
+		}
+		for _, c := range v {
+			walkLeaves(t, path+"[]", c, released, out)
+		}
+	default:
+		if !under(path, released) {
+			t.Fatalf("leaf at unreleased %s in %s", path, out)
+		}
+	}
+}
+
+// under reports whether path is at or under a released path.
+func under(path string, released []string) bool {
+	for _, r := range released {
+		if path == r || strings.HasPrefix(path, r) && (path[len(r)] == '.' || path[len(r)] == '[') {
+			return true
+		}
+	}
+	return false
+}
+
+// onTheWay reports whether path is a strict ancestor of a released path.
+func onTheWay(path string, released []string) bool {
+	for _, r := range released {
+		if strings.HasPrefix(r, path) && len(r) > len(path) && (r[len(path)] == '.' || r[len(path)] == '[') {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package respfilter
+
+const raceEnabled = false

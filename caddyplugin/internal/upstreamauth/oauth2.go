@@ -1,0 +1,339 @@
+package upstreamauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+	"golang.org/x/sync/singleflight"
+)
+
+// Defaults and bounds.
+const (
+	DefaultTimeout      = 5 * time.Second
+	DefaultRedisTimeout = 50 * time.Millisecond
+	// MinMargin is the least a token is refreshed ahead of its expiry; the
+	// margin is max(10 % of the lifetime, MinMargin).
+	MinMargin = 5 * time.Second
+	// DefaultLifetime is assumed when the token endpoint gives no
+	// expires_in; a shorter real lifetime ends in a 401 and a refresh.
+	DefaultLifetime = 60 * time.Second
+	// MaxLifetime bounds how long a token is cached, whatever expires_in says.
+	MaxLifetime = 24 * time.Hour
+	// MinSealSecretLen is the minimum length of SealSecret.
+	MinSealSecretLen = 32
+)
+
+// OAuth2Config shapes an OAuth2 client-credentials Source (B11).
+type OAuth2Config struct {
+	// Name identifies the provider; it names the shared Redis entry.
+	Name string
+	// TokenURL is the token endpoint: https, or http on a loopback host
+	// (tests, local stubs).
+	TokenURL     string
+	ClientID     string
+	ClientSecret string
+	Scopes       []string
+	// Timeout bounds one token request, including the Redis lookups made
+	// on the way. Default 5 s.
+	Timeout time.Duration
+	// HTTPClient is copied; the copy gets Timeout, no redirects, no cookie
+	// jar and a 16 KiB response bound.
+	HTTPClient *http.Client
+	// Redis, when set, shares the token between instances, sealed under a
+	// key derived from SealSecret. Redis failures degrade to per-instance
+	// fetching.
+	Redis redis.UniversalClient
+	// SealSecret: at least 32 bytes; required when Redis is set.
+	SealSecret []byte
+	// RedisTimeout bounds each Redis command. Default 50 ms.
+	RedisTimeout time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives debug logs only; never tokens or secrets.
+	Logger *zap.Logger
+}
+
+// cachedToken is the header value to send and when to stop sending it.
+type cachedToken struct {
+	header    string // "Bearer " + access token
+	refreshAt time.Time
+}
+
+type oauth2Source struct {
+	name    string
+	cc      *clientcredentials.Config // one value: it caches the detected auth style
+	hc      *http.Client
+	timeout time.Duration
+	now     func() time.Time
+	log     *zap.Logger
+	shared  *sharedStore // nil without Redis
+
+	group singleflight.Group
+	mu    sync.RWMutex
+	cur   *cachedToken // nil when absent or invalidated
+	gen   uint64       // incremented by Invalidate
+}
+
+// NewOAuth2 returns a client-credentials Source. It makes no network call.
+func NewOAuth2(cfg OAuth2Config) (Source, error) {
+	var errs []error
+	bad := func(msg string) { errs = append(errs, fmt.Errorf("%w: %s", ErrBadConfig, msg)) }
+	if cfg.Name == "" {
+		bad("name is required")
+	}
+	if err := checkTokenURL(cfg.TokenURL); err != nil {
+		bad(err.Error())
+	}
+	if cfg.ClientID == "" || cfg.ClientSecret == "" {
+		bad("client id and client secret are required")
+	}
+	if cfg.Timeout < 0 || cfg.RedisTimeout < 0 {
+		bad("timeouts must be positive")
+	}
+	if cfg.Redis != nil && len(cfg.SealSecret) < MinSealSecretLen {
+		bad(fmt.Sprintf("a seal secret of at least %d bytes is required with redis", MinSealSecretLen))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.RedisTimeout == 0 {
+		cfg.RedisTimeout = DefaultRedisTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	s := &oauth2Source{
+		name: cfg.Name,
+		cc: &clientcredentials.Config{
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+			TokenURL:     cfg.TokenURL,
+			Scopes:       append([]string(nil), cfg.Scopes...),
+		},
+		hc:      tokenClient(cfg.HTTPClient, cfg.Timeout),
+		timeout: cfg.Timeout,
+		now:     cfg.Now,
+		log:     cfg.Logger,
+	}
+	if cfg.Redis != nil {
+		s.shared = newSharedStore(cfg.Redis, cfg.SealSecret, cfg.Name, cfg.RedisTimeout)
+	}
+	return s, nil
+}
+
+func checkTokenURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return errors.New("token url must be an absolute URL without credentials")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if h := u.Hostname(); h == "localhost" || net.ParseIP(h).IsLoopback() {
+			return nil
+		}
+	}
+	return errors.New("token url must use https (http only on a loopback host)")
+}
+
+// String hides the credentials, should the Source ever be printed.
+func (s *oauth2Source) String() string { return "oauth2 client credentials for " + s.name }
+
+// Apply sets Authorization: Bearer <token>. Concurrent callers that find no
+// usable token share one refresh, which runs detached from their contexts
+// under Timeout; a caller whose ctx ends returns at once.
+func (s *oauth2Source) Apply(ctx context.Context, h http.Header) error {
+	if v, ok := s.current(); ok {
+		h["Authorization"] = []string{v}
+		return nil
+	}
+	ch := s.group.DoChan("token", func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+		defer cancel()
+		return s.refresh(fctx)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return r.Err
+		}
+		h["Authorization"] = []string{r.Val.(string)}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrTokenUnavailable, ctx.Err())
+	}
+}
+
+// Invalidate forgets the cached token, here and in Redis, so that the next
+// Apply fetches a new one. Call it once per provider 401, before the single
+// retry (I09).
+func (s *oauth2Source) Invalidate(ctx context.Context) {
+	s.mu.Lock()
+	s.cur = nil
+	s.gen++
+	s.mu.Unlock()
+	if s.shared != nil {
+		if err := s.shared.del(context.WithoutCancel(ctx)); err != nil {
+			s.debug("upstreamauth: redis delete failed", zap.Error(err))
+		}
+	}
+}
+
+func (s *oauth2Source) current() (string, bool) {
+	s.mu.RLock()
+	t := s.cur
+	s.mu.RUnlock()
+	if t == nil || !s.now().Before(t.refreshAt) {
+		return "", false
+	}
+	return t.header, true
+}
+
+// refresh runs in one goroutine at a time: shared token, else the token
+// endpoint.
+func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
+	if v, ok := s.current(); ok { // installed by a flight that just ended
+		return v, nil
+	}
+	s.mu.RLock()
+	gen := s.gen
+	s.mu.RUnlock()
+
+	if s.shared != nil {
+		t, err := s.shared.get(ctx)
+		switch {
+		case err != nil:
+			s.debug("upstreamauth: shared token unavailable, fetching", zap.Error(err))
+		case t != nil && s.now().Before(t.refreshAt):
+			if s.install(t, true, gen) {
+				return t.header, nil
+			}
+			// Invalidated while we read it: it may be the token that
+			// earned the 401. Fetch a new one.
+		}
+	}
+
+	t, err := s.fetch(ctx)
+	if err != nil {
+		return "", err
+	}
+	if s.now().Before(t.refreshAt) {
+		s.install(t, false, 0)
+		if s.shared != nil {
+			if err := s.shared.set(ctx, t, t.refreshAt.Sub(s.now())); err != nil {
+				s.debug("upstreamauth: sharing the token failed", zap.Error(err))
+			}
+		}
+	}
+	// A token whose lifetime is within the margin is used by the callers of
+	// this flight only.
+	return t.header, nil
+}
+
+// install makes t current. With checkGen it gives up if Invalidate ran
+// since gen was read.
+func (s *oauth2Source) install(t *cachedToken, checkGen bool, gen uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if checkGen && gen != s.gen {
+		return false
+	}
+	s.cur = t
+	return true
+}
+
+// fetch asks the token endpoint. Errors carry a fixed reason only: the
+// endpoint's body may echo what we sent.
+func (s *oauth2Source) fetch(ctx context.Context) (*cachedToken, error) {
+	ctx, tooLarge := withTooLargeFlag(context.WithValue(ctx, oauth2.HTTPClient, s.hc))
+	start := s.now()
+	tok, err := s.cc.Token(ctx)
+	if err != nil {
+		reason := "transport error"
+		var re *oauth2.RetrieveError
+		switch {
+		case tooLarge.Load():
+			reason = "response too large"
+		case errors.As(err, &re) && re.Response != nil:
+			reason = "status " + strconv.Itoa(re.Response.StatusCode)
+		case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+			reason = "timeout"
+		case strings.Contains(err.Error(), "cannot parse"):
+			reason = "unreadable response"
+		}
+		s.debug("upstreamauth: token request failed", zap.String("reason", reason))
+		return nil, fmt.Errorf("%w: %s: %s", ErrTokenUnavailable, s.name, reason)
+	}
+	if !validToken(tok.AccessToken) || (tok.TokenType != "" && !strings.EqualFold(tok.TokenType, "bearer")) {
+		return nil, fmt.Errorf("%w: %s: unusable token in response", ErrTokenUnavailable, s.name)
+	}
+	life := lifetime(tok, time.Now())
+	return &cachedToken{
+		header:    "Bearer " + tok.AccessToken,
+		refreshAt: start.Add(life - margin(life)),
+	}, nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// lifetime reads expires_in. x/oauth2 sets ExpiresIn for JSON answers and
+// only Expiry (from time.Now, not our clock) for form-encoded ones.
+func lifetime(tok *oauth2.Token, wallNow time.Time) time.Duration {
+	var d time.Duration
+	switch {
+	case tok.ExpiresIn > 0:
+		d = time.Duration(tok.ExpiresIn) * time.Second
+	case !tok.Expiry.IsZero():
+		d = tok.Expiry.Sub(wallNow).Round(time.Second)
+	default:
+		d = DefaultLifetime
+	}
+	return min(d, MaxLifetime)
+}
+
+// margin is max(10 % of the lifetime, 5 s) (B11).
+func margin(life time.Duration) time.Duration {
+	return max(life/10, MinMargin)
+}
+
+// validToken: an RFC 6750 b64token-ish string that is safe in a header (D05).
+func validToken(t string) bool {
+	if t == "" || len(t) > maxTokenResponse {
+		return false
+	}
+	for i := range len(t) {
+		if c := t[i]; c <= 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *oauth2Source) debug(msg string, fields ...zap.Field) {
+	if ce := s.log.Check(zapcore.DebugLevel, msg); ce != nil {
+		ce.Write(append(fields, zap.String("provider", s.name))...)
+	}
+}

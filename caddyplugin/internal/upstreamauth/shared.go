@@ -1,0 +1,123 @@
+package upstreamauth
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Wire format of a shared token (B11).
+const (
+	// KeyPrefix names every Redis key this package writes.
+	KeyPrefix         = "passerelle:v1:upstream:"
+	sealInfo          = "passerelle/upstream-token/v1"
+	sealVersion  byte = 1
+	sealNonceLen      = 12
+)
+
+var errSealed = errors.New("upstreamauth: shared token does not open")
+
+// sharedStore keeps one provider's token in Redis, sealed with AES-256-GCM
+// under HKDF-SHA256(ikm = SealSecret, info = "passerelle/upstream-token/v1"),
+// with the Redis key as associated data. The key is KeyPrefix +
+// hex(HMAC-SHA256(SealSecret, Name)).
+type sharedStore struct {
+	rdb     redis.UniversalClient
+	key     string
+	aead    cipher.AEAD
+	timeout time.Duration
+}
+
+type sealedToken struct {
+	Header    string `json:"h"`
+	RefreshAt int64  `json:"r"` // Unix milliseconds
+}
+
+func newSharedStore(rdb redis.UniversalClient, secret []byte, name string, timeout time.Duration) *sharedStore {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(name))
+	k, err := hkdf.Key(sha256.New, secret, nil, sealInfo, 32)
+	if err != nil { // only for impossible lengths
+		panic(err)
+	}
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		panic(err)
+	}
+	g, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	return &sharedStore{rdb: rdb, key: KeyPrefix + hex.EncodeToString(m.Sum(nil)), aead: g, timeout: timeout}
+}
+
+func (s *sharedStore) seal(t *cachedToken) ([]byte, error) {
+	plain, err := json.Marshal(sealedToken{Header: t.header, RefreshAt: t.refreshAt.UnixMilli()})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 1+sealNonceLen, 1+sealNonceLen+len(plain)+s.aead.Overhead())
+	out[0] = sealVersion
+	_, _ = rand.Read(out[1:])
+	return s.aead.Seal(out, out[1:], plain, []byte(s.key)), nil
+}
+
+func (s *sharedStore) open(val []byte) (*cachedToken, error) {
+	if len(val) < 1+sealNonceLen+s.aead.Overhead() || len(val) > 2*maxTokenResponse || val[0] != sealVersion {
+		return nil, errSealed
+	}
+	plain, err := s.aead.Open(nil, val[1:1+sealNonceLen], val[1+sealNonceLen:], []byte(s.key))
+	if err != nil {
+		return nil, errSealed
+	}
+	var st sealedToken
+	if err := json.Unmarshal(plain, &st); err != nil || st.RefreshAt <= 0 ||
+		len(st.Header) <= len("Bearer ") || st.Header[:7] != "Bearer " || !validToken(st.Header[7:]) {
+		return nil, errSealed
+	}
+	return &cachedToken{header: st.Header, refreshAt: time.UnixMilli(st.RefreshAt)}, nil
+}
+
+// get returns the shared token, nil when there is none.
+func (s *sharedStore) get(ctx context.Context) (*cachedToken, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	val, err := s.rdb.Get(ctx, s.key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.open(val)
+}
+
+func (s *sharedStore) set(ctx context.Context, t *cachedToken, ttl time.Duration) error {
+	ttl = ttl.Truncate(time.Millisecond)
+	if ttl <= 0 {
+		return nil
+	}
+	val, err := s.seal(t)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.rdb.Set(ctx, s.key, val, ttl).Err()
+}
+
+func (s *sharedStore) del(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.rdb.Del(ctx, s.key).Err()
+}
