@@ -212,13 +212,15 @@ func (h *Handler) tokenError(err error) *apierror.Error {
 	switch {
 	case errors.Is(err, fcverify.ErrTokenExpired):
 		return apierror.TokenExpired()
-	case errors.Is(err, context.Canceled):
-		return apierror.Unavailable("fc_unavailable")
+	case errors.Is(err, fcverify.ErrTokenMalformed):
+		return apierror.TokenMalformed()
 	}
 	reason := fcverify.Reason(err)
-	if reason == "fc_client_auth_failed" {
-		// Our own credentials are refused: an operator must act (SECURITY.md I02).
-		h.logger.Error("FranceConnect refused the gateway's client authentication", zap.String("reason", reason))
+	if reason == fcverify.ReasonClientAuth {
+		// Our own credentials are refused: an operator must act (SECURITY.md
+		// I02). The caller sees FranceConnect as unavailable.
+		h.logger.Error("FranceConnect refused the gateway's client authentication", zap.String("alert", reason))
+		reason = fcverify.ReasonUnavailable
 	} else if c := h.logger.Check(zapcore.WarnLevel, "FranceConnect check failed"); c != nil {
 		c.Write(zap.String("reason", reason))
 	}

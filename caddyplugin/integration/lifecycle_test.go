@@ -1,0 +1,208 @@
+package integration
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
+)
+
+// TestI01_FCDownFailsClosed: FranceConnect unreachable → 503 with
+// Retry-After for a token not in cache, never an allow.
+func TestI01_FCDownFailsClosed(t *testing.T) {
+	down := httptest.NewServer(nil)
+	down.Close() // a loopback port nobody listens on any more
+	start(t, options{MaxEntries: 4001, CheckTokenURL: down.URL})
+	a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...)
+	if a.status != 503 || a.code(t) != "00503" || a.header.Get("Retry-After") == "" {
+		t.Fatalf("status %d code %s Retry-After %q: %s", a.status, a.code(t), a.header.Get("Retry-After"), a.body)
+	}
+}
+
+// TestI14_InvalidConfigKeepsServing: a refused configuration leaves the
+// previous one serving.
+func TestI14_InvalidConfigKeepsServing(t *testing.T) {
+	start(t, options{MaxEntries: 4002})
+	bad := strings.Replace(config(t, options{MaxEntries: 4003}), "mode sandbox", "mode production", 1)
+	caddytest.AssertLoadError(t, bad, "caddyfile", "decryption_key: required in production mode")
+	if a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...); a.status != 200 {
+		t.Fatalf("status %d after a refused reload: %s", a.status, a.body)
+	}
+}
+
+// productionConfig is a production-mode configuration with every secret
+// given as a reference; extra is appended inside the site block.
+func productionConfig(t *testing.T, clientSecret, extraSite string) string {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "enc.jwk")
+	// A throwaway key, written with owner-only permissions.
+	k, err := fcverify.GenerateKey("ECDH-ES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return `{
+	admin localhost:2999
+	auto_https off
+	passerelle {
+		franceconnect {
+			issuer https://fc.example/api/v2
+			client_id ` + fdClientID + `
+			client_secret ` + clientSecret + `
+			decryption_key {file.` + key + `}
+		}
+		habilitations ` + writeHabilitations(t) + `
+	}
+}
+http://127.0.0.1:18084 {
+	bind 127.0.0.1
+	` + extraSite + `
+	respond 404
+}
+`
+}
+
+
+// TestH01_LiteralSecretRefusedInProduction: a literal secret is a load
+// error in production; a reference is accepted.
+func TestH01_LiteralSecretRefusedInProduction(t *testing.T) {
+	setEnv(t)
+	caddytest.AssertLoadError(t, productionConfig(t, "a-literal-secret", ""), "caddyfile",
+		"franceconnect client_secret: a literal secret is refused in production mode")
+	tester := caddytest.NewTester(t)
+	tester.InitServer(productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", ""), "caddyfile")
+}
+
+// TestH03_SandboxRefusedInProduction: the sandbox modules refuse to load
+// next to a production app.
+func TestH03_SandboxRefusedInProduction(t *testing.T) {
+	setEnv(t)
+	for _, module := range []string{"passerelle_sandbox_fc {\n\t\tissuer http://127.0.0.1:18084/api/v2\n\t}", "passerelle_sandbox_provider"} {
+		caddytest.AssertLoadError(t, productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", module), "caddyfile",
+			"sandbox modules refuse to run in production mode")
+	}
+}
+
+// TestH02_ProductionRulesRefused: plain-HTTP FranceConnect URLs and loose
+// bounds are load errors in production.
+func TestH02_ProductionRulesRefused(t *testing.T) {
+	setEnv(t)
+	cfg := productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", "")
+	for name, c := range map[string]struct{ from, to, want string }{
+		"http issuer":    {"issuer https://fc.example/api/v2", "issuer http://fc.example/api/v2", "issuer: must use https"},
+		"integ issuer":   {"issuer https://fc.example/api/v2", "issuer https://fcp-low.integ01.dev-franceconnect.fr/api/v2", "integration or sandbox issuer"},
+		"skew":           {"decryption_key", "skew 45s\n\t\t\tdecryption_key", "skew: at most 30s"},
+		"cache cap":      {"habilitations ", "cache {\n\t\t\tttl_cap 90s\n\t\t}\n\t\thabilitations ", "ttl cap must be in (0, 1m0s]"},
+		"redis no tls":   {"habilitations ", "cache {\n\t\t\tsecret {env.PASSERELLE_TEST_CACHE_SECRET}\n\t\t\tredis {\n\t\t\t\taddrs 127.0.0.1:1\n\t\t\t}\n\t\t}\n\t\thabilitations ", "tls is required in production"},
+		"no decrypt key": {"decryption_key", "#", "decryption_key: required in production mode"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			bad := strings.Replace(cfg, c.from, c.to, 1)
+			if bad == cfg {
+				t.Fatal("substitution did not apply")
+			}
+			caddytest.AssertLoadError(t, bad, "caddyfile", c.want)
+		})
+	}
+}
+
+// TestH08_PublishedJWKSIsPublic: the served encryption JWKS holds public
+// members only, each key marked for encryption.
+func TestH08_PublishedJWKSIsPublic(t *testing.T) {
+	start(t, options{MaxEntries: 4004})
+	a := get(t, gatewayPort, "/.well-known/passerelle/jwks.json")
+	if a.status != 200 {
+		t.Fatalf("status %d", a.status)
+	}
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if err := json.Unmarshal(a.body, &set); err != nil || len(set.Keys) == 0 {
+		t.Fatalf("not a JWKS: %v: %s", err, a.body)
+	}
+	for _, k := range set.Keys {
+		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"} {
+			if _, ok := k[private]; ok {
+				t.Fatalf("private member %q served", private)
+			}
+		}
+		if k["use"] != "enc" || k["kid"] == "" {
+			t.Fatalf("key without use=enc or kid: %v", k)
+		}
+	}
+}
+
+// TestC02_RevocationAppliesWithinDelay: revoking the habilitation in the
+// file refuses the next requests within the reload interval, cached token
+// or not; an invalid file keeps the previous registry.
+func TestC02_RevocationAppliesWithinDelay(t *testing.T) {
+	habs := writeHabilitations(t)
+	start(t, options{MaxEntries: 4005, Habilitations: habs})
+	if a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...); a.status != 200 {
+		t.Fatalf("status %d: %s", a.status, a.body)
+	}
+	orig, _ := os.ReadFile(habs)
+	if err := os.WriteFile(habs, []byte("habilitations: [ {id: broken"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...); a.status != 200 {
+		t.Fatalf("an invalid update changed the registry: status %d", a.status)
+	}
+	revoked := strings.Replace(string(orig), "revoked: false", "revoked: true", 1)
+	if err := os.WriteFile(habs, []byte(revoked), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...)
+		if a.status == 403 && a.code(t) == "00100" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revocation not applied after 10s: status %d", a.status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestOfficialSandboxDirectory: pointed at API Particulier's official
+// payloads directory, read unchanged, the sandbox serves its tokens and
+// cases. Skipped when ../shared is absent (a fresh clone).
+func TestOfficialSandboxDirectory(t *testing.T) {
+	dir, err := filepath.Abs("../../../shared/reference/siade_staging_data/payloads")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("official sandbox data not present at %s", dir)
+	}
+	cfg := strings.Replace(config(t, options{MaxEntries: 4006}), "gateway_jwks", "cases "+dir+"\n\t\tgateway_jwks", 1)
+	cfg = strings.Replace(cfg, "passerelle_sandbox_provider {", "passerelle_sandbox_provider {\n\t\tcases "+dir, 1)
+	setEnv(t)
+	caddytest.NewTester(t).InitServer(cfg, "caddyfile")
+	// The official cnaf_qfv2 token verifies; its identity has no exact case
+	// in the official folder (DOMAIN.md §7), so the folder's 404 answers.
+	a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...)
+	if a.status != 404 || a.code(t) != "37003" {
+		t.Fatalf("status %d code %s: %s", a.status, a.code(t), a.body)
+	}
+	// Our own tokens do not exist there: 401.
+	if a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qf_partial")...); a.status != 401 {
+		t.Fatalf("status %d for a token absent from the official data", a.status)
+	}
+}
