@@ -3,18 +3,17 @@ package caddyplugin
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/google/uuid"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -107,6 +106,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// newRequestID returns a random UUID (version 4) for X-Request-Id.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:36], b[10:16])
+	return string(out[:])
+}
+
 // request carries the per-request decisions, for errors and later steps.
 type request struct {
 	ep     *catalogue.Endpoint
@@ -114,13 +132,15 @@ type request struct {
 	hab    *habilitation.Habilitation
 	mask   uint64
 	source string
+	query  []queryParam
+	params [maxQueryParams]queryParam
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	hdr := w.Header()
 	hdr.Del("Server")
-	hdr.Set("X-Request-Id", uuid.NewString())
+	hdr["X-Request-Id"] = []string{newRequestID()}
 	var rq request
 	if aerr := h.authorize(r, &rq); aerr != nil {
 		h.refuse(w, &rq, aerr)
@@ -174,7 +194,12 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 	}
 	rq.hab = hab
 
-	if aerr := checkQuery(r.URL.RawQuery, ep, hab); aerr != nil {
+	params, ok := parseQuery(r.URL.RawQuery, rq.params[:0])
+	if !ok {
+		return apierror.ParamInvalid("")
+	}
+	rq.query = params
+	if aerr := checkQuery(params, ep, hab); aerr != nil {
 		return aerr
 	}
 
@@ -299,86 +324,6 @@ func habHasAny(hab *habilitation.Habilitation, s *catalogue.Scope) bool {
 	return false
 }
 
-// checkQuery validates the caller's query: recipient first (SECURITY.md C07),
-// then each pass-through parameter; anything else, or anything repeated, is
-// refused by name (D07, C08).
-func checkQuery(raw string, ep *catalogue.Endpoint, hab *habilitation.Habilitation) *apierror.Error {
-	q, err := url.ParseQuery(raw)
-	if err != nil {
-		return apierror.ParamInvalid("")
-	}
-	if ep.RecipientRequired() {
-		rs, ok := q["recipient"]
-		switch {
-		case !ok || len(rs) == 1 && rs[0] == "":
-			return apierror.RecipientMissing()
-		case len(rs) != 1 || !habilitation.ValidSIRET(rs[0]):
-			return apierror.RecipientInvalid()
-		case rs[0] != hab.SIRET:
-			return apierror.RecipientMismatch()
-		}
-	}
-	for name, vs := range q {
-		if name == "recipient" && ep.RecipientRequired() {
-			continue
-		}
-		p, ok := ep.Param(name)
-		if !ok {
-			return apierror.ParamRefused(name)
-		}
-		if len(vs) != 1 || !p.Valid(vs[0]) {
-			return apierror.ParamInvalid(name)
-		}
-	}
-	for i := range ep.Params {
-		if p := &ep.Params[i]; p.Required && q.Get(p.Name) == "" {
-			return apierror.ParamInvalid(p.Name)
-		}
-	}
-	return nil
-}
-
-// upstreamQuery builds the provider query: the identity mapping, then the
-// pass-through parameters and the recipient, in catalogue order.
-func upstreamQuery(ep *catalogue.Endpoint, f *fcverify.Facts, callerQuery string) (string, error) {
-	pivot := catalogue.Pivot{
-		FamilyName: f.Identity.FamilyName, GivenName: f.Identity.GivenName, Gender: f.Identity.Gender,
-		Birthdate: f.Identity.Birthdate, Birthplace: f.Identity.Birthplace, Birthcountry: f.Identity.Birthcountry,
-	}
-	var (
-		b    strings.Builder
-		vals []string
-		err  error
-	)
-	b.Grow(256)
-	add := func(k, v string) {
-		if b.Len() > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(url.QueryEscape(k))
-		b.WriteByte('=')
-		b.WriteString(url.QueryEscape(v))
-	}
-	for _, ip := range ep.Identity {
-		if vals, err = ip.Claim.AppendValues(vals[:0], &pivot); err != nil {
-			return "", err
-		}
-		for _, v := range vals {
-			add(ip.Param, v)
-		}
-	}
-	caller, _ := url.ParseQuery(callerQuery) // validated by checkQuery
-	for i := range ep.Params {
-		if v := caller.Get(ep.Params[i].Name); v != "" {
-			add(ep.Params[i].Name, v)
-		}
-	}
-	if v := caller.Get("recipient"); v != "" {
-		add("recipient", v)
-	}
-	return b.String(), nil
-}
-
 type filterKey struct {
 	ep   *catalogue.Endpoint
 	mask uint64
@@ -407,7 +352,7 @@ func (h *Handler) paths(ep *catalogue.Endpoint, mask uint64) (*respfilter.Paths,
 // forward runs steps 6 and 7.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) {
 	ep := rq.ep
-	query, err := upstreamQuery(ep, rq.facts, r.URL.RawQuery)
+	query, err := upstreamQuery(ep, rq.facts, rq.query)
 	if err != nil {
 		h.refuse(w, rq, apierror.IdentityUnusable())
 		return
@@ -423,7 +368,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	// reaches the provider (SECURITY.md D01, D02, E01).
 	reqID := w.Header().Get("X-Request-Id")
 	r.URL.Path, r.URL.RawPath, r.URL.RawQuery = ep.UpstreamPath, "", query
-	r.Header = http.Header{"Accept": {"application/json"}, "X-Request-Id": {reqID}}
+	r.Header = http.Header{"Accept": acceptJSON, "X-Request-Id": {reqID}}
 	r.Body, r.ContentLength = http.NoBody, 0
 	if cred != nil {
 		if err := cred.Apply(r.Context(), r.Header); err != nil {
@@ -460,9 +405,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	*out = filtered
 	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json; charset=utf-8")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr["Content-Type"] = jsonContentType
+	hdr["Cache-Control"] = noStore
+	hdr["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(filtered)
 }
@@ -494,11 +439,17 @@ func providerError(ep *catalogue.Endpoint, rec *capture, err error) *apierror.Er
 	case rec.status != http.StatusOK, rec.overflow:
 		return apierror.ProviderError(prefix, name)
 	}
-	mt, _, err := mime.ParseMediaType(rec.header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
+	if !isJSON(rec.header.Get("Content-Type")) {
 		return apierror.ProviderError(prefix, name)
 	}
 	return nil
+}
+
+// isJSON reports whether a Content-Type is application/json, with or
+// without parameters (no allocation, unlike mime.ParseMediaType).
+func isJSON(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
 }
 
 // refuse writes an API Particulier error answer.
@@ -512,6 +463,14 @@ func (h *Handler) refuse(w http.ResponseWriter, rq *request, e *apierror.Error) 
 	}
 	apierror.Write(w, e)
 }
+
+// Response header values, shared (never modified) as Caddy does for Server.
+var (
+	jsonContentType = []string{"application/json; charset=utf-8"}
+	noStore         = []string{"no-store"}
+	noSniff         = []string{"nosniff"}
+	acceptJSON      = []string{"application/json"}
+)
 
 // capture buffers the provider answer, up to a limit, so that nothing is
 // sent to the caller before filtering succeeded (SECURITY.md C06).

@@ -76,7 +76,6 @@ http://127.0.0.1:18084 {
 `
 }
 
-
 // TestH01_LiteralSecretRefusedInProduction: a literal secret is a load
 // error in production; a reference is accepted.
 func TestH01_LiteralSecretRefusedInProduction(t *testing.T) {

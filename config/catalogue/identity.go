@@ -147,18 +147,16 @@ func appendRequired(dst []string, v string) ([]string, error) {
 
 // splitDate splits YYYY-MM-DD, YYYY-MM or YYYY into its parts ("" when absent).
 func splitDate(s string) (y, m, d string, ok bool) {
-	parts := strings.Split(s, "-")
-	if len(parts) > 3 || !digits(parts[0], 4) {
+	y, rest, hasMonth := strings.Cut(s, "-")
+	if !digits(y, 4) {
 		return "", "", "", false
 	}
-	y = parts[0]
-	if len(parts) > 1 {
-		if m = parts[1]; !digits(m, 2) || m > "12" {
+	if hasMonth {
+		var hasDay bool
+		if m, d, hasDay = strings.Cut(rest, "-"); !digits(m, 2) || m > "12" {
 			return "", "", "", false
 		}
-	}
-	if len(parts) > 2 {
-		if d = parts[2]; !digits(d, 2) || d > "31" {
+		if hasDay && (!digits(d, 2) || d > "31") {
 			return "", "", "", false
 		}
 	}

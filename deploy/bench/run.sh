@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Load harness: Passerelle with a cached FranceConnect token against Caddy's
 # plain reverse_proxy to the same sandbox provider, same binary, same run,
-# alternating rounds. Prints requests/s of each and their ratio.
+# alternating short rounds. Prints, per round, requests/s of each and the
+# gateway process's CPU time per request (from /proc), then the median of
+# the per-round ratios: on a shared 2-core VM, neighbours move whole rounds,
+# and pairing adjacent rounds then taking the median cancels most of that.
 #
 #   bash deploy/bench/run.sh [rounds] [seconds] [connections]
 #
@@ -9,7 +12,7 @@
 # loopback and every round is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-rounds=${1:-3} seconds=${2:-10} conns=${3:-32}
+rounds=${1:-10} seconds=${2:-5} conns=${3:-32}
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 bin=$(mktemp -d)/passerelle
@@ -24,12 +27,26 @@ plain='http://127.0.0.1:9082/v3/dss/quotient_familial/identite?nomNaissance=CNAF
 curl -sf -o /dev/null -H 'Authorization: Bearer cnaf_qfv2' "$gw" || { echo "gateway warm-up failed" >&2; exit 1; }
 curl -sf -o /dev/null "$plain" || { echo "baseline warm-up failed" >&2; exit 1; }
 
-rps() { wrk -t2 -c"$conns" -d"${seconds}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
-plain_total=0 gw_total=0
+# cpu_ticks: user+system clock ticks the gateway process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+# run prints "<req/s> <gateway CPU µs per request>" for one wrk round.
+run() {
+	local before after out reqs
+	before=$(cpu_ticks)
+	out=$(wrk -t2 -c"$conns" -d"${seconds}s" "$@")
+	after=$(cpu_ticks)
+	reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+	echo "$(echo "$out" | awk '/Requests\/sec/ {print $2}') $(echo "scale=1; ($after - $before) * 1000000 / $hz / $reqs" | bc -l)"
+}
+ratios=() cpu_ratios=()
 for r in $(seq 1 "$rounds"); do
-	p=$(rps "$plain")
-	g=$(rps -H 'Authorization: Bearer cnaf_qfv2' "$gw")
-	echo "round $r: reverse_proxy ${p} req/s, passerelle (cached token) ${g} req/s"
-	plain_total=$(echo "$plain_total + $p" | bc -l) gw_total=$(echo "$gw_total + $g" | bc -l)
+	read -r p pc < <(run "$plain")
+	read -r g gc < <(run -H 'Authorization: Bearer cnaf_qfv2' "$gw")
+	ratios+=("$(echo "scale=3; $g / $p" | bc -l)")
+	cpu_ratios+=("$(echo "scale=3; $pc / $gc" | bc -l)")
+	echo "round $r: reverse_proxy ${p} req/s (${pc} µs CPU/req), passerelle cached token ${g} req/s (${gc} µs CPU/req), ratio ${ratios[-1]}"
 done
-echo "ratio passerelle/reverse_proxy: $(echo "scale=3; $gw_total / $plain_total" | bc -l)"
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+echo "median throughput ratio passerelle/reverse_proxy: $(median "${ratios[@]}")"
+echo "median CPU-per-request ratio reverse_proxy/passerelle: $(median "${cpu_ratios[@]}")"

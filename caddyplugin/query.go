@@ -1,0 +1,143 @@
+package caddyplugin
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
+	"github.com/passerelle-gw/passerelle/config/catalogue"
+	"github.com/passerelle-gw/passerelle/config/habilitation"
+)
+
+// maxQueryParams bounds the caller's query: no route takes more.
+const maxQueryParams = 8
+
+// queryParam is one decoded query parameter of the caller.
+type queryParam struct{ name, value string }
+
+// parseQuery decodes a raw query into dst without a map: the hot path of a
+// cached token stays allocation-light. It fails on a bad escape, on more
+// than maxQueryParams parameters, and on ';' separators (SECURITY.md D06).
+func parseQuery(raw string, dst []queryParam) ([]queryParam, bool) {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		if strings.IndexByte(pair, ';') >= 0 || len(dst) == maxQueryParams {
+			return dst, false
+		}
+		name, value, _ := strings.Cut(pair, "=")
+		var ok bool
+		if name, ok = unescape(name); !ok {
+			return dst, false
+		}
+		if value, ok = unescape(value); !ok {
+			return dst, false
+		}
+		dst = append(dst, queryParam{name, value})
+	}
+	return dst, true
+}
+
+func unescape(s string) (string, bool) {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, true
+	}
+	u, err := url.QueryUnescape(s)
+	return u, err == nil
+}
+
+// count returns how many times name occurs and its first value.
+func count(params []queryParam, name string) (int, string) {
+	n, v := 0, ""
+	for _, p := range params {
+		if p.name == name {
+			if n == 0 {
+				v = p.value
+			}
+			n++
+		}
+	}
+	return n, v
+}
+
+// checkQuery validates the caller's query: recipient first (SECURITY.md C07),
+// then each pass-through parameter; anything else, or anything repeated, is
+// refused by name (D07, C08: no person parameter on a FranceConnect route).
+func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.Habilitation) *apierror.Error {
+	if ep.RecipientRequired() {
+		switch n, v := count(params, "recipient"); {
+		case n == 0 || n == 1 && v == "":
+			return apierror.RecipientMissing()
+		case n != 1 || !habilitation.ValidSIRET(v):
+			return apierror.RecipientInvalid()
+		case v != hab.SIRET:
+			return apierror.RecipientMismatch()
+		}
+	}
+	for _, qp := range params {
+		if qp.name == "recipient" && ep.RecipientRequired() {
+			continue
+		}
+		p, ok := ep.Param(qp.name)
+		if !ok {
+			return apierror.ParamRefused(qp.name)
+		}
+		if n, _ := count(params, qp.name); n != 1 || !p.Valid(qp.value) {
+			return apierror.ParamInvalid(qp.name)
+		}
+	}
+	for i := range ep.Params {
+		if p := &ep.Params[i]; p.Required {
+			if _, v := count(params, p.Name); v == "" {
+				return apierror.ParamInvalid(p.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// upstreamQuery builds the provider query: the identity mapping, then the
+// pass-through parameters and the recipient, in catalogue order. Nothing of
+// the caller's raw query is copied (SECURITY.md E01).
+func upstreamQuery(ep *catalogue.Endpoint, f *fcverify.Facts, params []queryParam) (string, error) {
+	pivot := catalogue.Pivot{
+		FamilyName: f.Identity.FamilyName, GivenName: f.Identity.GivenName, Gender: f.Identity.Gender,
+		Birthdate: f.Identity.Birthdate, Birthplace: f.Identity.Birthplace, Birthcountry: f.Identity.Birthcountry,
+	}
+	var (
+		b    strings.Builder
+		buf  [4]string
+		vals []string
+		err  error
+	)
+	b.Grow(320)
+	add := func(k, v string) {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(url.QueryEscape(k))
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(v))
+	}
+	for _, ip := range ep.Identity {
+		if vals, err = ip.Claim.AppendValues(buf[:0], &pivot); err != nil {
+			return "", err
+		}
+		for _, v := range vals {
+			add(ip.Param, v)
+		}
+	}
+	for i := range ep.Params {
+		if _, v := count(params, ep.Params[i].Name); v != "" {
+			add(ep.Params[i].Name, v)
+		}
+	}
+	if _, v := count(params, "recipient"); v != "" && ep.RecipientRequired() {
+		add("recipient", v)
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,101 @@
+package caddyplugin
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/passerelle-gw/passerelle/config/catalogue"
+	"github.com/passerelle-gw/passerelle/config/habilitation"
+)
+
+func qfEndpoint(t testing.TB) *catalogue.Endpoint {
+	t.Helper()
+	c, err := catalogue.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, _ := c.Lookup("/v3/dss/quotient_familial/france_connect")
+	return ep
+}
+
+// TestD07_QueryAllowList: each route lists its parameters; unknown,
+// repeated, person or malformed parameters are refused by name (C07, C08).
+func TestD07_QueryAllowList(t *testing.T) {
+	ep := qfEndpoint(t)
+	hab := &habilitation.Habilitation{SIRET: "13002526500013"}
+	cases := []struct {
+		raw, code, param string
+	}{
+		{"recipient=13002526500013", "", ""},
+		{"recipient=13002526500013&annee=2024&mois=02", "", ""},
+		{"", "00203", "recipient"},
+		{"recipient=", "00203", "recipient"},
+		{"recipient=13002526500014", "00210", "recipient"},
+		{"recipient=1300252650001", "00210", "recipient"},
+		{"recipient=130025265000130", "00210", "recipient"},
+		{"recipient=13002526500013&recipient=13002526500013", "00210", "recipient"},
+		{"recipient=%EF%BC%911300252650001", "00210", "recipient"},
+		{"recipient=+13002526500013", "00210", "recipient"},
+		{"recipient=21930048000015", "00100", "recipient"},
+		{"recipient=13002526500013&nomNaissance=DUPONT", "00366", "nomNaissance"},
+		{"recipient=13002526500013&prenoms%5B%5D=Jean", "00366", "prenoms[]"},
+		{"recipient=13002526500013&annee=2024&annee=2023", "00366", "annee"},
+		{"recipient=13002526500013&mois=13", "00366", "mois"},
+		{"recipient=13002526500013&client_id=other", "00366", "client_id"},
+	}
+	for _, tc := range cases {
+		params, ok := parseQuery(tc.raw, nil)
+		if !ok {
+			t.Fatalf("%q: parse failed", tc.raw)
+		}
+		e := checkQuery(params, ep, hab)
+		switch {
+		case tc.code == "" && e != nil:
+			t.Errorf("%q refused: %s", tc.raw, e.Code)
+		case tc.code != "" && (e == nil || e.Code != tc.code || e.SourceParameter != tc.param):
+			t.Errorf("%q: got %+v, want code %s parameter %q", tc.raw, e, tc.code, tc.param)
+		}
+	}
+}
+
+func TestD06_QuerySyntaxRefused(t *testing.T) {
+	for _, raw := range []string{"a=%zz", "a=1;b=2", strings.Repeat("a=1&", maxQueryParams+1)} {
+		if _, ok := parseQuery(raw, nil); ok {
+			t.Errorf("%q accepted", raw)
+		}
+	}
+}
+
+// FuzzD07_QueryAllowList: whatever the query, parsing never panics, agrees
+// with net/url on what it accepts, and an accepted query holds only the
+// route's parameters, each once.
+func FuzzD07_QueryAllowList(f *testing.F) {
+	ep := qfEndpoint(f)
+	hab := &habilitation.Habilitation{SIRET: "13002526500013"}
+	for _, s := range []string{"recipient=13002526500013&annee=2024", "recipient=13002526500013&mois=1", "a=%zz", "x=1&x=2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		params, ok := parseQuery(raw, nil)
+		if !ok {
+			return
+		}
+		if _, err := url.ParseQuery(raw); err != nil {
+			t.Fatalf("accepted what net/url refuses: %v", err)
+		}
+		if checkQuery(params, ep, hab) != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, p := range params {
+			if _, known := ep.Param(p.name); !known && p.name != "recipient" {
+				t.Fatalf("unknown parameter %q accepted", p.name)
+			}
+			if seen[p.name] {
+				t.Fatalf("repeated parameter %q accepted", p.name)
+			}
+			seen[p.name] = true
+		}
+	})
+}
