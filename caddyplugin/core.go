@@ -220,6 +220,7 @@ func (a *App) newCore(r *resolved) (*core, error) {
 		if rc.TLS {
 			opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: rc.TLSServerName}
 		}
+		routeRedisLogs()
 		c.redis = tokencache.NewRedisClient(opts)
 	}
 	c.cache, err = tokencache.New(tokencache.Config{

@@ -72,6 +72,8 @@ type recorder struct {
 	body string
 	code int
 	ct   string
+	// refuse is an Authorization value answered with 401.
+	refuse string
 }
 
 func newRecorder(t testing.TB) *recorder {
@@ -81,6 +83,9 @@ func newRecorder(t testing.TB) *recorder {
 		rec.mu.Lock()
 		rec.reqs = append(rec.reqs, r.Clone(r.Context()))
 		code, body, ct := rec.code, rec.body, rec.ct
+		if rec.refuse != "" && r.Header.Get("Authorization") == rec.refuse {
+			code = http.StatusUnauthorized
+		}
 		rec.mu.Unlock()
 		w.Header().Set("Content-Type", ct)
 		w.Header().Set("Set-Cookie", "provider=secret")
@@ -125,6 +130,8 @@ type options struct {
 	Redis         string // address; empty: in-process cache only
 	Recorder      string // base URL of a recording provider on recordPort
 	Habilitations string // file path; default: a copy of the sandbox file
+	OAuth2URL     string // token endpoint base URL: the CNAV credential becomes OAuth2
+	LogDir        string // when set, server and access logs are written there
 }
 
 func writeHabilitations(t testing.TB) string {
@@ -152,7 +159,11 @@ func config(t testing.TB, o options) string {
 	fmt.Fprintf(&b, `{
 	admin localhost:2999
 	auto_https off
-	passerelle {
+`)
+	if o.LogDir != "" {
+		fmt.Fprintf(&b, "\tlog {\n\t\toutput file %s/server.log\n\t\tlevel INFO\n\t}\n", o.LogDir)
+	}
+	fmt.Fprintf(&b, `	passerelle {
 		mode sandbox
 		franceconnect {
 			issuer http://127.0.0.1:%d/api/v2
@@ -170,15 +181,18 @@ func config(t testing.TB, o options) string {
 	if o.Redis != "" {
 		fmt.Fprintf(&b, "\t\t\tsecret {env.PASSERELLE_TEST_CACHE_SECRET}\n\t\t\tredis {\n\t\t\t\taddrs %s\n\t\t\t}\n", o.Redis)
 	}
-	fmt.Fprintf(&b, `		}
-		upstream CNAV {
-			header Authorization {env.PASSERELLE_TEST_PROVIDER_KEY}
-		}
+	b.WriteString("\t\t}\n")
+	if o.OAuth2URL != "" {
+		fmt.Fprintf(&b, "\t\tupstream CNAV {\n\t\t\toauth2 {\n\t\t\t\ttoken_url %s/token\n\t\t\t\tclient_id passerelle\n\t\t\t\tclient_secret {env.PASSERELLE_TEST_PROVIDER_KEY}\n\t\t\t\tscopes cnav.read\n\t\t\t}\n\t\t}\n", o.OAuth2URL)
+	} else {
+		b.WriteString("\t\tupstream CNAV {\n\t\t\theader Authorization {env.PASSERELLE_TEST_PROVIDER_KEY}\n\t\t}\n")
 	}
+	fmt.Fprintf(&b, `	}
 }
 
 http://127.0.0.1:%[1]d {
 	bind 127.0.0.1
+	%[4]s
 	handle /.well-known/passerelle/jwks.json {
 		passerelle_jwks
 	}
@@ -206,7 +220,7 @@ http://127.0.0.1:%[3]d {
 		header_up Authorization {env.PASSERELLE_TEST_PROVIDER_KEY}
 	}
 }
-`, gatewayPort, sandboxPort, plainPort)
+`, gatewayPort, sandboxPort, plainPort, accessLog(o.LogDir))
 	if o.Recorder != "" {
 		fmt.Fprintf(&b, `
 http://127.0.0.1:%d {
@@ -217,6 +231,13 @@ http://127.0.0.1:%d {
 `, recordPort, o.Recorder)
 	}
 	return b.String()
+}
+
+func accessLog(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return "log {\n\t\toutput file " + dir + "/access.log\n\t\tformat filter {\n\t\t\trequest>uri regexp \\?.* ?redacted\n\t\t}\n\t}"
 }
 
 // start loads a configuration into the in-process Caddy.

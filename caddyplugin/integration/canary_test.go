@@ -1,0 +1,65 @@
+package integration
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestJ08_CanarySweep drives every kind of answer through the gateway with
+// logs at the production level, then looks for tokens, identity values and
+// secrets in every sink a reader could reach: server and access logs, the
+// config exported by the admin API, and the answers themselves (G03, H01,
+// B01).
+func TestJ08_CanarySweep(t *testing.T) {
+	dir := t.TempDir()
+	start(t, options{MaxEntries: 6001, LogDir: dir})
+	var answers []byte
+	for _, tok := range []string{"cnaf_qfv2", "all_fc", "cnaf_qf_partial", "inactive", "unpaired_service", "low_scopes", "provider_error", "nope_canary_token"} {
+		for _, q := range []string{"recipient=" + siret, "", "recipient=21930048000015", "recipient=" + siret + "&nomNaissance=CANARYNAME"} {
+			a := get(t, gatewayPort, qf(q), bearer(tok)...)
+			answers = append(answers, a.body...)
+			for k, vs := range a.header {
+				answers = append(answers, k+": "+strings.Join(vs, ",")+"\n"...)
+			}
+		}
+	}
+	resp, err := http.Get("http://localhost:2999/config/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+
+	secrets := []string{"fd-secret-canary", "cache-secret-canary", "sandbox-provider-key-canary"}
+	tokens := []string{"cnaf_qfv2", "all_fc", "cnaf_qf_partial", "unpaired_service", "low_scopes", "provider_error", "nope_canary_token"}
+	identity := []string{"Georges", "2002-01-01", "Delatour", "1994-04-16", "Angela", "1962-08-24", "PANNE", "1975-03-09",
+		"LEROY", "CAMILLE", "MONTORGUEIL", "CANARYNAME"}
+	logs := map[string][]byte{}
+	for _, name := range []string{"server.log", "access.log"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		logs[name] = data
+	}
+	if len(logs["access.log"]) == 0 {
+		t.Fatal("the access log is empty: the sweep would prove nothing")
+	}
+	for name, data := range logs {
+		if leak := contains(data, append(append(append([]string{}, secrets...), tokens...), identity...)...); leak != "" {
+			t.Errorf("%s holds %q", name, leak)
+		}
+	}
+	if leak := contains(exported, append(append([]string{}, secrets...), tokens...)...); leak != "" {
+		t.Errorf("the admin API's config holds %q", leak)
+	}
+	// Answers carry released data (names of allocataires) by design, but
+	// never a secret, a token, or a refused parameter's value.
+	if leak := contains(answers, append(append(append([]string{}, secrets...), tokens...), "CANARYNAME")...); leak != "" {
+		t.Errorf("an answer holds %q", leak)
+	}
+}
