@@ -49,6 +49,8 @@ type App struct {
 	// Upstreams holds the platform credential of each provider, by the
 	// provider name used in the catalogue (e.g. "CNAV").
 	Upstreams map[string]*UpstreamConfig `json:"upstreams,omitempty"`
+	// Audit configures the audit trail's citizen pseudonyms.
+	Audit AuditConfig `json:"audit,omitzero"`
 
 	logger   *zap.Logger
 	ctx      caddy.Context
@@ -57,6 +59,7 @@ type App struct {
 	core     *core
 	coreKey  string
 	fdSecret string // resolved FD client secret, handed only to the sandbox
+	pseudo   *pseudonymizer
 	cancel   context.CancelFunc
 }
 
@@ -138,6 +141,19 @@ type OAuth2Config struct {
 	Scopes       []string `json:"scopes,omitempty"`
 }
 
+// AuditConfig configures the pseudonymous citizen key of audit records
+// (SECURITY.md G02).
+type AuditConfig struct {
+	// PseudonymKey keys HMAC-SHA256(iss ‖ sub): {env.NAME} or {file.path},
+	// at least 32 bytes, separate from every cache secret. Required in
+	// production; sandbox mode draws a random one per process.
+	PseudonymKey string `json:"pseudonym_key,omitempty"`
+	// PseudonymKeyVersion tags records with the key that made them
+	// (default "v1"): rotate yearly, keep old keys only as long as the
+	// records they cover.
+	PseudonymKeyVersion string `json:"pseudonym_key_version,omitempty"`
+}
+
 // CaddyModule returns the Caddy module information.
 func (App) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "passerelle", New: func() caddy.Module { return new(App) }}
@@ -158,6 +174,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("passerelle: mode: want %q or %q", ModeProduction, ModeSandbox)
 	}
 	a.logger.Info("passerelle mode", zap.String("mode", a.Mode))
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("passerelle: registering metrics: %w", err)
+	}
+	metricMode.Reset()
+	metricMode.WithLabelValues(a.Mode).Set(1)
 
 	var err error
 	if a.Catalogue != "" {
@@ -180,7 +201,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return errors.New("passerelle: habilitations_reload: want a duration between 0 and 5m")
 	}
 	a.watcher, err = habilitation.NewWatcher(a.Habilitations, interval, func(msg string, err error) {
-		a.logger.Error(msg, zap.Error(err))
+		if err != nil {
+			metricHabilitationReloads.WithLabelValues("refused").Inc()
+			a.logger.Error(msg, zap.Error(err))
+			return
+		}
+		metricHabilitationReloads.WithLabelValues("ok").Inc()
+		a.logger.Info(msg)
 	})
 	if err != nil {
 		return fmt.Errorf("passerelle: loading habilitations: %w", err)
@@ -190,6 +217,27 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	return a.loadPseudonymizer()
+}
+
+// loadPseudonymizer resolves the audit pseudonym key.
+func (a *App) loadPseudonymizer() error {
+	key, err := a.resolveSecret("audit pseudonym_key", a.Audit.PseudonymKey)
+	switch {
+	case err != nil:
+		return err
+	case key == "" && a.production():
+		return errors.New("passerelle: audit pseudonym_key: required in production mode")
+	case key == "":
+		key = string(sandboxPseudonymKey())
+	case len(key) < 32:
+		return errors.New("passerelle: audit pseudonym_key: at least 32 bytes")
+	}
+	version := a.Audit.PseudonymKeyVersion
+	if version == "" {
+		version = "v1"
+	}
+	a.pseudo = &pseudonymizer{key: []byte(key), version: version, issuer: a.FranceConnect.Issuer}
 	return nil
 }
 

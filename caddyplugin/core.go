@@ -56,6 +56,10 @@ var sandboxKey = sync.OnceValues(func() (jose.JSONWebKey, error) { return fcveri
 // none is configured (memory-only cache).
 var sandboxSecret = sync.OnceValue(func() []byte { return randomBytes(32) })
 
+// sandboxPseudonymKey keys citizen pseudonyms in sandbox mode when no key
+// is configured: stable for the life of the process only.
+var sandboxPseudonymKey = sync.OnceValue(func() []byte { return randomBytes(32) })
+
 // resolved holds the secrets of one configuration, resolved once.
 type resolved struct {
 	fcSecret    string

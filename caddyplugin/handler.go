@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -61,6 +62,7 @@ type Handler struct {
 
 	app     *App
 	logger  *zap.Logger
+	audit   *zap.Logger
 	now     func() time.Time
 	allowed map[*catalogue.Endpoint]bool
 	filters *sync.Map // filterKey → *respfilter.Paths
@@ -74,6 +76,16 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision binds the handler to the passerelle app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	appIface, err := ctx.App("passerelle")
+	if err != nil {
+		return fmt.Errorf("passerelle handler: the passerelle global option is required: %w", err)
+	}
+	return h.provisionWith(appIface.(*App))
+}
+
+// provisionWith binds the handler to a provisioned app.
+func (h *Handler) provisionWith(app *App) error {
+	h.app = app
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -81,11 +93,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxResponseBytes <= 0 {
 		h.MaxResponseBytes = 1 << 20
 	}
-	appIface, err := ctx.App("passerelle")
-	if err != nil {
-		return fmt.Errorf("passerelle handler: the passerelle global option is required: %w", err)
+	if h.audit == nil {
+		h.audit = caddy.Log().Named(auditLoggerName)
 	}
-	h.app = appIface.(*App)
 	if len(h.Endpoints) > 0 {
 		h.allowed = make(map[*catalogue.Endpoint]bool, len(h.Endpoints))
 		for _, id := range h.Endpoints {
@@ -134,20 +144,50 @@ type request struct {
 	source string
 	query  []queryParam
 	params [maxQueryParams]queryParam
+	tracer trace.Tracer // nil when the request is not traced
+	status int          // provider HTTP status; 0 when not called
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	rec := auditRecord{start: h.now(), method: r.Method, requestID: newRequestID()}
 	hdr := w.Header()
 	hdr.Del("Server")
-	hdr["X-Request-Id"] = []string{newRequestID()}
-	var rq request
-	if aerr := h.authorize(r, &rq); aerr != nil {
-		h.refuse(w, &rq, aerr)
-		return nil
+	hdr["X-Request-Id"] = []string{rec.requestID}
+	rq := request{tracer: tracerFor(r.Context())}
+	if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+		rec.traceID = sc.TraceID().String()
 	}
-	h.forward(w, r, next, &rq)
+
+	aerr := h.authorize(r, &rq)
+	if aerr == nil {
+		aerr = h.forward(w, r, next, &rq)
+	}
+	if aerr != nil {
+		h.refuse(w, &rq, aerr)
+	}
+	h.record(&rec, &rq, aerr)
 	return nil
+}
+
+// record counts the request and writes its audit record. Requests that
+// matched no endpoint are counted but not audited: no personal data was at
+// stake.
+func (h *Handler) record(rec *auditRecord, rq *request, aerr *apierror.Error) {
+	rec.decision, rec.providerStatus = "allow", rq.status
+	if aerr != nil {
+		rec.code, rec.reason, rec.decision = aerr.Code, aerr.Reason, "deny"
+		if aerr.Status >= 500 {
+			rec.decision = "error"
+		}
+	}
+	if rq.ep == nil {
+		metricRequests.WithLabelValues("unknown", rec.decision, rec.code).Inc()
+		return
+	}
+	rec.endpoint, rec.provider = rq.ep.ID, rq.ep.ProviderName
+	metricRequests.WithLabelValues(rec.endpoint, rec.decision, rec.code).Inc()
+	h.writeAudit(rec, rq)
 }
 
 // authorize runs steps 1 to 5.
@@ -166,16 +206,9 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 		return apierror.TokenMalformed()
 	}
 
-	core := h.app.core
-	facts, src, err := core.cache.Get(r.Context(), token, func(ctx context.Context) (*fcverify.Facts, error) {
-		return core.verifier.CheckToken(ctx, token)
-	})
-	rq.source = src.String()
-	if err != nil {
-		return h.tokenError(err)
-	}
-	if !facts.Active {
-		return apierror.TokenNotFound()
+	facts, aerr := h.checkToken(r.Context(), token, rq)
+	if aerr != nil {
+		return aerr
 	}
 	rq.facts = facts
 	if !coversIdentity(facts) {
@@ -185,14 +218,60 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 		return apierror.ACRTooLow(ep.MinACR)
 	}
 
+	_, sp := startSpan(r.Context(), rq.tracer, spanHabilitation, trace.SpanKindInternal, attrEndpoint.String(ep.ID))
+	aerr = h.habilitation(r, rq)
+	if rq.hab != nil {
+		sp.SetAttributes(attrHabilitation.String(rq.hab.ID))
+	}
+	if aerr != nil {
+		sp.SetAttributes(attrDecision.String("deny"))
+		endSpan(sp, aerr.Reason)
+		return aerr
+	}
+	sp.SetAttributes(attrDecision.String("allow"))
+	endSpan(sp, "")
+	return nil
+}
+
+// checkToken returns the facts of a token from the cache or FranceConnect.
+func (h *Handler) checkToken(ctx context.Context, token string, rq *request) (*fcverify.Facts, *apierror.Error) {
+	ctx, sp := startSpan(ctx, rq.tracer, spanToken, trace.SpanKindInternal)
+	core := h.app.core
+	facts, src, err := core.cache.Get(ctx, token, func(ctx context.Context) (*fcverify.Facts, error) {
+		return core.verifier.CheckToken(ctx, token)
+	})
+	rq.source = src.String()
+	result, aerr := "active", (*apierror.Error)(nil)
+	switch {
+	case err != nil:
+		result, aerr = "error", h.tokenError(err)
+		if errors.Is(err, fcverify.ErrTokenExpired) || errors.Is(err, fcverify.ErrTokenMalformed) {
+			result = "inactive"
+		}
+	case !facts.Active:
+		result, aerr = "inactive", apierror.TokenNotFound()
+	}
+	metricTokenChecks.WithLabelValues(rq.source, result).Inc()
+	sp.SetAttributes(attrCacheLevel.String(rq.source), attrTokenResult.String(result))
+	if aerr != nil {
+		endSpan(sp, aerr.Reason)
+		return nil, aerr
+	}
+	endSpan(sp, "")
+	return facts, nil
+}
+
+// habilitation runs step 4 and 5: habilitation, query, effective scopes.
+func (h *Handler) habilitation(r *http.Request, rq *request) *apierror.Error {
+	ep, facts := rq.ep, rq.facts
 	hab, ok := h.app.Registry().ByClientID(facts.ClientID)
 	if !ok {
 		return apierror.HabilitationUnknown()
 	}
+	rq.hab = hab
 	if !hab.ActiveAt(h.now()) {
 		return apierror.HabilitationInactive()
 	}
-	rq.hab = hab
 
 	params, ok := parseQuery(r.URL.RawQuery, rq.params[:0])
 	if !ok {
@@ -349,18 +428,17 @@ func (h *Handler) paths(ep *catalogue.Endpoint, mask uint64) (*respfilter.Paths,
 	return p, nil
 }
 
-// forward runs steps 6 and 7.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) {
+// forward runs steps 6 and 7. It writes the answer itself on success and
+// returns the error to answer otherwise.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) *apierror.Error {
 	ep := rq.ep
 	query, err := upstreamQuery(ep, rq.facts, rq.query)
 	if err != nil {
-		h.refuse(w, rq, apierror.IdentityUnusable())
-		return
+		return apierror.IdentityUnusable()
 	}
 	paths, err := h.paths(ep, rq.mask)
 	if err != nil {
-		h.refuse(w, rq, apierror.Internal())
-		return
+		return apierror.Internal()
 	}
 	cred := h.app.core.upstreams[ep.ProviderName]
 
@@ -371,37 +449,37 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	r.Header = http.Header{"Accept": acceptJSON, "X-Request-Id": {reqID}}
 	r.Body, r.ContentLength = http.NoBody, 0
 	if cred != nil {
-		if err := cred.Apply(r.Context(), r.Header); err != nil {
-			h.refuse(w, rq, apierror.Unavailable("provider_error"))
-			return
+		_, sp := startSpan(r.Context(), rq.tracer, spanCredential, trace.SpanKindInternal, attrProvider.String(ep.ProviderName))
+		err := cred.Apply(r.Context(), r.Header)
+		if err != nil {
+			endSpan(sp, apierror.ReasonProviderError)
+			return apierror.Unavailable(apierror.ReasonProviderError)
 		}
+		endSpan(sp, "")
 	}
 
 	rec := getCapture(h.MaxResponseBytes)
 	defer putCapture(rec)
-	err = next.ServeHTTP(rec, r)
+	err = h.callProvider(r, next, rec, rq)
 	if err == nil && rec.status == http.StatusUnauthorized && cred != nil {
 		// One refresh and one retry when the provider refuses our credential
 		// (SECURITY.md B11).
 		cred.Invalidate(r.Context())
 		delete(r.Header, "Authorization")
 		if aerr := applyAgain(r, cred); aerr != nil {
-			h.refuse(w, rq, aerr)
-			return
+			return aerr
 		}
 		rec.reset(h.MaxResponseBytes)
-		err = next.ServeHTTP(rec, r)
+		err = h.callProvider(r, next, rec, rq)
 	}
 	if aerr := providerError(ep, rec, err); aerr != nil {
-		h.refuse(w, rq, aerr)
-		return
+		return aerr
 	}
 	out := getBuffer()
 	defer putBuffer(out)
 	filtered, err := respfilter.Filter((*out)[:0], rec.buf.Bytes(), paths, respfilter.Options{MaxBytes: h.MaxResponseBytes})
 	if err != nil {
-		h.refuse(w, rq, apierror.FilterFailed(ep.Provider.ErrorPrefix, ep.ProviderName))
-		return
+		return apierror.FilterFailed(ep.Provider.ErrorPrefix, ep.ProviderName)
 	}
 	*out = filtered
 	hdr := w.Header()
@@ -410,6 +488,31 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	hdr["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(filtered)
+	return nil
+}
+
+// callProvider hands the rebuilt request to the next handler (reverse_proxy)
+// under a client span, with the trace context for the provider.
+func (h *Handler) callProvider(r *http.Request, next caddyhttp.Handler, rec *capture, rq *request) error {
+	ctx, sp := startSpan(r.Context(), rq.tracer, spanProvider, trace.SpanKindClient, attrProvider.String(rq.ep.ProviderName))
+	if rq.tracer != nil {
+		injectTraceContext(ctx, r.Header)
+	}
+	start := time.Now()
+	err := next.ServeHTTP(rec, r)
+	rq.status = rec.status
+	class := statusClass(rec.status)
+	if err != nil {
+		class = "error"
+	}
+	metricProviderDuration.WithLabelValues(rq.ep.ProviderName, class).Observe(time.Since(start).Seconds())
+	sp.SetAttributes(attrStatusClass.String(class))
+	if err != nil || rec.status >= 400 {
+		endSpan(sp, apierror.ReasonProviderError)
+	} else {
+		endSpan(sp, "")
+	}
+	return err
 }
 
 func applyAgain(r *http.Request, cred upstreamauth.Source) *apierror.Error {

@@ -1,0 +1,60 @@
+package caddyplugin
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics, on Caddy's registry (its metrics endpoint). Collectors are
+// package-level and registered again in every Provision, because Caddy
+// builds a new registry on each config load (STYLE.md §9). Every label comes
+// from a closed, bounded set: catalogue endpoint ids, API error codes, G04
+// reasons, provider names of the catalogue, cache levels, status classes;
+// never a client address, a subject, a token hash or a SIRET (SECURITY.md G08).
+var (
+	metricRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "requests_total",
+		Help: "Requests answered by the passerelle handler, by endpoint, decision and API error code.",
+	}, []string{"endpoint", "decision", "code"})
+	metricTokenChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "token_checks_total",
+		Help: "FranceConnect token lookups, by source (l1, l2, checktoken) and result (active, inactive, error).",
+	}, []string{"source", "result"})
+	metricProviderDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "provider_duration_seconds",
+		Help:    "Duration of provider calls, by provider and status class.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
+	}, []string{"provider", "status_class"})
+	metricHabilitationReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "habilitation_reloads_total",
+		Help: "Habilitation registry reload attempts, by result (ok, refused).",
+	}, []string{"result"})
+	metricMode = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "mode",
+		Help: "1 for the mode the gateway runs in (production or sandbox; SECURITY.md H03).",
+	}, []string{"mode"})
+)
+
+// registerMetrics registers the collectors on a config's registry.
+func registerMetrics(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricHabilitationReloads, metricMode} {
+		var are prometheus.AlreadyRegisteredError
+		if err := reg.Register(c); err != nil && !errors.As(err, &are) {
+			return err
+		}
+	}
+	return nil
+}
+
+// statusClass returns "2xx", "4xx"… or "error" when no status was received.
+func statusClass(status int) string {
+	if status < 100 || status > 599 {
+		return "error"
+	}
+	return strconv.Itoa(status/100) + "xx"
+}

@@ -1,0 +1,73 @@
+package caddyplugin
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// tracerName names Passerelle's spans' instrumentation scope.
+const tracerName = "github.com/passerelle-gw/passerelle/caddyplugin"
+
+// Span and attribute names. Attributes are bounded and hold no personal
+// data and no token (SECURITY.md G07): endpoint id, habilitation id,
+// decision, reason, cache level, provider, status class.
+const (
+	spanToken        = "passerelle.token"
+	spanHabilitation = "passerelle.habilitation"
+	spanCredential   = "passerelle.credential"
+	spanProvider     = "passerelle.provider"
+
+	attrEndpoint     = attribute.Key("passerelle.endpoint")
+	attrCacheLevel   = attribute.Key("passerelle.cache.level")
+	attrTokenResult  = attribute.Key("passerelle.token.result")
+	attrHabilitation = attribute.Key("passerelle.habilitation.id")
+	attrDecision     = attribute.Key("passerelle.decision")
+	attrReason       = attribute.Key("passerelle.reason")
+	attrProvider     = attribute.Key("passerelle.provider")
+	attrStatusClass  = attribute.Key("http.response.status_class")
+)
+
+// tracerFor returns the tracer of the request span's provider, as Caddy's
+// tracing handler sets it up, or nil when the request is not traced: then no
+// span is started at all and tracing costs nothing. The global provider is
+// never used (STYLE.md §10).
+func tracerFor(ctx context.Context) trace.Tracer {
+	sp := trace.SpanFromContext(ctx)
+	if !sp.IsRecording() {
+		return nil
+	}
+	return sp.TracerProvider().Tracer(tracerName)
+}
+
+// noSpan is what step spans are when the request is not traced.
+var noSpan = trace.SpanFromContext(context.Background())
+
+// startSpan starts a child span of ctx, or returns ctx and a no-op span.
+func startSpan(ctx context.Context, tr trace.Tracer, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if tr == nil {
+		return ctx, noSpan
+	}
+	return tr.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+}
+
+// endSpan records a decision on a span: a fixed status message and the
+// closed-list reason, never an error string (it could quote input).
+func endSpan(sp trace.Span, reason string) {
+	if reason != "" {
+		sp.SetAttributes(attrReason.String(reason))
+		sp.SetStatus(codes.Error, "refused")
+	}
+	sp.End()
+}
+
+// injectTraceContext sets traceparent (and tracestate) for the provider, so
+// its spans join the trace under ours.
+func injectTraceContext(ctx context.Context, h map[string][]string) {
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
+	}
+}
