@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,7 @@ var canaries = []string{testToken, testSub, "DUBOIS", "Angela", "1962-08-24", "7
 // FranceConnect stand-in with real JOSE (fcissuer) and a provider function.
 type fixture struct {
 	h        *Handler
+	jwksDown atomic.Bool
 	audit    *observer.ObservedLogs
 	upstream *http.Request
 }
@@ -53,8 +55,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	var app *App
+	f := new(fixture)
 	fc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case strings.HasSuffix(r.URL.Path, "/jwks") && f.jwksDown.Load():
+			w.WriteHeader(http.StatusBadGateway)
 		case strings.HasSuffix(r.URL.Path, "/jwks"):
 			_, _ = w.Write(iss.JWKS())
 		case strings.HasSuffix(r.URL.Path, "/checktoken"):
@@ -104,7 +109,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { _ = app.Cleanup() })
 	core, logs := observer.New(zap.InfoLevel)
-	f := &fixture{audit: logs}
+	f.audit = logs
 	f.h = &Handler{logger: zap.NewNop(), audit: zap.New(core)}
 	if err := f.h.provisionWith(app); err != nil {
 		t.Fatal(err)
@@ -366,4 +371,18 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// TestReadinessFollowsFranceConnectKeys: not ready while no FranceConnect
+// key set could be fetched; ready once one is held.
+func TestReadinessFollowsFranceConnectKeys(t *testing.T) {
+	down := newFixture(t)
+	down.jwksDown.Store(true)
+	if got := down.h.app.readiness(context.Background()); got["franceconnect_keys"] != "unavailable" || got["redis"] != "not_configured" {
+		t.Fatalf("JWKS down: %v", got)
+	}
+	up := newFixture(t)
+	if got := up.h.app.readiness(context.Background()); got["franceconnect_keys"] != "ok" {
+		t.Fatalf("JWKS up: %v", got)
+	}
 }

@@ -305,3 +305,11 @@ func drainClose(body io.ReadCloser) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxBody))
 	_ = body.Close()
 }
+
+// usable reports whether a key set was fetched and is not older than the
+// staleness bound.
+func (ks *keySet) usable() bool {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return !ks.fetchedAt.IsZero() && ks.now().Sub(ks.fetchedAt) <= ks.maxStale
+}

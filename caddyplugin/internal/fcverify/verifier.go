@@ -193,3 +193,19 @@ func (r *rawPayload) UnmarshalJSON(b []byte) error {
 	*r = append((*r)[:0], b...)
 	return nil
 }
+
+// Ready reports whether a usable FranceConnect key set is held, fetching it
+// when none is (at most once per cooldown, like an unknown kid). It backs
+// the gateway's readiness check: no key set, no verification.
+func (v *Verifier) Ready(ctx context.Context) error {
+	if v.keys.usable() {
+		return nil
+	}
+	if err := v.keys.refresh(ctx); err != nil {
+		return err
+	}
+	if !v.keys.usable() {
+		return fmt.Errorf("%w: no usable key set", ErrJWKSUnavailable)
+	}
+	return nil
+}
