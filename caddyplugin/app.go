@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
@@ -51,6 +52,8 @@ type App struct {
 	Upstreams map[string]*UpstreamConfig `json:"upstreams,omitempty"`
 	// Audit configures the audit trail's citizen pseudonyms.
 	Audit AuditConfig `json:"audit,omitzero"`
+	// RateLimits sets the default quotas (SECURITY.md F03, F04).
+	RateLimits RateLimitConfig `json:"rate_limits,omitzero"`
 
 	logger   *zap.Logger
 	ctx      caddy.Context
@@ -60,6 +63,8 @@ type App struct {
 	coreKey  string
 	fdSecret string // resolved FD client secret, handed only to the sandbox
 	pseudo   *pseudonymizer
+	habQuota ratelimit.Quota
+	ipQuota  ratelimit.Quota
 	cancel   context.CancelFunc
 }
 
@@ -141,6 +146,21 @@ type OAuth2Config struct {
 	Scopes       []string `json:"scopes,omitempty"`
 }
 
+// RateLimitConfig sets the default quotas, written "<n>/s", "<n>/m" or
+// "<n>/h". They are shared through Redis when the cache has one, enforced in
+// process otherwise, and per instance while Redis is unreachable.
+type RateLimitConfig struct {
+	// Habilitation is the quota of each habilitation unless its own
+	// rate_limit says otherwise (default "20/s", API Particulier's per-token
+	// limit).
+	Habilitation string `json:"habilitation,omitempty"`
+	// ClientIP is the quota of each client address, checked before
+	// FranceConnect is asked (default "1000/m", API Particulier's per-IP
+	// limit). The address is Caddy's client IP (trusted_proxies aware) and
+	// is hashed before it is used as a key.
+	ClientIP string `json:"client_ip,omitempty"`
+}
+
 // AuditConfig configures the pseudonymous citizen key of audit records
 // (SECURITY.md G02).
 type AuditConfig struct {
@@ -217,7 +237,30 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := a.loadQuotas(); err != nil {
+		return err
+	}
 	return a.loadPseudonymizer()
+}
+
+// loadQuotas parses the default quotas.
+func (a *App) loadQuotas() error {
+	parse := func(field, v, def string) (ratelimit.Quota, error) {
+		if v == "" {
+			v = def
+		}
+		r, err := habilitation.ParseRate(v)
+		if err != nil {
+			return ratelimit.Quota{}, fmt.Errorf("passerelle: rate_limit %s: %w", field, err)
+		}
+		return ratelimit.Quota{Requests: r.Requests, Per: r.Per}, nil
+	}
+	var err error
+	if a.habQuota, err = parse("habilitation", a.RateLimits.Habilitation, "20/s"); err != nil {
+		return err
+	}
+	a.ipQuota, err = parse("client_ip", a.RateLimits.ClientIP, "1000/m")
+	return err
 }
 
 // loadPseudonymizer resolves the audit pseudonym key.

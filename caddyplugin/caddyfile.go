@@ -50,6 +50,14 @@ func init() {
 //	            tls         [<server name>]
 //	        }
 //	    }
+//	    rate_limit {
+//	        habilitation <n>/s|m|h   # default 20/s; a habilitation's rate_limit overrides it
+//	        client_ip    <n>/s|m|h   # default 1000/m
+//	    }
+//	    audit {
+//	        pseudonym_key         <{env.NAME}|{file.path}>
+//	        pseudonym_key_version <version>
+//	    }
 //	    upstream <provider> {
 //	        header <name> <{env.NAME}|{file.path}>
 //	        oauth2 {
@@ -93,6 +101,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = oneArg(d, &app.Catalogue)
 		case "cache":
 			err = parseCache(d, &app.Cache)
+		case "rate_limit":
+			err = parseFields(d, map[string]*string{
+				"habilitation": &app.RateLimits.Habilitation, "client_ip": &app.RateLimits.ClientIP})
+		case "audit":
+			err = parseFields(d, map[string]*string{
+				"pseudonym_key": &app.Audit.PseudonymKey, "pseudonym_key_version": &app.Audit.PseudonymKeyVersion})
 		case "upstream":
 			var name string
 			if err := oneArgKeepBlock(d, &name); err != nil {
@@ -315,6 +329,23 @@ func (j *JWKSHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if d.NextArg() || d.NextBlock(d.Nesting()) {
 		return d.ArgErr()
+	}
+	return nil
+}
+
+// parseFields reads a block of one-argument options.
+func parseFields(d *caddyfile.Dispenser, fields map[string]*string) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		dst, ok := fields[d.Val()]
+		if !ok {
+			return d.Errf("unrecognized option %q", d.Val())
+		}
+		if err := oneArg(d, dst); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
 )
@@ -36,6 +37,8 @@ type core struct {
 	redis      redis.UniversalClient
 	publicJWKS []byte
 	upstreams  map[string]upstreamauth.Source
+	limiter    *ratelimit.Limiter
+	ipKey      []byte // HMAC key of client addresses in limiter keys
 }
 
 // Destruct closes the Redis client when the last configuration using this
@@ -240,6 +243,15 @@ func (a *App) newCore(r *resolved) (*core, error) {
 	if err != nil {
 		_ = c.Destruct()
 		return nil, fmt.Errorf("passerelle: cache: %w", err)
+	}
+	c.ipKey = deriveKey(r.cacheSecret, "ratelimit-ip")
+	c.limiter, err = ratelimit.New(ratelimit.Config{
+		Redis:        c.redis,
+		OnRedisError: func() { metricRateLimitRedisErrors.Inc() },
+	})
+	if err != nil {
+		_ = c.Destruct()
+		return nil, fmt.Errorf("passerelle: rate limits: %w", err)
 	}
 	for name, u := range a.Upstreams {
 		var src upstreamauth.Source

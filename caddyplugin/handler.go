@@ -7,7 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +24,7 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/bearer"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/respfilter"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
@@ -146,6 +150,7 @@ type request struct {
 	params [maxQueryParams]queryParam
 	tracer trace.Tracer // nil when the request is not traced
 	status int          // provider HTTP status; 0 when not called
+	rate   ratelimit.Decision
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -160,6 +165,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	aerr := h.authorize(r, &rq)
+	if rq.rate.Limit > 0 {
+		setRateLimitHeaders(hdr, rq.rate, rec.start)
+	}
 	if aerr == nil {
 		aerr = h.forward(w, r, next, &rq)
 	}
@@ -197,6 +205,9 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 		return aerr
 	}
 	rq.ep = ep
+	if aerr := h.limitClient(r, rq); aerr != nil {
+		return aerr
+	}
 
 	token, err := bearer.Extract(r)
 	switch {
@@ -231,6 +242,41 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 	sp.SetAttributes(attrDecision.String("allow"))
 	endSpan(sp, "")
 	return nil
+}
+
+// limitClient applies the per-client-address quota before FranceConnect is
+// asked (SECURITY.md F04). The address is Caddy's client IP, which honours
+// trusted_proxies only (D04), hashed before use.
+func (h *Handler) limitClient(r *http.Request, rq *request) *apierror.Error {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	if ip == "" {
+		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}
+	key := ratelimit.KeyFor(h.app.core.ipKey, "ip", ip)
+	return h.limit(r.Context(), key, h.app.ipQuota, "client_ip", rq)
+}
+
+// limit takes one request from a quota; the decision feeds the RateLimit
+// headers.
+func (h *Handler) limit(ctx context.Context, key string, q ratelimit.Quota, name string, rq *request) *apierror.Error {
+	d, err := h.app.core.limiter.Allow(ctx, key, q)
+	if err != nil {
+		return apierror.Internal()
+	}
+	rq.rate = d
+	if !d.Allowed {
+		metricRateLimited.WithLabelValues(name).Inc()
+		return apierror.RateLimited(int(math.Ceil(d.RetryAfter.Seconds())))
+	}
+	return nil
+}
+
+// setRateLimitHeaders writes API Particulier's RateLimit headers: the
+// quota, what is left of it, and when it is whole again (Unix time).
+func setRateLimitHeaders(h http.Header, d ratelimit.Decision, now time.Time) {
+	h["Ratelimit-Limit"] = []string{strconv.Itoa(d.Limit)}
+	h["Ratelimit-Remaining"] = []string{strconv.Itoa(d.Remaining)}
+	h["Ratelimit-Reset"] = []string{strconv.FormatInt(now.Add(d.Reset).Unix()+1, 10)}
 }
 
 // checkToken returns the facts of a token from the cache or FranceConnect.
@@ -271,6 +317,13 @@ func (h *Handler) habilitation(r *http.Request, rq *request) *apierror.Error {
 	rq.hab = hab
 	if !hab.ActiveAt(h.now()) {
 		return apierror.HabilitationInactive()
+	}
+	quota := h.app.habQuota
+	if !hab.RateLimit.IsZero() {
+		quota = ratelimit.Quota{Requests: hab.RateLimit.Requests, Per: hab.RateLimit.Per}
+	}
+	if aerr := h.limit(r.Context(), "hab:"+hab.ID, quota, "habilitation", rq); aerr != nil {
+		return aerr
 	}
 
 	params, ok := parseQuery(r.URL.RawQuery, rq.params[:0])

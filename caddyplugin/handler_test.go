@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -325,6 +326,7 @@ func TestG08_MetricLabelsBounded(t *testing.T) {
 		"result":   {"active": true, "inactive": true, "error": true},
 		"provider": {"CNAV": true},
 		"mode":     {"sandbox": true, "production": true},
+		"quota":    {"habilitation": true, "client_ip": true},
 	}
 	seen := 0
 	for _, fam := range families {
@@ -384,5 +386,40 @@ func TestReadinessFollowsFranceConnectKeys(t *testing.T) {
 	up := newFixture(t)
 	if got := up.h.app.readiness(context.Background()); got["franceconnect_keys"] != "ok" {
 		t.Fatalf("JWKS up: %v", got)
+	}
+}
+
+// TestF03_QuotaPerHabilitation: over the quota, 429 00429 with Retry-After;
+// every answer carries the RateLimit headers.
+func TestF03_QuotaPerHabilitation(t *testing.T) {
+	f := newFixture(t)
+	f.h.app.habQuota.Requests, f.h.app.habQuota.Per = 3, time.Minute
+	for i := 0; i < 3; i++ {
+		w := f.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody)
+		if w.Code != 200 || w.Header().Get("RateLimit-Limit") != "3" || w.Header().Get("RateLimit-Remaining") != strconv.Itoa(2-i) {
+			t.Fatalf("request %d: status %d, headers %v", i, w.Code, w.Header())
+		}
+		if reset, _ := strconv.ParseInt(w.Header().Get("RateLimit-Reset"), 10, 64); reset < time.Now().Unix() {
+			t.Fatalf("RateLimit-Reset %d is not a future Unix time", reset)
+		}
+	}
+	w := f.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody)
+	if w.Code != 429 || !strings.Contains(w.Body.String(), `"00429"`) || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("status %d, Retry-After %q: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+}
+
+// TestF04_ClientQuotaBeforeFranceConnect: junk tokens from one address are
+// refused with 429 once its quota is spent: the quota is checked before the
+// token, which would otherwise answer 401.
+func TestF04_ClientQuotaBeforeFranceConnect(t *testing.T) {
+	f := newFixture(t)
+	f.h.app.ipQuota.Requests, f.h.app.ipQuota.Per = 5, time.Minute
+	codes := map[int]int{}
+	for i := 0; i < 8; i++ {
+		codes[f.serve(t, context.Background(), "junk-"+strconv.Itoa(i), "recipient="+testSIRET, unitBody).Code]++
+	}
+	if codes[401] != 5 || codes[429] != 3 {
+		t.Fatalf("answers %v, want 5×401 then 3×429", codes)
 	}
 }

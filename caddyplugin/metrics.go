@@ -31,6 +31,14 @@ var (
 		Namespace: "caddy", Subsystem: "passerelle", Name: "habilitation_reloads_total",
 		Help: "Habilitation registry reload attempts, by result (ok, refused).",
 	}, []string{"result"})
+	metricRateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "rate_limited_total",
+		Help: "Requests refused by a quota, by quota (habilitation, client_ip).",
+	}, []string{"quota"})
+	metricRateLimitRedisErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "rate_limit_redis_errors_total",
+		Help: "Quota decisions taken in process because Redis failed (SECURITY.md F06).",
+	})
 	metricMode = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "mode",
 		Help: "1 for the mode the gateway runs in (production or sandbox; SECURITY.md H03).",
@@ -42,7 +50,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricHabilitationReloads, metricMode} {
+	for _, c := range []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricHabilitationReloads, metricRateLimited, metricRateLimitRedisErrors, metricMode} {
 		var are prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &are) {
 			return err

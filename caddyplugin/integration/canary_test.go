@@ -34,8 +34,9 @@ func TestJ08_CanarySweep(t *testing.T) {
 	exported, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 
-	secrets := []string{"fd-secret-canary", "cache-secret-canary", "sandbox-provider-key-canary"}
-	tokens := []string{"cnaf_qfv2", "all_fc", "cnaf_qf_partial", "unpaired_service", "low_scopes", "provider_error", "nope_canary_token"}
+	secrets := []string{"fd-secret-canary", "cache-secret-canary", "sandbox-provider-key-canary", "pseudonym-key-canary"}
+	// provider_error is also a reason code: it is not a usable canary.
+	tokens := []string{"cnaf_qfv2", "all_fc", "cnaf_qf_partial", "unpaired_service", "low_scopes", "nope_canary_token"}
 	identity := []string{"Georges", "2002-01-01", "Delatour", "1994-04-16", "Angela", "1962-08-24", "PANNE", "1975-03-09",
 		"LEROY", "CAMILLE", "MONTORGUEIL", "CANARYNAME"}
 	logs := map[string][]byte{}

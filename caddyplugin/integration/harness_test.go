@@ -132,6 +132,7 @@ type options struct {
 	Habilitations string // file path; default: a copy of the sandbox file
 	OAuth2URL     string // token endpoint base URL: the CNAV credential becomes OAuth2
 	LogDir        string // when set, server and access logs are written there
+	HabQuota      string // habilitation quota; default: high enough never to bite
 }
 
 func writeHabilitations(t testing.TB) string {
@@ -155,6 +156,9 @@ func config(t testing.TB, o options) string {
 	if o.MaxEntries == 0 {
 		o.MaxEntries = 100000
 	}
+	if o.HabQuota == "" {
+		o.HabQuota = "1000000/s"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `{
 	admin localhost:2999
@@ -175,9 +179,13 @@ func config(t testing.TB, o options) string {
 	}
 	fmt.Fprintf(&b, `		}
 		habilitations %s 1s
+		rate_limit {
+			habilitation %s
+			client_ip 1000000/s
+		}
 		cache {
 			max_entries %d
-`, o.Habilitations, o.MaxEntries)
+`, o.Habilitations, o.HabQuota, o.MaxEntries)
 	if o.Redis != "" {
 		fmt.Fprintf(&b, "\t\t\tsecret {env.PASSERELLE_TEST_CACHE_SECRET}\n\t\t\tredis {\n\t\t\t\taddrs %s\n\t\t\t}\n", o.Redis)
 	}
@@ -257,6 +265,7 @@ func setEnv(t testing.TB) {
 		"PASSERELLE_TEST_FC_SECRET":    "fd-secret-canary-2b9c1e0d7a6f5e4d3c2b1a09",
 		"PASSERELLE_TEST_CACHE_SECRET": "cache-secret-canary-0123456789abcdef0123456789",
 		"PASSERELLE_TEST_PROVIDER_KEY": providerKey,
+		"PASSERELLE_TEST_PSEUDO_KEY":   "pseudonym-key-canary-0123456789abcdef0123456789",
 	} {
 		_ = os.Setenv(k, v) // process-wide on purpose: Caddy reads them at load
 	}

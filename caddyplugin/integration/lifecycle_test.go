@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -66,6 +67,9 @@ func productionConfig(t *testing.T, clientSecret, extraSite string) string {
 			decryption_key {file.` + key + `}
 		}
 		habilitations ` + writeHabilitations(t) + `
+		audit {
+			pseudonym_key {env.PASSERELLE_TEST_PSEUDO_KEY}
+		}
 	}
 }
 http://127.0.0.1:18084 {
@@ -203,5 +207,22 @@ func TestOfficialSandboxDirectory(t *testing.T) {
 	// Our own tokens do not exist there: 401.
 	if a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qf_partial")...); a.status != 401 {
 		t.Fatalf("status %d for a token absent from the official data", a.status)
+	}
+}
+
+// TestF03_QuotaEndToEnd: through the real runtime, answers carry the
+// RateLimit headers, and past the habilitation's quota the gateway answers
+// 429 00429 with Retry-After.
+func TestF03_QuotaEndToEnd(t *testing.T) {
+	start(t, options{MaxEntries: 4007, HabQuota: "3/m"})
+	for i := 0; i < 3; i++ {
+		a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...)
+		if a.status != 200 || a.header.Get("RateLimit-Limit") != "3" || a.header.Get("RateLimit-Remaining") != fmt.Sprint(2-i) || a.header.Get("RateLimit-Reset") == "" {
+			t.Fatalf("request %d: status %d headers %v", i, a.status, a.header)
+		}
+	}
+	a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...)
+	if a.status != 429 || a.code(t) != "00429" || a.header.Get("Retry-After") == "" || a.header.Get("RateLimit-Remaining") != "0" {
+		t.Fatalf("status %d code %s headers %v", a.status, a.code(t), a.header)
 	}
 }

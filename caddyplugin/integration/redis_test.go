@@ -38,7 +38,8 @@ func TestB01_B02_B03_RedisHoldsNothingUsable(t *testing.T) {
 		t.Fatalf("only %d keys in Redis, want the verified tokens cached", len(keys))
 	}
 	for _, k := range keys {
-		if !strings.HasPrefix(k, "passerelle:v1:") {
+		// redis_rate prefixes its keys with "rate:".
+		if !strings.HasPrefix(k, "passerelle:v1:") && !strings.HasPrefix(k, "rate:passerelle:v1:") {
 			t.Errorf("key outside the namespace: %q", k)
 		}
 		ttl, err := rdb.PTTL(ctx, k).Result()
@@ -54,7 +55,7 @@ func TestB01_B02_B03_RedisHoldsNothingUsable(t *testing.T) {
 		}
 		dump := append([]byte(k), val...)
 		canaries := append(append(append([]string{}, tokenCanaries...), identityCanaries...),
-			"fd-secret-canary", "cache-secret-canary", "sandbox-provider-key-canary")
+			"fd-secret-canary", "cache-secret-canary", "sandbox-provider-key-canary", "pseudonym-key-canary", "127.0.0.1")
 		if leak := contains(dump, canaries...); leak != "" {
 			t.Errorf("Redis holds %q", leak)
 		}

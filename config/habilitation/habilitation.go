@@ -23,6 +23,7 @@
 //	                                #   Europe/Paris; an RFC 3339 time is the first
 //	                                #   instant at which the habilitation is no longer valid
 //	    revoked: false              # optional, default false
+//	    rate_limit: "20/s"          # optional quota: <n>/s, <n>/m or <n>/h; default: the gateway's
 //
 // Parsing is strict: unknown fields (at any level), repeated fields, YAML
 // aliases and several documents are refused; every problem is reported
@@ -46,6 +47,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Paris must resolve on hosts without a zoneinfo database
@@ -69,6 +71,30 @@ type Habilitation struct {
 	ValidFrom              time.Time // zero: no lower bound; inclusive
 	ValidUntil             time.Time // zero: no upper bound; exclusive
 	Revoked                bool
+	// RateLimit overrides the gateway's default quota for this
+	// habilitation; zero means the default.
+	RateLimit Rate
+}
+
+// Rate is a quota: Requests per Per.
+type Rate struct {
+	Requests int
+	Per      time.Duration
+}
+
+// IsZero reports whether no quota is set.
+func (r Rate) IsZero() bool { return r.Requests == 0 }
+
+// ParseRate reads a quota written "<n>/s", "<n>/m" or "<n>/h" (1 ≤ n ≤
+// 1 000 000), e.g. "20/s".
+func ParseRate(s string) (Rate, error) {
+	n, unit, ok := strings.Cut(s, "/")
+	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[unit]
+	v, err := strconv.Atoi(n)
+	if !ok || per == 0 || err != nil || v < 1 || v > 1_000_000 || strconv.Itoa(v) != n {
+		return Rate{}, errors.New(`want "<n>/s", "<n>/m" or "<n>/h" with 1 ≤ n ≤ 1000000`)
+	}
+	return Rate{Requests: v, Per: per}, nil
 }
 
 // ActiveAt reports whether h is usable at t: not revoked, ValidFrom ≤ t and
@@ -405,6 +431,17 @@ func parseEntry(n *yaml.Node) (*Habilitation, []error) {
 			rawFrom = v
 		case "valid_until":
 			rawUntil = v
+		case "rate_limit":
+			str, ok := scalarString(v)
+			if !ok {
+				fail(key, "must be a string such as \"20/s\"")
+				break
+			}
+			r, err := ParseRate(str)
+			if err != nil {
+				fail(key, "%v", err)
+			}
+			h.RateLimit = r
 		case "revoked":
 			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
 				fail(key, "must be true or false")

@@ -491,3 +491,20 @@ func TestC02_RunAppliesRevocation(t *testing.T) {
 	close(stop)
 	readers.Wait()
 }
+
+func TestF03_RateLimitField(t *testing.T) {
+	base := "habilitations:\n  - id: a\n    label: A\n    siret: \"13002526500013\"\n    scopes: [s]\n"
+	r, err := Parse([]byte(base + "    rate_limit: \"50/m\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := r.ByID("a")
+	if h.RateLimit != (Rate{Requests: 50, Per: time.Minute}) {
+		t.Fatalf("rate %+v", h.RateLimit)
+	}
+	for _, bad := range []string{"0/s", "20", "20/d", "-1/s", "020/s", "1000001/s", "x/s"} {
+		if _, err := Parse([]byte(base + "    rate_limit: \"" + bad + "\"\n")); err == nil || !strings.Contains(err.Error(), "rate_limit") {
+			t.Errorf("%q accepted or error without the field: %v", bad, err)
+		}
+	}
+}
