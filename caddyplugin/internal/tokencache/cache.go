@@ -52,6 +52,7 @@ type Stats struct {
 	Fetches      uint64 // fetch calls made (after L1 and L2 missed)
 	FetchErrors  uint64 // fetch calls that failed (nothing stored, B05)
 	SharedWaits  uint64 // Get calls answered by another caller's lookup (B07)
+	LockWaits    uint64 // lookups that waited for another instance's fetch
 	RedisErrors  uint64 // Redis command errors and timeouts (treated as misses, B09)
 	RedisCorrupt uint64 // Redis values that failed to open or decode (misses, B09)
 	L1Entries    int    // current size of the in-process tier
@@ -69,7 +70,7 @@ type Cache struct {
 	group singleflight.Group
 	log   *zap.Logger
 
-	misses, l2Hits, fetches, fetchErrors, shared, redisErrors, redisCorrupt atomic.Uint64
+	misses, l2Hits, fetches, fetchErrors, shared, redisErrors, redisCorrupt, lockWaits atomic.Uint64
 }
 
 // New builds a Cache. It makes no network call.
@@ -159,6 +160,14 @@ func (c *Cache) lookup(ctx context.Context, token, key string, fetch func(ctx co
 			c.l2Hits.Add(1)
 			return result{facts: f, src: SourceL2}, nil
 		}
+		f, owner, ok := c.clusterLock(ctx, token, key)
+		if ok {
+			c.l2Hits.Add(1)
+			return result{facts: f, src: SourceL2}, nil
+		}
+		if owner {
+			defer c.unlock(key)
+		}
 	}
 	c.fetches.Add(1)
 	f, err := safeFetch(ctx, fetch)
@@ -200,6 +209,7 @@ func (c *Cache) Stats() Stats {
 		Fetches:      c.fetches.Load(),
 		FetchErrors:  c.fetchErrors.Load(),
 		SharedWaits:  c.shared.Load(),
+		LockWaits:    c.lockWaits.Load(),
 		RedisErrors:  c.redisErrors.Load(),
 		RedisCorrupt: c.redisCorrupt.Load(),
 		L1Entries:    c.l1.len(),

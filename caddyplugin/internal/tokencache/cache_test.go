@@ -358,7 +358,8 @@ func TestB08_SharedAcrossInstances(t *testing.T) {
 			t.Fatalf("sequential: fetch calls = %d, want 1", got)
 		}
 
-		// Concurrent: at most one fetch per instance.
+		// Concurrent: one fetch for the whole cluster (singleflight inside
+		// each instance, the Redis lock across them).
 		tok2 := canaryToken(t)
 		slow := &fetcher{fn: func(context.Context) (*fcverify.Facts, error) {
 			time.Sleep(20 * time.Millisecond)
@@ -374,8 +375,39 @@ func TestB08_SharedAcrossInstances(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if got := slow.calls.Load(); got < 1 || got > 2 {
-			t.Fatalf("concurrent: fetch calls = %d, want 1 or 2", got)
+		if got := slow.calls.Load(); got != 1 {
+			t.Fatalf("concurrent: fetch calls = %d, want exactly 1", got)
+		}
+	})
+}
+
+// TestB08_ClusterLockHolderFailure: when the instance holding the lock
+// fails (errors are never cached), a waiting instance asks for itself
+// instead of waiting for an entry that will never come.
+func TestB08_ClusterLockHolderFailure(t *testing.T) {
+	eachBackend(t, []string{"miniredis", "redis-server"}, func(t *testing.T, b backend) {
+		s := newShared()
+		a, bb := s.cache(t, b.redis(t)), s.cache(t, b.redis(t))
+		tok := canaryToken(t)
+		started := make(chan struct{})
+		failing := &fetcher{fn: func(context.Context) (*fcverify.Facts, error) {
+			close(started)
+			time.Sleep(50 * time.Millisecond)
+			return nil, errors.New("franceconnect down")
+		}}
+		ok := returns(activeFacts(s.clock.Now().Add(time.Hour)))
+		errc := make(chan error, 1)
+		go func() {
+			_, _, err := a.Get(context.Background(), tok, failing.fetch)
+			errc <- err
+		}()
+		<-started
+		got, src, err := bb.Get(context.Background(), tok, ok.fetch)
+		if err != nil || src != SourceFetch || got == nil || ok.calls.Load() != 1 {
+			t.Fatalf("waiting instance: source %s, err %v, fetches %d", src, err, ok.calls.Load())
+		}
+		if err := <-errc; err == nil {
+			t.Fatal("the holder's error was lost")
 		}
 	})
 }

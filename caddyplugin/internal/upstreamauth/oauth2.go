@@ -233,6 +233,22 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 		}
 	}
 
+	if s.shared != nil {
+		// One fetch per expiry for the whole cluster: take the lock, or
+		// wait for the instance that holds it.
+		owner, err := s.shared.lock(ctx, s.timeout)
+		switch {
+		case err != nil:
+			s.debug("upstreamauth: cluster lock unavailable, fetching", zap.Error(err))
+		case owner:
+			defer s.shared.unlock(ctx)
+		default:
+			usable := func(t *cachedToken) bool { return s.now().Before(t.refreshAt) }
+			if t := s.shared.wait(ctx, usable); t != nil && s.install(t, true, gen) {
+				return t.header, nil
+			}
+		}
+	}
 	t, err := s.fetch(ctx)
 	if err != nil {
 		return "", err

@@ -448,3 +448,29 @@ func TestB11_RedisDumpHasNoToken(t *testing.T) {
 		}
 	}
 }
+
+// req: B11
+// TestB11_OneFetchForTheCluster: concurrent first requests on two instances
+// sharing one Redis make one token request for the whole cluster.
+func TestB11_OneFetchForTheCluster(t *testing.T) {
+	mr := miniredis.RunT(t)
+	e := newTokenEndpoint(t)
+	e.delay = 100 * time.Millisecond
+	c := newClock()
+	seal := sealSecret()
+	shared := func(cfg *OAuth2Config) { cfg.Redis, cfg.SealSecret, cfg.Now = client(t, mr), seal, c.Now }
+	a, b := newSource(t, e, shared), newSource(t, e, shared)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		src := []Source{a, b}[i%2]
+		wg.Go(func() {
+			if got := apply(t, src); got != bearer(1) {
+				t.Errorf("got %q", got)
+			}
+		})
+	}
+	wg.Wait()
+	if n := e.calls.Load(); n != 1 {
+		t.Fatalf("token requests = %d for two instances, want 1", n)
+	}
+}

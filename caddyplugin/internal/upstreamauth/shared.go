@@ -121,3 +121,50 @@ func (s *sharedStore) del(ctx context.Context) error {
 	defer cancel()
 	return s.rdb.Del(ctx, s.key).Err()
 }
+
+// lockPoll is how often an instance waiting for another's fetch looks for
+// the shared token.
+const lockPoll = 20 * time.Millisecond
+
+// lock takes the cluster-wide fetch lock (SET NX PX ttl), so that one
+// instance of a cluster asks the token endpoint per expiry. An error means
+// Redis is unusable: fetch without the lock.
+func (s *sharedStore) lock(ctx context.Context, ttl time.Duration) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.rdb.SetNX(ctx, s.key+":lock", "1", ttl).Result()
+}
+
+func (s *sharedStore) unlock(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	defer cancel()
+	_ = s.rdb.Del(ctx, s.key+":lock").Err()
+}
+
+// wait polls for the token another instance is fetching. It gives up (nil)
+// when the lock is released without a token, on a Redis error, or when ctx
+// ends.
+func (s *sharedStore) wait(ctx context.Context, usable func(*cachedToken) bool) *cachedToken {
+	t := time.NewTicker(lockPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		tok, err := s.get(ctx)
+		if err != nil {
+			return nil
+		}
+		if tok != nil && usable(tok) {
+			return tok
+		}
+		lctx, cancel := context.WithTimeout(ctx, s.timeout)
+		n, err := s.rdb.Exists(lctx, s.key+":lock").Result()
+		cancel()
+		if err != nil || n == 0 {
+			return nil
+		}
+	}
+}
