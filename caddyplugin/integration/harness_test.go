@@ -133,6 +133,7 @@ type options struct {
 	OAuth2URL     string // token endpoint base URL: the CNAV credential becomes OAuth2
 	LogDir        string // when set, server and access logs are written there
 	HabQuota      string // habilitation quota; default: high enough never to bite
+	DecryptionKey string // key file path; default: the sandbox's ephemeral key
 }
 
 func writeHabilitations(t testing.TB) string {
@@ -174,6 +175,9 @@ func config(t testing.TB, o options) string {
 			client_id %s
 			client_secret {env.PASSERELLE_TEST_FC_SECRET}
 `, sandboxPort, fdClientID)
+	if o.DecryptionKey != "" {
+		fmt.Fprintf(&b, "\t\t\tdecryption_key {file.%s}\n", o.DecryptionKey)
+	}
 	if o.CheckTokenURL != "" {
 		fmt.Fprintf(&b, "\t\t\tchecktoken_url %s\n\t\t\tjwks_url %s\n", o.CheckTokenURL+"/api/v2/checktoken", o.CheckTokenURL+"/api/v2/jwks")
 	}

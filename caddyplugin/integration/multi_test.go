@@ -1,0 +1,211 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache/redistest"
+)
+
+const secondGatewayPort = 18090
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/passerelle once per test run (the build cache makes it
+// a link step after the test binary's own compilation).
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "passerelle-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "passerelle")
+		cmd := exec.Command("go", "build", "-tags", "nobadger,nomysql,nopgx", "-o", binPath, "./cmd/passerelle")
+		cmd.Dir = "../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// writeKey writes a throwaway decryption key both gateways share, as the
+// instances of one deployment do.
+func writeKey(t *testing.T) string {
+	t.Helper()
+	k, err := fcverify.GenerateKey("ECDH-ES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(k)
+	path := filepath.Join(t.TempDir(), "enc.jwk")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startSecondGateway runs the built binary as another instance: same
+// FranceConnect client, key, cache secret, Redis, credentials and
+// habilitations; its own listener in front of the same provider.
+func startSecondGateway(t *testing.T, o options) {
+	t.Helper()
+	bin := binary(t)
+	cfg := fmt.Sprintf(`{
+	admin off
+	auto_https off
+	passerelle {
+		mode sandbox
+		franceconnect {
+			issuer http://127.0.0.1:%d/api/v2
+			client_id %s
+			client_secret {env.PASSERELLE_TEST_FC_SECRET}
+			decryption_key {file.%s}
+			checktoken_url %s/api/v2/checktoken
+			jwks_url %s/api/v2/jwks
+		}
+		habilitations %s 1s
+		rate_limit {
+			habilitation %s
+			client_ip 1000000/s
+		}
+		cache {
+			max_entries %d
+			secret {env.PASSERELLE_TEST_CACHE_SECRET}
+			redis {
+				addrs %s
+			}
+		}
+		upstream CNAV {
+			oauth2 {
+				token_url %s/token
+				client_id passerelle
+				client_secret {env.PASSERELLE_TEST_PROVIDER_KEY}
+				scopes cnav.read
+			}
+		}
+	}
+}
+
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	passerelle
+	reverse_proxy %s
+}
+`, sandboxPort, fdClientID, o.DecryptionKey, o.CheckTokenURL, o.CheckTokenURL, o.Habilitations, o.HabQuota,
+		o.MaxEntries, o.Redis, o.OAuth2URL, secondGatewayPort, o.Recorder)
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = os.Environ()
+	logFile, _ := os.Create(filepath.Join(t.TempDir(), "second.log"))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", secondGatewayPort)); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(logFile.Name())
+	t.Fatalf("second gateway did not start: %s", log)
+}
+
+// TestB08_TwoInstancesOneRedis: two gateways (the in-process Caddy and the
+// built binary) on one real redis-server make, for 100 concurrent requests
+// with one new token split across both, exactly one checktoken call and one
+// upstream token fetch, and enforce one habilitation quota across both.
+func TestB08_TwoInstancesOneRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a second gateway process")
+	}
+	srv := redistest.Start(t)
+	fc := newFCCounter(t)
+	te := newTokenEndpoint(t)
+	rec := newRecorder(t)
+	o := options{MaxEntries: 8001, Redis: srv.Addr, CheckTokenURL: fc.srv.URL, Recorder: rec.srv.URL,
+		OAuth2URL: te.srv.URL, DecryptionKey: writeKey(t), Habilitations: writeHabilitations(t), HabQuota: "1000000/s"}
+	start(t, o)
+	startSecondGateway(t, o)
+
+	var wg sync.WaitGroup
+	statuses := make(chan int, 100)
+	for i := 0; i < 100; i++ {
+		port := []int{recordPort, secondGatewayPort}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- get(t, port, qf("recipient="+siret), bearer("all_fc")...).status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != 200 {
+			t.Fatalf("status %d, want 200", s)
+		}
+	}
+	if n := fc.checktoken.Load(); n != 1 {
+		t.Errorf("%d checktoken calls for the cluster, want exactly 1", n)
+	}
+	if n := te.calls.Load(); n != 1 {
+		t.Errorf("%d upstream token fetches for the cluster, want exactly 1", n)
+	}
+}
+
+// TestF03_QuotaAcrossInstances: a habilitation quota of N per minute holds
+// across two gateways within 10%.
+func TestF03_QuotaAcrossInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a second gateway process")
+	}
+	srv := redistest.Start(t)
+	fc := newFCCounter(t)
+	te := newTokenEndpoint(t)
+	rec := newRecorder(t)
+	const quota = 40
+	o := options{MaxEntries: 8002, Redis: srv.Addr, CheckTokenURL: fc.srv.URL, Recorder: rec.srv.URL,
+		OAuth2URL: te.srv.URL, DecryptionKey: writeKey(t), Habilitations: writeHabilitations(t), HabQuota: fmt.Sprintf("%d/m", quota)}
+	start(t, o)
+	startSecondGateway(t, o)
+	allowed := 0
+	for i := 0; i < 2*quota; i++ {
+		port := []int{recordPort, secondGatewayPort}[i%2]
+		switch a := get(t, port, qf("recipient="+siret), bearer("cnaf_qfv2")...); a.status {
+		case 200:
+			allowed++
+		case 429:
+		default:
+			t.Fatalf("status %d: %s", a.status, a.body)
+		}
+	}
+	if allowed < quota*9/10 || allowed > quota*11/10 {
+		t.Fatalf("%d requests allowed across two instances, want %d ± 10%%", allowed, quota)
+	}
+}
