@@ -1,0 +1,75 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// TestI13_ReloadUnderLoad: vegeta sends a constant rate of requests with a
+// cached token while the configuration is reloaded and the habilitations
+// file rewritten several times: no request fails, the token cache survives
+// the reloads (one checktoken call), and no goroutine is left behind.
+func TestI13_ReloadUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	fc := newFCCounter(t)
+	habs := writeHabilitations(t)
+	o := options{MaxEntries: 9001, CheckTokenURL: fc.srv.URL, Habilitations: habs}
+	setEnv(t)
+	tester := caddytest.NewTester(t)
+	cfg := config(t, o)
+	tester.InitServer(cfg, "caddyfile")
+	if a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...); a.status != 200 {
+		t.Fatalf("warm-up: status %d", a.status)
+	}
+	client.CloseIdleConnections()
+	time.Sleep(300 * time.Millisecond)
+	before := runtime.NumGoroutine()
+
+	attacker := vegeta.NewAttacker(vegeta.Timeout(5*time.Second), vegeta.Connections(16))
+	target := vegeta.Target{Method: http.MethodGet, URL: fmt.Sprintf("http://127.0.0.1:%d%s", gatewayPort, qf("recipient="+siret)),
+		Header: http.Header{"Authorization": {"Bearer cnaf_qfv2"}}}
+	const reloads = 6
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		orig, _ := os.ReadFile(habs)
+		for i := 0; i < reloads; i++ {
+			time.Sleep(500 * time.Millisecond)
+			// A configuration change that keeps the shared core (it does
+			// not touch FranceConnect, cache or credentials)…
+			next := strings.Replace(cfg, "habilitations "+habs+" 1s", fmt.Sprintf("habilitations %s %ds", habs, 1+i%2+1), 1)
+			tester.InitServer(next, "caddyfile")
+			// …and a habilitations file rewritten with the same rights.
+			_ = os.WriteFile(habs, append(orig, fmt.Sprintf("\n# revision %d\n", i)...), 0o600)
+		}
+	}()
+	var m vegeta.Metrics
+	for res := range attacker.Attack(vegeta.NewStaticTargeter(target), vegeta.Rate{Freq: 150, Per: time.Second}, 4*time.Second, "reload") {
+		m.Add(res)
+	}
+	m.Close()
+	<-done
+	if m.Requests < 500 || m.Success != 1 {
+		t.Fatalf("%d requests, success ratio %.4f, status codes %v, errors %v", m.Requests, m.Success, m.StatusCodes, m.Errors)
+	}
+	if n := fc.checktoken.Load(); n != 1 {
+		t.Errorf("%d checktoken calls across %d reloads, want 1 (the cache is shared across reloads, B12)", n, reloads)
+	}
+	attacker.Stop()
+	client.CloseIdleConnections()
+	time.Sleep(time.Second)
+	if after := runtime.NumGoroutine(); after > before+10 {
+		t.Errorf("goroutines: %d before the load and reloads, %d after", before, after)
+	}
+	t.Logf("%d requests at %.0f/s, p99 %s, %d reloads, goroutines %d → %d", m.Requests, m.Rate, m.Latencies.P99, reloads, before, runtime.NumGoroutine())
+}
