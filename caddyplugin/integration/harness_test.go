@@ -29,6 +29,8 @@ const (
 	sandboxPort = 18081
 	plainPort   = 18082
 	recordPort  = 18083
+	// internalPort serves health probes and metrics, apart from the API.
+	internalPort = 18085
 
 	fsClientID  = "6925fb8143c76eded44d32b40c0cb1006065f7f003de52712b78985704f39950"
 	fdClientID  = "423dcbdc5a15ece61ed00ff5989d72379c26d9ed4c8e4e05a87cffae019586e0"
@@ -226,13 +228,24 @@ http://127.0.0.1:%[2]d {
 	respond 404
 }
 
+http://127.0.0.1:%[5]d {
+	bind 127.0.0.1
+	handle /live {
+		passerelle_health live
+	}
+	handle /ready {
+		passerelle_health ready
+	}
+	metrics /metrics
+}
+
 http://127.0.0.1:%[3]d {
 	bind 127.0.0.1
 	reverse_proxy 127.0.0.1:%[2]d {
 		header_up Authorization {env.PASSERELLE_TEST_PROVIDER_KEY}
 	}
 }
-`, gatewayPort, sandboxPort, plainPort, accessLog(o.LogDir))
+`, gatewayPort, sandboxPort, plainPort, accessLog(o.LogDir), internalPort)
 	if o.Recorder != "" {
 		fmt.Fprintf(&b, `
 http://127.0.0.1:%d {

@@ -1,0 +1,72 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache/redistest"
+)
+
+// TestReadinessFlipsWithRedis: /ready answers 200 while FranceConnect keys
+// are held and Redis answers, 503 once Redis is stopped; /live stays 200.
+func TestReadinessFlipsWithRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	start(t, options{MaxEntries: 10001, Redis: srv.Addr})
+	if a := get(t, internalPort, "/ready"); a.status != 200 || !strings.Contains(string(a.body), `"redis":"ok"`) {
+		t.Fatalf("ready: status %d %s", a.status, a.body)
+	}
+	srv.Kill()
+	a := get(t, internalPort, "/ready")
+	if a.status != 503 || !strings.Contains(string(a.body), `"redis":"unavailable"`) || !strings.Contains(string(a.body), `"franceconnect_keys":"ok"`) {
+		t.Fatalf("ready with Redis down: status %d %s", a.status, a.body)
+	}
+	if a := get(t, internalPort, "/live"); a.status != 200 {
+		t.Fatalf("live: status %d", a.status)
+	}
+}
+
+// TestD09_NoProbeOnThePublicListener: health paths on the API listener are
+// not probes and skip no authentication.
+func TestD09_NoProbeOnThePublicListener(t *testing.T) {
+	start(t, options{MaxEntries: 10002})
+	for _, p := range []string{"/live", "/ready", "/health", "/metrics", "/api/ping"} {
+		a := get(t, gatewayPort, p, "User-Agent", "kube-probe/1.29")
+		if a.status != 404 {
+			t.Errorf("%s on the public listener: status %d", p, a.status)
+		}
+	}
+}
+
+// TestMetricsEndpointScraped: the metrics page lists Passerelle's series,
+// with endpoint ids and codes only.
+func TestMetricsEndpointScraped(t *testing.T) {
+	start(t, options{MaxEntries: 10003})
+	get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...)
+	get(t, gatewayPort, qf("recipient="+siret), bearer("nope")...)
+	a := get(t, internalPort, "/metrics")
+	if a.status != 200 {
+		t.Fatalf("status %d", a.status)
+	}
+	body := string(a.body)
+	for _, want := range []string{
+		`caddy_passerelle_requests_total{code="",decision="allow",endpoint="dss_quotient_familial_fc"}`,
+		`caddy_passerelle_requests_total{code="50002",decision="deny",endpoint="dss_quotient_familial_fc"}`,
+		`caddy_passerelle_token_checks_total{result="active",source="checktoken"}`,
+		`caddy_passerelle_provider_duration_seconds_bucket{provider="CNAV",status_class="2xx"`,
+		`caddy_passerelle_mode{mode="sandbox"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics page lacks %s", want)
+		}
+	}
+	// Caddy's own series name upstream addresses; ours name nothing of a caller.
+	var ours []byte
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "caddy_passerelle_") {
+			ours = append(ours, line+"\n"...)
+		}
+	}
+	if leak := contains(ours, "cnaf_qfv2", "nope", "Georges", siret, "127.0.0.1"); leak != "" {
+		t.Errorf("passerelle series hold %q", leak)
+	}
+}
