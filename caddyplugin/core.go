@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -182,7 +184,8 @@ func (a *App) loadCore() (*core, string, error) {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
-	for name, v := range r.upstreams {
+	for _, name := range slices.Sorted(maps.Keys(r.upstreams)) { // map order varies: sort
+		v := r.upstreams[name]
 		h.Write([]byte(name + "\x00" + v[0] + "\x00" + v[1] + "\x00"))
 	}
 	for _, k := range r.keys {

@@ -591,7 +591,7 @@ func providerError(ep *catalogue.Endpoint, rec *capture, err error) *apierror.Er
 	}
 	switch {
 	case rec.status == http.StatusNotFound:
-		return apierror.ProviderNotFound(prefix, name)
+		return apierror.ProviderNotFound(ep.NotFoundError())
 	case rec.status != http.StatusOK, rec.overflow:
 		return apierror.ProviderError(prefix, name)
 	}

@@ -177,8 +177,9 @@ func TestB04_HitReevaluatesRoute(t *testing.T) {
 	if a := get(t, gatewayPort, qf("recipient=21930048000015"), bearer("cnaf_qfv2")...); a.status != 403 {
 		t.Fatalf("status %d, want 403", a.status)
 	}
-	// Same cached token, on a path outside the catalogue: 404.
-	if a := get(t, gatewayPort, "/v3/dss/revenu_solidarite_active/france_connect?recipient="+siret, bearer("cnaf_qfv2")...); a.status != 404 {
+	// Same cached token, on a path outside the catalogue (siade's allocation
+	// de rentrée scolaire FC route, absent from API Particulier's OpenAPI): 404.
+	if a := get(t, gatewayPort, "/v3/dss/allocation_rentree_scolaire/france_connect?recipient="+siret, bearer("cnaf_qfv2")...); a.status != 404 {
 		t.Fatalf("status %d, want 404", a.status)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 
 	_ "github.com/passerelle-gw/passerelle/caddyplugin"
 	_ "github.com/passerelle-gw/passerelle/caddyplugin/sandbox"
+	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
 
 // Fixed loopback ports: caddytest runs one in-process Caddy with its admin
@@ -123,6 +125,25 @@ func (rec *recorder) count() int {
 
 const qfBody = `{"data":{"allocataires":[{"nom_naissance":"CANARYNOM","prenoms":"CANARYPRENOM","date_naissance":"1901-02-03","sexe":"M"}],"enfants":[],"adresse":{"destinataire":"CANARYADRESSE"},"quotient_familial":{"fournisseur":"CNAF","valeur":1234,"annee":2024,"mois":2},"secret_new_field":"CANARYNEW"},"links":{},"meta":{"internal":"CANARYMETA"}}`
 
+// otherProviders returns the provider names the default catalogue's
+// endpoints call, CNAV aside, sorted: each gets the sandbox provider
+// credential, so that a route added to the catalogue needs no harness change.
+func otherProviders(t testing.TB) []string {
+	t.Helper()
+	cat, err := catalogue.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, ep := range cat.Endpoints {
+		if ep.ProviderName != "CNAV" && !slices.Contains(names, ep.ProviderName) {
+			names = append(names, ep.ProviderName)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
 // options shape one test configuration. Distinct MaxEntries values give a
 // test its own core (and so an empty token cache): the usage pool keys on
 // the configuration.
@@ -200,6 +221,10 @@ func config(t testing.TB, o options) string {
 		fmt.Fprintf(&b, "\t\tupstream CNAV {\n\t\t\toauth2 {\n\t\t\t\ttoken_url %s/token\n\t\t\t\tclient_id passerelle\n\t\t\t\tclient_secret {env.PASSERELLE_TEST_PROVIDER_KEY}\n\t\t\t\tscopes cnav.read\n\t\t\t}\n\t\t}\n", o.OAuth2URL)
 	} else {
 		b.WriteString("\t\tupstream CNAV {\n\t\t\theader Authorization {env.PASSERELLE_TEST_PROVIDER_KEY}\n\t\t}\n")
+	}
+	// The other providers of the catalogue: a static header in every variant.
+	for _, name := range otherProviders(t) {
+		fmt.Fprintf(&b, "\t\tupstream %s {\n\t\t\theader Authorization {env.PASSERELLE_TEST_PROVIDER_KEY}\n\t\t}\n", name)
 	}
 	fmt.Fprintf(&b, `	}
 }

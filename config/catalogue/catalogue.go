@@ -4,34 +4,49 @@
 // provider request, the scopes it accepts and the response fields each scope
 // releases.
 //
-// The catalogue is data. A default one is embedded (default.yaml); an operator
-// may replace it with a file of the same format:
+// The catalogue is data: adding a route needs no Go code. A default one is
+// embedded (default.yaml: every FranceConnect route of API Particulier v3/v4);
+// an operator may replace it with a file of the same format:
 //
-//	providers:
+//	providers:                      # data providers as seen by error codes
 //	  CNAV:
 //	    error_prefix: "37"          # XX of the XXYYY error codes (API Particulier nomenclature)
+//	  RNCPS:
+//	    error_prefix: "40"          # may serve only as a not_found_provider
 //	endpoints:
 //	  - id: dss_quotient_familial_fc  # stable id: used in logs, metrics and audit records
 //	    method: GET                   # default GET
 //	    path: /v3/dss/quotient_familial/france_connect   # exact, canonical public path
 //	    modality: france_connect      # only modality served so far
 //	    operation_id: api_particulier_v3_cnav_quotient_familial_with_france_connect
-//	    provider: CNAV                # a key of providers
+//	                                  # OpenAPI x-operationId; names the sandbox case folder
+//	    provider: CNAV                # a key of providers: credential, 502/504 codes, meta.provider
+//	    not_found_provider: RNCPS     # optional key of providers for the 404 answer (XX003),
+//	                                  # when the documented not-found code is not the provider's
 //	    upstream_path: /v3/dss/quotient_familial/identite # path sent to the provider
 //	    min_acr: eidas1               # eidas1 < eidas2 < eidas3
 //	    recipient: required           # required | none
-//	    identity:                     # identity pivot → provider query parameters
+//	    identity:                     # identity pivot → provider query parameters (see Claim)
 //	      - {param: nomNaissance, claim: family_name}
 //	      - {param: "prenoms[]", claim: given_names}
 //	    params:                       # caller query parameters passed through (besides recipient)
-//	      - {name: annee, pattern: '^[0-9]{4}$'}
+//	      - {name: annee, pattern: '^[0-9]{4}$'}          # anchored RE2 pattern, optional
+//	      - {name: immatriculation, pattern: '^…$', required: true}
 //	    scopes:                       # scope → response paths it releases (see respfilter syntax)
 //	      - name: cnaf_quotient_familial
 //	        aliases: []               # other names of the same right (FranceConnect, DataPass)
+//	        basis: doc                # doc: mask stated by the source (DOMAIN.md §5);
+//	                                  # der: derived here from schemas or data
 //	        fields: [data.quotient_familial]
 //
 // Parsing is strict (unknown fields are errors) and every problem is reported
-// at once, naming the endpoint and the field.
+// at once, naming the endpoint and the field. Besides syntax, validation
+// refuses: duplicate ids, paths or operation ids; an unknown provider or
+// not_found_provider; a pattern that is not anchored (^…$); a scope name or
+// alias listed twice on one route; a scope without basis or fields; a field
+// path not rooted at data, links or meta; and, on a france_connect route, a
+// field path through an "identite" member (FranceConnect variants never
+// return identity blocks, DOMAIN.md §5).
 package catalogue
 
 import (
@@ -39,8 +54,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -57,7 +74,10 @@ const (
 	ModalityFranceConnect Modality = "france_connect"
 )
 
-// Provider is a data provider as seen by error codes.
+// Provider is a data provider as seen by error codes. Its name (the key in
+// providers) is also the meta.provider of error answers and the name of its
+// upstream credential: letters, digits, space, '&', '-', '_', at most 32
+// bytes, starting and ending with a letter or digit.
 type Provider struct {
 	// ErrorPrefix is the two-digit provider prefix of API Particulier error
 	// codes (37 for CNAV), used for 404, 502 and 504 answers.
@@ -82,10 +102,23 @@ type Param struct {
 // Valid reports whether v is an acceptable value for the parameter.
 func (p *Param) Valid(v string) bool { return p.re == nil || p.re.MatchString(v) }
 
+// Basis says where a scope's field mask comes from.
+type Basis string
+
+// The bases of a field mask (markers of DOMAIN.md).
+const (
+	// BasisDoc: the mask is stated by the cited source (siade serializers,
+	// API Particulier documentation).
+	BasisDoc Basis = "doc"
+	// BasisDer: the mask is derived here from schemas or sandbox data.
+	BasisDer Basis = "der"
+)
+
 // Scope is one right an endpoint accepts and the response paths it releases.
 type Scope struct {
 	Name    string   `yaml:"name"`
 	Aliases []string `yaml:"aliases"`
+	Basis   Basis    `yaml:"basis"`
 	Fields  []string `yaml:"fields"`
 }
 
@@ -94,21 +127,36 @@ func (s *Scope) Names() []string { return append([]string{s.Name}, s.Aliases...)
 
 // Endpoint is one public route.
 type Endpoint struct {
-	ID           string          `yaml:"id"`
-	Method       string          `yaml:"method"`
-	Path         string          `yaml:"path"`
-	Modality     Modality        `yaml:"modality"`
-	OperationID  string          `yaml:"operation_id"`
-	ProviderName string          `yaml:"provider"`
-	UpstreamPath string          `yaml:"upstream_path"`
-	MinACR       string          `yaml:"min_acr"`
-	Recipient    string          `yaml:"recipient"`
-	Identity     []IdentityParam `yaml:"identity"`
-	Params       []Param         `yaml:"params"`
-	Scopes       []Scope         `yaml:"scopes"`
+	ID           string   `yaml:"id"`
+	Method       string   `yaml:"method"`
+	Path         string   `yaml:"path"`
+	Modality     Modality `yaml:"modality"`
+	OperationID  string   `yaml:"operation_id"`
+	ProviderName string   `yaml:"provider"`
+	// NotFoundProviderName, when set, names the provider whose prefix and
+	// name the 404 answer carries (C2S: 40003 RNCPS).
+	NotFoundProviderName string          `yaml:"not_found_provider"`
+	UpstreamPath         string          `yaml:"upstream_path"`
+	MinACR               string          `yaml:"min_acr"`
+	Recipient            string          `yaml:"recipient"`
+	Identity             []IdentityParam `yaml:"identity"`
+	Params               []Param         `yaml:"params"`
+	Scopes               []Scope         `yaml:"scopes"`
 
 	// Provider is resolved from ProviderName at load.
 	Provider Provider `yaml:"-"`
+	// notFound is resolved from NotFoundProviderName (default: Provider).
+	notFound Provider
+}
+
+// NotFoundError returns the error prefix and provider name of the route's
+// not-found answer (404 prefix+"003"): those of not_found_provider when set,
+// else those of provider.
+func (e *Endpoint) NotFoundError() (prefix, provider string) {
+	if e.NotFoundProviderName != "" {
+		return e.notFound.ErrorPrefix, e.NotFoundProviderName
+	}
+	return e.Provider.ErrorPrefix, e.ProviderName
 }
 
 // RecipientRequired reports whether the route takes a mandatory recipient SIRET.
@@ -122,6 +170,35 @@ func (e *Endpoint) Param(name string) (*Param, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Scope returns the scope of the endpoint known by name, its own name or one
+// of its aliases.
+func (e *Endpoint) Scope(name string) (*Scope, bool) {
+	for i := range e.Scopes {
+		if slices.Contains(e.Scopes[i].Names(), name) {
+			return &e.Scopes[i], true
+		}
+	}
+	return nil, false
+}
+
+// IdentityQuery returns the identity part of the provider query for pivot p:
+// each identity parameter with the values of its claim, in catalogue order,
+// as the handler sends them (without the pass-through parameters and the
+// recipient). It fails with ErrUnusableIdentity as the handler would.
+func (e *Endpoint) IdentityQuery(p *Pivot) (url.Values, error) {
+	q := make(url.Values, len(e.Identity))
+	for _, ip := range e.Identity {
+		vals, err := ip.Claim.AppendValues(nil, p)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vals {
+			q.Add(ip.Param, v)
+		}
+	}
+	return q, nil
 }
 
 // Catalogue is a validated set of endpoints, indexed by method and path.
@@ -173,12 +250,15 @@ func Parse(data []byte) (*Catalogue, error) {
 
 var (
 	idRe         = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+	operationRe  = regexp.MustCompile(`^[a-z0-9_]{1,128}$`)
+	providerRe   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9 &_-]{0,30}[A-Za-z0-9])?$`)
 	pathRe       = regexp.MustCompile(`^(/[a-z0-9_\-]+)+$`)
 	paramRe      = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*(\[\])?$`)
 	prefixRe     = regexp.MustCompile(`^[0-9]{2}$`)
 	scopeRe      = regexp.MustCompile(`^[a-z0-9_]{1,128}$`)
 	fieldRe      = regexp.MustCompile(`^[A-Za-z0-9_]+(\[\])?(\.[A-Za-z0-9_]+(\[\])?)*$`)
 	acrLevels    = map[string]int{"eidas1": 1, "eidas2": 2, "eidas3": 3}
+	fieldRoots   = map[string]bool{"data": true, "links": true, "meta": true}
 	reservedArgs = map[string]bool{"recipient": true, "access_token": true}
 )
 
@@ -199,6 +279,9 @@ func (c *Catalogue) validate() error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf("catalogue: "+format, a...)) }
 	for name, p := range c.Providers {
+		if !providerRe.MatchString(name) {
+			add("providers.%s: invalid provider name (letters, digits, space, &, -, _; at most 32 bytes)", name)
+		}
 		if !prefixRe.MatchString(p.ErrorPrefix) {
 			add("providers.%s: error_prefix: want two digits", name)
 		}
@@ -208,6 +291,7 @@ func (c *Catalogue) validate() error {
 	}
 	c.byPath = make(map[string]*Endpoint, len(c.Endpoints))
 	c.byID = make(map[string]*Endpoint, len(c.Endpoints))
+	seenOp := make(map[string]bool, len(c.Endpoints))
 	for i := range c.Endpoints {
 		e := &c.Endpoints[i]
 		at := fmt.Sprintf("endpoints[%d] (id %q)", i, e.ID)
@@ -234,10 +318,23 @@ func (c *Catalogue) validate() error {
 		if e.Modality != ModalityFranceConnect {
 			add("%s: modality: want %q", at, ModalityFranceConnect)
 		}
+		if !operationRe.MatchString(e.OperationID) {
+			add("%s: operation_id: want 1-128 of [a-z0-9_]", at)
+		} else if seenOp[e.OperationID] {
+			add("%s: operation_id: duplicate", at)
+		}
+		seenOp[e.OperationID] = true
 		if p, ok := c.Providers[e.ProviderName]; ok {
 			e.Provider = p
 		} else {
 			add("%s: provider: unknown provider %q", at, e.ProviderName)
+		}
+		if e.NotFoundProviderName != "" {
+			if p, ok := c.Providers[e.NotFoundProviderName]; ok {
+				e.notFound = p
+			} else {
+				add("%s: not_found_provider: unknown provider %q", at, e.NotFoundProviderName)
+			}
 		}
 		if !pathRe.MatchString(e.UpstreamPath) {
 			add("%s: upstream_path: want a canonical absolute path", at)
@@ -278,8 +375,11 @@ func (c *Catalogue) validate() error {
 			seenParam[p.Name] = true
 			if p.Pattern != "" {
 				re, err := regexp.Compile(p.Pattern)
-				if err != nil {
+				switch {
+				case err != nil:
 					add("%s: params[%d].pattern: %v", at, j, err)
+				case !strings.HasPrefix(p.Pattern, "^") || !strings.HasSuffix(p.Pattern, "$"):
+					add("%s: params[%d].pattern: must be anchored (^…$)", at, j)
 				}
 				p.re = re
 			}
@@ -300,15 +400,44 @@ func (c *Catalogue) validate() error {
 				}
 				seenScope[n] = true
 			}
+			if s.Basis != BasisDoc && s.Basis != BasisDer {
+				add("%s: scopes[%d] (%s): basis: want doc or der", at, j, s.Name)
+			}
 			if len(s.Fields) == 0 {
 				add("%s: scopes[%d] (%s): fields: a scope must release at least one field", at, j, s.Name)
 			}
 			for _, f := range s.Fields {
-				if !fieldRe.MatchString(f) {
-					add("%s: scopes[%d] (%s): fields: invalid path %q", at, j, s.Name, f)
+				if msg := checkField(f, e.Modality); msg != "" {
+					add("%s: scopes[%d] (%s): fields: %s %q", at, j, s.Name, msg, f)
 				}
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// maxFieldSegments bounds a field path, as the response filter does.
+const maxFieldSegments = 32
+
+// checkField returns why a field path is refused, or "".
+func checkField(f string, m Modality) string {
+	if !fieldRe.MatchString(f) {
+		return "invalid path"
+	}
+	segs := strings.Split(f, ".")
+	if !fieldRoots[segs[0]] {
+		return "path not rooted at data, links or meta:"
+	}
+	if len(segs) > maxFieldSegments {
+		return "path too deep:"
+	}
+	for _, seg := range segs {
+		if len(strings.TrimRight(seg, "[]")) > 128 {
+			return "path member too long:"
+		}
+		if m == ModalityFranceConnect && strings.TrimRight(seg, "[]") == "identite" {
+			return "identity block on a france_connect route:"
+		}
+	}
+	return ""
 }

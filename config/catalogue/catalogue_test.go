@@ -52,40 +52,94 @@ func TestValidationNamesEntryAndField(t *testing.T) {
 	bad := `
 providers:
   CNAV: {error_prefix: "3"}
+  "bad name!": {error_prefix: "12"}
 endpoints:
   - id: ok_one
     path: /v3/a/france_connect
     modality: france_connect
+    operation_id: op_a
     provider: NOPE
+    not_found_provider: NOPE2
     upstream_path: /v3/a/identite
     min_acr: eidas9
     identity: [{param: nom, claim: shoe_size}]
-    params: [{name: recipient}, {name: x, pattern: "("}]
+    params: [{name: recipient}, {name: x, pattern: "("}, {name: y, pattern: "[0-9]+"}]
     scopes:
-      - {name: s1, fields: ["data..x"]}
-      - {name: s1, fields: []}
+      - {name: s1, basis: doc, fields: ["data..x"]}
+      - {name: s1, basis: doc, fields: []}
+      - {name: s2, fields: [data.y]}
+      - {name: s3, basis: maybe, fields: [data.identite, "data.a[].identite.nom", other.x, "data[].x"]}
   - id: ok_one
     path: /v3/a/france_connect
     modality: params
+    operation_id: op_a
     provider: CNAV
     upstream_path: relative
     scopes: []
+  - id: no_op
+    path: /v3/b/france_connect
+    modality: france_connect
+    provider: CNAV
+    upstream_path: /v3/b/identite
+    identity: [{param: nom, claim: family_name}]
+    scopes: [{name: s, basis: der, fields: [data.s]}]
 `
 	_, err := Parse([]byte(bad))
 	if err == nil {
 		t.Fatal("invalid catalogue accepted")
 	}
 	for _, want := range []string{
-		"providers.CNAV: error_prefix", `endpoints[0] (id "ok_one"): provider: unknown provider "NOPE"`,
+		"providers.CNAV: error_prefix", `providers.bad name!: invalid provider name`,
+		`endpoints[0] (id "ok_one"): provider: unknown provider "NOPE"`,
+		`endpoints[0] (id "ok_one"): not_found_provider: unknown provider "NOPE2"`,
 		"min_acr", `identity[0].claim: unknown claim "shoe_size"`, `params[0].name: "recipient" is reserved`,
-		"params[1].pattern", `fields: invalid path "data..x"`, `scope name "s1" listed twice`,
+		"params[1].pattern", "params[2].pattern: must be anchored", `fields: invalid path "data..x"`, `scope name "s1" listed twice`,
 		"scopes[1] (s1): fields: a scope must release at least one field",
+		"scopes[2] (s2): basis: want doc or der", "scopes[3] (s3): basis: want doc or der",
+		`scopes[3] (s3): fields: identity block on a france_connect route: "data.identite"`,
+		`scopes[3] (s3): fields: identity block on a france_connect route: "data.a[].identite.nom"`,
+		`scopes[3] (s3): fields: path not rooted at data, links or meta: "other.x"`,
+		`scopes[3] (s3): fields: path not rooted at data, links or meta: "data[].x"`,
 		`endpoints[1] (id "ok_one"): id: duplicate`, `endpoints[1] (id "ok_one"): path: duplicate`,
+		`endpoints[1] (id "ok_one"): operation_id: duplicate`,
+		`endpoints[2] (id "no_op"): operation_id: want 1-128 of [a-z0-9_]`,
 		"modality", "upstream_path", "scopes: a route without scopes is refused",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// A minimal valid catalogue loads; the same with a deep path does not.
+func TestValidationLimits(t *testing.T) {
+	base := `
+providers: {"CNAF & MSA": {error_prefix: "35"}, CNAV: {error_prefix: "37"}}
+endpoints:
+  - id: a
+    path: /v3/a/france_connect
+    modality: france_connect
+    operation_id: op_a
+    provider: CNAV
+    not_found_provider: "CNAF & MSA"
+    upstream_path: /v3/a/identite
+    identity: [{param: nom, claim: family_name}]
+    scopes: [{name: s, basis: der, fields: [%s]}]
+`
+	c, err := Parse([]byte(strings.Replace(base, "%s", "data.identite_particulier", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, n := c.Endpoints[0].NotFoundError(); p != "35" || n != "CNAF & MSA" {
+		t.Errorf("NotFoundError = %s %s", p, n)
+	}
+	deep := "data" + strings.Repeat(".x", maxFieldSegments)
+	if _, err := Parse([]byte(strings.Replace(base, "%s", deep, 1))); err == nil || !strings.Contains(err.Error(), "path too deep") {
+		t.Errorf("deep path: %v", err)
+	}
+	long := "data." + strings.Repeat("x", 129)
+	if _, err := Parse([]byte(strings.Replace(base, "%s", long, 1))); err == nil || !strings.Contains(err.Error(), "member too long") {
+		t.Errorf("long member: %v", err)
 	}
 }
 
@@ -172,7 +226,22 @@ func TestIdentityMapping(t *testing.T) {
 }
 
 func FuzzCatalogueYAML(f *testing.F) {
-	f.Add(defaultYAML)
+	// A small valid catalogue using every feature: the fuzzer spends its
+	// time minimising large seeds (default.yaml), so it is not one.
+	f.Add([]byte(`providers: {CNAV: {error_prefix: "37"}, RNCPS: {error_prefix: "40"}}
+endpoints:
+  - id: a_fc
+    path: /v3/a/france_connect
+    modality: france_connect
+    operation_id: op_a
+    provider: CNAV
+    not_found_provider: RNCPS
+    upstream_path: /v3/a/identite
+    identity: [{param: "prenoms[]", claim: given_names}, {param: p, claim: given_names_comma}]
+    params: [{name: x, pattern: '^[A-Z]{2}$', required: true}]
+    scopes:
+      - {name: s, aliases: [t], basis: doc, fields: ["data.a[].b", meta.c]}
+`))
 	f.Add([]byte("endpoints: [{id: a}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data)
@@ -180,8 +249,22 @@ func FuzzCatalogueYAML(f *testing.F) {
 			return
 		}
 		for i := range c.Endpoints {
-			if _, ok := c.Lookup(c.Endpoints[i].Path); !ok || len(c.Endpoints[i].Scopes) == 0 {
+			ep := &c.Endpoints[i]
+			if _, ok := c.Lookup(ep.Path); !ok || len(ep.Scopes) == 0 {
 				t.Fatalf("accepted catalogue is inconsistent")
+			}
+			if prefix, name := ep.NotFoundError(); !prefixRe.MatchString(prefix) || !providerRe.MatchString(name) {
+				t.Fatalf("accepted endpoint has a bad not-found provider %q %q", prefix, name)
+			}
+			for _, s := range ep.Scopes {
+				if s.Basis != BasisDoc && s.Basis != BasisDer {
+					t.Fatalf("accepted scope without basis")
+				}
+				for _, f := range s.Fields {
+					if checkField(f, ep.Modality) != "" {
+						t.Fatalf("accepted field %q", f)
+					}
+				}
 			}
 		}
 	})

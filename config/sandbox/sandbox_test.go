@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
 
 const (
@@ -102,15 +104,25 @@ func hasScopes(scope string, want ...string) bool {
 
 func TestEmbeddedLoads(t *testing.T) {
 	s := Embedded()
-	if got := s.Operations(); !slices.Equal(got, []string{qfOp}) {
-		t.Fatalf("Operations() = %v", got)
+	cat, err := catalogue.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, ep := range cat.Endpoints {
+		ops = append(ops, ep.OperationID)
+	}
+	slices.Sort(ops)
+	if got := s.Operations(); !slices.Equal(got, ops) || !slices.Contains(got, qfOp) {
+		t.Fatalf("Operations() = %v, want the catalogue's operation ids %v", got, ops)
 	}
 	var names []string
 	for _, c := range s.Tokens() {
 		names = append(names, c.Params["token"].(string))
 	}
 	slices.Sort(names)
-	want := []string{"all_fc", "caracteres_speciaux", "cnaf_qf_partial", "cnaf_qfv2", "inactive", "low_scopes", "provider_error", "unpaired_service"}
+	want := []string{"all_fc", "aucun_dossier", "caracteres_speciaux", "cnaf_aeeh", "cnaf_qf_partial", "cnaf_qfv2", "cnous", "cnous_with_less_scopes",
+		"inactive", "low_scopes", "provider_error", "unpaired_service"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("tokens = %v, want %v", names, want)
 	}
@@ -118,12 +130,14 @@ func TestEmbeddedLoads(t *testing.T) {
 		t.Fatalf("README.md not embedded: %v", err)
 	}
 	// Embedded keys are unique per folder: no case shadows another.
-	seen := map[string]string{}
-	for _, c := range s.Cases(qfOp) {
-		if prev, dup := seen[c.key]; dup {
-			t.Errorf("%s has the same params as %s", c.File, prev)
+	for _, op := range s.Operations() {
+		seen := map[string]string{}
+		for _, c := range s.Cases(op) {
+			if prev, dup := seen[c.key]; dup {
+				t.Errorf("%s: %s has the same params as %s", op, c.File, prev)
+			}
+			seen[c.key] = c.File
 		}
-		seen[c.key] = c.File
 	}
 }
 
@@ -292,6 +306,13 @@ func TestEmbeddedQFIdentitiesMatchOneCase(t *testing.T) {
 			if k, _ := requestKey(q, nil); k == c.key {
 				matched = append(matched, c)
 			}
+		}
+		if tok == "aucun_dossier" {
+			// Known nowhere: the folder's 404 answers (TestEmbeddedRoutesNotFound).
+			if len(matched) != 0 {
+				t.Errorf("%s: identity matches %s", tok, matched[0].File)
+			}
+			continue
 		}
 		if len(matched) != 1 {
 			t.Errorf("%s: identity matches %d cases, want 1", tok, len(matched))
