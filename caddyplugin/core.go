@@ -242,6 +242,9 @@ func (a *App) newCore(r *resolved) (*core, error) {
 		ValueSecret: deriveKey(r.cacheSecret, "fc-cache-value"),
 		Redis:       c.redis,
 		Logger:      a.logger.Named("cache"),
+		OnRedisError: func(kind string) {
+			metricCacheErrors.WithLabelValues(kind).Inc()
+		},
 	})
 	if err != nil {
 		_ = c.Destruct()

@@ -327,6 +327,7 @@ func TestG08_MetricLabelsBounded(t *testing.T) {
 		"provider": {"CNAV": true},
 		"mode":     {"sandbox": true, "production": true},
 		"quota":    {"habilitation": true, "client_ip": true},
+		"kind":     {"error": true, "corrupt": true},
 	}
 	seen := 0
 	for _, fam := range families {

@@ -31,6 +31,10 @@ var (
 		Namespace: "caddy", Subsystem: "passerelle", Name: "habilitation_reloads_total",
 		Help: "Habilitation registry reload attempts, by result (ok, refused).",
 	}, []string{"result"})
+	metricCacheErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "cache_errors_total",
+		Help: "Token cache Redis failures, each served as a miss (SECURITY.md B09), by kind (error, corrupt).",
+	}, []string{"kind"})
 	metricRateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "rate_limited_total",
 		Help: "Requests refused by a quota, by quota (habilitation, client_ip).",
@@ -50,7 +54,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricHabilitationReloads, metricRateLimited, metricRateLimitRedisErrors, metricMode} {
+	for _, c := range []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricHabilitationReloads, metricCacheErrors, metricRateLimited, metricRateLimitRedisErrors, metricMode} {
 		var are prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &are) {
 			return err

@@ -23,6 +23,13 @@ func TestReadinessFlipsWithRedis(t *testing.T) {
 	if a := get(t, internalPort, "/live"); a.status != 200 {
 		t.Fatalf("live: status %d", a.status)
 	}
+	// Requests still succeed (live checktoken); the failures are counted.
+	if a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...); a.status != 200 {
+		t.Fatalf("with Redis down: status %d", a.status)
+	}
+	if m := get(t, internalPort, "/metrics"); !strings.Contains(string(m.body), `caddy_passerelle_cache_errors_total{kind="error"}`) {
+		t.Error("Redis failures not counted in caddy_passerelle_cache_errors_total")
+	}
 }
 
 // TestD09_NoProbeOnThePublicListener: health paths on the API listener are

@@ -101,8 +101,11 @@ func signingIssuer(alg string) (*fcissuer.Issuer, error) {
 // to run next to a production one.
 func sandboxApp(ctx caddy.Context, module string) (*caddyplugin.App, error) {
 	v, err := ctx.AppIfConfigured("passerelle")
-	if err != nil || v == nil {
-		return nil, nil //nolint:nilerr // a standalone sandbox has no passerelle app
+	switch {
+	case errors.Is(err, caddy.ErrNotConfigured):
+		return nil, nil // a standalone sandbox has no passerelle app
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", module, err) // configured, but failed to load
 	}
 	app := v.(*caddyplugin.App)
 	if !app.Sandbox() {

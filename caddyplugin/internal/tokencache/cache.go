@@ -155,6 +155,11 @@ func (c *Cache) miss(ctx context.Context, token string, fetch func(ctx context.C
 
 // lookup runs once per token hash at a time: L2, then fetch, then fill.
 func (c *Cache) lookup(ctx context.Context, token, key string, fetch func(ctx context.Context) (*fcverify.Facts, error)) (result, error) {
+	// A caller that missed L1 just before the previous flight for this
+	// token filled it joins no flight: look again before going further.
+	if f, ok := c.l1.get(token, c.tick()); ok {
+		return result{facts: f, src: SourceL1}, nil
+	}
 	if c.cfg.Redis != nil {
 		if f, ok := c.l2Get(ctx, token, key); ok {
 			c.l2Hits.Add(1)
@@ -220,5 +225,17 @@ func (c *Cache) Stats() Stats {
 func (c *Cache) debug(msg string, fields ...zap.Field) {
 	if ce := c.log.Check(zapcore.DebugLevel, msg); ce != nil {
 		ce.Write(fields...)
+	}
+}
+
+// redisFailed counts a Redis failure and reports it to the hook.
+func (c *Cache) redisFailed(kind string) {
+	if kind == "corrupt" {
+		c.redisCorrupt.Add(1)
+	} else {
+		c.redisErrors.Add(1)
+	}
+	if c.cfg.OnRedisError != nil {
+		c.cfg.OnRedisError(kind)
 	}
 }

@@ -59,6 +59,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives debug logs only; never keys, tokens or facts.
 	Logger *zap.Logger
+	// OnRedisError, when set, is called on every Redis failure with
+	// "error" (command failed or timed out) or "corrupt" (a value that does
+	// not open): the hook for metrics.
+	OnRedisError func(kind string)
 }
 
 // Configuration errors.

@@ -20,14 +20,14 @@ func (c *Cache) l2Get(ctx context.Context, token, key string) (*fcverify.Facts, 
 	cancel()
 	if err != nil {
 		if !errors.Is(err, redis.Nil) {
-			c.redisErrors.Add(1)
+			c.redisFailed("error")
 			c.debug("tokencache: redis get failed, treated as a miss", zap.Error(err))
 		}
 		return nil, false
 	}
 	env, err := c.codec.open(token, key, val)
 	if err != nil {
-		c.redisCorrupt.Add(1)
+		c.redisFailed("corrupt")
 		c.debug("tokencache: redis value does not open, treated as a miss")
 		return nil, false
 	}
@@ -58,7 +58,7 @@ func (c *Cache) l2Set(ctx context.Context, token, key string, f *fcverify.Facts,
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
 	defer cancel()
 	if err := c.cfg.Redis.Set(rctx, key, val, d).Err(); err != nil {
-		c.redisErrors.Add(1)
+		c.redisFailed("error")
 		c.debug("tokencache: redis set failed, entry not shared", zap.Error(err))
 	}
 }

@@ -29,7 +29,7 @@ func (c *Cache) clusterLock(ctx context.Context, token, key string) (f *fcverify
 	got, err := c.cfg.Redis.SetNX(rctx, lockKey(key), "1", c.cfg.FetchTimeout).Result()
 	cancel()
 	if err != nil {
-		c.redisErrors.Add(1)
+		c.redisFailed("error")
 		return nil, false, false
 	}
 	if got {
@@ -63,6 +63,6 @@ func (c *Cache) unlock(key string) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RedisTimeout)
 	defer cancel()
 	if err := c.cfg.Redis.Del(ctx, lockKey(key)).Err(); err != nil {
-		c.redisErrors.Add(1)
+		c.redisFailed("error")
 	}
 }
