@@ -56,7 +56,6 @@ type App struct {
 	RateLimits RateLimitConfig `json:"rate_limits,omitzero"`
 
 	logger   *zap.Logger
-	ctx      caddy.Context
 	cat      *catalogue.Catalogue
 	watcher  *habilitation.Watcher
 	core     *core
@@ -185,7 +184,6 @@ func (a *App) production() bool { return a.Mode != ModeSandbox }
 // core (verifier, caches, credentials) from the usage pool. It makes no
 // network call: JWKS and tokens are fetched on first use.
 func (a *App) Provision(ctx caddy.Context) error {
-	a.ctx = ctx
 	a.logger = ctx.Logger()
 	if a.Mode == "" {
 		a.Mode = ModeProduction
@@ -197,8 +195,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("passerelle: registering metrics: %w", err)
 	}
-	metricMode.Reset()
-	metricMode.WithLabelValues(a.Mode).Set(1)
 
 	var err error
 	if a.Catalogue != "" {
@@ -312,8 +308,11 @@ func (a *App) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Start starts the habilitations watcher.
+// Start starts the habilitations watcher and publishes the mode (only a
+// configuration that runs does, not one refused during its load).
 func (a *App) Start() error {
+	metricMode.Reset()
+	metricMode.WithLabelValues(a.Mode).Set(1)
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	go a.watcher.Run(ctx)

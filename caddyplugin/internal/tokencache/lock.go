@@ -33,6 +33,12 @@ func (c *Cache) clusterLock(ctx context.Context, token, key string) (f *fcverify
 		return nil, false, false
 	}
 	if got {
+		// The previous holder may have filled L2 and released the lock
+		// between our L2 read and our SET NX: look once more.
+		if f, ok := c.l2Get(ctx, token, key); ok {
+			c.unlock(key)
+			return f, false, true
+		}
 		return nil, true, false
 	}
 	c.lockWaits.Add(1)
@@ -51,8 +57,12 @@ func (c *Cache) clusterLock(ctx context.Context, token, key string) (f *fcverify
 		n, err := c.cfg.Redis.Exists(rctx, lockKey(key)).Result()
 		cancel()
 		if err != nil || n == 0 {
-			// The holder is gone without an entry (it failed, or its answer
-			// was not cacheable): ask FranceConnect ourselves.
+			// The lock is gone. The holder may have written its entry just
+			// after our read: look once more. If there is still none, it
+			// failed (or its answer was not cacheable): ask ourselves.
+			if f, ok := c.l2Get(ctx, token, key); ok {
+				return f, false, true
+			}
 			return nil, false, false
 		}
 	}

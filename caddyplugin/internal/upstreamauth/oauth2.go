@@ -242,6 +242,11 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 			s.debug("upstreamauth: cluster lock unavailable, fetching", zap.Error(err))
 		case owner:
 			defer s.shared.unlock(ctx)
+			// The previous holder may have shared its token and released
+			// the lock between our read and our SET NX: look once more.
+			if t, err := s.shared.get(ctx); err == nil && t != nil && s.now().Before(t.refreshAt) && s.install(t, true, gen) {
+				return t.header, nil
+			}
 		default:
 			usable := func(t *cachedToken) bool { return s.now().Before(t.refreshAt) }
 			if t := s.shared.wait(ctx, usable); t != nil && s.install(t, true, gen) {

@@ -164,6 +164,11 @@ func (s *sharedStore) wait(ctx context.Context, usable func(*cachedToken) bool) 
 		n, err := s.rdb.Exists(lctx, s.key+":lock").Result()
 		cancel()
 		if err != nil || n == 0 {
+			// Released: the token may have been shared just after our
+			// read; look once more before giving up.
+			if tok, err := s.get(ctx); err == nil && tok != nil && usable(tok) {
+				return tok
+			}
 			return nil
 		}
 	}
