@@ -107,9 +107,12 @@ func (h *Handler) writeAudit(rec *auditRecord, rq *request) {
 		zap.Int64("latency_ms", time.Since(rec.start).Milliseconds()),
 	)
 	if f := rq.facts; f != nil {
+		key := f.CitizenKey
+		if f.CitizenKeyVersion != h.app.pseudo.version { // cached before a key rotation
+			key = h.app.pseudo.citizenKey(f.Sub)
+		}
 		fields = append(fields, zap.String("client_id", f.ClientID), zap.String("acr", f.ACR),
-			zap.String("citizen_key", h.app.pseudo.citizenKey(f.Sub)),
-			zap.String("pseudonym_key_version", h.app.pseudo.version))
+			zap.String("citizen_key", key), zap.String("pseudonym_key_version", h.app.pseudo.version))
 	}
 	if rq.hab != nil {
 		fields = append(fields, zap.String("habilitation_id", rq.hab.ID))

@@ -252,7 +252,10 @@ func (h *Handler) limitClient(r *http.Request, rq *request) *apierror.Error {
 	if ip == "" {
 		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
 	}
-	key := ratelimit.KeyFor(h.app.core.ipKey, "ip", ip)
+	key := ip // in process only: the address never leaves memory
+	if h.app.core.limiter.Shared() {
+		key = ratelimit.KeyFor(h.app.core.ipKey, "ip", ip) // a Redis key holds no address
+	}
 	return h.limit(r.Context(), key, h.app.ipQuota, "client_ip", rq)
 }
 
@@ -283,8 +286,14 @@ func setRateLimitHeaders(h http.Header, d ratelimit.Decision, now time.Time) {
 func (h *Handler) checkToken(ctx context.Context, token string, rq *request) (*fcverify.Facts, *apierror.Error) {
 	ctx, sp := startSpan(ctx, rq.tracer, spanToken, trace.SpanKindInternal)
 	core := h.app.core
+	pseudo := h.app.pseudo
 	facts, src, err := core.cache.Get(ctx, token, func(ctx context.Context) (*fcverify.Facts, error) {
-		return core.verifier.CheckToken(ctx, token)
+		f, err := core.verifier.CheckToken(ctx, token)
+		if err == nil && f.Active {
+			// Pseudonymise once per token, not once per request.
+			f.CitizenKey, f.CitizenKeyVersion = pseudo.citizenKey(f.Sub), pseudo.version
+		}
+		return f, err
 	})
 	rq.source = src.String()
 	result, aerr := "active", (*apierror.Error)(nil)
@@ -322,7 +331,7 @@ func (h *Handler) habilitation(r *http.Request, rq *request) *apierror.Error {
 	if !hab.RateLimit.IsZero() {
 		quota = ratelimit.Quota{Requests: hab.RateLimit.Requests, Per: hab.RateLimit.Per}
 	}
-	if aerr := h.limit(r.Context(), "hab:"+hab.ID, quota, "habilitation", rq); aerr != nil {
+	if aerr := h.limit(r.Context(), hab.LimiterKey(), quota, "habilitation", rq); aerr != nil {
 		return aerr
 	}
 

@@ -74,7 +74,13 @@ type Habilitation struct {
 	// RateLimit overrides the gateway's default quota for this
 	// habilitation; zero means the default.
 	RateLimit Rate
+
+	limiterKey string // "hab:" + ID, built once
 }
+
+// LimiterKey names the habilitation's quota ("hab:" + ID), built at load so
+// that the request path does not allocate it.
+func (h *Habilitation) LimiterKey() string { return h.limiterKey }
 
 // Rate is a quota: Requests per Per.
 type Rate struct {
@@ -293,6 +299,7 @@ func Parse(data []byte) (*Registry, error) {
 		return nil, errors.Join(errs...)
 	}
 	for _, h := range r.list {
+		h.limiterKey = "hab:" + h.ID
 		r.byID[h.ID] = h
 		for _, c := range h.FranceConnectClientIDs {
 			r.byClient[c] = h

@@ -31,6 +31,11 @@ type Facts struct {
 	IssuedAt  time.Time `json:"iat,omitzero"`
 	ExpiresAt time.Time `json:"exp,omitzero"`
 	Identity  Identity  `json:"identity,omitzero"`
+	// CitizenKey is the audit pseudonym of Sub, set by the gateway once per
+	// verified token (not by FranceConnect), with the version of the key
+	// that made it.
+	CitizenKey        string `json:"citizen_key,omitempty"`
+	CitizenKeyVersion string `json:"citizen_key_version,omitempty"`
 }
 
 // HasScope reports whether the token carries scope s.

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,7 +49,7 @@ type Decision struct {
 type Limiter struct {
 	redis   *redis_rate.Limiter
 	timeout time.Duration
-	local   *lru.Cache[string, *rate.Limiter]
+	local   *lru.Cache[localKey, *rate.Limiter]
 	mu      sync.Mutex // serialises creation of local limiters
 	errors  func()     // called on every Redis failure (metrics)
 }
@@ -75,7 +76,7 @@ func New(cfg Config) (*Limiter, error) {
 	if cfg.RedisTimeout <= 0 {
 		cfg.RedisTimeout = 50 * time.Millisecond
 	}
-	local, err := lru.New[string, *rate.Limiter](cfg.MaxLocalKeys)
+	local, err := lru.New[localKey, *rate.Limiter](cfg.MaxLocalKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -130,8 +131,15 @@ func (l *Limiter) allowLocal(key string, q Quota) Decision {
 	return d
 }
 
+// localKey names one in-process limiter: a struct, so that a lookup
+// allocates nothing.
+type localKey struct {
+	key string
+	q   Quota
+}
+
 func (l *Limiter) localLimiter(key string, q Quota) *rate.Limiter {
-	lk := key + "\x00" + q.Per.String() + "\x00" + itoa(q.Requests)
+	lk := localKey{key, q}
 	if lim, ok := l.local.Get(lk); ok {
 		return lim
 	}
@@ -141,21 +149,13 @@ func (l *Limiter) localLimiter(key string, q Quota) *rate.Limiter {
 		return lim
 	}
 	lim := rate.NewLimiter(rate.Every(q.Per/time.Duration(q.Requests)), q.Requests)
-	l.local.Add(lk, lim)
+	l.local.Add(localKey{strings.Clone(key), q}, lim)
 	return lim
 }
 
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		if n /= 10; n == 0 {
-			return string(b[i:])
-		}
-	}
-}
+// Shared reports whether decisions go through Redis (so keys leave the
+// process and must hold no personal data).
+func (l *Limiter) Shared() bool { return l.redis != nil }
 
 // KeyFor derives a limiter key from a personal value (a client address):
 // hex(HMAC-SHA256(secret, value)), truncated to 128 bits, under kind.
