@@ -237,7 +237,11 @@ http://127.0.0.1:%[1]d {
 	}
 	handle {
 		passerelle
-		reverse_proxy 127.0.0.1:%[2]d
+		# One retry after a connection failure (SECURITY.md E09): here the
+		# provider stand-in is swapped by every reload of this very config.
+		reverse_proxy 127.0.0.1:%[2]d {
+			lb_retries 1
+		}
 	}
 }
 
