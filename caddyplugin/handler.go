@@ -164,6 +164,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		rec.traceID = sc.TraceID().String()
 	}
 
+	if r.URL.Path == introspectPath && r.URL.RawPath == "" {
+		aerr := h.introspect(w, r, &rq)
+		if rq.rate.Limit > 0 {
+			setRateLimitHeaders(hdr, rq.rate, rec.start)
+		}
+		if aerr != nil {
+			apierror.WriteV2(w, aerr)
+		}
+		h.record(&rec, &rq, aerr)
+		return nil
+	}
 	aerr := h.authorize(r, &rq)
 	if rq.rate.Limit > 0 {
 		setRateLimitHeaders(hdr, rq.rate, rec.start)
@@ -244,6 +255,10 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 	return nil
 }
 
+// errAPITokenOnFCRoute: the bearer is a habilitation's API token, presented
+// on a FranceConnect route.
+var errAPITokenOnFCRoute = errors.New("passerelle: API token on a FranceConnect route")
+
 // limitClient applies the per-client-address quota before FranceConnect is
 // asked (SECURITY.md F04). The address is Caddy's client IP, which honours
 // trusted_proxies only (D04), hashed before use.
@@ -286,8 +301,14 @@ func setRateLimitHeaders(h http.Header, d ratelimit.Decision, now time.Time) {
 func (h *Handler) checkToken(ctx context.Context, token string, rq *request) (*fcverify.Facts, *apierror.Error) {
 	ctx, sp := startSpan(ctx, rq.tracer, spanToken, trace.SpanKindInternal)
 	core := h.app.core
-	pseudo := h.app.pseudo
+	pseudo, registry := h.app.pseudo, h.app.Registry()
 	facts, src, err := core.cache.Get(ctx, token, func(ctx context.Context) (*fcverify.Facts, error) {
+		if _, ok := registry.ByAPIToken(token); ok {
+			// A habilitation's API token is never sent to FranceConnect
+			// (SECURITY.md A19). Checked on a miss only: an API token is
+			// never in the cache, so the cached path stays free of crypto.
+			return nil, errAPITokenOnFCRoute
+		}
 		f, err := core.verifier.CheckToken(ctx, token)
 		if err == nil && f.Active {
 			// Pseudonymise once per token, not once per request.
@@ -300,7 +321,7 @@ func (h *Handler) checkToken(ctx context.Context, token string, rq *request) (*f
 	switch {
 	case err != nil:
 		result, aerr = "error", h.tokenError(err)
-		if errors.Is(err, fcverify.ErrTokenExpired) || errors.Is(err, fcverify.ErrTokenMalformed) {
+		if errors.Is(err, fcverify.ErrTokenExpired) || errors.Is(err, fcverify.ErrTokenMalformed) || errors.Is(err, errAPITokenOnFCRoute) {
 			result = "inactive"
 		}
 	case !facts.Active:
@@ -378,7 +399,7 @@ func (h *Handler) tokenError(err error) *apierror.Error {
 	switch {
 	case errors.Is(err, fcverify.ErrTokenExpired):
 		return apierror.TokenExpired()
-	case errors.Is(err, fcverify.ErrTokenMalformed):
+	case errors.Is(err, fcverify.ErrTokenMalformed), errors.Is(err, errAPITokenOnFCRoute):
 		return apierror.TokenMalformed()
 	}
 	reason := fcverify.Reason(err)

@@ -24,6 +24,7 @@
 //	                                #   instant at which the habilitation is no longer valid
 //	    revoked: false              # optional, default false
 //	    rate_limit: "20/s"          # optional quota: <n>/s, <n>/m or <n>/h; default: the gateway's
+//	    api_token_sha256: [<64 hex>] # optional: SHA-256 of the API bearer tokens (never the tokens)
 //
 // Parsing is strict: unknown fields (at any level), repeated fields, YAML
 // aliases and several documents are refused; every problem is reported
@@ -42,6 +43,8 @@ package habilitation
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +77,10 @@ type Habilitation struct {
 	// RateLimit overrides the gateway's default quota for this
 	// habilitation; zero means the default.
 	RateLimit Rate
+	// APITokenSHA256 are the hex SHA-256 digests of the habilitation's API
+	// bearer tokens (identity and identifier modalities, /api/introspect).
+	// Only digests are stored; `passerelle api-token` mints a token.
+	APITokenSHA256 []string
 
 	limiterKey string // "hab:" + ID, built once
 }
@@ -133,9 +140,21 @@ func (h *Habilitation) HasScope(s string) bool {
 
 // Registry is an immutable set of habilitations, safe for concurrent use.
 type Registry struct {
-	list     []*Habilitation
-	byClient map[string]*Habilitation
-	byID     map[string]*Habilitation
+	list       []*Habilitation
+	byClient   map[string]*Habilitation
+	byID       map[string]*Habilitation
+	byAPIToken map[[sha256.Size]byte]*Habilitation
+}
+
+// ByAPIToken returns the habilitation holding an API bearer token, found
+// by the token's SHA-256 (the token itself is never stored). The lookup is
+// by digest, so its timing says nothing about the token.
+func (r *Registry) ByAPIToken(token string) (*Habilitation, bool) {
+	if r == nil || len(r.byAPIToken) == 0 {
+		return nil, false
+	}
+	h, ok := r.byAPIToken[sha256.Sum256([]byte(token))]
+	return h, ok
 }
 
 // ByClientID returns the habilitation paired with a FranceConnect FS client id
@@ -258,10 +277,12 @@ func Parse(data []byte) (*Registry, error) {
 	}
 
 	r := &Registry{
-		list:     make([]*Habilitation, 0, len(list.Content)),
-		byClient: make(map[string]*Habilitation),
-		byID:     make(map[string]*Habilitation),
+		list:       make([]*Habilitation, 0, len(list.Content)),
+		byClient:   make(map[string]*Habilitation),
+		byID:       make(map[string]*Habilitation),
+		byAPIToken: make(map[[sha256.Size]byte]*Habilitation),
 	}
+	tokenIndex := map[string]int{}
 	var errs []error
 	entries := make([]*Habilitation, len(list.Content))
 	idIndex := map[string]int{}
@@ -293,6 +314,13 @@ func Parse(data []byte) (*Registry, error) {
 			}
 			clientIndex[c] = i
 		}
+		for k, d := range h.APITokenSHA256 {
+			if j, dup := tokenIndex[d]; dup && d != "" {
+				errs = append(errs, fmt.Errorf("%s: api_token_sha256[%d]: already held by %s", where, k, entryName(j, entries[j])))
+				continue
+			}
+			tokenIndex[d] = i
+		}
 		r.list = append(r.list, h)
 	}
 	if len(errs) > 0 {
@@ -303,6 +331,11 @@ func Parse(data []byte) (*Registry, error) {
 		r.byID[h.ID] = h
 		for _, c := range h.FranceConnectClientIDs {
 			r.byClient[c] = h
+		}
+		for _, d := range h.APITokenSHA256 {
+			var sum [sha256.Size]byte
+			_, _ = hex.Decode(sum[:], []byte(d)) // validated by parseEntry
+			r.byAPIToken[sum] = h
 		}
 	}
 	return r, nil
@@ -438,6 +471,19 @@ func parseEntry(n *yaml.Node) (*Habilitation, []error) {
 			rawFrom = v
 		case "valid_until":
 			rawUntil = v
+		case "api_token_sha256":
+			items, ok := stringList(v)
+			if !ok {
+				fail(key, "must be a list of hex SHA-256 digests")
+				break
+			}
+			for k, d := range items {
+				if len(d) != 2*sha256.Size || strings.Trim(d, "0123456789abcdef") != "" {
+					fail(fmt.Sprintf("%s[%d]", key, k), "must be 64 lower-case hex digits (the SHA-256 of the token, never the token)")
+					items[k] = ""
+				}
+			}
+			h.APITokenSHA256 = items
 		case "rate_limit":
 			str, ok := scalarString(v)
 			if !ok {

@@ -1,6 +1,8 @@
 package habilitation
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -506,5 +508,36 @@ func TestF03_RateLimitField(t *testing.T) {
 		if _, err := Parse([]byte(base + "    rate_limit: \"" + bad + "\"\n")); err == nil || !strings.Contains(err.Error(), "rate_limit") {
 			t.Errorf("%q accepted or error without the field: %v", bad, err)
 		}
+	}
+}
+
+// TestA19_APITokensStoredAsDigests: API tokens are found by their SHA-256;
+// a token, a digest of another case or of another length is refused, and a
+// digest held twice is an error.
+func TestA19_APITokensStoredAsDigests(t *testing.T) {
+	const token = "pa_sandbox-token-canary"
+	sum := sha256.Sum256([]byte(token))
+	digest := hex.EncodeToString(sum[:])
+	base := "habilitations:\n  - id: a\n    label: A\n    siret: \"13002526500013\"\n    scopes: [s]\n"
+	r, err := Parse([]byte(base + "    api_token_sha256: [\"" + digest + "\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := r.ByAPIToken(token); !ok || h.ID != "a" {
+		t.Fatal("token not found by its digest")
+	}
+	for _, other := range []string{"", digest, token + "x", strings.ToUpper(token)} {
+		if _, ok := r.ByAPIToken(other); ok {
+			t.Errorf("%q found", other)
+		}
+	}
+	for _, bad := range []string{token, strings.ToUpper(digest), digest[:63]} {
+		if _, err := Parse([]byte(base + "    api_token_sha256: [\"" + bad + "\"]\n")); err == nil || strings.Contains(err.Error(), bad) && bad == token {
+			t.Errorf("%q accepted or echoed: %v", bad, err)
+		}
+	}
+	two := base + "    api_token_sha256: [\"" + digest + "\"]\n  - id: b\n    label: B\n    siret: \"13002526500013\"\n    scopes: [s]\n    api_token_sha256: [\"" + digest + "\"]\n"
+	if _, err := Parse([]byte(two)); err == nil || !strings.Contains(err.Error(), "already held") {
+		t.Errorf("digest held twice accepted: %v", err)
 	}
 }

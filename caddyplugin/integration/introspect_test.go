@@ -1,0 +1,51 @@
+package integration
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestIntrospect: /api/introspect lists the habilitation and scopes of
+// either kind of credential; an unknown one gets the v2 401.
+func TestIntrospect(t *testing.T) {
+	start(t, options{MaxEntries: 11001})
+	api := get(t, gatewayPort, "/api/introspect", bearer("sandbox_all_scopes")...)
+	if api.status != 200 {
+		t.Fatalf("API token: status %d: %s", api.status, api.body)
+	}
+	m := api.json(t)
+	scopes, _ := m["scopes"].([]any)
+	if m["_id"] != "sandbox-toutes-donnees" || len(scopes) < 20 {
+		t.Fatalf("API token introspection: %s", api.body)
+	}
+	fc := get(t, gatewayPort, "/api/introspect", bearer("cnaf_qf_partial")...)
+	if fc.status != 200 {
+		t.Fatalf("FranceConnect token: status %d: %s", fc.status, fc.body)
+	}
+	var got []string
+	for _, s := range fc.json(t)["scopes"].([]any) {
+		got = append(got, s.(string))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"cnaf_enfants", "cnaf_quotient_familial"}) {
+		t.Fatalf("FranceConnect token scopes %v", got)
+	}
+	bad := get(t, gatewayPort, "/api/introspect", bearer("nope")...)
+	if bad.status != 401 || bad.json(t)["error"] != "access_denied" {
+		t.Fatalf("unknown token: status %d: %s", bad.status, bad.body)
+	}
+}
+
+// TestA19_APITokenNeverSentToFranceConnect: a habilitation's API token on a
+// FranceConnect route is refused (401 50001) without any checktoken call.
+func TestA19_APITokenNeverSentToFranceConnect(t *testing.T) {
+	fc := newFCCounter(t)
+	start(t, options{MaxEntries: 11002, CheckTokenURL: fc.srv.URL})
+	a := get(t, gatewayPort, qf("recipient="+siret), bearer("sandbox_all_scopes")...)
+	if a.status != 401 || a.code(t) != "50001" {
+		t.Fatalf("status %d code %s: %s", a.status, a.code(t), a.body)
+	}
+	if n := fc.checktoken.Load(); n != 0 {
+		t.Fatalf("%d checktoken calls for an API token", n)
+	}
+}

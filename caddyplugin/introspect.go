@@ -1,0 +1,79 @@
+package caddyplugin
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/bearer"
+	"github.com/passerelle-gw/passerelle/config/habilitation"
+)
+
+// introspectPath is API Particulier's utility route listing the caller's
+// rights.
+const introspectPath = "/api/introspect"
+
+// introspectAnswer is API Particulier's introspect body: the habilitation id,
+// its label, and the scopes the credential can use.
+type introspectAnswer struct {
+	ID     string   `json:"_id"`
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+}
+
+// introspect answers GET /api/introspect for either kind of credential: a
+// habilitation's API token (its scopes) or a FranceConnect token (the scopes
+// it carries that its paired habilitation grants). Errors use the v2 shape,
+// as API Particulier's introspect does.
+func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, rq *request) *apierror.Error {
+	if r.Method != http.MethodGet {
+		return apierror.MethodNotAllowed(http.MethodGet)
+	}
+	if aerr := h.limitClient(r, rq); aerr != nil {
+		return aerr
+	}
+	token, err := bearer.Extract(r)
+	switch {
+	case errors.Is(err, bearer.ErrMissing):
+		return apierror.TokenMissing()
+	case err != nil:
+		return apierror.TokenMalformed()
+	}
+	now := h.now()
+	if hab, ok := h.app.Registry().ByAPIToken(token); ok {
+		if !hab.ActiveAt(now) {
+			return apierror.TokenNotFound()
+		}
+		return writeIntrospection(w, hab, hab.Scopes)
+	}
+	facts, aerr := h.checkToken(r.Context(), token, rq)
+	if aerr != nil {
+		return aerr
+	}
+	hab, ok := h.app.Registry().ByClientID(facts.ClientID)
+	if !ok || !hab.ActiveAt(now) {
+		return apierror.HabilitationUnknown()
+	}
+	scopes := make([]string, 0, len(facts.Scopes))
+	for _, s := range facts.Scopes {
+		if hab.HasScope(s) {
+			scopes = append(scopes, s)
+		}
+	}
+	return writeIntrospection(w, hab, scopes)
+}
+
+func writeIntrospection(w http.ResponseWriter, hab *habilitation.Habilitation, scopes []string) *apierror.Error {
+	body, err := json.Marshal(introspectAnswer{ID: hab.ID, Name: hab.Label, Scopes: scopes})
+	if err != nil {
+		return apierror.Internal()
+	}
+	hdr := w.Header()
+	hdr["Content-Type"] = jsonContentType
+	hdr["Cache-Control"] = noStore
+	hdr["X-Content-Type-Options"] = noSniff
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	return nil
+}
