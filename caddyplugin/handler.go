@@ -56,7 +56,7 @@ func init() {
 //
 // Every answer carries X-Request-Id, Cache-Control: no-store and
 // X-Content-Type-Options: nosniff. The handler never calls next for a
-// refused request.
+// refused request. It also answers GET /api/introspect (introspect.go).
 type Handler struct {
 	// Endpoints restricts this handler to the listed catalogue endpoint
 	// ids. Empty means every endpoint of the catalogue.
@@ -164,25 +164,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		rec.traceID = sc.TraceID().String()
 	}
 
-	if r.URL.Path == introspectPath && r.URL.RawPath == "" {
-		aerr := h.introspect(w, r, &rq)
-		if rq.rate.Limit > 0 {
-			setRateLimitHeaders(hdr, rq.rate, rec.start)
-		}
-		if aerr != nil {
-			apierror.WriteV2(w, aerr)
-		}
-		h.record(&rec, &rq, aerr)
-		return nil
+	introspection := r.URL.Path == introspectPath && r.URL.RawPath == ""
+	var aerr *apierror.Error
+	if introspection {
+		aerr = h.introspect(w, r, &rq)
+	} else {
+		aerr = h.authorize(r, &rq)
 	}
-	aerr := h.authorize(r, &rq)
 	if rq.rate.Limit > 0 {
 		setRateLimitHeaders(hdr, rq.rate, rec.start)
 	}
-	if aerr == nil {
+	if aerr == nil && !introspection {
 		aerr = h.forward(w, r, next, &rq)
 	}
-	if aerr != nil {
+	switch {
+	case aerr != nil && introspection:
+		apierror.WriteV2(w, aerr) // introspect answers in the v2 shape
+	case aerr != nil:
 		h.refuse(w, &rq, aerr)
 	}
 	h.record(&rec, &rq, aerr)
