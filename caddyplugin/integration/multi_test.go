@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -207,5 +208,32 @@ func TestF03_QuotaAcrossInstances(t *testing.T) {
 	}
 	if allowed < quota*9/10 || allowed > quota*11/10 {
 		t.Fatalf("%d requests allowed across two instances, want %d ± 10%%", allowed, quota)
+	}
+}
+
+// TestH03_ReleaseBuildHasNoSandbox: a binary built with the nosandbox tag
+// holds the gateway's modules and none of the sandbox stand-ins.
+func TestH03_ReleaseBuildHasNoSandbox(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	bin := filepath.Join(t.TempDir(), "passerelle")
+	build := exec.Command("go", "build", "-tags", "nobadger,nomysql,nopgx,nosandbox", "-o", bin, "./cmd/passerelle")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v: %s", err, out)
+	}
+	out, err := exec.Command(bin, "list-modules").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods := string(out)
+	for _, want := range []string{"http.handlers.passerelle\n", "http.handlers.passerelle_jwks\n", "http.handlers.passerelle_health\n"} {
+		if !strings.Contains(mods, want) {
+			t.Errorf("release build lacks %s", strings.TrimSpace(want))
+		}
+	}
+	if strings.Contains(mods, "sandbox") {
+		t.Errorf("release build holds sandbox modules:\n%s", mods)
 	}
 }
