@@ -54,6 +54,11 @@ func init() {
 //     only the fields released by the effective scopes are returned
 //     (404 → provider not-found code, timeout → 504, anything else → 502).
 //
+// On an identite route (identity modality), steps 2 and 3 are replaced by
+// the habilitation's API token (401 00101 otherwise; a FranceConnect token is
+// never sent anywhere), effective scopes are habilitation ∩ endpoint, and the
+// provider query is the caller's validated, normalised parameters.
+//
 // Every answer carries X-Request-Id, Cache-Control: no-store and
 // X-Content-Type-Options: nosniff. The handler never calls next for a
 // refused request. It also answers GET /api/introspect (introspect.go).
@@ -226,16 +231,26 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 		return apierror.TokenMalformed()
 	}
 
-	facts, aerr := h.checkToken(r.Context(), token, rq)
-	if aerr != nil {
-		return aerr
-	}
-	rq.facts = facts
-	if !coversIdentity(facts) {
-		return apierror.IdentityScopesMissing()
-	}
-	if have, ok := catalogue.ACRLevel(facts.ACR); !ok || have < mustACR(ep.MinACR) {
-		return apierror.ACRTooLow(ep.MinACR)
+	if ep.Modality == catalogue.ModalityIdentite {
+		// The caller's habilitation API token, found by its digest; a
+		// FranceConnect token is unknown here and never sent anywhere.
+		hab, ok := h.app.Registry().ByAPIToken(token)
+		if !ok {
+			return apierror.APITokenInvalid()
+		}
+		rq.hab = hab
+	} else {
+		facts, aerr := h.checkToken(r.Context(), token, rq)
+		if aerr != nil {
+			return aerr
+		}
+		rq.facts = facts
+		if !coversIdentity(facts) {
+			return apierror.IdentityScopesMissing()
+		}
+		if have, ok := catalogue.ACRLevel(facts.ACR); !ok || have < mustACR(ep.MinACR) {
+			return apierror.ACRTooLow(ep.MinACR)
+		}
 	}
 
 	_, sp := startSpan(r.Context(), rq.tracer, spanHabilitation, trace.SpanKindInternal, attrEndpoint.String(ep.ID))
@@ -337,12 +352,14 @@ func (h *Handler) checkToken(ctx context.Context, token string, rq *request) (*f
 
 // habilitation runs step 4 and 5: habilitation, query, effective scopes.
 func (h *Handler) habilitation(r *http.Request, rq *request) *apierror.Error {
-	ep, facts := rq.ep, rq.facts
-	hab, ok := h.app.Registry().ByClientID(facts.ClientID)
-	if !ok {
-		return apierror.HabilitationUnknown()
+	ep, facts, hab := rq.ep, rq.facts, rq.hab
+	if hab == nil { // FranceConnect: the habilitation paired with the calling service
+		var ok bool
+		if hab, ok = h.app.Registry().ByClientID(facts.ClientID); !ok {
+			return apierror.HabilitationUnknown()
+		}
+		rq.hab = hab
 	}
-	rq.hab = hab
 	if !hab.ActiveAt(h.now()) {
 		return apierror.HabilitationInactive()
 	}
@@ -364,7 +381,8 @@ func (h *Handler) habilitation(r *http.Request, rq *request) *apierror.Error {
 	}
 
 	for i := range ep.Scopes {
-		if hasAnyName(facts.Scopes, &ep.Scopes[i]) && habHasAny(hab, &ep.Scopes[i]) {
+		// On an identite route there is no token scope: habilitation ∩ endpoint.
+		if (facts == nil || hasAnyName(facts.Scopes, &ep.Scopes[i])) && habHasAny(hab, &ep.Scopes[i]) {
 			rq.mask |= 1 << i
 		}
 	}
@@ -513,9 +531,14 @@ func (h *Handler) paths(ep *catalogue.Endpoint, mask uint64) (*respfilter.Paths,
 // returns the error to answer otherwise.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) *apierror.Error {
 	ep := rq.ep
-	query, err := upstreamQuery(ep, rq.facts, rq.query)
-	if err != nil {
-		return apierror.IdentityUnusable()
+	var query string
+	if ep.Modality == catalogue.ModalityIdentite {
+		query = callerQuery(ep, rq.query)
+	} else {
+		var err error
+		if query, err = upstreamQuery(ep, rq.facts, rq.query); err != nil {
+			return apierror.IdentityUnusable()
+		}
 	}
 	paths, err := h.paths(ep, rq.mask)
 	if err != nil {

@@ -10,8 +10,9 @@ import (
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
-// maxQueryParams bounds the caller's query: no route takes more.
-const maxQueryParams = 8
+// maxQueryParams bounds the caller's query: no route takes more (an
+// identite route: about 17 with three given names).
+const maxQueryParams = 24
 
 // queryParam is one decoded query parameter of the caller.
 type queryParam struct{ name, value string }
@@ -86,7 +87,7 @@ func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.H
 		if !ok {
 			return apierror.ParamRefused(qp.name)
 		}
-		if n, _ := count(params, qp.name); n != 1 || !p.Valid(qp.value) {
+		if n, _ := count(params, qp.name); n > max(p.Max, 1) || !p.Valid(p.Clean(qp.value)) {
 			return apierror.ParamInvalid(qp.name)
 		}
 	}
@@ -140,4 +141,33 @@ func upstreamQuery(ep *catalogue.Endpoint, f *fcverify.Facts, params []queryPara
 		add("recipient", v)
 	}
 	return b.String(), nil
+}
+
+// callerQuery builds the provider query of an identite route: the caller's
+// validated parameters, normalised, in catalogue order, then the recipient.
+func callerQuery(ep *catalogue.Endpoint, params []queryParam) string {
+	var b strings.Builder
+	b.Grow(320)
+	for i := range ep.Params {
+		p := &ep.Params[i]
+		for _, qp := range params {
+			if qp.name != p.Name {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(url.QueryEscape(p.Name))
+			b.WriteByte('=')
+			b.WriteString(url.QueryEscape(p.Clean(qp.value)))
+		}
+	}
+	if _, v := count(params, "recipient"); v != "" && ep.RecipientRequired() {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString("recipient=")
+		b.WriteString(url.QueryEscape(v))
+	}
+	return b.String()
 }

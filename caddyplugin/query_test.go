@@ -99,3 +99,52 @@ func FuzzD07_QueryAllowList(f *testing.F) {
 		}
 	})
 }
+
+// FuzzIdentiteParams: on the identity route, whatever the caller sends,
+// an accepted query holds only the route's parameters, each within its
+// count and pattern once normalised, and the provider query built from it
+// holds nothing else.
+func FuzzIdentiteParams(f *testing.F) {
+	c, err := catalogue.Default()
+	if err != nil {
+		f.Fatal(err)
+	}
+	ep, ok := c.Lookup("/v3/dss/quotient_familial/identite")
+	if !ok {
+		f.Fatal("identite route missing")
+	}
+	hab := &habilitation.Habilitation{SIRET: "13002526500013"}
+	f.Add("recipient=13002526500013&nomNaissance=DUPONT&prenoms%5B%5D=Paul&prenoms%5B%5D=Louis&sexeEtatCivil=M&codeCogInseePaysNaissance=99100")
+	f.Add("recipient=13002526500013&nomNaissance=DUBIN%C3%94RE&prenoms%5B%5D=Jo%C3%ABlle&sexeEtatCivil=F&codeCogInseePaysNaissance=99100&moisDateNaissance=8")
+	f.Add("nomNaissance=%00&prenoms[]=x")
+	f.Fuzz(func(t *testing.T, raw string) {
+		params, ok := parseQuery(raw, nil)
+		if !ok || checkQuery(params, ep, hab) != nil {
+			return
+		}
+		for _, qp := range params {
+			if qp.name == "recipient" {
+				continue
+			}
+			p, known := ep.Param(qp.name)
+			if !known {
+				t.Fatalf("unknown parameter %q accepted", qp.name)
+			}
+			if n, _ := count(params, qp.name); n > max(p.Max, 1) {
+				t.Fatalf("%q accepted %d times", qp.name, n)
+			}
+			if !p.Valid(p.Clean(qp.value)) {
+				t.Fatalf("%q=%q accepted against its pattern", qp.name, qp.value)
+			}
+		}
+		up, err := url.ParseQuery(callerQuery(ep, params))
+		if err != nil {
+			t.Fatalf("provider query does not parse: %v", err)
+		}
+		for name := range up {
+			if _, known := ep.Param(name); !known && name != "recipient" {
+				t.Fatalf("provider query holds %q", name)
+			}
+		}
+	})
+}

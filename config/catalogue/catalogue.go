@@ -72,6 +72,9 @@ type Modality string
 // The calling modalities of API Particulier.
 const (
 	ModalityFranceConnect Modality = "france_connect"
+	// ModalityIdentite: the caller authenticates with its habilitation's
+	// API token and gives the identity as query parameters.
+	ModalityIdentite Modality = "identite"
 )
 
 // Provider is a data provider as seen by error codes. Its name (the key in
@@ -95,12 +98,26 @@ type Param struct {
 	Name     string `yaml:"name"`
 	Pattern  string `yaml:"pattern"`
 	Required bool   `yaml:"required"`
+	// Max is how many times the parameter may appear (default 1); only a
+	// name ending in "[]" (prenoms[]) may repeat.
+	Max int `yaml:"max"`
+	// Normalize is "" or "name": surrounding spaces trimmed and inner runs
+	// of spaces collapsed before the pattern is checked and the value sent.
+	Normalize string `yaml:"normalize"`
 
 	re *regexp.Regexp
 }
 
 // Valid reports whether v is an acceptable value for the parameter.
 func (p *Param) Valid(v string) bool { return p.re == nil || p.re.MatchString(v) }
+
+// Clean applies the parameter's normalisation to a caller's value.
+func (p *Param) Clean(v string) string {
+	if p.Normalize == "name" {
+		return strings.Join(strings.Fields(v), " ")
+	}
+	return v
+}
 
 // Basis says where a scope's field mask comes from.
 type Basis string
@@ -315,8 +332,11 @@ func (c *Catalogue) validate() error {
 		} else {
 			c.byPath[e.Path] = e
 		}
-		if e.Modality != ModalityFranceConnect {
-			add("%s: modality: want %q", at, ModalityFranceConnect)
+		if e.Modality != ModalityFranceConnect && e.Modality != ModalityIdentite {
+			add("%s: modality: want %q or %q", at, ModalityFranceConnect, ModalityIdentite)
+		}
+		if e.Modality == ModalityIdentite && len(e.Identity) > 0 {
+			add("%s: identity: an identite endpoint takes the identity from the caller's parameters, not from a mapping", at)
 		}
 		if !operationRe.MatchString(e.OperationID) {
 			add("%s: operation_id: want 1-128 of [a-z0-9_]", at)
@@ -367,8 +387,14 @@ func (c *Catalogue) validate() error {
 		for j := range e.Params {
 			p := &e.Params[j]
 			switch {
-			case !paramRe.MatchString(p.Name) || strings.HasSuffix(p.Name, "[]"):
+			case !paramRe.MatchString(p.Name):
 				add("%s: params[%d].name: invalid name", at, j)
+			case strings.HasSuffix(p.Name, "[]") != (p.Max > 1):
+				add("%s: params[%d]: a name ending in [] takes max > 1, and only such a name", at, j)
+			case p.Max > 10:
+				add("%s: params[%d].max: at most 10", at, j)
+			case p.Normalize != "" && p.Normalize != "name":
+				add("%s: params[%d].normalize: want \"name\" or nothing", at, j)
 			case reservedArgs[p.Name] || seenParam[p.Name]:
 				add("%s: params[%d].name: %q is reserved or already mapped", at, j, p.Name)
 			}

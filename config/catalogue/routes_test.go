@@ -121,8 +121,14 @@ func mustDefault(t *testing.T) *Catalogue {
 // provider path, identity parameters, pass-through parameters and masks.
 func TestDefaultCatalogueRoutes(t *testing.T) {
 	c := mustDefault(t)
-	if len(c.Endpoints) != len(wantedRoutes) {
-		t.Errorf("%d endpoints, want %d", len(c.Endpoints), len(wantedRoutes))
+	fc := 0
+	for i := range c.Endpoints {
+		if c.Endpoints[i].Modality == ModalityFranceConnect {
+			fc++
+		}
+	}
+	if fc != len(wantedRoutes) {
+		t.Errorf("%d FranceConnect endpoints, want %d", fc, len(wantedRoutes))
 	}
 	for _, path := range wantedOrdered {
 		w := wantedRoutes[path]
@@ -177,6 +183,9 @@ func TestDefaultCatalogueInvariants(t *testing.T) {
 	pathRe := regexp.MustCompile(`^/(v[34])/([a-z_]+)/([a-z_]+)/france_connect$`)
 	for i := range c.Endpoints {
 		ep := &c.Endpoints[i]
+		if ep.Modality != ModalityFranceConnect {
+			continue // TestIdentiteRoutesMirrorTheirTwin
+		}
 		t.Run(ep.ID, func(t *testing.T) {
 			m := pathRe.FindStringSubmatch(ep.Path)
 			if m == nil {
@@ -358,5 +367,50 @@ func TestNotFoundError(t *testing.T) {
 		if p, n := ep.NotFoundError(); p != want[0] || n != want[1] {
 			t.Errorf("%s: NotFoundError = %s %s, want %v", path, p, n, want)
 		}
+	}
+}
+
+// TestIdentiteRoutesMirrorTheirTwin: an identite route takes no identity
+// mapping, has the same provider path, provider and masks as its
+// FranceConnect twin, and requires the identity parameters providers need.
+func TestIdentiteRoutesMirrorTheirTwin(t *testing.T) {
+	c := mustDefault(t)
+	n := 0
+	for i := range c.Endpoints {
+		ep := &c.Endpoints[i]
+		if ep.Modality != ModalityIdentite {
+			continue
+		}
+		n++
+		twin, ok := c.Lookup(strings.TrimSuffix(ep.Path, "/identite") + "/france_connect")
+		if !ok {
+			t.Fatalf("%s: no FranceConnect twin", ep.ID)
+		}
+		if ep.UpstreamPath != twin.UpstreamPath || ep.ProviderName != twin.ProviderName || len(ep.Identity) != 0 {
+			t.Errorf("%s: upstream %s provider %s identity %v", ep.ID, ep.UpstreamPath, ep.ProviderName, ep.Identity)
+		}
+		for j := range twin.Scopes {
+			if sc, ok := ep.Scope(twin.Scopes[j].Name); !ok || !slices.Equal(sc.Fields, twin.Scopes[j].Fields) {
+				t.Errorf("%s: scope %s differs from the twin's", ep.ID, twin.Scopes[j].Name)
+			}
+		}
+		for _, name := range []string{"nomNaissance", "prenoms[]", "sexeEtatCivil"} {
+			if p, ok := ep.Param(name); !ok || !p.Required {
+				t.Errorf("%s: %s is not a required parameter", ep.ID, name)
+			}
+		}
+		p, _ := ep.Param("prenoms[]")
+		if p.Max != 3 || !p.Valid(p.Clean("  Jean   Pierre ")) || p.Clean("  Jean   Pierre ") != "Jean Pierre" {
+			t.Errorf("%s: prenoms[] max %d or normalisation", ep.ID, p.Max)
+		}
+		nom, _ := ep.Param("nomNaissance")
+		for v, ok := range map[string]bool{"DUBINÔRE": true, "TROIS-DUPRE": true, "D'ARTAGNAN": true, "": false, "DUPONT1": false, "-DUPONT": false, "<script>": false} {
+			if nom.Valid(nom.Clean(v)) != ok {
+				t.Errorf("nomNaissance %q valid = %v", v, !ok)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no identite route")
 	}
 }

@@ -1,0 +1,84 @@
+package integration
+
+import (
+	"net/url"
+	"testing"
+)
+
+const qfIdentite = "/v3/dss/quotient_familial/identite"
+
+func dupont() url.Values {
+	return url.Values{
+		"nomNaissance": {"  DUPONT "}, "nomUsage": {"MARTIN"}, "prenoms[]": {"Paul", "Louis"},
+		"anneeDateNaissance": {"1962"}, "moisDateNaissance": {"8"}, "jourDateNaissance": {"24"},
+		"sexeEtatCivil": {"M"}, "codeCogInseePaysNaissance": {"99100"}, "codeCogInseeCommuneNaissance": {"75107"},
+		"recipient": {siret},
+	}
+}
+
+// TestIdentiteModality: the identity route with the habilitation's API
+// token and a citizen's identity answers the filtered data; malformed,
+// missing or unknown parameters are refused by name; a FranceConnect token
+// is not a credential there and is never sent to FranceConnect.
+func TestIdentiteModality(t *testing.T) {
+	fc := newFCCounter(t)
+	rec := newRecorder(t)
+	start(t, options{MaxEntries: 12001, CheckTokenURL: fc.srv.URL, Recorder: rec.srv.URL})
+
+	a := get(t, gatewayPort, qfIdentite+"?"+dupont().Encode(), bearer("sandbox_all_scopes")...)
+	if a.status != 200 {
+		t.Fatalf("status %d: %s", a.status, a.body)
+	}
+	for _, k := range []string{"quotient_familial", "allocataires", "enfants", "adresse"} {
+		if _, ok := a.data(t)[k]; !ok {
+			t.Errorf("data.%s missing", k)
+		}
+	}
+
+	// What reaches the provider: the normalised identity, nothing else.
+	if a := get(t, recordPort, qfIdentite+"?"+dupont().Encode(), bearer("sandbox_all_scopes")...); a.status != 200 {
+		t.Fatalf("recorder route: status %d: %s", a.status, a.body)
+	}
+	up := rec.last(t)
+	if up.URL.Path != qfIdentite || up.URL.Query().Get("nomNaissance") != "DUPONT" || len(up.URL.Query()["prenoms[]"]) != 2 ||
+		up.Header.Get("Authorization") != providerKey {
+		t.Errorf("provider got %s %v, Authorization %q", up.URL.Path, up.URL.Query(), up.Header.Get("Authorization"))
+	}
+
+	cases := []struct {
+		name   string
+		mutate func(url.Values)
+		token  string
+		status int
+		code   string
+		param  string
+	}{
+		{"malformed birth month", func(q url.Values) { q.Set("moisDateNaissance", "13") }, "sandbox_all_scopes", 422, "00366", "moisDateNaissance"},
+		{"malformed name", func(q url.Values) { q.Set("nomNaissance", "DUPONT<script>") }, "sandbox_all_scopes", 422, "00366", "nomNaissance"},
+		{"four given names", func(q url.Values) { q["prenoms[]"] = []string{"A", "B", "C", "D"} }, "sandbox_all_scopes", 422, "00366", "prenoms[]"},
+		{"missing sex", func(q url.Values) { q.Del("sexeEtatCivil") }, "sandbox_all_scopes", 422, "00366", "sexeEtatCivil"},
+		{"unknown parameter", func(q url.Values) { q.Set("nir", "1620875107123") }, "sandbox_all_scopes", 422, "00366", "nir"},
+		{"no recipient", func(q url.Values) { q.Del("recipient") }, "sandbox_all_scopes", 422, "00203", "recipient"},
+		{"unknown API token", func(url.Values) {}, "pa_not_a_real_token", 401, "00101", ""},
+		{"FranceConnect token", func(url.Values) {}, "cnaf_qfv2", 401, "00101", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := dupont()
+			tc.mutate(q)
+			a := get(t, gatewayPort, qfIdentite+"?"+q.Encode(), bearer(tc.token)...)
+			if a.status != tc.status || a.code(t) != tc.code {
+				t.Fatalf("status %d code %s, want %d %s: %s", a.status, a.code(t), tc.status, tc.code, a.body)
+			}
+			if tc.param != "" {
+				src, _ := a.json(t)["errors"].([]any)[0].(map[string]any)["source"].(map[string]any)
+				if src["parameter"] != tc.param {
+					t.Errorf("source.parameter %v, want %s", src["parameter"], tc.param)
+				}
+			}
+		})
+	}
+	if n := fc.checktoken.Load(); n != 0 {
+		t.Fatalf("%d checktoken calls on the identite route", n)
+	}
+}
