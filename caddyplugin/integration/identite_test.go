@@ -3,6 +3,8 @@ package integration
 import (
 	"net/url"
 	"testing"
+
+	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
 
 const qfIdentite = "/v3/dss/quotient_familial/identite"
@@ -80,5 +82,41 @@ func TestIdentiteModality(t *testing.T) {
 	}
 	if n := fc.checktoken.Load(); n != 0 {
 		t.Fatalf("%d checktoken calls on the identite route", n)
+	}
+}
+
+// TestIdentiteEveryDSSRoute walks the catalogue's identite routes: each
+// answers the sandbox case of Paul Louis DUPONT with a data object, and
+// refuses a malformed birth month by name.
+func TestIdentiteEveryDSSRoute(t *testing.T) {
+	start(t, options{MaxEntries: 12002})
+	c := defaultCatalogue(t)
+	n := 0
+	for i := range c.Endpoints {
+		ep := &c.Endpoints[i]
+		if ep.Modality != catalogue.ModalityIdentite {
+			continue
+		}
+		n++
+		t.Run(ep.ID, func(t *testing.T) {
+			q := dupont()
+			q.Del("annee")
+			q.Del("mois")
+			a := get(t, gatewayPort, ep.Path+"?"+q.Encode(), bearer("sandbox_all_scopes")...)
+			if a.status != 200 {
+				t.Fatalf("status %d: %s", a.status, a.body)
+			}
+			if len(a.data(t)) == 0 {
+				t.Errorf("empty data: %s", a.body)
+			}
+			q.Set("moisDateNaissance", "13")
+			a = get(t, gatewayPort, ep.Path+"?"+q.Encode(), bearer("sandbox_all_scopes")...)
+			if a.status != 422 || a.code(t) != "00366" {
+				t.Fatalf("malformed month: status %d code %s: %s", a.status, a.code(t), a.body)
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatal("no identite route in the catalogue")
 	}
 }
