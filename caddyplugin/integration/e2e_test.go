@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -115,22 +114,7 @@ func TestE2E_RequestIDsAreUnique(t *testing.T) {
 func TestB07_SingleflightEndToEnd(t *testing.T) {
 	fc := newFCCounter(t)
 	start(t, options{MaxEntries: 1003, CheckTokenURL: fc.srv.URL})
-	var wg sync.WaitGroup
-	statuses := make(chan int, 50)
-	for i := 0; i < 50; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			statuses <- get(t, gatewayPort, qf("recipient="+siret), bearer("all_fc")...).status
-		}()
-	}
-	wg.Wait()
-	close(statuses)
-	for s := range statuses {
-		if s != 200 {
-			t.Fatalf("status %d, want 200", s)
-		}
-	}
+	concurrentGets(t, 50, "all_fc", gatewayPort)
 	if n := fc.checktoken.Load(); n != 1 {
 		t.Fatalf("%d checktoken calls, want exactly 1", n)
 	}

@@ -393,3 +393,26 @@ func contains(haystack []byte, needles ...string) string {
 	}
 	return ""
 }
+
+// concurrentGets sends n requests at once with token, alternating over
+// ports, and fails unless every answer is 200.
+func concurrentGets(t *testing.T, n int, token string, ports ...int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	statuses := make(chan int, n)
+	for i := 0; i < n; i++ {
+		port := ports[i%len(ports)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- get(t, port, qf("recipient="+siret), bearer(token)...).status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != 200 {
+			t.Fatalf("status %d, want 200", s)
+		}
+	}
+}

@@ -155,23 +155,7 @@ func TestB08_TwoInstancesOneRedis(t *testing.T) {
 	start(t, o)
 	startSecondGateway(t, o)
 
-	var wg sync.WaitGroup
-	statuses := make(chan int, 100)
-	for i := 0; i < 100; i++ {
-		port := []int{recordPort, secondGatewayPort}[i%2]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			statuses <- get(t, port, qf("recipient="+siret), bearer("all_fc")...).status
-		}()
-	}
-	wg.Wait()
-	close(statuses)
-	for s := range statuses {
-		if s != 200 {
-			t.Fatalf("status %d, want 200", s)
-		}
-	}
+	concurrentGets(t, 100, "all_fc", recordPort, secondGatewayPort)
 	if n := fc.checktoken.Load(); n != 1 {
 		t.Errorf("%d checktoken calls for the cluster, want exactly 1", n)
 	}
