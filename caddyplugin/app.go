@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
@@ -57,6 +58,7 @@ type App struct {
 
 	logger   *zap.Logger
 	cat      *catalogue.Catalogue
+	pings    *pings.Tracker // provider status, shared by configurations with the same providers
 	watcher  *habilitation.Watcher
 	core     *core
 	coreKey  string
@@ -205,6 +207,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("passerelle: loading catalogue: %w", err)
 	}
+	a.pings = trackerFor(a.cat)
 
 	if a.Habilitations == "" {
 		return errors.New("passerelle: habilitations: a habilitations file is required")

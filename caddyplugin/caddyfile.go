@@ -58,7 +58,7 @@ func init() {
 //	        pseudonym_key         <{env.NAME}|{file.path}>
 //	        pseudonym_key_version <version>
 //	    }
-//	    upstream <provider> {
+//	    upstream <provider> {          # a provider name of the catalogue; quote names with spaces ("France Travail")
 //	        header <name> <{env.NAME}|{file.path}>
 //	        oauth2 {
 //	            token_url     <url>

@@ -24,6 +24,7 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/bearer"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/respfilter"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
@@ -74,6 +75,7 @@ type Handler struct {
 	audit   *zap.Logger
 	now     func() time.Time
 	allowed map[*catalogue.Endpoint]bool
+	openAPI []byte    // OpenAPI document of the enabled routes
 	filters *sync.Map // filterKey → *respfilter.Paths
 }
 
@@ -169,21 +171,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		rec.traceID = sc.TraceID().String()
 	}
 
-	introspection := r.URL.Path == introspectPath && r.URL.RawPath == ""
+	utility := r.URL.RawPath == "" && (r.URL.Path == introspectPath || isPingsRoute(r.URL.Path) || r.URL.Path == openAPIPath)
 	var aerr *apierror.Error
-	if introspection {
-		aerr = h.introspect(w, r, &rq)
-	} else {
+	switch {
+	case !utility:
 		aerr = h.authorize(r, &rq)
+	case r.URL.Path == introspectPath:
+		aerr = h.introspect(w, r, &rq)
+	case r.URL.Path == openAPIPath:
+		aerr = h.serveOpenAPI(w, r, &rq)
+	default:
+		aerr = h.servePings(w, r, &rq)
 	}
 	if rq.rate.Limit > 0 {
 		setRateLimitHeaders(hdr, rq.rate, rec.start)
 	}
-	if aerr == nil && !introspection {
+	if aerr == nil && !utility {
 		aerr = h.forward(w, r, next, &rq)
 	}
 	switch {
-	case aerr != nil && introspection:
+	case aerr != nil && r.URL.Path == introspectPath:
 		apierror.WriteV2(w, aerr) // introspect answers in the v2 shape
 	case aerr != nil:
 		h.refuse(w, &rq, aerr)
@@ -231,7 +238,7 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 		return apierror.TokenMalformed()
 	}
 
-	if ep.Modality == catalogue.ModalityIdentite {
+	if ep.Modality.CallerGivesIdentity() {
 		// The caller's habilitation API token, found by its digest; a
 		// FranceConnect token is unknown here and never sent anywhere.
 		hab, ok := h.app.Registry().ByAPIToken(token)
@@ -373,10 +380,10 @@ func (h *Handler) habilitation(r *http.Request, rq *request) *apierror.Error {
 
 	params, ok := parseQuery(r.URL.RawQuery, rq.params[:0])
 	if !ok {
-		return apierror.ParamInvalid("")
+		return apierror.ParamInvalid(ep.InvalidCode, "")
 	}
 	rq.query = params
-	if aerr := checkQuery(params, ep, hab); aerr != nil {
+	if aerr := checkQuery(params, ep, hab, h.now()); aerr != nil {
 		return aerr
 	}
 
@@ -519,7 +526,11 @@ func (h *Handler) paths(ep *catalogue.Endpoint, mask uint64) (*respfilter.Paths,
 			fields = append(fields, ep.Scopes[i].Fields...)
 		}
 	}
-	p, err := respfilter.Compile(fields)
+	compile := respfilter.Compile
+	if ep.API == catalogue.APIv2 {
+		compile = respfilter.CompileBare // v2 answers have no envelope
+	}
+	p, err := compile(fields)
 	if err != nil {
 		return nil, err
 	}
@@ -532,7 +543,7 @@ func (h *Handler) paths(ep *catalogue.Endpoint, mask uint64) (*respfilter.Paths,
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) *apierror.Error {
 	ep := rq.ep
 	var query string
-	if ep.Modality == catalogue.ModalityIdentite {
+	if ep.Modality.CallerGivesIdentity() {
 		query = callerQuery(ep, rq.query)
 	} else {
 		var err error
@@ -577,14 +588,18 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		err = h.callProvider(r, next, rec, rq)
 	}
 	if aerr := providerError(ep, rec, err); aerr != nil {
+		h.app.pings.Record(ep.ProviderName, providerOutcome(aerr))
 		return aerr
 	}
 	out := getBuffer()
 	defer putBuffer(out)
 	filtered, err := respfilter.Filter((*out)[:0], rec.buf.Bytes(), paths, respfilter.Options{MaxBytes: h.MaxResponseBytes})
 	if err != nil {
-		return apierror.FilterFailed(ep.Provider.ErrorPrefix, ep.ProviderName)
+		aerr := apierror.FilterFailed(ep.Provider.ErrorPrefix, ep.ProviderName)
+		h.app.pings.Record(ep.ProviderName, providerOutcome(aerr))
+		return aerr
 	}
+	h.app.pings.Record(ep.ProviderName, pings.OK)
 	*out = filtered
 	hdr := w.Header()
 	hdr["Content-Type"] = jsonContentType
@@ -667,6 +682,12 @@ func (h *Handler) refuse(w http.ResponseWriter, rq *request, e *apierror.Error) 
 			endpoint = rq.ep.ID
 		}
 		c.Write(zap.String("endpoint", endpoint), zap.String("code", e.Code), zap.String("reason", e.Reason))
+	}
+	if rq.ep != nil && rq.ep.API == catalogue.APIv2 && !apierror.IsFranceConnectToken(e) {
+		// Legacy routes answer {error, reason, message}, except for a
+		// rejected FranceConnect token (50001–50004), as API Particulier v2.
+		apierror.WriteV2(w, e)
+		return
 	}
 	apierror.Write(w, e)
 }

@@ -3,6 +3,7 @@ package caddyplugin
 import (
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
@@ -68,7 +69,11 @@ func count(params []queryParam, name string) (int, string) {
 // checkQuery validates the caller's query: recipient first (SECURITY.md C07),
 // then each pass-through parameter; anything else, or anything repeated, is
 // refused by name (D07, C08: no person parameter on a FranceConnect route).
-func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.Habilitation) *apierror.Error {
+//
+// On an identite route the route's civility checks then run on the
+// normalised values (partial birth dates, born abroad without commune).
+// Malformed parameters are answered with the route's invalid_code.
+func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.Habilitation, now time.Time) *apierror.Error {
 	if ep.RecipientRequired() {
 		switch n, v := count(params, "recipient"); {
 		case n == 0 || n == 1 && v == "":
@@ -85,17 +90,27 @@ func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.H
 		}
 		p, ok := ep.Param(qp.name)
 		if !ok {
-			return apierror.ParamRefused(qp.name)
+			return apierror.ParamRefused(ep.InvalidCode, qp.name)
 		}
 		if n, _ := count(params, qp.name); n > max(p.Max, 1) || !p.Valid(p.Clean(qp.value)) {
-			return apierror.ParamInvalid(qp.name)
+			return apierror.ParamInvalid(ep.InvalidCode, qp.name)
 		}
 	}
 	for i := range ep.Params {
 		if p := &ep.Params[i]; p.Required {
 			if _, v := count(params, p.Name); v == "" {
-				return apierror.ParamInvalid(p.Name)
+				return apierror.ParamInvalid(ep.InvalidCode, p.Name)
 			}
+		}
+	}
+	if ep.Civility != nil {
+		value := func(name string) string {
+			p, _ := ep.Param(name)
+			_, v := count(params, name)
+			return p.Clean(v)
+		}
+		if bad := ep.Civility.Check(value, now); bad != "" {
+			return apierror.ParamInvalid(ep.InvalidCode, bad)
 		}
 	}
 	return nil

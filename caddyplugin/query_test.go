@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
@@ -49,7 +50,7 @@ func TestD07_QueryAllowList(t *testing.T) {
 		if !ok {
 			t.Fatalf("%q: parse failed", tc.raw)
 		}
-		e := checkQuery(params, ep, hab)
+		e := checkQuery(params, ep, hab, time.Now())
 		switch {
 		case tc.code == "" && e != nil:
 			t.Errorf("%q refused: %s", tc.raw, e.Code)
@@ -84,7 +85,7 @@ func FuzzD07_QueryAllowList(f *testing.F) {
 		if _, err := url.ParseQuery(raw); err != nil {
 			t.Fatalf("accepted what net/url refuses: %v", err)
 		}
-		if checkQuery(params, ep, hab) != nil {
+		if checkQuery(params, ep, hab, time.Now()) != nil {
 			return
 		}
 		seen := map[string]bool{}
@@ -119,7 +120,7 @@ func FuzzIdentiteParams(f *testing.F) {
 	f.Add("nomNaissance=%00&prenoms[]=x")
 	f.Fuzz(func(t *testing.T, raw string) {
 		params, ok := parseQuery(raw, nil)
-		if !ok || checkQuery(params, ep, hab) != nil {
+		if !ok || checkQuery(params, ep, hab, time.Now()) != nil {
 			return
 		}
 		for _, qp := range params {

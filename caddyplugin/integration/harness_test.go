@@ -224,7 +224,7 @@ func config(t testing.TB, o options) string {
 	}
 	// The other providers of the catalogue: a static header in every variant.
 	for _, name := range otherProviders(t) {
-		fmt.Fprintf(&b, "\t\tupstream %s {\n\t\t\theader Authorization {env.PASSERELLE_TEST_PROVIDER_KEY}\n\t\t}\n", name)
+		fmt.Fprintf(&b, "\t\tupstream %q {\n\t\t\theader Authorization {env.PASSERELLE_TEST_PROVIDER_KEY}\n\t\t}\n", name)
 	}
 	fmt.Fprintf(&b, `	}
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/passerelle-gw/passerelle/config/catalogue"
@@ -94,7 +95,7 @@ func TestIdentiteEveryDSSRoute(t *testing.T) {
 	n := 0
 	for i := range c.Endpoints {
 		ep := &c.Endpoints[i]
-		if ep.Modality != catalogue.ModalityIdentite {
+		if ep.Modality != catalogue.ModalityIdentite || !strings.HasPrefix(ep.Path, "/v3/dss/") {
 			continue
 		}
 		n++

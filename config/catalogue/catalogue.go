@@ -5,8 +5,9 @@
 // releases.
 //
 // The catalogue is data: adding a route needs no Go code. A default one is
-// embedded (default.yaml: every FranceConnect route of API Particulier v3/v4);
-// an operator may replace it with a file of the same format:
+// embedded (default.yaml: every route of API Particulier v3/v4 and the
+// legacy v2 FranceConnect routes); an operator may replace it with a file of
+// the same format:
 //
 //	providers:                      # data providers as seen by error codes
 //	  CNAV:
@@ -17,7 +18,10 @@
 //	  - id: dss_quotient_familial_fc  # stable id: used in logs, metrics and audit records
 //	    method: GET                   # default GET
 //	    path: /v3/dss/quotient_familial/france_connect   # exact, canonical public path
-//	    modality: france_connect      # only modality served so far
+//	    modality: france_connect      # france_connect | identite | identifiant (the caller's API
+//	                                  # token, the identity / provider identifier as params)
+//	    api: v3                       # v3 (default: {data,links,meta}) | v2 (legacy /api/v2)
+//	    invalid_code: "00366"         # 422 code of a malformed caller parameter (default 00366)
 //	    operation_id: api_particulier_v3_cnav_quotient_familial_with_france_connect
 //	                                  # OpenAPI x-operationId; names the sandbox case folder
 //	    provider: CNAV                # a key of providers: credential, 502/504 codes, meta.provider
@@ -32,6 +36,10 @@
 //	    params:                       # caller query parameters passed through (besides recipient)
 //	      - {name: annee, pattern: '^[0-9]{4}$'}          # anchored RE2 pattern, optional
 //	      - {name: immatriculation, pattern: '^…$', required: true}
+//	      - {name: moisDateNaissance, normalize: integer} # "" | name | integer | upper, applied
+//	                                                      # before the pattern; "x[]": max: N
+//	    civility:                     # identite routes only: cross-parameter checks (see Civility)
+//	      birth_date: [anneeDateNaissance, moisDateNaissance, jourDateNaissance]
 //	    scopes:                       # scope → response paths it releases (see respfilter syntax)
 //	      - name: cnaf_quotient_familial
 //	        aliases: []               # other names of the same right (FranceConnect, DataPass)
@@ -75,6 +83,26 @@ const (
 	// ModalityIdentite: the caller authenticates with its habilitation's
 	// API token and gives the identity as query parameters.
 	ModalityIdentite Modality = "identite"
+	// ModalityIdentifiant: the same, with a provider identifier (INE,
+	// France Travail identifier) as the query parameter.
+	ModalityIdentifiant Modality = "identifiant"
+)
+
+// CallerGivesIdentity reports whether routes of modality m take the citizen
+// from the caller's parameters (identite, identifiant) rather than from a
+// FranceConnect token.
+func (m Modality) CallerGivesIdentity() bool {
+	return m == ModalityIdentite || m == ModalityIdentifiant
+}
+
+// The API generations a route belongs to.
+const (
+	// APIv3: v3 and v4 routes, body {data, links, meta}, errors[] shape.
+	APIv3 = "v3"
+	// APIv2: legacy /api/v2 routes, provider fields at the root of the
+	// body, errors {error, reason, message} except FranceConnect token
+	// errors (50001–50004), which keep the errors[] shape.
+	APIv2 = "v2"
 )
 
 // Provider is a data provider as seen by error codes. Its name (the key in
@@ -99,13 +127,24 @@ type Param struct {
 	Pattern  string `yaml:"pattern"`
 	Required bool   `yaml:"required"`
 	// Max is how many times the parameter may appear (default 1); only a
-	// name ending in "[]" (prenoms[]) may repeat.
+	// name ending in "[]" (prenoms[]) may repeat. MESRI's prenoms[] takes
+	// exactly one value: max 1.
 	Max int `yaml:"max"`
-	// Normalize is "" or "name": surrounding spaces trimmed and inner runs
-	// of spaces collapsed before the pattern is checked and the value sent.
+	// Normalize is how the caller's value is rewritten before the pattern
+	// is checked and the value sent: "" (as given), "name" (see
+	// NormalizeName), "integer" (leading zeros dropped: 08 → 8) or "upper"
+	// (upper-cased: m → M, 2a115 → 2A115).
 	Normalize string `yaml:"normalize"`
 
 	re *regexp.Regexp
+}
+
+// The normalisations a parameter may declare.
+var normalizers = map[string]func(string) string{
+	"":        func(v string) string { return v },
+	"name":    NormalizeName,
+	"integer": trimLeadingZeros,
+	"upper":   strings.ToUpper,
 }
 
 // Valid reports whether v is an acceptable value for the parameter.
@@ -113,10 +152,18 @@ func (p *Param) Valid(v string) bool { return p.re == nil || p.re.MatchString(v)
 
 // Clean applies the parameter's normalisation to a caller's value.
 func (p *Param) Clean(v string) string {
-	if p.Normalize == "name" {
-		return strings.Join(strings.Fields(v), " ")
+	if f, ok := normalizers[p.Normalize]; ok {
+		return f(v)
 	}
 	return v
+}
+
+func trimLeadingZeros(v string) string {
+	t := strings.TrimLeft(v, "0")
+	if t == "" && v != "" {
+		return "0"
+	}
+	return t
 }
 
 // Basis says where a scope's field mask comes from.
@@ -159,6 +206,13 @@ type Endpoint struct {
 	Identity             []IdentityParam `yaml:"identity"`
 	Params               []Param         `yaml:"params"`
 	Scopes               []Scope         `yaml:"scopes"`
+	// API is APIv3 (default) or APIv2.
+	API string `yaml:"api"`
+	// InvalidCode is the 422 code of a malformed, missing or refused caller
+	// parameter (default 00366; 00360 INE, 00391 GIP-MDS…).
+	InvalidCode string `yaml:"invalid_code"`
+	// Civility holds the cross-parameter checks of an identite route.
+	Civility *Civility `yaml:"civility"`
 
 	// Provider is resolved from ProviderName at load.
 	Provider Provider `yaml:"-"`
@@ -277,6 +331,7 @@ var (
 	acrLevels    = map[string]int{"eidas1": 1, "eidas2": 2, "eidas3": 3}
 	fieldRoots   = map[string]bool{"data": true, "links": true, "meta": true}
 	reservedArgs = map[string]bool{"recipient": true, "access_token": true}
+	codeRe       = regexp.MustCompile(`^00[0-9]{3}$`)
 )
 
 // ACRLevel returns the rank of an acr value (eidas1 < eidas2 < eidas3) and
@@ -332,11 +387,23 @@ func (c *Catalogue) validate() error {
 		} else {
 			c.byPath[e.Path] = e
 		}
-		if e.Modality != ModalityFranceConnect && e.Modality != ModalityIdentite {
-			add("%s: modality: want %q or %q", at, ModalityFranceConnect, ModalityIdentite)
+		if e.Modality != ModalityFranceConnect && !e.Modality.CallerGivesIdentity() {
+			add("%s: modality: want %q, %q or %q", at, ModalityFranceConnect, ModalityIdentite, ModalityIdentifiant)
 		}
-		if e.Modality == ModalityIdentite && len(e.Identity) > 0 {
-			add("%s: identity: an identite endpoint takes the identity from the caller's parameters, not from a mapping", at)
+		if e.Modality.CallerGivesIdentity() && len(e.Identity) > 0 {
+			add("%s: identity: an %s endpoint takes the identity from the caller's parameters, not from a mapping", at, e.Modality)
+		}
+		if e.API == "" {
+			e.API = APIv3
+		}
+		if e.API != APIv3 && e.API != APIv2 {
+			add("%s: api: want v3 or v2", at)
+		}
+		if e.InvalidCode == "" {
+			e.InvalidCode = "00366"
+		}
+		if !codeRe.MatchString(e.InvalidCode) {
+			add("%s: invalid_code: want a platform code 00YYY", at)
 		}
 		if !operationRe.MatchString(e.OperationID) {
 			add("%s: operation_id: want 1-128 of [a-z0-9_]", at)
@@ -389,12 +456,12 @@ func (c *Catalogue) validate() error {
 			switch {
 			case !paramRe.MatchString(p.Name):
 				add("%s: params[%d].name: invalid name", at, j)
-			case strings.HasSuffix(p.Name, "[]") != (p.Max > 1):
-				add("%s: params[%d]: a name ending in [] takes max > 1, and only such a name", at, j)
+			case p.Max > 1 && !strings.HasSuffix(p.Name, "[]"):
+				add("%s: params[%d]: only a name ending in [] may repeat (max > 1)", at, j)
 			case p.Max > 10:
 				add("%s: params[%d].max: at most 10", at, j)
-			case p.Normalize != "" && p.Normalize != "name":
-				add("%s: params[%d].normalize: want \"name\" or nothing", at, j)
+			case normalizers[p.Normalize] == nil:
+				add("%s: params[%d].normalize: want name, integer, upper or nothing", at, j)
 			case reservedArgs[p.Name] || seenParam[p.Name]:
 				add("%s: params[%d].name: %q is reserved or already mapped", at, j, p.Name)
 			}
@@ -408,6 +475,19 @@ func (c *Catalogue) validate() error {
 					add("%s: params[%d].pattern: must be anchored (^…$)", at, j)
 				}
 				p.re = re
+			}
+		}
+		if e.Civility != nil {
+			if e.Modality != ModalityIdentite {
+				add("%s: civility: only identite endpoints take one", at)
+			}
+			for _, n := range e.Civility.names() {
+				if _, ok := e.Param(n); !ok {
+					add("%s: civility: %q is not a declared parameter", at, n)
+				}
+			}
+			if len(e.Civility.BirthDate) != 0 && len(e.Civility.BirthDate) != 3 {
+				add("%s: civility.birth_date: want [year, month, day] parameter names", at)
 			}
 		}
 		if len(e.Scopes) == 0 {
@@ -433,7 +513,7 @@ func (c *Catalogue) validate() error {
 				add("%s: scopes[%d] (%s): fields: a scope must release at least one field", at, j, s.Name)
 			}
 			for _, f := range s.Fields {
-				if msg := checkField(f, e.Modality); msg != "" {
+				if msg := checkField(f, e.Modality, e.API); msg != "" {
 					add("%s: scopes[%d] (%s): fields: %s %q", at, j, s.Name, msg, f)
 				}
 			}
@@ -445,13 +525,14 @@ func (c *Catalogue) validate() error {
 // maxFieldSegments bounds a field path, as the response filter does.
 const maxFieldSegments = 32
 
-// checkField returns why a field path is refused, or "".
-func checkField(f string, m Modality) string {
+// checkField returns why a field path is refused, or "". On a v2 route the
+// provider's fields sit at the root of the body: any first member is allowed.
+func checkField(f string, m Modality, api string) string {
 	if !fieldRe.MatchString(f) {
 		return "invalid path"
 	}
 	segs := strings.Split(f, ".")
-	if !fieldRoots[segs[0]] {
+	if api != APIv2 && !fieldRoots[segs[0]] {
 		return "path not rooted at data, links or meta:"
 	}
 	if len(segs) > maxFieldSegments {

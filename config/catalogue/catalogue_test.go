@@ -261,7 +261,7 @@ endpoints:
 					t.Fatalf("accepted scope without basis")
 				}
 				for _, f := range s.Fields {
-					if checkField(f, ep.Modality) != "" {
+					if checkField(f, ep.Modality, ep.API) != "" {
 						t.Fatalf("accepted field %q", f)
 					}
 				}

@@ -170,8 +170,9 @@ func TestEmbeddedRoutesReachable(t *testing.T) {
 }
 
 // TestEmbeddedRoutesNotFound: every folder has a 404.yaml carrying the
-// route's documented not-found code, and an identity known nowhere
-// (aucun_dossier) falls to it on every route.
+// route's documented not-found code (v2 routes: a v2 not_found error, which
+// has no code), and an identity known nowhere (aucun_dossier) falls to it on
+// every route.
 func TestEmbeddedRoutesNotFound(t *testing.T) {
 	s := Embedded()
 	cat := defaultCatalogue(t)
@@ -194,7 +195,12 @@ func TestEmbeddedRoutesNotFound(t *testing.T) {
 			}
 		}
 		prefix, provider := ep.NotFoundError()
-		if err := json.Unmarshal(c.Payload, &body); err != nil || len(body.Errors) != 1 || body.Errors[0].Code != prefix+"003" ||
+		if ep.API == catalogue.APIv2 {
+			var v2 struct{ Error, Reason, Message string }
+			if err := json.Unmarshal(c.Payload, &v2); err != nil || v2.Error != "not_found" || v2.Reason == "" || v2.Message == "" {
+				t.Errorf("%s/404.yaml = %s, want a v2 not_found error", ep.OperationID, c.Payload)
+			}
+		} else if err := json.Unmarshal(c.Payload, &body); err != nil || len(body.Errors) != 1 || body.Errors[0].Code != prefix+"003" ||
 			body.Errors[0].Meta.Provider != provider || body.Errors[0].Title == "" || body.Errors[0].Detail == "" {
 			t.Errorf("%s/404.yaml = %s, want code %s003 from %s", ep.OperationID, c.Payload, prefix, provider)
 		}
@@ -244,8 +250,9 @@ func hasPath(v any, path []string) bool {
 	return false
 }
 
-// TestEmbeddedRoutesPayloads: 200 payloads have the v3/v4 shape and, folder
-// by folder, carry fields of every scope, so that filtering is visible.
+// TestEmbeddedRoutesPayloads: 200 payloads have the v3/v4 shape (v2 routes:
+// an object of provider members, no envelope) and, folder by folder, carry
+// fields of every scope, so that filtering is visible.
 func TestEmbeddedRoutesPayloads(t *testing.T) {
 	s := Embedded()
 	cat := defaultCatalogue(t)
@@ -264,7 +271,12 @@ func TestEmbeddedRoutesPayloads(t *testing.T) {
 			_, d := body["data"].(map[string]any)
 			_, l := body["links"].(map[string]any)
 			_, m := body["meta"].(map[string]any)
-			if !d || !l || !m || len(body) != 3 {
+			switch {
+			case ep.API == catalogue.APIv2:
+				if _, ok := body["data"]; ok || body["errors"] != nil || body["error"] != nil || len(body) == 0 {
+					t.Errorf("%s/%s: not a v2 answer (provider members at the root)", ep.OperationID, c.File)
+				}
+			case !d || !l || !m || len(body) != 3:
 				t.Errorf("%s/%s: not a {data, links, meta} answer", ep.OperationID, c.File)
 			}
 			bodies = append(bodies, body)

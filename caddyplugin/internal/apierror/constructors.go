@@ -179,11 +179,13 @@ func RecipientInvalid() *Error {
 		SourceParameter: "recipient", Reason: ReasonParamRefused}
 }
 
-// ParamInvalid: a route parameter is badly formatted (422 00366). name is
-// echoed in the detail and source.parameter only if it fits the parameter
-// name syntax ([A-Za-z0-9_.[]-], ≤ 64 bytes); otherwise both are generic.
-func ParamInvalid(name string) *Error {
-	e := &Error{Status: http.StatusUnprocessableEntity, Code: "00366", Title: titleUnprocessable,
+// ParamInvalid: a route parameter is badly formatted or missing (422, code
+// the route's: 00366 for civility parameters, 00360 for an INE…; anything
+// but a platform code 00YYY becomes 00366). name is echoed in the detail
+// and source.parameter only if it fits the parameter name syntax
+// ([A-Za-z0-9_.[]-], ≤ 64 bytes); otherwise both are generic.
+func ParamInvalid(code, name string) *Error {
+	e := &Error{Status: http.StatusUnprocessableEntity, Code: paramCode(code), Title: titleUnprocessable,
 		Detail: "Un paramètre n'est pas correctement formaté.", Reason: ReasonParamRefused}
 	if validParamName(name) {
 		e.Detail = "Le paramètre " + name + " n'est pas correctement formaté."
@@ -193,16 +195,35 @@ func ParamInvalid(name string) *Error {
 }
 
 // ParamRefused: a parameter the route does not take, a repeated one, or a
-// person parameter on a FranceConnect route (422 00366, C08, D07). name is
-// echoed under the same rule as ParamInvalid.
-func ParamRefused(name string) *Error {
-	e := &Error{Status: http.StatusUnprocessableEntity, Code: "00366", Title: titleUnprocessable,
+// person parameter on a FranceConnect route (422, code as ParamInvalid; C08,
+// D07). name is echoed under the same rule as ParamInvalid.
+func ParamRefused(code, name string) *Error {
+	e := &Error{Status: http.StatusUnprocessableEntity, Code: paramCode(code), Title: titleUnprocessable,
 		Detail: "Un paramètre n'est pas accepté par cette route ou est répété.", Reason: ReasonParamRefused}
 	if validParamName(name) {
 		e.Detail = "Le paramètre " + name + " n'est pas accepté par cette route ou est répété."
 		e.SourceParameter = name
 	}
 	return e
+}
+
+// paramCode returns code when it is a platform code 00YYY, else 00366.
+func paramCode(code string) string {
+	if len(code) != 5 || code[0] != '0' || code[1] != '0' {
+		return "00366"
+	}
+	for i := 2; i < 5; i++ {
+		if code[i] < '0' || code[i] > '9' {
+			return "00366"
+		}
+	}
+	return code
+}
+
+// IsFranceConnectToken reports whether e refuses a FranceConnect token
+// (50001–50004): v2 routes keep the errors[] shape for those.
+func IsFranceConnectToken(e *Error) bool {
+	return e != nil && len(e.Code) == 5 && strings.HasPrefix(e.Code, "5000") && e.Code[4] >= '1' && e.Code[4] <= '4'
 }
 
 // --- 404, 405 (Passerelle extensions: API Particulier documents no code) ---

@@ -44,11 +44,20 @@
 //     copies whatever value is there, null included.
 //   - "links" or "meta" that are not objects become {}.
 //
+// # Answers without envelope
+//
+// API Particulier's legacy v2 routes answer the provider's fields at the
+// top level ({"quotientFamilial": …, "allocataires": […]}). Paths compiled
+// with CompileBare start at any top-level member and Filter returns the
+// top-level object with only the released members (no "data" required,
+// nothing appended); every other rule above and below applies.
+//
 // # Refusals (C06)
 //
 // Filter refuses, with an error wrapping ErrUnfilterable, a body that is
 // over Options.MaxBytes, not valid JSON (trailing bytes or a second value
-// included), not an object at the top level, without a "data" object, nested
+// included), not an object at the top level, without a "data" object
+// (enveloped answers only), nested
 // deeper than Options.MaxDepth (the top-level object is depth 1), holding a
 // duplicate object member name at any depth (names compared after unescaping,
 // dropped subtrees included) or invalid UTF-8 anywhere. Parsing uses

@@ -109,7 +109,12 @@ func Filter(dst []byte, body []byte, p *Paths, o Options) ([]byte, error) {
 	s.dec.Reset(&s.src)
 	s.dst = dst
 	s.maxDepth = o.MaxDepth
-	err := s.top(root)
+	var err error
+	if p != nil && p.bare {
+		err = s.bareTop(root)
+	} else {
+		err = s.top(root)
+	}
 	out := s.dst
 	// Drop every reference to body and dst before pooling.
 	s.dst = nil
@@ -221,6 +226,33 @@ func (s *state) top(root *node) error {
 		s.dst = append(s.dst, `,"meta":{}`...)
 	}
 	s.dst = append(s.dst, '}')
+	return nil
+}
+
+// bareTop filters the top-level object of an answer without envelope
+// (CompileBare): its released members, nothing else.
+func (s *state) bareTop(root *node) error {
+	d := &s.dec
+	switch d.PeekKind() {
+	case '{':
+	case 0:
+		_, err := d.ReadToken()
+		if err == io.EOF {
+			return errSyntax // empty body
+		}
+		return err
+	default:
+		if err := d.SkipValue(); err != nil {
+			return err
+		}
+		return errNotObject
+	}
+	if err := s.value(root); err != nil {
+		return err
+	}
+	if _, err := d.ReadToken(); err != io.EOF {
+		return errTrailing
+	}
 	return nil
 }
 

@@ -51,11 +51,12 @@ func (n *node) matches(k byte) bool {
 // safe for concurrent use. A nil *Paths releases nothing.
 type Paths struct {
 	root node
+	bare bool // paths from the root of an answer without envelope (CompileBare)
 }
 
 // ValidPath reports whether p is a well-formed path (see the package doc).
 func ValidPath(p string) error {
-	_, err := splitPath(p)
+	_, err := splitPath(p, false)
 	return err
 }
 
@@ -64,7 +65,7 @@ type segment struct {
 	arrays int // number of "[]" after key
 }
 
-func splitPath(p string) ([]segment, error) {
+func splitPath(p string, bare bool) ([]segment, error) {
 	if p == "" {
 		return nil, errEmptyPath
 	}
@@ -80,8 +81,9 @@ func splitPath(p string) ([]segment, error) {
 		}
 		segs = append(segs, s)
 	}
-	switch segs[0].key {
-	case "data", "links", "meta":
+	switch {
+	case bare:
+	case segs[0].key == "data", segs[0].key == "links", segs[0].key == "meta":
 		if segs[0].arrays != 0 {
 			return nil, errRoot
 		}
@@ -131,11 +133,19 @@ func isKeyByte(c byte) bool {
 // Compile validates and compiles paths. Duplicates and paths under an already
 // released path are merged. An empty list compiles to an allow-list that
 // releases nothing (the answer keeps empty data, links and meta).
-func Compile(paths []string) (*Paths, error) {
-	p := &Paths{}
+func Compile(paths []string) (*Paths, error) { return compile(paths, false) }
+
+// CompileBare compiles paths for answers without the {data, links, meta}
+// envelope (API Particulier v2 routes): the first segment may be any
+// member of the top-level object, and Filter returns
+// the top-level object with only its released members.
+func CompileBare(paths []string) (*Paths, error) { return compile(paths, true) }
+
+func compile(paths []string, bare bool) (*Paths, error) {
+	p := &Paths{bare: bare}
 	var errs []error
 	for i, s := range paths {
-		segs, err := splitPath(s)
+		segs, err := splitPath(s, bare)
 		if err != nil {
 			// Paths come from the endpoint catalogue, not from requests.
 			errs = append(errs, fmt.Errorf("path %d %q: %w", i, s, err))

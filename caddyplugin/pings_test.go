@@ -1,0 +1,92 @@
+package caddyplugin
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// utility runs one request on a utility route through the handler; next
+// must not be called.
+func (f *fixture) utility(t *testing.T, method, target string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(method, target, nil)
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	w := httptest.NewRecorder()
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		t.Errorf("%s %s reached the provider", method, target)
+		return nil
+	})
+	if err := f.h.ServeHTTP(w, r, next); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+type pingStatus struct {
+	Status       string  `json:"status"`
+	LastUpdate   *string `json:"last_update"`
+	LastOKStatus *string `json:"last_ok_status"`
+}
+
+// TestPingsFollowProviderCalls: the provider status routes report the
+// outcome of the gateway's own calls: ok after a data answer, bad_gateway
+// (HTTP 502) after an answer that could not be used, ok again after the
+// next good one, the last success kept throughout.
+func TestPingsFollowProviderCalls(t *testing.T) {
+	f := newFixture(t)
+	// A provider no route calls in this test stays unknown (the tracker
+	// is shared by every fixture of the package, CNAV is not reset).
+	w := f.utility(t, http.MethodGet, "/api/pings/dsnj")
+	var st pingStatus
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &st) != nil || st.Status != "unknown" || st.LastUpdate != nil {
+		t.Fatalf("uncalled provider: %d %s", w.Code, w.Body)
+	}
+
+	q := "recipient=" + testSIRET
+	if w := f.serve(t, context.Background(), testToken, q, unitBody); w.Code != 200 {
+		t.Fatalf("data call: %d %s", w.Code, w.Body)
+	}
+	w = f.utility(t, http.MethodGet, "/api/pings/cnav")
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &st) != nil || st.Status != "ok" || st.LastOKStatus == nil {
+		t.Fatalf("after a data answer: %d %s", w.Code, w.Body)
+	}
+	lastOK := *st.LastOKStatus
+
+	if w := f.serve(t, context.Background(), testToken, q, `{"data": nope`); w.Code != 502 {
+		t.Fatalf("broken provider answer: %d %s", w.Code, w.Body)
+	}
+	w = f.utility(t, http.MethodGet, "/api/pings/cnav")
+	if w.Code != 502 || json.Unmarshal(w.Body.Bytes(), &st) != nil || st.Status != "bad_gateway" || st.LastOKStatus == nil || *st.LastOKStatus != lastOK {
+		t.Fatalf("after a broken answer: %d %s", w.Code, w.Body)
+	}
+	all := f.utility(t, http.MethodGet, "/api/pings")
+	var board map[string]pingStatus
+	if all.Code != 502 || json.Unmarshal(all.Body.Bytes(), &board) != nil || board["CNAV"].Status != "bad_gateway" || board["DSNJ"].Status != "unknown" {
+		t.Fatalf("all providers: %d %s", all.Code, all.Body)
+	}
+
+	if w := f.serve(t, context.Background(), testToken, q, unitBody); w.Code != 200 {
+		t.Fatalf("data call: %d %s", w.Code, w.Body)
+	}
+	if w := f.utility(t, http.MethodGet, "/api/pings/cnav"); w.Code != 200 || !strings.Contains(w.Body.String(), `"status":"ok"`) {
+		t.Fatalf("after recovery: %d %s", w.Code, w.Body)
+	}
+	for _, bad := range []string{"/api/pings/nope", "/api/pings/cnav/x", "/api/pings/CNAV", "/api/pings/cnav?x=1"} {
+		if w := f.utility(t, http.MethodGet, bad); w.Code != 404 && w.Code != 422 {
+			t.Errorf("%s: %d %s", bad, w.Code, w.Body)
+		}
+	}
+	if w := f.utility(t, http.MethodPost, "/api/pings"); w.Code != 405 {
+		t.Errorf("POST /api/pings: %d", w.Code)
+	}
+	if h := f.utility(t, http.MethodGet, "/api/pings").Header(); h.Get("Cache-Control") != "no-store" || h.Get("X-Request-Id") == "" {
+		t.Errorf("headers %v", h)
+	}
+}

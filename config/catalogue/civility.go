@@ -1,0 +1,146 @@
+package catalogue
+
+import (
+	"strings"
+	"time"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// Civility holds the cross-parameter checks of an identite route, on top of
+// each parameter's own pattern:
+//
+//	civility:
+//	  birth_date: [anneeDateNaissance, moisDateNaissance, jourDateNaissance]
+//	  birth_country: codeCogInseePaysNaissance
+//	  birth_place_in_france: [codeCogInseeCommuneNaissance, nomCommuneNaissance]
+//
+// birth_date names the year, month and day parameters: a day needs a month,
+// a month needs a year, the date must exist in the calendar, not lie in the
+// future, and the year be 1900 or later (a partial date, year or year and
+// month, is accepted when the route makes the parts optional).
+// birth_country names the country parameter: when it is given and is not
+// France (99100), the birth_place_in_france parameters are refused (born
+// abroad: no commune). Every name must be a declared parameter.
+type Civility struct {
+	BirthDate          []string `yaml:"birth_date"`
+	BirthCountry       string   `yaml:"birth_country"`
+	BirthPlaceInFrance []string `yaml:"birth_place_in_france"`
+}
+
+func (c *Civility) names() []string {
+	n := append([]string{}, c.BirthDate...)
+	if c.BirthCountry != "" {
+		n = append(n, c.BirthCountry)
+	}
+	return append(n, c.BirthPlaceInFrance...)
+}
+
+// minBirthYear is the earliest birth year accepted.
+const minBirthYear = 1900
+
+// Check applies the checks to the caller's normalised values (value returns
+// "" for an absent parameter) and returns the name of the first offending
+// parameter, or "" when the identity is coherent. now is the current time.
+func (c *Civility) Check(value func(name string) string, now time.Time) string {
+	if c == nil {
+		return ""
+	}
+	if len(c.BirthDate) == 3 {
+		if bad := checkBirthDate(c.BirthDate, value, now); bad != "" {
+			return bad
+		}
+	}
+	if c.BirthCountry != "" {
+		if country := value(c.BirthCountry); country != "" && country != france {
+			for _, p := range c.BirthPlaceInFrance {
+				if value(p) != "" {
+					return p
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func checkBirthDate(names []string, value func(string) string, now time.Time) string {
+	ys, ms, ds := value(names[0]), value(names[1]), value(names[2])
+	switch {
+	case ds != "" && ms == "":
+		return names[2]
+	case ms != "" && ys == "":
+		return names[1]
+	case ys == "":
+		return ""
+	}
+	y, ok := decimal(ys)
+	if !ok || y < minBirthYear || y > now.Year() {
+		return names[0]
+	}
+	if ms == "" {
+		return ""
+	}
+	m, ok := decimal(ms)
+	if !ok || m < 1 || m > 12 || y == now.Year() && time.Month(m) > now.Month() {
+		return names[1]
+	}
+	if ds == "" {
+		return ""
+	}
+	d, ok := decimal(ds)
+	if !ok || d < 1 {
+		return names[2]
+	}
+	date := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
+	if date.Day() != d || date.After(now) {
+		return names[2]
+	}
+	return ""
+}
+
+// decimal parses 1 to 4 ASCII digits (no sign, no space).
+func decimal(s string) (int, bool) {
+	if len(s) == 0 || len(s) > 4 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
+}
+
+// NormalizeName rewrites a name the way civil-status providers compare
+// them: Unicode NFC (a decomposed "e" + U+0301 becomes "é"), typographic
+// apostrophes (’ ‘ ʼ ´ `) become ', Unicode dashes become -, spaces are
+// trimmed, inner runs collapsed to one and removed around hyphens
+// ("TROIS - DUPRE" → "TROIS-DUPRE"), and letters upper-cased with their
+// accents kept ("Joëlle" → "JOËLLE"). Anything else (digits, symbols) is
+// kept so that the route's pattern refuses it by name.
+func NormalizeName(v string) string {
+	v = norm.NFC.String(v)
+	var b strings.Builder
+	b.Grow(len(v))
+	space := false
+	for _, r := range v {
+		switch {
+		case unicode.IsSpace(r):
+			space = b.Len() > 0
+			continue
+		case r == '’' || r == '‘' || r == 'ʼ' || r == '´' || r == '`':
+			r = '\''
+		case r >= '‐' && r <= '―' || r == '−':
+			r = '-'
+		}
+		if space && r != '-' && !strings.HasSuffix(b.String(), "-") {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}
