@@ -30,6 +30,7 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
+	"github.com/passerelle-gw/passerelle/config/openapi"
 )
 
 func init() {
@@ -118,6 +119,12 @@ func (h *Handler) provisionWith(app *App) error {
 		}
 	}
 	cat := h.app.Catalog()
+	doc, err := openapi.Generate(cat, openapi.Options{Version: documentVersion(), Utility: true,
+		Include: func(ep *catalogue.Endpoint) bool { return h.allowed == nil || h.allowed[ep] }})
+	if err != nil {
+		return fmt.Errorf("passerelle handler: generating the OpenAPI document: %w", err)
+	}
+	h.openAPI = doc
 	for i := range cat.Endpoints {
 		ep := &cat.Endpoints[i]
 		if _, ok := h.app.core.upstreams[ep.ProviderName]; !ok && (h.allowed == nil || h.allowed[ep]) {

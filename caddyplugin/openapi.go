@@ -2,6 +2,7 @@ package caddyplugin
 
 import (
 	"net/http"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
@@ -10,6 +11,24 @@ import (
 // openAPIPath serves the OpenAPI 3.1 document of the routes this handler
 // enables, generated from the catalogue when the handler is provisioned.
 const openAPIPath = "/api/openapi.json"
+
+// documentVersion is info.version of the document: the module version of
+// the running binary, "dev" in a build from a checkout.
+func documentVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == modulePath && m.Version != "" && m.Version != "(devel)" {
+				return m.Version
+			}
+		}
+		if bi.Main.Path == modulePath && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+	}
+	return "dev"
+}
+
+const modulePath = "github.com/passerelle-gw/passerelle"
 
 // serveOpenAPI answers GET /api/openapi.json. The document is public: it
 // describes routes, parameters and scopes, nothing about habilitations.
