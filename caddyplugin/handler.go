@@ -237,8 +237,16 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 		return aerr
 	}
 
-	token, err := bearer.Extract(r)
+	extract := bearer.Extract
+	if ep.APIKeyHeader() {
+		extract = bearer.ExtractAPIKey // legacy v2 API key
+	}
+	token, err := extract(r)
 	switch {
+	case errors.Is(err, bearer.ErrMissing) && ep.Modality.CallerGivesIdentity():
+		return apierror.APITokenMissing()
+	case err != nil && ep.Modality.CallerGivesIdentity():
+		return apierror.APITokenMalformed()
 	case errors.Is(err, bearer.ErrMissing):
 		return apierror.TokenMissing()
 	case err != nil:
@@ -412,7 +420,13 @@ func (h *Handler) route(r *http.Request) (*catalogue.Endpoint, *apierror.Error) 
 	if r.URL.RawPath != "" || !strings.HasPrefix(r.RequestURI, "/") || r.URL.Fragment != "" {
 		return nil, apierror.BadRequest()
 	}
-	ep, ok := h.app.Catalog().Lookup(r.URL.Path)
+	cat := h.app.Catalog()
+	ep, ok := cat.Lookup(r.URL.Path)
+	if twin, isTwin := cat.CallerTwin(r.URL.Path); isTwin && len(r.Header[bearer.APIKeyHeader]) > 0 {
+		// A legacy v2 path served in both modalities: an API key in
+		// X-Api-Key selects the identite one.
+		ep, ok = twin, true
+	}
 	if !ok || (h.allowed != nil && !h.allowed[ep]) {
 		return nil, apierror.UnknownRoute()
 	}

@@ -74,7 +74,7 @@ func count(params []queryParam, name string) (int, string) {
 // normalised values (partial birth dates, born abroad without commune).
 // Malformed parameters are answered with the route's invalid_code.
 func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.Habilitation, now time.Time) *apierror.Error {
-	if ep.RecipientRequired() {
+	if n, _ := count(params, "recipient"); ep.RecipientRequired() || ep.RecipientAccepted() && n > 0 {
 		switch n, v := count(params, "recipient"); {
 		case n == 0 || n == 1 && v == "":
 			return apierror.RecipientMissing()
@@ -85,7 +85,7 @@ func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.H
 		}
 	}
 	for _, qp := range params {
-		if qp.name == "recipient" && ep.RecipientRequired() {
+		if qp.name == "recipient" && ep.RecipientAccepted() {
 			continue
 		}
 		p, ok := ep.Param(qp.name)
@@ -152,7 +152,7 @@ func upstreamQuery(ep *catalogue.Endpoint, f *fcverify.Facts, params []queryPara
 			add(ep.Params[i].Name, v)
 		}
 	}
-	if _, v := count(params, "recipient"); v != "" && ep.RecipientRequired() {
+	if _, v := count(params, "recipient"); v != "" && ep.RecipientAccepted() {
 		add("recipient", v)
 	}
 	return b.String(), nil
@@ -177,7 +177,7 @@ func callerQuery(ep *catalogue.Endpoint, params []queryParam) string {
 			b.WriteString(url.QueryEscape(p.Clean(qp.value)))
 		}
 	}
-	if _, v := count(params, "recipient"); v != "" && ep.RecipientRequired() {
+	if _, v := count(params, "recipient"); v != "" && ep.RecipientAccepted() {
 		if b.Len() > 0 {
 			b.WriteByte('&')
 		}

@@ -78,7 +78,7 @@ func TestCallerRoutes_EverySandboxCase(t *testing.T) {
 			}
 			for _, c := range oks {
 				q := callerQueryOf(ep, c)
-				a := get(t, gatewayPort, ep.Path+"?"+q.Encode(), bearer("sandbox_all_scopes")...)
+				a := get(t, gatewayPort, ep.Path+"?"+q.Encode(), apiCredential(ep, "sandbox_all_scopes")...)
 				if a.status != 200 {
 					t.Errorf("%s: status %d: %s", c.File, a.status, a.body)
 					continue
@@ -90,26 +90,45 @@ func TestCallerRoutes_EverySandboxCase(t *testing.T) {
 			q := callerQueryOf(ep, oks[0])
 			first := firstRequired(ep, q)
 			q.Set(first, reverse(q.Get(first)))
-			a := get(t, gatewayPort, ep.Path+"?"+q.Encode(), bearer("sandbox_all_scopes")...)
+			a := get(t, gatewayPort, ep.Path+"?"+q.Encode(), apiCredential(ep, "sandbox_all_scopes")...)
 			prefix, _ := ep.NotFoundError()
-			if a.status != 404 || a.code(t) != prefix+"003" {
+			switch {
+			case ep.API == catalogue.APIv2:
+				if a.status != 404 || a.json(t)["error"] != "not_found" {
+					t.Errorf("unknown %s: status %d, want 404 not_found: %s", first, a.status, a.body)
+				}
+			case a.status != 404 || a.code(t) != prefix+"003":
 				t.Errorf("unknown %s: status %d, want 404 %s003: %s", first, a.status, prefix, a.body)
 			}
 
 			// Malformed: a character no pattern of the catalogue accepts.
 			q = callerQueryOf(ep, oks[0])
 			q.Set(first, q.Get(first)+"<")
-			a = get(t, gatewayPort, ep.Path+"?"+q.Encode(), bearer("sandbox_all_scopes")...)
-			if a.status != 422 || a.code(t) != ep.InvalidCode || !strings.Contains(string(a.body), `"parameter":"`+first+`"`) {
+			a = get(t, gatewayPort, ep.Path+"?"+q.Encode(), apiCredential(ep, "sandbox_all_scopes")...)
+			switch {
+			case ep.API == catalogue.APIv2:
+				if a.status != 400 || a.json(t)["error"] != "bad_request" {
+					t.Errorf("malformed %s: status %d, want 400 bad_request: %s", first, a.status, a.body)
+				}
+			case a.status != 422 || a.code(t) != ep.InvalidCode || !strings.Contains(string(a.body), `"parameter":"`+first+`"`):
 				t.Errorf("malformed %s: status %d, want 422 %s naming it: %s", first, a.status, ep.InvalidCode, a.body)
 			}
 
 			// A FranceConnect token is not a credential here.
-			if a := get(t, gatewayPort, ep.Path+"?"+callerQueryOf(ep, oks[0]).Encode(), bearer("all_fc")...); a.status != 401 {
+			if a := get(t, gatewayPort, ep.Path+"?"+callerQueryOf(ep, oks[0]).Encode(), apiCredential(ep, "all_fc")...); a.status != 401 {
 				t.Errorf("FranceConnect token on %s: status %d: %s", ep.Path, a.status, a.body)
 			}
 		})
 	}
+}
+
+// apiCredential returns the header carrying the habilitation's API token on
+// a caller route: X-Api-Key on legacy v2 routes, Authorization otherwise.
+func apiCredential(ep *catalogue.Endpoint, token string) []string {
+	if ep.APIKeyHeader() {
+		return []string{"X-Api-Key", token}
+	}
+	return bearer(token)
 }
 
 // firstRequired returns the first required parameter of the route present

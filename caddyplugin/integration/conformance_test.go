@@ -77,7 +77,11 @@ func (c *conformance) call(t *testing.T, ep *catalogue.Endpoint, target, token s
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if ep.APIKeyHeader() {
+		req.Header.Set("X-Api-Key", token)
+	} else {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	a := do(t, req)
 	resp := func() *http.Response {
 		return &http.Response{StatusCode: a.status, Header: a.header, Body: io.NopCloser(bytes.NewReader(a.body)), Request: req}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"net/url"
 	"testing"
 )
 
@@ -65,6 +66,61 @@ func TestV2_CompositionFamiliale(t *testing.T) {
 			b := a.json(t)
 			if b["error"] != tc.v2Error || b["reason"] == nil || b["message"] == nil || b["errors"] != nil {
 				t.Errorf("want v2 error %s: %s", tc.v2Error, a.body)
+			}
+		})
+	}
+}
+
+// TestV2_APIKeyModality: the same legacy v2 path with an API key in
+// X-Api-Key is the identite modality: the caller's civil status (v2
+// parameter names) reaches the provider, recipient is optional, and a
+// second credential is refused.
+func TestV2_APIKeyModality(t *testing.T) {
+	start(t, options{MaxEntries: 12011})
+	const path = "/api/v2/composition-familiale-v2"
+	georges := url.Values{"nomNaissance": {"cnaf"}, "prenoms[]": {"georges"}, "anneeDateDeNaissance": {"2002"},
+		"moisDateDeNaissance": {"01"}, "jourDateDeNaissance": {"1"}, "sexe": {"m"}, "codePaysLieuDeNaissance": {"99100"},
+		"codeInseeLieuDeNaissance": {"75002"}}
+	key := []string{"X-Api-Key", "sandbox_all_scopes"}
+
+	a := get(t, gatewayPort, path+"?"+georges.Encode(), key...)
+	if a.status != 200 || a.json(t)["quotientFamilial"] == nil {
+		t.Fatalf("no recipient: status %d: %s", a.status, a.body)
+	}
+	withRecipient := url.Values{"recipient": {siret}}
+	for k, v := range georges {
+		withRecipient[k] = v
+	}
+	if a := get(t, gatewayPort, path+"?"+withRecipient.Encode(), key...); a.status != 200 {
+		t.Fatalf("with recipient: status %d: %s", a.status, a.body)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		mutate  func(url.Values)
+		header  []string
+		status  int
+		v2Error string
+	}{
+		{"unknown API key", nil, []string{"X-Api-Key", "not_a_key"}, 401, "access_denied"},
+		{"FranceConnect token as API key", nil, []string{"X-Api-Key", "cnaf_qfv2"}, 401, "access_denied"},
+		{"API key and Authorization", nil, append(bearer("cnaf_qfv2"), key...), 401, "access_denied"},
+		{"malformed sex", func(q url.Values) { q.Set("sexe", "X") }, key, 400, "bad_request"},
+		{"born abroad with a commune", func(q url.Values) { q.Set("codePaysLieuDeNaissance", "99352") }, key, 400, "bad_request"},
+		{"another SIRET", func(q url.Values) { q.Set("recipient", "21930048000015") }, key, 401, "access_denied"},
+		{"unknown civil status", func(q url.Values) { q.Set("nomNaissance", "INCONNU") }, key, 404, "not_found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := url.Values{}
+			for k, v := range georges {
+				q[k] = v
+			}
+			if tc.mutate != nil {
+				tc.mutate(q)
+			}
+			a := get(t, gatewayPort, path+"?"+q.Encode(), tc.header...)
+			if a.status != tc.status || a.json(t)["error"] != tc.v2Error {
+				t.Errorf("status %d, want %d %s: %s", a.status, tc.status, tc.v2Error, a.body)
 			}
 		})
 	}

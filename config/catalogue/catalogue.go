@@ -29,7 +29,7 @@
 //	                                  # when the documented not-found code is not the provider's
 //	    upstream_path: /v3/dss/quotient_familial/identite # path sent to the provider
 //	    min_acr: eidas1               # eidas1 < eidas2 < eidas3
-//	    recipient: required           # required | none
+//	    recipient: required           # required | none | optional (v2 API key routes only)
 //	    identity:                     # identity pivot → provider query parameters (see Claim)
 //	      - {param: nomNaissance, claim: family_name}
 //	      - {param: "prenoms[]", claim: given_names}
@@ -233,6 +233,13 @@ func (e *Endpoint) NotFoundError() (prefix, provider string) {
 // RecipientRequired reports whether the route takes a mandatory recipient SIRET.
 func (e *Endpoint) RecipientRequired() bool { return e.Recipient == "required" }
 
+// RecipientAccepted reports whether the route takes a recipient SIRET:
+// required, or optional (legacy v2 API key calls). When given, it is
+// checked like a required one.
+func (e *Endpoint) RecipientAccepted() bool {
+	return e.Recipient == "required" || e.Recipient == "optional"
+}
+
 // Param returns the pass-through parameter named name.
 func (e *Endpoint) Param(name string) (*Param, bool) {
 	for i := range e.Params {
@@ -277,14 +284,38 @@ type Catalogue struct {
 	Providers map[string]Provider `yaml:"providers"`
 	Endpoints []Endpoint          `yaml:"endpoints"`
 
-	byPath map[string]*Endpoint
-	byID   map[string]*Endpoint
+	byPath  map[string]*Endpoint
+	callers map[string]*Endpoint // caller twins of legacy v2 FranceConnect routes
+	byID    map[string]*Endpoint
 }
 
-// Lookup returns the endpoint whose path is exactly path.
+// Lookup returns the endpoint whose path is exactly path. On a legacy v2
+// path served in both modalities, it is the FranceConnect one; see
+// CallerTwin.
 func (c *Catalogue) Lookup(path string) (*Endpoint, bool) {
 	e, ok := c.byPath[path]
 	return e, ok
+}
+
+// CallerTwin returns the identite endpoint sharing path with a legacy v2
+// FranceConnect endpoint: API Particulier v2 serves both modalities on one
+// path, telling them apart by the credential (a FranceConnect token in
+// Authorization, an API key in X-Api-Key).
+func (c *Catalogue) CallerTwin(path string) (*Endpoint, bool) {
+	e, ok := c.callers[path]
+	return e, ok
+}
+
+// APIKeyHeader reports whether the endpoint takes its API token from the
+// X-Api-Key header (legacy v2 caller routes) rather than from
+// Authorization: Bearer.
+func (e *Endpoint) APIKeyHeader() bool { return e.API == APIv2 && e.Modality.CallerGivesIdentity() }
+
+// twins reports whether a and b may share a path and an operation id: the
+// two calling modalities of one legacy v2 route.
+func twins(a, b *Endpoint) bool {
+	return a.API == APIv2 && b.API == APIv2 && a.Path == b.Path &&
+		(a.Modality == ModalityFranceConnect) != (b.Modality == ModalityFranceConnect)
 }
 
 // ByID returns the endpoint with the given id.
@@ -363,7 +394,8 @@ func (c *Catalogue) validate() error {
 	}
 	c.byPath = make(map[string]*Endpoint, len(c.Endpoints))
 	c.byID = make(map[string]*Endpoint, len(c.Endpoints))
-	seenOp := make(map[string]bool, len(c.Endpoints))
+	c.callers = map[string]*Endpoint{}
+	seenOp := make(map[string]*Endpoint, len(c.Endpoints))
 	for i := range c.Endpoints {
 		e := &c.Endpoints[i]
 		at := fmt.Sprintf("endpoints[%d] (id %q)", i, e.ID)
@@ -382,10 +414,6 @@ func (c *Catalogue) validate() error {
 		}
 		if !pathRe.MatchString(e.Path) {
 			add("%s: path: want a canonical absolute path of [a-z0-9_-] segments", at)
-		} else if c.byPath[e.Path] != nil {
-			add("%s: path: duplicate", at)
-		} else {
-			c.byPath[e.Path] = e
 		}
 		if e.Modality != ModalityFranceConnect && !e.Modality.CallerGivesIdentity() {
 			add("%s: modality: want %q, %q or %q", at, ModalityFranceConnect, ModalityIdentite, ModalityIdentifiant)
@@ -407,10 +435,14 @@ func (c *Catalogue) validate() error {
 		}
 		if !operationRe.MatchString(e.OperationID) {
 			add("%s: operation_id: want 1-128 of [a-z0-9_]", at)
-		} else if seenOp[e.OperationID] {
+		} else if other := seenOp[e.OperationID]; other != nil && !twins(other, e) {
 			add("%s: operation_id: duplicate", at)
+		} else {
+			seenOp[e.OperationID] = e
 		}
-		seenOp[e.OperationID] = true
+		if pathRe.MatchString(e.Path) {
+			c.addPath(e, at, add)
+		}
 		if p, ok := c.Providers[e.ProviderName]; ok {
 			e.Provider = p
 		} else {
@@ -435,8 +467,11 @@ func (c *Catalogue) validate() error {
 		if e.Recipient == "" {
 			e.Recipient = "required"
 		}
-		if e.Recipient != "required" && e.Recipient != "none" {
-			add("%s: recipient: want required or none", at)
+		if e.Recipient != "required" && e.Recipient != "none" && e.Recipient != "optional" {
+			add("%s: recipient: want required, optional or none", at)
+		}
+		if e.Recipient == "optional" && (e.Modality == ModalityFranceConnect || e.API != APIv2) {
+			add("%s: recipient: optional only on legacy v2 API key routes (FranceConnect calls require it)", at)
 		}
 		if e.Modality == ModalityFranceConnect && len(e.Identity) == 0 {
 			add("%s: identity: a france_connect endpoint needs an identity mapping", at)
@@ -520,6 +555,24 @@ func (c *Catalogue) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// addPath indexes e by path. A path is unique, except for the two calling
+// modalities of one legacy v2 route (twins): the FranceConnect endpoint is
+// indexed by path, the other as its caller twin. It runs after e.API and
+// e.Modality were checked.
+func (c *Catalogue) addPath(e *Endpoint, at string, add func(string, ...any)) {
+	other := c.byPath[e.Path]
+	switch {
+	case other == nil:
+		c.byPath[e.Path] = e
+	case !twins(other, e) || c.callers[e.Path] != nil:
+		add("%s: path: duplicate (only a legacy v2 route may be declared twice, once per calling modality)", at)
+	case e.Modality == ModalityFranceConnect:
+		c.byPath[e.Path], c.callers[e.Path] = e, other
+	default:
+		c.callers[e.Path] = e
+	}
 }
 
 // maxFieldSegments bounds a field path, as the response filter does.

@@ -117,12 +117,12 @@ func TestV2Routes(t *testing.T) {
 	c, s := mustCatalogue(t), sandbox.Embedded()
 	n := 0
 	for i := range c.Endpoints {
-		if c.Endpoints[i].API == catalogue.APIv2 {
+		if c.Endpoints[i].API == catalogue.APIv2 && c.Endpoints[i].Modality == catalogue.ModalityFranceConnect {
 			n++
 		}
 	}
 	if n != len(v2Routes) {
-		t.Errorf("%d v2 endpoints, want %d", n, len(v2Routes))
+		t.Errorf("%d v2 FranceConnect endpoints, want %d", n, len(v2Routes))
 	}
 	for _, w := range v2Routes {
 		t.Run(w.id, func(t *testing.T) {

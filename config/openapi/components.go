@@ -7,6 +7,7 @@ package openapi
 const (
 	schemeFranceConnect = "franceConnect"
 	schemeAPIToken      = "apiToken"
+	schemeAPIKey        = "apiKey"
 )
 
 // Names of the reusable response headers (components.headers).
@@ -35,6 +36,13 @@ func securitySchemes() obj {
 			"scheme": "bearer",
 			"description": "API token of the caller's habilitation (minted with `passerelle api-token`). " +
 				"Never accepted on FranceConnect routes.",
+		},
+		schemeAPIKey: obj{
+			"type": "apiKey",
+			"in":   "header",
+			"name": "X-Api-Key",
+			"description": "The same API token, as legacy API Particulier v2 clients send it, on /api/v2 routes " +
+				"served in both modalities.",
 		},
 	}
 }

@@ -80,10 +80,20 @@ func Generate(cat *catalogue.Catalogue, opts Options) ([]byte, error) {
 		if opts.Include != nil && !opts.Include(e) {
 			continue
 		}
+		fc, _ := cat.Lookup(e.Path)
+		twin, hasTwin := cat.CallerTwin(e.Path)
+		fcIncluded := opts.Include == nil || opts.Include(fc)
+		if hasTwin && twin == e && fcIncluded {
+			continue // described by its FranceConnect twin's operation
+		}
 		if _, dup := paths[e.Path]; dup {
 			return nil, fmt.Errorf("openapi: endpoint %s: duplicate path %s", e.ID, e.Path)
 		}
-		paths[e.Path] = obj{strings.ToLower(cmp.Or(e.Method, "GET")): operation(e)}
+		op := operation(e)
+		if hasTwin && twin != e && (opts.Include == nil || opts.Include(twin)) {
+			mergeTwin(op, twin)
+		}
+		paths[e.Path] = obj{strings.ToLower(cmp.Or(e.Method, "GET")): op}
 		tags[e.ProviderName] = true
 	}
 	schemas := obj{"Error": errorSchema(), "ErrorV2": errorV2Schema()}

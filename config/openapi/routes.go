@@ -31,6 +31,37 @@ func operation(e *catalogue.Endpoint) obj {
 	return op
 }
 
+// mergeTwin adds to the operation of a legacy v2 FranceConnect route its
+// caller twin (API Particulier v2 serves both modalities on one path): the
+// X-Api-Key security alternative and the caller's parameters, optional in
+// the document since a FranceConnect call must not send them.
+func mergeTwin(op obj, twin *catalogue.Endpoint) {
+	op["security"] = append(op["security"].([]obj), obj{schemeAPIKey: []string{}})
+	ps, _ := op["parameters"].([]obj)
+	for i := range twin.Params {
+		p := parameter(&twin.Params[i])
+		if slices.ContainsFunc(ps, func(q obj) bool { return q["name"] == p["name"] }) {
+			continue
+		}
+		desc, _ := p["description"].(string)
+		if twin.Params[i].Required {
+			p["required"] = false
+			desc += " Required with an API key (X-Api-Key); refused with a FranceConnect token."
+		} else {
+			desc += " With an API key (X-Api-Key) only."
+		}
+		p["description"] = strings.TrimSpace(desc)
+		if sch, ok := p["schema"].(obj); ok {
+			delete(sch, "minItems")
+		}
+		ps = append(ps, p)
+	}
+	op["parameters"] = ps
+	op["description"] = fmt.Sprint(op["description"]) + "\n\nAlso callable with the habilitation's API key in X-Api-Key " +
+		"(identite modality, `" + twin.ID + "`): the caller then gives the citizen's civil status as query " +
+		"parameters and recipient is optional."
+}
+
 func isV2(e *catalogue.Endpoint) bool { return e.API == catalogue.APIv2 }
 
 // scheme returns the security scheme of a modality: FranceConnect routes
@@ -97,11 +128,11 @@ func invalidAnswer(e *catalogue.Endpoint) string {
 // catalogue's, in catalogue order.
 func parameters(e *catalogue.Endpoint) []obj {
 	var ps []obj
-	if e.RecipientRequired() {
+	if e.RecipientAccepted() {
 		ps = append(ps, obj{
 			"name":     "recipient",
 			"in":       "query",
-			"required": true,
+			"required": e.RecipientRequired(),
 			"description": "SIRET of the public body receiving the data: 14 digits with a valid Luhn key, " +
 				"the SIRET of the caller's habilitation.",
 			"schema": obj{"type": "string", "pattern": recipientPattern},
@@ -179,7 +210,7 @@ func responses(e *catalogue.Endpoint) obj {
 	nfPrefix, nfProvider := e.NotFoundError()
 	prefix := e.Provider.ErrorPrefix
 	invalid := fmt.Sprintf("A query parameter is malformed, missing, repeated or not accepted (%s).", e.InvalidCode)
-	if e.RecipientRequired() {
+	if e.RecipientAccepted() {
 		invalid = "recipient missing (00203) or not a SIRET (00210); or a query parameter malformed, missing, " +
 			fmt.Sprintf("repeated or not accepted (%s).", e.InvalidCode)
 	}

@@ -113,6 +113,7 @@ func TestEmbeddedLoads(t *testing.T) {
 		ops = append(ops, ep.OperationID)
 	}
 	slices.Sort(ops)
+	ops = slices.Compact(ops) // the two modalities of a v2 route share one
 	if got := s.Operations(); !slices.Equal(got, ops) || !slices.Contains(got, qfOp) {
 		t.Fatalf("Operations() = %v, want the catalogue's operation ids %v", got, ops)
 	}

@@ -69,6 +69,44 @@ func Extract(r *http.Request) (string, error) {
 	return tok, nil
 }
 
+// APIKeyHeader is the header field of API Particulier v2's API keys.
+const APIKeyHeader = "X-Api-Key"
+
+// ExtractAPIKey returns the single API key of a legacy v2 request: one
+// X-Api-Key header field holding a b64token of at most MaxTokenLen bytes,
+// with no Authorization field and no credential elsewhere (query, form,
+// cookie), under the same rules as Extract: a second credential is
+// refused, never ignored.
+func ExtractAPIKey(r *http.Request) (string, error) {
+	fields := r.Header[APIKeyHeader]
+	for _, v := range fields {
+		if len(v) > MaxTokenLen {
+			return "", ErrMalformed
+		}
+	}
+	if len(fields) > 1 || len(r.Header["Authorization"]) > 0 || hasOtherSpelling(r.Header) ||
+		hasOtherSpelling(r.Trailer) || hasSpelling(r.Header, APIKeyHeader) || hasSpelling(r.Trailer, APIKeyHeader) || elsewhere(r) {
+		return "", ErrMalformed
+	}
+	if len(fields) == 0 {
+		return "", ErrMissing
+	}
+	if !ValidToken(fields[0]) {
+		return "", ErrMalformed
+	}
+	return fields[0], nil
+}
+
+// hasSpelling reports a key equal to canonical in another case.
+func hasSpelling(h http.Header, canonical string) bool {
+	for k := range h {
+		if len(k) == len(canonical) && k != canonical && strings.EqualFold(k, canonical) {
+			return true
+		}
+	}
+	return false
+}
+
 // ValidToken reports whether tok is a non-empty RFC 6750 b64token of at most
 // MaxTokenLen bytes: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" )
 // *"=".

@@ -338,3 +338,37 @@ func BenchmarkExtract1MiB(b *testing.B) {
 		}
 	}
 }
+
+// TestExtractAPIKey: the legacy v2 API key is read from one X-Api-Key
+// field only; a second credential anywhere is refused, never ignored.
+func TestExtractAPIKey(t *testing.T) {
+	mk := func(target string, h map[string][]string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, target, nil)
+		for k, v := range h {
+			r.Header[k] = v
+		}
+		return r
+	}
+	tok, err := ExtractAPIKey(mk("/api/v2/prime-activite", map[string][]string{"X-Api-Key": {"sandbox_all_scopes"}}))
+	if err != nil || tok != "sandbox_all_scopes" {
+		t.Fatalf("valid key: %q %v", tok, err)
+	}
+	if _, err := ExtractAPIKey(mk("/", nil)); err != ErrMissing {
+		t.Errorf("no key: %v", err)
+	}
+	for name, r := range map[string]*http.Request{
+		"two fields":          mk("/", map[string][]string{"X-Api-Key": {"a", "b"}}),
+		"Authorization too":   mk("/", map[string][]string{"X-Api-Key": {"a"}, "Authorization": {"Bearer b"}}),
+		"other spelling":      mk("/", map[string][]string{"X-Api-Key": {"a"}, "x-api-key": {"b"}}),
+		"access_token query":  mk("/?access_token=b", map[string][]string{"X-Api-Key": {"a"}}),
+		"access_token cookie": mk("/", map[string][]string{"X-Api-Key": {"a"}, "Cookie": {"access_token=b"}}),
+		"not a token":         mk("/", map[string][]string{"X-Api-Key": {"a b"}}),
+		"empty":               mk("/", map[string][]string{"X-Api-Key": {""}}),
+		"oversized":           mk("/", map[string][]string{"X-Api-Key": {strings.Repeat("a", MaxTokenLen+1)}}),
+		"Authorization only":  mk("/", map[string][]string{"Authorization": {"Bearer a"}}),
+	} {
+		if _, err := ExtractAPIKey(r); err != ErrMalformed {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+}
