@@ -119,8 +119,15 @@ func (h *Handler) provisionWith(app *App) error {
 		}
 	}
 	cat := h.app.Catalog()
-	doc, err := openapi.Generate(cat, openapi.Options{Version: documentVersion(), Utility: true,
-		Include: func(ep *catalogue.Endpoint) bool { return h.allowed == nil || h.allowed[ep] }})
+	gen := func(version string) ([]byte, error) {
+		return openapi.Generate(cat, openapi.Options{Version: version, Utility: true,
+			Include: func(ep *catalogue.Endpoint) bool { return h.allowed == nil || h.allowed[ep] }})
+	}
+	version, err := documentVersion(gen)
+	if err != nil {
+		return fmt.Errorf("passerelle handler: generating the OpenAPI document: %w", err)
+	}
+	doc, err := gen(version)
 	if err != nil {
 		return fmt.Errorf("passerelle handler: generating the OpenAPI document: %w", err)
 	}
@@ -414,9 +421,17 @@ func (h *Handler) habilitation(r *http.Request, rq *request) *apierror.Error {
 	return nil
 }
 
+// maxRequestURI bounds the request target (SECURITY.md F01): the longest
+// identite query, three given names and a commune name of 100 letters
+// each, percent-encoded, stays well under it.
+const maxRequestURI = 2048
+
 // route finds the endpoint of the canonical request path (SECURITY.md C04,
 // D06, D08).
 func (h *Handler) route(r *http.Request) (*catalogue.Endpoint, *apierror.Error) {
+	if len(r.RequestURI) > maxRequestURI {
+		return nil, apierror.URITooLong()
+	}
 	if r.URL.RawPath != "" || !strings.HasPrefix(r.RequestURI, "/") || r.URL.Fragment != "" {
 		return nil, apierror.BadRequest()
 	}
@@ -609,16 +624,16 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		err = h.callProvider(r, next, rec, rq)
 	}
 	if aerr := providerError(ep, rec, err); aerr != nil {
-		h.app.pings.Record(ep.ProviderName, providerOutcome(aerr))
+		// A 200 that ends in an error was unusable (too large, not JSON).
+		h.app.pings.Record(ep.ProviderName, providerOutcome(rec.status, err, rec.status == http.StatusOK))
 		return aerr
 	}
 	out := getBuffer()
 	defer putBuffer(out)
 	filtered, err := respfilter.Filter((*out)[:0], rec.buf.Bytes(), paths, respfilter.Options{MaxBytes: h.MaxResponseBytes})
 	if err != nil {
-		aerr := apierror.FilterFailed(ep.Provider.ErrorPrefix, ep.ProviderName)
-		h.app.pings.Record(ep.ProviderName, providerOutcome(aerr))
-		return aerr
+		h.app.pings.Record(ep.ProviderName, providerOutcome(rec.status, nil, true))
+		return apierror.FilterFailed(ep.Provider.ErrorPrefix, ep.ProviderName)
 	}
 	h.app.pings.Record(ep.ProviderName, pings.OK)
 	*out = filtered

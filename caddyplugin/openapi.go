@@ -1,8 +1,9 @@
 package caddyplugin
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
@@ -12,26 +13,22 @@ import (
 // enables, generated from the catalogue when the handler is provisioned.
 const openAPIPath = "/api/openapi.json"
 
-// documentVersion is info.version of the document: the module version of
-// the running binary, "dev" in a build from a checkout.
-func documentVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, m := range bi.Deps {
-			if m.Path == modulePath && m.Version != "" && m.Version != "(devel)" {
-				return m.Version
-			}
-		}
-		if bi.Main.Path == modulePath && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			return bi.Main.Version
-		}
+// documentVersion returns info.version of the document: a digest of the
+// document itself, which changes with the routes it describes and, unlike
+// the binary's version, tells nothing about the build (SECURITY.md D10).
+func documentVersion(gen func(version string) ([]byte, error)) (string, error) {
+	doc, err := gen("-")
+	if err != nil {
+		return "", err
 	}
-	return "dev"
+	sum := sha256.Sum256(doc)
+	return "sha256-" + hex.EncodeToString(sum[:6]), nil
 }
 
-const modulePath = "github.com/passerelle-gw/passerelle"
-
 // serveOpenAPI answers GET /api/openapi.json. The document is public: it
-// describes routes, parameters and scopes, nothing about habilitations.
+// describes routes, parameters and scopes, nothing about habilitations,
+// providers' addresses or the build. It is ~400 KB of JSON: put Caddy's
+// encode directive in front of the handler to compress it.
 func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request, rq *request) *apierror.Error {
 	if r.Method != http.MethodGet {
 		return apierror.MethodNotAllowed(http.MethodGet)
@@ -39,9 +36,12 @@ func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request, rq *reque
 	if aerr := h.limitClient(r, rq); aerr != nil {
 		return aerr
 	}
+	if r.URL.RawQuery != "" {
+		return apierror.ParamRefused("00366", "")
+	}
 	hdr := w.Header()
 	hdr["Content-Type"] = jsonContentType
-	hdr["Cache-Control"] = []string{"public, max-age=300"}
+	hdr["Cache-Control"] = noStore
 	hdr["X-Content-Type-Options"] = noSniff
 	hdr["Content-Length"] = []string{strconv.Itoa(len(h.openAPI))}
 	w.WriteHeader(http.StatusOK)

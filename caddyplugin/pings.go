@@ -77,14 +77,18 @@ func (h *Handler) servePings(w http.ResponseWriter, r *http.Request, rq *request
 	return nil
 }
 
-// providerOutcome classifies one provider call for the status routes from
-// the answer the gateway makes of it: the provider is up when the call
-// ended in a data answer or its not-found 404, and failed when the gateway
-// answers 5xx for it (network error, timeout, 5xx or unexpected status,
-// refused platform credential, answer that could not be filtered).
-func providerOutcome(aerr *apierror.Error) pings.Outcome {
-	if aerr != nil && aerr.Status >= 500 {
+// providerOutcome classifies one provider call for the status routes. The
+// provider failed on a network error or timeout (callErr), a 5xx, a
+// refusal of the platform credential (401, 403: an operator must act) or a
+// 200 the gateway could not use (filterFailed). Any other answer, the
+// not-found 404 or a provider refusing the caller's data (400, 422…),
+// shows a provider that is up: a caller cannot turn a provider "down" for
+// everyone by sending data the provider rejects.
+func providerOutcome(status int, callErr error, filterFailed bool) pings.Outcome {
+	switch {
+	case callErr != nil, filterFailed, status >= 500, status == http.StatusUnauthorized, status == http.StatusForbidden:
 		return pings.Failed
+	default:
+		return pings.OK
 	}
-	return pings.OK
 }

@@ -66,6 +66,11 @@ func count(params []queryParam, name string) (int, string) {
 	return n, v
 }
 
+// maxParamBytes bounds one raw parameter value before it is normalised
+// (no pattern of the catalogue accepts more than 100 letters, 400 bytes of
+// UTF-8): normalisation never runs on attacker-sized input.
+const maxParamBytes = 512
+
 // checkQuery validates the caller's query: recipient first (SECURITY.md C07),
 // then each pass-through parameter; anything else, or anything repeated, is
 // refused by name (D07, C08: no person parameter on a FranceConnect route).
@@ -92,8 +97,18 @@ func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.H
 		if !ok {
 			return apierror.ParamRefused(ep.InvalidCode, qp.name)
 		}
-		if n, _ := count(params, qp.name); n > max(p.Max, 1) || !p.Valid(p.Clean(qp.value)) {
+		if n, _ := count(params, qp.name); n > max(p.Max, 1) || len(qp.value) > maxParamBytes {
 			return apierror.ParamInvalid(ep.InvalidCode, qp.name)
+		}
+	}
+	// Normalise once, in place: the required and civility checks, and the
+	// provider query, all see the value that was validated.
+	for i := range params {
+		if p, ok := ep.Param(params[i].name); ok {
+			params[i].value = p.Clean(params[i].value)
+			if !p.Valid(params[i].value) {
+				return apierror.ParamInvalid(ep.InvalidCode, params[i].name)
+			}
 		}
 	}
 	for i := range ep.Params {
@@ -105,9 +120,8 @@ func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.H
 	}
 	if ep.Civility != nil {
 		value := func(name string) string {
-			p, _ := ep.Param(name)
 			_, v := count(params, name)
-			return p.Clean(v)
+			return v
 		}
 		if bad := ep.Civility.Check(value, now); bad != "" {
 			return apierror.ParamInvalid(ep.InvalidCode, bad)
@@ -159,7 +173,8 @@ func upstreamQuery(ep *catalogue.Endpoint, f *fcverify.Facts, params []queryPara
 }
 
 // callerQuery builds the provider query of an identite route: the caller's
-// validated parameters, normalised, in catalogue order, then the recipient.
+// parameters as checkQuery validated and normalised them, in catalogue
+// order, then the recipient.
 func callerQuery(ep *catalogue.Endpoint, params []queryParam) string {
 	var b strings.Builder
 	b.Grow(320)
@@ -174,7 +189,7 @@ func callerQuery(ep *catalogue.Endpoint, params []queryParam) string {
 			}
 			b.WriteString(url.QueryEscape(p.Name))
 			b.WriteByte('=')
-			b.WriteString(url.QueryEscape(p.Clean(qp.value)))
+			b.WriteString(url.QueryEscape(qp.value)) // normalised by checkQuery
 		}
 	}
 	if _, v := count(params, "recipient"); v != "" && ep.RecipientAccepted() {

@@ -387,6 +387,9 @@ func (c *Catalogue) validate() error {
 		}
 		if !prefixRe.MatchString(p.ErrorPrefix) {
 			add("providers.%s: error_prefix: want two digits", name)
+		} else if p.ErrorPrefix == "00" || p.ErrorPrefix == "50" {
+			// 00 is the platform's, 50 FranceConnect token errors' (5000x).
+			add("providers.%s: error_prefix: 00 and 50 are reserved", name)
 		}
 	}
 	if len(c.Endpoints) == 0 {

@@ -3,6 +3,7 @@ package catalogue
 import (
 	"strings"
 	"time"
+	_ "time/tzdata" // Europe/Paris must resolve on hosts without a zoneinfo database
 	"unicode"
 
 	"golang.org/x/text/unicode/norm"
@@ -36,6 +37,15 @@ func (c *Civility) names() []string {
 	}
 	return append(n, c.BirthPlaceInFrance...)
 }
+
+// paris is the time zone of civil dates.
+var paris = func() *time.Location {
+	loc, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		panic("catalogue: Europe/Paris: " + err.Error()) // cannot happen with time/tzdata
+	}
+	return loc
+}()
 
 // minBirthYear is the earliest birth year accepted.
 const minBirthYear = 1900
@@ -74,15 +84,19 @@ func checkBirthDate(names []string, value func(string) string, now time.Time) st
 	case ys == "":
 		return ""
 	}
+	// Dates are civil dates: "today" is today in France, whatever the
+	// host's time zone.
+	ty, tm, td := now.In(paris).Date()
+	today := time.Date(ty, tm, td, 0, 0, 0, 0, time.UTC)
 	y, ok := decimal(ys)
-	if !ok || y < minBirthYear || y > now.Year() {
+	if !ok || y < minBirthYear || y > ty {
 		return names[0]
 	}
 	if ms == "" {
 		return ""
 	}
 	m, ok := decimal(ms)
-	if !ok || m < 1 || m > 12 || y == now.Year() && time.Month(m) > now.Month() {
+	if !ok || m < 1 || m > 12 || y == ty && time.Month(m) > tm {
 		return names[1]
 	}
 	if ds == "" {
@@ -93,7 +107,7 @@ func checkBirthDate(names []string, value func(string) string, now time.Time) st
 		return names[2]
 	}
 	date := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
-	if date.Day() != d || date.After(now) {
+	if date.Day() != d || date.After(today) {
 		return names[2]
 	}
 	return ""

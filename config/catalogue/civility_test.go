@@ -121,6 +121,13 @@ func TestCivilityCheck(t *testing.T) {
 			t.Errorf("%s: Check = %q, want %q", tc.name, got, tc.bad)
 		}
 	}
+	// Just after midnight in Paris, it is still yesterday in UTC: a birth
+	// today (Paris) is accepted.
+	lateUTC := time.Date(2026, 11, 24, 23, 30, 0, 0, time.UTC)
+	q := map[string]string{"anneeDateNaissance": "2026", "moisDateNaissance": "11", "jourDateNaissance": "25"}
+	if got := dssCivility.Check(func(n string) string { return q[n] }, lateUTC); got != "" {
+		t.Errorf("born today in Paris, refused at 00:30 Paris time: %q", got)
+	}
 	var none *Civility
 	if none.Check(func(string) string { return "x" }, now) != "" {
 		t.Error("a nil Civility refused something")

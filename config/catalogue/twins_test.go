@@ -60,3 +60,19 @@ func TestTwinPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestReservedErrorPrefixes: a provider prefix may not collide with the
+// platform's codes (00YYY) or FranceConnect token errors (5000x), which
+// v2 routes answer in another shape.
+func TestReservedErrorPrefixes(t *testing.T) {
+	for _, prefix := range []string{"00", "50"} {
+		_, err := Parse([]byte(`providers: {X: {error_prefix: "` + prefix + `"}}
+endpoints:
+  - {id: a, path: /v3/a, modality: identite, operation_id: a, provider: X, upstream_path: /a,
+     params: [{name: n}], scopes: [{name: s, basis: doc, fields: [data.x]}]}
+`))
+		if err == nil || !strings.Contains(err.Error(), "00 and 50 are reserved") {
+			t.Errorf("prefix %s: %v", prefix, err)
+		}
+	}
+}

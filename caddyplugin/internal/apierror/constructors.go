@@ -376,6 +376,13 @@ func BadRequest() *Error {
 		Detail: "L'adresse ou le corps de la requête n'est pas accepté.", Reason: ReasonParamRefused}
 }
 
+// URITooLong: the request target is over the gateway's 2 KiB limit (414
+// 00414, SECURITY.md F01).
+func URITooLong() *Error {
+	return &Error{Status: http.StatusRequestURITooLong, Code: "00414", Title: "Requête invalide",
+		Detail: "L'adresse de la requête est trop longue.", Reason: ReasonParamRefused}
+}
+
 // IdentityUnusable: the FranceConnect identity cannot be sent to the
 // provider (unknown gender, unparsable birth date) (422 00366, DOMAIN.md §2
 // step 8). The detail never quotes the identity.

@@ -88,7 +88,7 @@ type statusJSON struct {
 }
 
 // MarshalJSON writes s as {"status", "last_update", "last_ok_status"},
-// times in UTC, RFC 3339 with seconds, zero times as null.
+// times in UTC, RFC 3339 truncated to the minute, zero times as null.
 func (s Status) MarshalJSON() ([]byte, error) {
 	return json.Marshal(statusJSON{Status: s.State, LastUpdate: wireTime(s.LastUpdate), LastOK: wireTime(s.LastOK)})
 }
@@ -97,7 +97,9 @@ func wireTime(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
-	s := t.UTC().Format(time.RFC3339)
+	// To the minute: the routes are public, and finer times would tell when
+	// someone last asked a low-traffic provider about a citizen.
+	s := t.UTC().Truncate(time.Minute).Format(time.RFC3339)
 	return &s
 }
 

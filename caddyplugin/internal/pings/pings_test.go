@@ -220,14 +220,14 @@ func TestServeProvider(t *testing.T) {
 		t.Fatalf("body %s, want %s", got, want)
 	}
 
-	// ok: 200, UTC, RFC 3339 with seconds, no fraction.
+	// ok: 200, UTC, RFC 3339 truncated to the minute.
 	tr.Record("CNOUS", OK)
 	rec = httptest.NewRecorder()
 	tr.ServeProvider(rec, "CNOUS")
 	checkHeaders(t, rec, http.StatusOK)
 	var w wire
 	decodeStrict(t, rec.Body.String(), &w)
-	checkWire(t, "ok", w, "ok", ptr("2025-03-14T08:26:53Z"), ptr("2025-03-14T08:26:53Z"))
+	checkWire(t, "ok", w, "ok", ptr("2025-03-14T08:26:00Z"), ptr("2025-03-14T08:26:00Z"))
 
 	// bad_gateway: 502, last_ok kept.
 	c.advance(90 * time.Second)
@@ -237,7 +237,7 @@ func TestServeProvider(t *testing.T) {
 	checkHeaders(t, rec, http.StatusBadGateway)
 	w = wire{}
 	decodeStrict(t, rec.Body.String(), &w)
-	checkWire(t, "bad_gateway", w, "bad_gateway", ptr("2025-03-14T08:28:23Z"), ptr("2025-03-14T08:26:53Z"))
+	checkWire(t, "bad_gateway", w, "bad_gateway", ptr("2025-03-14T08:28:00Z"), ptr("2025-03-14T08:26:00Z"))
 
 	// stale: 200 unknown, times kept.
 	c.advance(2 * time.Hour)
@@ -246,7 +246,7 @@ func TestServeProvider(t *testing.T) {
 	checkHeaders(t, rec, http.StatusOK)
 	w = wire{}
 	decodeStrict(t, rec.Body.String(), &w)
-	checkWire(t, "stale", w, "unknown", ptr("2025-03-14T08:28:23Z"), ptr("2025-03-14T08:26:53Z"))
+	checkWire(t, "stale", w, "unknown", ptr("2025-03-14T08:28:00Z"), ptr("2025-03-14T08:26:00Z"))
 
 	// untracked: nothing written.
 	rec = httptest.NewRecorder()
@@ -298,8 +298,8 @@ func TestServeAll(t *testing.T) {
 	checkHeaders(t, rec, http.StatusBadGateway)
 	all = nil
 	decodeStrict(t, rec.Body.String(), &all)
-	checkWire(t, "CNAV", all["CNAV"], "ok", ptr("2025-03-14T08:26:53Z"), ptr("2025-03-14T08:26:53Z"))
-	checkWire(t, "DSNJ", all["DSNJ"], "bad_gateway", ptr("2025-03-14T08:26:54Z"), nil)
+	checkWire(t, "CNAV", all["CNAV"], "ok", ptr("2025-03-14T08:26:00Z"), ptr("2025-03-14T08:26:00Z"))
+	checkWire(t, "DSNJ", all["DSNJ"], "bad_gateway", ptr("2025-03-14T08:26:00Z"), nil)
 	checkWire(t, "MESRI", all["MESRI"], "unknown", nil, nil)
 
 	// A stale bad_gateway no longer makes the whole answer 502.
