@@ -56,14 +56,20 @@ func init() {
 //     only the fields released by the effective scopes are returned
 //     (404 → provider not-found code, timeout → 504, anything else → 502).
 //
-// On an identite route (identity modality), steps 2 and 3 are replaced by
-// the habilitation's API token (401 00101 otherwise; a FranceConnect token is
+// On an identite or identifiant route, steps 2 and 3 are replaced by the
+// habilitation's API token (401 00101 otherwise; a FranceConnect token is
 // never sent anywhere), effective scopes are habilitation ∩ endpoint, and the
-// provider query is the caller's validated, normalised parameters.
+// provider query is the caller's validated, normalised parameters (the
+// route's civility checks included). A legacy v2 path served in both
+// modalities is the identite one when the request carries X-Api-Key, whose
+// value is then the API token. v2 routes answer bare bodies and errors in
+// the v2 shape, except FranceConnect token errors.
 //
 // Every answer carries X-Request-Id, Cache-Control: no-store and
 // X-Content-Type-Options: nosniff. The handler never calls next for a
-// refused request. It also answers GET /api/introspect (introspect.go).
+// refused request. It also answers the utility routes GET /api/introspect
+// (introspect.go), /api/pings[/<provider>] (pings.go) and
+// /api/openapi.json (openapi.go).
 type Handler struct {
 	// Endpoints restricts this handler to the listed catalogue endpoint
 	// ids. Empty means every endpoint of the catalogue.

@@ -30,14 +30,8 @@ func documentVersion(gen func(version string) ([]byte, error)) (string, error) {
 // providers' addresses or the build. It is ~400 KB of JSON: put Caddy's
 // encode directive in front of the handler to compress it.
 func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request, rq *request) *apierror.Error {
-	if r.Method != http.MethodGet {
-		return apierror.MethodNotAllowed(http.MethodGet)
-	}
-	if aerr := h.limitClient(r, rq); aerr != nil {
+	if aerr := h.publicGET(r, rq); aerr != nil {
 		return aerr
-	}
-	if r.URL.RawQuery != "" {
-		return apierror.ParamRefused("00366", "")
 	}
 	hdr := w.Header()
 	hdr["Content-Type"] = jsonContentType

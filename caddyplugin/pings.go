@@ -56,14 +56,8 @@ func isPingsRoute(path string) bool {
 
 // servePings answers the provider status routes.
 func (h *Handler) servePings(w http.ResponseWriter, r *http.Request, rq *request) *apierror.Error {
-	if r.Method != http.MethodGet {
-		return apierror.MethodNotAllowed(http.MethodGet)
-	}
-	if aerr := h.limitClient(r, rq); aerr != nil {
+	if aerr := h.publicGET(r, rq); aerr != nil {
 		return aerr
-	}
-	if r.URL.RawQuery != "" {
-		return apierror.ParamRefused("00366", "")
 	}
 	t := h.app.pings
 	if r.URL.Path == pingsPath {
@@ -73,6 +67,21 @@ func (h *Handler) servePings(w http.ResponseWriter, r *http.Request, rq *request
 	provider, ok := t.BySlug(strings.TrimPrefix(r.URL.Path, pingsPath+"/"))
 	if !ok || !t.ServeProvider(w, provider) {
 		return apierror.UnknownRoute()
+	}
+	return nil
+}
+
+// publicGET admits a request on a public utility route: GET only, within
+// the client address quota, without query parameters.
+func (h *Handler) publicGET(r *http.Request, rq *request) *apierror.Error {
+	if r.Method != http.MethodGet {
+		return apierror.MethodNotAllowed(http.MethodGet)
+	}
+	if aerr := h.limitClient(r, rq); aerr != nil {
+		return aerr
+	}
+	if r.URL.RawQuery != "" {
+		return apierror.ParamRefused("00366", "")
 	}
 	return nil
 }

@@ -604,3 +604,30 @@ func checkField(f string, m Modality, api string) string {
 	}
 	return ""
 }
+
+// ProviderSlug returns a provider name as a URL path segment: ASCII letters lower-cased,
+// digits kept, any run of other characters (space, &, _, -, …) turned into
+// one '-', with no '-' at either end. "CNAF & MSA" → "cnaf-msa",
+// "France Travail" → "france-travail", "GIP-MDS" → "gip-mds".
+func ProviderSlug(provider string) string {
+	var b strings.Builder
+	b.Grow(len(provider))
+	dash := false
+	for i := 0; i < len(provider); i++ {
+		c := provider[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		default:
+			dash = b.Len() > 0
+			continue
+		}
+		if dash {
+			b.WriteByte('-')
+			dash = false
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}

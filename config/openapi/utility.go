@@ -2,7 +2,6 @@ package openapi
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
@@ -124,7 +123,7 @@ func providerNames(cat *catalogue.Catalogue) []string {
 func providerSlugs(names []string) []string {
 	count := map[string]int{}
 	for _, n := range names {
-		count[slugOf(n)]++
+		count[catalogue.ProviderSlug(n)]++
 	}
 	var slugs []string
 	for s, n := range count {
@@ -134,32 +133,6 @@ func providerSlugs(names []string) []string {
 	}
 	slices.Sort(slugs)
 	return slugs
-}
-
-// slugOf returns provider as a URL path segment, as the ping route
-// expects it (caddyplugin/internal/pings.Slug, which this package cannot
-// import): ASCII letters lower-cased, digits kept, any run of other
-// characters turned into one '-', none at either end.
-func slugOf(provider string) string {
-	var b strings.Builder
-	dash := false
-	for i := 0; i < len(provider); i++ {
-		c := provider[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		default:
-			dash = b.Len() > 0
-			continue
-		}
-		if dash {
-			b.WriteByte('-')
-			dash = false
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
 }
 
 // introspectionSchema is the body of GET /api/introspect.

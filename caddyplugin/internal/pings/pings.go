@@ -32,10 +32,10 @@ package pings
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/passerelle-gw/passerelle/config/catalogue"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -268,32 +268,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(body) // a failed write means the client left
 }
 
-// Slug returns provider as a URL path segment: ASCII letters lower-cased,
-// digits kept, any run of other characters (space, &, _, -, …) turned into
-// one '-', with no '-' at either end. "CNAF & MSA" → "cnaf-msa",
-// "France Travail" → "france-travail", "GIP-MDS" → "gip-mds".
-func Slug(provider string) string {
-	var b strings.Builder
-	b.Grow(len(provider))
-	dash := false
-	for i := 0; i < len(provider); i++ {
-		c := provider[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		default:
-			dash = b.Len() > 0
-			continue
-		}
-		if dash {
-			b.WriteByte('-')
-			dash = false
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}
+// Slug returns provider as a URL path segment (catalogue.ProviderSlug):
+// "CNAF & MSA" → "cnaf-msa", "France Travail" → "france-travail".
+func Slug(provider string) string { return catalogue.ProviderSlug(provider) }
 
 // BySlug returns the tracked provider whose Slug is slug (an exact match:
 // slugs are lower-case), and false when there is none or more than one.

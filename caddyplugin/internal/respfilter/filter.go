@@ -136,11 +136,12 @@ const (
 	seenMeta
 )
 
-// top filters the top-level object.
-func (s *state) top(root *node) error {
+// expectObject checks that the body is a JSON object, without consuming it.
+func (s *state) expectObject() error {
 	d := &s.dec
 	switch d.PeekKind() {
 	case '{':
+		return nil
 	case 0:
 		_, err := d.ReadToken()
 		if err == io.EOF {
@@ -152,6 +153,14 @@ func (s *state) top(root *node) error {
 			return err
 		}
 		return errNotObject
+	}
+}
+
+// top filters the top-level object.
+func (s *state) top(root *node) error {
+	d := &s.dec
+	if err := s.expectObject(); err != nil {
+		return err
 	}
 	if _, err := d.ReadToken(); err != nil {
 		return err
@@ -233,19 +242,8 @@ func (s *state) top(root *node) error {
 // (CompileBare): its released members, nothing else.
 func (s *state) bareTop(root *node) error {
 	d := &s.dec
-	switch d.PeekKind() {
-	case '{':
-	case 0:
-		_, err := d.ReadToken()
-		if err == io.EOF {
-			return errSyntax // empty body
-		}
+	if err := s.expectObject(); err != nil {
 		return err
-	default:
-		if err := d.SkipValue(); err != nil {
-			return err
-		}
-		return errNotObject
 	}
 	if err := s.value(root); err != nil {
 		return err
