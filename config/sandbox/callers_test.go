@@ -1,14 +1,8 @@
 package sandbox
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +10,6 @@ import (
 	"time"
 
 	"github.com/passerelle-gw/passerelle/config/catalogue"
-	"github.com/passerelle-gw/passerelle/config/openapi/openapitest"
 )
 
 // The sandbox SIRET (deploy/sandbox/habilitations.yaml).
@@ -244,72 +237,4 @@ func TestEmbeddedCallerCasesRefused(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-}
-
-// officialValidator returns a validator for the official v3/v4 OpenAPI
-// file; the test skips when ../shared is absent.
-func officialValidator(t *testing.T) *openapitest.Validator {
-	t.Helper()
-	doc, err := os.ReadFile(filepath.Join(officialRoot(t), "openapi_files", "api_particulier.yaml"))
-	if err != nil {
-		t.Skipf("official OpenAPI file not available: %v", err)
-	}
-	v, err := openapitest.NewValidator(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-// knownSchemaGaps are our cases whose payload deliberately leaves the
-// official response schema.
-var knownSchemaGaps = map[string]string{
-	"api_particulier_v3_cnav_revenu_solidarite_active_with_civility/200_paul_louis_dupont_martin_rsa.yaml": "date_fin_droit: returned by some siade versions, absent from the v3 schema; no mask releases it, the gateway drops it",
-}
-
-// TestEmbeddedCallerCasesOfficialSchema: for every case of every identite or
-// identifiant route, the caller's request (normalised values) is valid for the
-// official OpenAPI, and so is the case's answer (200 schema; 404 Error,
-// where the route documents a 404).
-func TestEmbeddedCallerCasesOfficialSchema(t *testing.T) {
-	v := officialValidator(t)
-	s := Embedded()
-	for _, ep := range callerRoutes(t) {
-		t.Run(ep.ID, func(t *testing.T) {
-			var req *http.Request
-			for _, c := range s.Cases(ep.OperationID) {
-				if c.Status == 200 {
-					caller, _, err := callerQuery(ep, c, false)
-					if err != nil {
-						t.Fatalf("%s: %v", c.File, err)
-					}
-					req = officialRequest(ep.Path, caller)
-					if err := v.ValidateRequest(req); err != nil {
-						t.Errorf("%s: caller request: %v", c.File, err)
-					}
-				}
-				if req == nil || c.Status == 404 && strings.HasPrefix(ep.OperationID, "api_particulier_v4_cnous_") {
-					continue // v4 CNOUS documents no 404 (DOMAIN.md §6)
-				}
-				if gap, ok := knownSchemaGaps[ep.OperationID+"/"+c.File]; ok {
-					t.Logf("%s: not checked (%s)", c.File, gap)
-					continue
-				}
-				resp := &http.Response{StatusCode: c.Status, Header: http.Header{"Content-Type": {"application/json"}},
-					Body: io.NopCloser(bytes.NewReader(c.Payload)), Request: req}
-				if err := v.ValidateResponse(req, resp); err != nil {
-					t.Errorf("%s: answer: %v", c.File, err)
-				}
-			}
-		})
-	}
-}
-
-func officialRequest(path string, q url.Values) *http.Request {
-	req, err := http.NewRequest(http.MethodGet, "https://particulier.api.gouv.fr"+path+"?"+q.Encode(), nil)
-	if err != nil {
-		panic(errors.New("sandbox test: bad request URL"))
-	}
-	req.Header.Set("Authorization", "Bearer sandbox_all_scopes")
-	return req
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/pb33f/libopenapi-validator/config"
 	liberrors "github.com/pb33f/libopenapi-validator/errors"
 	"github.com/pb33f/libopenapi-validator/helpers"
+	"github.com/pb33f/libopenapi-validator/schema_validation"
 	"github.com/pb33f/libopenapi/datamodel"
 )
 
@@ -54,6 +55,25 @@ func NewValidator(doc []byte) (*Validator, error) {
 		return nil, fmt.Errorf("openapitest: building document model: %w", errors.Join(errs...))
 	}
 	return &Validator{v: v}, nil
+}
+
+// ValidateDocument checks doc against the OpenAPI meta-schema of its
+// version (3.0 or 3.1).
+func ValidateDocument(doc []byte) error {
+	cfg := datamodel.NewDocumentConfiguration()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	d, err := libopenapi.NewDocumentWithConfiguration(doc, cfg)
+	if err != nil {
+		return fmt.Errorf("openapitest: parsing document: %w", err)
+	}
+	if ok, errs := schema_validation.ValidateOpenAPIDocument(d); !ok {
+		msgs := make([]string, 0, len(errs))
+		for _, e := range errs {
+			msgs = append(msgs, e.Message)
+		}
+		return fmt.Errorf("openapitest: document invalid against the OpenAPI meta-schema: %s", strings.Join(msgs, "; "))
+	}
+	return nil
 }
 
 // ErrUndeclaredStatus is wrapped by ValidateResponse's error when the only

@@ -114,3 +114,16 @@ func TestErrorsQuoteNoValue(t *testing.T) {
 		t.Errorf("response error does not locate the failure: %v", err)
 	}
 }
+
+// TestValidateDocument: the meta-schema check accepts a minimal 3.1
+// document and refuses one whose paths are not an object.
+func TestValidateDocument(t *testing.T) {
+	good := `{"openapi":"3.1.0","info":{"title":"t","version":"1"},"paths":{}}`
+	if err := ValidateDocument([]byte(good)); err != nil {
+		t.Errorf("valid document refused: %v", err)
+	}
+	bad := `{"openapi":"3.1.0","info":{"title":"t","version":"1"},"paths":[1]}`
+	if err := ValidateDocument([]byte(bad)); err == nil {
+		t.Error("invalid document accepted")
+	}
+}

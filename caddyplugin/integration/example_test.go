@@ -1,0 +1,147 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passerelle-gw/passerelle/config/catalogue"
+	"github.com/passerelle-gw/passerelle/config/openapi/openapitest"
+)
+
+// TestReadmeExample runs the README's command, the built binary with
+// Caddyfile.example from the repository root, and checks the acceptance
+// list of the issues against it: the FranceConnect routes with the sandbox
+// tokens, the legacy v2 route, the identity route with the sandbox API
+// token, introspect, the ping routes and the OpenAPI document.
+func TestReadmeExample(t *testing.T) {
+	for _, port := range []int{8080, 8081, 9090, 2019} {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			t.Skipf("port %d is taken: the README example cannot run here", port)
+		}
+	}
+	bin := binary(t)
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", "Caddyfile.example")
+	cmd.Dir = root
+	logFile, _ := os.Create(filepath.Join(t.TempDir(), "example.log"))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	ready := false
+	for i := 0; i < 150 && !ready; i++ {
+		resp, err := http.Get("http://127.0.0.1:9090/ready")
+		if err == nil {
+			resp.Body.Close()
+			ready = resp.StatusCode == 200
+		}
+		if !ready {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !ready {
+		log, _ := os.ReadFile(logFile.Name())
+		t.Fatalf("the README example did not become ready: %s", log)
+	}
+	const gw = 8080
+
+	// Issue 2's acceptance.
+	qf := "/v3/dss/quotient_familial/france_connect?recipient=" + siret
+	a := get(t, gw, qf, bearer("cnaf_qfv2")...)
+	if a.status != 200 || len(a.data(t)) != 4 || a.header.Get("X-Request-Id") == "" {
+		t.Errorf("cnaf_qfv2: %d %s", a.status, a.body)
+	}
+	for _, tc := range []struct {
+		target, token string
+		status        int
+		code          string
+	}{
+		{qf, "unknown-token", 401, "50002"},
+		{qf, "inactive", 401, "50002"},
+		{qf, "", 401, "50004"},
+		{"/v3/dss/quotient_familial/france_connect", "cnaf_qfv2", 422, "00203"},
+		{"/v3/dss/quotient_familial/france_connect?recipient=13002526500014", "cnaf_qfv2", 422, "00210"},
+		{qf, "unpaired_service", 403, "00100"},
+	} {
+		var h []string
+		if tc.token != "" {
+			h = bearer(tc.token)
+		}
+		if a := get(t, gw, tc.target, h...); a.status != tc.status || a.code(t) != tc.code {
+			t.Errorf("%s with %q: %d %s", tc.target, tc.token, a.status, a.body)
+		}
+	}
+
+	// Issue 3's acceptance: all_fc on every v3 FranceConnect route it has
+	// scopes for.
+	scopes, pivot := sandboxToken(t, "all_fc")
+	served := 0
+	for i, cat := 0, defaultCatalogue(t); i < len(cat.Endpoints); i++ {
+		ep := &cat.Endpoints[i]
+		if ep.Modality != catalogue.ModalityFranceConnect || ep.API != catalogue.APIv3 || len(effective(ep, scopes)) == 0 {
+			continue
+		}
+		if a := get(t, gw, routeTarget(ep, passThrough(t, ep, pivot)), bearer("all_fc")...); a.status != 200 {
+			t.Errorf("all_fc on %s: %d %s", ep.Path, a.status, a.body)
+		}
+		served++
+	}
+	if served < 13 {
+		t.Errorf("all_fc served %d v3 FranceConnect routes", served)
+	}
+	a = get(t, gw, "/v3/cnous/etudiant_boursier/france_connect?recipient="+siret, bearer("cnous_with_less_scopes")...)
+	if a.status != 200 || strings.Contains(string(a.body), "identite") || strings.Contains(string(a.body), "MARTIN") {
+		t.Errorf("cnous_with_less_scopes: %d %s", a.status, a.body)
+	}
+	a = get(t, gw, "/api/v2/composition-familiale-v2?recipient="+siret, bearer("cnaf_qfv2")...)
+	if a.status != 200 || a.json(t)["quotientFamilial"] == nil {
+		t.Errorf("v2 cnaf_qfv2: %d %s", a.status, a.body)
+	}
+	identite := url.Values{"recipient": {siret}, "nomNaissance": {"DUPONT"}, "nomUsage": {"MARTIN"}, "prenoms[]": {"Paul", "Louis"},
+		"anneeDateNaissance": {"1962"}, "moisDateNaissance": {"8"}, "jourDateNaissance": {"24"}, "sexeEtatCivil": {"M"},
+		"codeCogInseePaysNaissance": {"99100"}, "codeCogInseeCommuneNaissance": {"75107"}}
+	a = get(t, gw, "/v3/dss/quotient_familial/identite?"+identite.Encode(), bearer("sandbox_all_scopes")...)
+	if a.status != 200 || a.data(t)["quotient_familial"] == nil {
+		t.Errorf("identite: %d %s", a.status, a.body)
+	}
+	identite.Set("jourDateNaissance", "31")
+	identite.Set("moisDateNaissance", "2")
+	a = get(t, gw, "/v3/dss/quotient_familial/identite?"+identite.Encode(), bearer("sandbox_all_scopes")...)
+	if a.status != 422 || a.code(t) != "00366" {
+		t.Errorf("identite, 31 February: %d %s", a.status, a.body)
+	}
+	a = get(t, gw, "/api/introspect", bearer("cnaf_qfv2")...)
+	var intro struct {
+		Scopes []string `json:"scopes"`
+	}
+	if a.status != 200 || json.Unmarshal(a.body, &intro) != nil || !strings.Contains(strings.Join(intro.Scopes, " "), "cnaf_quotient_familial") {
+		t.Errorf("introspect: %d %s", a.status, a.body)
+	}
+	if a := get(t, gw, "/api/pings/cnav"); a.status != 200 || a.json(t)["status"] != "ok" {
+		t.Errorf("ping cnav after calls: %d %s", a.status, a.body)
+	}
+	a = get(t, gw, "/api/openapi.json")
+	if a.status != 200 {
+		t.Fatalf("openapi.json: %d", a.status)
+	}
+	if err := openapitest.ValidateDocument(a.body); err != nil {
+		t.Errorf("served document: %v", err)
+	}
+}
