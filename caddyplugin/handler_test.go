@@ -49,7 +49,7 @@ type fixture struct {
 	upstream *http.Request
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	iss, err := fcissuer.New("ES256")
 	if err != nil {
@@ -122,7 +122,7 @@ func srvURL(r *http.Request) string { return "http://" + r.Host }
 
 // serve runs one request through the handler with a provider answering
 // body, under ctx.
-func (f *fixture) serve(t *testing.T, ctx context.Context, token, query, body string) *httptest.ResponseRecorder {
+func (f *fixture) serve(t testing.TB, ctx context.Context, token, query, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/v3/dss/quotient_familial/france_connect?"+query, nil)
 	if token != "" {

@@ -118,6 +118,9 @@ func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.H
 			}
 		}
 	}
+	if bad := ep.CheckOneOf(func(name string) bool { n, _ := count(params, name); return n > 0 }); bad != "" {
+		return apierror.ParamInvalid(ep.InvalidCode, bad)
+	}
 	if ep.Civility != nil {
 		value := func(name string) string {
 			_, v := count(params, name)

@@ -40,6 +40,9 @@
 //	                                                      # before the pattern; "x[]": max: N
 //	    civility:                     # identite routes only: cross-parameter checks (see Civility)
 //	      birth_date: [anneeDateNaissance, moisDateNaissance, jourDateNaissance]
+//	    one_of:                       # optional: the caller gives exactly one group, whole
+//	      - [ine]
+//	      - [nom, prenoms, dateDeNaissance]
 //	    scopes:                       # scope → response paths it releases (see respfilter syntax)
 //	      - name: cnaf_quotient_familial
 //	        aliases: []               # other names of the same right (FranceConnect, DataPass)
@@ -213,6 +216,9 @@ type Endpoint struct {
 	InvalidCode string `yaml:"invalid_code"`
 	// Civility holds the cross-parameter checks of an identite route.
 	Civility *Civility `yaml:"civility"`
+	// OneOf lists groups of parameters of which the caller gives exactly
+	// one, whole (legacy v2 student routes: an INE, or a civil status).
+	OneOf [][]string `yaml:"one_of"`
 
 	// Provider is resolved from ProviderName at load.
 	Provider Provider `yaml:"-"`
@@ -259,6 +265,27 @@ func (e *Endpoint) Scope(name string) (*Scope, bool) {
 		}
 	}
 	return nil, false
+}
+
+// ProducesParam reports whether the provider query of a france_connect
+// endpoint may hold the parameter name (written without "[]"): one of its
+// identity mapping or pass-through parameters, or recipient. A sandbox case
+// with another parameter belongs to the route's API key twin.
+func (e *Endpoint) ProducesParam(name string) bool {
+	if name == "recipient" {
+		return true
+	}
+	for _, ip := range e.Identity {
+		if strings.TrimSuffix(ip.Param, "[]") == name {
+			return true
+		}
+	}
+	for _, p := range e.Params {
+		if strings.TrimSuffix(p.Name, "[]") == name {
+			return true
+		}
+	}
+	return false
 }
 
 // IdentityQuery returns the identity part of the provider query for pivot p:
@@ -528,6 +555,21 @@ func (c *Catalogue) validate() error {
 				add("%s: civility.birth_date: want [year, month, day] parameter names", at)
 			}
 		}
+		inGroup := map[string]bool{}
+		for j, g := range e.OneOf {
+			if len(g) == 0 {
+				add("%s: one_of[%d]: an empty group", at, j)
+			}
+			for _, n := range g {
+				if _, ok := e.Param(n); !ok || inGroup[n] {
+					add("%s: one_of[%d]: %q is not a declared parameter, or is in two groups", at, j, n)
+				}
+				inGroup[n] = true
+			}
+		}
+		if len(e.OneOf) == 1 {
+			add("%s: one_of: want at least two groups", at)
+		}
 		if len(e.Scopes) == 0 {
 			add("%s: scopes: a route without scopes is refused (default deny)", at)
 		}
@@ -558,6 +600,38 @@ func (c *Catalogue) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckOneOf returns the parameter to name when the caller's parameters
+// (present reports whether one was given) do not make exactly one whole
+// group of e.OneOf: the first parameter of a second group given, the first
+// missing parameter of the group given, or the first parameter of the
+// first group when none is given. "" when the rule holds or there is none.
+func (e *Endpoint) CheckOneOf(present func(name string) bool) string {
+	given := -1
+	for i, g := range e.OneOf {
+		for _, n := range g {
+			if !present(n) {
+				continue
+			}
+			if given >= 0 && given != i {
+				return n
+			}
+			given = i
+		}
+	}
+	switch {
+	case len(e.OneOf) == 0:
+		return ""
+	case given < 0:
+		return e.OneOf[0][0]
+	}
+	for _, n := range e.OneOf[given] {
+		if !present(n) {
+			return n
+		}
+	}
+	return ""
 }
 
 // addPath indexes e by path. A path is unique, except for the two calling

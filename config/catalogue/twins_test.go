@@ -2,6 +2,7 @@ package catalogue
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,5 +75,36 @@ endpoints:
 		if err == nil || !strings.Contains(err.Error(), "00 and 50 are reserved") {
 			t.Errorf("prefix %s: %v", prefix, err)
 		}
+	}
+}
+
+// TestCheckOneOf: exactly one group, whole.
+func TestCheckOneOf(t *testing.T) {
+	c := mustDefault(t)
+	ep, ok := c.CallerTwin("/api/v2/etudiants-boursiers")
+	if !ok || len(ep.OneOf) != 2 {
+		t.Fatalf("v2 student twin: %v %v", ep, ok)
+	}
+	for _, tc := range []struct {
+		given []string
+		bad   string
+	}{
+		{[]string{"ine"}, ""},
+		{[]string{"nom", "prenoms", "dateDeNaissance"}, ""},
+		{[]string{"nom", "prenoms", "dateDeNaissance", "sexe", "lieuDeNaissance"}, ""},
+		{nil, "ine"},
+		{[]string{"sexe"}, "ine"},
+		{[]string{"nom", "prenoms"}, "dateDeNaissance"},
+		{[]string{"ine", "nom"}, "nom"},
+		{[]string{"nom", "ine", "prenoms", "dateDeNaissance"}, "nom"},
+	} {
+		got := ep.CheckOneOf(func(n string) bool { return slices.Contains(tc.given, n) })
+		if got != tc.bad {
+			t.Errorf("%v: CheckOneOf = %q, want %q", tc.given, got, tc.bad)
+		}
+	}
+	var none Endpoint
+	if none.CheckOneOf(func(string) bool { return false }) != "" {
+		t.Error("a route without one_of refused")
 	}
 }

@@ -91,7 +91,7 @@ func Generate(cat *catalogue.Catalogue, opts Options) ([]byte, error) {
 		}
 		op := operation(e)
 		if hasTwin && twin != e && (opts.Include == nil || opts.Include(twin)) {
-			mergeTwin(op, twin)
+			mergeTwin(op, e, twin)
 		}
 		paths[e.Path] = obj{strings.ToLower(cmp.Or(e.Method, "GET")): op}
 		tags[e.ProviderName] = true

@@ -35,8 +35,19 @@ func operation(e *catalogue.Endpoint) obj {
 // caller twin (API Particulier v2 serves both modalities on one path): the
 // X-Api-Key security alternative and the caller's parameters, optional in
 // the document since a FranceConnect call must not send them.
-func mergeTwin(op obj, twin *catalogue.Endpoint) {
+func mergeTwin(op obj, fc, twin *catalogue.Endpoint) {
 	op["security"] = append(op["security"].([]obj), obj{schemeAPIKey: []string{}})
+	// The 200 body: what the scopes of either modality release (the API
+	// key twin may release identity members the FranceConnect route never
+	// does).
+	both := *fc
+	both.Scopes = slices.Clone(fc.Scopes)
+	for _, sc := range twin.Scopes {
+		if !slices.ContainsFunc(both.Scopes, func(o catalogue.Scope) bool { return o.Name == sc.Name }) {
+			both.Scopes = append(both.Scopes, sc)
+		}
+	}
+	op["responses"].(obj)["200"] = responses(&both)["200"]
 	ps, _ := op["parameters"].([]obj)
 	for i := range twin.Params {
 		p := parameter(&twin.Params[i])

@@ -142,6 +142,9 @@ func TestEmbeddedRoutesReachable(t *testing.T) {
 			}
 			var allFC, withScope bool
 			for _, c := range cases {
+				if !producedBy(ep, c) {
+					continue // a case of the route's API key twin (one folder per operation)
+				}
 				by := reachedBy(t, ep, c, tokens)
 				switch {
 				case c.Status == 200 && len(by) == 0:
@@ -341,4 +344,15 @@ func TestSandboxHabilitationGrantsCatalogue(t *testing.T) {
 			}
 		}
 	}
+}
+
+// producedBy reports whether every param of a case is one the
+// FranceConnect endpoint's provider query may hold.
+func producedBy(ep *catalogue.Endpoint, c *Case) bool {
+	for k := range c.Params {
+		if !ep.ProducesParam(k) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,21 @@
+package caddyplugin
+
+import (
+	"context"
+	"testing"
+)
+
+// BenchmarkHandlerCachedToken measures the handler alone on the cached-token
+// path (token in L1, provider answer from a function): what Passerelle adds
+// to a request, without the network or Caddy's server.
+func BenchmarkHandlerCachedToken(b *testing.B) {
+	f := newFixture(b)
+	q := "recipient=" + testSIRET
+	if w := f.serve(b, context.Background(), testToken, q, unitBody); w.Code != 200 {
+		b.Fatalf("warm-up: %d %s", w.Code, w.Body)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		f.serve(b, context.Background(), testToken, q, unitBody)
+	}
+}
