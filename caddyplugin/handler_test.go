@@ -49,7 +49,8 @@ type fixture struct {
 	upstream *http.Request
 }
 
-func newFixture(t testing.TB) *fixture {
+// newFixture builds the fixture; opts adjust the app before it is provisioned.
+func newFixture(t testing.TB, opts ...func(*App)) *fixture {
 	t.Helper()
 	iss, err := fcissuer.New("ES256")
 	if err != nil {
@@ -102,6 +103,9 @@ func newFixture(t testing.TB) *fixture {
 		Habilitations: habs,
 		Upstreams:     map[string]*UpstreamConfig{"CNAV": {HeaderName: "Authorization", HeaderValue: testProvKey}},
 		Cache:         CacheConfig{MaxEntries: 777},
+	}
+	for _, o := range opts {
+		o(app)
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
