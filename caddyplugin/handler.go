@@ -643,13 +643,18 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	h.app.pings.Record(ep.ProviderName, pings.OK)
 	*out = filtered
+	writeOK(w, filtered)
+	return nil
+}
+
+// writeOK sends a 200 JSON answer with the headers every answer carries.
+func writeOK(w http.ResponseWriter, body []byte) {
 	hdr := w.Header()
 	hdr["Content-Type"] = jsonContentType
 	hdr["Cache-Control"] = noStore
 	hdr["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(filtered)
-	return nil
+	_, _ = w.Write(body)
 }
 
 // callProvider hands the rebuilt request to the next handler (reverse_proxy)

@@ -69,11 +69,6 @@ func writeIntrospection(w http.ResponseWriter, hab *habilitation.Habilitation, s
 	if err != nil {
 		return apierror.Internal()
 	}
-	hdr := w.Header()
-	hdr["Content-Type"] = jsonContentType
-	hdr["Cache-Control"] = noStore
-	hdr["X-Content-Type-Options"] = noSniff
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	writeOK(w, body)
 	return nil
 }

@@ -33,12 +33,7 @@ func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request, rq *reque
 	if aerr := h.publicGET(r, rq); aerr != nil {
 		return aerr
 	}
-	hdr := w.Header()
-	hdr["Content-Type"] = jsonContentType
-	hdr["Cache-Control"] = noStore
-	hdr["X-Content-Type-Options"] = noSniff
-	hdr["Content-Length"] = []string{strconv.Itoa(len(h.openAPI))}
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(h.openAPI)
+	w.Header()["Content-Length"] = []string{strconv.Itoa(len(h.openAPI))}
+	writeOK(w, h.openAPI)
 	return nil
 }

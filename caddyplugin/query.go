@@ -79,8 +79,8 @@ const maxParamBytes = 512
 // normalised values (partial birth dates, born abroad without commune).
 // Malformed parameters are answered with the route's invalid_code.
 func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.Habilitation, now time.Time) *apierror.Error {
-	if n, _ := count(params, "recipient"); ep.RecipientRequired() || ep.RecipientAccepted() && n > 0 {
-		switch n, v := count(params, "recipient"); {
+	if n, v := count(params, "recipient"); ep.RecipientRequired() || ep.RecipientAccepted() && n > 0 {
+		switch {
 		case n == 0 || n == 1 && v == "":
 			return apierror.RecipientMissing()
 		case n != 1 || !habilitation.ValidSIRET(v):

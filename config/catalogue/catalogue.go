@@ -65,6 +65,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"iter"
 	"net/url"
 	"os"
 	"regexp"
@@ -286,6 +287,17 @@ func (e *Endpoint) ProducesParam(name string) bool {
 		}
 	}
 	return false
+}
+
+// ProducesAll reports whether ProducesParam holds for every name: a
+// sandbox case with these params is one of this france_connect endpoint's.
+func (e *Endpoint) ProducesAll(names iter.Seq[string]) bool {
+	for n := range names {
+		if !e.ProducesParam(n) {
+			return false
+		}
+	}
+	return true
 }
 
 // IdentityQuery returns the identity part of the provider query for pivot p:

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"slices"
@@ -142,7 +143,7 @@ func TestEmbeddedRoutesReachable(t *testing.T) {
 			}
 			var allFC, withScope bool
 			for _, c := range cases {
-				if !producedBy(ep, c) {
+				if !ep.ProducesAll(maps.Keys(c.Params)) {
 					continue // a case of the route's API key twin (one folder per operation)
 				}
 				by := reachedBy(t, ep, c, tokens)
@@ -344,15 +345,4 @@ func TestSandboxHabilitationGrantsCatalogue(t *testing.T) {
 			}
 		}
 	}
-}
-
-// producedBy reports whether every param of a case is one the
-// FranceConnect endpoint's provider query may hold.
-func producedBy(ep *catalogue.Endpoint, c *Case) bool {
-	for k := range c.Params {
-		if !ep.ProducesParam(k) {
-			return false
-		}
-	}
-	return true
 }

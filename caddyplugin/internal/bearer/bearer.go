@@ -138,14 +138,7 @@ var tokenBytes = func() (t [256]bool) {
 }()
 
 // hasOtherSpelling reports a key equal to "Authorization" in another case.
-func hasOtherSpelling(h http.Header) bool {
-	for k := range h {
-		if len(k) == len("Authorization") && k != "Authorization" && strings.EqualFold(k, "Authorization") {
-			return true
-		}
-	}
-	return false
-}
+func hasOtherSpelling(h http.Header) bool { return hasSpelling(h, "Authorization") }
 
 // elsewhere reports a credential placed outside the Authorization header:
 // the access_token query parameter, a form body, or an access_token cookie.
