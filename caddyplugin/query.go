@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
@@ -68,7 +69,8 @@ func count(params []queryParam, name string) (int, string) {
 
 // maxParamBytes bounds one raw parameter value before it is normalised
 // (no pattern of the catalogue accepts more than 100 letters, 400 bytes of
-// UTF-8): normalisation never runs on attacker-sized input.
+// UTF-8): normalisation never runs on attacker-sized input. A value that is
+// not valid UTF-8 is refused too: no provider receives broken text.
 const maxParamBytes = 512
 
 // checkQuery validates the caller's query: recipient first (SECURITY.md C07),
@@ -97,7 +99,7 @@ func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.H
 		if !ok {
 			return apierror.ParamRefused(ep.InvalidCode, qp.name)
 		}
-		if n, _ := count(params, qp.name); n > max(p.Max, 1) || len(qp.value) > maxParamBytes {
+		if n, _ := count(params, qp.name); n > max(p.Max, 1) || len(qp.value) > maxParamBytes || !utf8.ValidString(qp.value) {
 			return apierror.ParamInvalid(ep.InvalidCode, qp.name)
 		}
 	}

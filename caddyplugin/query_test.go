@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
@@ -101,6 +102,53 @@ func FuzzD07_QueryAllowList(f *testing.F) {
 	})
 }
 
+// TestParamNotUTF8Refused: a value that is not UTF-8 is refused by name
+// with the route's invalid_code, whatever the route's pattern: Go's regexp
+// reads an invalid byte as U+FFFD, so a loose pattern of a custom catalogue
+// would otherwise pass broken text to the provider.
+func TestParamNotUTF8Refused(t *testing.T) {
+	c, err := catalogue.Parse([]byte(`
+providers: {CNAV: {error_prefix: "37"}}
+endpoints:
+  - id: r
+    path: /v3/r/identite
+    modality: identite
+    operation_id: r
+    provider: CNAV
+    upstream_path: /v3/r/identite
+    invalid_code: "00366"
+    params:
+      - {name: nomNaissance, required: true, normalize: name, pattern: '^.{1,100}$'}
+      - {name: reference, pattern: '^.{1,20}$'}
+    scopes:
+      - {name: s, basis: doc, fields: [data.x]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, _ := c.Lookup("/v3/r/identite")
+	hab := &habilitation.Habilitation{SIRET: "13002526500013"}
+	for _, tc := range []struct{ raw, refused string }{
+		{"recipient=13002526500013&nomNaissance=DUPONT&reference=A1", ""},
+		{"recipient=13002526500013&nomNaissance=DUP%F7ONT", "nomNaissance"},
+		{"recipient=13002526500013&nomNaissance=%F7%CD%83", "nomNaissance"},
+		{"recipient=13002526500013&nomNaissance=DUPONT&reference=%ED%A0%80", "reference"},
+		{"recipient=13002526500013&nomNaissance=DUPONT&reference=A%C3", "reference"},
+	} {
+		params, ok := parseQuery(tc.raw, nil)
+		if !ok {
+			t.Fatalf("%q: parse failed", tc.raw)
+		}
+		e := checkQuery(params, ep, hab, time.Now())
+		switch {
+		case tc.refused == "" && e != nil:
+			t.Errorf("%q refused: %+v", tc.raw, e)
+		case tc.refused != "" && (e == nil || e.Code != "00366" || e.SourceParameter != tc.refused):
+			t.Errorf("%q: got %+v, want 00366 on %s", tc.raw, e, tc.refused)
+		}
+	}
+}
+
 // FuzzIdentiteParams: on the identity route, whatever the caller sends,
 // an accepted query holds only the route's parameters, each within its
 // count and pattern once normalised, and the provider query built from it
@@ -136,6 +184,9 @@ func FuzzIdentiteParams(f *testing.F) {
 			}
 			if !p.Valid(p.Clean(qp.value)) {
 				t.Fatalf("%q=%q accepted against its pattern", qp.name, qp.value)
+			}
+			if !utf8.ValidString(qp.value) {
+				t.Fatalf("%q=%+q accepted: not UTF-8", qp.name, qp.value)
 			}
 		}
 		up, err := url.ParseQuery(callerQuery(ep, params))

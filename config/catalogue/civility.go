@@ -136,7 +136,10 @@ func decimal(s string) (int, bool) {
 // accents kept ("Joëlle" → "JOËLLE"). Anything else (digits, symbols) is
 // kept so that the route's pattern refuses it by name.
 func NormalizeName(v string) string {
-	v = norm.NFC.String(v)
+	// Invalid bytes become U+FFFD before NFC, not after: a combining mark
+	// behind an invalid byte would otherwise be composed only on a second
+	// pass, and the normalisation would not be idempotent.
+	v = norm.NFC.String(strings.ToValidUTF8(v, "\uFFFD"))
 	var b strings.Builder
 	b.Grow(len(v))
 	space := false
@@ -156,5 +159,7 @@ func NormalizeName(v string) string {
 		space = false
 		b.WriteRune(unicode.ToUpper(r))
 	}
-	return b.String()
+	// Upper-casing can make a composable pair ("ı" + U+0308 → "I" + U+0308
+	// → "Ï"): compose again so that a second pass changes nothing.
+	return norm.NFC.String(b.String())
 }
