@@ -231,11 +231,11 @@ func (h *Handler) record(rec *auditRecord, rq *request, aerr *apierror.Error) {
 		}
 	}
 	if rq.ep == nil {
-		metricRequests.WithLabelValues("unknown", rec.decision, rec.code).Inc()
+		requestCounters.get(labels3{"unknown", rec.decision, rec.code}).Inc()
 		return
 	}
 	rec.endpoint, rec.provider = rq.ep.ID, rq.ep.ProviderName
-	metricRequests.WithLabelValues(rec.endpoint, rec.decision, rec.code).Inc()
+	requestCounters.get(labels3{rec.endpoint, rec.decision, rec.code}).Inc()
 	h.writeAudit(rec, rq)
 }
 
@@ -375,7 +375,7 @@ func (h *Handler) checkToken(ctx context.Context, token string, rq *request) (*f
 	case !facts.Active:
 		result, aerr = "inactive", apierror.TokenNotFound()
 	}
-	metricTokenChecks.WithLabelValues(rq.source, result).Inc()
+	tokenCheckCounters.get(labels2{rq.source, result}).Inc()
 	sp.SetAttributes(attrCacheLevel.String(rq.source), attrTokenResult.String(result))
 	if aerr != nil {
 		endSpan(sp, aerr.Reason)
@@ -671,7 +671,7 @@ func (h *Handler) callProvider(r *http.Request, next caddyhttp.Handler, rec *cap
 	if err != nil {
 		class = "error"
 	}
-	metricProviderDuration.WithLabelValues(rq.ep.ProviderName, class).Observe(time.Since(start).Seconds())
+	providerDurations.get(labels2{rq.ep.ProviderName, class}).Observe(time.Since(start).Seconds())
 	sp.SetAttributes(attrStatusClass.String(class))
 	if err != nil || rec.status >= 400 {
 		endSpan(sp, apierror.ReasonProviderError)

@@ -2,7 +2,7 @@ package caddyplugin
 
 import (
 	"errors"
-	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -68,5 +68,40 @@ func statusClass(status int) string {
 	if status < 100 || status > 599 {
 		return "error"
 	}
-	return strconv.Itoa(status/100) + "xx"
+	return statusClasses[status/100-1]
 }
+
+var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// labelMemo keeps the children of a metric vector that the request path
+// uses, by label values: a lookup is a lock-free map read, where the
+// vector's own lookup hashes the values and takes a lock shared by every
+// request. The label sets are closed (G08), so the memo stays small.
+type labelMemo[K comparable, M any] struct {
+	children sync.Map // K → M
+	child    func(K) M
+}
+
+func (m *labelMemo[K, M]) get(k K) M {
+	if c, ok := m.children.Load(k); ok {
+		return c.(M)
+	}
+	c, _ := m.children.LoadOrStore(k, m.child(k))
+	return c.(M)
+}
+
+type labels2 struct{ a, b string }
+
+type labels3 struct{ a, b, c string }
+
+var (
+	requestCounters = labelMemo[labels3, prometheus.Counter]{child: func(k labels3) prometheus.Counter {
+		return metricRequests.WithLabelValues(k.a, k.b, k.c)
+	}}
+	tokenCheckCounters = labelMemo[labels2, prometheus.Counter]{child: func(k labels2) prometheus.Counter {
+		return metricTokenChecks.WithLabelValues(k.a, k.b)
+	}}
+	providerDurations = labelMemo[labels2, prometheus.Observer]{child: func(k labels2) prometheus.Observer {
+		return metricProviderDuration.WithLabelValues(k.a, k.b)
+	}}
+)

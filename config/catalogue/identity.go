@@ -94,7 +94,13 @@ func (c Claim) AppendValues(dst []string, p *Pivot) ([]string, error) {
 		if !ok {
 			return dst, ErrUnusableIdentity
 		}
-		part := map[Claim]string{ClaimBirthYear: y, ClaimBirthMonth: m, ClaimBirthDay: d}[c]
+		part := y
+		switch c {
+		case ClaimBirthMonth:
+			part = m
+		case ClaimBirthDay:
+			part = d
+		}
 		if part = strings.TrimLeft(part, "0"); part == "" {
 			return dst, nil // unknown part: omitted, as siade does
 		}
