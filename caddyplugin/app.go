@@ -57,6 +57,7 @@ type App struct {
 	RateLimits RateLimitConfig `json:"rate_limits,omitzero"`
 
 	logger   *zap.Logger
+	audit    *zap.Logger // passerelle.audit
 	cat      *catalogue.Catalogue
 	pings    *pings.Tracker // provider status, shared by configurations with the same providers
 	watcher  *habilitation.Watcher
@@ -187,6 +188,11 @@ func (a *App) production() bool { return a.Mode != ModeSandbox }
 // network call: JWKS and tokens are fetched on first use.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	// The audit logger descends from the app's: Caddy routes a module's
+	// loggers to the logs whose include/exclude match the module, so a
+	// `log { include passerelle.audit }` block receives it (a logger from
+	// caddy.Log() would reach the default log only).
+	a.audit = a.logger.Named("audit")
 	if a.Mode == "" {
 		a.Mode = ModeProduction
 	}

@@ -11,16 +11,24 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/passerelle-gw/passerelle/config/catalogue"
+
+	// The passerelle_buffered log writer, for the audit log of busy gateways.
+	_ "github.com/passerelle-gw/passerelle/caddyplugin/logbuffer"
 )
 
 // The audit trail: one JSON record per request that matched a catalogue
-// endpoint, allowed or not, on its own logger, `passerelle.audit`, so that
-// operators can ship it apart from the server logs:
+// endpoint, allowed or not, on its own logger, `passerelle.audit` (the
+// passerelle app's logger, named "audit"), so that operators can ship it
+// apart from the server logs:
 //
 //	log audit {
 //	    include passerelle.audit
 //	    output file /var/log/passerelle/audit.log
 //	}
+//
+// On a busy gateway, `output passerelle_buffered { output file … }` writes
+// the records in batches (package logbuffer: at most flush_interval of them
+// lost on a crash, none on a graceful stop or reload).
 //
 // Fields (SECURITY.md G01):
 //
@@ -43,7 +51,6 @@ import (
 //
 // Never a token, a name, a birth date, a query string or response data
 // (G03). Keep the records 6 to 12 months (CNIL, délibération 2021-122).
-const auditLoggerName = "passerelle.audit"
 
 // pseudonymizer computes citizen keys (SECURITY.md G02). Its key is
 // separate from every cache secret.

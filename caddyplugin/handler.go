@@ -112,7 +112,7 @@ func (h *Handler) provisionWith(app *App) error {
 		h.MaxResponseBytes = 1 << 20
 	}
 	if h.audit == nil {
-		h.audit = caddy.Log().Named(auditLoggerName)
+		h.audit = app.audit
 	}
 	if len(h.Endpoints) > 0 {
 		h.allowed = make(map[*catalogue.Endpoint]bool, len(h.Endpoints))

@@ -1,12 +1,15 @@
 package integration
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestJ08_CanarySweep drives every kind of answer through the gateway with
@@ -39,7 +42,17 @@ func TestJ08_CanarySweep(t *testing.T) {
 	tokens := []string{"cnaf_qfv2", "all_fc", "cnaf_qf_partial", "unpaired_service", "low_scopes", "nope_canary_token"}
 	identity := []string{"Georges", "2002-01-01", "Delatour", "1994-04-16", "Angela", "1962-08-24", "PANNE", "1975-03-09",
 		"LEROY", "CAMILLE", "MONTORGUEIL", "CANARYNAME"}
-	logs := map[string][]byte{}
+	// One audit record per request, batched by passerelle_buffered: they
+	// all reach the file within its flush interval.
+	requests := 8 * 4
+	audit := waitForLines(t, filepath.Join(dir, "audit.log"), requests)
+	for l := range strings.Lines(string(audit)) {
+		var rec struct{ Decision, Endpoint string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec.Decision == "" || rec.Endpoint != "dss_quotient_familial_fc" {
+			t.Fatalf("audit line %q: %v", l, err)
+		}
+	}
+	logs := map[string][]byte{"audit.log": audit}
 	for _, name := range []string{"server.log", "access.log"} {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -62,5 +75,25 @@ func TestJ08_CanarySweep(t *testing.T) {
 	// never a secret, a token, or a refused parameter's value.
 	if leak := contains(answers, append(append(append([]string{}, secrets...), tokens...), "CANARYNAME")...); leak != "" {
 		t.Errorf("an answer holds %q", leak)
+	}
+}
+
+// waitForLines reads a log file until it holds n lines (a buffered writer
+// flushes on its own schedule) and fails after a few seconds.
+func waitForLines(t *testing.T, path string, n int) []byte {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		data, _ := os.ReadFile(path)
+		if got := bytes.Count(data, []byte("\n")); got >= n {
+			if got > n {
+				t.Fatalf("%s: %d lines, want %d", path, got, n)
+			}
+			return data
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d lines after 5 s, want %d", path, bytes.Count(data, []byte("\n")), n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -190,6 +190,8 @@ func config(t testing.TB, o options) string {
 `)
 	if o.LogDir != "" {
 		fmt.Fprintf(&b, "\tlog {\n\t\toutput file %s/server.log\n\t\tlevel INFO\n\t}\n", o.LogDir)
+		// The audit trail on its own log, through the batching writer.
+		fmt.Fprintf(&b, "\tlog audit {\n\t\tinclude passerelle.audit\n\t\toutput passerelle_buffered {\n\t\t\tflush_interval 50ms\n\t\t\toutput file %s/audit.log\n\t\t}\n\t}\n", o.LogDir)
 	}
 	fmt.Fprintf(&b, `	passerelle {
 		mode sandbox

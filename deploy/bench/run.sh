@@ -8,6 +8,8 @@
 #
 #   bash deploy/bench/run.sh [rounds] [seconds] [connections]
 #
+# BENCH_CADDYFILE names another configuration with the same sites (default
+# deploy/bench/Caddyfile), to compare logging or quota settings.
 # Needs wrk (Debian package; installed when missing). Traffic stays on
 # loopback and every round is bounded in time.
 set -euo pipefail
@@ -17,7 +19,7 @@ rounds=${1:-10} seconds=${2:-5} conns=${3:-32}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 bin=$(mktemp -d)/passerelle
 CGO_ENABLED=0 go build -trimpath -tags nobadger,nomysql,nopgx -o "$bin" ./cmd/passerelle
-"$bin" run --config deploy/bench/Caddyfile >/tmp/passerelle-bench.log 2>&1 &
+"$bin" run --config "${BENCH_CADDYFILE:-deploy/bench/Caddyfile}" >/tmp/passerelle-bench.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -sf -o /dev/null http://127.0.0.1:9081/api/v2/jwks && break; sleep 0.2; done

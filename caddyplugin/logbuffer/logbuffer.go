@@ -1,0 +1,290 @@
+// Package logbuffer is a Caddy log writer that keeps log lines in memory and
+// hands them to another writer in batches: one write system call for many
+// records instead of one per record, the way nginx's `access_log … buffer=`
+// and Envoy's file access logs work. The audit trail writes one record per
+// request; on a busy gateway the unbuffered write is a measurable part of a
+// request's cost.
+//
+// Caddyfile, inside a `log` block:
+//
+//	log audit {
+//	    include passerelle.audit
+//	    output passerelle_buffered {
+//	        flush_interval 1s     # longest time a line waits in memory (default 1s)
+//	        buffer_size    64KiB  # a batch this large is written at once (default 64KiB)
+//	        output file /var/log/passerelle/audit.log
+//	    }
+//	}
+//
+// The inner `output` takes any Caddy log writer (file, net, stderr, stdout…)
+// with its usual options; stderr when omitted.
+//
+// What a buffer costs: lines not yet written are lost if the process dies
+// abruptly (SIGKILL, power loss), at most flush_interval of them. A
+// graceful stop or a config reload writes them first. A batch the inner
+// writer refuses is dropped and the error reported, as an unbuffered writer
+// would have lost the same lines.
+package logbuffer
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	caddy.RegisterModule(Writer{})
+}
+
+// Defaults of a Writer.
+const (
+	DefaultFlushInterval = time.Second
+	DefaultBufferSize    = 64 << 10
+)
+
+// Writer is the `passerelle_buffered` log writer module.
+type Writer struct {
+	// FlushInterval bounds how long a line waits in memory (default 1s).
+	FlushInterval caddy.Duration `json:"flush_interval,omitempty"`
+	// BufferSize is the batch size, in bytes, written as soon as reached
+	// (default 64 KiB).
+	BufferSize int `json:"buffer_size,omitempty"`
+	// WriterRaw is the writer that receives the batches (default stderr).
+	// Its JSON key is "writer": "output" names this module itself in the
+	// enclosing log.
+	WriterRaw json.RawMessage `json:"writer,omitempty" caddy:"namespace=caddy.logging.writers inline_key=output"`
+
+	inner caddy.WriterOpener
+}
+
+// CaddyModule returns the Caddy module information.
+func (Writer) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "caddy.logging.writers.passerelle_buffered", New: func() caddy.Module { return new(Writer) }}
+}
+
+// Provision loads the inner writer and applies the defaults.
+func (w *Writer) Provision(ctx caddy.Context) error {
+	if w.FlushInterval < 0 || w.BufferSize < 0 {
+		return fmt.Errorf("passerelle_buffered: flush_interval and buffer_size must not be negative")
+	}
+	if w.FlushInterval == 0 {
+		w.FlushInterval = caddy.Duration(DefaultFlushInterval)
+	}
+	if w.BufferSize == 0 {
+		w.BufferSize = DefaultBufferSize
+	}
+	if w.WriterRaw == nil {
+		w.inner = caddy.StderrWriter{}
+		return nil
+	}
+	mod, err := ctx.LoadModule(w, "WriterRaw")
+	if err != nil {
+		return fmt.Errorf("passerelle_buffered: loading the inner writer: %w", err)
+	}
+	w.inner = mod.(caddy.WriterOpener)
+	return nil
+}
+
+// String describes the writer for humans.
+func (w *Writer) String() string { return "buffered " + w.inner.String() }
+
+// WriterKey identifies the configuration: Caddy keeps one open writer per
+// key across config reloads.
+func (w *Writer) WriterKey() string {
+	return fmt.Sprintf("passerelle_buffered:%d:%d:%s", time.Duration(w.FlushInterval), w.BufferSize, w.inner.WriterKey())
+}
+
+// OpenWriter opens the inner writer and starts the periodic flush.
+func (w *Writer) OpenWriter() (io.WriteCloser, error) {
+	inner, err := w.inner.OpenWriter()
+	if err != nil {
+		return nil, err
+	}
+	return New(inner, w.BufferSize, time.Duration(w.FlushInterval)), nil
+}
+
+// UnmarshalCaddyfile sets up the writer from Caddyfile tokens:
+//
+//	output passerelle_buffered {
+//	    flush_interval <duration>
+//	    buffer_size    <size>
+//	    output         <writer> [<args…>] [{ … }]
+//	}
+func (w *Writer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the module name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "flush_interval":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			v, err := caddy.ParseDuration(d.Val())
+			if err != nil || v <= 0 {
+				return d.Errf("flush_interval: a positive duration is required, got %q", d.Val())
+			}
+			w.FlushInterval = caddy.Duration(v)
+		case "buffer_size":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			v, err := humanize.ParseBytes(d.Val())
+			if err != nil || v == 0 || v > 64<<20 {
+				return d.Errf("buffer_size: a size from 1 B to 64 MiB is required, got %q", d.Val())
+			}
+			w.BufferSize = int(v)
+		case "output":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			name := d.Val()
+			var wo caddy.WriterOpener
+			switch name { // Caddy's own standard streams have no Caddyfile unmarshaler
+			case "stdout":
+				wo = caddy.StdoutWriter{}
+			case "stderr":
+				wo = caddy.StderrWriter{}
+			case "discard":
+				wo = caddy.DiscardWriter{}
+			case "passerelle_buffered":
+				return d.Err("output: passerelle_buffered cannot wrap itself")
+			default:
+				unm, err := caddyfile.UnmarshalModule(d, "caddy.logging.writers."+name)
+				if err != nil {
+					return err
+				}
+				var ok bool
+				if wo, ok = unm.(caddy.WriterOpener); !ok {
+					return d.Errf("output: module %s is not a log writer", name)
+				}
+			}
+			w.WriterRaw = caddyconfig.JSONModuleObject(wo, "output", name, nil)
+		default:
+			return d.Errf("unknown passerelle_buffered option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// Buffer batches writes to an io.WriteCloser. It is safe for concurrent use;
+// each Write is kept whole, in order.
+type Buffer struct {
+	inner io.WriteCloser
+	size  int
+
+	mu  sync.Mutex // guards buf and closed
+	buf []byte
+	// closed: writes go straight to inner once Close began.
+	closed bool
+
+	flushMu sync.Mutex // one flush at a time, so batches keep their order
+	spare   []byte     // the batch being written, reused; guarded by flushMu
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New returns a Buffer that writes to inner whenever size bytes are waiting
+// and at least every interval.
+func New(inner io.WriteCloser, size int, interval time.Duration) *Buffer {
+	b := &Buffer{inner: inner, size: size, buf: make([]byte, 0, size), stop: make(chan struct{}), done: make(chan struct{})}
+	go b.loop(interval)
+	return b
+}
+
+func (b *Buffer) loop(interval time.Duration) {
+	defer close(b.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := b.Flush(); err != nil {
+				// Nobody waits for this batch: say so where zap reports its
+				// own write errors.
+				fmt.Fprintf(os.Stderr, "%s passerelle_buffered: a batch of log lines was lost: %v\n", time.Now().UTC().Format(time.RFC3339), err)
+			}
+		case <-b.stop:
+			return
+		}
+	}
+}
+
+// Write keeps p for the next batch; it writes the batch when it reaches the
+// buffer size. p is copied.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		b.flushMu.Lock() // after the last batch
+		defer b.flushMu.Unlock()
+		return b.inner.Write(p)
+	}
+	b.buf = append(b.buf, p...)
+	full := len(b.buf) >= b.size
+	b.mu.Unlock()
+	if full {
+		if err := b.Flush(); err != nil {
+			return len(p), err
+		}
+	}
+	return len(p), nil
+}
+
+// Flush writes what is waiting. Writers are not held during the write
+// system call: they fill a fresh batch meanwhile.
+func (b *Buffer) Flush() error {
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
+	b.mu.Lock()
+	batch := b.buf
+	b.buf = b.spare[:0]
+	b.mu.Unlock()
+	if len(batch) == 0 {
+		b.spare = batch
+		return nil
+	}
+	_, err := b.inner.Write(batch)
+	if cap(batch) > 4*b.size {
+		batch = make([]byte, 0, b.size) // one burst does not pin a large array
+	}
+	b.spare = batch[:0]
+	return err
+}
+
+// Close stops the periodic flush, writes what is waiting and closes the
+// inner writer.
+func (b *Buffer) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	close(b.stop)
+	<-b.done
+	err := b.Flush()
+	if cerr := b.inner.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner     = (*Writer)(nil)
+	_ caddy.WriterOpener    = (*Writer)(nil)
+	_ caddyfile.Unmarshaler = (*Writer)(nil)
+	_ io.WriteCloser        = (*Buffer)(nil)
+)
