@@ -120,6 +120,17 @@ func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.H
 			}
 		}
 	}
+	for i := range ep.Params {
+		if p := &ep.Params[i]; len(p.Requires) > 0 {
+			if n, _ := count(params, p.Name); n > 0 {
+				for _, need := range p.Requires {
+					if _, v := count(params, need); v == "" {
+						return apierror.ParamInvalid(ep.InvalidCode, need)
+					}
+				}
+			}
+		}
+	}
 	if bad := ep.CheckOneOf(func(name string) bool { n, _ := count(params, name); return n > 0 }); bad != "" {
 		return apierror.ParamInvalid(ep.InvalidCode, bad)
 	}

@@ -149,6 +149,37 @@ endpoints:
 	}
 }
 
+// TestCommuneByNameNeedsDepartement: a commune of birth given by name
+// without its département (or its birth year) is refused by the missing
+// parameter's name; the full triplet passes.
+func TestCommuneByNameNeedsDepartement(t *testing.T) {
+	c, err := catalogue.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, _ := c.Lookup("/v3/dss/quotient_familial/identite")
+	hab := &habilitation.Habilitation{SIRET: "13002526500013"}
+	base := "recipient=13002526500013&nomNaissance=NDIAYE&prenoms%5B%5D=Aissatou&sexeEtatCivil=F&codeCogInseePaysNaissance=99100"
+	for _, tc := range []struct{ raw, refused string }{
+		{base + "&anneeDateNaissance=2003&nomCommuneNaissance=Saint-Denis&codeCogInseeDepartementNaissance=93", ""},
+		{base + "&anneeDateNaissance=2003&nomCommuneNaissance=Saint-Denis", "codeCogInseeDepartementNaissance"},
+		{base + "&nomCommuneNaissance=Saint-Denis&codeCogInseeDepartementNaissance=93", "anneeDateNaissance"},
+		{base + "&anneeDateNaissance=2003&codeCogInseeCommuneNaissance=93066", ""},
+	} {
+		params, ok := parseQuery(tc.raw, nil)
+		if !ok {
+			t.Fatalf("%q: parse failed", tc.raw)
+		}
+		e := checkQuery(params, ep, hab, time.Now())
+		switch {
+		case tc.refused == "" && e != nil:
+			t.Errorf("%q refused: %+v", tc.raw, e)
+		case tc.refused != "" && (e == nil || e.Code != "00366" || e.SourceParameter != tc.refused):
+			t.Errorf("%q: got %+v, want 00366 on %s", tc.raw, e, tc.refused)
+		}
+	}
+}
+
 // FuzzIdentiteParams: on the identity route, whatever the caller sends,
 // an accepted query holds only the route's parameters, each within its
 // count and pattern once normalised, and the provider query built from it

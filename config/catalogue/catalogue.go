@@ -139,6 +139,11 @@ type Param struct {
 	// NormalizeName), "integer" (leading zeros dropped: 08 → 8) or "upper"
 	// (upper-cased: m → M, 2a115 → 2A115).
 	Normalize string `yaml:"normalize"`
+	// Requires names the parameters the caller must give with this one:
+	// a commune of birth given by name needs its département and the birth
+	// year (nomCommuneNaissance requires codeCogInseeDepartementNaissance
+	// and anneeDateNaissance). A missing one is refused by name.
+	Requires []string `yaml:"requires"`
 
 	re *regexp.Regexp
 }
@@ -552,6 +557,13 @@ func (c *Catalogue) validate() error {
 					add("%s: params[%d].pattern: must be anchored (^…$)", at, j)
 				}
 				p.re = re
+			}
+		}
+		for j := range e.Params {
+			for _, n := range e.Params[j].Requires {
+				if _, ok := e.Param(n); !ok || n == e.Params[j].Name {
+					add("%s: params[%d].requires: %q is not another declared parameter", at, j, n)
+				}
 			}
 		}
 		if e.Civility != nil {

@@ -2,6 +2,7 @@ package catalogue
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,4 +236,34 @@ func atoi(t *testing.T, s string) int {
 		}
 	}
 	return n
+}
+
+// TestCommuneByNameRequiresDepartement: wherever a route takes the commune
+// of birth by name, the département comes with it (and, on v3/v4, the
+// birth year): the official documentation of every such parameter says so,
+// the commune's COG code is found from the three.
+func TestCommuneByNameRequiresDepartement(t *testing.T) {
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := 0
+	for i := range c.Endpoints {
+		ep := &c.Endpoints[i]
+		p, ok := ep.Param("nomCommuneNaissance")
+		if !ok {
+			continue
+		}
+		routes++
+		want := []string{"codeCogInseeDepartementNaissance", "anneeDateNaissance"}
+		if ep.API == APIv2 {
+			want = []string{"codeInseeDepartementNaissance"}
+		}
+		if !slices.Equal(p.Requires, want) {
+			t.Errorf("%s: nomCommuneNaissance requires %v, want %v", ep.ID, p.Requires, want)
+		}
+	}
+	if routes != 17 {
+		t.Errorf("%d routes take nomCommuneNaissance, want 17 (11 v3/v4, 6 v2)", routes)
+	}
 }

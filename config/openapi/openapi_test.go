@@ -723,3 +723,27 @@ func TestValidatorConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestParameterRequirementsDescribed: a parameter that needs others says
+// so in its description (OpenAPI has no way to express it in a schema).
+func TestParameterRequirementsDescribed(t *testing.T) {
+	c, err := catalogue.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := generate(t, c, false)
+	params, _ := json.Marshal(operationOf(t, doc, "/v3/dss/quotient_familial/identite")["parameters"])
+	var list []struct{ Name, Description string }
+	if err := json.Unmarshal(params, &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list {
+		if p.Name == "nomCommuneNaissance" {
+			if !strings.Contains(p.Description, "Must come with codeCogInseeDepartementNaissance and anneeDateNaissance.") {
+				t.Errorf("nomCommuneNaissance description: %q", p.Description)
+			}
+			return
+		}
+	}
+	t.Fatalf("no nomCommuneNaissance parameter in %s", params)
+}

@@ -185,6 +185,9 @@ func parameter(p *catalogue.Param) obj {
 	case p.Pattern != "":
 		value["pattern"] = p.Pattern
 	}
+	if len(p.Requires) > 0 {
+		desc = strings.TrimSpace(desc + " Must come with " + strings.Join(p.Requires, " and ") + ".")
+	}
 	out := obj{"name": p.Name, "in": "query", "required": p.Required}
 	if desc != "" {
 		out["description"] = desc
