@@ -116,7 +116,8 @@ type auditFields struct {
 func (a auditFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	rec, rq := a.rec, a.rq
 	var ts [len(auditTimeLayout)]byte
-	enc.AddByteString("time", appendAuditTime(ts[:0], rec.start))
+	// A string, not bytes: Caddy's filter encoder sees []byte as binary.
+	enc.AddString("time", string(appendAuditTime(ts[:0], rec.start)))
 	enc.AddString("request_id", rec.requestID)
 	enc.AddString("trace_id", rec.traceID)
 	enc.AddString("instance", hostname)

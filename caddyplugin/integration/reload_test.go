@@ -57,15 +57,17 @@ func TestI13_ReloadUnderLoad(t *testing.T) {
 		}
 	}()
 	// On Linux, a reload opens a new SO_REUSEPORT listener and closes the
-	// old one: a connection still in the old socket's accept queue is reset
-	// by the kernel, unless net.ipv4.tcp_migrate_req=1 (Linux 5.14+) moves
-	// it to the new socket. Such a request never reached Caddy, and a client
-	// may retry it safely: it is counted apart, and refused only where the
-	// kernel migrates accept queues.
+	// old one: a connection still in the old socket's accept queue (the
+	// handshake done by the kernel, never accepted by Caddy) is reset, at
+	// connect or on the first read, unless net.ipv4.tcp_migrate_req=1
+	// (Linux 5.14+) moves it to the new socket. Such a request never
+	// reached Caddy, and a client may retry it safely: a transport failure
+	// without any HTTP answer is counted apart, bounded, and refused where
+	// the kernel migrates accept queues. Every HTTP answer must be a 200.
 	var m vegeta.Metrics
 	resets := 0
 	for res := range attacker.Attack(vegeta.NewStaticTargeter(target), vegeta.Rate{Freq: 150, Per: time.Second}, 4*time.Second, "reload") {
-		if res.Code == 0 && strings.Contains(res.Error, "connect: connection reset by peer") {
+		if res.Code == 0 && (strings.Contains(res.Error, "connection reset by peer") || strings.HasSuffix(res.Error, ": EOF")) {
 			resets++
 			continue
 		}
@@ -76,10 +78,16 @@ func TestI13_ReloadUnderLoad(t *testing.T) {
 	if m.Requests < 500 || m.Success != 1 {
 		t.Fatalf("%d requests reached the gateway, success ratio %.4f, status codes %v, errors %v", m.Requests, m.Success, m.StatusCodes, m.Errors)
 	}
-	if migrate, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_migrate_req"); strings.TrimSpace(string(migrate)) == "1" && resets > 0 {
+	migrate, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_migrate_req")
+	switch {
+	case strings.TrimSpace(string(migrate)) == "1" && resets > 0:
 		t.Errorf("%d connections reset although the kernel migrates accept queues", resets)
-	} else if resets > 0 {
-		t.Logf("%d connections reset by the kernel in a closing listener's accept queue (net.ipv4.tcp_migrate_req=0)", resets)
+	case resets > 2*reloads:
+		// A handful per reload is the accept queue; more is a listener
+		// closed while it still had work.
+		t.Errorf("%d connections reset over %d reloads", resets, reloads)
+	case resets > 0:
+		t.Logf("%d connections reset in a closing listener's accept queue (net.ipv4.tcp_migrate_req=0)", resets)
 	}
 	if n := fc.checktoken.Load(); n != 1 {
 		t.Errorf("%d checktoken calls across %d reloads, want 1 (the cache is shared across reloads, B12)", n, reloads)

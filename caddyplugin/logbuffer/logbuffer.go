@@ -23,7 +23,8 @@
 // abruptly (SIGKILL, power loss), at most flush_interval of them. A
 // graceful stop or a config reload writes them first. A batch the inner
 // writer refuses is dropped and the error reported, as an unbuffered writer
-// would have lost the same lines.
+// would have lost the same lines. Buffered writers on one inner writer
+// (same file) share it; do not also point an unbuffered output at it.
 package logbuffer
 
 import (
@@ -44,10 +45,12 @@ func init() {
 	caddy.RegisterModule(Writer{})
 }
 
-// Defaults of a Writer.
+// Defaults and bounds of a Writer.
 const (
 	DefaultFlushInterval = time.Second
 	DefaultBufferSize    = 64 << 10
+	minFlushInterval     = 10 * time.Millisecond
+	maxBufferSize        = 64 << 20
 )
 
 // Writer is the `passerelle_buffered` log writer module.
@@ -72,14 +75,14 @@ func (Writer) CaddyModule() caddy.ModuleInfo {
 
 // Provision loads the inner writer and applies the defaults.
 func (w *Writer) Provision(ctx caddy.Context) error {
-	if w.FlushInterval < 0 || w.BufferSize < 0 {
-		return fmt.Errorf("passerelle_buffered: flush_interval and buffer_size must not be negative")
-	}
 	if w.FlushInterval == 0 {
 		w.FlushInterval = caddy.Duration(DefaultFlushInterval)
 	}
 	if w.BufferSize == 0 {
 		w.BufferSize = DefaultBufferSize
+	}
+	if time.Duration(w.FlushInterval) < minFlushInterval || w.BufferSize < 1 || w.BufferSize > maxBufferSize {
+		return fmt.Errorf("passerelle_buffered: flush_interval must be at least %v and buffer_size from 1 B to 64 MiB", minFlushInterval)
 	}
 	if w.WriterRaw == nil {
 		w.inner = caddy.StderrWriter{}
@@ -103,12 +106,43 @@ func (w *Writer) WriterKey() string {
 }
 
 // OpenWriter opens the inner writer and starts the periodic flush.
+//
+// Inner writers are shared by key: while a reload changes flush_interval,
+// the old and new buffers (two writer keys) write to one open file, not two
+// handles rotating it each on its own.
 func (w *Writer) OpenWriter() (io.WriteCloser, error) {
-	inner, err := w.inner.OpenWriter()
+	key := w.inner.WriterKey()
+	v, _, err := innerWriters.LoadOrNew(key, func() (caddy.Destructor, error) {
+		inner, err := w.inner.OpenWriter()
+		return sharedWriter{inner}, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return New(inner, w.BufferSize, time.Duration(w.FlushInterval)), nil
+	release := &pooled{WriteCloser: v.(sharedWriter), key: key}
+	return New(release, w.BufferSize, time.Duration(w.FlushInterval)), nil
+}
+
+// innerWriters holds the open inner writers, by their writer key.
+var innerWriters = caddy.NewUsagePool()
+
+// sharedWriter is an inner writer in the pool; it is closed when its last
+// user lets it go.
+type sharedWriter struct{ io.WriteCloser }
+
+// Destruct implements caddy.Destructor.
+func (s sharedWriter) Destruct() error { return s.WriteCloser.Close() }
+
+// pooled is one buffer's use of a shared inner writer: closing it gives the
+// use back.
+type pooled struct {
+	io.WriteCloser
+	key string
+}
+
+func (p *pooled) Close() error {
+	_, err := innerWriters.Delete(p.key)
+	return err
 }
 
 // UnmarshalCaddyfile sets up the writer from Caddyfile tokens:
@@ -130,8 +164,8 @@ func (w *Writer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			v, err := caddy.ParseDuration(d.Val())
-			if err != nil || v <= 0 {
-				return d.Errf("flush_interval: a positive duration is required, got %q", d.Val())
+			if err != nil || v < minFlushInterval {
+				return d.Errf("flush_interval: a duration of at least %v is required, got %q", minFlushInterval, d.Val())
 			}
 			w.FlushInterval = caddy.Duration(v)
 		case "buffer_size":
@@ -139,7 +173,7 @@ func (w *Writer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			v, err := humanize.ParseBytes(d.Val())
-			if err != nil || v == 0 || v > 64<<20 {
+			if err != nil || v == 0 || v > maxBufferSize {
 				return d.Errf("buffer_size: a size from 1 B to 64 MiB is required, got %q", d.Val())
 			}
 			w.BufferSize = int(v)
@@ -182,10 +216,9 @@ type Buffer struct {
 	inner io.WriteCloser
 	size  int
 
-	mu  sync.Mutex // guards buf and closed
-	buf []byte
-	// closed: writes go straight to inner once Close began.
-	closed bool
+	mu     sync.Mutex // guards buf and closed
+	buf    []byte
+	closed bool // Close began: Write refuses new lines
 
 	flushMu sync.Mutex // one flush at a time, so batches keep their order
 	spare   []byte     // the batch being written, reused; guarded by flushMu
@@ -221,20 +254,18 @@ func (b *Buffer) loop(interval time.Duration) {
 }
 
 // Write keeps p for the next batch; it writes the batch when it reaches the
-// buffer size. p is copied.
+// buffer size. p is copied. After Close, Write fails with os.ErrClosed.
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		b.flushMu.Lock() // after the last batch
-		defer b.flushMu.Unlock()
-		return b.inner.Write(p)
+		return 0, os.ErrClosed
 	}
 	b.buf = append(b.buf, p...)
 	full := len(b.buf) >= b.size
 	b.mu.Unlock()
 	if full {
-		if err := b.Flush(); err != nil {
+		if err := b.flush(true); err != nil {
 			return len(p), err
 		}
 	}
@@ -243,10 +274,36 @@ func (b *Buffer) Write(p []byte) (int, error) {
 
 // Flush writes what is waiting. Writers are not held during the write
 // system call: they fill a fresh batch meanwhile.
-func (b *Buffer) Flush() error {
+func (b *Buffer) Flush() error { return b.flush(false) }
+
+// Sync writes what is waiting and syncs the inner writer when it can. (Caddy
+// hands zap its own wrapper of a log writer, so zap's Sync before a Fatal
+// exit does not reach here: such lines wait for the next flush.)
+func (b *Buffer) Sync() error {
+	if err := b.Flush(); err != nil {
+		return err
+	}
+	if s, ok := b.inner.(interface{ Sync() error }); ok {
+		return s.Sync()
+	}
+	return nil
+}
+
+// flush writes the waiting batch; onlyIfFull skips it when another writer
+// flushed while this one waited (no trickle of tiny batches).
+func (b *Buffer) flush(onlyIfFull bool) error {
 	b.flushMu.Lock()
 	defer b.flushMu.Unlock()
+	return b.flushLocked(onlyIfFull)
+}
+
+// flushLocked needs flushMu.
+func (b *Buffer) flushLocked(onlyIfFull bool) error {
 	b.mu.Lock()
+	if onlyIfFull && len(b.buf) < b.size {
+		b.mu.Unlock()
+		return nil
+	}
 	batch := b.buf
 	b.buf = b.spare[:0]
 	b.mu.Unlock()
@@ -262,19 +319,21 @@ func (b *Buffer) Flush() error {
 	return err
 }
 
-// Close stops the periodic flush, writes what is waiting and closes the
-// inner writer.
+// Close stops the periodic flush, writes what is waiting, last, and
+// closes the inner writer.
 func (b *Buffer) Close() error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return nil
 	}
-	b.closed = true
+	b.closed = true // no line joins the buffer from now on
 	b.mu.Unlock()
 	close(b.stop)
 	<-b.done
-	err := b.Flush()
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
+	err := b.flushLocked(false)
 	if cerr := b.inner.Close(); err == nil {
 		err = cerr
 	}
@@ -287,4 +346,5 @@ var (
 	_ caddy.WriterOpener    = (*Writer)(nil)
 	_ caddyfile.Unmarshaler = (*Writer)(nil)
 	_ io.WriteCloser        = (*Buffer)(nil)
+	_ caddy.Destructor      = sharedWriter{}
 )

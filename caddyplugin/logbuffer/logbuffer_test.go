@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,8 +122,8 @@ func TestFlushesOnInterval(t *testing.T) {
 	}
 }
 
-// TestCloseWritesWhatWaits: a graceful stop loses nothing; later lines go
-// straight through.
+// TestCloseWritesWhatWaits: a graceful stop loses nothing; a later line is
+// refused, not written to a closed writer.
 func TestCloseWritesWhatWaits(t *testing.T) {
 	s := new(sink)
 	b := New(s, 1<<20, time.Hour)
@@ -130,14 +134,136 @@ func TestCloseWritesWhatWaits(t *testing.T) {
 	if s.all() != string(line(1)) || !s.closed {
 		t.Fatalf("after Close: %q, closed %v", s.all(), s.closed)
 	}
-	_, _ = b.Write(line(2))
-	if s.all() != string(line(1))+string(line(2)) {
-		t.Fatalf("a write after Close: %q", s.all())
+	if _, err := b.Write(line(2)); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("a write after Close: %v", err)
+	}
+	if s.all() != string(line(1)) {
+		t.Fatalf("a line reached the closed writer: %q", s.all())
 	}
 	if err := b.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// TestCloseRacingWriters: writers racing with Close either see their line
+// refused or find it written, once, and each writer's lines keep their
+// order; nothing reaches the inner writer after it was closed.
+func TestCloseRacingWriters(t *testing.T) {
+	for range 50 {
+		s := new(closingSink)
+		b := New(s, 256, time.Millisecond)
+		var wg sync.WaitGroup
+		accepted := make([][]int, 4)
+		for w := range 4 {
+			wg.Go(func() {
+				for i := range 200 {
+					if _, err := b.Write(fmt.Appendf(nil, "%d %d\n", w, i)); err == nil {
+						accepted[w] = append(accepted[w], i)
+					}
+				}
+			})
+		}
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if s.afterClose.Load() {
+			t.Fatal("a write reached the inner writer after it was closed")
+		}
+		got := make([][]int, 4)
+		for l := range strings.Lines(s.all()) {
+			var w, i int
+			if _, err := fmt.Sscanf(l, "%d %d", &w, &i); err != nil {
+				t.Fatalf("line %q: %v", l, err)
+			}
+			got[w] = append(got[w], i)
+		}
+		for w := range 4 {
+			if !slices.Equal(got[w], accepted[w]) {
+				t.Fatalf("writer %d: accepted %v, written %v", w, accepted[w], got[w])
+			}
+		}
+	}
+}
+
+// closingSink flags a write after Close.
+type closingSink struct {
+	sink
+	afterClose atomic.Bool
+}
+
+func (c *closingSink) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		c.afterClose.Store(true)
+	}
+	return c.sink.Write(p)
+}
+
+// TestInnerWriterShared: two buffered writers on one file (a reload that
+// changes flush_interval) share one open inner writer, closed with the last
+// of them.
+func TestInnerWriterShared(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+	defer cancel()
+	raw := json.RawMessage(`{"output":"passerelle_test_counting"}`)
+	opened.Store(0)
+	closedCount.Store(0)
+	a := &Writer{FlushInterval: caddy.Duration(time.Hour), WriterRaw: raw}
+	b := &Writer{FlushInterval: caddy.Duration(time.Minute), WriterRaw: raw}
+	for _, w := range []*Writer{a, b} {
+		if err := w.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.WriterKey() == b.WriterKey() {
+		t.Fatal("two flush intervals share a buffered writer key")
+	}
+	wa, err := a.OpenWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, err := b.OpenWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opened.Load() != 1 {
+		t.Fatalf("the inner writer was opened %d times, want once", opened.Load())
+	}
+	_ = wa.Close()
+	if closedCount.Load() != 0 {
+		t.Fatal("the inner writer was closed while still in use")
+	}
+	_ = wb.Close()
+	if closedCount.Load() != 1 {
+		t.Fatalf("inner writer closed %d times after its last user, want once", closedCount.Load())
+	}
+}
+
+var opened, closedCount atomic.Int32
+
+// countingWriter is a log writer module that counts its opens and closes.
+type countingWriter struct{}
+
+func (countingWriter) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "caddy.logging.writers.passerelle_test_counting", New: func() caddy.Module { return new(countingWriter) }}
+}
+func (countingWriter) String() string    { return "counting" }
+func (countingWriter) WriterKey() string { return "passerelle_test_counting" }
+func (countingWriter) OpenWriter() (io.WriteCloser, error) {
+	opened.Add(1)
+	return countingCloser{}, nil
+}
+
+type countingCloser struct{}
+
+func (countingCloser) Write(p []byte) (int, error) { return len(p), nil }
+func (countingCloser) Close() error                { closedCount.Add(1); return nil }
+
+func init() { caddy.RegisterModule(countingWriter{}) }
 
 // TestRefusedBatchIsNotSticky: a batch the inner writer refuses is reported
 // and dropped; the next batches are written (bufio.Writer would refuse every
@@ -221,6 +347,7 @@ func TestCaddyfile(t *testing.T) {
 	for in, want := range map[string]string{
 		`passerelle_buffered extra`:                                    "wrong argument count",
 		"passerelle_buffered {\n flush_interval 0s\n}":                 "flush_interval",
+		"passerelle_buffered {\n flush_interval 1ms\n}":                "flush_interval",
 		"passerelle_buffered {\n flush_interval soon\n}":               "flush_interval",
 		"passerelle_buffered {\n buffer_size 0\n}":                     "buffer_size",
 		"passerelle_buffered {\n buffer_size 1GiB\n}":                  "buffer_size",
@@ -282,8 +409,13 @@ func TestProvision(t *testing.T) {
 		t.Fatalf("file after Close: %q, %v", data, err)
 	}
 
-	if err := (&Writer{BufferSize: -1}).Provision(ctx); err == nil {
-		t.Fatal("a negative buffer size was accepted")
+	for _, bad := range []*Writer{
+		{BufferSize: -1}, {BufferSize: maxBufferSize + 1},
+		{FlushInterval: caddy.Duration(time.Nanosecond)}, {FlushInterval: -1},
+	} {
+		if err := bad.Provision(ctx); err == nil {
+			t.Errorf("accepted: buffer_size %d, flush_interval %v", bad.BufferSize, time.Duration(bad.FlushInterval))
+		}
 	}
 }
 
