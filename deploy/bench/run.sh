@@ -10,6 +10,7 @@
 #
 # BENCH_CADDYFILE names another configuration with the same sites (default
 # deploy/bench/Caddyfile), to compare logging or quota settings.
+#
 # Needs wrk (Debian package; installed when missing). Traffic stays on
 # loopback and every round is bounded in time.
 set -euo pipefail
