@@ -131,7 +131,11 @@ func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.H
 			}
 		}
 	}
-	if bad := ep.CheckOneOf(func(name string) bool { n, _ := count(params, name); return n > 0 }); bad != "" {
+	present := func(name string) bool { n, _ := count(params, name); return n > 0 }
+	if bad := ep.CheckOneOf(present); bad != "" {
+		return apierror.ParamInvalid(ep.InvalidCode, bad)
+	}
+	if bad := ep.CheckExclusive(present); bad != "" {
 		return apierror.ParamInvalid(ep.InvalidCode, bad)
 	}
 	if ep.Civility != nil {

@@ -180,6 +180,44 @@ func TestCommuneByNameNeedsDepartement(t *testing.T) {
 	}
 }
 
+// TestMENPerimeterExclusive: an establishment's code, a perimeter of
+// départements and one of regions exclude one another (siade: 00419); one
+// alone passes, and so does none (left to the provider).
+func TestMENPerimeterExclusive(t *testing.T) {
+	c, err := catalogue.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hab := &habilitation.Habilitation{SIRET: "13002526500013"}
+	base := "recipient=13002526500013&nomNaissance=ELOI&prenoms%5B%5D=Theo&sexeEtatCivil=M&anneeDateNaissance=2007" +
+		"&moisDateNaissance=1&jourDateNaissance=9&anneeScolaire=2025"
+	dep, reg, uai := "&codesBcnDepartements%5B%5D=02A", "&codesBcnRegions%5B%5D=11", "&codeEtablissement=0754321K"
+	for _, path := range []string{"/v3/men/scolarites/identite", "/v4/men/scolarites/identite"} {
+		ep, _ := c.Lookup(path)
+		for _, tc := range []struct{ raw, refused string }{
+			{base + uai, ""},
+			{base + dep + "&codesBcnDepartements%5B%5D=075", ""},
+			{base + reg, ""},
+			{base, ""},
+			{base + uai + dep, "codesBcnDepartements[]"},
+			{base + dep + reg, "codesBcnRegions[]"},
+			{base + reg + uai, "codesBcnRegions[]"},
+		} {
+			params, ok := parseQuery(tc.raw, nil)
+			if !ok {
+				t.Fatalf("%q: parse failed", tc.raw)
+			}
+			e := checkQuery(params, ep, hab, time.Now())
+			switch {
+			case tc.refused == "" && e != nil:
+				t.Errorf("%s %q refused: %+v", path, tc.raw, e)
+			case tc.refused != "" && (e == nil || e.Code != "00419" || e.SourceParameter != tc.refused):
+				t.Errorf("%s %q: got %+v, want 00419 on %s", path, tc.raw, e, tc.refused)
+			}
+		}
+	}
+}
+
 // FuzzIdentiteParams: on the identity route, whatever the caller sends,
 // an accepted query holds only the route's parameters, each within its
 // count and pattern once normalised, and the provider query built from it

@@ -225,6 +225,10 @@ type Endpoint struct {
 	// OneOf lists groups of parameters of which the caller gives exactly
 	// one, whole (legacy v2 student routes: an INE, or a civil status).
 	OneOf [][]string `yaml:"one_of"`
+	// Exclusive lists parameters of which the caller gives at most one
+	// (MEN: an establishment's code, or a perimeter of départements, or one
+	// of académies' regions; siade answers 00419 when they are combined).
+	Exclusive []string `yaml:"exclusive"`
 
 	// Provider is resolved from ProviderName at load.
 	Provider Provider `yaml:"-"`
@@ -594,6 +598,14 @@ func (c *Catalogue) validate() error {
 		if len(e.OneOf) == 1 {
 			add("%s: one_of: want at least two groups", at)
 		}
+		for _, n := range e.Exclusive {
+			if _, ok := e.Param(n); !ok {
+				add("%s: exclusive: %q is not a declared parameter", at, n)
+			}
+		}
+		if len(e.Exclusive) == 1 {
+			add("%s: exclusive: want at least two parameters", at)
+		}
 		if len(e.Scopes) == 0 {
 			add("%s: scopes: a route without scopes is refused (default deny)", at)
 		}
@@ -624,6 +636,21 @@ func (c *Catalogue) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckExclusive returns the second parameter of e.Exclusive the caller
+// gave (present reports whether one was given), or "" when at most one was.
+func (e *Endpoint) CheckExclusive(present func(name string) bool) string {
+	seen := false
+	for _, n := range e.Exclusive {
+		if present(n) {
+			if seen {
+				return n
+			}
+			seen = true
+		}
+	}
+	return ""
 }
 
 // CheckOneOf returns the parameter to name when the caller's parameters

@@ -64,6 +64,7 @@ endpoints:
     min_acr: eidas9
     identity: [{param: nom, claim: shoe_size}]
     params: [{name: recipient}, {name: x, pattern: "("}, {name: y, pattern: "[0-9]+"}, {name: z, requires: [z, nowhere]}]
+    exclusive: [x, elsewhere]
     scopes:
       - {name: s1, basis: doc, fields: ["data..x"]}
       - {name: s1, basis: doc, fields: []}
@@ -94,7 +95,7 @@ endpoints:
 		`endpoints[0] (id "ok_one"): not_found_provider: unknown provider "NOPE2"`,
 		"min_acr", `identity[0].claim: unknown claim "shoe_size"`, `params[0].name: "recipient" is reserved`,
 		"params[1].pattern", "params[2].pattern: must be anchored",
-		`params[3].requires: "z" is not another declared parameter`, `params[3].requires: "nowhere" is not another declared parameter`, `fields: invalid path "data..x"`, `scope name "s1" listed twice`,
+		`params[3].requires: "z" is not another declared parameter`, `exclusive: "elsewhere" is not a declared parameter`, `params[3].requires: "nowhere" is not another declared parameter`, `fields: invalid path "data..x"`, `scope name "s1" listed twice`,
 		"scopes[1] (s1): fields: a scope must release at least one field",
 		"scopes[2] (s2): basis: want doc or der", "scopes[3] (s3): basis: want doc or der",
 		`scopes[3] (s3): fields: identity block on a france_connect route: "data.identite"`,

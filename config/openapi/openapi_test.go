@@ -747,3 +747,22 @@ func TestParameterRequirementsDescribed(t *testing.T) {
 	}
 	t.Fatalf("no nomCommuneNaissance parameter in %s", params)
 }
+
+// TestParameterCombinationsDescribed: one_of and exclusive rules, which a
+// schema cannot express, are in the operation's description.
+func TestParameterCombinationsDescribed(t *testing.T) {
+	c, err := catalogue.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := generate(t, c, false)
+	men := operationOf(t, doc, "/v4/men/scolarites/identite")["description"].(string)
+	if !strings.Contains(men, "Give at most one of codeEtablissement, codesBcnDepartements[], codesBcnRegions[].") {
+		t.Errorf("MEN description lacks the exclusive rule:\n%s", men)
+	}
+	students := operationOf(t, doc, "/api/v2/etudiants")["description"].(string)
+	found := strings.Contains(students, "Give exactly one of these groups, whole: (ine) or (")
+	if !found {
+		t.Errorf("/api/v2/etudiants does not describe its one_of groups:\n%s", students)
+	}
+}

@@ -70,7 +70,7 @@ func mergeTwin(op obj, fc, twin *catalogue.Endpoint) {
 	op["parameters"] = ps
 	op["description"] = fmt.Sprint(op["description"]) + "\n\nAlso callable with the habilitation's API key in X-Api-Key " +
 		"(identite modality, `" + twin.ID + "`): the caller then gives the citizen's civil status as query " +
-		"parameters and recipient is optional."
+		"parameters and recipient is optional." + combinations(twin)
 }
 
 func isV2(e *catalogue.Endpoint) bool { return e.API == catalogue.APIv2 }
@@ -123,6 +123,24 @@ func description(e *catalogue.Endpoint) string {
 	}
 	fmt.Fprintf(&b, "\n\nQuery parameters other than those listed, or repeated (unless their name ends in []), are refused (%s).",
 		invalidAnswer(e))
+	b.WriteString(combinations(e))
+	return b.String()
+}
+
+// combinations describes the route's one_of and exclusive rules, which a
+// parameter schema cannot express.
+func combinations(e *catalogue.Endpoint) string {
+	var b strings.Builder
+	if len(e.OneOf) > 0 {
+		groups := make([]string, len(e.OneOf))
+		for i, g := range e.OneOf {
+			groups[i] = "(" + strings.Join(g, ", ") + ")"
+		}
+		fmt.Fprintf(&b, " Give exactly one of these groups, whole: %s.", strings.Join(groups, " or "))
+	}
+	if len(e.Exclusive) > 0 {
+		fmt.Fprintf(&b, " Give at most one of %s.", strings.Join(e.Exclusive, ", "))
+	}
 	return b.String()
 }
 
