@@ -38,11 +38,14 @@
 //	      - {name: immatriculation, pattern: '^…$', required: true}
 //	      - {name: moisDateNaissance, normalize: integer} # "" | name | integer | upper, applied
 //	                                                      # before the pattern; "x[]": max: N
+//	      - {name: nomCommuneNaissance, requires: [codeCogInseeDepartementNaissance]}
+//	                                                      # others the caller must give with it
 //	    civility:                     # identite routes only: cross-parameter checks (see Civility)
 //	      birth_date: [anneeDateNaissance, moisDateNaissance, jourDateNaissance]
 //	    one_of:                       # optional: the caller gives exactly one group, whole
 //	      - [ine]
 //	      - [nom, prenoms, dateDeNaissance]
+//	    exclusive: [codeEtablissement, "codesBcnRegions[]"] # optional: at most one of these
 //	    scopes:                       # scope → response paths it releases (see respfilter syntax)
 //	      - name: cnaf_quotient_familial
 //	        aliases: []               # other names of the same right (FranceConnect, DataPass)
