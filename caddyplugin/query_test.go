@@ -102,6 +102,30 @@ func FuzzD07_QueryAllowList(f *testing.F) {
 	})
 }
 
+// queryCase is one caller query and the parameter it must be refused on
+// ("" when it must pass).
+type queryCase struct{ raw, refused string }
+
+// checkQueryCases runs checkQuery on each case and expects a refusal with
+// code on the named parameter, or none.
+func checkQueryCases(t *testing.T, ep *catalogue.Endpoint, code string, cases []queryCase) {
+	t.Helper()
+	hab := &habilitation.Habilitation{SIRET: "13002526500013"}
+	for _, tc := range cases {
+		params, ok := parseQuery(tc.raw, nil)
+		if !ok {
+			t.Fatalf("%q: parse failed", tc.raw)
+		}
+		e := checkQuery(params, ep, hab, time.Now())
+		switch {
+		case tc.refused == "" && e != nil:
+			t.Errorf("%s %q refused: %+v", ep.Path, tc.raw, e)
+		case tc.refused != "" && (e == nil || e.Code != code || e.SourceParameter != tc.refused):
+			t.Errorf("%s %q: got %+v, want %s on %s", ep.Path, tc.raw, e, code, tc.refused)
+		}
+	}
+}
+
 // TestParamNotUTF8Refused: a value that is not UTF-8 is refused by name
 // with the route's invalid_code, whatever the route's pattern: Go's regexp
 // reads an invalid byte as U+FFFD, so a loose pattern of a custom catalogue
@@ -127,26 +151,13 @@ endpoints:
 		t.Fatal(err)
 	}
 	ep, _ := c.Lookup("/v3/r/identite")
-	hab := &habilitation.Habilitation{SIRET: "13002526500013"}
-	for _, tc := range []struct{ raw, refused string }{
+	checkQueryCases(t, ep, "00366", []queryCase{
 		{"recipient=13002526500013&nomNaissance=DUPONT&reference=A1", ""},
 		{"recipient=13002526500013&nomNaissance=DUP%F7ONT", "nomNaissance"},
 		{"recipient=13002526500013&nomNaissance=%F7%CD%83", "nomNaissance"},
 		{"recipient=13002526500013&nomNaissance=DUPONT&reference=%ED%A0%80", "reference"},
 		{"recipient=13002526500013&nomNaissance=DUPONT&reference=A%C3", "reference"},
-	} {
-		params, ok := parseQuery(tc.raw, nil)
-		if !ok {
-			t.Fatalf("%q: parse failed", tc.raw)
-		}
-		e := checkQuery(params, ep, hab, time.Now())
-		switch {
-		case tc.refused == "" && e != nil:
-			t.Errorf("%q refused: %+v", tc.raw, e)
-		case tc.refused != "" && (e == nil || e.Code != "00366" || e.SourceParameter != tc.refused):
-			t.Errorf("%q: got %+v, want 00366 on %s", tc.raw, e, tc.refused)
-		}
-	}
+	})
 }
 
 // TestCommuneByNameNeedsDepartement: a commune of birth given by name
@@ -158,26 +169,13 @@ func TestCommuneByNameNeedsDepartement(t *testing.T) {
 		t.Fatal(err)
 	}
 	ep, _ := c.Lookup("/v3/dss/quotient_familial/identite")
-	hab := &habilitation.Habilitation{SIRET: "13002526500013"}
 	base := "recipient=13002526500013&nomNaissance=NDIAYE&prenoms%5B%5D=Aissatou&sexeEtatCivil=F&codeCogInseePaysNaissance=99100"
-	for _, tc := range []struct{ raw, refused string }{
+	checkQueryCases(t, ep, "00366", []queryCase{
 		{base + "&anneeDateNaissance=2003&nomCommuneNaissance=Saint-Denis&codeCogInseeDepartementNaissance=93", ""},
 		{base + "&anneeDateNaissance=2003&nomCommuneNaissance=Saint-Denis", "codeCogInseeDepartementNaissance"},
 		{base + "&nomCommuneNaissance=Saint-Denis&codeCogInseeDepartementNaissance=93", "anneeDateNaissance"},
 		{base + "&anneeDateNaissance=2003&codeCogInseeCommuneNaissance=93066", ""},
-	} {
-		params, ok := parseQuery(tc.raw, nil)
-		if !ok {
-			t.Fatalf("%q: parse failed", tc.raw)
-		}
-		e := checkQuery(params, ep, hab, time.Now())
-		switch {
-		case tc.refused == "" && e != nil:
-			t.Errorf("%q refused: %+v", tc.raw, e)
-		case tc.refused != "" && (e == nil || e.Code != "00366" || e.SourceParameter != tc.refused):
-			t.Errorf("%q: got %+v, want 00366 on %s", tc.raw, e, tc.refused)
-		}
-	}
+	})
 }
 
 // TestMENPerimeterExclusive: an establishment's code, a perimeter of
@@ -188,13 +186,12 @@ func TestMENPerimeterExclusive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hab := &habilitation.Habilitation{SIRET: "13002526500013"}
 	base := "recipient=13002526500013&nomNaissance=ELOI&prenoms%5B%5D=Theo&sexeEtatCivil=M&anneeDateNaissance=2007" +
 		"&moisDateNaissance=1&jourDateNaissance=9&anneeScolaire=2025"
 	dep, reg, uai := "&codesBcnDepartements%5B%5D=02A", "&codesBcnRegions%5B%5D=11", "&codeEtablissement=0754321K"
 	for _, path := range []string{"/v3/men/scolarites/identite", "/v4/men/scolarites/identite"} {
 		ep, _ := c.Lookup(path)
-		for _, tc := range []struct{ raw, refused string }{
+		checkQueryCases(t, ep, "00419", []queryCase{
 			{base + uai, ""},
 			{base + dep + "&codesBcnDepartements%5B%5D=075", ""},
 			{base + reg, ""},
@@ -202,19 +199,7 @@ func TestMENPerimeterExclusive(t *testing.T) {
 			{base + uai + dep, "codesBcnDepartements[]"},
 			{base + dep + reg, "codesBcnRegions[]"},
 			{base + reg + uai, "codesBcnRegions[]"},
-		} {
-			params, ok := parseQuery(tc.raw, nil)
-			if !ok {
-				t.Fatalf("%q: parse failed", tc.raw)
-			}
-			e := checkQuery(params, ep, hab, time.Now())
-			switch {
-			case tc.refused == "" && e != nil:
-				t.Errorf("%s %q refused: %+v", path, tc.raw, e)
-			case tc.refused != "" && (e == nil || e.Code != "00419" || e.SourceParameter != tc.refused):
-				t.Errorf("%s %q: got %+v, want 00419 on %s", path, tc.raw, e, tc.refused)
-			}
-		}
+		})
 	}
 }
 
