@@ -1,6 +1,7 @@
 package caddyplugin
 
 import (
+	"cmp"
 	"net/url"
 	"strings"
 	"testing"
@@ -24,41 +25,24 @@ func qfEndpoint(t testing.TB) *catalogue.Endpoint {
 // TestD07_QueryAllowList: each route lists its parameters; unknown,
 // repeated, person or malformed parameters are refused by name (C07, C08).
 func TestD07_QueryAllowList(t *testing.T) {
-	ep := qfEndpoint(t)
-	hab := &habilitation.Habilitation{SIRET: "13002526500013"}
-	cases := []struct {
-		raw, code, param string
-	}{
+	checkQueryCases(t, qfEndpoint(t), "00366", []queryCase{
 		{"recipient=13002526500013", "", ""},
 		{"recipient=13002526500013&annee=2024&mois=02", "", ""},
-		{"", "00203", "recipient"},
-		{"recipient=", "00203", "recipient"},
-		{"recipient=13002526500014", "00210", "recipient"},
-		{"recipient=1300252650001", "00210", "recipient"},
-		{"recipient=130025265000130", "00210", "recipient"},
-		{"recipient=13002526500013&recipient=13002526500013", "00210", "recipient"},
-		{"recipient=%EF%BC%911300252650001", "00210", "recipient"},
-		{"recipient=+13002526500013", "00210", "recipient"},
-		{"recipient=21930048000015", "00100", "recipient"},
-		{"recipient=13002526500013&nomNaissance=DUPONT", "00366", "nomNaissance"},
-		{"recipient=13002526500013&prenoms%5B%5D=Jean", "00366", "prenoms[]"},
-		{"recipient=13002526500013&annee=2024&annee=2023", "00366", "annee"},
-		{"recipient=13002526500013&mois=13", "00366", "mois"},
-		{"recipient=13002526500013&client_id=other", "00366", "client_id"},
-	}
-	for _, tc := range cases {
-		params, ok := parseQuery(tc.raw, nil)
-		if !ok {
-			t.Fatalf("%q: parse failed", tc.raw)
-		}
-		e := checkQuery(params, ep, hab, time.Now())
-		switch {
-		case tc.code == "" && e != nil:
-			t.Errorf("%q refused: %s", tc.raw, e.Code)
-		case tc.code != "" && (e == nil || e.Code != tc.code || e.SourceParameter != tc.param):
-			t.Errorf("%q: got %+v, want code %s parameter %q", tc.raw, e, tc.code, tc.param)
-		}
-	}
+		{"", "recipient", "00203"},
+		{"recipient=", "recipient", "00203"},
+		{"recipient=13002526500014", "recipient", "00210"},
+		{"recipient=1300252650001", "recipient", "00210"},
+		{"recipient=130025265000130", "recipient", "00210"},
+		{"recipient=13002526500013&recipient=13002526500013", "recipient", "00210"},
+		{"recipient=%EF%BC%911300252650001", "recipient", "00210"},
+		{"recipient=+13002526500013", "recipient", "00210"},
+		{"recipient=21930048000015", "recipient", "00100"},
+		{"recipient=13002526500013&nomNaissance=DUPONT", "nomNaissance", "00366"},
+		{"recipient=13002526500013&prenoms%5B%5D=Jean", "prenoms[]", "00366"},
+		{"recipient=13002526500013&annee=2024&annee=2023", "annee", "00366"},
+		{"recipient=13002526500013&mois=13", "mois", "00366"},
+		{"recipient=13002526500013&client_id=other", "client_id", "00366"},
+	})
 }
 
 func TestD06_QuerySyntaxRefused(t *testing.T) {
@@ -102,12 +86,12 @@ func FuzzD07_QueryAllowList(f *testing.F) {
 	})
 }
 
-// queryCase is one caller query and the parameter it must be refused on
-// ("" when it must pass).
-type queryCase struct{ raw, refused string }
+// queryCase is one caller query, the parameter it must be refused on (""
+// when it must pass) and, when it differs from the test's, the refusal code.
+type queryCase struct{ raw, refused, code string }
 
 // checkQueryCases runs checkQuery on each case and expects a refusal with
-// code on the named parameter, or none.
+// the case's code (default: code) on the named parameter, or none.
 func checkQueryCases(t *testing.T, ep *catalogue.Endpoint, code string, cases []queryCase) {
 	t.Helper()
 	hab := &habilitation.Habilitation{SIRET: "13002526500013"}
@@ -116,12 +100,13 @@ func checkQueryCases(t *testing.T, ep *catalogue.Endpoint, code string, cases []
 		if !ok {
 			t.Fatalf("%q: parse failed", tc.raw)
 		}
+		want := cmp.Or(tc.code, code)
 		e := checkQuery(params, ep, hab, time.Now())
 		switch {
 		case tc.refused == "" && e != nil:
 			t.Errorf("%s %q refused: %+v", ep.Path, tc.raw, e)
-		case tc.refused != "" && (e == nil || e.Code != code || e.SourceParameter != tc.refused):
-			t.Errorf("%s %q: got %+v, want %s on %s", ep.Path, tc.raw, e, code, tc.refused)
+		case tc.refused != "" && (e == nil || e.Code != want || e.SourceParameter != tc.refused):
+			t.Errorf("%s %q: got %+v, want %s on %q", ep.Path, tc.raw, e, want, tc.refused)
 		}
 	}
 }
@@ -152,11 +137,11 @@ endpoints:
 	}
 	ep, _ := c.Lookup("/v3/r/identite")
 	checkQueryCases(t, ep, "00366", []queryCase{
-		{"recipient=13002526500013&nomNaissance=DUPONT&reference=A1", ""},
-		{"recipient=13002526500013&nomNaissance=DUP%F7ONT", "nomNaissance"},
-		{"recipient=13002526500013&nomNaissance=%F7%CD%83", "nomNaissance"},
-		{"recipient=13002526500013&nomNaissance=DUPONT&reference=%ED%A0%80", "reference"},
-		{"recipient=13002526500013&nomNaissance=DUPONT&reference=A%C3", "reference"},
+		{"recipient=13002526500013&nomNaissance=DUPONT&reference=A1", "", ""},
+		{"recipient=13002526500013&nomNaissance=DUP%F7ONT", "nomNaissance", ""},
+		{"recipient=13002526500013&nomNaissance=%F7%CD%83", "nomNaissance", ""},
+		{"recipient=13002526500013&nomNaissance=DUPONT&reference=%ED%A0%80", "reference", ""},
+		{"recipient=13002526500013&nomNaissance=DUPONT&reference=A%C3", "reference", ""},
 	})
 }
 
@@ -171,10 +156,10 @@ func TestCommuneByNameNeedsDepartement(t *testing.T) {
 	ep, _ := c.Lookup("/v3/dss/quotient_familial/identite")
 	base := "recipient=13002526500013&nomNaissance=NDIAYE&prenoms%5B%5D=Aissatou&sexeEtatCivil=F&codeCogInseePaysNaissance=99100"
 	checkQueryCases(t, ep, "00366", []queryCase{
-		{base + "&anneeDateNaissance=2003&nomCommuneNaissance=Saint-Denis&codeCogInseeDepartementNaissance=93", ""},
-		{base + "&anneeDateNaissance=2003&nomCommuneNaissance=Saint-Denis", "codeCogInseeDepartementNaissance"},
-		{base + "&nomCommuneNaissance=Saint-Denis&codeCogInseeDepartementNaissance=93", "anneeDateNaissance"},
-		{base + "&anneeDateNaissance=2003&codeCogInseeCommuneNaissance=93066", ""},
+		{base + "&anneeDateNaissance=2003&nomCommuneNaissance=Saint-Denis&codeCogInseeDepartementNaissance=93", "", ""},
+		{base + "&anneeDateNaissance=2003&nomCommuneNaissance=Saint-Denis", "codeCogInseeDepartementNaissance", ""},
+		{base + "&nomCommuneNaissance=Saint-Denis&codeCogInseeDepartementNaissance=93", "anneeDateNaissance", ""},
+		{base + "&anneeDateNaissance=2003&codeCogInseeCommuneNaissance=93066", "", ""},
 	})
 }
 
@@ -192,13 +177,13 @@ func TestMENPerimeterExclusive(t *testing.T) {
 	for _, path := range []string{"/v3/men/scolarites/identite", "/v4/men/scolarites/identite"} {
 		ep, _ := c.Lookup(path)
 		checkQueryCases(t, ep, "00419", []queryCase{
-			{base + uai, ""},
-			{base + dep + "&codesBcnDepartements%5B%5D=075", ""},
-			{base + reg, ""},
-			{base, ""},
-			{base + uai + dep, "codesBcnDepartements[]"},
-			{base + dep + reg, "codesBcnRegions[]"},
-			{base + reg + uai, "codesBcnRegions[]"},
+			{base + uai, "", ""},
+			{base + dep + "&codesBcnDepartements%5B%5D=075", "", ""},
+			{base + reg, "", ""},
+			{base, "", ""},
+			{base + uai + dep, "codesBcnDepartements[]", ""},
+			{base + dep + reg, "codesBcnRegions[]", ""},
+			{base + reg + uai, "codesBcnRegions[]", ""},
 		})
 	}
 }
