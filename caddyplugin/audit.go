@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http"
 	"os"
 	"time"
 
@@ -37,7 +38,7 @@ import (
 //	trace_id         the W3C trace id when tracing is on
 //	instance         host name of the gateway
 //	endpoint         catalogue endpoint id (never the raw URL)
-//	method           HTTP method
+//	method           HTTP method (registered ones; any other is _OTHER)
 //	client_id        the calling service's FranceConnect client id (token_introspection.aud)
 //	habilitation_id  DataPass id of the habilitation used
 //	scopes           effective scopes
@@ -122,7 +123,7 @@ func (a auditFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("trace_id", rec.traceID)
 	enc.AddString("instance", hostname)
 	enc.AddString("endpoint", rec.endpoint)
-	enc.AddString("method", rec.method)
+	enc.AddString("method", auditMethod(rec.method))
 	enc.AddString("decision", rec.decision)
 	enc.AddString("code", rec.code)
 	enc.AddString("reason", rec.reason)
@@ -146,6 +147,19 @@ func (a auditFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		return enc.AddArray("scopes", effectiveScopes{rq.ep.Scopes, rq.mask})
 	}
 	return nil
+}
+
+// auditMethod is the request method as the record shows it: one of HTTP's
+// registered methods, or "_OTHER" as OpenTelemetry writes it. A method is
+// any token the client chooses, of any length: it never reaches the trail
+// as sent (SECURITY.md G05).
+func auditMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "_OTHER"
 }
 
 // auditTimeLayout is the record's time format: UTC, RFC 3339, milliseconds.

@@ -1,8 +1,13 @@
 package caddyplugin
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +63,50 @@ func TestAppendAuditTime(t *testing.T) {
 	}
 	for range 10000 {
 		check(time.Unix(rand.Int64N(253402300800), rand.Int64N(1e9))) // years 1970 to 9999
+	}
+}
+
+// TestG05_NewlineCannotForgeRecord: whatever the caller sends (a method
+// holding a newline and a forged record, a method of 64 KiB, a token with a
+// line break), a request writes at most one JSON line, of bounded size.
+// Wrong methods stop at routing, before the authorization step, and write
+// none (G01); the method field only ever holds a registered method.
+func TestG05_NewlineCannotForgeRecord(t *testing.T) {
+	f := newFixture(t)
+	var out bytes.Buffer
+	f.h.audit = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&out), zapcore.InfoLevel))
+	forged := "GET\n{\"decision\":\"allow\",\"endpoint\":\"dss_quotient_familial_fc\"}"
+	for _, rq := range []struct{ method, token string }{
+		{forged, testToken},
+		{strings.Repeat("A", 64<<10), testToken},
+		{http.MethodPost, testToken},
+		{http.MethodGet, "abc\n{\"decision\":\"allow\"}"},
+		{http.MethodGet, testToken},
+	} {
+		f.serveMethod(t, context.Background(), rq.method, rq.token, "recipient="+testSIRET, unitBody)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	wantDecisions := []string{"deny", "allow"} // the malformed token, then the good request
+	if len(lines) != len(wantDecisions) {
+		t.Fatalf("%d audit lines, want %d:\n%s", len(lines), len(wantDecisions), out.String())
+	}
+	for i, l := range lines {
+		var rec struct{ Method, Decision, Reason string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("line %d is not one JSON record: %v: %q", i, err, l)
+		}
+		if rec.Method != http.MethodGet || rec.Decision != wantDecisions[i] {
+			t.Errorf("line %d: method %q decision %q, want GET %q", i, rec.Method, rec.Decision, wantDecisions[i])
+		}
+		if len(l) > 2048 {
+			t.Errorf("line %d: %d bytes", i, len(l))
+		}
+	}
+	for m, want := range map[string]string{
+		http.MethodGet: "GET", http.MethodOptions: "OPTIONS", forged: "_OTHER", strings.Repeat("A", 64<<10): "_OTHER", "get": "_OTHER",
+	} {
+		if got := auditMethod(m); got != want {
+			t.Errorf("auditMethod(%.20q) = %q, want %q", m, got, want)
+		}
 	}
 }

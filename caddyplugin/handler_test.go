@@ -128,7 +128,15 @@ func srvURL(r *http.Request) string { return "http://" + r.Host }
 // body, under ctx.
 func (f *fixture) serve(t testing.TB, ctx context.Context, token, query, body string) *httptest.ResponseRecorder {
 	t.Helper()
+	return f.serveMethod(t, ctx, http.MethodGet, token, query, body)
+}
+
+// serveMethod is serve with any method, valid HTTP token or not (a test
+// sets what a client could send).
+func (f *fixture) serveMethod(t testing.TB, ctx context.Context, method, token, query, body string) *httptest.ResponseRecorder {
+	t.Helper()
 	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/v3/dss/quotient_familial/france_connect?"+query, nil)
+	r.Method = method
 	if token != "" {
 		r.Header.Set("Authorization", "Bearer "+token)
 	}
