@@ -443,10 +443,12 @@ func (h *Handler) route(r *http.Request) (*catalogue.Endpoint, *apierror.Error) 
 	}
 	cat := h.app.Catalog()
 	ep, ok := cat.Lookup(r.URL.Path)
-	if twin, isTwin := cat.CallerTwin(r.URL.Path); isTwin && len(r.Header[bearer.APIKeyHeader]) > 0 {
+	if len(r.Header[bearer.APIKeyHeader]) > 0 {
 		// A legacy v2 path served in both modalities: an API key in
 		// X-Api-Key selects the identite one.
-		ep, ok = twin, true
+		if twin, isTwin := cat.CallerTwin(r.URL.Path); isTwin {
+			ep, ok = twin, true
+		}
 	}
 	if !ok || (h.allowed != nil && !h.allowed[ep]) {
 		return nil, apierror.UnknownRoute()

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,17 +33,7 @@ func TestReadmeExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--config", "Caddyfile.example")
-	cmd.Dir = root
-	logFile, _ := os.Create(filepath.Join(t.TempDir(), "example.log"))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	logPath := startBinary(t, bin, root, "run", "--config", "Caddyfile.example")
 	ready := false
 	for i := 0; i < 150 && !ready; i++ {
 		resp, err := http.Get("http://127.0.0.1:9090/ready")
@@ -57,7 +46,7 @@ func TestReadmeExample(t *testing.T) {
 		}
 	}
 	if !ready {
-		log, _ := os.ReadFile(logFile.Name())
+		log, _ := os.ReadFile(logPath)
 		t.Fatalf("the README example did not become ready: %s", log)
 	}
 	const gw = 8080

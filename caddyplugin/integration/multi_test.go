@@ -47,6 +47,29 @@ func binary(t *testing.T) string {
 	return binPath
 }
 
+// startBinary runs the built binary with args from dir ("" for the test's
+// own), its output in a log file whose path it returns, and stops it when
+// the test ends.
+func startBinary(t *testing.T, bin, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "gateway.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logFile.Close()
+	})
+	return logFile.Name()
+}
+
 // writeKey writes a throwaway decryption key both gateways share, as the
 // instances of one deployment do.
 func writeKey(t *testing.T) string {
@@ -116,17 +139,7 @@ http://127.0.0.1:%d {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
-	cmd.Env = os.Environ()
-	logFile, _ := os.Create(filepath.Join(t.TempDir(), "second.log"))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	logPath := startBinary(t, bin, "", "run", "--config", path, "--adapter", "caddyfile")
 	for i := 0; i < 100; i++ {
 		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", secondGatewayPort)); err == nil {
 			c.Close()
@@ -134,7 +147,7 @@ http://127.0.0.1:%d {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	log, _ := os.ReadFile(logFile.Name())
+	log, _ := os.ReadFile(logPath)
 	t.Fatalf("second gateway did not start: %s", log)
 }
 

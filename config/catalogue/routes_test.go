@@ -134,13 +134,7 @@ func TestDefaultCatalogueRoutes(t *testing.T) {
 	for _, path := range wantedOrdered {
 		w := wantedRoutes[path]
 		t.Run(w.id, func(t *testing.T) {
-			ep, ok := c.Lookup(path)
-			if !ok {
-				t.Fatalf("%s missing", path)
-			}
-			if byID, _ := c.ByID(w.id); byID != ep {
-				t.Errorf("ByID(%s) is not the endpoint of %s", w.id, path)
-			}
+			ep := lookupBoth(t, c, path, w.id)
 			if ep.OperationID != w.op || ep.ProviderName != w.provider || ep.Provider.ErrorPrefix != w.prefix || ep.UpstreamPath != w.upstream {
 				t.Errorf("op/provider/prefix/upstream = %s %s %s %s", ep.OperationID, ep.ProviderName, ep.Provider.ErrorPrefix, ep.UpstreamPath)
 			}
@@ -598,13 +592,7 @@ func TestCallerRoutes(t *testing.T) {
 	}
 	for path, w := range callerRoutes {
 		t.Run(w.id, func(t *testing.T) {
-			ep, ok := c.Lookup(path)
-			if !ok {
-				t.Fatalf("%s missing", path)
-			}
-			if byID, _ := c.ByID(w.id); byID != ep {
-				t.Errorf("ByID(%s) is not the endpoint of %s", w.id, path)
-			}
+			ep := lookupBoth(t, c, path, w.id)
 			if ep.OperationID != w.op || ep.Modality != w.modality || ep.ProviderName != w.provider || ep.UpstreamPath != path {
 				t.Errorf("op/modality/provider/upstream = %s %s %s %s", ep.OperationID, ep.Modality, ep.ProviderName, ep.UpstreamPath)
 			}
@@ -744,4 +732,18 @@ func TestCallerParamValues(t *testing.T) {
 			}
 		}
 	}
+}
+
+// lookupBoth returns the endpoint of path, and checks that id names the
+// same one.
+func lookupBoth(t *testing.T, c *Catalogue, path, id string) *Endpoint {
+	t.Helper()
+	ep, ok := c.Lookup(path)
+	if !ok {
+		t.Fatalf("%s missing", path)
+	}
+	if byID, _ := c.ByID(id); byID != ep {
+		t.Errorf("ByID(%s) is not the endpoint of %s", id, path)
+	}
+	return ep
 }

@@ -220,33 +220,29 @@ func TestServeProvider(t *testing.T) {
 		t.Fatalf("body %s, want %s", got, want)
 	}
 
+	// serve answers CNOUS's status and checks its HTTP status and body.
+	serve := func(name string, status int, state string, lastUpdate, lastOK *string) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		tr.ServeProvider(rec, "CNOUS")
+		checkHeaders(t, rec, status)
+		var w wire
+		decodeStrict(t, rec.Body.String(), &w)
+		checkWire(t, name, w, state, lastUpdate, lastOK)
+	}
+
 	// ok: 200, UTC, RFC 3339 truncated to the minute.
 	tr.Record("CNOUS", OK)
-	rec = httptest.NewRecorder()
-	tr.ServeProvider(rec, "CNOUS")
-	checkHeaders(t, rec, http.StatusOK)
-	var w wire
-	decodeStrict(t, rec.Body.String(), &w)
-	checkWire(t, "ok", w, "ok", ptr("2025-03-14T08:26:00Z"), ptr("2025-03-14T08:26:00Z"))
+	serve("ok", http.StatusOK, "ok", ptr("2025-03-14T08:26:00Z"), ptr("2025-03-14T08:26:00Z"))
 
 	// bad_gateway: 502, last_ok kept.
 	c.advance(90 * time.Second)
 	tr.Record("CNOUS", Failed)
-	rec = httptest.NewRecorder()
-	tr.ServeProvider(rec, "CNOUS")
-	checkHeaders(t, rec, http.StatusBadGateway)
-	w = wire{}
-	decodeStrict(t, rec.Body.String(), &w)
-	checkWire(t, "bad_gateway", w, "bad_gateway", ptr("2025-03-14T08:28:00Z"), ptr("2025-03-14T08:26:00Z"))
+	serve("bad_gateway", http.StatusBadGateway, "bad_gateway", ptr("2025-03-14T08:28:00Z"), ptr("2025-03-14T08:26:00Z"))
 
 	// stale: 200 unknown, times kept.
 	c.advance(2 * time.Hour)
-	rec = httptest.NewRecorder()
-	tr.ServeProvider(rec, "CNOUS")
-	checkHeaders(t, rec, http.StatusOK)
-	w = wire{}
-	decodeStrict(t, rec.Body.String(), &w)
-	checkWire(t, "stale", w, "unknown", ptr("2025-03-14T08:28:00Z"), ptr("2025-03-14T08:26:00Z"))
+	serve("stale", http.StatusOK, "unknown", ptr("2025-03-14T08:28:00Z"), ptr("2025-03-14T08:26:00Z"))
 
 	// untracked: nothing written.
 	rec = httptest.NewRecorder()
