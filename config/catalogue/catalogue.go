@@ -38,6 +38,8 @@
 //	      - {name: immatriculation, pattern: '^…$', required: true}
 //	      - {name: moisDateNaissance, normalize: integer} # "" | name | integer | upper, applied
 //	                                                      # before the pattern; "x[]": max: N
+//	      - {name: nomNaissance, normalize: name, pattern: "^[\\p{L}][\\p{L}' -]*$", max_length: 100}
+//	                                                      # max_length: characters, after normalisation
 //	      - {name: nomCommuneNaissance, requires: [codeCogInseeDepartementNaissance]}
 //	                                                      # others the caller must give with it
 //	    civility:                     # identite routes only: cross-parameter checks (see Civility)
@@ -57,7 +59,9 @@
 // at once, naming the endpoint and the field. Besides syntax, validation
 // refuses: duplicate ids, paths or operation ids; an unknown provider or
 // not_found_provider; a pattern that is not anchored (^…$); a scope name or
-// alias listed twice on one route; a scope without basis or fields; a field
+// alias listed twice on one route; a pattern whose compiled program is
+// large (a counted repetition of a Unicode class such as [\p{L}]{0,99}: bound
+// the length with max_length instead); a scope without basis or fields; a field
 // path not rooted at data, links or meta; and, on a france_connect route, a
 // field path through an "identite" member (FranceConnect variants never
 // return identity blocks, DOMAIN.md §5).
@@ -74,6 +78,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -147,8 +152,13 @@ type Param struct {
 	// year (nomCommuneNaissance requires codeCogInseeDepartementNaissance
 	// and anneeDateNaissance). A missing one is refused by name.
 	Requires []string `yaml:"requires"`
+	// MaxLength bounds the value in characters (Unicode code points) after
+	// normalisation; 0 means no bound beyond the pattern's. A length is a
+	// check, not a counted repetition in the pattern: [\p{L}]{0,99}
+	// compiles to megabytes.
+	MaxLength int `yaml:"max_length"`
 
-	re *regexp.Regexp
+	re *regexp.Regexp // shared with every route using the same pattern
 }
 
 // The normalisations a parameter may declare.
@@ -159,8 +169,14 @@ var normalizers = map[string]func(string) string{
 	"upper":   strings.ToUpper,
 }
 
-// Valid reports whether v is an acceptable value for the parameter.
-func (p *Param) Valid(v string) bool { return p.re == nil || p.re.MatchString(v) }
+// Valid reports whether v is an acceptable value for the parameter: within
+// MaxLength and matching the pattern.
+func (p *Param) Valid(v string) bool {
+	if p.MaxLength > 0 && len(v) > p.MaxLength && utf8.RuneCountInString(v) > p.MaxLength {
+		return false
+	}
+	return p.re == nil || p.re.MatchString(v)
+}
 
 // Clean applies the parameter's normalisation to a caller's value.
 func (p *Param) Clean(v string) string {
@@ -553,10 +569,12 @@ func (c *Catalogue) validate() error {
 				add("%s: params[%d].normalize: want name, integer, upper or nothing", at, j)
 			case reservedArgs[p.Name] || seenParam[p.Name]:
 				add("%s: params[%d].name: %q is reserved or already mapped", at, j, p.Name)
+			case p.MaxLength < 0 || p.MaxLength > maxParamLength:
+				add("%s: params[%d].max_length: want 0 to %d", at, j, maxParamLength)
 			}
 			seenParam[p.Name] = true
 			if p.Pattern != "" {
-				re, err := regexp.Compile(p.Pattern)
+				re, err := compilePattern(p.Pattern)
 				switch {
 				case err != nil:
 					add("%s: params[%d].pattern: %v", at, j, err)
@@ -705,6 +723,10 @@ func (c *Catalogue) addPath(e *Endpoint, at string, add func(string, ...any)) {
 		c.callers[e.Path] = e
 	}
 }
+
+// maxParamLength bounds max_length: the gateway refuses a raw value over
+// 512 bytes before normalising it.
+const maxParamLength = 500
 
 // maxFieldSegments bounds a field path, as the response filter does.
 const maxFieldSegments = 32

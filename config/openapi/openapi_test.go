@@ -451,10 +451,10 @@ endpoints:
     upstream_path: /v3/test/quotient/identite
     recipient: none
     params:
-      - {name: nomNaissance, required: true, normalize: name, pattern: "^[\\p{L}][\\p{L}' -]{0,99}$"}
+      - {name: nomNaissance, required: true, normalize: name, pattern: "^[\\p{L}][\\p{L}' -]*$", max_length: 100}
       - {name: sexeEtatCivil, required: true, normalize: upper, pattern: '^[MF]$'}
       - {name: annee, pattern: '^[0-9]{4}$'}
-      - {name: "prenoms[]", required: true, max: 3, normalize: name, pattern: "^[\\p{L}][\\p{L}' -]{0,99}$"}
+      - {name: "prenoms[]", required: true, max: 3, normalize: name, pattern: "^[\\p{L}][\\p{L}' -]*$", max_length: 100}
       - {name: "codesBcnDepartements[]", max: 5, pattern: '^[0-9]{3}$'}
     scopes:
       - {name: cnaf_quotient_familial, basis: doc, fields: [data.quotient_familial]}
@@ -564,6 +564,9 @@ func TestOperationContent(t *testing.T) {
 		if byName[name] != want {
 			t.Errorf("parameter %s:\n got %s\nwant %s", name, byName[name], want)
 		}
+	}
+	if !strings.Contains(string(params), "upper-cased before being checked against `^[\\\\p{L}][\\\\p{L}' -]*$`, at most 100 characters.") {
+		t.Errorf("max_length of a normalised parameter not described: %s", params)
 	}
 	if !strings.Contains(string(params), "upper-cased before being checked against `^[MF]$`") {
 		t.Errorf("normalised parameter description: %s", params)

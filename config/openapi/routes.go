@@ -182,8 +182,8 @@ var normalizations = map[string]string{
 
 // parameter returns one catalogue parameter. A name ending in [] is an
 // array that repeats the name (form, exploded), at most Max times. The
-// pattern applies to the value as sent only when the parameter has no
-// normalisation: otherwise the gateway checks it after normalising (a
+// pattern and max_length apply to the value as sent only when the parameter
+// has no normalisation: otherwise the gateway checks it after normalising (a
 // lower-case "m" passes ^[MF]$ once upper-cased), and the document would
 // refuse requests the gateway serves, so the pattern is only described.
 func parameter(p *catalogue.Param) obj {
@@ -199,9 +199,15 @@ func parameter(p *catalogue.Param) obj {
 		if p.Pattern != "" {
 			desc += " against `" + p.Pattern + "`"
 		}
+		if p.MaxLength > 0 {
+			desc += fmt.Sprintf(", at most %d characters", p.MaxLength)
+		}
 		desc += "."
 	case p.Pattern != "":
 		value["pattern"] = p.Pattern
+	}
+	if p.Normalize == "" && p.MaxLength > 0 {
+		value["maxLength"] = p.MaxLength
 	}
 	if len(p.Requires) > 0 {
 		desc = strings.TrimSpace(desc + " Must come with " + strings.Join(p.Requires, " and ") + ".")
