@@ -95,6 +95,12 @@ type FranceConnectConfig struct {
 	Skew caddy.Duration `json:"skew,omitempty"`
 	// Timeout bounds one checktoken call (default 2s).
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// JWKSRefreshCooldown is the least time between two fetches of
+	// FranceConnect's JWKS (default 30s, from 1s to 5m): a token signed
+	// with a key the gateway does not hold triggers a fetch, at most once
+	// per cooldown (SECURITY.md A17), so a rotated signing key is accepted
+	// at most one cooldown after the previous fetch.
+	JWKSRefreshCooldown caddy.Duration `json:"jwks_refresh_cooldown,omitempty"`
 }
 
 // CacheConfig configures the two-tier checktoken cache.
@@ -158,9 +164,15 @@ type RateLimitConfig struct {
 	Habilitation string `json:"habilitation,omitempty"`
 	// ClientIP is the quota of each client address, checked before
 	// FranceConnect is asked (default "1000/m", API Particulier's per-IP
-	// limit). The address is Caddy's client IP (trusted_proxies aware) and
-	// is hashed before it is used as a key.
+	// limit). The address is Caddy's client IP (trusted_proxies aware),
+	// aggregated to its network (ClientIPv6Prefix) and hashed before it is
+	// used as a Redis key.
 	ClientIP string `json:"client_ip,omitempty"`
+	// ClientIPv6Prefix is the length of the IPv6 prefix that shares one
+	// client_ip quota, from 32 to 128 (default 64: a subscriber commonly
+	// holds a whole /64). IPv4 addresses, IPv4-mapped ones included, count
+	// one by one (/32).
+	ClientIPv6Prefix int `json:"client_ipv6_prefix,omitempty"`
 }
 
 // AuditConfig configures the pseudonymous citizen key of audit records
@@ -225,7 +237,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if interval < 0 || interval > 5*time.Minute {
 		return errors.New("passerelle: habilitations_reload: want a duration between 0 and 5m")
 	}
-	a.watcher, err = habilitation.NewWatcher(a.Habilitations, interval, func(msg string, err error) {
+	opts := habilitation.WatchOptions{Log: func(msg string, err error) {
 		if err != nil {
 			metricHabilitationReloads.WithLabelValues("refused").Inc()
 			a.logger.Error(msg, zap.Error(err))
@@ -233,9 +245,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		metricHabilitationReloads.WithLabelValues("ok").Inc()
 		a.logger.Info(msg)
-	})
-	if err != nil {
+	}}
+	if a.production() {
+		// The public sandbox registry (its API token is in the README)
+		// never serves production, at start or on a reload.
+		opts.Check = (*habilitation.Registry).CheckProduction
+	}
+	if a.watcher, err = habilitation.NewWatcher(a.Habilitations, interval, opts); err != nil {
 		return fmt.Errorf("passerelle: loading habilitations: %w", err)
+	}
+	if err := registerCollector(ctx.GetMetricsRegistry(), habilitationState{a.watcher}); err != nil {
+		return fmt.Errorf("passerelle: registering metrics: %w", err)
 	}
 
 	a.core, a.coreKey, err = a.loadCore()
@@ -248,7 +268,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return a.loadPseudonymizer()
 }
 
-// loadQuotas parses the default quotas.
+// loadQuotas parses the default quotas and sets the IPv6 prefix of client
+// addresses (default 64).
 func (a *App) loadQuotas() error {
 	parse := func(field, v, def string) (ratelimit.Quota, error) {
 		if v == "" {
@@ -264,8 +285,17 @@ func (a *App) loadQuotas() error {
 	if a.habQuota, err = parse("habilitation", a.RateLimits.Habilitation, "20/s"); err != nil {
 		return err
 	}
-	a.ipQuota, err = parse("client_ip", a.RateLimits.ClientIP, "1000/m")
-	return err
+	if a.ipQuota, err = parse("client_ip", a.RateLimits.ClientIP, "1000/m"); err != nil {
+		return err
+	}
+	switch bits := a.RateLimits.ClientIPv6Prefix; {
+	case bits == 0:
+		a.RateLimits.ClientIPv6Prefix = ratelimit.DefaultClientIPv6Prefix
+	case bits < ratelimit.MinClientIPv6Prefix || bits > ratelimit.MaxClientIPv6Prefix:
+		return fmt.Errorf("passerelle: rate_limit client_ipv6_prefix: want %d to %d bits, got %d",
+			ratelimit.MinClientIPv6Prefix, ratelimit.MaxClientIPv6Prefix, bits)
+	}
+	return nil
 }
 
 // loadPseudonymizer resolves the audit pseudonym key.
@@ -289,14 +319,17 @@ func (a *App) loadPseudonymizer() error {
 	return nil
 }
 
-// Validate checks the production rules that Provision did not already enforce
-// (SECURITY.md H02).
+// Validate checks the bounds and the production rules that Provision did
+// not already enforce (SECURITY.md H02).
 func (a *App) Validate() error {
+	fc := a.FranceConnect
+	if c := time.Duration(fc.JWKSRefreshCooldown); c != 0 && (c < time.Second || c > 5*time.Minute) {
+		return errors.New("passerelle: franceconnect jwks_refresh_cooldown: want 1s to 5m")
+	}
 	if !a.production() {
 		return nil
 	}
 	var errs []error
-	fc := a.FranceConnect
 	for name, u := range map[string]string{"issuer": fc.Issuer, "checktoken_url": fc.CheckTokenURL, "jwks_url": fc.JWKSURL} {
 		if u != "" && !strings.HasPrefix(u, "https://") {
 			errs = append(errs, fmt.Errorf("passerelle: franceconnect %s: https is required in production", name))

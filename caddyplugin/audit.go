@@ -48,7 +48,12 @@ import (
 //	reason           closed-list reason (SECURITY.md G04)
 //	provider         provider name; provider_status its HTTP status (0: not called)
 //	latency_ms       time spent in Passerelle and the provider
-//	citizen_key      HMAC-SHA256(pseudonym key, iss ‖ sub), with pseudonym_key_version
+//	citizen_key      the citizen's pseudonym, with pseudonym_key_version and
+//	                 citizen_key_basis: "sub" on FranceConnect routes,
+//	                 HMAC-SHA256(pseudonym key, iss ‖ sub); "civil_status" or
+//	                 "identifier" on identite and identifiant routes, the HMAC of
+//	                 the normalised birth name, given names and birth date, or of
+//	                 the provider identifier (catalogue.Endpoint.Person)
 //
 // Never a token, a name, a birth date, a query string or response data
 // (G03). Keep the records 6 to 12 months (CNIL, délibération 2021-122).
@@ -71,6 +76,31 @@ func (p *pseudonymizer) citizenKey(sub string) string {
 	m.Write([]byte{0})
 	m.Write([]byte(sub))
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// personKey returns the pseudonym of the citizen a caller's validated,
+// normalised parameters designate on an identite or identifiant route, and
+// its basis: hex(HMAC-SHA256(key, basis ‖ 0 ‖ person)), where person is
+// catalogue.Endpoint.Person's text. Both are "" when the parameters
+// designate nobody.
+func (p *pseudonymizer) personKey(ep *catalogue.Endpoint, params []queryParam) (basis, key string) {
+	basis, person, ok := ep.Person(func(name string) []string {
+		var vals []string
+		for _, qp := range params {
+			if qp.name == name {
+				vals = append(vals, qp.value)
+			}
+		}
+		return vals
+	})
+	if !ok {
+		return "", ""
+	}
+	m := hmac.New(sha256.New, p.key)
+	m.Write([]byte(basis))
+	m.Write([]byte{0})
+	m.Write([]byte(person))
+	return basis, hex.EncodeToString(m.Sum(nil))
 }
 
 // auditRecord is filled along one request.
@@ -138,6 +168,12 @@ func (a auditFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddString("client_id", f.ClientID)
 		enc.AddString("acr", f.ACR)
 		enc.AddString("citizen_key", key)
+		enc.AddString("citizen_key_basis", "sub")
+		enc.AddString("pseudonym_key_version", a.pseudo.version)
+	}
+	if rq.person != "" {
+		enc.AddString("citizen_key", rq.person)
+		enc.AddString("citizen_key_basis", rq.personBasis)
 		enc.AddString("pseudonym_key_version", a.pseudo.version)
 	}
 	if rq.hab != nil {

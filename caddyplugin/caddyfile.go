@@ -8,6 +8,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 )
 
 func init() {
@@ -33,6 +35,7 @@ func init() {
 //	        signing_algorithms <ES256|RS256...>
 //	        skew               <duration>
 //	        timeout            <duration>
+//	        jwks_refresh_cooldown <duration>  # 1s to 5m, default 30s
 //	    }
 //	    habilitations <path> [<reload interval>]
 //	    catalogue     <path>
@@ -51,8 +54,9 @@ func init() {
 //	        }
 //	    }
 //	    rate_limit {
-//	        habilitation <n>/s|m|h   # default 20/s; a habilitation's rate_limit overrides it
-//	        client_ip    <n>/s|m|h   # default 1000/m
+//	        habilitation       <n>/s|m|h   # default 20/s; a habilitation's rate_limit overrides it
+//	        client_ip          <n>/s|m|h   # default 1000/m per client network: an IPv4 address, an IPv6 prefix
+//	        client_ipv6_prefix <bits>      # length of that IPv6 prefix, 32 to 128 (default 64)
 //	    }
 //	    audit {
 //	        pseudonym_key         <{env.NAME}|{file.path}>
@@ -102,8 +106,29 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		case "cache":
 			err = parseCache(d, &app.Cache)
 		case "rate_limit":
-			err = parseFields(d, map[string]*string{
-				"habilitation": &app.RateLimits.Habilitation, "client_ip": &app.RateLimits.ClientIP})
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			rl := &app.RateLimits
+			for n2 := d.Nesting(); d.NextBlock(n2); {
+				switch d.Val() {
+				case "habilitation":
+					err = oneArg(d, &rl.Habilitation)
+				case "client_ip":
+					err = oneArg(d, &rl.ClientIP)
+				case "client_ipv6_prefix":
+					if err = intArg(d, &rl.ClientIPv6Prefix); err == nil &&
+						(rl.ClientIPv6Prefix < ratelimit.MinClientIPv6Prefix || rl.ClientIPv6Prefix > ratelimit.MaxClientIPv6Prefix) {
+						err = d.Errf("client_ipv6_prefix: want %d to %d bits, got %d",
+							ratelimit.MinClientIPv6Prefix, ratelimit.MaxClientIPv6Prefix, rl.ClientIPv6Prefix)
+					}
+				default:
+					err = d.Errf("unrecognized rate_limit option %q", d.Val())
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
 		case "audit":
 			err = parseFields(d, map[string]*string{
 				"pseudonym_key": &app.Audit.PseudonymKey, "pseudonym_key_version": &app.Audit.PseudonymKeyVersion})
@@ -160,6 +185,8 @@ func parseFranceConnect(d *caddyfile.Dispenser, fc *FranceConnectConfig) error {
 			err = durationArg(d, &fc.Skew)
 		case "timeout":
 			err = durationArg(d, &fc.Timeout)
+		case "jwks_refresh_cooldown":
+			err = durationArg(d, &fc.JWKSRefreshCooldown)
 		default:
 			return d.Errf("unrecognized franceconnect option %q", d.Val())
 		}

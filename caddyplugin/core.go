@@ -205,16 +205,17 @@ func (a *App) newCore(r *resolved) (*core, error) {
 	c := &core{upstreams: map[string]upstreamauth.Source{}}
 	var err error
 	c.verifier, err = fcverify.New(fcverify.Config{
-		Issuer:            fc.Issuer,
-		CheckTokenURL:     fc.CheckTokenURL,
-		JWKSURL:           fc.JWKSURL,
-		ClientID:          fc.ClientID,
-		ClientSecret:      r.fcSecret,
-		DecryptionKeys:    r.keys,
-		KeyAlgorithms:     fc.KeyAlgorithms,
-		SigningAlgorithms: fc.SigningAlgorithms,
-		Skew:              time.Duration(fc.Skew),
-		Timeout:           time.Duration(fc.Timeout),
+		Issuer:              fc.Issuer,
+		CheckTokenURL:       fc.CheckTokenURL,
+		JWKSURL:             fc.JWKSURL,
+		ClientID:            fc.ClientID,
+		ClientSecret:        r.fcSecret,
+		DecryptionKeys:      r.keys,
+		KeyAlgorithms:       fc.KeyAlgorithms,
+		SigningAlgorithms:   fc.SigningAlgorithms,
+		Skew:                time.Duration(fc.Skew),
+		Timeout:             time.Duration(fc.Timeout),
+		JWKSRefreshCooldown: time.Duration(fc.JWKSRefreshCooldown),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("passerelle: franceconnect: %w", err)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,6 +179,10 @@ type request struct {
 	tracer trace.Tracer // nil when the request is not traced
 	status int          // provider HTTP status; 0 when not called
 	rate   ratelimit.Decision
+	// person is the audit pseudonym of the citizen an identite or
+	// identifiant call looks up, and personBasis what it was computed from
+	// (civil_status, identifier); "" on FranceConnect routes.
+	person, personBasis string
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -255,6 +260,11 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 		extract = bearer.ExtractAPIKey // legacy v2 API key
 	}
 	token, err := extract(r)
+	// The credential leaves the request at once: no handler or log line
+	// after this one sees it. (Caddy's access log copied the headers
+	// before any handler ran; its X-Api-Key is deleted by the log filter,
+	// see Caddyfile.example.)
+	delete(r.Header, bearer.APIKeyHeader)
 	switch {
 	case errors.Is(err, bearer.ErrMissing) && ep.Modality.CallerGivesIdentity():
 		return apierror.APITokenMissing()
@@ -307,18 +317,17 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 // on a FranceConnect route.
 var errAPITokenOnFCRoute = errors.New("passerelle: API token on a FranceConnect route")
 
-// limitClient applies the per-client-address quota before FranceConnect is
-// asked (SECURITY.md F04). The address is Caddy's client IP, which honours
-// trusted_proxies only (D04), hashed before use.
+// limitClient applies the per-client quota before FranceConnect is asked
+// (SECURITY.md F04). The address is Caddy's client IP, which honours
+// trusted_proxies only (D04), counted per network (IPv6 per
+// client_ipv6_prefix, /64 by default: one subscriber holds a whole /64),
+// hashed before it becomes a Redis key.
 func (h *Handler) limitClient(r *http.Request, rq *request) *apierror.Error {
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	if ip == "" {
 		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
 	}
-	key := ip // in process only: the address never leaves memory
-	if h.app.core.limiter.Shared() {
-		key = ratelimit.KeyFor(h.app.core.ipKey, "ip", ip) // a Redis key holds no address
-	}
+	key := h.app.core.limiter.ClientKey(h.app.core.ipKey, ip, h.app.RateLimits.ClientIPv6Prefix)
 	return h.limit(r.Context(), key, h.app.ipQuota, "client_ip", rq)
 }
 
@@ -359,8 +368,9 @@ func (h *Handler) checkToken(ctx context.Context, token string, rq *request) (*f
 		}
 		f, err := core.verifier.CheckToken(ctx, token)
 		if err == nil && f.Active {
-			// Pseudonymise once per token, not once per request.
+			// Pseudonymise and normalise once per token, not once per request.
 			f.CitizenKey, f.CitizenKeyVersion = pseudo.citizenKey(f.Sub), pseudo.version
+			normalizeIdentity(&f.Identity)
 		}
 		return f, err
 	})
@@ -398,6 +408,11 @@ func (h *Handler) habilitation(r *http.Request, rq *request) *apierror.Error {
 	if !hab.ActiveAt(h.now()) {
 		return apierror.HabilitationInactive()
 	}
+	if !hab.Allows(string(ep.Modality)) {
+		// DataPass grants each calling modality apart: a token that only
+		// introspects, or a FranceConnect pairing, opens no other route.
+		return apierror.ModalityDenied()
+	}
 	quota := h.app.habQuota
 	if !hab.RateLimit.IsZero() {
 		quota = ratelimit.Quota{Requests: hab.RateLimit.Requests, Per: hab.RateLimit.Per}
@@ -413,6 +428,9 @@ func (h *Handler) habilitation(r *http.Request, rq *request) *apierror.Error {
 	rq.query = params
 	if aerr := checkQuery(params, ep, hab, h.now()); aerr != nil {
 		return aerr
+	}
+	if ep.Modality.CallerGivesIdentity() {
+		rq.personBasis, rq.person = h.app.pseudo.personKey(ep, params)
 	}
 
 	for i := range ep.Scopes {
@@ -601,15 +619,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	cred := h.app.core.upstreams[ep.ProviderName]
 
-	// Rebuild the request: nothing of the caller's headers, path or query
-	// reaches the provider (SECURITY.md D01, D02, E01).
-	reqID := w.Header().Get("X-Request-Id")
-	r.URL.Path, r.URL.RawPath, r.URL.RawQuery = ep.UpstreamPath, "", query
-	r.Header = http.Header{"Accept": acceptJSON, "X-Request-Id": {reqID}}
-	r.Body, r.ContentLength = http.NoBody, 0
+	// A new request: nothing of the caller's headers, Host, path or query
+	// reaches the provider (SECURITY.md D01, D02, E01), and the caller's
+	// request stays as Caddy logs it (its access log is routed by r.Host).
+	up := providerRequest(r, ep.UpstreamPath, query, w.Header().Get("X-Request-Id"))
 	if cred != nil {
 		_, sp := startSpan(r.Context(), rq.tracer, spanCredential, trace.SpanKindInternal, attrProvider.String(ep.ProviderName))
-		err := cred.Apply(r.Context(), r.Header)
+		err := cred.Apply(r.Context(), up.Header)
 		if err != nil {
 			endSpan(sp, apierror.ReasonProviderError)
 			return apierror.Unavailable(apierror.ReasonProviderError)
@@ -619,17 +635,19 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 
 	rec := getCapture(h.MaxResponseBytes)
 	defer putCapture(rec)
-	err = h.callProvider(r, next, rec, rq)
+	err = h.callProvider(up, next, rec, rq)
 	if err == nil && rec.status == http.StatusUnauthorized && cred != nil {
 		// One refresh and one retry when the provider refuses our credential
-		// (SECURITY.md B11).
-		cred.Invalidate(r.Context())
-		delete(r.Header, "Authorization")
-		if aerr := applyAgain(r, cred); aerr != nil {
+		// (SECURITY.md B11). Invalidate reads the credential as sent (the
+		// proxy forwarded a clone of up.Header): only that token is dropped,
+		// so a late 401 about an older one keeps the fresh token.
+		cred.Invalidate(r.Context(), up.Header)
+		delete(up.Header, "Authorization")
+		if aerr := applyAgain(up, cred); aerr != nil {
 			return aerr
 		}
 		rec.reset(h.MaxResponseBytes)
-		err = h.callProvider(r, next, rec, rq)
+		err = h.callProvider(up, next, rec, rq)
 	}
 	if aerr := providerError(ep, rec, err); aerr != nil {
 		// A 200 that ends in an error was unusable (too large, not JSON).
@@ -647,6 +665,23 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	*out = filtered
 	writeOK(w, filtered)
 	return nil
+}
+
+// providerRequest returns the request handed to reverse_proxy: a shallow
+// copy of the caller's r (same context, connection state and method) with
+// its own URL, the provider path and query, no body, and only the headers
+// set here. Its Host is empty, so the transport sends the upstream's own
+// (an HTTPS upstream gets it from reverse_proxy), and a nil X-Forwarded-Host
+// tells reverse_proxy to add none: the caller's Host never reaches the
+// provider. Its RequestURI, which reverse_proxy's log lines print, is the
+// provider path only: the caller's query may hold a civil status.
+func providerRequest(r *http.Request, path, query, requestID string) *http.Request {
+	up := r.WithContext(r.Context())
+	up.URL = &url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: path, RawQuery: query}
+	up.Host, up.RequestURI = "", path
+	up.Header = http.Header{"Accept": acceptJSON, "X-Request-Id": {requestID}, "X-Forwarded-Host": nil}
+	up.Body, up.ContentLength, up.TransferEncoding = http.NoBody, 0, nil
+	return up
 }
 
 // writeOK sends a 200 JSON answer with the headers every answer carries.
@@ -667,7 +702,7 @@ func (h *Handler) callProvider(r *http.Request, next caddyhttp.Handler, rec *cap
 		injectTraceContext(ctx, r.Header)
 	}
 	start := time.Now()
-	err := next.ServeHTTP(rec, r)
+	err := serveNext(next, rec, r)
 	rq.status = rec.status
 	class := statusClass(rec.status)
 	if err != nil {
@@ -681,6 +716,27 @@ func (h *Handler) callProvider(r *http.Request, next caddyhttp.Handler, rec *cap
 		endSpan(sp, "")
 	}
 	return err
+}
+
+// errProviderAborted: reverse_proxy aborted the answer mid-stream (the
+// provider's body was cut after its headers).
+var errProviderAborted = errors.New("passerelle: provider answer aborted")
+
+// serveNext calls the next handler, turning reverse_proxy's abort of a
+// half-copied answer (a panic with http.ErrAbortHandler, as the standard
+// library's proxy does) into an error: the request still gets its answer
+// (502), its audit record, its metrics and its pings outcome. Any other
+// panic goes on.
+func serveNext(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler { //nolint:errorlint // the sentinel itself is the panic value
+				panic(v)
+			}
+			err = errProviderAborted
+		}
+	}()
+	return next.ServeHTTP(w, r)
 }
 
 func applyAgain(r *http.Request, cred upstreamauth.Source) *apierror.Error {

@@ -92,6 +92,7 @@ func newFixture(t testing.TB, opts ...func(*App)) *fixture {
   - id: "hab-42"
     label: "Test"
     siret: "`+testSIRET+`"
+    modalities: [france_connect, identite, identifiant]
     france_connect_client_ids: ["`+testFS+`"]
     scopes: [cnaf_quotient_familial, cnaf_enfants, cnaf_adresse]
 `), 0o600); err != nil {
@@ -399,6 +400,60 @@ func TestReadinessFollowsFranceConnectKeys(t *testing.T) {
 	up := newFixture(t)
 	if got := up.h.app.readiness(context.Background()); got["franceconnect_keys"] != "ok" {
 		t.Fatalf("JWKS up: %v", got)
+	}
+}
+
+// TestReadinessShowsHabilitationsState: a refused habilitations file shows
+// in the readiness detail and the state metric while the previous registry
+// (narrowed) serves; a deleted one makes the instance unready (issue 8,
+// defect 8).
+func TestReadinessShowsHabilitationsState(t *testing.T) {
+	f := newFixture(t)
+	app := f.h.app
+	state := func() string {
+		ch := make(chan prometheus.Metric, 8)
+		habilitationState{app.watcher}.Collect(ch)
+		close(ch)
+		for m := range ch {
+			var d dto.Metric
+			_ = m.Write(&d)
+			if len(d.GetLabel()) == 1 && d.GetGauge().GetValue() == 1 {
+				return d.GetLabel()[0].GetValue()
+			}
+		}
+		return ""
+	}
+	if got := app.readiness(context.Background())["habilitations"]; got != "ok" || state() != "ok" {
+		t.Fatalf("valid file: readiness %q, metric %q", got, state())
+	}
+	// A revocation shipped with an unrelated error: refused, yet applied.
+	if err := os.WriteFile(app.Habilitations, []byte(`habilitations:
+  - id: "hab-42"
+    label: "Test"
+    siret: "`+testSIRET+`"
+    france_connect_client_ids: ["`+testFS+`"]
+    modalities: [france_connect]
+    scopes: [cnaf_quotient_familial]
+    revoked: true
+    colour: blue
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.watcher.Poll(); err == nil {
+		t.Fatal("an unknown field was accepted")
+	}
+	if got := app.readiness(context.Background())["habilitations"]; got != "refused" || state() != "refused" {
+		t.Fatalf("refused file: readiness %q, metric %q", got, state())
+	}
+	if w := f.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody); w.Code != 403 {
+		t.Fatalf("revoked by a refused file: status %d, want 403", w.Code)
+	}
+	if err := os.Remove(app.Habilitations); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = app.watcher.Poll()
+	if got := app.readiness(context.Background()); got["habilitations"] != "unavailable" || state() != "missing" {
+		t.Fatalf("deleted file: readiness %v, metric %q", got, state())
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 func init() {
@@ -30,9 +32,13 @@ func init() {
 //
 // live is 200 while the process serves. ready is 200 only when a usable
 // FranceConnect key set is held (fetched on demand, at most once per
-// cooldown) and, when Redis is configured, Redis answers PING; otherwise
-// 503. The body names each check: {"status", "checks": {"franceconnect_keys",
-// "redis"}}.
+// cooldown), when Redis is configured Redis answers PING, and the
+// habilitations file has not been deleted (an empty registry serves
+// nothing); otherwise 503. The body names each check: {"status", "checks":
+// {"franceconnect_keys", "redis", "habilitations"}}; habilitations is the
+// registry's reload state: ok, refused (the file on disk was refused: the
+// previous registry serves, with the revocations and removals the refused
+// file carries), unreadable (the previous registry serves) or missing.
 type Health struct {
 	// Check is "live" or "ready".
 	Check string `json:"check,omitempty"`
@@ -79,7 +85,11 @@ func (p *Health) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 
 // readiness runs the readiness checks, each under its own deadline.
 func (a *App) readiness(ctx context.Context) map[string]string {
-	checks := map[string]string{"franceconnect_keys": "ok", "redis": "not_configured"}
+	checks := map[string]string{"franceconnect_keys": "ok", "redis": "not_configured",
+		"habilitations": a.watcher.Status().State}
+	if checks["habilitations"] == habilitation.StateMissing {
+		checks["habilitations"] = "unavailable"
+	}
 	kctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := a.core.verifier.Ready(kctx); err != nil {

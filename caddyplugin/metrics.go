@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 // Metrics, on Caddy's registry (its metrics endpoint). Collectors are
@@ -51,16 +53,60 @@ var (
 
 // registerMetrics registers the collectors on a config's registry.
 func registerMetrics(reg prometheus.Registerer) error {
-	if reg == nil {
-		return nil
-	}
 	for _, c := range []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricHabilitationReloads, metricCacheErrors, metricRateLimited, metricRateLimitRedisErrors, metricMode} {
-		var are prometheus.AlreadyRegisteredError
-		if err := reg.Register(c); err != nil && !errors.As(err, &are) {
+		if err := registerCollector(reg, c); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// registerCollector registers c on a config's registry, once.
+func registerCollector(reg prometheus.Registerer, c prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if err := reg.Register(c); err != nil && !errors.As(err, &are) {
+		return err
+	}
+	return nil
+}
+
+// habilitationStates are the values of the state label of
+// caddy_passerelle_habilitations_state.
+var habilitationStates = []string{habilitation.StateOK, habilitation.StateRefused, habilitation.StateMissing, habilitation.StateUnreadable}
+
+var (
+	descHabilitationsState = prometheus.NewDesc("caddy_passerelle_habilitations_state",
+		"1 for the reload state of the habilitations registry: ok, refused (the file on disk was refused, the previous "+
+			"registry serves with the revocations and removals it carries), missing (file deleted: nothing is served) or unreadable.",
+		[]string{"state"}, nil)
+	descHabilitationsStateSince = prometheus.NewDesc("caddy_passerelle_habilitations_state_since_seconds",
+		"Unix time at which the habilitations registry entered its current reload state.", nil, nil)
+)
+
+// habilitationState exports the registry's reload state, read at scrape
+// time from the watcher of the configuration in force.
+type habilitationState struct{ watcher *habilitation.Watcher }
+
+// Describe implements prometheus.Collector.
+func (c habilitationState) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descHabilitationsState
+	ch <- descHabilitationsStateSince
+}
+
+// Collect implements prometheus.Collector.
+func (c habilitationState) Collect(ch chan<- prometheus.Metric) {
+	st := c.watcher.Status()
+	for _, s := range habilitationStates {
+		v := 0.0
+		if s == st.State {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descHabilitationsState, prometheus.GaugeValue, v, s)
+	}
+	ch <- prometheus.MustNewConstMetric(descHabilitationsStateSince, prometheus.GaugeValue, float64(st.Since.Unix()))
 }
 
 // statusClass returns "2xx", "4xx"… or "error" when no status was received.

@@ -150,14 +150,32 @@ func checkQuery(params []queryParam, ep *catalogue.Endpoint, hab *habilitation.H
 	return nil
 }
 
+// pivotOf returns the identity pivot of verified facts.
+func pivotOf(id *fcverify.Identity) catalogue.Pivot {
+	return catalogue.Pivot{
+		FamilyName: id.FamilyName, GivenName: id.GivenName, Gender: id.Gender, Birthdate: id.Birthdate,
+		Birthplace: id.Birthplace, Birthcountry: id.Birthcountry, IdpBirthdate: id.IdpBirthdate,
+	}
+}
+
+// normalizeIdentity rewrites a verified identity as civil-status providers
+// compare it (catalogue.Pivot.Normalized): the same normalisation as the
+// identities callers give. It runs once per verified token, before the
+// facts are cached, so that the cached path does no Unicode work.
+func normalizeIdentity(id *fcverify.Identity) {
+	p := pivotOf(id).Normalized()
+	id.FamilyName, id.GivenName, id.Birthdate = p.FamilyName, p.GivenName, p.Birthdate
+	for i, n := range id.GivenNameArray {
+		id.GivenNameArray[i] = catalogue.NormalizeName(n)
+	}
+}
+
 // upstreamQuery builds the provider query: the identity mapping, then the
 // pass-through parameters and the recipient, in catalogue order. Nothing of
-// the caller's raw query is copied (SECURITY.md E01).
+// the caller's raw query is copied (SECURITY.md E01). The identity was
+// normalised when the token was verified (normalizeIdentity).
 func upstreamQuery(ep *catalogue.Endpoint, f *fcverify.Facts, params []queryParam) (string, error) {
-	pivot := catalogue.Pivot{
-		FamilyName: f.Identity.FamilyName, GivenName: f.Identity.GivenName, Gender: f.Identity.Gender,
-		Birthdate: f.Identity.Birthdate, Birthplace: f.Identity.Birthplace, Birthcountry: f.Identity.Birthcountry,
-	}
+	pivot := pivotOf(&f.Identity)
 	var (
 		b    strings.Builder
 		buf  [4]string

@@ -128,7 +128,7 @@ endpoints:
     invalid_code: "00366"
     params:
       - {name: nomNaissance, required: true, normalize: name, pattern: '^.{1,100}$'}
-      - {name: reference, pattern: '^.{1,20}$'}
+      - {name: reference, pattern: '^.{1,20}$', identifier: reference}
     scopes:
       - {name: s, basis: doc, fields: [data.x]}
 `))

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,15 +22,25 @@ func TestJ08_CanarySweep(t *testing.T) {
 	dir := t.TempDir()
 	start(t, options{MaxEntries: 6001, LogDir: dir})
 	var answers []byte
-	for _, tok := range []string{"cnaf_qfv2", "all_fc", "cnaf_qf_partial", "inactive", "unpaired_service", "low_scopes", "provider_error", "nope_canary_token"} {
-		for _, q := range []string{"recipient=" + siret, "", "recipient=21930048000015", "recipient=" + siret + "&nomNaissance=CANARYNAME"} {
-			a := get(t, gatewayPort, qf(q), bearer(tok)...)
-			answers = append(answers, a.body...)
-			for k, vs := range a.header {
-				answers = append(answers, k+": "+strings.Join(vs, ",")+"\n"...)
-			}
+	keep := func(a answer) {
+		answers = append(answers, a.body...)
+		for k, vs := range a.header {
+			answers = append(answers, k+": "+strings.Join(vs, ",")+"\n"...)
 		}
 	}
+	for _, tok := range []string{"cnaf_qfv2", "all_fc", "cnaf_qf_partial", "inactive", "unpaired_service", "low_scopes", "provider_error", "nope_canary_token"} {
+		for _, q := range []string{"recipient=" + siret, "", "recipient=21930048000015", "recipient=" + siret + "&nomNaissance=CANARYNAME"} {
+			keep(get(t, gatewayPort, qf(q), bearer(tok)...))
+		}
+	}
+	// The API token of the other modalities, in Authorization and in a
+	// legacy v2 X-Api-Key, with a civil status in the query: the provider
+	// knows nobody of that name (404), and neither the token nor the
+	// identity may reach a log.
+	civil := "nomNaissance=CANARYCIVIL&prenoms[]=CANARYPRENOM&anneeDateNaissance=1931&moisDateNaissance=7&jourDateNaissance=14&recipient=" + siret
+	keep(get(t, gatewayPort, "/v3/dss/quotient_familial/identite?"+civil+"&sexeEtatCivil=F&codeCogInseePaysNaissance=99100", bearer("sandbox_all_scopes")...))
+	keep(get(t, gatewayPort, "/api/v2/composition-familiale-v2?"+strings.NewReplacer("DateNaissance", "DateDeNaissance").Replace(civil)+"&sexe=F",
+		"X-Api-Key", "sandbox_all_scopes"))
 	resp, err := http.Get("http://localhost:2999/config/")
 	if err != nil {
 		t.Fatal(err)
@@ -39,16 +50,17 @@ func TestJ08_CanarySweep(t *testing.T) {
 
 	secrets := []string{"fd-secret-canary", "cache-secret-canary", "sandbox-provider-key-canary", "pseudonym-key-canary"}
 	// provider_error is also a reason code: it is not a usable canary.
-	tokens := []string{"cnaf_qfv2", "all_fc", "cnaf_qf_partial", "unpaired_service", "low_scopes", "nope_canary_token"}
+	tokens := []string{"cnaf_qfv2", "all_fc", "cnaf_qf_partial", "unpaired_service", "low_scopes", "nope_canary_token", "sandbox_all_scopes"}
 	identity := []string{"Georges", "2002-01-01", "Delatour", "1994-04-16", "Angela", "1962-08-24", "PANNE", "1975-03-09",
-		"LEROY", "CAMILLE", "MONTORGUEIL", "CANARYNAME"}
+		"LEROY", "CAMILLE", "MONTORGUEIL", "CANARYNAME", "CANARYCIVIL", "CANARYPRENOM"}
 	// One audit record per request, batched by passerelle_buffered: they
 	// all reach the file within its flush interval.
-	requests := 8 * 4
+	requests := 8*4 + 2
 	audit := waitForLines(t, filepath.Join(dir, "audit.log"), requests)
 	for l := range strings.Lines(string(audit)) {
 		var rec struct{ Decision, Endpoint string }
-		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec.Decision == "" || rec.Endpoint != "dss_quotient_familial_fc" {
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec.Decision == "" ||
+			!slices.Contains([]string{"dss_quotient_familial_fc", "dss_quotient_familial_identite", "v2_composition_familiale_v2_identite"}, rec.Endpoint) {
 			t.Fatalf("audit line %q: %v", l, err)
 		}
 	}
@@ -66,14 +78,19 @@ func TestJ08_CanarySweep(t *testing.T) {
 	for name, data := range logs {
 		if leak := contains(data, append(append(append([]string{}, secrets...), tokens...), identity...)...); leak != "" {
 			t.Errorf("%s holds %q", name, leak)
+			for l := range strings.Lines(string(data)) {
+				if strings.Contains(l, leak) {
+					t.Logf("%s", l)
+				}
+			}
 		}
 	}
 	if leak := contains(exported, append(append([]string{}, secrets...), tokens...)...); leak != "" {
 		t.Errorf("the admin API's config holds %q", leak)
 	}
 	// Answers carry released data (names of allocataires) by design, but
-	// never a secret, a token, or a refused parameter's value.
-	if leak := contains(answers, append(append(append([]string{}, secrets...), tokens...), "CANARYNAME")...); leak != "" {
+	// never a secret, a token, or a parameter's value.
+	if leak := contains(answers, append(append(append([]string{}, secrets...), tokens...), "CANARYNAME", "CANARYCIVIL", "CANARYPRENOM")...); leak != "" {
 		t.Errorf("an answer holds %q", leak)
 	}
 }

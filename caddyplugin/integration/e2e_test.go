@@ -32,6 +32,9 @@ func TestE2E_Acceptance(t *testing.T) {
 		{"accents in the identity", qf(recipient), bearer("caracteres_speciaux"), 200, "",
 			[]string{"quotient_familial"}, nil},
 		{"unknown token", qf(recipient), bearer("no_such_token"), 401, "50002", nil, nil},
+		{"fresh sandbox token of a case", qf(recipient), bearer("cnaf_qf_partial~e2e-1"), 200, "",
+			[]string{"quotient_familial", "enfants"}, []string{"adresse", "allocataires"}},
+		{"fresh sandbox token of no case", qf(recipient), bearer("no_such_token~1"), 401, "50002", nil, nil},
 		{"inactive token", qf(recipient), bearer("inactive"), 401, "50002", nil, nil},
 		{"no token", qf(recipient), nil, 401, "50004", nil, nil},
 		{"identity scopes missing", qf(recipient), bearer("low_scopes"), 401, "50003", nil, nil},
@@ -168,8 +171,9 @@ func TestB04_HitReevaluatesRoute(t *testing.T) {
 	}
 }
 
-// TestD02_IdentityHeadersStripped: nothing of the caller's headers, path or
-// query reaches the provider; the platform credential replaces the caller's.
+// TestD02_IdentityHeadersStripped: nothing of the caller's headers, Host,
+// path or query reaches the provider; the platform credential replaces the
+// caller's.
 func TestD02_IdentityHeadersStripped(t *testing.T) {
 	rec := newRecorder(t)
 	start(t, options{MaxEntries: 1006, Recorder: rec.srv.URL})
@@ -182,8 +186,18 @@ func TestD02_IdentityHeadersStripped(t *testing.T) {
 		"X-Auth-Request-Email", "a@b.c", "X-Passerelle-Habilitation", "other", "X_Client_Id", "other",
 		"x-client-id", "other", "Accept-Language", "fr",
 	}
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", recordPort, qf("recipient="+siret+"&annee=2024")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	header := append(bearer("cnaf_qfv2"), spoofed...)
-	a := get(t, recordPort, qf("recipient="+siret+"&annee=2024"), header...)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	// The Host the caller chose (the site matches any host: it has no
+	// host matcher) must not reach the provider either (issue 8, defect 6).
+	req.Host = "caller-host.example"
+	a := do(t, req)
 	if a.status != 200 {
 		t.Fatalf("status %d: %s", a.status, a.body)
 	}
@@ -200,7 +214,7 @@ func TestD02_IdentityHeadersStripped(t *testing.T) {
 			t.Errorf("upstream %s = %q, want %q", k, q.Get(k), v)
 		}
 	}
-	if got := q["prenoms[]"]; len(got) != 1 || got[0] != "Georges" {
+	if got := q["prenoms[]"]; len(got) != 1 || got[0] != "GEORGES" {
 		t.Errorf("upstream prenoms[] = %q", got)
 	}
 	if got.Header.Get("Authorization") != providerKey {
@@ -216,8 +230,11 @@ func TestD02_IdentityHeadersStripped(t *testing.T) {
 	if xff := got.Header.Get("X-Forwarded-For"); xff != "127.0.0.1" {
 		t.Errorf("X-Forwarded-For %q, want the TCP peer only", xff)
 	}
-	if h := got.Header.Get("X-Forwarded-Host"); h != "" && h != fmt.Sprintf("127.0.0.1:%d", recordPort) {
-		t.Errorf("X-Forwarded-Host %q copied from the caller", h)
+	if h, ok := got.Header["X-Forwarded-Host"]; ok {
+		t.Errorf("X-Forwarded-Host %q sent to the provider", h)
+	}
+	if want := strings.TrimPrefix(rec.srv.URL, "http://"); got.Host != want {
+		t.Errorf("provider got Host %q, want its own %q", got.Host, want)
 	}
 	// D10: provider headers are not relayed.
 	for _, h := range []string{"Set-Cookie", "X-Powered-By", "Server"} {

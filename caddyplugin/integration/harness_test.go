@@ -157,6 +157,10 @@ type options struct {
 	LogDir        string // when set, server and access logs are written there
 	HabQuota      string // habilitation quota; default: high enough never to bite
 	DecryptionKey string // key file path; default: the sandbox's ephemeral key
+	// FCTimeout and JWKSCooldown set franceconnect's timeout and
+	// jwks_refresh_cooldown; ProviderTimeout the recorder site's
+	// reverse_proxy response_header_timeout. Empty: the defaults.
+	FCTimeout, JWKSCooldown, ProviderTimeout string
 }
 
 func writeHabilitations(t testing.TB) string {
@@ -205,6 +209,12 @@ func config(t testing.TB, o options) string {
 	}
 	if o.CheckTokenURL != "" {
 		fmt.Fprintf(&b, "\t\t\tchecktoken_url %s\n\t\t\tjwks_url %s\n", o.CheckTokenURL+"/api/v2/checktoken", o.CheckTokenURL+"/api/v2/jwks")
+	}
+	if o.FCTimeout != "" {
+		fmt.Fprintf(&b, "\t\t\ttimeout %s\n", o.FCTimeout)
+	}
+	if o.JWKSCooldown != "" {
+		fmt.Fprintf(&b, "\t\t\tjwks_refresh_cooldown %s\n", o.JWKSCooldown)
 	}
 	fmt.Fprintf(&b, `		}
 		habilitations %s 1s
@@ -278,13 +288,19 @@ http://127.0.0.1:%[3]d {
 }
 `, gatewayPort, sandboxPort, plainPort, accessLog(o.LogDir), internalPort)
 	if o.Recorder != "" {
+		transport := ""
+		if o.ProviderTimeout != "" {
+			transport = " {\n\t\ttransport http {\n\t\t\tresponse_header_timeout " + o.ProviderTimeout + "\n\t\t}\n\t}"
+		}
+		// No host in the site address: any Host reaches the handler, so
+		// that a test can spoof it.
 		fmt.Fprintf(&b, `
-http://127.0.0.1:%d {
+http://:%d {
 	bind 127.0.0.1
 	passerelle
-	reverse_proxy %s
+	reverse_proxy %s%s
 }
-`, recordPort, o.Recorder)
+`, recordPort, o.Recorder, transport)
 	}
 	return b.String()
 }
@@ -293,7 +309,7 @@ func accessLog(dir string) string {
 	if dir == "" {
 		return ""
 	}
-	return "log {\n\t\toutput file " + dir + "/access.log\n\t\tformat filter {\n\t\t\trequest>uri regexp \\?.* ?redacted\n\t\t}\n\t}"
+	return "log {\n\t\toutput file " + dir + "/access.log\n\t\tformat filter {\n\t\t\trequest>uri regexp \\?.* ?redacted\n\t\t\trequest>headers>X-Api-Key delete\n\t\t}\n\t}"
 }
 
 // start loads a configuration into the in-process Caddy.

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
+	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 // TestI01_FCDownFailsClosed: FranceConnect unreachable → 503 with
@@ -32,15 +33,42 @@ func TestI01_FCDownFailsClosed(t *testing.T) {
 func TestI14_InvalidConfigKeepsServing(t *testing.T) {
 	start(t, options{MaxEntries: 4002})
 	bad := strings.Replace(config(t, options{MaxEntries: 4003}), "mode sandbox", "mode production", 1)
-	caddytest.AssertLoadError(t, bad, "caddyfile", "decryption_key: required in production mode")
+	caddytest.AssertLoadError(t, bad, "caddyfile", "refused in production")
 	if a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...); a.status != 200 {
 		t.Fatalf("status %d after a refused reload: %s", a.status, a.body)
 	}
 }
 
+// productionHabilitations is a registry a production gateway accepts: no
+// sandbox API token, no sandbox FranceConnect service.
+const productionHabilitations = `habilitations:
+  - id: "dp-2026-0042"
+    label: "Mairie de test — portail famille"
+    siret: "21930048000015"
+    france_connect_client_ids: ["0f5e7b9d1c3a5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e"]
+    modalities: [france_connect]
+    scopes: [cnaf_quotient_familial]
+`
+
+// writeFile writes data to a new file of the test's temporary directory.
+func writeFile(t *testing.T, name, data string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // productionConfig is a production-mode configuration with every secret
 // given as a reference; extra is appended inside the site block.
 func productionConfig(t *testing.T, clientSecret, extraSite string) string {
+	t.Helper()
+	return productionConfigWith(t, clientSecret, extraSite, writeFile(t, "habilitations.yaml", productionHabilitations))
+}
+
+// productionConfigWith is productionConfig with a given habilitations file.
+func productionConfigWith(t *testing.T, clientSecret, extraSite, habilitations string) string {
 	t.Helper()
 	dir := t.TempDir()
 	key := filepath.Join(dir, "enc.jwk")
@@ -66,7 +94,7 @@ func productionConfig(t *testing.T, clientSecret, extraSite string) string {
 			client_secret ` + clientSecret + `
 			decryption_key {file.` + key + `}
 		}
-		habilitations ` + writeHabilitations(t) + `
+		habilitations ` + habilitations + `
 		audit {
 			pseudonym_key {env.PASSERELLE_TEST_PSEUDO_KEY}
 		}
@@ -98,6 +126,26 @@ func TestH03_SandboxRefusedInProduction(t *testing.T) {
 		caddytest.AssertLoadError(t, productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", module), "caddyfile",
 			"sandbox modules refuse to run in production mode")
 	}
+}
+
+// TestIssue8_SandboxRegistryRefusedInProduction: production mode refuses
+// the shipped sandbox registry, and any habilitation holding the public
+// sandbox API token (sandbox_all_scopes, printed in the README) or paired
+// with a sandbox FranceConnect service (issue 8, defect 5).
+func TestIssue8_SandboxRegistryRefusedInProduction(t *testing.T) {
+	setEnv(t)
+	sandboxFile, err := filepath.Abs("../../deploy/sandbox/habilitations.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caddytest.AssertLoadError(t, productionConfigWith(t, "{env.PASSERELLE_TEST_FC_SECRET}", "", sandboxFile), "caddyfile", "sandbox")
+	withToken := strings.Replace(productionHabilitations, "    modalities: [france_connect]\n",
+		"    modalities: [france_connect, identite]\n    api_token_sha256: [\""+habilitation.SandboxAPITokenSHA256+"\"]\n", 1)
+	caddytest.AssertLoadError(t, productionConfigWith(t, "{env.PASSERELLE_TEST_FC_SECRET}", "",
+		writeFile(t, "h.yaml", withToken)), "caddyfile", "sandbox")
+	// The same registry without the public token loads.
+	tester := caddytest.NewTester(t)
+	tester.InitServer(productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", ""), "caddyfile")
 }
 
 // TestH02_ProductionRulesRefused: plain-HTTP FranceConnect URLs and loose

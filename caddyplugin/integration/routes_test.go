@@ -465,6 +465,7 @@ func TestRoutes_NestedMasks(t *testing.T) {
   - id: "partielle"
     label: "Habilitation partielle"
     siret: "`+siret+`"
+    modalities: [france_connect, identite, identifiant]
     france_connect_client_ids: ["`+fsClientID+`"]
     scopes: [mesri_inscription, gip_mds_service_civique_statut_passe, gip_mds_service_civique_dates,
       revenu_solidarite_active_majoration, cnav_participation_familiale_eaje_parametres_calcul,

@@ -40,7 +40,9 @@ func init() {
 // (france_connect/<name>.yml: params.token → the decoded introspection).
 // `iss`, `aud`, `iat` and `exp` are rewritten to the stand-in's issuer, the
 // gateway's client id, now and now + 60 s. An unknown token answers
-// `{"active": false}`, as FranceConnect does.
+// `{"active": false}`, as FranceConnect does. A token `<name>~<anything>`
+// is a fresh token of case <name>: load tests and cache tests use as many
+// distinct valid tokens as they need (`cnaf_qfv2~42`).
 //
 // Routes, under the issuer's path: /.well-known/openid-configuration, /jwks,
 // /checktoken (POST, exactly token, client_id and client_secret).
@@ -234,7 +236,11 @@ func (f *FranceConnect) checktoken(w http.ResponseWriter, r *http.Request) error
 func (f *FranceConnect) introspection(token string) (map[string]any, error) {
 	now := f.now().Unix()
 	claims := map[string]any{"token_introspection": map[string]any{"active": false}}
-	if c, ok := f.cases.Token(token); ok {
+	c, ok := f.cases.Token(token)
+	if name, _, fresh := strings.Cut(token, "~"); !ok && fresh {
+		c, ok = f.cases.Token(name)
+	}
+	if ok {
 		claims = map[string]any{}
 		if err := json.Unmarshal(c.Payload, &claims); err != nil {
 			return nil, fmt.Errorf("case %s: payload: %w", c.File, err)

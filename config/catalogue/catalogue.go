@@ -42,6 +42,11 @@
 //	                                                      # max_length: characters, after normalisation
 //	      - {name: nomCommuneNaissance, requires: [codeCogInseeDepartementNaissance]}
 //	                                                      # others the caller must give with it
+//	      - {name: anneeDateNaissance, pivot: birth_year} # identity element it carries (identite):
+//	                                                      # family_name given_names birth_year
+//	                                                      # birth_month birth_day birthdate
+//	      - {name: ine, identifier: ine}                  # a provider identifier and its namespace
+//	                                                      # (the audit pseudonym: Endpoint.Person)
 //	    civility:                     # identite routes only: cross-parameter checks (see Civility)
 //	      birth_date: [anneeDateNaissance, moisDateNaissance, jourDateNaissance]
 //	    one_of:                       # optional: the caller gives exactly one group, whole
@@ -157,6 +162,15 @@ type Param struct {
 	// check, not a counted repetition in the pattern: [\p{L}]{0,99}
 	// compiles to megabytes.
 	MaxLength int `yaml:"max_length"`
+	// Pivot names the identity element the parameter carries, on identite
+	// routes: family_name, given_names, birth_year, birth_month, birth_day
+	// or birthdate (see Endpoint.Person): the audit pseudonym of the call
+	// is computed from them.
+	Pivot string `yaml:"pivot"`
+	// Identifier names the namespace of a provider identifier the
+	// parameter carries (ine, france_travail…), on identite and
+	// identifiant routes: the audit pseudonym of a call giving it.
+	Identifier string `yaml:"identifier"`
 
 	re *regexp.Regexp // shared with every route using the same pattern
 }
@@ -583,6 +597,9 @@ func (c *Catalogue) validate() error {
 				}
 				p.re = re
 			}
+		}
+		for _, msg := range e.checkPerson() {
+			add("%s: %s", at, msg)
 		}
 		for j := range e.Params {
 			for _, n := range e.Params[j].Requires {

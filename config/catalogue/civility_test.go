@@ -153,6 +153,7 @@ endpoints:
       - {name: anneeDateNaissance}
       - {name: moisDateNaissance, normalize: integer}
       - {name: jourDateNaissance, normalize: integer}
+      - {name: numero, identifier: test}
     civility:
       birth_date: [anneeDateNaissance, moisDateNaissance, %s]
     scopes:

@@ -14,6 +14,49 @@ type Pivot struct {
 	Birthdate    string // YYYY-MM-DD, or presumed YYYY-MM / YYYY
 	Birthplace   string // COG commune code, "" when born abroad
 	Birthcountry string // COG country code, France = 99100
+	// IdpBirthdate is FranceConnect's idp_birthdate claim, when present:
+	// the identity provider's own birth date (YYYY, YYYY-MM, or with 00
+	// parts), where Birthdate may hold a day or month presumed as 01.
+	IdpBirthdate string
+}
+
+// Normalized returns the pivot as civil-status providers compare
+// identities, the way the gateway sends callers' identities: names through
+// NormalizeName (Unicode NFC — an identity provider may send "DUBINO" +
+// U+0302 + "RE" —, spaces, apostrophes, hyphens, upper case), and a
+// presumed birth date reduced to what is known (see KnownBirthdate).
+func (p Pivot) Normalized() Pivot {
+	p.FamilyName = NormalizeName(p.FamilyName)
+	p.GivenName = NormalizeName(p.GivenName)
+	p.Birthdate = KnownBirthdate(p.Birthdate, p.IdpBirthdate)
+	return p
+}
+
+// KnownBirthdate returns the part of a FranceConnect birth date that is
+// known. FranceConnect presumes an unknown day or month as 01 (RNIPP's
+// 1987-11 becomes 1987-11-01, 1979 becomes 1979-01-01) and puts the
+// identity provider's original in idp_birthdate: when idp lacks the month
+// (absent or 00) and birthdate is YYYY-01-01 of the same year, the year
+// alone is known; when idp lacks the day and birthdate is the 1st of the
+// same month, the year and month. Otherwise, or without idp, birthdate is
+// returned as is: a partial date is sent, never an invented day 1, and a
+// date RNIPP corrected is never degraded.
+func KnownBirthdate(birthdate, idp string) string {
+	y, m, d, ok := splitDate(birthdate)
+	if !ok || m == "" || d == "" || idp == "" {
+		return birthdate
+	}
+	iy, im, id, ok := splitDate(idp)
+	if !ok || iy != y {
+		return birthdate
+	}
+	switch {
+	case (im == "" || im == "00") && m == "01" && d == "01":
+		return y
+	case im == m && (id == "" || id == "00") && d == "01":
+		return y + "-" + m
+	}
+	return birthdate
 }
 
 // Claim names a value derived from the identity pivot. The list is closed:
@@ -27,7 +70,7 @@ const (
 	ClaimGivenNames      Claim = "given_names"       // one value per given name (split on spaces)
 	ClaimGivenNamesComma Claim = "given_names_comma" // given names joined with ", " (CNOUS)
 	ClaimFirstGivenName  Claim = "first_given_name"  // the first given name only (MESRI)
-	ClaimBirthdate       Claim = "birthdate"         // YYYY-MM-DD as given
+	ClaimBirthdate       Claim = "birthdate"         // YYYY-MM-DD (full dates only)
 	ClaimBirthdateFR     Claim = "birthdate_fr"      // DD/MM/YYYY (full dates only)
 	ClaimBirthYear       Claim = "birth_year"        // 1962
 	ClaimBirthMonth      Claim = "birth_month"       // 8; omitted when unknown
@@ -79,7 +122,9 @@ func (c Claim) AppendValues(dst []string, p *Pivot) ([]string, error) {
 		}
 		return append(dst, names[0]), nil
 	case ClaimBirthdate:
-		if _, _, _, ok := splitDate(p.Birthdate); !ok {
+		// A provider taking one date field takes a full date: a partial
+		// one is refused, never completed with an invented day.
+		if _, m, d, ok := splitDate(p.Birthdate); !ok || m == "" || d == "" {
 			return dst, ErrUnusableIdentity
 		}
 		return append(dst, p.Birthdate), nil

@@ -77,7 +77,7 @@ endpoints:
     operation_id: op_x
     provider: CNAV
     upstream_path: /v3/x/identite
-    params: [` + param + `]
+    params: [` + param + `, {name: numero, identifier: test}]
     scopes: [{name: s, basis: doc, fields: [data.x]}]
 `
 	}

@@ -34,7 +34,7 @@ func TestTwinPaths(t *testing.T) {
 		if api == "v2" {
 			field = "x"
 		}
-		return fmt.Sprintf(ep, id, path, "identite", api, op, recipient, "    params:\n      - {name: nom, required: true}\n", field)
+		return fmt.Sprintf(ep, id, path, "identite", api, op, recipient, "    params:\n      - {name: nom, required: true, identifier: test}\n", field)
 	}
 	parse := func(eps ...string) (*Catalogue, error) {
 		return Parse([]byte("providers: {CNAV: {error_prefix: \"37\"}}\nendpoints:" + strings.Join(eps, "")))
@@ -70,7 +70,7 @@ func TestReservedErrorPrefixes(t *testing.T) {
 		_, err := Parse([]byte(`providers: {X: {error_prefix: "` + prefix + `"}}
 endpoints:
   - {id: a, path: /v3/a, modality: identite, operation_id: a, provider: X, upstream_path: /a,
-     params: [{name: n}], scopes: [{name: s, basis: doc, fields: [data.x]}]}
+     params: [{name: n, identifier: n}], scopes: [{name: s, basis: doc, fields: [data.x]}]}
 `))
 		if err == nil || !strings.Contains(err.Error(), "00 and 50 are reserved") {
 			t.Errorf("prefix %s: %v", prefix, err)

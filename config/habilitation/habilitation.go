@@ -1,6 +1,7 @@
 // Package habilitation reads the registry of DataPass habilitations that
-// Passerelle accepts on its FranceConnect routes, and pairs each FranceConnect
-// service provider (FS) client id with one habilitation.
+// Passerelle accepts, pairs each FranceConnect service provider (FS) client id
+// and each API bearer token with one habilitation, and says which calling
+// modalities each habilitation opens.
 //
 // # File format
 //
@@ -11,6 +12,10 @@
 //	    label: "Mairie de Montreuil — portail famille"   # required, ≤ 200 chars
 //	    siret: "21930048000015"     # required: the organisation's SIRET (14 ASCII digits, Luhn;
 //	                                #   La Poste, SIREN 356000000: digit sum multiple of 5)
+//	    modalities:                 # required, non-empty, no repeats: the calling modalities
+//	      - france_connect          #   DataPass granted, among france_connect (FranceConnect
+//	      - identite                #   routes), identite (civil status with an API token) and
+//	                                #   identifiant (provider identifier with an API token)
 //	    france_connect_client_ids:  # FS client ids paired with this habilitation (optional,
 //	      - "6925fb81…"             #   1–128 chars [A-Za-z0-9._-]); a client id is paired
 //	                                #   with at most one habilitation
@@ -26,6 +31,12 @@
 //	    rate_limit: "20/s"          # optional quota: <n>/s, <n>/m or <n>/h; default: the gateway's
 //	    api_token_sha256: [<64 hex>] # optional: SHA-256 of the API bearer tokens (never the tokens)
 //
+// A modality is opened by [Habilitation.Allows], never by the mere presence of
+// a credential: a habilitation with api_token_sha256 but neither identite nor
+// identifiant is valid (its tokens still introspect, they open no lookup
+// route), and so is one listing identite or identifiant without any token
+// yet.
+//
 // Parsing is strict: unknown fields (at any level), repeated fields, YAML
 // aliases and several documents are refused; every problem is reported
 // (errors.Join), each naming the entry and the field, for example
@@ -37,38 +48,65 @@
 // empty registry; an empty file is not.
 //
 // A habilitation is usable at time t ([Habilitation.ActiveAt]) when it is not
-// revoked and valid_from ≤ t < valid_until. The [Watcher] reloads the file
-// when it changes and keeps the previous registry when the new one is invalid.
+// revoked and valid_from ≤ t < valid_until.
+//
+// # Reloads
+//
+// The [Watcher] reloads the file when it changes. A file that does not parse,
+// or that the caller's check refuses ([Registry.CheckProduction] in
+// production), is not applied, but what it removes or revokes still is: the
+// registry in force loses every habilitation whose id the new file no longer
+// lists, and every habilitation that the new file marks revoked becomes
+// revoked. A refused file never widens access. A deleted file removes every
+// habilitation; any other read error keeps the registry in force.
+// [Watcher.Status] tells which case is in force.
+//
+// The refused file is read leniently, item by item of its habilitations list:
+// an item's id and revoked flag are taken whatever its other errors; an item
+// whose id cannot be read names no habilitation (so the one it meant is
+// removed); revoked counts as true when it reads true, yes, on or y, in any
+// case, quoted or not. A file that is not YAML, or has no readable
+// habilitations list, narrows nothing. Write the file atomically (write, then
+// rename): a half-written file may drop the entries not yet written until
+// the next poll reads it whole.
 package habilitation
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"io"
-	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
-	_ "time/tzdata" // Europe/Paris must resolve on hosts without a zoneinfo database
-	"unicode"
-	"unicode/utf8"
-
-	"gopkg.in/yaml.v3"
 )
 
 // MaxFileSize bounds the registry file.
 const MaxFileSize = 16 << 20
 
+// The calling modalities a habilitation may grant (field modalities).
+const (
+	// ModalityFranceConnect: FranceConnect routes, the caller presenting a
+	// FranceConnect access token of a paired FS client id.
+	ModalityFranceConnect = "france_connect"
+	// ModalityIdentite: identité pivot routes, an API token and the citizen's
+	// civil status.
+	ModalityIdentite = "identite"
+	// ModalityIdentifiant: identifier routes (ine, identifiant), an API token
+	// and a provider identifier.
+	ModalityIdentifiant = "identifiant"
+)
+
+// modalities lists the accepted values of the modalities field, in the order
+// error messages name them.
+var modalities = []string{ModalityFranceConnect, ModalityIdentite, ModalityIdentifiant}
+
 // Habilitation is one DataPass habilitation. Values returned by a Registry are
 // shared: callers must not modify them.
 type Habilitation struct {
-	ID                     string
-	Label                  string
-	SIRET                  string
+	ID    string
+	Label string
+	SIRET string
+	// Modalities are the calling modalities DataPass granted (Modality*
+	// constants), non-empty, without repeats; see Allows.
+	Modalities             []string
 	FranceConnectClientIDs []string
 	Scopes                 []string
 	ValidFrom              time.Time // zero: no lower bound; inclusive
@@ -138,477 +176,18 @@ func (h *Habilitation) HasScope(s string) bool {
 	return false
 }
 
-// Registry is an immutable set of habilitations, safe for concurrent use.
-type Registry struct {
-	list       []*Habilitation
-	byClient   map[string]*Habilitation
-	byID       map[string]*Habilitation
-	byAPIToken map[[sha256.Size]byte]*Habilitation
-}
-
-// ByAPIToken returns the habilitation holding an API bearer token, found
-// by the token's SHA-256 (the token itself is never stored). The lookup is
-// by digest, so its timing says nothing about the token.
-func (r *Registry) ByAPIToken(token string) (*Habilitation, bool) {
-	if r == nil || len(r.byAPIToken) == 0 {
-		return nil, false
+// Allows reports whether DataPass granted h the calling modality m
+// (ModalityFranceConnect, ModalityIdentite or ModalityIdentifiant), by exact
+// comparison. A credential alone (a paired client id, an API token) opens no
+// modality that Allows does not report. It does not check ActiveAt.
+func (h *Habilitation) Allows(m string) bool {
+	if h == nil {
+		return false
 	}
-	h, ok := r.byAPIToken[sha256.Sum256([]byte(token))]
-	return h, ok
-}
-
-// ByClientID returns the habilitation paired with a FranceConnect FS client id
-// (token_introspection.aud), by exact comparison. It does not check ActiveAt.
-func (r *Registry) ByClientID(clientID string) (*Habilitation, bool) {
-	if r == nil {
-		return nil, false
-	}
-	h, ok := r.byClient[clientID]
-	return h, ok
-}
-
-// ByID returns the habilitation with the given DataPass id.
-func (r *Registry) ByID(id string) (*Habilitation, bool) {
-	if r == nil {
-		return nil, false
-	}
-	h, ok := r.byID[id]
-	return h, ok
-}
-
-// Len returns the number of habilitations.
-func (r *Registry) Len() int {
-	if r == nil {
-		return 0
-	}
-	return len(r.list)
-}
-
-// All returns the habilitations in file order.
-func (r *Registry) All() []*Habilitation {
-	if r == nil {
-		return nil
-	}
-	return append([]*Habilitation(nil), r.list...)
-}
-
-// Load reads and parses the registry file at path.
-func Load(path string) (*Registry, error) {
-	data, err := readFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return Parse(data)
-}
-
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("habilitation: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("habilitation: reading %s: %w", path, err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("habilitation: %s is larger than %d bytes", path, MaxFileSize)
-	}
-	return data, nil
-}
-
-var (
-	idRe       = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	clientIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-	scopeRe    = regexp.MustCompile(`^[a-z0-9_]{1,100}$`)
-	dateRe     = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
-	nameRe     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,39}$`)
-)
-
-var paris = mustLoadParis()
-
-func mustLoadParis() *time.Location {
-	loc, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		panic("habilitation: Europe/Paris: " + err.Error()) // cannot happen with time/tzdata
-	}
-	return loc
-}
-
-// Parse parses a registry (see the package documentation for the format).
-func Parse(data []byte) (*Registry, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("habilitation: empty registry file (expected a top-level \"habilitations\" list)")
-		}
-		return nil, fmt.Errorf("habilitation: invalid YAML: %w", err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("habilitation: the file must hold exactly one YAML document")
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, errors.New("habilitation: top level must be a mapping with a \"habilitations\" list")
-	}
-	if hasAlias(&doc, 0) {
-		return nil, errors.New("habilitation: YAML anchors and aliases are not allowed")
-	}
-	root := doc.Content[0]
-	var list *yaml.Node
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k := root.Content[i]
-		switch {
-		case k.Kind != yaml.ScalarNode:
-			return nil, errors.New("habilitation: top-level keys must be scalars")
-		case k.Value != "habilitations":
-			return nil, fmt.Errorf("habilitation: line %d: unknown top-level field %s", k.Line, quoteName(k.Value))
-		case list != nil:
-			return nil, fmt.Errorf("habilitation: line %d: field \"habilitations\" repeated", k.Line)
-		}
-		list = root.Content[i+1]
-	}
-	if list == nil {
-		return nil, errors.New("habilitation: missing top-level \"habilitations\" list")
-	}
-	if list.Kind != yaml.SequenceNode {
-		return nil, errors.New("habilitation: \"habilitations\" must be a list")
-	}
-
-	r := &Registry{
-		list:       make([]*Habilitation, 0, len(list.Content)),
-		byClient:   make(map[string]*Habilitation),
-		byID:       make(map[string]*Habilitation),
-		byAPIToken: make(map[[sha256.Size]byte]*Habilitation),
-	}
-	tokenIndex := map[string]int{}
-	var errs []error
-	entries := make([]*Habilitation, len(list.Content))
-	idIndex := map[string]int{}
-	clientIndex := map[string]int{}
-	for i, n := range list.Content {
-		h, ee := parseEntry(n)
-		entries[i] = h
-		where := entryName(i, h)
-		for _, e := range ee {
-			errs = append(errs, fmt.Errorf("%s: %w", where, e))
-		}
-		if h == nil {
-			continue
-		}
-		if h.ID != "" {
-			if j, dup := idIndex[h.ID]; dup {
-				errs = append(errs, fmt.Errorf("%s: id: duplicate of %s", where, entryName(j, entries[j])))
-			} else {
-				idIndex[h.ID] = i
-			}
-		}
-		for k, c := range h.FranceConnectClientIDs {
-			if c == "" {
-				continue
-			}
-			if j, dup := clientIndex[c]; dup {
-				errs = append(errs, fmt.Errorf("%s: france_connect_client_ids[%d]: already paired with %s", where, k, entryName(j, entries[j])))
-				continue
-			}
-			clientIndex[c] = i
-		}
-		for k, d := range h.APITokenSHA256 {
-			if j, dup := tokenIndex[d]; dup && d != "" {
-				errs = append(errs, fmt.Errorf("%s: api_token_sha256[%d]: already held by %s", where, k, entryName(j, entries[j])))
-				continue
-			}
-			tokenIndex[d] = i
-		}
-		r.list = append(r.list, h)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	for _, h := range r.list {
-		h.limiterKey = "hab:" + h.ID
-		r.byID[h.ID] = h
-		for _, c := range h.FranceConnectClientIDs {
-			r.byClient[c] = h
-		}
-		for _, d := range h.APITokenSHA256 {
-			var sum [sha256.Size]byte
-			_, _ = hex.Decode(sum[:], []byte(d)) // validated by parseEntry
-			r.byAPIToken[sum] = h
-		}
-	}
-	return r, nil
-}
-
-// hasAlias walks the tree looking for aliases or anchors (bounded depth).
-func hasAlias(n *yaml.Node, depth int) bool {
-	if n.Kind == yaml.AliasNode || n.Anchor != "" || depth > 64 {
-		return true
-	}
-	for _, c := range n.Content {
-		if hasAlias(c, depth+1) {
+	for _, x := range h.Modalities {
+		if x == m {
 			return true
 		}
 	}
 	return false
-}
-
-// entryName names entry i for error messages; the id is shown only when it
-// has the expected shape.
-func entryName(i int, h *Habilitation) string {
-	if h != nil && idRe.MatchString(h.ID) {
-		return fmt.Sprintf("habilitations[%d] (id %q)", i, h.ID)
-	}
-	return fmt.Sprintf("habilitations[%d]", i)
-}
-
-// quoteName quotes a field name for an error message, unless it does not look
-// like a field name (then it may be a misplaced value and is not echoed).
-func quoteName(s string) string {
-	if nameRe.MatchString(s) {
-		return fmt.Sprintf("%q", s)
-	}
-	return "(name not shown)"
-}
-
-// parseEntry decodes one list item. It returns a non-nil Habilitation (possibly
-// partial) when the item is a mapping, with the list of problems found.
-func parseEntry(n *yaml.Node) (*Habilitation, []error) {
-	if n.Kind != yaml.MappingNode {
-		return nil, []error{errors.New("must be a mapping")}
-	}
-	h := &Habilitation{}
-	var errs []error
-	fail := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
-	}
-	seen := map[string]bool{}
-	var rawFrom, rawUntil *yaml.Node
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		kn, v := n.Content[i], n.Content[i+1]
-		if kn.Kind != yaml.ScalarNode {
-			errs = append(errs, errors.New("keys must be scalars"))
-			continue
-		}
-		key := kn.Value
-		if seen[key] {
-			errs = append(errs, fmt.Errorf("field %s repeated", quoteName(key)))
-			continue
-		}
-		seen[key] = true
-		switch key {
-		case "id":
-			s, ok := scalarString(v)
-			switch {
-			case !ok:
-				fail(key, "must be a string")
-			case !idRe.MatchString(s):
-				fail(key, "must be 1–64 characters among A-Z a-z 0-9 . _ -")
-			default:
-				h.ID = s
-			}
-		case "label":
-			s, ok := scalarString(v)
-			switch {
-			case !ok || strings.TrimSpace(s) == "":
-				fail(key, "must be a non-empty string")
-			case utf8.RuneCountInString(s) > 200:
-				fail(key, "longer than 200 characters")
-			case strings.IndexFunc(s, unicode.IsControl) >= 0:
-				fail(key, "must not contain control characters")
-			default:
-				h.Label = s
-			}
-		case "siret":
-			s, ok := scalarString(v)
-			if !ok || !ValidSIRET(s) {
-				fail(key, "not a valid SIRET (14 digits, Luhn check)")
-			} else {
-				h.SIRET = s
-			}
-		case "france_connect_client_ids":
-			items, ok := stringList(v)
-			if !ok {
-				fail(key, "must be a list of strings")
-				break
-			}
-			for k, c := range items {
-				if !clientIDRe.MatchString(c) {
-					fail(fmt.Sprintf("%s[%d]", key, k), "must be 1–128 characters among A-Z a-z 0-9 . _ -")
-					items[k] = ""
-					continue
-				}
-				for j := 0; j < k; j++ {
-					if items[j] == c {
-						fail(fmt.Sprintf("%s[%d]", key, k), "repeats %s[%d]", key, j)
-						items[k] = ""
-						break
-					}
-				}
-			}
-			h.FranceConnectClientIDs = items
-		case "scopes":
-			items, ok := stringList(v)
-			if !ok || len(items) == 0 {
-				fail(key, "must be a non-empty list of strings")
-				break
-			}
-			for k, s := range items {
-				if !scopeRe.MatchString(s) {
-					fail(fmt.Sprintf("%s[%d]", key, k), "must match [a-z0-9_]+")
-					continue
-				}
-				for j := 0; j < k; j++ {
-					if items[j] == s {
-						fail(fmt.Sprintf("%s[%d]", key, k), "repeats %s[%d]", key, j)
-						break
-					}
-				}
-			}
-			h.Scopes = items
-		case "valid_from":
-			rawFrom = v
-		case "valid_until":
-			rawUntil = v
-		case "api_token_sha256":
-			items, ok := stringList(v)
-			if !ok {
-				fail(key, "must be a list of hex SHA-256 digests")
-				break
-			}
-			for k, d := range items {
-				if len(d) != 2*sha256.Size || strings.Trim(d, "0123456789abcdef") != "" {
-					fail(fmt.Sprintf("%s[%d]", key, k), "must be 64 lower-case hex digits (the SHA-256 of the token, never the token)")
-					items[k] = ""
-				}
-			}
-			h.APITokenSHA256 = items
-		case "rate_limit":
-			str, ok := scalarString(v)
-			if !ok {
-				fail(key, "must be a string such as \"20/s\"")
-				break
-			}
-			r, err := ParseRate(str)
-			if err != nil {
-				fail(key, "%v", err)
-			}
-			h.RateLimit = r
-		case "revoked":
-			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
-				fail(key, "must be true or false")
-			} else {
-				h.Revoked = v.Value == "true" || v.Value == "True" || v.Value == "TRUE"
-			}
-		default:
-			errs = append(errs, fmt.Errorf("unknown field %s", quoteName(key)))
-		}
-	}
-	for _, f := range []string{"id", "label", "siret", "scopes"} {
-		if !seen[f] {
-			fail(f, "required")
-		}
-	}
-	if rawFrom != nil {
-		t, err := parseTime(rawFrom, false)
-		if err != nil {
-			fail("valid_from", "%v", err)
-		}
-		h.ValidFrom = t
-	}
-	if rawUntil != nil {
-		t, err := parseTime(rawUntil, true)
-		if err != nil {
-			fail("valid_until", "%v", err)
-		}
-		h.ValidUntil = t
-	}
-	if !h.ValidFrom.IsZero() && !h.ValidUntil.IsZero() && !h.ValidUntil.After(h.ValidFrom) {
-		fail("valid_until", "must be after valid_from")
-	}
-	return h, errs
-}
-
-// scalarString returns the text of a non-null scalar.
-func scalarString(n *yaml.Node) (string, bool) {
-	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" {
-		return "", false
-	}
-	return n.Value, true
-}
-
-func stringList(n *yaml.Node) ([]string, bool) {
-	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
-		return nil, true
-	}
-	if n.Kind != yaml.SequenceNode {
-		return nil, false
-	}
-	out := make([]string, 0, len(n.Content))
-	for _, e := range n.Content {
-		s, ok := scalarString(e)
-		if !ok {
-			return nil, false
-		}
-		out = append(out, s)
-	}
-	return out, true
-}
-
-// parseTime accepts YYYY-MM-DD (Europe/Paris; the start of the day, or the
-// start of the next day when end is true) or an RFC 3339 time.
-func parseTime(n *yaml.Node, end bool) (time.Time, error) {
-	s, ok := scalarString(n)
-	if !ok {
-		return time.Time{}, errors.New("must be a date (YYYY-MM-DD) or an RFC 3339 time")
-	}
-	if dateRe.MatchString(s) {
-		d, err := time.ParseInLocation("2006-01-02", s, paris)
-		if err != nil {
-			return time.Time{}, errors.New("not a valid date")
-		}
-		if end {
-			d = time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, paris)
-		}
-		return d, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, errors.New("must be a date (YYYY-MM-DD) or an RFC 3339 time")
-	}
-	return t, nil
-}
-
-// ValidSIRET reports whether s is a well-formed SIRET: exactly 14 ASCII digits
-// passing the Luhn check, or, for La Poste establishments (SIREN 356000000),
-// whose digit sum is a multiple of 5. An all-zero number is refused. No
-// trimming: spaces, signs and non-ASCII digits make it invalid.
-func ValidSIRET(s string) bool {
-	if len(s) != 14 {
-		return false
-	}
-	sum, digitSum := 0, 0
-	for i := 0; i < 14; i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return false
-		}
-		d := int(c - '0')
-		digitSum += d
-		if i%2 == 0 { // from the right, positions 2, 4, … (14 digits: even indexes)
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-	}
-	if digitSum == 0 {
-		return false
-	}
-	if sum%10 == 0 {
-		return true
-	}
-	return s[:9] == "356000000" && digitSum%5 == 0
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -21,6 +20,7 @@ const sample = `habilitations:
   - id: "12345"
     label: "Mairie de Montreuil — portail famille"
     siret: "21930048000015"
+    modalities: [france_connect, identite]
     france_connect_client_ids: ["` + fsClientID + `"]
     scopes: [cnaf_quotient_familial, cnaf_allocataires]
     valid_from: 2024-01-01
@@ -29,6 +29,7 @@ const sample = `habilitations:
   - id: 678
     label: "DINUM — démonstrateur"
     siret: 13002526500013
+    modalities: [identifiant]
     scopes: [cnaf_quotient_familial]
 `
 
@@ -89,10 +90,10 @@ func TestByClientIDNoAlloc(t *testing.T) {
 
 func TestC02_ActiveAt(t *testing.T) {
 	r := mustParse(t, `habilitations:
-  - {id: "1", label: "active", siret: "21930048000015", scopes: [a], valid_from: 2024-01-01, valid_until: 2027-12-31}
-  - {id: "2", label: "revoked", siret: "21930048000015", scopes: [a], revoked: true}
-  - {id: "3", label: "rfc3339", siret: "21930048000015", scopes: [a], valid_from: "2025-06-01T08:00:00Z", valid_until: "2025-06-01T12:00:00+02:00"}
-  - {id: "4", label: "open", siret: "21930048000015", scopes: [a]}
+  - {id: "1", label: "active", siret: "21930048000015", scopes: [a], modalities: [france_connect], valid_from: 2024-01-01, valid_until: 2027-12-31}
+  - {id: "2", label: "revoked", siret: "21930048000015", scopes: [a], modalities: [france_connect], revoked: true}
+  - {id: "3", label: "rfc3339", siret: "21930048000015", scopes: [a], modalities: [france_connect], valid_from: "2025-06-01T08:00:00Z", valid_until: "2025-06-01T12:00:00+02:00"}
+  - {id: "4", label: "open", siret: "21930048000015", scopes: [a], modalities: [france_connect]}
 `)
 	paris, _ := time.LoadLocation("Europe/Paris")
 	at := func(y int, m time.Month, d, h, min, s int, loc *time.Location) time.Time {
@@ -175,6 +176,7 @@ func TestC07_SIRETInRegistry(t *testing.T) {
   - id: "1"
     label: "x"
     scopes: [a]
+    modalities: [identite]
     siret: `
 	for _, s := range []string{`"21930048000015"`, `21930048000015`, `"35600000049837"`} {
 		if _, err := Parse([]byte(base + s)); err != nil {
@@ -195,44 +197,45 @@ func TestParseErrors(t *testing.T) {
 		want       []string
 	}{
 		{"unknown field", `habilitations:
-  - {id: "1", label: x, siret: "21930048000015", scopes: [a], client_secret: "s3cr3t-value-xyz"}`,
+  - {id: "1", label: x, siret: "21930048000015", scopes: [a], modalities: [france_connect], client_secret: "s3cr3t-value-xyz"}`,
 			[]string{`habilitations[0] (id "1"): unknown field "client_secret"`}},
 		{"unknown top-level field", "habilitations: []\nextra: 1", []string{`unknown top-level field "extra"`}},
 		{"missing required", `habilitations:
-  - {id: "7"}`, []string{`habilitations[0] (id "7"): label: required`, `siret: required`, `scopes: required`}},
+  - {id: "7"}`, []string{`habilitations[0] (id "7"): label: required`, `siret: required`, `scopes: required`,
+			`modalities: required (a non-empty list among france_connect, identite, identifiant)`}},
 		{"entry and field named", `habilitations:
-  - {id: "1", label: a, siret: "21930048000015", scopes: [a]}
-  - {id: "2", label: b, siret: "21930048000015", scopes: [a]}
-  - {id: "123", label: c, siret: "12345678901234", scopes: [a]}`, []string{`habilitations[2] (id "123"): siret: not a valid SIRET`}},
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect]}
+  - {id: "2", label: b, siret: "21930048000015", scopes: [a], modalities: [france_connect]}
+  - {id: "123", label: c, siret: "12345678901234", scopes: [a], modalities: [france_connect]}`, []string{`habilitations[2] (id "123"): siret: not a valid SIRET`}},
 		{"duplicate ids", `habilitations:
-  - {id: "1", label: a, siret: "21930048000015", scopes: [a]}
-  - {id: "1", label: b, siret: "21930048000015", scopes: [a]}`, []string{`habilitations[1] (id "1"): id: duplicate of habilitations[0] (id "1")`}},
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect]}
+  - {id: "1", label: b, siret: "21930048000015", scopes: [a], modalities: [france_connect]}`, []string{`habilitations[1] (id "1"): id: duplicate of habilitations[0] (id "1")`}},
 		{"client id paired twice", `habilitations:
-  - {id: "1", label: a, siret: "21930048000015", scopes: [a], france_connect_client_ids: [` + fsClientID + `]}
-  - {id: "2", label: b, siret: "21930048000015", scopes: [a], france_connect_client_ids: [` + otherClientID + `, ` + fsClientID + `]}`,
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect], france_connect_client_ids: [` + fsClientID + `]}
+  - {id: "2", label: b, siret: "21930048000015", scopes: [a], modalities: [france_connect], france_connect_client_ids: [` + otherClientID + `, ` + fsClientID + `]}`,
 			[]string{`habilitations[1] (id "2"): france_connect_client_ids[1]: already paired with habilitations[0] (id "1")`}},
 		{"client id repeated in an entry", `habilitations:
-  - {id: "1", label: a, siret: "21930048000015", scopes: [a], france_connect_client_ids: [abc, abc]}`,
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect], france_connect_client_ids: [abc, abc]}`,
 			[]string{`france_connect_client_ids[1]: repeats france_connect_client_ids[0]`}},
 		{"client id with spaces", `habilitations:
-  - {id: "1", label: a, siret: "21930048000015", scopes: [a], france_connect_client_ids: [" abc"]}`,
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect], france_connect_client_ids: [" abc"]}`,
 			[]string{`habilitations[0] (id "1"): france_connect_client_ids[0]: must be`}},
 		{"empty scopes", `habilitations:
-  - {id: "1", label: a, siret: "21930048000015", scopes: []}`, []string{`scopes: must be a non-empty list`}},
+  - {id: "1", label: a, siret: "21930048000015", scopes: [], modalities: [france_connect]}`, []string{`scopes: must be a non-empty list`}},
 		{"bad scope", `habilitations:
-  - {id: "1", label: a, siret: "21930048000015", scopes: ["CNAF QF"]}`, []string{`scopes[0]: must match`}},
+  - {id: "1", label: a, siret: "21930048000015", scopes: ["CNAF QF"], modalities: [france_connect]}`, []string{`scopes[0]: must match`}},
 		{"bad dates", `habilitations:
-  - {id: "1", label: a, siret: "21930048000015", scopes: [a], valid_from: 2024-02-30, valid_until: "demain"}`,
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect], valid_from: 2024-02-30, valid_until: "demain"}`,
 			[]string{`valid_from: not a valid date`, `valid_until: must be a date`}},
 		{"until before from", `habilitations:
-  - {id: "1", label: a, siret: "21930048000015", scopes: [a], valid_from: 2025-01-01, valid_until: 2024-12-31}`,
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect], valid_from: 2025-01-01, valid_until: 2024-12-31}`,
 			[]string{`valid_until: must be after valid_from`}},
 		{"revoked not bool", `habilitations:
-  - {id: "1", label: a, siret: "21930048000015", scopes: [a], revoked: "yes"}`, []string{`revoked: must be true or false`}},
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect], revoked: "yes"}`, []string{`revoked: must be true or false`}},
 		{"bad id not echoed", `habilitations:
-  - {id: "sk_live_0123456789 secret", label: a, siret: "21930048000015", scopes: [a]}`, []string{`habilitations[0]: id: must be`}},
+  - {id: "sk_live_0123456789 secret", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect]}`, []string{`habilitations[0]: id: must be`}},
 		{"repeated field", `habilitations:
-  - {id: "1", label: a, label: b, siret: "21930048000015", scopes: [a]}`, []string{`field "label" repeated`}},
+  - {id: "1", label: a, label: b, siret: "21930048000015", scopes: [a], modalities: [france_connect]}`, []string{`field "label" repeated`}},
 		{"entry not a mapping", "habilitations:\n  - 12", []string{`habilitations[0]: must be a mapping`}},
 		{"not a list", "habilitations: {}", []string{`"habilitations" must be a list`}},
 		{"missing list", "foo: []", []string{`unknown top-level field "foo"`}},
@@ -242,7 +245,7 @@ func TestParseErrors(t *testing.T) {
 		{"two documents", "habilitations: []\n---\nhabilitations: []", []string{`exactly one YAML document`}},
 		{"aliases", "x: &a 1\nhabilitations: []", []string{`aliases are not allowed`}},
 		{"merge key", `habilitations:
-  - {<<: {id: "1"}, label: a, siret: "21930048000015", scopes: [a]}`, []string{`habilitations[0]: unknown field (name not shown)`}},
+  - {<<: {id: "1"}, label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect]}`, []string{`habilitations[0]: unknown field (name not shown)`}},
 		{"bad yaml", "habilitations: [", []string{`invalid YAML`}},
 	}
 	for _, tt := range tests {
@@ -267,9 +270,9 @@ func TestParseErrors(t *testing.T) {
 
 func TestParseReportsEveryProblem(t *testing.T) {
 	_, err := Parse([]byte(`habilitations:
-  - {id: "1", label: a, siret: "1", scopes: [a]}
-  - {id: "2", label: "", siret: "21930048000015", scopes: [a], foo: 1}
-  - {id: "3", label: c, siret: "21930048000015"}`))
+  - {id: "1", label: a, siret: "1", scopes: [a], modalities: [france_connect]}
+  - {id: "2", label: "", siret: "21930048000015", scopes: [a], modalities: [france_connect], foo: 1}
+  - {id: "3", label: c, siret: "21930048000015", modalities: [identite]}`))
 	var joined interface{ Unwrap() []error }
 	if !errors.As(err, &joined) || len(joined.Unwrap()) != 4 {
 		t.Fatalf("want 4 joined errors, got %v", err)
@@ -300,202 +303,8 @@ func writeFile(t *testing.T, p, s string) {
 	}
 }
 
-type logRec struct {
-	mu   sync.Mutex
-	msgs []string
-	errs []error
-}
-
-func (l *logRec) logf(msg string, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.msgs = append(l.msgs, msg)
-	l.errs = append(l.errs, err)
-}
-
-func (l *logRec) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.msgs)
-}
-
-const revokedSample = `habilitations:
-  - id: "12345"
-    label: "Mairie de Montreuil — portail famille"
-    siret: "21930048000015"
-    france_connect_client_ids: ["` + fsClientID + `"]
-    scopes: [cnaf_quotient_familial]
-    revoked: true
-`
-
-func TestC02_NoStartWithoutValidRegistry(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := NewWatcher(filepath.Join(dir, "missing.yaml"), 0, nil); err == nil {
-		t.Error("started without a registry file")
-	}
-	p := filepath.Join(dir, "h.yaml")
-	writeFile(t, p, "habilitations:\n  - {id: 1}")
-	if _, err := NewWatcher(p, 0, nil); err == nil {
-		t.Error("started with an invalid registry")
-	}
-	writeFile(t, p, sample)
-	if _, err := NewWatcher(p, MaxInterval+time.Second, nil); err == nil {
-		t.Error("interval above the bound accepted")
-	}
-	w, err := NewWatcher(p, 0, nil)
-	if err != nil || w.Interval() != DefaultInterval || w.Current().Len() != 2 {
-		t.Fatalf("NewWatcher = %v, %v", w, err)
-	}
-}
-
-func TestC02_InvalidUpdateKeepsPrevious(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "h.yaml")
-	writeFile(t, p, sample)
-	var log logRec
-	w, err := NewWatcher(p, time.Second, log.logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := w.Current()
-	for i, bad := range []string{
-		"",                                   // truncated write
-		"habilitations:\n  - {id: \"12345\"", // syntax error
-		`habilitations:
-  - {id: "12345", label: a, siret: "21930048000015", scopes: [a], client_secret: "Zm9vYmFyYmF6cXV4c2VjcmV0"}`,
-	} {
-		writeFile(t, p, bad)
-		changed, err := w.Poll()
-		if changed || err == nil {
-			t.Fatalf("update %d: changed=%v err=%v", i, changed, err)
-		}
-		if w.Current() != before {
-			t.Fatalf("update %d: registry replaced by an invalid one", i)
-		}
-		// The same bad content is reported once.
-		if _, err := w.Poll(); err == nil {
-			t.Fatalf("update %d: repeated poll lost the error", i)
-		}
-	}
-	if n := log.count(); n != 3 {
-		t.Errorf("logf called %d times, want 3: %v", n, log.msgs)
-	}
-	for i, m := range log.msgs {
-		if !strings.Contains(m, "previous registry kept") || log.errs[i] == nil {
-			t.Errorf("log %d = %q, %v", i, m, log.errs[i])
-		}
-		if strings.Contains(m+log.errs[i].Error(), "Zm9vYmFy") || strings.Contains(m+log.errs[i].Error(), "Montreuil") {
-			t.Errorf("log %d echoes a value: %q %v", i, m, log.errs[i])
-		}
-	}
-	// File removed: previous registry kept, reported once.
-	if err := os.Remove(p); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		if changed, err := w.Poll(); changed || err == nil || w.Current() != before {
-			t.Fatalf("missing file: changed=%v err=%v", changed, err)
-		}
-	}
-	if n := log.count(); n != 4 || !strings.Contains(log.msgs[3], "unreadable") {
-		t.Errorf("logs = %v", log.msgs)
-	}
-	// Back to a valid file: swapped.
-	writeFile(t, p, revokedSample)
-	if changed, err := w.Poll(); !changed || err != nil {
-		t.Fatalf("valid update after errors: changed=%v err=%v", changed, err)
-	}
-}
-
-func TestC02_ValidUpdateSwaps(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "h.yaml")
-	writeFile(t, p, sample)
-	var log logRec
-	w, err := NewWatcher(p, time.Second, log.logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	if h, ok := w.Current().ByClientID(fsClientID); !ok || !h.ActiveAt(now) {
-		t.Fatal("habilitation should be active before the update")
-	}
-	// Unchanged file: no swap.
-	if changed, err := w.Poll(); changed || err != nil {
-		t.Fatalf("unchanged: %v %v", changed, err)
-	}
-	old := w.Current()
-	writeFile(t, p, revokedSample)
-	if changed, err := w.Poll(); !changed || err != nil {
-		t.Fatalf("changed=%v err=%v", changed, err)
-	}
-	if w.Current() == old || w.Current().Len() != 1 {
-		t.Fatal("registry not swapped")
-	}
-	if h, ok := w.Current().ByClientID(fsClientID); !ok || h.ActiveAt(now) {
-		t.Fatal("revocation not applied")
-	}
-	if old.Len() != 2 {
-		t.Error("the previous registry was mutated")
-	}
-	if n := log.count(); n != 1 || !strings.Contains(log.msgs[0], "reloaded (1 habilitations)") || log.errs[0] != nil {
-		t.Errorf("logs = %v %v", log.msgs, log.errs)
-	}
-	// Same content rewritten (new mtime): no swap.
-	writeFile(t, p, revokedSample)
-	cur := w.Current()
-	if changed, _ := w.Poll(); changed || w.Current() != cur {
-		t.Error("rewrite with identical content swapped the registry")
-	}
-}
-
-// Run applies a revocation within the polling interval, while readers use
-// Current concurrently.
-func TestC02_RunAppliesRevocation(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "h.yaml")
-	writeFile(t, p, sample)
-	w, err := NewWatcher(p, 10*time.Millisecond, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := t.Context()
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	stop := make(chan struct{})
-	var readers sync.WaitGroup
-	for range 4 {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					if r := w.Current(); r == nil {
-						t.Error("nil registry")
-						return
-					}
-				}
-			}
-		}()
-	}
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	writeFile(t, p, revokedSample)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if h, _ := w.Current().ByClientID(fsClientID); h != nil && !h.ActiveAt(now) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("revocation not applied by Run")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	close(stop)
-	readers.Wait()
-}
-
 func TestF03_RateLimitField(t *testing.T) {
-	base := "habilitations:\n  - id: a\n    label: A\n    siret: \"13002526500013\"\n    scopes: [s]\n"
+	base := "habilitations:\n  - id: a\n    label: A\n    siret: \"13002526500013\"\n    scopes: [s]\n    modalities: [identite]\n"
 	r, err := Parse([]byte(base + "    rate_limit: \"50/m\"\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -518,7 +327,7 @@ func TestA19_APITokensStoredAsDigests(t *testing.T) {
 	const token = "pa_sandbox-token-canary"
 	sum := sha256.Sum256([]byte(token))
 	digest := hex.EncodeToString(sum[:])
-	base := "habilitations:\n  - id: a\n    label: A\n    siret: \"13002526500013\"\n    scopes: [s]\n"
+	base := "habilitations:\n  - id: a\n    label: A\n    siret: \"13002526500013\"\n    scopes: [s]\n    modalities: [identite]\n"
 	r, err := Parse([]byte(base + "    api_token_sha256: [\"" + digest + "\"]\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -536,7 +345,7 @@ func TestA19_APITokensStoredAsDigests(t *testing.T) {
 			t.Errorf("%q accepted or echoed: %v", bad, err)
 		}
 	}
-	two := base + "    api_token_sha256: [\"" + digest + "\"]\n  - id: b\n    label: B\n    siret: \"13002526500013\"\n    scopes: [s]\n    api_token_sha256: [\"" + digest + "\"]\n"
+	two := base + "    api_token_sha256: [\"" + digest + "\"]\n  - id: b\n    label: B\n    siret: \"13002526500013\"\n    scopes: [s]\n    modalities: [identite]\n    api_token_sha256: [\"" + digest + "\"]\n"
 	if _, err := Parse([]byte(two)); err == nil || !strings.Contains(err.Error(), "already held") {
 		t.Errorf("digest held twice accepted: %v", err)
 	}

@@ -451,10 +451,10 @@ endpoints:
     upstream_path: /v3/test/quotient/identite
     recipient: none
     params:
-      - {name: nomNaissance, required: true, normalize: name, pattern: "^[\\p{L}][\\p{L}' -]*$", max_length: 100}
+      - {name: nomNaissance, required: true, normalize: name, pattern: "^[\\p{L}][\\p{L}' -]*$", max_length: 100, pivot: family_name}
       - {name: sexeEtatCivil, required: true, normalize: upper, pattern: '^[MF]$'}
-      - {name: annee, pattern: '^[0-9]{4}$'}
-      - {name: "prenoms[]", required: true, max: 3, normalize: name, pattern: "^[\\p{L}][\\p{L}' -]*$", max_length: 100}
+      - {name: annee, pattern: '^[0-9]{4}$', pivot: birth_year}
+      - {name: "prenoms[]", required: true, max: 3, normalize: name, pattern: "^[\\p{L}][\\p{L}' -]*$", max_length: 100, pivot: given_names}
       - {name: "codesBcnDepartements[]", max: 5, pattern: '^[0-9]{3}$'}
     scopes:
       - {name: cnaf_quotient_familial, basis: doc, fields: [data.quotient_familial]}

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -40,7 +41,7 @@ func activeTokens(t *testing.T) []token {
 // as the handler's upstreamQuery does.
 func gatewayParams(ep *catalogue.Endpoint, ti introspection) (url.Values, error) {
 	p := catalogue.Pivot{FamilyName: ti.FamilyName, GivenName: ti.GivenName, Gender: ti.Gender,
-		Birthdate: ti.Birthdate, Birthplace: ti.Birthplace, Birthcountry: ti.Birthcountry}
+		Birthdate: ti.Birthdate, Birthplace: ti.Birthplace, Birthcountry: ti.Birthcountry, IdpBirthdate: ti.IdpBirthdate}.Normalized()
 	q := url.Values{}
 	for _, ip := range ep.Identity {
 		vals, err := ip.Claim.AppendValues(nil, &p)
@@ -92,6 +93,10 @@ func reachedBy(t *testing.T, ep *catalogue.Endpoint, c *Case, tokens []token) []
 	var out []string
 	for _, tok := range tokens {
 		q, err := gatewayParams(ep, tok.ti)
+		if err != nil && errors.Is(err, catalogue.ErrUnusableIdentity) &&
+			catalogue.KnownBirthdate(tok.ti.Birthdate, tok.ti.IdpBirthdate) != tok.ti.Birthdate {
+			continue // a partial birth date, on a route that needs the day: no invented day
+		}
 		if err != nil {
 			t.Fatalf("%s on %s: %v", tok.name, ep.ID, err)
 		}

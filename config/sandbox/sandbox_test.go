@@ -17,10 +17,12 @@ import (
 )
 
 const (
-	qfOp        = "api_particulier_v3_cnav_quotient_familial_with_france_connect"
-	fsClientID  = "6925fb8143c76eded44d32b40c0cb1006065f7f003de52712b78985704f39950"
-	fdClientID  = "423dcbdc5a15ece61ed00ff5989d72379c26d9ed4c8e4e05a87cffae019586e0"
-	integIssuer = "https://fcp-low.integ01.dev-franceconnect.fr/api/v2"
+	qfOp = "api_particulier_v3_cnav_quotient_familial_with_france_connect"
+	// qfCivilityOp: the identite route, on the same provider path.
+	qfCivilityOp = "api_particulier_v3_cnav_quotient_familial_with_civility"
+	fsClientID   = "6925fb8143c76eded44d32b40c0cb1006065f7f003de52712b78985704f39950"
+	fdClientID   = "423dcbdc5a15ece61ed00ff5989d72379c26d9ed4c8e4e05a87cffae019586e0"
+	integIssuer  = "https://fcp-low.integ01.dev-franceconnect.fr/api/v2"
 )
 
 var qfScopes = []string{"cnaf_quotient_familial", "cnaf_allocataires", "cnaf_enfants", "cnaf_adresse"}
@@ -48,6 +50,7 @@ type introspection struct {
 	Birthdate      string   `json:"birthdate"`
 	Birthplace     string   `json:"birthplace"`
 	Birthcountry   string   `json:"birthcountry"`
+	IdpBirthdate   string   `json:"idp_birthdate"`
 }
 
 type checktoken struct {
@@ -68,12 +71,16 @@ func decodeToken(t *testing.T, c *Case) checktoken {
 // qfParams maps an identity pivot to the v3 CNAV provider parameters, as the
 // gateway sends them (DOMAIN §3): no nomUsage, prenoms = given_name split on
 // spaces, date parts as integers (0 omitted), M/F, commune only for 99100.
+// qfParams is the quotient familial route's identity mapping, written by
+// hand (TestQFParamsAgreesWithCatalogue checks it against the catalogue's),
+// on the identity normalised as the gateway does it.
 func qfParams(ti introspection) url.Values {
 	q := url.Values{}
-	q.Set("nomNaissance", ti.FamilyName)
-	q["prenoms"] = strings.Fields(ti.GivenName)
+	q.Set("nomNaissance", catalogue.NormalizeName(ti.FamilyName))
+	q["prenoms"] = strings.Fields(catalogue.NormalizeName(ti.GivenName))
+	birthdate := catalogue.KnownBirthdate(ti.Birthdate, ti.IdpBirthdate)
 	for i, name := range []string{"anneeDateNaissance", "moisDateNaissance", "jourDateNaissance"} {
-		parts := strings.Split(ti.Birthdate, "-")
+		parts := strings.Split(birthdate, "-")
 		if i < len(parts) {
 			if n, err := strconv.Atoi(parts[i]); err == nil && n != 0 {
 				q.Set(name, strconv.Itoa(n))
@@ -123,7 +130,7 @@ func TestEmbeddedLoads(t *testing.T) {
 	}
 	slices.Sort(names)
 	want := []string{"all_fc", "aucun_dossier", "caracteres_speciaux", "cnaf_aeeh", "cnaf_qf_partial", "cnaf_qfv2", "cnous", "cnous_with_less_scopes",
-		"inactive", "low_scopes", "provider_error", "unpaired_service"}
+		"date_presumee", "inactive", "low_scopes", "ne_a_l_etranger", "nom_decompose", "provider_error", "unpaired_service"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("tokens = %v, want %v", names, want)
 	}
@@ -293,7 +300,10 @@ func TestEmbeddedTokenIdentities(t *testing.T) {
 // hit by an FC identity.
 func TestEmbeddedQFIdentitiesMatchOneCase(t *testing.T) {
 	s := Embedded()
-	cases := s.Cases(qfOp)
+	// The FranceConnect route calls the identite path: the cases of both
+	// of its folders answer it.
+	ops := []string{qfOp, qfCivilityOp}
+	cases := append(s.Cases(qfOp), s.Cases(qfCivilityOp)...)
 	hits := map[string]string{}
 	for _, tc := range s.Tokens() {
 		ti := decodeToken(t, tc).TI
@@ -329,7 +339,7 @@ func TestEmbeddedQFIdentitiesMatchOneCase(t *testing.T) {
 		// Through Match, with the gateway's extra params ignored.
 		q.Set("recipient", "13002526500013")
 		q.Set("annee", "2025")
-		got, ok := s.Match([]string{qfOp}, q, []string{"recipient", "annee", "mois"})
+		got, ok := s.Match(ops, q, []string{"recipient", "annee", "mois"})
 		if !ok || got != matched[0] {
 			t.Errorf("%s: Match = %v, %v", tok, got, ok)
 		}
@@ -341,7 +351,11 @@ func TestEmbeddedQFIdentitiesMatchOneCase(t *testing.T) {
 		"all_fc":              "200_msa_thomas_delatour_1_parent_2_enfants.yaml",
 		"cnaf_qf_partial":     "200_cnaf_angela_dubois_1_parent_1_enfant_majeur.yaml",
 		"caracteres_speciaux": "200_cnaf_joelle_dubinore_2_parents_2_mineurs.yaml",
-		"provider_error":      "500_cnav_erreur_fournisseur.yaml",
+		// Decomposed accents, mixed case: normalised as callers' identities.
+		"nom_decompose": "200_cnaf_joelle_dubinore_2_parents_2_mineurs.yaml",
+		// Presumed day (idp_birthdate 1987-11): year and month only.
+		"date_presumee":  "200_maelle_le_goff_date_partielle.yaml",
+		"provider_error": "500_cnav_erreur_fournisseur.yaml",
 	}
 	for tok, file := range want {
 		if hits[tok] != file {
@@ -353,7 +367,7 @@ func TestEmbeddedQFIdentitiesMatchOneCase(t *testing.T) {
 	for _, f := range hits {
 		reached[f] = true
 	}
-	for _, c := range cases {
+	for _, c := range s.Cases(qfOp) {
 		if c.Status == 200 && !reached[c.File] {
 			t.Errorf("%s is reachable by no token", c.File)
 		}

@@ -44,6 +44,9 @@ const (
 	ReasonFilterFailed         = "filter_failed"
 	ReasonAuditUnavailable     = "audit_unavailable"
 	ReasonInternalError        = "internal_error"
+	// ReasonModalityDenied: the habilitation was not granted the route's
+	// calling modality (france_connect, identite, identifiant).
+	ReasonModalityDenied = "modality_denied"
 )
 
 var reasons = map[string]bool{
@@ -53,7 +56,7 @@ var reasons = map[string]bool{
 	ReasonHabilitationUnknown: true, ReasonHabilitationInactive: true,
 	ReasonRecipientMismatch: true, ReasonParamRefused: true, ReasonRateLimited: true,
 	ReasonProviderError: true, ReasonProviderTimeout: true, ReasonFilterFailed: true,
-	ReasonAuditUnavailable: true, ReasonInternalError: true,
+	ReasonAuditUnavailable: true, ReasonInternalError: true, ReasonModalityDenied: true,
 }
 
 // IsReason reports whether s belongs to the G04 closed list.

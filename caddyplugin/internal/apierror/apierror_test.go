@@ -217,6 +217,7 @@ func TestG04_TableRows(t *testing.T) {
 		{Forbidden(), 403, "00100", ReasonScopeDenied},
 		{HabilitationUnknown(), 403, "00100", ReasonHabilitationUnknown},
 		{HabilitationInactive(), 403, "00100", ReasonHabilitationInactive},
+		{ModalityDenied(), 403, "00100", ReasonModalityDenied},
 		{RecipientMismatch(), 403, "00100", ReasonRecipientMismatch},
 		{RecipientMissing(), 422, "00203", ReasonParamRefused},
 		{RecipientInvalid(), 422, "00210", ReasonParamRefused},

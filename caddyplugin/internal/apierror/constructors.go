@@ -155,6 +155,16 @@ func HabilitationInactive() *Error {
 	return e
 }
 
+// ModalityDenied: the habilitation was not granted the route's calling
+// modality (403 00100): an API token of a habilitation that lists only
+// france_connect opens no identite route. Same answer as Forbidden, other
+// audit reason.
+func ModalityDenied() *Error {
+	e := Forbidden()
+	e.Reason = ReasonModalityDenied
+	return e
+}
+
 // RecipientMismatch: recipient is a SIRET other than the habilitation
 // holder's (403 00100, C07). The detail quotes no SIRET.
 func RecipientMismatch() *Error {

@@ -210,6 +210,7 @@ func identity(ti object) (Identity, error) {
 		{"birthdate", &id.Birthdate},
 		{"birthplace", &id.Birthplace},
 		{"birthcountry", &id.Birthcountry},
+		{"idp_birthdate", &id.IdpBirthdate},
 	} {
 		s, _, err := ti.str(f.name)
 		if err != nil {

@@ -241,7 +241,7 @@ func TestA14_ActiveShapes(t *testing.T) {
 		wantErr(t, err, ErrBadResponse)
 	}
 	for name, val := range map[string]any{"sub": "", "scope": []string{"openid"}, "exp": "1", "sub2": nil,
-		"acr": 1, "family_name": 1, "given_name_array": "Angela", "birthdate": nil} {
+		"acr": 1, "family_name": 1, "given_name_array": "Angela", "birthdate": nil, "idp_birthdate": 1987} {
 		m := e.introspection()
 		if name == "sub2" {
 			name = "sub"
@@ -250,8 +250,14 @@ func TestA14_ActiveShapes(t *testing.T) {
 		_, err := e.check(e.answer(e.claims(m)))
 		wantErr(t, err, ErrBadResponse)
 	}
-	// Empty scope is allowed while active; scopes split on spaces.
+	// idp_birthdate, when present, is read as the identity provider's date.
 	m := e.introspection()
+	m["birthdate"], m["idp_birthdate"] = "1987-11-01", "1987-11"
+	if f, err := e.check(e.answer(e.claims(m))); err != nil || f.Identity.IdpBirthdate != "1987-11" || f.Identity.Birthdate != "1987-11-01" {
+		t.Fatalf("idp_birthdate: %+v %v", f, err)
+	}
+	// Empty scope is allowed while active; scopes split on spaces.
+	m = e.introspection()
 	m["scope"] = ""
 	if f, err := e.check(e.answer(e.claims(m))); err != nil || len(f.Scopes) != 0 || !f.Active {
 		t.Fatalf("empty scope: %+v %v", f, err)

@@ -12,6 +12,10 @@ type Identity struct {
 	Birthdate      string   `json:"birthdate"`
 	Birthplace     string   `json:"birthplace"`
 	Birthcountry   string   `json:"birthcountry"`
+	// IdpBirthdate is the identity provider's own birth date when
+	// FranceConnect presumed a part of Birthdate (idp_birthdate: YYYY,
+	// YYYY-MM, or with 00 parts); "" when absent.
+	IdpBirthdate string `json:"idp_birthdate,omitempty"`
 }
 
 // Facts is what one verified FranceConnect checktoken answer says about an

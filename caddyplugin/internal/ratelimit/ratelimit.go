@@ -6,7 +6,14 @@
 // the same quota: during the outage a cluster of N instances lets through at
 // most N times the quota, and limits never vanish (F06). Redis keys are
 // "rate:passerelle:v1:rl:" + a caller-chosen key that must hold no personal
-// data (hash a client address first: see KeyFor).
+// data (hash a client address first: see KeyFor and ClientKey).
+//
+// Client addresses count per network (F04): an IPv4 address alone, an IPv6
+// address with the rest of its prefix (/64 by default), since a single
+// subscriber commonly holds a whole /64 and picks addresses in it at will.
+// In process, client limiters live apart from the others (habilitations):
+// each kind has its own bounded store, so that a flood of client networks
+// evicts client limiters only and never resets a habilitation's quota.
 package ratelimit
 
 import (
@@ -16,6 +23,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -49,9 +57,23 @@ type Decision struct {
 type Limiter struct {
 	redis   *redis_rate.Limiter
 	timeout time.Duration
-	local   *lru.Cache[localKey, *rate.Limiter]
-	mu      sync.Mutex // serialises creation of local limiters
-	errors  func()     // called on every Redis failure (metrics)
+	local   *store // every key but the client ones (habilitations)
+	clients *store // keys of kind ClientKind
+	errors  func() // called on every Redis failure (metrics)
+}
+
+// store holds the in-process limiters of one kind of key.
+type store struct {
+	cache *lru.Cache[localKey, *rate.Limiter]
+	mu    sync.Mutex // serialises creation of limiters
+}
+
+func newStore(size int) (*store, error) {
+	c, err := lru.New[localKey, *rate.Limiter](size)
+	if err != nil {
+		return nil, err
+	}
+	return &store{cache: c}, nil
 }
 
 // Config configures a Limiter.
@@ -60,8 +82,9 @@ type Config struct {
 	Redis redis.UniversalClient
 	// RedisTimeout bounds one decision in Redis (default 50ms).
 	RedisTimeout time.Duration
-	// MaxLocalKeys bounds the in-process limiters (default 100 000; the
-	// least recently used are forgotten).
+	// MaxLocalKeys bounds the in-process limiters of each store, client
+	// networks and the others apart (default 100 000 each; the least
+	// recently used of a store are forgotten).
 	MaxLocalKeys int
 	// OnRedisError is called when Redis fails and the local limiter
 	// decides instead.
@@ -76,11 +99,15 @@ func New(cfg Config) (*Limiter, error) {
 	if cfg.RedisTimeout <= 0 {
 		cfg.RedisTimeout = 50 * time.Millisecond
 	}
-	local, err := lru.New[localKey, *rate.Limiter](cfg.MaxLocalKeys)
+	local, err := newStore(cfg.MaxLocalKeys)
 	if err != nil {
 		return nil, err
 	}
-	l := &Limiter{local: local, timeout: cfg.RedisTimeout, errors: cfg.OnRedisError}
+	clients, err := newStore(cfg.MaxLocalKeys)
+	if err != nil {
+		return nil, err
+	}
+	l := &Limiter{local: local, clients: clients, timeout: cfg.RedisTimeout, errors: cfg.OnRedisError}
 	if cfg.Redis != nil {
 		l.redis = redis_rate.NewLimiter(cfg.Redis)
 	}
@@ -93,7 +120,9 @@ func New(cfg Config) (*Limiter, error) {
 // ErrBadQuota reports a quota that cannot be enforced.
 var ErrBadQuota = errors.New("ratelimit: quota must be positive")
 
-// Allow takes one request from key's quota.
+// Allow takes one request from key's quota. A key of kind ClientKind
+// ("ip:…", see ClientKey) is kept in process in the client store, any other
+// in the main store.
 func (l *Limiter) Allow(ctx context.Context, key string, q Quota) (Decision, error) {
 	if q.Requests <= 0 || q.Per <= 0 {
 		return Decision{}, ErrBadQuota
@@ -138,18 +167,28 @@ type localKey struct {
 	q   Quota
 }
 
+// storeOf returns the in-process store of key: client networks apart from
+// the rest.
+func (l *Limiter) storeOf(key string) *store {
+	if strings.HasPrefix(key, ClientKind+":") {
+		return l.clients
+	}
+	return l.local
+}
+
 func (l *Limiter) localLimiter(key string, q Quota) *rate.Limiter {
+	st := l.storeOf(key)
 	lk := localKey{key, q}
-	if lim, ok := l.local.Get(lk); ok {
+	if lim, ok := st.cache.Get(lk); ok {
 		return lim
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if lim, ok := l.local.Get(lk); ok {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if lim, ok := st.cache.Get(lk); ok {
 		return lim
 	}
 	lim := rate.NewLimiter(rate.Every(q.Per/time.Duration(q.Requests)), q.Requests)
-	l.local.Add(localKey{strings.Clone(key), q}, lim)
+	st.cache.Add(localKey{strings.Clone(key), q}, lim)
 	return lim
 }
 
@@ -163,4 +202,58 @@ func KeyFor(secret []byte, kind, value string) string {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(value))
 	return kind + ":" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// ClientKind is the kind of client-address keys ("ip:…"), which have an
+// in-process store of their own.
+const ClientKind = "ip"
+
+// Bounds of the IPv6 prefix a client address is aggregated to.
+const (
+	DefaultClientIPv6Prefix = 64
+	MinClientIPv6Prefix     = 32
+	MaxClientIPv6Prefix     = 128
+)
+
+// ClientNetwork returns the network a client address counts in: an IPv4
+// address (or an IPv4-mapped IPv6 one, ::ffff:a.b.c.d) as itself, a.b.c.d/32;
+// an IPv6 address masked to its first v6Bits bits, e.g. 2001:db8:1:2::/64.
+// An IPv6 zone (%eth0) is dropped. v6Bits outside MinClientIPv6Prefix to
+// MaxClientIPv6Prefix means DefaultClientIPv6Prefix. An address that does
+// not parse is returned unchanged, so that it still gets a quota.
+func ClientNetwork(addr string, v6Bits int) string {
+	return string(appendClientNetwork(nil, addr, v6Bits))
+}
+
+func appendClientNetwork(b []byte, addr string, v6Bits int) []byte {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return append(b, addr...)
+	}
+	ip = ip.WithZone("").Unmap()
+	bits := 32
+	if ip.Is6() {
+		bits = v6Bits
+		if bits < MinClientIPv6Prefix || bits > MaxClientIPv6Prefix {
+			bits = DefaultClientIPv6Prefix
+		}
+	}
+	p, err := ip.Prefix(bits) // masked; cannot fail for these bit counts
+	if err != nil {
+		return append(b, addr...)
+	}
+	return p.AppendTo(b)
+}
+
+// ClientKey returns the limiter key of a client address: ClientKind + ":" +
+// its ClientNetwork in process, and, when decisions go through Redis, the
+// HMAC of that network under secret (KeyFor), so that no address leaves
+// the process. In process it allocates the key only.
+func (l *Limiter) ClientKey(secret []byte, addr string, v6Bits int) string {
+	var buf [64]byte // "ip:" and the longest prefix, "…:ffff/128", fit
+	b := appendClientNetwork(append(buf[:0], ClientKind+":"...), addr, v6Bits)
+	if l.Shared() {
+		return KeyFor(secret, ClientKind, string(b[len(ClientKind)+1:]))
+	}
+	return string(b)
 }

@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -113,4 +115,207 @@ func TestBadQuota(t *testing.T) {
 	if _, err := l.Allow(context.Background(), "k", Quota{}); err == nil {
 		t.Fatal("zero quota accepted")
 	}
+}
+
+// TestF04_ClientNetwork: IPv6 addresses count per prefix (/64 unless
+// configured), IPv4 ones per address, mapped IPv4 as IPv4, without zone;
+// anything unparsable keeps its own quota under its raw text.
+func TestF04_ClientNetwork(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		bits int
+		want string
+	}{
+		{"203.0.113.7", 64, "203.0.113.7/32"},
+		{"203.0.113.7", 48, "203.0.113.7/32"},                         // the IPv6 prefix never applies to IPv4
+		{"::ffff:203.0.113.7", 64, "203.0.113.7/32"},                  // mapped IPv4 is IPv4
+		{"::ffff:cb00:7107", 64, "203.0.113.7/32"},                    // the same, in hex
+		{"2001:db8:1:2:3:4:5:6", 64, "2001:db8:1:2::/64"},             // default
+		{"2001:DB8:1:2:ffff:ffff:ffff:ffff", 64, "2001:db8:1:2::/64"}, // case and host part do not matter
+		{"2001:db8:1:2:3:4:5:6", 48, "2001:db8:1::/48"},
+		{"2001:db8:1:ffff:3:4:5:6", 48, "2001:db8:1::/48"},
+		{"2001:db8:1:2:3:4:5:6", 56, "2001:db8:1::/56"},
+		{"2001:db8:1:2:3:4:5:6", 128, "2001:db8:1:2:3:4:5:6/128"},
+		{"2001:db8:1:2:3:4:5:6", 32, "2001:db8::/32"},
+		{"fe80::1:2:3:4%eth0", 64, "fe80::/64"}, // zone dropped
+		{"fe80::1:2:3:4%eth1", 64, "fe80::/64"},
+		{"::1", 64, "::/64"},
+		{"2001:db8:1:2:3:4:5:6", 0, "2001:db8:1:2::/64"},   // unset: the default
+		{"2001:db8:1:2:3:4:5:6", 16, "2001:db8:1:2::/64"},  // out of bounds: the default
+		{"2001:db8:1:2:3:4:5:6", 129, "2001:db8:1:2::/64"}, // out of bounds: the default
+		{"not-an-address", 64, "not-an-address"},
+		{"[2001:db8::1]", 64, "[2001:db8::1]"},
+		{"203.0.113.7:443", 64, "203.0.113.7:443"},
+		{"@", 64, "@"}, // Caddy's client IP on a unix socket
+		{"", 64, ""},
+	} {
+		if got := ClientNetwork(tc.addr, tc.bits); got != tc.want {
+			t.Errorf("ClientNetwork(%q, %d) = %q, want %q", tc.addr, tc.bits, got, tc.want)
+		}
+	}
+}
+
+// addrsOf returns n addresses of the /64 prefix (e.g. "2001:db8:7:7").
+func addrsOf(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s:%x:%x:%x:%x", prefix, (i*7919+1)&0xffff, i, i*31, i+3)
+	}
+	return out
+}
+
+// TestF04_OneIPv6NetworkOneQuota: the attack of the review: 20 addresses
+// of one /64 against a 1/h client quota get one request through, in
+// process and through Redis; another /64 keeps its own quota; with a /48
+// configured, the /64s of one /48 share it.
+func TestF04_OneIPv6NetworkOneQuota(t *testing.T) {
+	secret := []byte("secret-secret-secret-secret-1234")
+	q := Quota{Requests: 1, Per: time.Hour}
+	local, _ := New(Config{})
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.Addr(t)})
+	t.Cleanup(func() { _ = rdb.Close() })
+	shared, _ := New(Config{Redis: rdb})
+	run := time.Now().UnixNano() & 0xffff // a fresh /64 per run: Redis outlives the test
+	for name, l := range map[string]*Limiter{"in process": local, "redis": shared} {
+		t.Run(name, func(t *testing.T) {
+			net64 := fmt.Sprintf("2001:db8:%x:%x", run, map[string]int{"in process": 1, "redis": 2}[name])
+			allowed := 0
+			for _, addr := range addrsOf(net64, 20) {
+				key := l.ClientKey(secret, addr, 64)
+				if l.Shared() && (strings.Contains(key, "2001") || strings.Contains(key, "db8")) {
+					t.Fatalf("shared key %q shows the address", key)
+				}
+				d, err := l.Allow(context.Background(), key, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Shared != l.Shared() {
+					t.Fatalf("decision shared %v", d.Shared)
+				}
+				if d.Allowed {
+					allowed++
+				}
+			}
+			if allowed != 1 {
+				t.Fatalf("%d of 20 addresses of one /64 allowed, want 1", allowed)
+			}
+			other := fmt.Sprintf("2001:db8:%x:%x::1", run, 100+map[string]int{"in process": 1, "redis": 2}[name])
+			if d, _ := l.Allow(context.Background(), l.ClientKey(secret, other, 64), q); !d.Allowed {
+				t.Fatal("another /64 is limited too")
+			}
+			if d, _ := l.Allow(context.Background(), l.ClientKey(secret, "::ffff:198.51.100."+fmt.Sprint(run%250), 64), q); !d.Allowed {
+				t.Fatal("a mapped IPv4 address is limited with IPv6 ones")
+			}
+			if d, _ := l.Allow(context.Background(), l.ClientKey(secret, "198.51.100."+fmt.Sprint(run%250), 64), q); d.Allowed {
+				t.Fatal("an IPv4 address and its mapped form have two quotas")
+			}
+		})
+	}
+
+	t.Run("/48", func(t *testing.T) {
+		l, _ := New(Config{})
+		allowed := 0
+		for i := range 20 {
+			addr := fmt.Sprintf("2001:db8:48:%x::%x", i, i+1) // 20 /64s of one /48
+			if d, _ := l.Allow(context.Background(), l.ClientKey(secret, addr, 48), q); d.Allowed {
+				allowed++
+			}
+		}
+		if allowed != 1 {
+			t.Fatalf("%d of 20 /64s of one /48 allowed, want 1", allowed)
+		}
+	})
+}
+
+// TestF04_ClientChurnKeepsHabilitationQuotas: without Redis, (or with
+// Redis down), a flood of client networks fills the client store only: a
+// habilitation's spent quota is not reset by eviction.
+func TestF04_ClientChurnKeepsHabilitationQuotas(t *testing.T) {
+	const size = 16
+	redis.SetLogger(quietRedis{}) // this binary only: the dial failures below are expected
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	down, _ := New(Config{Redis: rdb, MaxLocalKeys: size})
+	srv.Kill()
+	local, _ := New(Config{MaxLocalKeys: size})
+	secret := []byte("secret-secret-secret-secret-1234")
+	hab := Quota{Requests: 3, Per: time.Hour}
+	client := Quota{Requests: 1000, Per: time.Minute}
+	for name, l := range map[string]*Limiter{"in process": local, "redis down": down} {
+		t.Run(name, func(t *testing.T) {
+			if allowed, last := count(t, l, "hab:42", hab, 4); allowed != 3 || last.Allowed {
+				t.Fatalf("habilitation quota: %d allowed", allowed)
+			}
+			for i := range 8 * size { // IPv4 and IPv6 networks, each new
+				addr := fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff)
+				if i%2 == 1 {
+					addr = fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff)
+				}
+				if d, _ := l.Allow(context.Background(), l.ClientKey(secret, addr, 64), client); !d.Allowed {
+					t.Fatalf("client %s refused", addr)
+				}
+			}
+			if d, _ := l.Allow(context.Background(), "hab:42", hab); d.Allowed {
+				t.Fatal("client churn reset the habilitation's quota")
+			}
+			if n := l.clients.cache.Len(); n != size {
+				t.Fatalf("client store holds %d limiters, want its bound %d", n, size)
+			}
+			if n := l.local.cache.Len(); n != 1 {
+				t.Fatalf("main store holds %d limiters, want 1", n)
+			}
+		})
+	}
+}
+
+// TestClientKeyAllocations: in process, deriving a client key costs one
+// allocation (the key), on every request.
+func TestClientKeyAllocations(t *testing.T) {
+	l, _ := New(Config{})
+	for _, addr := range []string{"203.0.113.7", "2001:db8:1:2:3:4:5:6", "::ffff:203.0.113.7"} {
+		if n := testing.AllocsPerRun(100, func() { _ = l.ClientKey(nil, addr, 64) }); n > 1 {
+			t.Errorf("%s: %.0f allocations", addr, n)
+		}
+	}
+	secret := []byte("secret-secret-secret-secret-1234")
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	t.Cleanup(func() { _ = rdb.Close() })
+	shared, _ := New(Config{Redis: rdb})
+	if shared.ClientKey(secret, "2001:db8:1:2::9", 64) != KeyFor(secret, ClientKind, "2001:db8:1:2::/64") {
+		t.Fatal("a shared client key is not the HMAC of its network")
+	}
+}
+
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+// FuzzClientNetwork: any input maps to a network containing the address
+// (or to itself when it does not parse), and stays the same network for
+// every address of it.
+func FuzzClientNetwork(f *testing.F) {
+	for _, s := range []string{"203.0.113.7", "::ffff:1.2.3.4", "2001:db8::1", "fe80::1%eth0", "x", ""} {
+		f.Add(s, 64)
+	}
+	f.Fuzz(func(t *testing.T, addr string, bits int) {
+		got := ClientNetwork(addr, bits)
+		ip, err := netip.ParseAddr(addr)
+		if err != nil {
+			if got != addr {
+				t.Fatalf("unparsable %q became %q", addr, got)
+			}
+			return
+		}
+		p, err := netip.ParsePrefix(got)
+		if err != nil || !p.Contains(ip.WithZone("").Unmap()) || p != p.Masked() {
+			t.Fatalf("%q, %d → %q", addr, bits, got)
+		}
+		if ip.WithZone("").Unmap().Is4() != (p.Bits() == 32 && p.Addr().Is4()) {
+			t.Fatalf("%q → %q: family", addr, got)
+		}
+		if ClientNetwork(p.Addr().String(), bits) != got {
+			t.Fatalf("%q and %q are in different networks", addr, p.Addr())
+		}
+	})
 }

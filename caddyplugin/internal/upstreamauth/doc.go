@@ -8,8 +8,9 @@
 //   - NewOAuth2 obtains an OAuth2 client-credentials token, caches it until
 //     expires_in minus max(10 % of the lifetime, 5 s), refreshes it
 //     single-flight on a detached context, purges it when the provider
-//     answers 401 (Invalidate), and, with Redis, shares it sealed between
-//     instances. A failed fetch is an error (the caller answers 503): a
+//     answers 401 to it (Invalidate, with the header that was sent: a late
+//     401 about an older token leaves the current one alone), and, with
+//     Redis, shares it sealed between instances. A failed fetch is an error (the caller answers 503): a
 //     request never leaves without its credential.
 //
 // Credentials never appear in errors or logs.
@@ -26,7 +27,12 @@ type Source interface {
 	// caller's credentials were removed). An error means the request must
 	// not be sent (503).
 	Apply(ctx context.Context, h http.Header) error
-	// Invalidate drops a cached token after the provider answered 401
-	// (OAuth2 only; no-op for static).
-	Invalidate(ctx context.Context)
+	// Invalidate drops a cached token after the provider answered 401 to
+	// a request whose header was sent (the map Apply set the credential
+	// on, read before anything is removed from it; not kept). Only the
+	// token that was sent is dropped, and only where it is still the
+	// current one, here and in Redis: a token that has already been
+	// replaced, locally or by another instance, stays (OAuth2 only; no-op
+	// for static).
+	Invalidate(ctx context.Context, sent http.Header)
 }

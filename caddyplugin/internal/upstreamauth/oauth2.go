@@ -84,7 +84,10 @@ type oauth2Source struct {
 	group singleflight.Group
 	mu    sync.RWMutex
 	cur   *cachedToken // nil when absent or invalidated
-	gen   uint64       // incremented by Invalidate
+	// failed is the header of the last token the provider refused
+	// (Invalidate). It is never taken from Redis again: a read may have
+	// raced the compare-and-delete, or Redis may have failed it.
+	failed string
 }
 
 // NewOAuth2 returns a client-credentials Source. It makes no network call.
@@ -184,17 +187,28 @@ func (s *oauth2Source) Apply(ctx context.Context, h http.Header) error {
 	}
 }
 
-// Invalidate forgets the cached token, here and in Redis, so that the next
-// Apply fetches a new one. Call it once per provider 401, before the single
-// retry (I09).
-func (s *oauth2Source) Invalidate(ctx context.Context) {
+// Invalidate forgets the token the provider refused, the Authorization
+// value of sent, where it is still the current one: here, and in Redis by
+// an atomic compare-and-delete. A late 401 about a token that was replaced
+// since, here or by another instance, leaves the replacement alone. Call it
+// once per provider 401, before the single retry (I09).
+func (s *oauth2Source) Invalidate(ctx context.Context, sent http.Header) {
+	failed := sent.Get("Authorization")
+	if failed == "" {
+		return // not a request this source authorised
+	}
 	s.mu.Lock()
-	s.cur = nil
-	s.gen++
+	s.failed = failed
+	if s.cur != nil && s.cur.header == failed {
+		s.cur = nil
+	}
 	s.mu.Unlock()
 	if s.shared != nil {
-		if err := s.shared.del(context.WithoutCancel(ctx)); err != nil {
-			s.debug("upstreamauth: redis delete failed", zap.Error(err))
+		switch deleted, err := s.shared.deleteIf(context.WithoutCancel(ctx), failed); {
+		case err != nil:
+			s.debug("upstreamauth: redis compare-and-delete failed", zap.Error(err))
+		case !deleted:
+			s.debug("upstreamauth: the refused token is not the shared one; kept it")
 		}
 	}
 }
@@ -215,9 +229,6 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 	if v, ok := s.current(); ok { // installed by a flight that just ended
 		return v, nil
 	}
-	s.mu.RLock()
-	gen := s.gen
-	s.mu.RUnlock()
 
 	if s.shared != nil {
 		t, err := s.shared.get(ctx)
@@ -225,11 +236,11 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 		case err != nil:
 			s.debug("upstreamauth: shared token unavailable, fetching", zap.Error(err))
 		case t != nil && s.now().Before(t.refreshAt):
-			if s.install(t, true, gen) {
+			if s.install(t, true) {
 				return t.header, nil
 			}
-			// Invalidated while we read it: it may be the token that
-			// earned the 401. Fetch a new one.
+			// The token the provider refused, not yet deleted when we
+			// read it: fetch a new one.
 		}
 	}
 
@@ -244,12 +255,13 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 			defer s.shared.unlock(ctx)
 			// The previous holder may have shared its token and released
 			// the lock between our read and our SET NX: look once more.
-			if t, err := s.shared.get(ctx); err == nil && t != nil && s.now().Before(t.refreshAt) && s.install(t, true, gen) {
+			if t, err := s.shared.get(ctx); err == nil && t != nil && s.now().Before(t.refreshAt) && s.install(t, true) {
 				return t.header, nil
 			}
 		default:
-			usable := func(t *cachedToken) bool { return s.now().Before(t.refreshAt) }
-			if t := s.shared.wait(ctx, usable); t != nil && s.install(t, true, gen) {
+			// Wait for a fresh token, not for the refused one.
+			usable := func(t *cachedToken) bool { return s.now().Before(t.refreshAt) && !s.refused(t) }
+			if t := s.shared.wait(ctx, usable); t != nil && s.install(t, true) {
 				return t.header, nil
 			}
 		}
@@ -259,7 +271,7 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if s.now().Before(t.refreshAt) {
-		s.install(t, false, 0)
+		s.install(t, false)
 		if s.shared != nil {
 			if err := s.shared.set(ctx, t, t.refreshAt.Sub(s.now())); err != nil {
 				s.debug("upstreamauth: sharing the token failed", zap.Error(err))
@@ -271,16 +283,27 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 	return t.header, nil
 }
 
-// install makes t current. With checkGen it gives up if Invalidate ran
-// since gen was read.
-func (s *oauth2Source) install(t *cachedToken, checkGen bool, gen uint64) bool {
+// install makes t current. A token read from Redis (fromShared) is
+// refused when it is the one the provider refused last: the read may have
+// raced Invalidate. A token from the token endpoint is always taken.
+func (s *oauth2Source) install(t *cachedToken, fromShared bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if checkGen && gen != s.gen {
-		return false
+	if t.header == s.failed {
+		if fromShared {
+			return false
+		}
+		s.failed = "" // handed out again by the token endpoint
 	}
 	s.cur = t
 	return true
+}
+
+// refused reports whether t is the token the provider refused last.
+func (s *oauth2Source) refused(t *cachedToken) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return t.header == s.failed
 }
 
 // fetch asks the token endpoint. Errors carry a fixed reason only: the

@@ -115,6 +115,9 @@ func apply(t *testing.T, s Source) string {
 
 func bearer(n int) string { return fmt.Sprintf("Bearer %s-%d", tokenCanary, n) }
 
+// sent is the header of a request that carried the Authorization value v.
+func sent(v string) http.Header { return http.Header{"Authorization": {v}} }
+
 func TestNewOAuth2_Config(t *testing.T) {
 	e := newTokenEndpoint(t)
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
@@ -256,7 +259,7 @@ func TestB11_InvalidateRefetches(t *testing.T) {
 	if len(mr.Keys()) != 1 {
 		t.Fatalf("redis keys %v", mr.Keys())
 	}
-	s.Invalidate(context.Background()) // the provider answered 401
+	s.Invalidate(context.Background(), sent(bearer(1))) // the provider answered 401
 	if len(mr.Keys()) != 0 {
 		t.Fatal("Invalidate left the shared token")
 	}
@@ -416,11 +419,14 @@ func TestB11_SharedAcrossInstances(t *testing.T) {
 		if d := time.Since(start); d > 500*time.Millisecond {
 			t.Fatalf("took %s", d)
 		}
-		apply(t, s)
+		got := apply(t, s)
 		if e.calls.Load() != before+1 {
 			t.Fatal("token not cached in memory while Redis is down")
 		}
-		s.Invalidate(context.Background()) // must not block or panic
+		s.Invalidate(context.Background(), sent(got)) // must not block or panic
+		if apply(t, s) == got || e.calls.Load() != before+2 {
+			t.Fatal("Invalidate with Redis down kept the refused token")
+		}
 	})
 }
 

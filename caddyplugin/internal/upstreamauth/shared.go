@@ -116,10 +116,31 @@ func (s *sharedStore) set(ctx context.Context, t *cachedToken, ttl time.Duration
 	return s.rdb.Set(ctx, s.key, val, ttl).Err()
 }
 
-func (s *sharedStore) del(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+// deleteIfSame deletes KEYS[1] only if it still holds exactly ARGV[1].
+var deleteIfSame = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+
+// deleteIf deletes the shared token only if its header is header: it reads
+// the sealed value, opens it, compares, and deletes it with a script that
+// checks the key still holds those very bytes, so that a token another
+// instance shared in the meantime stays. It reports whether it deleted.
+func (s *sharedStore) deleteIf(ctx context.Context, header string) (bool, error) {
+	gctx, cancel := context.WithTimeout(ctx, s.timeout)
+	val, err := s.rdb.Get(gctx, s.key).Bytes()
+	cancel()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	t, err := s.open(val)
+	if err != nil || t.header != header {
+		return false, nil // not the refused token (or not ours): leave it
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	return s.rdb.Del(ctx, s.key).Err()
+	n, err := deleteIfSame.Run(dctx, s.rdb, []string{s.key}, val).Int()
+	return n == 1, err
 }
 
 // lockPoll is how often an instance waiting for another's fetch looks for

@@ -53,7 +53,7 @@ func (s *staticHeader) Apply(_ context.Context, h http.Header) error {
 	return nil
 }
 
-func (s *staticHeader) Invalidate(context.Context) {}
+func (s *staticHeader) Invalidate(context.Context, http.Header) {}
 
 // String hides the value, should the Source ever be printed.
 func (s *staticHeader) String() string { return "static header " + s.name }

@@ -21,7 +21,7 @@ func TestD05_StaticHeader(t *testing.T) {
 	if got := h.Values("X-Api-Key"); len(got) != 1 || got[0] != "k3y value" {
 		t.Fatalf("header %v", got)
 	}
-	s.Invalidate(context.Background()) // no-op
+	s.Invalidate(context.Background(), h) // no-op
 	if strings.Contains(s.(interface{ String() string }).String(), "k3y") {
 		t.Fatal("String shows the value")
 	}

@@ -1,0 +1,105 @@
+package caddyplugin
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/yaml.v3"
+
+	"github.com/passerelle-gw/passerelle/config/habilitation"
+)
+
+// TestAlertRulesNameExposedMetrics: every metric and label the shipped
+// alerting rules (deploy/monitoring/alerts.yml) use is one the gateway
+// exposes, so that no alert silently watches nothing.
+func TestAlertRulesNameExposedMetrics(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.yaml")
+	if err := os.WriteFile(path, []byte(`habilitations:
+  - {id: a, label: A, siret: "13002526500013", modalities: [identite], scopes: [x]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := habilitation.NewWatcher(path, time.Second, habilitation.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if err := registerMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := registerCollector(reg, habilitationState{w}); err != nil {
+		t.Fatal(err)
+	}
+	// Vectors expose a family once they have a child: touch each.
+	metricRequests.WithLabelValues("e", "error", "00000")
+	metricTokenChecks.WithLabelValues("checktoken", "error")
+	metricCacheErrors.WithLabelValues("error")
+	metricRateLimited.WithLabelValues("habilitation")
+	metricHabilitationReloads.WithLabelValues("ok")
+	metricProviderDuration.WithLabelValues("CNAV", "2xx")
+	metricMode.WithLabelValues("sandbox")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string][]string{}
+	for _, f := range families {
+		var names []string
+		for _, lp := range f.GetMetric()[0].GetLabel() {
+			names = append(names, lp.GetName())
+		}
+		labels[f.GetName()] = names
+	}
+
+	data, err := os.ReadFile("../deploy/monitoring/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert, Expr string
+				Labels      map[string]string
+			}
+		}
+	}
+	if err := yaml.Unmarshal(data, &rules); err != nil {
+		t.Fatal(err)
+	}
+	metricRe := regexp.MustCompile(`(caddy_passerelle_[a-z_]+)(\{[^}]*\})?`)
+	labelRe := regexp.MustCompile(`([a-z_]+)\s*(=~|!=|!~|=)`)
+	n := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			n++
+			if r.Alert == "" || strings.TrimSpace(r.Expr) == "" || r.Labels["severity"] == "" {
+				t.Errorf("rule %q: alert, expr and a severity are required", r.Alert)
+			}
+			uses := metricRe.FindAllStringSubmatch(r.Expr, -1)
+			if len(uses) == 0 {
+				t.Errorf("%s: names no passerelle metric", r.Alert)
+			}
+			for _, m := range uses {
+				have, ok := labels[m[1]]
+				if !ok {
+					t.Errorf("%s: metric %s is not exposed", r.Alert, m[1])
+					continue
+				}
+				for _, l := range labelRe.FindAllStringSubmatch(m[2], -1) {
+					if !slices.Contains(have, l[1]) {
+						t.Errorf("%s: %s has no label %s", r.Alert, m[1], l[1])
+					}
+				}
+			}
+		}
+	}
+	if n < 4 {
+		t.Fatalf("%d rules", n)
+	}
+}
