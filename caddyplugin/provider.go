@@ -1,0 +1,227 @@
+package caddyplugin
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/respfilter"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
+	"github.com/passerelle-gw/passerelle/config/catalogue"
+)
+
+// filterKey names a compiled allow-list: one per endpoint and scope mask.
+type filterKey struct {
+	ep   *catalogue.Endpoint
+	mask uint64
+}
+
+// paths returns the compiled allow-list of the scopes in mask.
+func (h *Handler) paths(ep *catalogue.Endpoint, mask uint64) (*respfilter.Paths, error) {
+	key := filterKey{ep, mask}
+	if p, ok := h.filters.Load(key); ok {
+		return p.(*respfilter.Paths), nil
+	}
+	var fields []string
+	for i := range ep.Scopes {
+		if mask&(1<<i) != 0 {
+			fields = append(fields, ep.Scopes[i].Fields...)
+		}
+	}
+	compile := respfilter.Compile
+	if ep.API == catalogue.APIv2 {
+		compile = respfilter.CompileBare // v2 answers have no envelope
+	}
+	p, err := compile(fields)
+	if err != nil {
+		return nil, err
+	}
+	h.filters.Store(key, p)
+	return p, nil
+}
+
+// forward runs steps 6 and 7. It writes the answer itself on success and
+// returns the error to answer otherwise.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) *apierror.Error {
+	ep := rq.ep
+	var query string
+	if ep.Modality.CallerGivesIdentity() {
+		query = callerQuery(ep, rq.query)
+	} else {
+		var err error
+		if query, err = upstreamQuery(ep, rq.facts, rq.query); err != nil {
+			return apierror.IdentityUnusable()
+		}
+	}
+	paths, err := h.paths(ep, rq.mask)
+	if err != nil {
+		return apierror.Internal()
+	}
+	cred := h.app.core.upstreams[ep.ProviderName]
+
+	// A new request: nothing of the caller's headers, Host, path or query
+	// reaches the provider (SECURITY.md D01, D02, E01), and the caller's
+	// request stays as Caddy logs it (its access log is routed by r.Host).
+	up := providerRequest(r, ep.UpstreamPath, query, w.Header().Get("X-Request-Id"))
+	if cred != nil {
+		_, sp := startSpan(r.Context(), rq.tracer, spanCredential, trace.SpanKindInternal, attrProvider.String(ep.ProviderName))
+		err := cred.Apply(r.Context(), up.Header)
+		if err != nil {
+			endSpan(sp, apierror.ReasonProviderError)
+			return apierror.Unavailable(apierror.ReasonProviderError)
+		}
+		endSpan(sp, "")
+	}
+
+	rec := getCapture(h.MaxResponseBytes)
+	defer putCapture(rec)
+	err = h.callProvider(up, next, rec, rq)
+	if err == nil && rec.status == http.StatusUnauthorized && cred != nil {
+		// One refresh and one retry when the provider refuses our credential
+		// (SECURITY.md B11). Invalidate reads the credential as sent (the
+		// proxy forwarded a clone of up.Header): only that token is dropped,
+		// so a late 401 about an older one keeps the fresh token.
+		cred.Invalidate(r.Context(), up.Header)
+		delete(up.Header, "Authorization")
+		if aerr := applyAgain(up, cred); aerr != nil {
+			return aerr
+		}
+		rec.reset(h.MaxResponseBytes)
+		err = h.callProvider(up, next, rec, rq)
+	}
+	if aerr := providerError(ep, rec, err); aerr != nil {
+		// A 200 that ends in an error was unusable (too large, not JSON).
+		h.app.pings.Record(ep.ProviderName, providerOutcome(rec.status, err, rec.status == http.StatusOK))
+		return aerr
+	}
+	out := getBuffer()
+	defer putBuffer(out)
+	filtered, err := respfilter.Filter((*out)[:0], rec.buf.Bytes(), paths, respfilter.Options{MaxBytes: h.MaxResponseBytes})
+	if err != nil {
+		h.app.pings.Record(ep.ProviderName, providerOutcome(rec.status, nil, true))
+		return apierror.FilterFailed(ep.Provider.ErrorPrefix, ep.ProviderName)
+	}
+	h.app.pings.Record(ep.ProviderName, pings.OK)
+	*out = filtered
+	writeOK(w, filtered)
+	return nil
+}
+
+// providerRequest returns the request handed to reverse_proxy: a shallow
+// copy of the caller's r (same context, connection state and method) with
+// its own URL, the provider path and query, no body, and only the headers
+// set here. Its Host is empty, so the transport sends the upstream's own
+// (an HTTPS upstream gets it from reverse_proxy), and a nil X-Forwarded-Host
+// tells reverse_proxy to add none: the caller's Host never reaches the
+// provider. Its RequestURI, which reverse_proxy's log lines print, is the
+// provider path only: the caller's query may hold a civil status.
+func providerRequest(r *http.Request, path, query, requestID string) *http.Request {
+	up := r.WithContext(r.Context())
+	up.URL = &url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: path, RawQuery: query}
+	up.Host, up.RequestURI = "", path
+	up.Header = http.Header{"Accept": acceptJSON, "X-Request-Id": {requestID}, "X-Forwarded-Host": nil}
+	up.Body, up.ContentLength, up.TransferEncoding = http.NoBody, 0, nil
+	return up
+}
+
+// writeOK sends a 200 JSON answer with the headers every answer carries.
+func writeOK(w http.ResponseWriter, body []byte) {
+	hdr := w.Header()
+	hdr["Content-Type"] = jsonContentType
+	hdr["Cache-Control"] = noStore
+	hdr["X-Content-Type-Options"] = noSniff
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// callProvider hands the rebuilt request to the next handler (reverse_proxy)
+// under a client span, with the trace context for the provider.
+func (h *Handler) callProvider(r *http.Request, next caddyhttp.Handler, rec *capture, rq *request) error {
+	ctx, sp := startSpan(r.Context(), rq.tracer, spanProvider, trace.SpanKindClient, attrProvider.String(rq.ep.ProviderName))
+	if rq.tracer != nil {
+		injectTraceContext(ctx, r.Header)
+	}
+	start := time.Now()
+	err := serveNext(next, rec, r)
+	rq.status = rec.status
+	class := statusClass(rec.status)
+	if err != nil {
+		class = "error"
+	}
+	providerDurations.get(labels2{rq.ep.ProviderName, class}).Observe(time.Since(start).Seconds())
+	sp.SetAttributes(attrStatusClass.String(class))
+	if err != nil || rec.status >= 400 {
+		endSpan(sp, apierror.ReasonProviderError)
+	} else {
+		endSpan(sp, "")
+	}
+	return err
+}
+
+// errProviderAborted: reverse_proxy aborted the answer mid-stream (the
+// provider's body was cut after its headers).
+var errProviderAborted = errors.New("passerelle: provider answer aborted")
+
+// serveNext calls the next handler, turning reverse_proxy's abort of a
+// half-copied answer (a panic with http.ErrAbortHandler, as the standard
+// library's proxy does) into an error: the request still gets its answer
+// (502), its audit record, its metrics and its pings outcome. Any other
+// panic goes on.
+func serveNext(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler { //nolint:errorlint // the sentinel itself is the panic value
+				panic(v)
+			}
+			err = errProviderAborted
+		}
+	}()
+	return next.ServeHTTP(w, r)
+}
+
+func applyAgain(r *http.Request, cred upstreamauth.Source) *apierror.Error {
+	if err := cred.Apply(r.Context(), r.Header); err != nil {
+		return apierror.Unavailable("provider_error")
+	}
+	return nil
+}
+
+// providerError maps a provider answer that cannot be relayed to API
+// Particulier's codes (SECURITY.md C10): nothing of its body is kept.
+func providerError(ep *catalogue.Endpoint, rec *capture, err error) *apierror.Error {
+	prefix, name := ep.Provider.ErrorPrefix, ep.ProviderName
+	if err != nil {
+		var he caddyhttp.HandlerError
+		if errors.As(err, &he) && he.StatusCode == http.StatusGatewayTimeout {
+			return apierror.ProviderTimeout(prefix, name)
+		}
+		if rec.overflow || rec.wroteHeader {
+			return apierror.ProviderError(prefix, name)
+		}
+		return apierror.ProviderUnreachable(prefix, name)
+	}
+	switch {
+	case rec.status == http.StatusNotFound:
+		return apierror.ProviderNotFound(ep.NotFoundError())
+	case rec.status != http.StatusOK, rec.overflow:
+		return apierror.ProviderError(prefix, name)
+	}
+	if !isJSON(rec.header.Get("Content-Type")) {
+		return apierror.ProviderError(prefix, name)
+	}
+	return nil
+}
+
+// isJSON reports whether a Content-Type is application/json, with or
+// without parameters (no allocation, unlike mime.ParseMediaType).
+func isJSON(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
+}
