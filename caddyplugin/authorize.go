@@ -253,7 +253,9 @@ func (h *Handler) route(r *http.Request) (*catalogue.Endpoint, *apierror.Error) 
 	if r.Method != ep.Method {
 		return ep, apierror.MethodNotAllowed(ep.Method)
 	}
-	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
+	// No body, and no declared trailer (an HTTP/2 GET may announce some):
+	// a GET carries nothing but its target and headers.
+	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 || len(r.Trailer) > 0 {
 		return ep, apierror.BadRequest()
 	}
 	return ep, nil

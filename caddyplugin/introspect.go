@@ -55,6 +55,9 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, rq *request
 	if !ok || !hab.ActiveAt(now) {
 		return apierror.HabilitationUnknown()
 	}
+	if !hab.Allows(habilitation.ModalityFranceConnect) {
+		return apierror.ModalityDenied() // the service's tokens open nothing here
+	}
 	scopes := make([]string, 0, len(facts.Scopes))
 	for _, s := range facts.Scopes {
 		if hab.HasScope(s) {

@@ -87,14 +87,17 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		// One refresh and one retry when the provider refuses our credential
 		// (SECURITY.md B11). Invalidate reads the credential as sent (the
 		// proxy forwarded a clone of up.Header): only that token is dropped,
-		// so a late 401 about an older one keeps the fresh token.
-		cred.Invalidate(r.Context(), up.Header)
-		delete(up.Header, "Authorization")
-		if aerr := applyAgain(up, cred); aerr != nil {
-			return aerr
+		// so a late 401 about an older one keeps the fresh token. No retry
+		// for a static credential, nor within the cooldown of the last
+		// forced refresh: the 401 is then answered as a provider error.
+		if cred.Invalidate(r.Context(), up.Header) {
+			delete(up.Header, "Authorization")
+			if aerr := applyAgain(up, cred); aerr != nil {
+				return aerr
+			}
+			rec.reset(h.MaxResponseBytes)
+			err = h.callProvider(up, next, rec, rq)
 		}
-		rec.reset(h.MaxResponseBytes)
-		err = h.callProvider(up, next, rec, rq)
 	}
 	if aerr := providerError(ep, rec, err); aerr != nil {
 		// A 200 that ends in an error was unusable (too large, not JSON).
@@ -121,13 +124,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 // (an HTTPS upstream gets it from reverse_proxy), and a nil X-Forwarded-Host
 // tells reverse_proxy to add none: the caller's Host never reaches the
 // provider. Its RequestURI, which reverse_proxy's log lines print, is the
-// provider path only: the caller's query may hold a civil status.
+// provider path only: the caller's query may hold a civil status. Nothing
+// the caller declared (trailers, a parsed form) is carried over.
 func providerRequest(r *http.Request, path, query, requestID string) *http.Request {
 	up := r.WithContext(r.Context())
 	up.URL = &url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: path, RawQuery: query}
 	up.Host, up.RequestURI = "", path
 	up.Header = http.Header{"Accept": acceptJSON, "X-Request-Id": {requestID}, "X-Forwarded-Host": nil}
-	up.Body, up.ContentLength, up.TransferEncoding = http.NoBody, 0, nil
+	up.Body, up.ContentLength, up.TransferEncoding, up.Trailer = http.NoBody, 0, nil, nil
+	up.Form, up.PostForm, up.MultipartForm = nil, nil, nil
 	return up
 }
 

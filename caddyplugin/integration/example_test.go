@@ -116,6 +116,23 @@ func TestReadmeExample(t *testing.T) {
 	if a.status != 422 || a.code(t) != "00366" {
 		t.Errorf("identite, 31 February: %d %s", a.status, a.body)
 	}
+	// A legacy v2 caller's API token in X-Api-Key, and civil statuses in
+	// queries: the example's access log (on the process's output) holds
+	// neither (issue 8, defect 1).
+	v2 := url.Values{"nomNaissance": {"CANARYEXEMPLE"}, "prenoms[]": {"Paul"}, "anneeDateDeNaissance": {"1962"}, "sexe": {"M"},
+		"codePaysLieuDeNaissance": {"99100"}}
+	if a := get(t, gw, "/api/v2/composition-familiale-v2?"+v2.Encode(), "X-Api-Key", "sandbox_all_scopes"); a.status != 404 {
+		t.Errorf("v2 API key call: %d %s", a.status, a.body)
+	}
+	defer func() {
+		log, _ := os.ReadFile(logPath)
+		if !strings.Contains(string(log), `"handled request"`) {
+			t.Fatal("no access log line: the check proves nothing")
+		}
+		if leak := contains(log, "sandbox_all_scopes", "cnaf_qfv2", "CANARYEXEMPLE", "DUPONT", "Paul"); leak != "" {
+			t.Errorf("the example's log holds %q", leak)
+		}
+	}()
 	a = get(t, gw, "/api/introspect", bearer("cnaf_qfv2")...)
 	var intro struct {
 		Scopes []string `json:"scopes"`

@@ -189,6 +189,8 @@ func TestIssue8_ModalitiesPerHabilitation(t *testing.T) {
 		{"identite token, identite", qfIdentite + "?" + q.Encode(), bearer(identiteOnly), 200},
 		{"identite token, identifiant", ine, bearer(identiteOnly), 403},
 		{"FranceConnect service of an identite-only habilitation", qf("recipient=" + other), bearer("unpaired_service"), 403},
+		// introspect answers in the v2 shape: 401 access_denied.
+		{"its FranceConnect tokens introspect nothing", "/api/introspect", bearer("unpaired_service"), 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := rec.count()

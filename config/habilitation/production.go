@@ -11,6 +11,15 @@ import (
 // scope of the catalogue. A production registry must not hold it.
 const SandboxAPITokenSHA256 = "3c6b5d6a47e76d08bb44c46b0fc9f41b0abc29aea6421d272b1ec43e6eaef109"
 
+// publicAPITokens are the SHA-256 digests of every API token published in
+// this repository's registries (deploy/*/habilitations.yaml): refused in
+// production like the sandbox's. TestPublicTokensRefused keeps the list
+// complete.
+var publicAPITokens = map[string]string{
+	SandboxAPITokenSHA256: "sandbox_all_scopes",
+	"4d129fd46e68e139b4cebeb5414cb483392c97ed1f42b5f501d21a8ab25e8b7d": "bench_quota_5_per_second",
+}
+
 // sandboxClientIDs are the FS client ids of the public sandbox FranceConnect
 // tokens: token_introspection.aud of config/sandbox/payloads/france_connect.
 var sandboxClientIDs = map[string]bool{
@@ -32,7 +41,8 @@ func SandboxFranceConnectClientIDs() []string {
 }
 
 // CheckProduction refuses a registry fit only for the sandbox: one where a
-// habilitation holds the public sandbox API token (SandboxAPITokenSHA256) or
+// habilitation holds a public API token (SandboxAPITokenSHA256, or another
+// token of the repository's sample registries) or
 // is paired with a sandbox FranceConnect client id
 // (SandboxFranceConnectClientIDs), since anyone holding the public sandbox
 // credentials would then be served real data. Every offending entry is
@@ -46,8 +56,8 @@ func (r *Registry) CheckProduction() error {
 	for i, h := range r.list {
 		where := entryName(i, h)
 		for k, d := range h.APITokenSHA256 {
-			if d == SandboxAPITokenSHA256 {
-				errs = append(errs, fmt.Errorf("%s: api_token_sha256[%d]: the public sandbox API token, refused in production", where, k))
+			if _, public := publicAPITokens[d]; public {
+				errs = append(errs, fmt.Errorf("%s: api_token_sha256[%d]: a public sandbox API token, refused in production", where, k))
 			}
 		}
 		for k, c := range h.FranceConnectClientIDs {

@@ -80,7 +80,7 @@ func TestCheckProductionRefusesSandboxRegistry(t *testing.T) {
 		t.Fatal("sandbox registry accepted in production")
 	}
 	for _, w := range []string{
-		`habilitations[0] (id "sandbox-toutes-donnees"): api_token_sha256[0]: the public sandbox API token`,
+		`habilitations[0] (id "sandbox-toutes-donnees"): api_token_sha256[0]: a public sandbox API token`,
 		`habilitations[0] (id "sandbox-toutes-donnees"): france_connect_client_ids[0]: a sandbox FranceConnect client id`,
 	} {
 		if !strings.Contains(err.Error(), w) {
@@ -122,7 +122,7 @@ func TestCheckProduction(t *testing.T) {
 	}
 	for _, w := range []string{
 		`habilitations[1] (id "p2"): france_connect_client_ids[1]: a sandbox FranceConnect client id, refused in production`,
-		`habilitations[2] (id "p3"): api_token_sha256[1]: the public sandbox API token, refused in production`,
+		`habilitations[2] (id "p3"): api_token_sha256[1]: a public sandbox API token, refused in production`,
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q lacks %q", err, w)
@@ -130,5 +130,41 @@ func TestCheckProduction(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), `"p1"`) || strings.Contains(err.Error(), otherClientID) || strings.Contains(err.Error(), SandboxAPITokenSHA256) {
 		t.Errorf("error names a clean entry or echoes a value: %v", err)
+	}
+}
+
+// TestPublicTokensRefused: every API token of every registry shipped in
+// deploy/ (sandbox, load harness) is public, since its token is written
+// next to it: production refuses each of them.
+func TestPublicTokensRefused(t *testing.T) {
+	files, err := filepath.Glob("../../deploy/*/habilitations*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no shipped registry found: %v", err)
+	}
+	for _, f := range files {
+		r, err := Load(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, h := range r.All() {
+			for _, d := range h.APITokenSHA256 {
+				if _, ok := publicAPITokens[d]; !ok {
+					t.Errorf("%s: habilitation %s: token digest %s… is not refused in production", f, h.ID, d[:8])
+				}
+			}
+		}
+		if err := r.CheckProduction(); err == nil {
+			t.Errorf("%s accepted in production", f)
+		}
+	}
+}
+
+// TestPublicTokenNames: each refused digest is the SHA-256 of the token
+// named beside it.
+func TestPublicTokenNames(t *testing.T) {
+	for d, tok := range publicAPITokens {
+		if digestOf(tok) != d {
+			t.Errorf("%s: digest mismatch", tok)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -400,6 +401,34 @@ func TestC02_UnreadableFileKeepsRegistry(t *testing.T) {
 		t.Fatalf("same file back: Poll = %v, %v", changed, err)
 	}
 	checkStatus(t, w, StateOK, 0)
+}
+
+// TestC02_FIFONeverBlocksThePoll: a FIFO in place of the file (whose open
+// would block the poll, and every later reload with it) is unreadable at
+// once; the registry in force stays.
+func TestC02_FIFONeverBlocksThePoll(t *testing.T) {
+	w, p := startWatcher(t, reloadBase, WatchOptions{})
+	before := w.Current()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := w.Poll(); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || w.Current() != before {
+			t.Fatalf("Poll on a FIFO: %v", err)
+		}
+		checkStatus(t, w, StateUnreadable, 0)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Poll blocked on a FIFO")
+	}
+	if _, err := NewWatcher(p, time.Second, WatchOptions{}); err == nil {
+		t.Fatal("a FIFO accepted as a registry at start")
+	}
 }
 
 // TestC02_CheckAtStart: a registry the check refuses does not start.

@@ -53,6 +53,10 @@ const (
 	StateUnreadable = "unreadable"
 )
 
+// errNotRegular: the registry path (after symbolic links) is not a regular
+// file.
+var errNotRegular = errors.New("habilitation: the registry path is not a regular file")
+
 // Status describes the outcome of the last poll. It holds no personal data.
 type Status struct {
 	State string    // StateOK, StateRefused, StateMissing or StateUnreadable
@@ -103,6 +107,9 @@ func NewWatcher(path string, interval time.Duration, opts WatchOptions) (*Watche
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("habilitation: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errNotRegular
 	}
 	data, err := readFile(path)
 	if err != nil {
@@ -159,6 +166,11 @@ func (w *Watcher) Poll() (changed bool, err error) {
 	fi, err := os.Stat(w.path)
 	if err != nil {
 		return w.readFailed(fmt.Errorf("habilitation: %w", err))
+	}
+	if !fi.Mode().IsRegular() {
+		// A directory, a FIFO (whose open would block the poll), a
+		// device: unreadable, the registry in force stays.
+		return w.readFailed(errNotRegular)
 	}
 	if !w.racy && fi.ModTime().Equal(w.modTime) && fi.Size() == w.size {
 		if w.state() == StateRefused {

@@ -5,7 +5,9 @@
 // "Bearer" (any letter case), exactly one space, then a b64token of at most
 // MaxTokenLen bytes. Every other placement RFC 6750 allows (the access_token
 // query parameter, a form body, and in practice a cookie named access_token)
-// is refused, alone or next to the header: never "first one wins".
+// is refused, alone or next to the header: never "first one wins". So is an
+// X-Api-Key field, the other modality's credential (ExtractAPIKey), which
+// would otherwise be a second credential silently ignored.
 //
 // Extract checks sizes first, does not read the body and does not allocate:
 // its cost is bounded by the header, query and cookie sizes that the server
@@ -51,8 +53,9 @@ func Extract(r *http.Request) (string, error) {
 	if len(fields) > 1 || hasOtherSpelling(r.Header) || hasOtherSpelling(r.Trailer) {
 		return "", ErrMalformed
 	}
-	// A01: no credential outside the Authorization header.
-	if elsewhere(r) {
+	// A01: no credential outside the Authorization header; A02: not even
+	// an API key next to it.
+	if elsewhere(r) || len(r.Header[APIKeyHeader]) > 0 || hasSpelling(r.Header, APIKeyHeader) {
 		return "", ErrMalformed
 	}
 	if len(fields) == 0 {

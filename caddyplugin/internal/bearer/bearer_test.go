@@ -152,6 +152,11 @@ func TestA02_SingleCredential(t *testing.T) {
 		{"comma-joined with space", newReq(hdr("Authorization", "Bearer a, b")), "", ErrMalformed},
 		{"token then comma", newReq(hdr("Authorization", "Bearer "+tok+",")), "", ErrMalformed},
 		{"bearer and basic joined", newReq(hdr("Authorization", "Bearer a, Basic Zm9vOmJhcg==")), "", ErrMalformed},
+		// The other modality's credential is a second credential, even
+		// alone (misplaced), never ignored.
+		{"bearer and X-Api-Key", newReq(hdr("Authorization", "Bearer "+tok), hdr("X-Api-Key", tok)), "", ErrMalformed},
+		{"X-Api-Key alone", newReq(hdr("X-Api-Key", tok)), "", ErrMalformed},
+		{"bearer and x-api-key", newReq(hdr("Authorization", "Bearer "+tok), hdr("x-api-key", tok)), "", ErrMalformed},
 	})
 }
 

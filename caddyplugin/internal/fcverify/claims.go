@@ -210,13 +210,18 @@ func identity(ti object) (Identity, error) {
 		{"birthdate", &id.Birthdate},
 		{"birthplace", &id.Birthplace},
 		{"birthcountry", &id.Birthcountry},
-		{"idp_birthdate", &id.IdpBirthdate},
 	} {
 		s, _, err := ti.str(f.name)
 		if err != nil {
 			return Identity{}, bad("introspection identity claim type")
 		}
 		*f.dst = s
+	}
+	// idp_birthdate is informational (the identity provider's own date):
+	// read when it is a string, ignored otherwise, never a reason to refuse
+	// the token.
+	if s, _, err := ti.str("idp_birthdate"); err == nil {
+		id.IdpBirthdate = s
 	}
 	if raw, ok := ti["given_name_array"]; ok {
 		var list []json.RawMessage

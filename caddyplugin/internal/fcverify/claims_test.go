@@ -241,7 +241,7 @@ func TestA14_ActiveShapes(t *testing.T) {
 		wantErr(t, err, ErrBadResponse)
 	}
 	for name, val := range map[string]any{"sub": "", "scope": []string{"openid"}, "exp": "1", "sub2": nil,
-		"acr": 1, "family_name": 1, "given_name_array": "Angela", "birthdate": nil, "idp_birthdate": 1987} {
+		"acr": 1, "family_name": 1, "given_name_array": "Angela", "birthdate": nil} {
 		m := e.introspection()
 		if name == "sub2" {
 			name = "sub"
@@ -255,6 +255,13 @@ func TestA14_ActiveShapes(t *testing.T) {
 	m["birthdate"], m["idp_birthdate"] = "1987-11-01", "1987-11"
 	if f, err := e.check(e.answer(e.claims(m))); err != nil || f.Identity.IdpBirthdate != "1987-11" || f.Identity.Birthdate != "1987-11-01" {
 		t.Fatalf("idp_birthdate: %+v %v", f, err)
+	}
+	// Informational: any other type is ignored, not a reason to refuse.
+	for _, v := range []any{nil, 1987, []string{"1987"}} {
+		m["idp_birthdate"] = v
+		if f, err := e.check(e.answer(e.claims(m))); err != nil || f.Identity.IdpBirthdate != "" {
+			t.Fatalf("idp_birthdate %v: %+v %v", v, f, err)
+		}
 	}
 	// Empty scope is allowed while active; scopes split on spaces.
 	m = e.introspection()

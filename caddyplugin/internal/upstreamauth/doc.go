@@ -33,6 +33,8 @@ type Source interface {
 	// token that was sent is dropped, and only where it is still the
 	// current one, here and in Redis: a token that has already been
 	// replaced, locally or by another instance, stays (OAuth2 only; no-op
-	// for static).
-	Invalidate(ctx context.Context, sent http.Header)
+	// for static). It reports whether one retry may carry another
+	// credential: false for a static one, and for an OAuth2 token refused
+	// again within InvalidateCooldown of the refresh the last 401 forced.
+	Invalidate(ctx context.Context, sent http.Header) bool
 }

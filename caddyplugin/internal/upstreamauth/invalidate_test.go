@@ -22,6 +22,9 @@ type cluster struct {
 	rdb  *redis.Client
 	seal []byte
 	e    *tokenEndpoint
+	// ahead moves the instances' clock forward (in steps of more than
+	// InvalidateCooldown), on top of the real time.
+	ahead atomic.Int64
 }
 
 func newCluster(t *testing.T, e *tokenEndpoint) *cluster {
@@ -36,7 +39,39 @@ func (c *cluster) instance(t *testing.T) Source {
 	return newSource(t, c.e, func(cfg *OAuth2Config) {
 		cfg.Redis, cfg.SealSecret = c.rdb, c.seal
 		cfg.RedisTimeout, cfg.Timeout = time.Second, 5*time.Second // -race on a busy machine
+		cfg.Now = func() time.Time { return time.Now().Add(time.Duration(c.ahead.Load())) }
 	})
+}
+
+// afterCooldown moves the instances' clock past InvalidateCooldown.
+func (c *cluster) afterCooldown() { c.ahead.Add(int64(2 * InvalidateCooldown)) }
+
+// TestB11_RefusedAgainNoTokenStorm: a provider that refuses every token (or
+// whose 401 a caller's input provokes) gets one refresh, then the 401s are
+// answered without a retry until InvalidateCooldown has passed: requests do
+// not turn into token requests.
+func TestB11_RefusedAgainNoTokenStorm(t *testing.T) {
+	e := newTokenEndpoint(t)
+	c := newCluster(t, e)
+	s := c.instance(t)
+	retries := 0
+	for range 50 {
+		h := sent(apply(t, s))
+		if s.Invalidate(context.Background(), h) {
+			retries++
+		}
+	}
+	if retries != 1 || e.calls.Load() != 2 {
+		t.Fatalf("50 refused calls: %d retries, %d token requests; want 1 and 2", retries, e.calls.Load())
+	}
+	c.afterCooldown()
+	if !s.Invalidate(context.Background(), sent(apply(t, s))) || apply(t, s) != bearer(3) {
+		t.Fatal("no refresh once the cooldown passed")
+	}
+	var st staticHeader
+	if st.Invalidate(context.Background(), sent(bearer(1))) {
+		t.Fatal("a static credential asks for a retry")
+	}
 }
 
 // sharedHeader opens the token held in Redis; "" when there is none.
@@ -228,9 +263,11 @@ func TestB11_ConcurrentUnauthorizedConverges(t *testing.T) {
 	}
 	for range revocations {
 		time.Sleep(25 * time.Millisecond)
+		c.afterCooldown() // each revocation far from the previous one
 		revokedUpTo.Store(e.calls.Load())
 	}
 	time.Sleep(25 * time.Millisecond)
+	c.afterCooldown()
 	close(stop)
 	wg.Wait()
 	close(errs)

@@ -84,11 +84,20 @@ type oauth2Source struct {
 	group singleflight.Group
 	mu    sync.RWMutex
 	cur   *cachedToken // nil when absent or invalidated
-	// failed is the header of the last token the provider refused
-	// (Invalidate). It is never taken from Redis again: a read may have
-	// raced the compare-and-delete, or Redis may have failed it.
-	failed string
+	// failed holds the headers of the last tokens the provider refused
+	// (Invalidate), newest first. They are never taken from Redis again: a
+	// read may have raced the compare-and-delete, or Redis may have failed
+	// it.
+	failed [4]string
+	// droppedAt is when a provider 401 last dropped the current token.
+	droppedAt time.Time
 }
+
+// InvalidateCooldown is the least time between two refreshes forced by
+// provider 401s: a provider that refuses every token, or 401s that a
+// caller's input provokes, cannot turn each request into a token request.
+// Within it, a 401 about the current token is answered as it is (no retry).
+const InvalidateCooldown = 5 * time.Second
 
 // NewOAuth2 returns a client-credentials Source. It makes no network call.
 func NewOAuth2(cfg OAuth2Config) (Source, error) {
@@ -191,16 +200,25 @@ func (s *oauth2Source) Apply(ctx context.Context, h http.Header) error {
 // value of sent, where it is still the current one: here, and in Redis by
 // an atomic compare-and-delete. A late 401 about a token that was replaced
 // since, here or by another instance, leaves the replacement alone. Call it
-// once per provider 401, before the single retry (I09).
-func (s *oauth2Source) Invalidate(ctx context.Context, sent http.Header) {
+// once per provider 401; retry once when it reports true (I09). It reports
+// false, and keeps the token, when the current token is refused again
+// within InvalidateCooldown of the last refresh it forced.
+func (s *oauth2Source) Invalidate(ctx context.Context, sent http.Header) bool {
 	failed := sent.Get("Authorization")
 	if failed == "" {
-		return // not a request this source authorised
+		return false // not a request this source authorised
 	}
 	s.mu.Lock()
-	s.failed = failed
-	if s.cur != nil && s.cur.header == failed {
-		s.cur = nil
+	current := s.cur != nil && s.cur.header == failed
+	if current && !s.droppedAt.IsZero() && s.now().Sub(s.droppedAt) < InvalidateCooldown {
+		s.mu.Unlock()
+		s.debug("upstreamauth: token refused again within the cooldown; not refreshed")
+		return false
+	}
+	copy(s.failed[1:], s.failed[:len(s.failed)-1])
+	s.failed[0] = failed
+	if current {
+		s.cur, s.droppedAt = nil, s.now()
 	}
 	s.mu.Unlock()
 	if s.shared != nil {
@@ -211,6 +229,7 @@ func (s *oauth2Source) Invalidate(ctx context.Context, sent http.Header) {
 			s.debug("upstreamauth: the refused token is not the shared one; kept it")
 		}
 	}
+	return true
 }
 
 func (s *oauth2Source) current() (string, bool) {
@@ -275,6 +294,9 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 		if s.shared != nil {
 			if err := s.shared.set(ctx, t, t.refreshAt.Sub(s.now())); err != nil {
 				s.debug("upstreamauth: sharing the token failed", zap.Error(err))
+			} else if s.refused(t) {
+				// Refused between install and set: take it back.
+				_, _ = s.shared.deleteIf(ctx, t.header)
 			}
 		}
 	}
@@ -289,21 +311,29 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 func (s *oauth2Source) install(t *cachedToken, fromShared bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t.header == s.failed {
+	for i, f := range s.failed {
+		if f != t.header {
+			continue
+		}
 		if fromShared {
 			return false
 		}
-		s.failed = "" // handed out again by the token endpoint
+		s.failed[i] = "" // handed out again by the token endpoint
 	}
 	s.cur = t
 	return true
 }
 
-// refused reports whether t is the token the provider refused last.
+// refused reports whether t is one of the tokens the provider refused last.
 func (s *oauth2Source) refused(t *cachedToken) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return t.header == s.failed
+	for _, f := range s.failed {
+		if f != "" && f == t.header {
+			return true
+		}
+	}
+	return false
 }
 
 // fetch asks the token endpoint. Errors carry a fixed reason only: the

@@ -53,7 +53,9 @@ func (s *staticHeader) Apply(_ context.Context, h http.Header) error {
 	return nil
 }
 
-func (s *staticHeader) Invalidate(context.Context, http.Header) {}
+// Invalidate reports false: a static credential has no other value to
+// retry with.
+func (s *staticHeader) Invalidate(context.Context, http.Header) bool { return false }
 
 // String hides the value, should the Source ever be printed.
 func (s *staticHeader) String() string { return "static header " + s.name }
