@@ -186,7 +186,8 @@ func (c *Cache) lookup(ctx context.Context, token, key string, fetch func(ctx co
 	now := c.cfg.Now()
 	if d := ttl(f.Active, f.ExpiresAt, now, c.cfg.TTLCap, c.cfg.Skew, c.cfg.NegativeTTL); d > 0 {
 		until := now.Add(d)
-		c.l1.put(token, f, c.tick()+int64(d))
+		tick := c.tick()
+		c.l1.put(token, f, tick, tick+int64(d))
 		if c.cfg.Redis != nil {
 			c.l2Set(ctx, token, key, f, until, d)
 		}

@@ -100,7 +100,15 @@ func (c *l1) get(token string, now int64) (*fcverify.Facts, bool) {
 // put stores facts until deadline, replacing any entry of the same hash. The
 // token is cloned so the cache does not pin the request header it was
 // sliced from.
-func (c *l1) put(token string, f *fcverify.Facts, deadline int64) {
+//
+// Expired entries are not left to wait for max entries: while the ring is
+// not full, a slot under the hand is reused when its entry has expired (the
+// hand looks at two slots per put, so it laps the ring while the ring grows),
+// so a stream of new tokens keeps the ring within about twice the entries
+// still alive, 2 × rate × TTL, rather than growing to max (100 000 entries,
+// about 100 MB); once full, an expired entry is evicted whatever its
+// reference bit.
+func (c *l1) put(token string, f *fcverify.Facts, now, deadline int64) {
 	h := maphash.String(c.seed, token)
 	s := &c.shards[h&c.mask]
 	ne := &l1Entry{token: strings.Clone(token), facts: f, deadline: deadline, hash: h}
@@ -115,15 +123,29 @@ func (c *l1) put(token string, f *fcverify.Facts, deadline int64) {
 		return
 	}
 	s.m[h] = ne
-	if len(s.ring) < s.max {
-		ne.slot = len(s.ring)
+	if n := len(s.ring); n < s.max {
+		// Look at two slots per put: the hand then laps the ring even
+		// while it grows by one slot per put.
+		for range min(2, n) {
+			i := s.hand % n
+			s.hand = (i + 1) % n
+			if e := s.ring[i]; e == nil || e.deadline <= now {
+				if e != nil {
+					delete(s.m, e.hash)
+				}
+				ne.slot, s.ring[i] = i, ne
+				return
+			}
+		}
+		ne.slot = n
 		s.ring = append(s.ring, ne)
 		return
 	}
-	// CLOCK: advance until a free slot or an entry without its bit.
+	// CLOCK: advance until a free slot, an expired entry or an entry
+	// without its bit.
 	for {
 		e := s.ring[s.hand]
-		if e == nil || !e.ref.Swap(false) {
+		if e == nil || e.deadline <= now || !e.ref.Swap(false) {
 			if e != nil {
 				delete(s.m, e.hash)
 			}

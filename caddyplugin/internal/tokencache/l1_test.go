@@ -20,7 +20,7 @@ func TestL1_Bounded(t *testing.T) {
 			c := newL1(max)
 			f := &fcverify.Facts{Active: true}
 			for i := range 2 * max {
-				c.put(fmt.Sprintf("tok-%d", i), f, 1<<62)
+				c.put(fmt.Sprintf("tok-%d", i), f, 0, 1<<62)
 				if i == 0 || i%7 == 0 {
 					c.get("tok-0", 0) // keep tok-0 recently used
 				}
@@ -40,7 +40,7 @@ func TestL1_Bounded(t *testing.T) {
 
 func TestL1_ExpiredEntryIsRemoved(t *testing.T) {
 	c := newL1(10)
-	c.put("t", &fcverify.Facts{}, 100)
+	c.put("t", &fcverify.Facts{}, 0, 100)
 	if _, ok := c.get("t", 99); !ok {
 		t.Fatal("miss before deadline")
 	}
@@ -55,13 +55,13 @@ func TestL1_ExpiredEntryIsRemoved(t *testing.T) {
 func TestL1_ReplaceAndReuseFreedSlots(t *testing.T) {
 	c := newL1(3)
 	a, b := &fcverify.Facts{Sub: "a"}, &fcverify.Facts{Sub: "b"}
-	c.put("x", a, 10)
-	c.put("x", b, 20) // replace in place
+	c.put("x", a, 0, 10)
+	c.put("x", b, 0, 20) // replace in place
 	if f, ok := c.get("x", 15); !ok || f != b || c.len() != 1 {
 		t.Fatalf("replace: %v %v len %d", f, ok, c.len())
 	}
-	c.put("y", a, 10)
-	c.put("z", a, 10)
+	c.put("y", a, 0, 10)
+	c.put("z", a, 0, 10)
 	c.get("x", 11) // y and z expire, x stays
 	c.get("y", 11)
 	c.get("z", 11)
@@ -69,17 +69,49 @@ func TestL1_ReplaceAndReuseFreedSlots(t *testing.T) {
 		t.Fatalf("len %d after expiry", c.len())
 	}
 	for _, k := range []string{"p", "q"} { // fill the freed slots, no eviction needed
-		c.put(k, a, 100)
+		c.put(k, a, 0, 100)
 	}
 	if _, ok := c.get("x", 12); !ok || c.len() != 3 {
 		t.Fatalf("freed slots not reused: len %d", c.len())
 	}
-	c.put("r", a, 100) // full: CLOCK evicts one entry without its bit
+	c.put("r", a, 0, 100) // full: CLOCK evicts one entry without its bit
 	if c.len() != 3 {
 		t.Fatalf("len %d above bound", c.len())
 	}
 	if _, ok := c.get("x", 12); !ok {
 		t.Fatal("referenced entry evicted before unreferenced ones")
+	}
+}
+
+// TestL1_ExpiredEntriesMakeRoom: a stream of new tokens, each living a
+// while, keeps the cache near the number of entries still alive, not at its
+// bound: expired entries are reused as the hand passes them (issue 8 soak:
+// 100 000 expired entries held about 100 MB).
+func TestL1_ExpiredEntriesMakeRoom(t *testing.T) {
+	c := newL1(100_000)
+	const ttl = 1000 // ticks; one new token per tick
+	f := &fcverify.Facts{}
+	for now := int64(0); now < 50_000; now++ {
+		c.put(fmt.Sprintf("tok-%d", now), f, now, now+ttl)
+	}
+	t.Logf("%d entries for %d alive at a time", c.len(), ttl)
+	if n := c.len(); n > 3*ttl {
+		t.Fatalf("%d entries for %d alive at a time", n, ttl)
+	}
+	for now := int64(50_000 - ttl/2); now < 50_000; now++ {
+		if _, ok := c.get(fmt.Sprintf("tok-%d", now), 50_000); !ok {
+			t.Fatalf("live entry tok-%d lost", now)
+		}
+	}
+	// Full cache: an expired entry goes before a referenced live one.
+	small := newL1(2)
+	small.put("old", f, 0, 10)
+	small.put("live", f, 0, 100)
+	small.get("old", 5) // referenced, then expires
+	small.get("live", 5)
+	small.put("new", f, 20, 120)
+	if _, ok := small.get("live", 21); !ok {
+		t.Fatal("a live entry was evicted while an expired one stayed")
 	}
 }
 

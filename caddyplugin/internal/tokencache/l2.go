@@ -39,7 +39,8 @@ func (c *Cache) l2Get(ctx context.Context, token, key string) (*fcverify.Facts, 
 		c.debug("tokencache: redis entry past its deadline, treated as a miss")
 		return nil, false
 	}
-	c.l1.put(token, f, c.tick()+int64(d))
+	tick := c.tick()
+	c.l1.put(token, f, tick, tick+int64(d))
 	return f, true
 }
 

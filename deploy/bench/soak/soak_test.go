@@ -1,0 +1,105 @@
+package main
+
+import (
+	"math"
+	"testing"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+func TestSlope(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		xs, ys []float64
+		want   float64
+		ok     bool
+	}{
+		{"line", []float64{0, 1, 2, 3}, []float64{5, 7, 9, 11}, 2, true},
+		{"flat", []float64{0, 1, 2}, []float64{4, 4, 4}, 0, true},
+		{"noisy", []float64{0, 1, 2, 3}, []float64{1, 3, 2, 4}, 0.8, true},
+		{"decreasing", []float64{1, 2}, []float64{10, 4}, -6, true},
+		{"one point", []float64{1}, []float64{1}, 0, false},
+		{"same x", []float64{2, 2}, []float64{1, 3}, 0, false},
+		{"lengths differ", []float64{0, 1}, []float64{1}, 0, false},
+	} {
+		got, ok := slope(c.xs, c.ys)
+		if ok != c.ok || math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("%s: slope = %v, %v; want %v, %v", c.name, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestPlan(t *testing.T) {
+	p := plan(weights)
+	if len(p) != 100 {
+		t.Fatalf("plan has %d entries, want 100", len(p))
+	}
+	var count [nKinds]int
+	for _, k := range p {
+		count[k]++
+	}
+	if count != weights {
+		t.Errorf("plan counts %v, want %v", count, weights)
+	}
+	// Spread: in any 20 consecutive requests, the 60 % kind appears 10 to 14 times.
+	for i := range p {
+		n := 0
+		for j := range 20 {
+			if p[(i+j)%len(p)] == cached {
+				n++
+			}
+		}
+		if n < 10 || n > 14 {
+			t.Fatalf("window at %d holds %d cached requests", i, n)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tr := newTraffic("http://127.0.0.1:9080", "test", 1<<62)
+	tg := tr.targeter()
+	seen := map[kind]int{}
+	for range 100 {
+		tgt := new(vegeta.Target)
+		if err := tg(tgt); err != nil {
+			t.Fatal(err)
+		}
+		k, gen := classify(tgt.URL)
+		if k >= nKinds {
+			t.Fatalf("classify(%q) = unknown kind", tgt.URL)
+		}
+		if (k == cached) != (gen == 0) {
+			t.Errorf("classify(%q) = %v, generation %d", tgt.URL, kindNames[k], gen)
+		}
+		seen[k]++
+	}
+	for k := range nKinds {
+		if seen[k] != weights[k] {
+			t.Errorf("%s: %d targets, want %d", kindNames[k], seen[k], weights[k])
+		}
+	}
+	if k, _ := classify("http://x/#nonsense"); k != nKinds {
+		t.Errorf("classify(nonsense) = %v", k)
+	}
+}
+
+func TestMatchSeries(t *testing.T) {
+	labels := map[string]string{"result": "active", "source": "checktoken"}
+	const name = "caddy_passerelle_token_checks_total"
+	for _, c := range []struct {
+		line string
+		want float64
+		ok   bool
+	}{
+		{`caddy_passerelle_token_checks_total{result="active",source="checktoken"} 42`, 42, true},
+		{`caddy_passerelle_token_checks_total{result="active",source="l1"} 42`, 0, false},
+		{`caddy_passerelle_token_checks_total{result="inactive",source="checktoken"} 1`, 0, false},
+		{`caddy_passerelle_token_checks_total_x{result="active",source="checktoken"} 1`, 0, false},
+		{`# HELP caddy_passerelle_token_checks_total FranceConnect token lookups`, 0, false},
+	} {
+		got, ok := matchSeries(c.line, name, labels)
+		if ok != c.ok || got != c.want {
+			t.Errorf("matchSeries(%q) = %v, %v; want %v, %v", c.line, got, ok, c.want, c.ok)
+		}
+	}
+}
