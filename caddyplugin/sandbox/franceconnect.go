@@ -71,7 +71,24 @@ type FranceConnect struct {
 	logger   *zap.Logger
 	client   *http.Client
 	now      func() time.Time
+
+	gwKey *keyCache
 }
+
+// keyCache holds the gateway's encryption key, fetched from GatewayJWKS and
+// kept for gatewayKeyTTL, as FranceConnect caches a data provider's
+// jwks_uri: one fetch per checktoken made every new token cost the gateway
+// a JWKS request, and failed when it came during a reload. A new
+// configuration (a new module instance) fetches afresh.
+type keyCache struct {
+	mu  sync.Mutex
+	key jose.JSONWebKey
+	at  time.Time
+	ok  bool
+}
+
+// gatewayKeyTTL is how long the stand-in keeps the gateway's key.
+const gatewayKeyTTL = time.Minute
 
 // CaddyModule returns the Caddy module information.
 func (FranceConnect) CaddyModule() caddy.ModuleInfo {
@@ -160,6 +177,7 @@ func (f *FranceConnect) Provision(ctx caddy.Context) error {
 	if f.cases, err = loadCases(f.Cases); err != nil {
 		return fmt.Errorf("passerelle_sandbox_fc: cases: %w", err)
 	}
+	f.gwKey = new(keyCache)
 	f.client = &http.Client{
 		Timeout:       5 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -258,11 +276,31 @@ func (f *FranceConnect) introspection(token string) (map[string]any, error) {
 }
 
 // gatewayKey selects the gateway's encryption key, as FranceConnect does:
-// the first key with use=enc.
+// the first key with use=enc, from the passerelle app in the same process,
+// or from GatewayJWKS, kept for gatewayKeyTTL (the last one is used while a
+// new fetch fails).
 func (f *FranceConnect) gatewayKey(r *http.Request) (jose.JSONWebKey, error) {
 	if f.GatewayJWKS == "" {
 		return fcissuer.SelectEncryptionKey(f.app.PublicJWKS())
 	}
+	c := f.gwKey
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ok && f.now().Sub(c.at) < gatewayKeyTTL {
+		return c.key, nil
+	}
+	k, err := f.fetchGatewayKey(r)
+	switch {
+	case err == nil:
+		c.key, c.at, c.ok = k, f.now(), true
+	case c.ok:
+		return c.key, nil
+	}
+	return k, err
+}
+
+// fetchGatewayKey fetches GatewayJWKS and selects its encryption key.
+func (f *FranceConnect) fetchGatewayKey(r *http.Request) (jose.JSONWebKey, error) {
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, f.GatewayJWKS, nil)
 	if err != nil {
 		return jose.JSONWebKey{}, err

@@ -11,10 +11,9 @@
 #            credential header), :9090 metrics and probes, admin localhost:2919;
 #   upstream (deploy/bench/upstream.Caddyfile): :9081 the sandbox FranceConnect
 #            and the sandbox provider, `admin off`.
-# The gateway's CPU time (/proc/<pid>/stat) is thus the gateway's only. One
-# exception: the sandbox FranceConnect fetches the gateway's JWKS
-# (/.well-known/passerelle/jwks.json) for every checktoken answer it
-# encrypts, so each new token also costs the gateway one small GET.
+# The gateway's CPU time (/proc/<pid>/stat) is thus the gateway's only (the
+# sandbox FranceConnect fetches the gateway's JWKS at most once a minute, as
+# FranceConnect caches a data provider's keys).
 #
 # Each round runs three wrk loads of [seconds] on [connections] connections:
 #   (a) reverse_proxy: the baseline, an identité-style provider call on :9082;

@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"testing"
+	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
@@ -101,5 +102,23 @@ func TestMatchSeries(t *testing.T) {
 		if ok != c.ok || got != c.want {
 			t.Errorf("matchSeries(%q) = %v, %v; want %v, %v", c.line, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+// TestNearReload: a transport error counts as a reload's from 1 s before
+// it to reloadWindow after it, not outside.
+func TestNearReload(t *testing.T) {
+	r := time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
+	reloads := []time.Time{r}
+	for _, tc := range []struct {
+		at   time.Duration
+		want bool
+	}{{-2 * time.Second, false}, {-500 * time.Millisecond, true}, {0, true}, {reloadWindow - time.Millisecond, true}, {reloadWindow + time.Second, false}} {
+		if got := nearReload(reloads, r.Add(tc.at)); got != tc.want {
+			t.Errorf("%s from the reload: %v, want %v", tc.at, got, tc.want)
+		}
+	}
+	if nearReload(nil, r) {
+		t.Error("no reload, yet a reload's error")
 	}
 }
