@@ -6,6 +6,7 @@
 package sandbox
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,13 +79,16 @@ type FranceConnect struct {
 // keyCache holds the gateway's encryption key, fetched from GatewayJWKS and
 // kept for gatewayKeyTTL, as FranceConnect caches a data provider's
 // jwks_uri: one fetch per checktoken made every new token cost the gateway
-// a JWKS request, and failed when it came during a reload. A new
-// configuration (a new module instance) fetches afresh.
+// a JWKS request, and failed when it came during a reload. Once a key is
+// held, a stale one is refreshed in the background while it keeps serving:
+// no checktoken waits for the gateway. A new configuration (a new module
+// instance) fetches afresh.
 type keyCache struct {
-	mu  sync.Mutex
-	key jose.JSONWebKey
-	at  time.Time
-	ok  bool
+	mu         sync.Mutex
+	key        jose.JSONWebKey
+	at         time.Time
+	ok         bool
+	refreshing bool
 }
 
 // gatewayKeyTTL is how long the stand-in keeps the gateway's key.
@@ -278,30 +282,48 @@ func (f *FranceConnect) introspection(token string) (map[string]any, error) {
 // gatewayKey selects the gateway's encryption key, as FranceConnect does:
 // the first key with use=enc, from the passerelle app in the same process,
 // or from GatewayJWKS, kept for gatewayKeyTTL (the last one is used while a
-// new fetch fails).
+// background refresh fails).
 func (f *FranceConnect) gatewayKey(r *http.Request) (jose.JSONWebKey, error) {
 	if f.GatewayJWKS == "" {
 		return fcissuer.SelectEncryptionKey(f.app.PublicJWKS())
 	}
 	c := f.gwKey
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ok && f.now().Sub(c.at) < gatewayKeyTTL {
-		return c.key, nil
+	key, held, stale := c.key, c.ok, f.now().Sub(c.at) >= gatewayKeyTTL
+	refresh := held && stale && !c.refreshing
+	c.refreshing = c.refreshing || refresh
+	c.mu.Unlock()
+	if refresh {
+		go f.refreshGatewayKey(context.WithoutCancel(r.Context()))
 	}
-	k, err := f.fetchGatewayKey(r)
-	switch {
-	case err == nil:
+	if held {
+		return key, nil
+	}
+	k, err := f.fetchGatewayKey(r.Context())
+	if err == nil {
+		c.mu.Lock()
 		c.key, c.at, c.ok = k, f.now(), true
-	case c.ok:
-		return c.key, nil
+		c.mu.Unlock()
 	}
 	return k, err
 }
 
+// refreshGatewayKey replaces the held key by a fresh one, or keeps it when
+// the fetch fails.
+func (f *FranceConnect) refreshGatewayKey(ctx context.Context) {
+	k, err := f.fetchGatewayKey(ctx)
+	c := f.gwKey
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refreshing = false
+	if err == nil {
+		c.key, c.at = k, f.now()
+	}
+}
+
 // fetchGatewayKey fetches GatewayJWKS and selects its encryption key.
-func (f *FranceConnect) fetchGatewayKey(r *http.Request) (jose.JSONWebKey, error) {
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, f.GatewayJWKS, nil)
+func (f *FranceConnect) fetchGatewayKey(ctx context.Context) (jose.JSONWebKey, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.GatewayJWKS, nil)
 	if err != nil {
 		return jose.JSONWebKey{}, err
 	}
