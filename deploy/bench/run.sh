@@ -5,7 +5,8 @@
 #
 #   bash deploy/bench/run.sh [rounds] [seconds] [connections]    # default 10 5 32
 #
-# Two processes of the same freshly built binary, all on loopback:
+# Two processes of the same freshly built binary, all on loopback (started
+# by deploy/bench/lib.sh, shared with soak.sh):
 #   gateway  (deploy/bench/Caddyfile, or BENCH_CADDYFILE): :9080 Passerelle,
 #            :9082 the baseline plain reverse_proxy (with the provider's
 #            credential header), :9090 metrics and probes, admin localhost:2919;
@@ -62,47 +63,12 @@ gw_conf=${BENCH_CADDYFILE:-deploy/bench/Caddyfile}
 up_conf=deploy/bench/upstream.Caddyfile
 admin=localhost:2919
 
-for port in 9080 9081 9082 9090 2919; do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-		echo "port $port is in use: stop the other instance first" >&2
-		exit 1
-	fi
-done
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-
-work=$(mktemp -d)
-bin=$work/passerelle
-# The upstream's log of checktoken calls (deploy/bench/upstream.Caddyfile).
-export BENCH_CHECKTOKEN_LOG=$work/checktoken.log
-gw_pid='' up_pid='' wrk_pid=''
-cleanup() {
-	for p in $wrk_pid $gw_pid $up_pid; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-CGO_ENABLED=0 go build -trimpath -tags nobadger,nomysql,nopgx -o "$bin" ./cmd/passerelle
-
-# broke prints a message and the end of both logs, then exits 1.
-broke() {
-	echo "BROKEN: $*" >&2
-	tail -n 5 "$work/upstream.log" "$work/gateway.log" >&2 || true
-	exit 1
-}
-# wait_for <url> <what>: up to 20 s.
-wait_for() {
-	for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.2; done
-	broke "$2 did not come up"
-}
+wrk_pid=''
+# shellcheck source=deploy/bench/lib.sh
+. deploy/bench/lib.sh
+bench_start "$gw_conf" "$up_conf"
 alive() { kill -0 "$gw_pid" 2>/dev/null || broke "the gateway died"; kill -0 "$up_pid" 2>/dev/null || broke "the upstream died"; }
-
-"$bin" run --config "$up_conf" >"$work/upstream.log" 2>&1 &
-up_pid=$!
-wait_for http://127.0.0.1:9081/api/v2/jwks "the upstream"
-"$bin" run --config "$gw_conf" >"$work/gateway.log" 2>&1 &
-gw_pid=$!
-wait_for http://127.0.0.1:9090/ready "the gateway"
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
