@@ -336,7 +336,7 @@ func TestG08_MetricLabelsBounded(t *testing.T) {
 		"endpoint": {"dss_quotient_familial_fc": true, "unknown": true},
 		"decision": {"allow": true, "deny": true, "error": true},
 		"source":   {"l1": true, "l2": true, "checktoken": true},
-		"result":   {"active": true, "inactive": true, "error": true},
+		"result":   {"active": true, "inactive": true, "error": true, "ok": true, "refused": true}, // token checks; habilitation reloads
 		"provider": {"CNAV": true},
 		"mode":     {"sandbox": true, "production": true},
 		"quota":    {"habilitation": true, "client_ip": true},

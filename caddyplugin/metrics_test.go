@@ -36,14 +36,33 @@ func TestAlertRulesNameExposedMetrics(t *testing.T) {
 	if err := registerCollector(reg, habilitationState{w}); err != nil {
 		t.Fatal(err)
 	}
-	// Vectors expose a family once they have a child: touch each.
-	metricRequests.WithLabelValues("e", "error", "00000")
-	metricTokenChecks.WithLabelValues("checktoken", "error")
-	metricCacheErrors.WithLabelValues("error")
-	metricRateLimited.WithLabelValues("habilitation")
-	metricHabilitationReloads.WithLabelValues("ok")
-	metricProviderDuration.WithLabelValues("CNAV", "2xx")
-	metricMode.WithLabelValues("sandbox")
+	// Vectors expose a family once they have a child: touch each (with
+	// values other tests accept), and remove the children afterwards, since
+	// the vectors are process-wide.
+	touched := []struct {
+		vec    interface{ DeleteLabelValues(...string) bool }
+		labels []string
+	}{
+		{metricRequests.MetricVec, []string{"unknown", "error", "00503"}},
+		{metricTokenChecks.MetricVec, []string{"checktoken", "error"}},
+		{metricCacheErrors.MetricVec, []string{"error"}},
+		{metricRateLimited.MetricVec, []string{"habilitation"}},
+		{metricHabilitationReloads.MetricVec, []string{"ok"}},
+		{metricProviderDuration.MetricVec, []string{"CNAV", "2xx"}},
+		{metricMode.MetricVec, []string{"sandbox"}},
+	}
+	metricRequests.WithLabelValues(touched[0].labels...)
+	metricTokenChecks.WithLabelValues(touched[1].labels...)
+	metricCacheErrors.WithLabelValues(touched[2].labels...)
+	metricRateLimited.WithLabelValues(touched[3].labels...)
+	metricHabilitationReloads.WithLabelValues(touched[4].labels...)
+	metricProviderDuration.WithLabelValues(touched[5].labels...)
+	metricMode.WithLabelValues(touched[6].labels...)
+	t.Cleanup(func() {
+		for _, c := range touched {
+			c.vec.DeleteLabelValues(c.labels...)
+		}
+	})
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
