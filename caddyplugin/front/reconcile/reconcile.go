@@ -1,0 +1,302 @@
+// Package reconcile compares the identity FranceConnect gives with the
+// account a legacy app has in use (Cas 2: "il vous appartient de vérifier
+// que les données récupérées correspondent aux données du compte utilisé"),
+// field by field, with the normalisation the identite modality applies
+// (catalogue.NormalizeName: Unicode NFC, case, spaces, apostrophes and
+// hyphens), and says how well they match. Never a bare boolean: the app
+// decides what to do with a "probable".
+//
+// Each field is exact | approx | absent | mismatch, with a reason for the
+// last three; the verdict is:
+//
+//	no_match      a birth name, given names, birth date or gender mismatch
+//	insufficient  otherwise, the account lacks a birth name, given names or birth date
+//	match         birth name, given names and birth date exact; birthplace and gender exact or absent
+//	probable      anything else: approximations (accents, separators, first given
+//	              name only, usage name, presumed or partial dates) or a birthplace
+//	              that differs (COG codes change with commune mergers: a weak signal)
+//
+// Rules from FranceConnect's data-provider example (accent-folded first
+// given name, birth name, full date) and the Paris identity store's given
+// name rules (FRONT.md §4).
+package reconcile
+
+import (
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/passerelle-gw/passerelle/config/catalogue"
+)
+
+// Field results.
+const (
+	Exact    = "exact"
+	Approx   = "approx"
+	Absent   = "absent"
+	Mismatch = "mismatch"
+)
+
+// Verdicts.
+const (
+	Match        = "match"
+	Probable     = "probable"
+	NoMatch      = "no_match"
+	Insufficient = "insufficient"
+)
+
+// Reasons (a closed list).
+const (
+	ReasonCase              = "case" // exact, for information: only letter case or spacing differs
+	ReasonAccents           = "accents"
+	ReasonSeparators        = "hyphen_vs_space"
+	ReasonFirstGivenName    = "first_given_name_only"
+	ReasonUsageName         = "usage_name"
+	ReasonPresumedDate      = "presumed_date"
+	ReasonPartialDate       = "partial_date"
+	ReasonBornAbroad        = "born_abroad"
+	ReasonBirthplaceChanged = "birthplace_differs" // COG codes change: a weak signal
+	ReasonNotInAccount      = "not_in_account"
+	ReasonNotFromFC         = "not_from_franceconnect"
+	ReasonDifferent         = "different"
+	ReasonAccountInvalid    = "account_header_invalid"
+)
+
+// Citizen is the identity FranceConnect gave (userinfo).
+type Citizen struct {
+	FamilyName     string
+	GivenName      string   // space-separated
+	GivenNameArray []string // preferred when present
+	Birthdate      string   // YYYY-MM-DD
+	IdpBirthdate   string   // YYYY-MM or YYYY when the day or month was presumed
+	Birthplace     string   // COG commune, "" when born abroad
+	Birthcountry   string   // COG country, 99100 France
+	Gender         string   // male | female
+}
+
+// Field is the comparison of one field.
+type Field struct {
+	Result string `json:"result"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Result is the comparison of an account with a citizen.
+type Result struct {
+	Verdict string `json:"verdict"`
+	// Reason is set when the verdict needs one (account_header_invalid).
+	Reason     string `json:"reason,omitempty"`
+	FamilyName Field  `json:"family_name"`
+	GivenNames Field  `json:"given_names"`
+	Birthdate  Field  `json:"birthdate"`
+	Birthplace Field  `json:"birthplace"`
+	Gender     Field  `json:"gender"`
+}
+
+// Invalid is the result when the app's account header could not be read.
+func Invalid() Result {
+	absent := Field{Result: Absent, Reason: ReasonNotInAccount}
+	return Result{Verdict: Insufficient, Reason: ReasonAccountInvalid,
+		FamilyName: absent, GivenNames: absent, Birthdate: absent, Birthplace: absent, Gender: absent}
+}
+
+// Compare compares an account with the citizen FranceConnect identified.
+func Compare(a Account, c Citizen) Result {
+	r := Result{
+		FamilyName: familyName(a, c),
+		GivenNames: givenNames(a, c),
+		Birthdate:  birthdate(a, c),
+		Birthplace: birthplace(a, c),
+		Gender:     gender(a, c),
+	}
+	core := []Field{r.FamilyName, r.GivenNames, r.Birthdate}
+	switch {
+	case anyResult(Mismatch, append(core, r.Gender)...):
+		r.Verdict = NoMatch
+	case anyResult(Absent, core...):
+		r.Verdict = Insufficient
+	case allResult(Exact, core...) && r.Birthplace.Result != Mismatch && r.Birthplace.Result != Approx && r.Gender.Result != Approx:
+		r.Verdict = Match
+	default:
+		r.Verdict = Probable
+	}
+	return r
+}
+
+func anyResult(res string, fs ...Field) bool {
+	for _, f := range fs {
+		if f.Result == res {
+			return true
+		}
+	}
+	return false
+}
+
+func allResult(res string, fs ...Field) bool {
+	for _, f := range fs {
+		if f.Result != res {
+			return false
+		}
+	}
+	return true
+}
+
+// compareNames compares two names: exact after NormalizeName (reason "case"
+// when the raw strings differ), approx when they are equal once accents
+// are folded (reason accents) or hyphens, apostrophes and spaces are taken
+// as one separator (reason hyphen_vs_space).
+func compareNames(account, fc string) Field {
+	na, nf := catalogue.NormalizeName(account), catalogue.NormalizeName(fc)
+	switch {
+	case na == nf && account == fc:
+		return Field{Result: Exact}
+	case na == nf:
+		return Field{Result: Exact, Reason: ReasonCase}
+	case foldAccents(na) == foldAccents(nf):
+		return Field{Result: Approx, Reason: ReasonAccents}
+	case Fold(na) == Fold(nf):
+		return Field{Result: Approx, Reason: ReasonSeparators}
+	}
+	return Field{Result: Mismatch, Reason: ReasonDifferent}
+}
+
+func familyName(a Account, c Citizen) Field {
+	switch {
+	case a.FamilyName == "":
+		return Field{Result: Absent, Reason: ReasonNotInAccount}
+	case strings.TrimSpace(c.FamilyName) == "":
+		return Field{Result: Absent, Reason: ReasonNotFromFC}
+	}
+	f := compareNames(a.FamilyName, c.FamilyName)
+	if f.Result == Mismatch && a.UsageName != "" && compareNames(a.UsageName, c.FamilyName).Result != Mismatch {
+		// The account's usage name is FranceConnect's birth name: the
+		// account's "birth name" was probably a usage name.
+		return Field{Result: Approx, Reason: ReasonUsageName}
+	}
+	return f
+}
+
+// givenNames compares the lists of given names. Equal lists are exact;
+// the same names spelt with other accents or separators ("Jean-Pascal" and
+// "Jean Pascal") are approx; when one list starts with the other's names
+// (the CNAF's "ANGELA" for FranceConnect's "Angela Claire Louise"), approx
+// with first_given_name_only; else mismatch.
+func givenNames(a Account, c Citizen) Field {
+	fc := c.GivenNameArray
+	if len(fc) == 0 {
+		fc = strings.Fields(c.GivenName)
+	}
+	switch {
+	case len(a.GivenNames) == 0:
+		return Field{Result: Absent, Reason: ReasonNotInAccount}
+	case len(fc) == 0:
+		// FranceConnect knows the citizen without a given name: an account
+		// with one is someone else, or a record to correct.
+		return Field{Result: Mismatch, Reason: ReasonNotFromFC}
+	}
+	f := compareNames(strings.Join(a.GivenNames, " "), strings.Join(fc, " "))
+	if f.Result != Mismatch {
+		return f
+	}
+	short, long := foldedList(a.GivenNames), foldedList(fc)
+	if len(short) > len(long) {
+		short, long = long, short
+	}
+	for i := range short {
+		if short[i] != long[i] {
+			return Field{Result: Mismatch, Reason: ReasonDifferent}
+		}
+	}
+	return Field{Result: Approx, Reason: ReasonFirstGivenName}
+}
+
+// foldedList folds each name and splits composed names on separators.
+func foldedList(names []string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, strings.Fields(Fold(catalogue.NormalizeName(n)))...)
+	}
+	return out
+}
+
+// birthdate compares what both sides know of the date: FranceConnect's
+// presumed day or month (idp_birthdate) and a partial account date compare
+// on the year, or year and month, only (approx).
+func birthdate(a Account, c Citizen) Field {
+	known := catalogue.KnownBirthdate(c.Birthdate, c.IdpBirthdate)
+	switch {
+	case a.Birthdate == "":
+		return Field{Result: Absent, Reason: ReasonNotInAccount}
+	case known == "":
+		return Field{Result: Absent, Reason: ReasonNotFromFC}
+	}
+	n := min(len(a.Birthdate), len(known))
+	switch {
+	case a.Birthdate[:n] != known[:n]:
+		return Field{Result: Mismatch, Reason: ReasonDifferent}
+	case len(known) < len("2006-01-02"):
+		return Field{Result: Approx, Reason: ReasonPresumedDate}
+	case len(a.Birthdate) < len("2006-01-02"):
+		return Field{Result: Approx, Reason: ReasonPartialDate}
+	}
+	return Field{Result: Exact}
+}
+
+// birthplace compares the commune of birth, or the country for a citizen
+// born abroad (FranceConnect then sends no commune).
+func birthplace(a Account, c Citizen) Field {
+	abroad := c.Birthplace == "" && c.Birthcountry != "" && c.Birthcountry != "99100"
+	if abroad {
+		switch {
+		case a.Birthcountry != "":
+			if strings.EqualFold(a.Birthcountry, c.Birthcountry) {
+				return Field{Result: Exact, Reason: ReasonBornAbroad}
+			}
+			return Field{Result: Mismatch, Reason: ReasonBornAbroad}
+		case a.Birthplace != "":
+			return Field{Result: Mismatch, Reason: ReasonBornAbroad}
+		}
+		return Field{Result: Absent, Reason: ReasonNotInAccount}
+	}
+	switch {
+	case a.Birthplace == "":
+		return Field{Result: Absent, Reason: ReasonNotInAccount}
+	case c.Birthplace == "":
+		return Field{Result: Absent, Reason: ReasonNotFromFC}
+	case strings.EqualFold(a.Birthplace, c.Birthplace):
+		return Field{Result: Exact}
+	}
+	return Field{Result: Mismatch, Reason: ReasonBirthplaceChanged}
+}
+
+func gender(a Account, c Citizen) Field {
+	switch {
+	case a.Gender == "":
+		return Field{Result: Absent, Reason: ReasonNotInAccount}
+	case c.Gender != "male" && c.Gender != "female":
+		return Field{Result: Absent, Reason: ReasonNotFromFC}
+	case a.Gender == c.Gender:
+		return Field{Result: Exact}
+	}
+	return Field{Result: Mismatch, Reason: ReasonDifferent}
+}
+
+// foldAccents removes diacritics from a normalised (upper-case) name and
+// expands the ligatures French names use: Œ → OE, Æ → AE.
+func foldAccents(s string) string {
+	s = strings.NewReplacer("Œ", "OE", "Æ", "AE", "ß", "SS").Replace(s)
+	out, _, err := transform.String(transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC), s)
+	if err != nil {
+		return s
+	}
+	return out
+}
+
+// Fold reduces a NormalizeName'd name to its letters: accents folded, and
+// every run of hyphens, apostrophes and spaces one space.
+func Fold(s string) string {
+	s = foldAccents(s)
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '-' || r == '\'' || unicode.IsSpace(r) }), " ")
+}
