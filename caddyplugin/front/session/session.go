@@ -1,0 +1,355 @@
+// Package session keeps the front's server-side state: the citizens'
+// sessions and the pending logins and logouts (state, nonce, browser
+// binding), in Redis when the gateway has it, so that any instance behind a
+// load balancer can serve any step, or in process otherwise.
+//
+// The browser holds only a random ticket (32 bytes, base64url) in a cookie.
+// The store never sees a ticket: records live under HMAC(key, ticket), and
+// their values are sealed (AES-256-GCM, the storage key as associated
+// data), so a Redis dump reveals no identity and no usable ticket, and a
+// record copied under another key does not open.
+//
+// Sessions expire after Idle without use (FranceConnect's own session
+// lasts 30 minutes) and at Max after their creation, whatever the use.
+package session
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/reconcile"
+)
+
+// Session is one citizen's session. It holds personal data: never log it.
+type Session struct {
+	Created  time.Time `json:"created"`
+	LastSeen time.Time `json:"last_seen"`
+	// Subject is FranceConnect's sub; "" for a session opened only to hold
+	// the app's account before a Cas 2 login.
+	Subject string `json:"sub,omitempty"`
+	ACR     string `json:"acr,omitempty"`
+	// IDToken is kept for session/end's id_token_hint; AccessToken, until
+	// it expires, for its revocation at logout.
+	IDToken      string    `json:"id_token,omitempty"`
+	AccessToken  string    `json:"access_token,omitempty"`
+	AccessExpiry time.Time `json:"access_expiry,omitzero"`
+	// Moment is handoff.MomentLogin (Cas 1) or MomentTransmit (Cas 2).
+	Moment   string                     `json:"moment,omitempty"`
+	Identity *handoff.Identity          `json:"identity,omitempty"`
+	Datasets map[string]handoff.Dataset `json:"datasets,omitempty"`
+	// Account is what the app said of the account in use (Cas 2).
+	Account        *reconcile.Account `json:"account,omitempty"`
+	Reconciliation *reconcile.Result  `json:"reconciliation,omitempty"`
+	// ReturnTo is the app page a Cas 2 hand-off goes to, once.
+	ReturnTo string `json:"return_to,omitempty"`
+}
+
+// LoggedIn reports whether FranceConnect identified the citizen.
+func (s *Session) LoggedIn() bool { return s.Subject != "" }
+
+// Pending is a login started and not yet back from FranceConnect, found by
+// its state, used once.
+type Pending struct {
+	Nonce string `json:"nonce"`
+	// Binding is the value of the browser's pending-login cookie: the
+	// callback must come from the browser that started the login.
+	Binding  string             `json:"binding"`
+	Moment   string             `json:"moment"`
+	ReturnTo string             `json:"return_to,omitempty"`
+	Account  *reconcile.Account `json:"account,omitempty"`
+	Created  time.Time          `json:"created"`
+}
+
+// Logout is a logout sent to FranceConnect, found by its state, used once.
+type Logout struct {
+	Created time.Time `json:"created"`
+}
+
+// Config configures a Manager.
+type Config struct {
+	Store Store
+	// Secret keys the HMAC of storage keys and the sealing (at least 32 bytes).
+	Secret []byte
+	// Prefix starts every storage key (default "passerelle:front:").
+	Prefix string
+	// Idle and Max are the session lifetimes (default 30 min and 12 h).
+	Idle, Max time.Duration
+	// PendingTTL bounds a login at FranceConnect (default 10 min).
+	PendingTTL time.Duration
+	// CacheTTL is how long an instance reuses a session it read (default
+	// 1 s): a logout on another instance is seen within it.
+	CacheTTL time.Duration
+	Now      func() time.Time
+}
+
+// Manager reads and writes sessions and pending logins.
+type Manager struct {
+	cfg     Config
+	keyMAC  []byte
+	aead    cipher.AEAD
+	cacheMu sync.Mutex
+	cache   map[string]cached // ticket → session, for CacheTTL
+}
+
+type cached struct {
+	s  *Session
+	at time.Time
+}
+
+// Errors.
+var (
+	ErrNotFound = errors.New("session: not found or expired")
+	ErrSealed   = errors.New("session: record does not open")
+)
+
+// New returns a Manager.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Store == nil || len(cfg.Secret) < 32 {
+		return nil, errors.New("session: a store and a secret of at least 32 bytes are required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "passerelle:front:"
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Idle, 30*time.Minute)
+	def(&cfg.Max, 12*time.Hour)
+	def(&cfg.PendingTTL, 10*time.Minute)
+	def(&cfg.CacheTTL, time.Second)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	derive := func(purpose string) []byte {
+		k, err := hkdf.Key(sha256.New, cfg.Secret, nil, "passerelle/front-"+purpose+"/v1", 32)
+		if err != nil {
+			panic(err) // fixed lengths
+		}
+		return k
+	}
+	block, err := aes.NewCipher(derive("seal"))
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{cfg: cfg, keyMAC: derive("key"), aead: aead, cache: map[string]cached{}}, nil
+}
+
+// Idle is the idle timeout of sessions.
+func (m *Manager) Idle() time.Duration { return m.cfg.Idle }
+
+// NewTicket returns 32 random bytes, base64url: a session ticket, a state,
+// a nonce or a browser binding (43 characters).
+func NewTicket() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// key is the storage key of a ticket of one kind: s (session), p (pending
+// login), l (logout).
+func (m *Manager) key(kind, ticket string) string {
+	mac := hmac.New(sha256.New, m.keyMAC)
+	mac.Write([]byte(kind))
+	mac.Write([]byte{0})
+	mac.Write([]byte(ticket))
+	return m.cfg.Prefix + kind + ":" + hex.EncodeToString(mac.Sum(nil))
+}
+
+func (m *Manager) seal(key string, v any) ([]byte, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, m.aead.NonceSize(), m.aead.NonceSize()+len(plain)+m.aead.Overhead())
+	_, _ = rand.Read(nonce)
+	return m.aead.Seal(nonce, nonce, plain, []byte(key)), nil
+}
+
+func (m *Manager) open(key string, sealed []byte, v any) error {
+	n := m.aead.NonceSize()
+	if len(sealed) < n {
+		return ErrSealed
+	}
+	plain, err := m.aead.Open(nil, sealed[:n], sealed[n:], []byte(key))
+	if err != nil || json.Unmarshal(plain, v) != nil {
+		return ErrSealed
+	}
+	return nil
+}
+
+// Create stores a new session under a new ticket and returns the ticket.
+// Always a new ticket: a login never reuses the ticket the browser had (no
+// session fixation).
+func (m *Manager) Create(ctx context.Context, s *Session) (string, error) {
+	now := m.cfg.Now()
+	s.Created, s.LastSeen = now, now
+	t := NewTicket()
+	return t, m.write(ctx, t, s)
+}
+
+// Get returns the session of a ticket, ErrNotFound when there is none or
+// it expired. Its idle deadline moves forward, written back at most once a
+// minute. The session returned may be shared with other requests of the
+// same ticket: read it; to change it, change a copy and Save it.
+func (m *Manager) Get(ctx context.Context, ticket string) (*Session, error) {
+	if ticket == "" {
+		return nil, ErrNotFound
+	}
+	now := m.cfg.Now()
+	m.cacheMu.Lock()
+	c, ok := m.cache[ticket]
+	m.cacheMu.Unlock()
+	if ok && now.Sub(c.at) < m.cfg.CacheTTL && m.alive(c.s, now) {
+		return c.s, nil
+	}
+	key := m.key("s", ticket)
+	raw, ok, err := m.cfg.Store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		m.forget(ticket)
+		return nil, ErrNotFound
+	}
+	s := new(Session)
+	if err := m.open(key, raw, s); err != nil {
+		return nil, err
+	}
+	if !m.alive(s, now) {
+		_ = m.Delete(ctx, ticket)
+		return nil, ErrNotFound
+	}
+	if now.Sub(s.LastSeen) > time.Minute {
+		s.LastSeen = now
+		if err := m.write(ctx, ticket, s); err != nil {
+			return nil, err
+		}
+	} else {
+		m.remember(ticket, s, now)
+	}
+	return s, nil
+}
+
+func (m *Manager) alive(s *Session, now time.Time) bool {
+	return now.Sub(s.LastSeen) < m.cfg.Idle && now.Sub(s.Created) < m.cfg.Max
+}
+
+// Save writes a changed session back.
+func (m *Manager) Save(ctx context.Context, ticket string, s *Session) error {
+	return m.write(ctx, ticket, s)
+}
+
+func (m *Manager) write(ctx context.Context, ticket string, s *Session) error {
+	now := m.cfg.Now()
+	ttl := min(m.cfg.Idle-now.Sub(s.LastSeen), m.cfg.Max-now.Sub(s.Created))
+	if ttl <= 0 {
+		return ErrNotFound
+	}
+	key := m.key("s", ticket)
+	sealed, err := m.seal(key, s)
+	if err != nil {
+		return err
+	}
+	if err := m.cfg.Store.Set(ctx, key, sealed, ttl); err != nil {
+		return err
+	}
+	m.remember(ticket, s, now)
+	return nil
+}
+
+// Delete removes a session (logout, expiry, a new login).
+func (m *Manager) Delete(ctx context.Context, ticket string) error {
+	m.forget(ticket)
+	return m.cfg.Store.Delete(ctx, m.key("s", ticket))
+}
+
+func (m *Manager) remember(ticket string, s *Session, now time.Time) {
+	m.cacheMu.Lock()
+	defer m.cacheMu.Unlock()
+	if len(m.cache) >= 10000 {
+		for t, c := range m.cache {
+			if now.Sub(c.at) >= m.cfg.CacheTTL {
+				delete(m.cache, t)
+			}
+		}
+		if len(m.cache) >= 10000 {
+			return
+		}
+	}
+	m.cache[ticket] = cached{s: s, at: now}
+}
+
+func (m *Manager) forget(ticket string) {
+	m.cacheMu.Lock()
+	delete(m.cache, ticket)
+	m.cacheMu.Unlock()
+}
+
+// PutPending stores a pending login under its state.
+func (m *Manager) PutPending(ctx context.Context, state string, p *Pending) error {
+	p.Created = m.cfg.Now()
+	key := m.key("p", state)
+	sealed, err := m.seal(key, p)
+	if err != nil {
+		return err
+	}
+	return m.cfg.Store.Set(ctx, key, sealed, m.cfg.PendingTTL)
+}
+
+// TakePending returns the pending login of a state and deletes it: a state
+// is used once, on whichever instance the callback lands.
+func (m *Manager) TakePending(ctx context.Context, state string) (*Pending, error) {
+	p := new(Pending)
+	if err := m.take(ctx, "p", state, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// PutLogout stores a logout sent to FranceConnect under its state.
+func (m *Manager) PutLogout(ctx context.Context, state string) error {
+	key := m.key("l", state)
+	sealed, err := m.seal(key, &Logout{Created: m.cfg.Now()})
+	if err != nil {
+		return err
+	}
+	return m.cfg.Store.Set(ctx, key, sealed, m.cfg.PendingTTL)
+}
+
+// TakeLogout checks and consumes the state of a logout's return.
+func (m *Manager) TakeLogout(ctx context.Context, state string) error {
+	return m.take(ctx, "l", state, new(Logout))
+}
+
+func (m *Manager) take(ctx context.Context, kind, ticket string, v any) error {
+	if ticket == "" {
+		return ErrNotFound
+	}
+	key := m.key(kind, ticket)
+	raw, ok, err := m.cfg.Store.Take(ctx, key)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return ErrNotFound
+	}
+	return m.open(key, raw, v)
+}

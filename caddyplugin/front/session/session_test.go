@@ -1,0 +1,240 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache/redistest"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+var secret = bytes.Repeat([]byte("k"), 32)
+
+// backends runs fn on the memory store and on a real redis-server, with
+// two managers (two instances) sharing the store.
+func backends(t *testing.T, fn func(t *testing.T, a, b *Manager, clk *clock, raw func() map[string][]byte)) {
+	t.Run("memory", func(t *testing.T) {
+		clk := &clock{t: time.Now()}
+		st := NewMemory(0, clk.Now)
+		a, b := manager(t, st, clk), manager(t, st, clk)
+		fn(t, a, b, clk, func() map[string][]byte {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			out := map[string][]byte{}
+			for k, e := range st.m {
+				out[k] = e.val
+			}
+			return out
+		})
+	})
+	t.Run("redis-server", func(t *testing.T) {
+		rdb := redis.NewClient(&redis.Options{Addr: redistest.Addr(t)})
+		t.Cleanup(func() { _ = rdb.Close() })
+		prefix := "test:" + NewTicket()[:8] + ":"
+		clk := &clock{t: time.Now()}
+		mk := func() *Manager {
+			m, err := New(Config{Store: NewRedis(rdb), Secret: secret, Prefix: prefix, Now: clk.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		fn(t, mk(), mk(), clk, func() map[string][]byte {
+			out := map[string][]byte{}
+			keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
+			for _, k := range keys {
+				v, _ := rdb.Get(context.Background(), k).Bytes()
+				out[k] = v
+			}
+			return out
+		})
+	})
+}
+
+func manager(t *testing.T, st Store, clk *clock) *Manager {
+	t.Helper()
+	m, err := New(Config{Store: st, Secret: secret, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func angela() *Session {
+	return &Session{Subject: "sub-canary-v1", ACR: "eidas1", IDToken: "idtoken-canary", AccessToken: "at-canary",
+		Identity: &handoff.Identity{FamilyName: "DUBOIS", GivenName: "Angela Claire Louise", Birthdate: "1962-08-24"}}
+}
+
+func TestSessionsAcrossInstances(t *testing.T) {
+	backends(t, func(t *testing.T, a, b *Manager, clk *clock, raw func() map[string][]byte) {
+		ctx := context.Background()
+		ticket, err := a.Create(ctx, angela())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := b.Get(ctx, ticket)
+		if err != nil || s.Identity.FamilyName != "DUBOIS" || s.Subject != "sub-canary-v1" {
+			t.Fatalf("the other instance reads %+v, %v", s, err)
+		}
+		// The store holds neither the ticket nor anything readable.
+		records := raw()
+		if len(records) == 0 {
+			t.Fatal("nothing stored")
+		}
+		for k, v := range records {
+			for _, canary := range []string{ticket, "DUBOIS", "Angela", "1962", "sub-canary", "idtoken-canary", "at-canary"} {
+				if strings.Contains(k, canary) || bytes.Contains(v, []byte(canary)) {
+					t.Fatalf("the store shows %q", canary)
+				}
+			}
+		}
+		// Logout on one instance is seen by the other once its cache
+		// expires (1 s).
+		if err := a.Delete(ctx, ticket); err != nil {
+			t.Fatal(err)
+		}
+		clk.add(1100 * time.Millisecond)
+		if _, err := b.Get(ctx, ticket); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("deleted session still served: %v", err)
+		}
+	})
+}
+
+func TestSessionLifetimes(t *testing.T) {
+	backends(t, func(t *testing.T, a, _ *Manager, clk *clock, _ func() map[string][]byte) {
+		ctx := context.Background()
+		idle, _ := a.Create(ctx, angela())
+		clk.add(29 * time.Minute)
+		if _, err := a.Get(ctx, idle); err != nil {
+			t.Fatalf("used within the idle timeout: %v", err)
+		}
+		clk.add(29 * time.Minute) // 58 min after creation, 29 after the last use
+		if _, err := a.Get(ctx, idle); err != nil {
+			t.Fatalf("the idle deadline did not move: %v", err)
+		}
+		clk.add(31 * time.Minute)
+		if _, err := a.Get(ctx, idle); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("idle for 31 min and still alive: %v", err)
+		}
+		busy, _ := a.Create(ctx, angela())
+		for range 12*4 + 1 { // used every 15 min for 12 h 15
+			clk.add(15 * time.Minute)
+			if _, err := a.Get(ctx, busy); err != nil {
+				break
+			}
+		}
+		if _, err := a.Get(ctx, busy); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("a session outlived its 12 h maximum: %v", err)
+		}
+	})
+}
+
+func TestPendingUsedOnce(t *testing.T) {
+	backends(t, func(t *testing.T, a, b *Manager, _ *clock, _ func() map[string][]byte) {
+		ctx := context.Background()
+		state := NewTicket()
+		if err := a.PutPending(ctx, state, &Pending{Nonce: "n", Binding: "b", Moment: handoff.MomentLogin}); err != nil {
+			t.Fatal(err)
+		}
+		// Two callbacks with the same state, on two instances, at once:
+		// exactly one gets the pending login.
+		var got atomic.Int32
+		var wg sync.WaitGroup
+		for _, m := range []*Manager{a, b, a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if p, err := m.TakePending(ctx, state); err == nil && p.Nonce == "n" {
+					got.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if got.Load() != 1 {
+			t.Fatalf("state used %d times", got.Load())
+		}
+		if _, err := b.TakePending(ctx, "unknown-state"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown state: %v", err)
+		}
+		if _, err := b.TakePending(ctx, ""); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("empty state: %v", err)
+		}
+		logout := NewTicket()
+		_ = a.PutLogout(ctx, logout)
+		if err := b.TakeLogout(ctx, logout); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.TakeLogout(ctx, logout); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("logout state replayed: %v", err)
+		}
+	})
+}
+
+// TestRecordBoundToItsKey: a sealed record copied under another key (a
+// pending login moved to a session key, one session over another) does
+// not open.
+func TestRecordBoundToItsKey(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	st := NewMemory(0, clk.Now)
+	m := manager(t, st, clk)
+	ctx := context.Background()
+	victim, _ := m.Create(ctx, angela())
+	attacker, _ := m.Create(ctx, &Session{Subject: "attacker"})
+	v, _, _ := st.Get(ctx, m.key("s", victim))
+	_ = st.Set(ctx, m.key("s", attacker), v, time.Hour)
+	m.forget(attacker)
+	if _, err := m.Get(ctx, attacker); !errors.Is(err, ErrSealed) {
+		t.Fatalf("a record moved to another key opened: %v", err)
+	}
+	other, _ := New(Config{Store: st, Secret: bytes.Repeat([]byte("x"), 32), Now: clk.Now})
+	if _, err := other.Get(ctx, victim); err == nil {
+		t.Fatal("a manager with another secret read the session")
+	}
+}
+
+func TestMemoryBounded(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	st := NewMemory(3, clk.Now)
+	ctx := context.Background()
+	for i := range 3 {
+		if err := st.Set(ctx, string(rune('a'+i)), nil, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Set(ctx, "d", nil, time.Minute); !errors.Is(err, ErrFull) {
+		t.Fatalf("a fourth record: %v", err)
+	}
+	clk.add(2 * time.Minute)
+	if err := st.Set(ctx, "d", nil, time.Minute); err != nil || st.Len() != 1 {
+		t.Fatalf("expired records were not swept: %v, %d", err, st.Len())
+	}
+}
+
+func TestNewRefusesShortSecret(t *testing.T) {
+	if _, err := New(Config{Store: NewMemory(0, nil), Secret: []byte("short")}); err == nil {
+		t.Fatal("accepted")
+	}
+	if a, b := NewTicket(), NewTicket(); len(a) != 43 || a == b {
+		t.Fatalf("tickets %q %q", a, b)
+	}
+}
