@@ -13,8 +13,12 @@ import (
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
+	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
+
+	// The passerelle_buffered log writer, for the audit log of busy gateways.
+	_ "github.com/passerelle-gw/passerelle/caddyplugin/logbuffer"
 )
 
 func init() {
@@ -57,16 +61,14 @@ type App struct {
 	RateLimits RateLimitConfig `json:"rate_limits,omitzero"`
 
 	logger   *zap.Logger
-	audit    *zap.Logger // passerelle.audit
+	audit    *zap.Logger // passerelle.audit (the audit trail: see package pipeline)
 	cat      *catalogue.Catalogue
 	pings    *pings.Tracker // provider status, shared by configurations with the same providers
 	watcher  *habilitation.Watcher
 	core     *core
 	coreKey  string
-	fdSecret string // resolved FD client secret, handed only to the sandbox
-	pseudo   *pseudonymizer
-	habQuota ratelimit.Quota
-	ipQuota  ratelimit.Quota
+	fdSecret string          // resolved FD client secret, handed only to the sandbox
+	shared   pipeline.Config // what every handler's pipeline shares
 	cancel   context.CancelFunc
 }
 
@@ -265,11 +267,28 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.loadQuotas(); err != nil {
 		return err
 	}
-	return a.loadPseudonymizer()
+	if err := a.loadPseudonymizer(); err != nil {
+		return err
+	}
+	a.loadPipeline()
+	return nil
 }
 
-// loadQuotas parses the default quotas and sets the IPv6 prefix of client
-// addresses (default 64).
+// loadPipeline completes the configuration every handler's pipeline
+// shares: loadQuotas and loadPseudonymizer set their part. Handlers set
+// their own loggers.
+func (a *App) loadPipeline() {
+	s := &a.shared
+	s.Catalogue, s.Registry = a.cat, a.Registry
+	s.Cache, s.Verifier, s.Limiter = a.core.cache, a.core.verifier, a.core.limiter
+	s.ClientIPKey, s.ClientIPv6Prefix = a.core.ipKey, a.RateLimits.ClientIPv6Prefix
+	s.Credentials, s.Pings = a.core.upstreams, a.pings
+	s.Logger, s.Audit = a.logger, a.audit
+	s.Now, s.ClientIP, s.ErrorStatus = time.Now, clientIP, errorStatus
+}
+
+// loadQuotas parses the default quotas of the pipeline and sets the IPv6
+// prefix of client addresses (default 64).
 func (a *App) loadQuotas() error {
 	parse := func(field, v, def string) (ratelimit.Quota, error) {
 		if v == "" {
@@ -282,10 +301,10 @@ func (a *App) loadQuotas() error {
 		return ratelimit.Quota{Requests: r.Requests, Per: r.Per}, nil
 	}
 	var err error
-	if a.habQuota, err = parse("habilitation", a.RateLimits.Habilitation, "20/s"); err != nil {
+	if a.shared.HabilitationQuota, err = parse("habilitation", a.RateLimits.Habilitation, "20/s"); err != nil {
 		return err
 	}
-	if a.ipQuota, err = parse("client_ip", a.RateLimits.ClientIP, "1000/m"); err != nil {
+	if a.shared.ClientQuota, err = parse("client_ip", a.RateLimits.ClientIP, "1000/m"); err != nil {
 		return err
 	}
 	switch bits := a.RateLimits.ClientIPv6Prefix; {
@@ -315,7 +334,7 @@ func (a *App) loadPseudonymizer() error {
 	if version == "" {
 		version = "v1"
 	}
-	a.pseudo = &pseudonymizer{key: []byte(key), version: version, issuer: a.FranceConnect.Issuer}
+	a.shared.Pseudonymizer = pipeline.NewPseudonymizer([]byte(key), version, a.FranceConnect.Issuer)
 	return nil
 }
 

@@ -185,19 +185,19 @@ func TestG07_SpansNestedAndFreeOfPersonalData(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{spanToken, spanHabilitation, spanCredential, spanProvider} {
+	for _, name := range []string{"passerelle.token", "passerelle.habilitation", "passerelle.credential", "passerelle.provider"} {
 		if _, ok := spans[name]; !ok {
 			t.Errorf("no %s span", name)
 		}
 	}
-	if got := attr(spans[spanToken], "passerelle.cache.level"); got != "checktoken" {
+	if got := attr(spans["passerelle.token"], "passerelle.cache.level"); got != "checktoken" {
 		t.Errorf("first lookup cache level %q, want checktoken", got)
 	}
-	if got := attr(spans[spanHabilitation], "passerelle.habilitation.id"); got != "hab-42" {
+	if got := attr(spans["passerelle.habilitation"], "passerelle.habilitation.id"); got != "hab-42" {
 		t.Errorf("habilitation id attribute %q", got)
 	}
 	tp0 := f.upstream.Header.Get("Traceparent")
-	want := spans[spanProvider].SpanContext()
+	want := spans["passerelle.provider"].SpanContext()
 	if !strings.Contains(tp0, want.TraceID().String()) || !strings.Contains(tp0, want.SpanID().String()) {
 		t.Errorf("provider got traceparent %q, want the provider span %s", tp0, want.SpanID())
 	}
@@ -209,7 +209,7 @@ func TestG07_SpansNestedAndFreeOfPersonalData(t *testing.T) {
 	f.serve(t, ctx, testToken, "recipient="+testSIRET, unitBody)
 	root.End()
 	for _, s := range rec2.Ended() {
-		if s.Name() == spanToken && attr(s, "passerelle.cache.level") != "l1" {
+		if s.Name() == "passerelle.token" && attr(s, "passerelle.cache.level") != "l1" {
 			t.Errorf("second lookup cache level %q, want l1", attr(s, "passerelle.cache.level"))
 		}
 	}
@@ -461,7 +461,7 @@ func TestReadinessShowsHabilitationsState(t *testing.T) {
 // every answer carries the RateLimit headers.
 func TestF03_QuotaPerHabilitation(t *testing.T) {
 	f := newFixture(t)
-	f.h.app.habQuota.Requests, f.h.app.habQuota.Per = 3, time.Minute
+	f.h.pipe.HabilitationQuota.Requests, f.h.pipe.HabilitationQuota.Per = 3, time.Minute
 	for i := 0; i < 3; i++ {
 		w := f.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody)
 		if w.Code != 200 || w.Header().Get("RateLimit-Limit") != "3" || w.Header().Get("RateLimit-Remaining") != strconv.Itoa(2-i) {
@@ -482,7 +482,7 @@ func TestF03_QuotaPerHabilitation(t *testing.T) {
 // token, which would otherwise answer 401.
 func TestF04_ClientQuotaBeforeFranceConnect(t *testing.T) {
 	f := newFixture(t)
-	f.h.app.ipQuota.Requests, f.h.app.ipQuota.Per = 5, time.Minute
+	f.h.pipe.ClientQuota.Requests, f.h.pipe.ClientQuota.Per = 5, time.Minute
 	codes := map[int]int{}
 	for i := 0; i < 8; i++ {
 		codes[f.serve(t, context.Background(), "junk-"+strconv.Itoa(i), "recipient="+testSIRET, unitBody).Code]++

@@ -7,6 +7,7 @@ import (
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/bearer"
+	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
@@ -26,11 +27,11 @@ type introspectAnswer struct {
 // habilitation's API token (its scopes) or a FranceConnect token (the scopes
 // it carries that its paired habilitation grants). Errors use the v2 shape,
 // as API Particulier's introspect does.
-func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, rq *request) *apierror.Error {
+func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, c *pipeline.Call) *apierror.Error {
 	if r.Method != http.MethodGet {
 		return apierror.MethodNotAllowed(http.MethodGet)
 	}
-	if aerr := h.limitClient(r, rq); aerr != nil {
+	if aerr := h.pipe.LimitClient(r, c); aerr != nil {
 		return aerr
 	}
 	token, err := bearer.Extract(r)
@@ -40,14 +41,14 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, rq *request
 	case err != nil:
 		return apierror.TokenMalformed()
 	}
-	now := h.now()
+	now := h.pipe.Now()
 	if hab, ok := h.app.Registry().ByAPIToken(token); ok {
 		if !hab.ActiveAt(now) {
 			return apierror.TokenNotFound()
 		}
 		return writeIntrospection(w, hab, hab.Scopes)
 	}
-	facts, aerr := h.checkToken(r.Context(), token, rq)
+	facts, aerr := h.pipe.CheckToken(r.Context(), token, c)
 	if aerr != nil {
 		return aerr
 	}
@@ -72,6 +73,6 @@ func writeIntrospection(w http.ResponseWriter, hab *habilitation.Habilitation, s
 	if err != nil {
 		return apierror.Internal()
 	}
-	writeOK(w, body)
+	pipeline.WriteOK(w, body)
 	return nil
 }

@@ -2,33 +2,21 @@ package caddyplugin
 
 import (
 	"errors"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
-// Metrics, on Caddy's registry (its metrics endpoint). Collectors are
+// Metrics, on Caddy's registry (its metrics endpoint): the app's here, the
+// request path's in package pipeline (pipeline.Collectors). Collectors are
 // package-level and registered again in every Provision, because Caddy
 // builds a new registry on each config load (STYLE.md §9). Every label comes
 // from a closed, bounded set: catalogue endpoint ids, API error codes, G04
 // reasons, provider names of the catalogue, cache levels, status classes;
 // never a client address, a subject, a token hash or a SIRET (SECURITY.md G08).
 var (
-	metricRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "caddy", Subsystem: "passerelle", Name: "requests_total",
-		Help: "Requests answered by the passerelle handler, by endpoint, decision and API error code.",
-	}, []string{"endpoint", "decision", "code"})
-	metricTokenChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "caddy", Subsystem: "passerelle", Name: "token_checks_total",
-		Help: "FranceConnect token lookups, by source (l1, l2, checktoken) and result (active, inactive, error).",
-	}, []string{"source", "result"})
-	metricProviderDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: "caddy", Subsystem: "passerelle", Name: "provider_duration_seconds",
-		Help:    "Duration of provider calls, by provider and status class.",
-		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
-	}, []string{"provider", "status_class"})
 	metricHabilitationReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "habilitation_reloads_total",
 		Help: "Habilitation registry reload attempts, by result (ok, refused).",
@@ -37,10 +25,6 @@ var (
 		Namespace: "caddy", Subsystem: "passerelle", Name: "cache_errors_total",
 		Help: "Token cache Redis failures, each served as a miss (SECURITY.md B09), by kind (error, corrupt).",
 	}, []string{"kind"})
-	metricRateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "caddy", Subsystem: "passerelle", Name: "rate_limited_total",
-		Help: "Requests refused by a quota, by quota (habilitation, client_ip).",
-	}, []string{"quota"})
 	metricRateLimitRedisErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "rate_limit_redis_errors_total",
 		Help: "Quota decisions taken in process because Redis failed (SECURITY.md F06).",
@@ -51,9 +35,10 @@ var (
 	}, []string{"mode"})
 )
 
-// registerMetrics registers the collectors on a config's registry.
+// registerMetrics registers the app's and the pipeline's collectors on a
+// config's registry.
 func registerMetrics(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricHabilitationReloads, metricCacheErrors, metricRateLimited, metricRateLimitRedisErrors, metricMode} {
+	for _, c := range append(pipeline.Collectors(), metricHabilitationReloads, metricCacheErrors, metricRateLimitRedisErrors, metricMode) {
 		if err := registerCollector(reg, c); err != nil {
 			return err
 		}
@@ -108,46 +93,3 @@ func (c habilitationState) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descHabilitationsStateSince, prometheus.GaugeValue, float64(st.Since.Unix()))
 }
-
-// statusClass returns "2xx", "4xx"… or "error" when no status was received.
-func statusClass(status int) string {
-	if status < 100 || status > 599 {
-		return "error"
-	}
-	return statusClasses[status/100-1]
-}
-
-var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
-
-// labelMemo keeps the children of a metric vector that the request path
-// uses, by label values: a lookup is a lock-free map read, where the
-// vector's own lookup hashes the values and takes a lock shared by every
-// request. The label sets are closed (G08), so the memo stays small.
-type labelMemo[K comparable, M any] struct {
-	children sync.Map // K → M
-	child    func(K) M
-}
-
-func (m *labelMemo[K, M]) get(k K) M {
-	if c, ok := m.children.Load(k); ok {
-		return c.(M)
-	}
-	c, _ := m.children.LoadOrStore(k, m.child(k))
-	return c.(M)
-}
-
-type labels2 struct{ a, b string }
-
-type labels3 struct{ a, b, c string }
-
-var (
-	requestCounters = labelMemo[labels3, prometheus.Counter]{child: func(k labels3) prometheus.Counter {
-		return metricRequests.WithLabelValues(k.a, k.b, k.c)
-	}}
-	tokenCheckCounters = labelMemo[labels2, prometheus.Counter]{child: func(k labels2) prometheus.Counter {
-		return metricTokenChecks.WithLabelValues(k.a, k.b)
-	}}
-	providerDurations = labelMemo[labels2, prometheus.Observer]{child: func(k labels2) prometheus.Observer {
-		return metricProviderDuration.WithLabelValues(k.a, k.b)
-	}}
-)

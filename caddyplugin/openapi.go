@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
+	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 )
 
 // openAPIPath serves the OpenAPI 3.1 document of the routes this handler
@@ -29,11 +30,11 @@ func documentVersion(gen func(version string) ([]byte, error)) (string, error) {
 // describes routes, parameters and scopes, nothing about habilitations,
 // providers' addresses or the build. It is ~400 KB of JSON: put Caddy's
 // encode directive in front of the handler to compress it.
-func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request, rq *request) *apierror.Error {
-	if aerr := h.publicGET(r, rq); aerr != nil {
+func (h *Handler) serveOpenAPI(w http.ResponseWriter, r *http.Request, c *pipeline.Call) *apierror.Error {
+	if aerr := h.publicGET(r, c); aerr != nil {
 		return aerr
 	}
 	w.Header()["Content-Length"] = []string{strconv.Itoa(len(h.openAPI))}
-	writeOK(w, h.openAPI)
+	pipeline.WriteOK(w, h.openAPI)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
+	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
 
@@ -55,8 +56,8 @@ func isPingsRoute(path string) bool {
 }
 
 // servePings answers the provider status routes.
-func (h *Handler) servePings(w http.ResponseWriter, r *http.Request, rq *request) *apierror.Error {
-	if aerr := h.publicGET(r, rq); aerr != nil {
+func (h *Handler) servePings(w http.ResponseWriter, r *http.Request, c *pipeline.Call) *apierror.Error {
+	if aerr := h.publicGET(r, c); aerr != nil {
 		return aerr
 	}
 	t := h.app.pings
@@ -73,31 +74,15 @@ func (h *Handler) servePings(w http.ResponseWriter, r *http.Request, rq *request
 
 // publicGET admits a request on a public utility route: GET only, within
 // the client address quota, without query parameters.
-func (h *Handler) publicGET(r *http.Request, rq *request) *apierror.Error {
+func (h *Handler) publicGET(r *http.Request, c *pipeline.Call) *apierror.Error {
 	if r.Method != http.MethodGet {
 		return apierror.MethodNotAllowed(http.MethodGet)
 	}
-	if aerr := h.limitClient(r, rq); aerr != nil {
+	if aerr := h.pipe.LimitClient(r, c); aerr != nil {
 		return aerr
 	}
 	if r.URL.RawQuery != "" {
 		return apierror.ParamRefused("00366", "")
 	}
 	return nil
-}
-
-// providerOutcome classifies one provider call for the status routes. The
-// provider failed on a network error or timeout (callErr), a 5xx, a
-// refusal of the platform credential (401, 403: an operator must act) or a
-// 200 the gateway could not use (filterFailed). Any other answer, the
-// not-found 404 or a provider refusing the caller's data (400, 422…),
-// shows a provider that is up: a caller cannot turn a provider "down" for
-// everyone by sending data the provider rejects.
-func providerOutcome(status int, callErr error, filterFailed bool) pings.Outcome {
-	switch {
-	case callErr != nil, filterFailed, status >= 500, status == http.StatusUnauthorized, status == http.StatusForbidden:
-		return pings.Failed
-	default:
-		return pings.OK
-	}
 }

@@ -7,14 +7,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
-	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
-	"github.com/passerelle-gw/passerelle/config/catalogue"
-	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 // utility runs one request on a utility route through the handler; next
@@ -96,51 +91,13 @@ func TestPingsFollowProviderCalls(t *testing.T) {
 	}
 }
 
-// TestPingsOutcomeNotCallerDriven: a provider refusing the caller's data
-// (400, 422, 409…) is up; only what shows the provider or our credential
-// failing counts against it.
-func TestPingsOutcomeNotCallerDriven(t *testing.T) {
-	for _, tc := range []struct {
-		status       int
-		callErr      error
-		filterFailed bool
-		want         pings.Outcome
-	}{
-		{200, nil, false, pings.OK},
-		{404, nil, false, pings.OK},
-		{400, nil, false, pings.OK},
-		{422, nil, false, pings.OK},
-		{409, nil, false, pings.OK},
-		{429, nil, false, pings.OK},
-		{200, nil, true, pings.Failed},
-		{500, nil, false, pings.Failed},
-		{503, nil, false, pings.Failed},
-		{401, nil, false, pings.Failed},
-		{403, nil, false, pings.Failed},
-		{0, context.DeadlineExceeded, false, pings.Failed},
-	} {
-		if got := providerOutcome(tc.status, tc.callErr, tc.filterFailed); got != tc.want {
-			t.Errorf("status %d err %v filter %v: %v, want %v", tc.status, tc.callErr, tc.filterFailed, got, tc.want)
-		}
-	}
-}
-
 // TestF01_LongRequestRefused: a request target over 2 KiB is refused
-// before anything else (414), and a parameter value over 512 bytes before
-// it is normalised (422 naming it).
+// before anything else (414). (A parameter value over 512 bytes: package
+// pipeline's TestF01_LongValueRefused.)
 func TestF01_LongRequestRefused(t *testing.T) {
 	f := newFixture(t)
 	w := f.serve(t, context.Background(), testToken, "recipient="+testSIRET+"&annee="+strings.Repeat("1", 2100), unitBody)
 	if w.Code != 414 {
 		t.Errorf("long target: %d %s", w.Code, w.Body)
-	}
-	cat, err := catalogue.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep, _ := cat.Lookup("/v3/dss/quotient_familial/identite")
-	params, _ := parseQuery("nomNaissance="+strings.Repeat("%CD%84", 200)+"&recipient="+testSIRET, nil)
-	if e := checkQuery(params, ep, &habilitation.Habilitation{SIRET: testSIRET}, time.Now()); e == nil || e.SourceParameter != "nomNaissance" {
-		t.Errorf("oversized value: %v", e)
 	}
 }

@@ -1,4 +1,4 @@
-package caddyplugin
+package pipeline
 
 import (
 	"cmp"
@@ -238,4 +238,18 @@ func FuzzIdentiteParams(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestF01_LongValueRefused: a parameter value over 512 bytes is refused
+// before it is normalised (422 naming it).
+func TestF01_LongValueRefused(t *testing.T) {
+	cat, err := catalogue.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, _ := cat.Lookup("/v3/dss/quotient_familial/identite")
+	params, _ := parseQuery("nomNaissance="+strings.Repeat("%CD%84", 200)+"&recipient=13002526500013", nil)
+	if e := checkQuery(params, ep, &habilitation.Habilitation{SIRET: "13002526500013"}, time.Now()); e == nil || e.SourceParameter != "nomNaissance" {
+		t.Errorf("oversized value: %v", e)
+	}
 }

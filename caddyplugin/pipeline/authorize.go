@@ -1,4 +1,4 @@
-package caddyplugin
+package pipeline
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -24,13 +23,13 @@ import (
 )
 
 // authorize runs steps 1 to 5.
-func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
-	ep, aerr := h.route(r)
+func (p *Pipeline) authorize(r *http.Request, c *Call) *apierror.Error {
+	ep, aerr := p.route(r)
 	if aerr != nil {
 		return aerr
 	}
-	rq.ep = ep
-	if aerr := h.limitClient(r, rq); aerr != nil {
+	c.ep = ep
+	if aerr := p.LimitClient(r, c); aerr != nil {
 		return aerr
 	}
 
@@ -58,17 +57,17 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 	if ep.Modality.CallerGivesIdentity() {
 		// The caller's habilitation API token, found by its digest; a
 		// FranceConnect token is unknown here and never sent anywhere.
-		hab, ok := h.app.Registry().ByAPIToken(token)
+		hab, ok := p.Registry().ByAPIToken(token)
 		if !ok {
 			return apierror.APITokenInvalid()
 		}
-		rq.hab = hab
+		c.hab = hab
 	} else {
-		facts, aerr := h.checkToken(r.Context(), token, rq)
+		facts, aerr := p.CheckToken(r.Context(), token, c)
 		if aerr != nil {
 			return aerr
 		}
-		rq.facts = facts
+		c.facts = facts
 		if !coversIdentity(facts) {
 			return apierror.IdentityScopesMissing()
 		}
@@ -77,10 +76,10 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 		}
 	}
 
-	_, sp := startSpan(r.Context(), rq.tracer, spanHabilitation, trace.SpanKindInternal, attrEndpoint.String(ep.ID))
-	aerr = h.habilitation(r, rq)
-	if rq.hab != nil {
-		sp.SetAttributes(attrHabilitation.String(rq.hab.ID))
+	_, sp := startSpan(r.Context(), c.tracer, spanHabilitation, trace.SpanKindInternal, attrEndpoint.String(ep.ID))
+	aerr = p.habilitation(r, c)
+	if c.hab != nil {
+		sp.SetAttributes(attrHabilitation.String(c.hab.ID))
 	}
 	if aerr != nil {
 		sp.SetAttributes(attrDecision.String("deny"))
@@ -96,28 +95,33 @@ func (h *Handler) authorize(r *http.Request, rq *request) *apierror.Error {
 // on a FranceConnect route.
 var errAPITokenOnFCRoute = errors.New("passerelle: API token on a FranceConnect route")
 
-// limitClient applies the per-client quota before FranceConnect is asked
-// (SECURITY.md F04). The address is Caddy's client IP, which honours
-// trusted_proxies only (D04), counted per network (IPv6 per
-// client_ipv6_prefix, /64 by default: one subscriber holds a whole /64),
-// hashed before it becomes a Redis key.
-func (h *Handler) limitClient(r *http.Request, rq *request) *apierror.Error {
-	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+// LimitClient takes one request from the client address quota, before
+// FranceConnect is asked (SECURITY.md F04), and returns the error to answer
+// when it is spent (429) or cannot be decided. The address is Config.ClientIP's
+// (Caddy's client IP, which honours trusted_proxies only, D04), or the
+// connection's, counted per network (IPv6 per ClientIPv6Prefix, /64 by
+// default: one subscriber holds a whole /64), hashed before it becomes a
+// Redis key.
+func (p *Pipeline) LimitClient(r *http.Request, c *Call) *apierror.Error {
+	var ip string
+	if p.ClientIP != nil {
+		ip = p.ClientIP(r)
+	}
 	if ip == "" {
 		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
 	}
-	key := h.app.core.limiter.ClientKey(h.app.core.ipKey, ip, h.app.RateLimits.ClientIPv6Prefix)
-	return h.limit(r.Context(), key, h.app.ipQuota, "client_ip", rq)
+	key := p.Limiter.ClientKey(p.ClientIPKey, ip, p.ClientIPv6Prefix)
+	return p.limit(r.Context(), key, p.ClientQuota, "client_ip", c)
 }
 
 // limit takes one request from a quota; the decision feeds the RateLimit
 // headers.
-func (h *Handler) limit(ctx context.Context, key string, q ratelimit.Quota, name string, rq *request) *apierror.Error {
-	d, err := h.app.core.limiter.Allow(ctx, key, q)
+func (p *Pipeline) limit(ctx context.Context, key string, q ratelimit.Quota, name string, c *Call) *apierror.Error {
+	d, err := p.Limiter.Allow(ctx, key, q)
 	if err != nil {
 		return apierror.Internal()
 	}
-	rq.rate = d
+	c.rate = d
 	if !d.Allowed {
 		metricRateLimited.WithLabelValues(name).Inc()
 		return apierror.RateLimited(int(math.Ceil(d.RetryAfter.Seconds())))
@@ -133,19 +137,21 @@ func setRateLimitHeaders(h http.Header, d ratelimit.Decision, now time.Time) {
 	h["Ratelimit-Reset"] = []string{strconv.FormatInt(now.Add(d.Reset).Unix()+1, 10)}
 }
 
-// checkToken returns the facts of a token from the cache or FranceConnect.
-func (h *Handler) checkToken(ctx context.Context, token string, rq *request) (*fcverify.Facts, *apierror.Error) {
-	ctx, sp := startSpan(ctx, rq.tracer, spanToken, trace.SpanKindInternal)
-	core := h.app.core
-	pseudo, registry := h.app.pseudo, h.app.Registry()
-	facts, src, err := core.cache.Get(ctx, token, func(ctx context.Context) (*fcverify.Facts, error) {
+// CheckToken returns the facts of a FranceConnect token from the cache or
+// checktoken, or the error to answer: inactive, expired, malformed (a
+// habilitation's API token included, which is never sent to FranceConnect)
+// or FranceConnect unavailable. An inactive token's facts are an error too.
+func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcverify.Facts, *apierror.Error) {
+	ctx, sp := startSpan(ctx, c.tracer, spanToken, trace.SpanKindInternal)
+	pseudo, registry := p.Pseudonymizer, p.Registry()
+	facts, src, err := p.Cache.Get(ctx, token, func(ctx context.Context) (*fcverify.Facts, error) {
 		if _, ok := registry.ByAPIToken(token); ok {
 			// A habilitation's API token is never sent to FranceConnect
 			// (SECURITY.md A19). Checked on a miss only: an API token is
 			// never in the cache, so the cached path stays free of crypto.
 			return nil, errAPITokenOnFCRoute
 		}
-		f, err := core.verifier.CheckToken(ctx, token)
+		f, err := p.Verifier.CheckToken(ctx, token)
 		if err == nil && f.Active {
 			// Pseudonymise and normalise once per token, not once per request.
 			f.CitizenKey, f.CitizenKeyVersion = pseudo.citizenKey(f.Sub), pseudo.version
@@ -153,19 +159,19 @@ func (h *Handler) checkToken(ctx context.Context, token string, rq *request) (*f
 		}
 		return f, err
 	})
-	rq.source = src.String()
+	c.source = src.String()
 	result, aerr := "active", (*apierror.Error)(nil)
 	switch {
 	case err != nil:
-		result, aerr = "error", h.tokenError(err)
+		result, aerr = "error", p.tokenError(err)
 		if errors.Is(err, fcverify.ErrTokenExpired) || errors.Is(err, fcverify.ErrTokenMalformed) || errors.Is(err, errAPITokenOnFCRoute) {
 			result = "inactive"
 		}
 	case !facts.Active:
 		result, aerr = "inactive", apierror.TokenNotFound()
 	}
-	tokenCheckCounters.get(labels2{rq.source, result}).Inc()
-	sp.SetAttributes(attrCacheLevel.String(rq.source), attrTokenResult.String(result))
+	tokenCheckCounters.get(labels2{c.source, result}).Inc()
+	sp.SetAttributes(attrCacheLevel.String(c.source), attrTokenResult.String(result))
 	if aerr != nil {
 		endSpan(sp, aerr.Reason)
 		return nil, aerr
@@ -175,16 +181,16 @@ func (h *Handler) checkToken(ctx context.Context, token string, rq *request) (*f
 }
 
 // habilitation runs step 4 and 5: habilitation, query, effective scopes.
-func (h *Handler) habilitation(r *http.Request, rq *request) *apierror.Error {
-	ep, facts, hab := rq.ep, rq.facts, rq.hab
+func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
+	ep, facts, hab := c.ep, c.facts, c.hab
 	if hab == nil { // FranceConnect: the habilitation paired with the calling service
 		var ok bool
-		if hab, ok = h.app.Registry().ByClientID(facts.ClientID); !ok {
+		if hab, ok = p.Registry().ByClientID(facts.ClientID); !ok {
 			return apierror.HabilitationUnknown()
 		}
-		rq.hab = hab
+		c.hab = hab
 	}
-	if !hab.ActiveAt(h.now()) {
+	if !hab.ActiveAt(p.Now()) {
 		return apierror.HabilitationInactive()
 	}
 	if !hab.Allows(string(ep.Modality)) {
@@ -192,33 +198,33 @@ func (h *Handler) habilitation(r *http.Request, rq *request) *apierror.Error {
 		// introspects, or a FranceConnect pairing, opens no other route.
 		return apierror.ModalityDenied()
 	}
-	quota := h.app.habQuota
+	quota := p.HabilitationQuota
 	if !hab.RateLimit.IsZero() {
 		quota = ratelimit.Quota{Requests: hab.RateLimit.Requests, Per: hab.RateLimit.Per}
 	}
-	if aerr := h.limit(r.Context(), hab.LimiterKey(), quota, "habilitation", rq); aerr != nil {
+	if aerr := p.limit(r.Context(), hab.LimiterKey(), quota, "habilitation", c); aerr != nil {
 		return aerr
 	}
 
-	params, ok := parseQuery(r.URL.RawQuery, rq.params[:0])
+	params, ok := parseQuery(r.URL.RawQuery, c.params[:0])
 	if !ok {
 		return apierror.ParamInvalid(ep.InvalidCode, "")
 	}
-	rq.query = params
-	if aerr := checkQuery(params, ep, hab, h.now()); aerr != nil {
+	c.query = params
+	if aerr := checkQuery(params, ep, hab, p.Now()); aerr != nil {
 		return aerr
 	}
 	if ep.Modality.CallerGivesIdentity() {
-		rq.personBasis, rq.person = h.app.pseudo.personKey(ep, params)
+		c.personBasis, c.person = p.Pseudonymizer.personKey(ep, params)
 	}
 
 	for i := range ep.Scopes {
 		// On an identite route there is no token scope: habilitation ∩ endpoint.
 		if (facts == nil || hasAnyName(facts.Scopes, &ep.Scopes[i])) && habHasAny(hab, &ep.Scopes[i]) {
-			rq.mask |= 1 << i
+			c.mask |= 1 << i
 		}
 	}
-	if rq.mask == 0 {
+	if c.mask == 0 {
 		return apierror.Forbidden()
 	}
 	return nil
@@ -231,14 +237,14 @@ const maxRequestURI = 2048
 
 // route finds the endpoint of the canonical request path (SECURITY.md C04,
 // D06, D08).
-func (h *Handler) route(r *http.Request) (*catalogue.Endpoint, *apierror.Error) {
+func (p *Pipeline) route(r *http.Request) (*catalogue.Endpoint, *apierror.Error) {
 	if len(r.RequestURI) > maxRequestURI {
 		return nil, apierror.URITooLong()
 	}
 	if r.URL.RawPath != "" || !strings.HasPrefix(r.RequestURI, "/") || r.URL.Fragment != "" {
 		return nil, apierror.BadRequest()
 	}
-	cat := h.app.Catalog()
+	cat := p.Catalogue
 	ep, ok := cat.Lookup(r.URL.Path)
 	if len(r.Header[bearer.APIKeyHeader]) > 0 {
 		// A legacy v2 path served in both modalities: an API key in
@@ -247,7 +253,7 @@ func (h *Handler) route(r *http.Request) (*catalogue.Endpoint, *apierror.Error) 
 			ep, ok = twin, true
 		}
 	}
-	if !ok || (h.allowed != nil && !h.allowed[ep]) {
+	if !ok || (p.allowed != nil && !p.allowed[ep]) {
 		return nil, apierror.UnknownRoute()
 	}
 	if r.Method != ep.Method {
@@ -261,7 +267,7 @@ func (h *Handler) route(r *http.Request) (*catalogue.Endpoint, *apierror.Error) 
 	return ep, nil
 }
 
-func (h *Handler) tokenError(err error) *apierror.Error {
+func (p *Pipeline) tokenError(err error) *apierror.Error {
 	switch {
 	case errors.Is(err, fcverify.ErrTokenExpired):
 		return apierror.TokenExpired()
@@ -272,10 +278,10 @@ func (h *Handler) tokenError(err error) *apierror.Error {
 	if reason == fcverify.ReasonClientAuth {
 		// Our own credentials are refused: an operator must act (SECURITY.md
 		// I02). The caller sees FranceConnect as unavailable.
-		h.logger.Error("FranceConnect refused the gateway's client authentication", zap.String("alert", reason))
+		p.Logger.Error("FranceConnect refused the gateway's client authentication", zap.String("alert", reason))
 		reason = fcverify.ReasonUnavailable
-	} else if c := h.logger.Check(zapcore.WarnLevel, "FranceConnect check failed"); c != nil {
-		c.Write(zap.String("reason", reason))
+	} else if ce := p.Logger.Check(zapcore.WarnLevel, "FranceConnect check failed"); ce != nil {
+		ce.Write(zap.String("reason", reason))
 	}
 	return apierror.Unavailable(reason)
 }

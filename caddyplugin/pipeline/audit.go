@@ -1,4 +1,4 @@
-package caddyplugin
+package pipeline
 
 import (
 	"crypto/hmac"
@@ -12,15 +12,12 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/passerelle-gw/passerelle/config/catalogue"
-
-	// The passerelle_buffered log writer, for the audit log of busy gateways.
-	_ "github.com/passerelle-gw/passerelle/caddyplugin/logbuffer"
 )
 
 // The audit trail: one JSON record per request that matched a catalogue
-// endpoint, allowed or not, on its own logger, `passerelle.audit` (the
-// passerelle app's logger, named "audit"), so that operators can ship it
-// apart from the server logs:
+// endpoint, allowed or not, on its own logger (Config.Audit; in Caddy
+// `passerelle.audit`, the passerelle app's logger named "audit"), so that
+// operators can ship it apart from the server logs:
 //
 //	log audit {
 //	    include passerelle.audit
@@ -58,16 +55,22 @@ import (
 // Never a token, a name, a birth date, a query string or response data
 // (G03). Keep the records 6 to 12 months (CNIL, délibération 2021-122).
 
-// pseudonymizer computes citizen keys (SECURITY.md G02). Its key is
+// Pseudonymizer computes citizen keys (SECURITY.md G02). Its key is
 // separate from every cache secret.
-type pseudonymizer struct {
+type Pseudonymizer struct {
 	key     []byte
 	version string
 	issuer  string
 }
 
+// NewPseudonymizer returns the pseudonymizer of a key, tagged version in
+// the records it keys, for the FranceConnect issuer iss.
+func NewPseudonymizer(key []byte, version, iss string) *Pseudonymizer {
+	return &Pseudonymizer{key: key, version: version, issuer: iss}
+}
+
 // citizenKey returns hex(HMAC-SHA256(key, iss ‖ 0 ‖ sub)).
-func (p *pseudonymizer) citizenKey(sub string) string {
+func (p *Pseudonymizer) citizenKey(sub string) string {
 	if sub == "" {
 		return ""
 	}
@@ -83,7 +86,7 @@ func (p *pseudonymizer) citizenKey(sub string) string {
 // its basis: hex(HMAC-SHA256(key, basis ‖ 0 ‖ person)), where person is
 // catalogue.Endpoint.Person's text. Both are "" when the parameters
 // designate nobody.
-func (p *pseudonymizer) personKey(ep *catalogue.Endpoint, params []queryParam) (basis, key string) {
+func (p *Pseudonymizer) personKey(ep *catalogue.Endpoint, params []queryParam) (basis, key string) {
 	basis, person, ok := ep.Person(func(name string) []string {
 		var vals []string
 		for _, qp := range params {
@@ -125,27 +128,26 @@ var hostname = func() string {
 	return h
 }()
 
-// writeAudit writes one record. rq holds what the request established.
-func (h *Handler) writeAudit(rec *auditRecord, rq *request) {
-	c := h.audit.Check(zapcore.InfoLevel, "access decision")
-	if c == nil {
+// writeAudit writes the record of a call, with what the call established.
+func (p *Pipeline) writeAudit(c *Call) {
+	ce := p.Audit.Check(zapcore.InfoLevel, "access decision")
+	if ce == nil {
 		return
 	}
-	c.Write(zap.Inline(auditFields{rec, rq, h.app.pseudo, time.Since(rec.start)}))
+	ce.Write(zap.Inline(auditFields{c, p.Pseudonymizer, time.Since(c.rec.start)}))
 }
 
 // auditFields writes the record's fields straight into the log encoder:
 // no []zap.Field nor scope list is built for each request.
 type auditFields struct {
-	rec     *auditRecord
-	rq      *request
-	pseudo  *pseudonymizer
+	c       *Call
+	pseudo  *Pseudonymizer
 	latency time.Duration
 }
 
 // MarshalLogObject implements zapcore.ObjectMarshaler.
 func (a auditFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	rec, rq := a.rec, a.rq
+	rec, c := &a.c.rec, a.c
 	var ts [len(auditTimeLayout)]byte
 	// A string, not bytes: Caddy's filter encoder sees []byte as binary.
 	enc.AddString("time", string(appendAuditTime(ts[:0], rec.start)))
@@ -160,7 +162,7 @@ func (a auditFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("provider", rec.provider)
 	enc.AddInt64("provider_status", int64(rec.providerStatus))
 	enc.AddInt64("latency_ms", a.latency.Milliseconds())
-	if f := rq.facts; f != nil {
+	if f := c.facts; f != nil {
 		key := f.CitizenKey
 		if f.CitizenKeyVersion != a.pseudo.version { // cached before a key rotation
 			key = a.pseudo.citizenKey(f.Sub)
@@ -171,16 +173,16 @@ func (a auditFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddString("citizen_key_basis", "sub")
 		enc.AddString("pseudonym_key_version", a.pseudo.version)
 	}
-	if rq.person != "" {
-		enc.AddString("citizen_key", rq.person)
-		enc.AddString("citizen_key_basis", rq.personBasis)
+	if c.person != "" {
+		enc.AddString("citizen_key", c.person)
+		enc.AddString("citizen_key_basis", c.personBasis)
 		enc.AddString("pseudonym_key_version", a.pseudo.version)
 	}
-	if rq.hab != nil {
-		enc.AddString("habilitation_id", rq.hab.ID)
+	if c.hab != nil {
+		enc.AddString("habilitation_id", c.hab.ID)
 	}
-	if rq.mask != 0 && rq.ep != nil {
-		return enc.AddArray("scopes", effectiveScopes{rq.ep.Scopes, rq.mask})
+	if c.mask != 0 && c.ep != nil {
+		return enc.AddArray("scopes", effectiveScopes{c.ep.Scopes, c.mask})
 	}
 	return nil
 }

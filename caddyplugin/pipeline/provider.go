@@ -1,4 +1,4 @@
-package caddyplugin
+package pipeline
 
 import (
 	"errors"
@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
@@ -24,10 +23,10 @@ type filterKey struct {
 }
 
 // paths returns the compiled allow-list of the scopes in mask.
-func (h *Handler) paths(ep *catalogue.Endpoint, mask uint64) (*respfilter.Paths, error) {
+func (p *Pipeline) paths(ep *catalogue.Endpoint, mask uint64) (*respfilter.Paths, error) {
 	key := filterKey{ep, mask}
-	if p, ok := h.filters.Load(key); ok {
-		return p.(*respfilter.Paths), nil
+	if f, ok := p.filters.Load(key); ok {
+		return f.(*respfilter.Paths), nil
 	}
 	var fields []string
 	for i := range ep.Scopes {
@@ -39,39 +38,39 @@ func (h *Handler) paths(ep *catalogue.Endpoint, mask uint64) (*respfilter.Paths,
 	if ep.API == catalogue.APIv2 {
 		compile = respfilter.CompileBare // v2 answers have no envelope
 	}
-	p, err := compile(fields)
+	f, err := compile(fields)
 	if err != nil {
 		return nil, err
 	}
-	h.filters.Store(key, p)
-	return p, nil
+	p.filters.Store(key, f)
+	return f, nil
 }
 
 // forward runs steps 6 and 7. It writes the answer itself on success and
 // returns the error to answer otherwise.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) *apierror.Error {
-	ep := rq.ep
+func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Provider, c *Call) *apierror.Error {
+	ep := c.ep
 	var query string
 	if ep.Modality.CallerGivesIdentity() {
-		query = callerQuery(ep, rq.query)
+		query = callerQuery(ep, c.query)
 	} else {
 		var err error
-		if query, err = upstreamQuery(ep, rq.facts, rq.query); err != nil {
+		if query, err = upstreamQuery(ep, c.facts, c.query); err != nil {
 			return apierror.IdentityUnusable()
 		}
 	}
-	paths, err := h.paths(ep, rq.mask)
+	paths, err := p.paths(ep, c.mask)
 	if err != nil {
 		return apierror.Internal()
 	}
-	cred := h.app.core.upstreams[ep.ProviderName]
+	cred := p.Credentials[ep.ProviderName]
 
 	// A new request: nothing of the caller's headers, Host, path or query
 	// reaches the provider (SECURITY.md D01, D02, E01), and the caller's
 	// request stays as Caddy logs it (its access log is routed by r.Host).
 	up := providerRequest(r, ep.UpstreamPath, query, w.Header().Get("X-Request-Id"))
 	if cred != nil {
-		_, sp := startSpan(r.Context(), rq.tracer, spanCredential, trace.SpanKindInternal, attrProvider.String(ep.ProviderName))
+		_, sp := startSpan(r.Context(), c.tracer, spanCredential, trace.SpanKindInternal, attrProvider.String(ep.ProviderName))
 		err := cred.Apply(r.Context(), up.Header)
 		if err != nil {
 			endSpan(sp, apierror.ReasonProviderError)
@@ -80,9 +79,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		endSpan(sp, "")
 	}
 
-	rec := getCapture(h.MaxResponseBytes)
+	rec := getCapture(p.maxResponseBytes)
 	defer putCapture(rec)
-	err = h.callProvider(up, next, rec, rq)
+	err = p.callProvider(up, provider, rec, c)
 	if err == nil && rec.status == http.StatusUnauthorized && cred != nil {
 		// One refresh and one retry when the provider refuses our credential
 		// (SECURITY.md B11). Invalidate reads the credential as sent (the
@@ -95,29 +94,29 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 			if aerr := applyAgain(up, cred); aerr != nil {
 				return aerr
 			}
-			rec.reset(h.MaxResponseBytes)
-			err = h.callProvider(up, next, rec, rq)
+			rec.reset(p.maxResponseBytes)
+			err = p.callProvider(up, provider, rec, c)
 		}
 	}
-	if aerr := providerError(ep, rec, err); aerr != nil {
+	if aerr := p.providerError(ep, rec, err); aerr != nil {
 		// A 200 that ends in an error was unusable (too large, not JSON).
-		h.app.pings.Record(ep.ProviderName, providerOutcome(rec.status, err, rec.status == http.StatusOK))
+		p.Pings.Record(ep.ProviderName, ProviderOutcome(rec.status, err, rec.status == http.StatusOK))
 		return aerr
 	}
 	out := getBuffer()
 	defer putBuffer(out)
-	filtered, err := respfilter.Filter((*out)[:0], rec.buf.Bytes(), paths, respfilter.Options{MaxBytes: h.MaxResponseBytes})
+	filtered, err := respfilter.Filter((*out)[:0], rec.buf.Bytes(), paths, respfilter.Options{MaxBytes: p.maxResponseBytes})
 	if err != nil {
-		h.app.pings.Record(ep.ProviderName, providerOutcome(rec.status, nil, true))
+		p.Pings.Record(ep.ProviderName, ProviderOutcome(rec.status, nil, true))
 		return apierror.FilterFailed(ep.Provider.ErrorPrefix, ep.ProviderName)
 	}
-	h.app.pings.Record(ep.ProviderName, pings.OK)
+	p.Pings.Record(ep.ProviderName, pings.OK)
 	*out = filtered
-	writeOK(w, filtered)
+	WriteOK(w, filtered)
 	return nil
 }
 
-// providerRequest returns the request handed to reverse_proxy: a shallow
+// providerRequest returns the request handed to the provider: a shallow
 // copy of the caller's r (same context, connection state and method) with
 // its own URL, the provider path and query, no body, and only the headers
 // set here. Its Host is empty, so the transport sends the upstream's own
@@ -136,8 +135,9 @@ func providerRequest(r *http.Request, path, query, requestID string) *http.Reque
 	return up
 }
 
-// writeOK sends a 200 JSON answer with the headers every answer carries.
-func writeOK(w http.ResponseWriter, body []byte) {
+// WriteOK sends a 200 JSON answer with the headers every answer carries
+// (Cache-Control: no-store, X-Content-Type-Options: nosniff).
+func WriteOK(w http.ResponseWriter, body []byte) {
 	hdr := w.Header()
 	hdr["Content-Type"] = jsonContentType
 	hdr["Cache-Control"] = noStore
@@ -146,21 +146,21 @@ func writeOK(w http.ResponseWriter, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// callProvider hands the rebuilt request to the next handler (reverse_proxy)
+// callProvider hands the rebuilt request to the provider (reverse_proxy)
 // under a client span, with the trace context for the provider.
-func (h *Handler) callProvider(r *http.Request, next caddyhttp.Handler, rec *capture, rq *request) error {
-	ctx, sp := startSpan(r.Context(), rq.tracer, spanProvider, trace.SpanKindClient, attrProvider.String(rq.ep.ProviderName))
-	if rq.tracer != nil {
+func (p *Pipeline) callProvider(r *http.Request, provider Provider, rec *capture, c *Call) error {
+	ctx, sp := startSpan(r.Context(), c.tracer, spanProvider, trace.SpanKindClient, attrProvider.String(c.ep.ProviderName))
+	if c.tracer != nil {
 		injectTraceContext(ctx, r.Header)
 	}
 	start := time.Now()
-	err := serveNext(next, rec, r)
-	rq.status = rec.status
+	err := serveProvider(provider, rec, r)
+	c.status = rec.status
 	class := statusClass(rec.status)
 	if err != nil {
 		class = "error"
 	}
-	providerDurations.get(labels2{rq.ep.ProviderName, class}).Observe(time.Since(start).Seconds())
+	providerDurations.get(labels2{c.ep.ProviderName, class}).Observe(time.Since(start).Seconds())
 	sp.SetAttributes(attrStatusClass.String(class))
 	if err != nil || rec.status >= 400 {
 		endSpan(sp, apierror.ReasonProviderError)
@@ -174,12 +174,12 @@ func (h *Handler) callProvider(r *http.Request, next caddyhttp.Handler, rec *cap
 // provider's body was cut after its headers).
 var errProviderAborted = errors.New("passerelle: provider answer aborted")
 
-// serveNext calls the next handler, turning reverse_proxy's abort of a
+// serveProvider calls the provider, turning reverse_proxy's abort of a
 // half-copied answer (a panic with http.ErrAbortHandler, as the standard
 // library's proxy does) into an error: the request still gets its answer
 // (502), its audit record, its metrics and its pings outcome. Any other
 // panic goes on.
-func serveNext(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (err error) {
+func serveProvider(provider Provider, w http.ResponseWriter, r *http.Request) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler { //nolint:errorlint // the sentinel itself is the panic value
@@ -188,7 +188,7 @@ func serveNext(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (
 			err = errProviderAborted
 		}
 	}()
-	return next.ServeHTTP(w, r)
+	return provider.ServeHTTP(w, r)
 }
 
 func applyAgain(r *http.Request, cred upstreamauth.Source) *apierror.Error {
@@ -200,11 +200,10 @@ func applyAgain(r *http.Request, cred upstreamauth.Source) *apierror.Error {
 
 // providerError maps a provider answer that cannot be relayed to API
 // Particulier's codes (SECURITY.md C10): nothing of its body is kept.
-func providerError(ep *catalogue.Endpoint, rec *capture, err error) *apierror.Error {
+func (p *Pipeline) providerError(ep *catalogue.Endpoint, rec *capture, err error) *apierror.Error {
 	prefix, name := ep.Provider.ErrorPrefix, ep.ProviderName
 	if err != nil {
-		var he caddyhttp.HandlerError
-		if errors.As(err, &he) && he.StatusCode == http.StatusGatewayTimeout {
+		if p.ErrorStatus != nil && p.ErrorStatus(err) == http.StatusGatewayTimeout {
 			return apierror.ProviderTimeout(prefix, name)
 		}
 		if rec.overflow || rec.wroteHeader {
@@ -229,4 +228,20 @@ func providerError(ep *catalogue.Endpoint, rec *capture, err error) *apierror.Er
 func isJSON(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
 	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
+}
+
+// ProviderOutcome classifies one provider call for the status routes. The
+// provider failed on a network error or timeout (callErr), a 5xx, a
+// refusal of the platform credential (401, 403: an operator must act) or a
+// 200 the gateway could not use (filterFailed). Any other answer, the
+// not-found 404 or a provider refusing the caller's data (400, 422…),
+// shows a provider that is up: a caller cannot turn a provider "down" for
+// everyone by sending data the provider rejects.
+func ProviderOutcome(status int, callErr error, filterFailed bool) pings.Outcome {
+	switch {
+	case callErr != nil, filterFailed, status >= 500, status == http.StatusUnauthorized, status == http.StatusForbidden:
+		return pings.Failed
+	default:
+		return pings.OK
+	}
 }

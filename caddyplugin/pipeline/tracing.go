@@ -1,4 +1,4 @@
-package caddyplugin
+package pipeline
 
 import (
 	"context"
@@ -9,7 +9,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// tracerName names Passerelle's spans' instrumentation scope.
+// tracerName names Passerelle's spans' instrumentation scope. It is the
+// Caddy plugin's import path, where the pipeline was born: dashboards and
+// trace queries that select the scope keep working.
 const tracerName = "github.com/passerelle-gw/passerelle/caddyplugin"
 
 // Span and attribute names. Attributes are bounded and hold no personal

@@ -1,0 +1,85 @@
+package pipeline
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The request path's metrics. Collectors are package-level: the owner of
+// the metrics registry registers them (Collectors) on each registry it
+// builds (Caddy builds one on each config load; STYLE.md §9). Every label
+// comes from a closed, bounded set: catalogue endpoint ids, API error codes,
+// provider names of the catalogue, cache levels, status classes, quota
+// names; never a client address, a subject, a token hash or a SIRET
+// (SECURITY.md G08).
+var (
+	metricRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "requests_total",
+		Help: "Requests answered by the passerelle handler, by endpoint, decision and API error code.",
+	}, []string{"endpoint", "decision", "code"})
+	metricTokenChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "token_checks_total",
+		Help: "FranceConnect token lookups, by source (l1, l2, checktoken) and result (active, inactive, error).",
+	}, []string{"source", "result"})
+	metricProviderDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "provider_duration_seconds",
+		Help:    "Duration of provider calls, by provider and status class.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
+	}, []string{"provider", "status_class"})
+	metricRateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "rate_limited_total",
+		Help: "Requests refused by a quota, by quota (habilitation, client_ip).",
+	}, []string{"quota"})
+)
+
+// Collectors returns the pipeline's collectors, for registration on a
+// metrics registry: caddy_passerelle_requests_total, _token_checks_total,
+// _provider_duration_seconds and _rate_limited_total. They are shared by
+// every pipeline of the process.
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricRateLimited}
+}
+
+// statusClass returns "2xx", "4xx"… or "error" when no status was received.
+func statusClass(status int) string {
+	if status < 100 || status > 599 {
+		return "error"
+	}
+	return statusClasses[status/100-1]
+}
+
+var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// labelMemo keeps the children of a metric vector that the request path
+// uses, by label values: a lookup is a lock-free map read, where the
+// vector's own lookup hashes the values and takes a lock shared by every
+// request. The label sets are closed (G08), so the memo stays small.
+type labelMemo[K comparable, M any] struct {
+	children sync.Map // K → M
+	child    func(K) M
+}
+
+func (m *labelMemo[K, M]) get(k K) M {
+	if c, ok := m.children.Load(k); ok {
+		return c.(M)
+	}
+	c, _ := m.children.LoadOrStore(k, m.child(k))
+	return c.(M)
+}
+
+type labels2 struct{ a, b string }
+
+type labels3 struct{ a, b, c string }
+
+var (
+	requestCounters = labelMemo[labels3, prometheus.Counter]{child: func(k labels3) prometheus.Counter {
+		return metricRequests.WithLabelValues(k.a, k.b, k.c)
+	}}
+	tokenCheckCounters = labelMemo[labels2, prometheus.Counter]{child: func(k labels2) prometheus.Counter {
+		return metricTokenChecks.WithLabelValues(k.a, k.b)
+	}}
+	providerDurations = labelMemo[labels2, prometheus.Observer]{child: func(k labels2) prometheus.Observer {
+		return metricProviderDuration.WithLabelValues(k.a, k.b)
+	}}
+)

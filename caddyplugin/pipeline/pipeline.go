@@ -1,0 +1,286 @@
+// Package pipeline is Passerelle's decision pipeline for the catalogue
+// routes, free of Caddy: for one request it finds the endpoint, applies the
+// quotas, checks the caller's credential (a FranceConnect token through the
+// token cache and checktoken, or a habilitation's API token), the
+// habilitation, the query and the effective scopes, rebuilds the request
+// for the provider, filters the provider's answer, and writes the audit
+// record and the metrics.
+//
+// Every handler that serves catalogue data calls the same pipeline in
+// process (the passerelle Caddy handler through Serve), so that no decision
+// is ever taken twice in two ways. Utility routes that are not catalogue
+// routes use its pieces: Start, LimitClient, CheckToken, WriteOK, Refuse
+// and Record.
+package pipeline
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
+	"github.com/passerelle-gw/passerelle/config/catalogue"
+	"github.com/passerelle-gw/passerelle/config/habilitation"
+)
+
+// DefaultMaxResponseBytes bounds a provider answer when a handler sets no
+// bound of its own (1 MiB).
+const DefaultMaxResponseBytes = 1 << 20
+
+// Config is what a pipeline depends on: the state shared by every handler
+// of one configuration, and the hooks into the server it runs in. Every
+// field is required unless its comment says otherwise.
+type Config struct {
+	// Catalogue is the endpoint catalogue in force.
+	Catalogue *catalogue.Catalogue
+	// Registry returns the habilitation registry in force; it changes when
+	// the habilitations file is reloaded.
+	Registry func() *habilitation.Registry
+	// Cache holds the verified facts of FranceConnect tokens.
+	Cache *tokencache.Cache
+	// Verifier asks FranceConnect checktoken on a cache miss.
+	Verifier *fcverify.Verifier
+	// Limiter enforces the quotas.
+	Limiter *ratelimit.Limiter
+	// ClientIPKey is the HMAC key of client addresses in limiter keys.
+	ClientIPKey []byte
+	// ClientIPv6Prefix is the length of the IPv6 prefix that shares one
+	// client quota.
+	ClientIPv6Prefix int
+	// HabilitationQuota is the quota of a habilitation that sets no
+	// rate_limit of its own.
+	HabilitationQuota ratelimit.Quota
+	// ClientQuota is the quota of one client address (network).
+	ClientQuota ratelimit.Quota
+	// Credentials are the platform credentials, by catalogue provider
+	// name; a provider without one is called without a credential.
+	Credentials map[string]upstreamauth.Source
+	// Pseudonymizer computes the audit trail's citizen keys.
+	Pseudonymizer *Pseudonymizer
+	// Pings records the outcome of each provider call for the status routes.
+	Pings *pings.Tracker
+	// Logger receives the server log lines (refusals at debug level,
+	// FranceConnect failures).
+	Logger *zap.Logger
+	// Audit receives one audit record per request that matched an endpoint.
+	Audit *zap.Logger
+	// Now returns the current time (time.Now when nil).
+	Now func() time.Time
+	// ClientIP returns the client address of a request as the server
+	// established it (trusted proxies honoured), or "" when it has none: the
+	// connection's remote address is then used. Optional.
+	ClientIP func(r *http.Request) string
+	// ErrorStatus returns the HTTP status a Provider's error stands for
+	// (504 when the provider timed out), or 0 when it carries none.
+	// Optional: without it no provider error is a timeout.
+	ErrorStatus func(err error) int
+}
+
+// Pipeline runs the decisions of one handler: the shared Config, the
+// endpoints the handler serves, its bound on provider answers and its
+// compiled response filters.
+type Pipeline struct {
+	Config
+
+	allowed          map[*catalogue.Endpoint]bool // nil: every endpoint
+	maxResponseBytes int
+	filters          *sync.Map // filterKey → *respfilter.Paths
+}
+
+// New returns the pipeline of one handler. allowed lists the endpoints it
+// serves (nil: every endpoint of the catalogue; the map is kept, not
+// copied); maxResponseBytes bounds a provider answer
+// (DefaultMaxResponseBytes when 0 or less).
+func New(c Config, allowed map[*catalogue.Endpoint]bool, maxResponseBytes int) *Pipeline {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if maxResponseBytes <= 0 {
+		maxResponseBytes = DefaultMaxResponseBytes
+	}
+	return &Pipeline{Config: c, allowed: allowed, maxResponseBytes: maxResponseBytes, filters: new(sync.Map)}
+}
+
+// Provider answers the request the pipeline rebuilt for a provider. Caddy's
+// next handler (reverse_proxy) is one as it is: caddyhttp.Handler has this
+// method set. The answer is buffered; nothing reaches the caller before it
+// is filtered.
+type Provider interface {
+	ServeHTTP(w http.ResponseWriter, r *http.Request) error
+}
+
+// Call is the state of one request through the pipeline: what it decided,
+// for the error answer, the later steps, the audit record and the metrics.
+type Call struct {
+	rec    auditRecord
+	ep     *catalogue.Endpoint
+	facts  *fcverify.Facts
+	hab    *habilitation.Habilitation
+	mask   uint64
+	source string
+	query  []queryParam
+	params [maxQueryParams]queryParam
+	tracer trace.Tracer // nil when the request is not traced
+	status int          // provider HTTP status; 0 when not called
+	rate   ratelimit.Decision
+	// person is the audit pseudonym of the citizen an identite or
+	// identifiant call looks up, and personBasis what it was computed from
+	// (civil_status, identifier); "" on FranceConnect routes.
+	person, personBasis string
+}
+
+// Serve answers a request on a catalogue route (DOMAIN.md §2):
+//
+//  1. exactly one bearer token, in Authorization only (401 50004 / 50001);
+//  2. the token's facts from the cache or FranceConnect checktoken
+//     (401 50002 inactive or unknown, 503 when FranceConnect fails);
+//  3. identity scopes and minimum acr (401 50003);
+//  4. the habilitation paired with token_introspection.aud, valid today
+//     (403 00100), the recipient SIRET (422 00203 / 00210, 403 when it is
+//     not the habilitation's) and the other query parameters (422 00366);
+//  5. effective scopes = token ∩ habilitation ∩ endpoint (403 00100 if empty);
+//  6. the request is rebuilt: provider path and query from the catalogue and
+//     the identity pivot, every caller header dropped, the platform
+//     credential set;
+//  7. provider answers it; its answer is buffered, and only the fields
+//     released by the effective scopes are returned (404 → provider
+//     not-found code, timeout → 504, anything else → 502).
+//
+// The client address quota is taken before step 1, the habilitation's
+// quota in step 4. On an identite or identifiant route, steps 2 and 3 are
+// replaced by the habilitation's API token (401 00101 otherwise; a
+// FranceConnect token is never sent anywhere), effective scopes are
+// habilitation ∩ endpoint, and the provider query is the caller's
+// validated, normalised parameters (the route's civility checks included).
+// A legacy v2 path served in both modalities is the identite one when the
+// request carries X-Api-Key, whose value is then the API token. v2 routes
+// answer bare bodies and errors in the v2 shape, except FranceConnect token
+// errors.
+//
+// Every answer carries X-Request-Id, Cache-Control: no-store and
+// X-Content-Type-Options: nosniff. provider is never called for a refused
+// request. Every request is counted; one that matched an endpoint is
+// audited.
+func (p *Pipeline) Serve(w http.ResponseWriter, r *http.Request, provider Provider) {
+	var c Call
+	p.start(w, r, &c)
+	aerr := p.authorize(r, &c)
+	c.SetRateLimitHeaders(w.Header())
+	if aerr == nil {
+		aerr = p.forward(w, r, provider, &c)
+	}
+	if aerr != nil {
+		p.Refuse(w, &c, aerr)
+	}
+	p.Record(&c, aerr)
+}
+
+// Start begins a call on a route that is not a catalogue route: it stamps
+// the start time and a request id, sets X-Request-Id and drops Server from
+// w's headers, and joins the request's trace. End it with Record, after
+// SetRateLimitHeaders and, on an error, Refuse.
+func (p *Pipeline) Start(w http.ResponseWriter, r *http.Request) *Call {
+	c := new(Call)
+	p.start(w, r, c)
+	return c
+}
+
+func (p *Pipeline) start(w http.ResponseWriter, r *http.Request, c *Call) {
+	c.rec = auditRecord{start: p.Now(), method: r.Method, requestID: newRequestID()}
+	hdr := w.Header()
+	hdr.Del("Server")
+	hdr["X-Request-Id"] = []string{c.rec.requestID}
+	c.tracer = tracerFor(r.Context())
+	if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+		c.rec.traceID = sc.TraceID().String()
+	}
+}
+
+// SetRateLimitHeaders writes API Particulier's RateLimit headers of the
+// last quota the call took, if it took one.
+func (c *Call) SetRateLimitHeaders(h http.Header) {
+	if c.rate.Limit > 0 {
+		setRateLimitHeaders(h, c.rate, c.rec.start)
+	}
+}
+
+// Record counts the request and writes its audit record. Requests that
+// matched no endpoint are counted but not audited: no personal data was at
+// stake.
+func (p *Pipeline) Record(c *Call, aerr *apierror.Error) {
+	rec := &c.rec
+	rec.decision, rec.providerStatus = "allow", c.status
+	if aerr != nil {
+		rec.code, rec.reason, rec.decision = aerr.Code, aerr.Reason, "deny"
+		if aerr.Status >= 500 {
+			rec.decision = "error"
+		}
+	}
+	if c.ep == nil {
+		requestCounters.get(labels3{"unknown", rec.decision, rec.code}).Inc()
+		return
+	}
+	rec.endpoint, rec.provider = c.ep.ID, c.ep.ProviderName
+	requestCounters.get(labels3{rec.endpoint, rec.decision, rec.code}).Inc()
+	p.writeAudit(c)
+}
+
+// Refuse writes an API Particulier error answer: in the v2 shape on a
+// legacy route, except for a rejected FranceConnect token.
+func (p *Pipeline) Refuse(w http.ResponseWriter, c *Call, e *apierror.Error) {
+	if ce := p.Logger.Check(zapcore.DebugLevel, "request refused"); ce != nil {
+		endpoint := ""
+		if c.ep != nil {
+			endpoint = c.ep.ID
+		}
+		ce.Write(zap.String("endpoint", endpoint), zap.String("code", e.Code), zap.String("reason", e.Reason))
+	}
+	if c.ep != nil && c.ep.API == catalogue.APIv2 && !apierror.IsFranceConnectToken(e) {
+		// Legacy routes answer {error, reason, message}, except for a
+		// rejected FranceConnect token (50001–50004), as API Particulier v2.
+		apierror.WriteV2(w, e)
+		return
+	}
+	apierror.Write(w, e)
+}
+
+// newRequestID returns a random UUID (version 4) for X-Request-Id.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:36], b[10:16])
+	return string(out[:])
+}
+
+// Response header values, shared (never modified) as Caddy does for Server.
+var (
+	jsonContentType = []string{"application/json; charset=utf-8"}
+	noStore         = []string{"no-store"}
+	noSniff         = []string{"nosniff"}
+	acceptJSON      = []string{"application/json"}
+)
+
+// Interface guards.
+var _ http.Flusher = (*capture)(nil)

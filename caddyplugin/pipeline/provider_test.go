@@ -1,0 +1,67 @@
+package pipeline
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
+)
+
+// TestD01_ProviderRequestCarriesNothingOfTheCaller: the request handed to
+// reverse_proxy holds the provider path and query and the headers set by
+// the gateway only: no caller Host, header, declared trailer or parsed form;
+// and the caller's request is left as Caddy logs it (its Host routes the
+// access log).
+func TestD01_ProviderRequestCarriesNothingOfTheCaller(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "http://caller.example/v3/x/identite?nomNaissance=DUPONT", nil)
+	r.Header.Set("X-Injected", "1")
+	r.Trailer = http.Header{"X-Passerelle-User": nil}
+	r.Form = url.Values{"nomNaissance": {"DUPONT"}}
+	up := providerRequest(r, "/v3/x/identite", "nomNaissance=DUPONT", "rid")
+	switch {
+	case up.Host != "" || up.URL.Path != "/v3/x/identite" || up.URL.RawQuery != "nomNaissance=DUPONT" || up.RequestURI != "/v3/x/identite":
+		t.Errorf("provider request target: host %q url %v requestURI %q", up.Host, up.URL, up.RequestURI)
+	case up.Trailer != nil || up.Form != nil || up.Body != http.NoBody || up.ContentLength != 0:
+		t.Errorf("caller's trailer, form or body carried over: %v %v", up.Trailer, up.Form)
+	case len(up.Header) != 3 || up.Header.Get("X-Request-Id") != "rid" || up.Header["X-Forwarded-Host"] != nil:
+		t.Errorf("provider headers %v", up.Header)
+	}
+	if _, ok := up.Header["X-Forwarded-Host"]; !ok {
+		t.Error("no nil X-Forwarded-Host: reverse_proxy would add the caller's Host")
+	}
+	if r.Host != "caller.example" || r.URL.RawQuery != "nomNaissance=DUPONT" || r.Header.Get("X-Injected") != "1" {
+		t.Error("the caller's request was modified")
+	}
+}
+
+// TestPingsOutcomeNotCallerDriven: a provider refusing the caller's data
+// (400, 422, 409…) is up; only what shows the provider or our credential
+// failing counts against it.
+func TestPingsOutcomeNotCallerDriven(t *testing.T) {
+	for _, tc := range []struct {
+		status       int
+		callErr      error
+		filterFailed bool
+		want         pings.Outcome
+	}{
+		{200, nil, false, pings.OK},
+		{404, nil, false, pings.OK},
+		{400, nil, false, pings.OK},
+		{422, nil, false, pings.OK},
+		{409, nil, false, pings.OK},
+		{429, nil, false, pings.OK},
+		{200, nil, true, pings.Failed},
+		{500, nil, false, pings.Failed},
+		{503, nil, false, pings.Failed},
+		{401, nil, false, pings.Failed},
+		{403, nil, false, pings.Failed},
+		{0, context.DeadlineExceeded, false, pings.Failed},
+	} {
+		if got := ProviderOutcome(tc.status, tc.callErr, tc.filterFailed); got != tc.want {
+			t.Errorf("status %d err %v filter %v: %v, want %v", tc.status, tc.callErr, tc.filterFailed, got, tc.want)
+		}
+	}
+}
