@@ -403,6 +403,17 @@ func (a *App) Catalog() *catalogue.Catalogue { return a.cat }
 // Registry returns the habilitation registry in force.
 func (a *App) Registry() *habilitation.Registry { return a.watcher.Current() }
 
+// Pipeline returns a decision pipeline on this configuration's shared state
+// serving every endpoint of the catalogue, with the default bound on
+// provider answers, logging to logger and auditing to the app's audit
+// trail: for handlers of other packages that serve catalogue data in
+// process (the passerelle Handler builds its own, with its restrictions).
+func (a *App) Pipeline(logger *zap.Logger) *pipeline.Pipeline {
+	cfg := a.shared
+	cfg.Logger = logger
+	return pipeline.New(cfg, nil, 0)
+}
+
 // PublicJWKS returns the public part of the gateway's decryption keys, which
 // FranceConnect fetches to encrypt its checktoken answers.
 func (a *App) PublicJWKS() []byte { return a.core.publicJWKS }

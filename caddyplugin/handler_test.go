@@ -215,6 +215,28 @@ func TestG07_SpansNestedAndFreeOfPersonalData(t *testing.T) {
 	}
 }
 
+// TestAppPipelineServesCatalogue: the app's pipeline, which handlers of
+// other packages call in process, answers a catalogue route as the
+// passerelle handler does, audited on the app's trail.
+func TestAppPipelineServesCatalogue(t *testing.T) {
+	f := newFixture(t)
+	p := f.h.app.Pipeline(zap.NewNop())
+	r := httptest.NewRequestWithContext(context.Background(), http.MethodGet, "/v3/dss/quotient_familial/france_connect?recipient="+testSIRET, nil)
+	r.Header.Set("Authorization", "Bearer "+testToken)
+	w := httptest.NewRecorder()
+	p.Serve(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, unitBody)
+		return nil
+	}))
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"quotient_familial"`) || strings.Contains(w.Body.String(), "CANARYDATA") {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	if p.Audit != f.h.app.audit {
+		t.Error("the app's pipeline does not audit on the app's trail")
+	}
+}
+
 // TestG07_UntracedRequestsStartNoSpan: without a recording request span,
 // no tracer is used and no traceparent is sent.
 func TestG07_UntracedRequestsStartNoSpan(t *testing.T) {
