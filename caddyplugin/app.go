@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
@@ -413,6 +414,16 @@ func (a *App) Pipeline(logger *zap.Logger) *pipeline.Pipeline {
 	cfg.Logger = logger
 	return pipeline.New(cfg, nil, 0)
 }
+
+// ResolveSecret resolves a secret reference ({env.NAME} or {file.path})
+// with the app's rules: a literal secret is refused in production mode, a
+// secret file must not be readable by group or others. field names the
+// setting in errors (never the value).
+func (a *App) ResolveSecret(field, ref string) (string, error) { return a.resolveSecret(field, ref) }
+
+// Redis returns the configuration's Redis client, nil without Redis: other
+// handlers keep their shared state there (the front's sessions).
+func (a *App) Redis() redis.UniversalClient { return a.core.redis }
 
 // PublicJWKS returns the public part of the gateway's decryption keys, which
 // FranceConnect fetches to encrypt its checktoken answers.

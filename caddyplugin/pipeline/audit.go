@@ -69,8 +69,12 @@ func NewPseudonymizer(key []byte, version, iss string) *Pseudonymizer {
 	return &Pseudonymizer{key: key, version: version, issuer: iss}
 }
 
-// citizenKey returns hex(HMAC-SHA256(key, iss ‖ 0 ‖ sub)).
-func (p *Pseudonymizer) citizenKey(sub string) string {
+// Version is the key version the records carry (pseudonym_key_version).
+func (p *Pseudonymizer) Version() string { return p.version }
+
+// CitizenKey returns the pseudonym of a FranceConnect subject:
+// hex(HMAC-SHA256(key, iss ‖ 0 ‖ sub)); "" for an empty sub.
+func (p *Pseudonymizer) CitizenKey(sub string) string {
 	if sub == "" {
 		return ""
 	}
@@ -165,7 +169,7 @@ func (a auditFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if f := c.facts; f != nil {
 		key := f.CitizenKey
 		if f.CitizenKeyVersion != a.pseudo.version { // cached before a key rotation
-			key = a.pseudo.citizenKey(f.Sub)
+			key = a.pseudo.CitizenKey(f.Sub)
 		}
 		enc.AddString("client_id", f.ClientID)
 		enc.AddString("acr", f.ACR)

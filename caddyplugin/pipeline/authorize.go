@@ -154,7 +154,7 @@ func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcve
 		f, err := p.Verifier.CheckToken(ctx, token)
 		if err == nil && f.Active {
 			// Pseudonymise and normalise once per token, not once per request.
-			f.CitizenKey, f.CitizenKeyVersion = pseudo.citizenKey(f.Sub), pseudo.version
+			f.CitizenKey, f.CitizenKeyVersion = pseudo.CitizenKey(f.Sub), pseudo.version
 			normalizeIdentity(&f.Identity)
 		}
 		return f, err

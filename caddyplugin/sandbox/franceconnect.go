@@ -26,6 +26,7 @@ import (
 
 	"github.com/passerelle-gw/passerelle/caddyplugin"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcissuer"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcop"
 	"github.com/passerelle-gw/passerelle/config/sandbox"
 )
 
@@ -46,7 +47,10 @@ func init() {
 // distinct valid tokens as they need (`cnaf_qfv2~42`).
 //
 // Routes, under the issuer's path: /.well-known/openid-configuration, /jwks,
-// /checktoken (POST, exactly token, client_id and client_secret).
+// /checktoken (POST, exactly token, client_id and client_secret); with
+// service providers, the login side too (fcrp.go): /authorize and its page
+// of test identities, /token, /userinfo, /session/end, /token/revocation,
+// whose access tokens /checktoken knows.
 type FranceConnect struct {
 	// Issuer is the stand-in's issuer URL, e.g. http://127.0.0.1:8081/api/v2.
 	Issuer string `json:"issuer,omitempty"`
@@ -64,6 +68,10 @@ type FranceConnect struct {
 	Cases string `json:"cases,omitempty"`
 	// SigningAlg is ES256 (default) or RS256.
 	SigningAlg string `json:"signing_alg,omitempty"`
+	// ServiceProviders are the services (relying parties) that may log
+	// citizens in: with at least one, the stand-in also plays
+	// FranceConnect's login side (fcrp.go).
+	ServiceProviders []ServiceProvider `json:"service_providers,omitempty"`
 
 	app      *caddyplugin.App
 	cases    *sandbox.Set
@@ -74,6 +82,7 @@ type FranceConnect struct {
 	now      func() time.Time
 
 	gwKey *keyCache
+	op    *fcop.OP // the login side, when ServiceProviders are configured
 }
 
 // keyCache holds the gateway's encryption key, fetched from GatewayJWKS and
@@ -182,6 +191,9 @@ func (f *FranceConnect) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("passerelle_sandbox_fc: cases: %w", err)
 	}
 	f.gwKey = new(keyCache)
+	if err := f.provisionLogin(); err != nil {
+		return err
+	}
 	f.client = &http.Client{
 		Timeout:       5 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -202,6 +214,10 @@ func issuerPath(issuer string) string {
 
 // ServeHTTP answers the three FranceConnect routes and passes anything else on.
 func (f *FranceConnect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if f.op != nil && f.op.Handles(r) {
+		f.op.ServeHTTP(w, r)
+		return nil
+	}
 	switch strings.TrimPrefix(r.URL.Path, f.basePath) {
 	case "/.well-known/openid-configuration":
 		return writeJSON(w, http.StatusOK, map[string]any{
@@ -258,6 +274,11 @@ func (f *FranceConnect) checktoken(w http.ResponseWriter, r *http.Request) error
 func (f *FranceConnect) introspection(token string) (map[string]any, error) {
 	now := f.now().Unix()
 	claims := map[string]any{"token_introspection": map[string]any{"active": false}}
+	if ti, ok := f.loginToken(token); ok {
+		claims["token_introspection"] = ti
+		claims["iss"], claims["aud"], claims["iat"] = f.Issuer, f.ClientID, now
+		return claims, nil
+	}
 	c, ok := f.cases.Token(token)
 	if name, _, fresh := strings.Cut(token, "~"); !ok && fresh {
 		c, ok = f.cases.Token(name)
@@ -361,6 +382,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 //	    gateway_jwks  <url>          # default: the passerelle app's keys, in process
 //	    cases         <dir>          # default: the embedded cases
 //	    signing_alg   ES256|RS256
+//	    # The login side (fcrp.go), once per service allowed to log citizens in:
+//	    service_provider <client id> <client secret> {
+//	        redirect_uri             <url>...   # compared exactly
+//	        post_logout_redirect_uri <url>...
+//	    }
 //	}
 func parseFranceConnect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	f := new(FranceConnect)
@@ -379,6 +405,14 @@ func (f *FranceConnect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"gateway_jwks": &f.GatewayJWKS, "cases": &f.Cases, "signing_alg": &f.SigningAlg,
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() == "service_provider" {
+			sp, err := parseServiceProvider(d)
+			if err != nil {
+				return err
+			}
+			f.ServiceProviders = append(f.ServiceProviders, sp)
+			continue
+		}
 		dst, ok := fields[d.Val()]
 		if !ok {
 			return d.Errf("unrecognized passerelle_sandbox_fc option %q", d.Val())

@@ -1,6 +1,7 @@
 // Command passerelle is Caddy with its standard modules plus the Passerelle
-// modules: the `passerelle` app and handler, the `passerelle_jwks` handler
-// and, unless built with the `nosandbox` tag, the sandbox stand-ins.
+// modules: the `passerelle` app and handler, the `passerelle_jwks` handler,
+// the `passerelle_front` handler (FranceConnect login in front of a legacy
+// app) and, unless built with the `nosandbox` tag, the sandbox stand-ins.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/passerelle-gw/passerelle/caddyplugin"
+	_ "github.com/passerelle-gw/passerelle/caddyplugin/front"
 )
 
 func main() {

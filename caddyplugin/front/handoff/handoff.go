@@ -18,7 +18,8 @@
 //	X-Passerelle-Gender               male | female
 //	X-Passerelle-Birthplace           COG commune code ("" when born abroad)
 //	X-Passerelle-Birthcountry         COG country code (99100: France)
-//	X-Passerelle-Data-<Name>-B64      one dataset: its JSON (see Dataset), base64url
+//	X-Passerelle-Data-<Name>-B64      one dataset: its JSON (see Dataset), base64url;
+//	                                  Name with "-" for "_" (see DataHeader)
 //	X-Passerelle-Reconciliation-B64   Cas 2: the reconciliation result, JSON, base64url
 //
 // Names are base64url-encoded because Tomcat, PHP and .NET read header bytes
@@ -59,9 +60,13 @@ const (
 	HeaderReconciliation     = "X-Passerelle-Reconciliation-B64"
 )
 
-// DataHeader is the header of one dataset: X-Passerelle-Data-<name>-B64,
-// the name as configured (letters, digits, "-" and "_").
-func DataHeader(name string) string { return http.CanonicalHeaderKey(Prefix + "Data-" + name + "-B64") }
+// DataHeader is the header of one dataset: X-Passerelle-Data-<Name>-B64,
+// with each "_" of the name a "-" (quotient_familial:
+// X-Passerelle-Data-Quotient-Familial-B64): Caddy, like nginx, drops
+// request headers whose names hold an underscore.
+func DataHeader(name string) string {
+	return http.CanonicalHeaderKey(Prefix + "Data-" + strings.ReplaceAll(name, "_", "-") + "-B64")
+}
 
 // Identity is the citizen's identity pivot as handed to the app.
 type Identity struct {

@@ -108,6 +108,9 @@ func TestHeadersASCIIAndDecodable(t *testing.T) {
 	if string(fam) != "Dubinôre" || string(given) != "Joëlle Françoise" || h.Get(HeaderBirthdatePrecision) != "day" {
 		t.Fatalf("%q %q %v", fam, given, h)
 	}
+	if DataHeader("quotient_familial") != "X-Passerelle-Data-Quotient-Familial-B64" {
+		t.Fatalf("header name %q holds an underscore (Caddy drops those)", DataHeader("quotient_familial"))
+	}
 	raw, _ := base64.RawURLEncoding.DecodeString(h.Get(DataHeader("quotient_familial")))
 	var d Dataset
 	if err := json.Unmarshal(raw, &d); err != nil || d.Status != StatusOK {

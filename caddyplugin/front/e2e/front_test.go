@@ -1,0 +1,332 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestFront starts the system once and runs every journey and refusal on it.
+func TestFront(t *testing.T) {
+	e := startEnv(t)
+	t.Run("browser", func(t *testing.T) { testBrowser(t, e) })
+	t.Run("refusals", func(t *testing.T) { testRefusals(t, e) })
+	t.Run("two instances", func(t *testing.T) { testTwoInstances(t, e) })
+	// Last: everything above wrote logs, audit records and Redis values.
+	t.Run("no identity in logs, audit or Redis", func(t *testing.T) { testNoIdentityStored(t, e) })
+}
+
+// citizen is a browser without JavaScript: a cookie jar, redirects not
+// followed, so that each step can be checked.
+type citizen struct {
+	t *testing.T
+	e *env
+	c *http.Client
+}
+
+func newCitizen(t *testing.T, e *env) *citizen {
+	jar, _ := cookiejar.New(nil)
+	return &citizen{t: t, e: e, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+type page struct {
+	status   int
+	location string
+	body     string
+	header   http.Header
+}
+
+func (c *citizen) do(req *http.Request) page {
+	c.t.Helper()
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return page{resp.StatusCode, resp.Header.Get("Location"), string(b), resp.Header}
+}
+
+func (c *citizen) get(u string, header ...string) page {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return c.do(req)
+}
+
+func (c *citizen) post(u string, form url.Values, header ...string) page {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return c.do(req)
+}
+
+// start posts the login form from the site's page and returns
+// FranceConnect's authorization URL.
+func (c *citizen) start(returnTo, moment string) string {
+	c.t.Helper()
+	p := c.post(c.e.base+"/.passerelle/fc/start", url.Values{"return_to": {returnTo}, "moment": {moment}}, "Origin", c.e.base)
+	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, c.e.fc+"/api/v2/authorize?") {
+		c.t.Fatalf("start: %d %s %s", p.status, p.location, tail(p.body, 300))
+	}
+	return p.location
+}
+
+var formAction = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
+
+// choose picks an identity ("" cancels) at the sandbox FranceConnect and
+// returns the callback URL it sends the browser to.
+func (c *citizen) choose(authURL, identity string) string {
+	c.t.Helper()
+	p := c.get(authURL)
+	m := formAction.FindStringSubmatch(p.body)
+	if m == nil {
+		c.t.Fatalf("identity page: %d %s", p.status, tail(p.body, 300))
+	}
+	form := url.Values{"identity": {identity}}
+	if identity == "" {
+		form = url.Values{"cancel": {"1"}}
+	}
+	p = c.post(c.e.fc+m[1], form)
+	if !strings.HasPrefix(p.location, c.e.base+"/.passerelle/fc/callback?") {
+		c.t.Fatalf("FranceConnect returned to %q", p.location)
+	}
+	return p.location
+}
+
+// login runs a whole Cas 1 login and returns the callback's answer.
+func (c *citizen) login(returnTo, identity string) page {
+	c.t.Helper()
+	return c.get(c.choose(c.start(returnTo, "login"), identity))
+}
+
+func (c *citizen) cookie(name string) string {
+	u, _ := url.Parse(c.e.base)
+	for _, k := range c.c.Jar.Cookies(u) {
+		if k.Name == name {
+			return k.Value
+		}
+	}
+	return ""
+}
+
+func testRefusals(t *testing.T, e *env) {
+	t.Run("state missing, mismatched, replayed", func(t *testing.T) {
+		c := newCitizen(t, e)
+		cb := c.choose(c.start("/espace-famille/", "login"), "angela")
+		u, _ := url.Parse(cb)
+		q := u.Query()
+		for name, target := range map[string]string{
+			"missing":    e.base + "/.passerelle/fc/callback?code=" + url.QueryEscape(q.Get("code")),
+			"mismatched": e.base + "/.passerelle/fc/callback?code=" + url.QueryEscape(q.Get("code")) + "&state=" + url.QueryEscape(q.Get("state")+"x"),
+			"repeated":   cb + "&state=other",
+		} {
+			if p := c.get(target); p.status != http.StatusBadRequest || !strings.Contains(p.body, "Votre connexion a expiré") {
+				t.Errorf("state %s: %d %s", name, p.status, tail(p.body, 200))
+			}
+		}
+		if p := c.get(cb); p.status != http.StatusSeeOther || p.location != "/espace-famille/" {
+			t.Fatalf("the genuine callback: %d %q", p.status, p.location)
+		}
+		if p := c.get(cb); p.status != http.StatusBadRequest {
+			t.Fatalf("replayed callback: %d", p.status)
+		}
+	})
+
+	t.Run("callback in another browser", func(t *testing.T) {
+		victim, attacker := newCitizen(t, e), newCitizen(t, e)
+		// The attacker logs in at FranceConnect and sends the callback to
+		// the victim (login CSRF): the victim's browser has no binding.
+		cb := attacker.choose(attacker.start("/espace-famille/", "login"), "joelle")
+		if p := victim.get(cb); p.status != http.StatusBadRequest || !strings.Contains(p.body, "cookies") {
+			t.Fatalf("no binding cookie: %d %s", p.status, tail(p.body, 200))
+		}
+		// With a binding of its own (a login it started), still refused.
+		cb = attacker.choose(attacker.start("/espace-famille/", "login"), "joelle")
+		victim.start("/espace-famille/", "login")
+		if p := victim.get(cb); p.status != http.StatusBadRequest || victim.cookie("passerelle") != "" {
+			t.Fatalf("another browser's binding: %d, session %q", p.status, victim.cookie("passerelle"))
+		}
+	})
+
+	t.Run("return_to stays on the site", func(t *testing.T) {
+		c := newCitizen(t, e)
+		for _, bad := range []string{"https://evil.example/", "//evil.example/", "/\\evil.example", "\\\\evil.example",
+			"/%2F%2Fevil.example", "/%5Cevil.example", "http:evil.example", "/.passerelle/fc/logout"} {
+			p := c.get(e.base + "/.passerelle/connexion?return_to=" + url.QueryEscape(bad))
+			if !strings.Contains(p.body, `name="return_to" value="/"`) {
+				t.Errorf("return_to %q kept: %s", bad, tail(p.body, 400))
+			}
+		}
+		if p := c.login("//evil.example/", "angela"); p.location != "/" {
+			t.Fatalf("after login with return_to //evil.example/: %q", p.location)
+		}
+	})
+
+	t.Run("client headers never reach the app", func(t *testing.T) {
+		c := newCitizen(t, e)
+		forged := []string{"X-Passerelle-Sub", "forged-sub", "X-Passerelle-Assertion", "forged.jwt.value",
+			"X-Passerelle-Data-Quotient-Familial-B64", "Zm9yZ2Vk", "X-PASSERELLE-ACR", "forged-acr", "X-Passerelle-Reconciliation-B64", "Zm9yZ2Vk"}
+		// Anonymous, on an unprotected page…
+		if p := c.get(e.base+"/demarche/", forged...); strings.Contains(p.body, "forged") || strings.Contains(p.body, "Zm9yZ2Vk") {
+			t.Fatalf("forged headers reached the app: %s", p.body)
+		}
+		// …and in a Cas 1 session, where the front sets its own.
+		c.login("/espace-famille/", "angela")
+		p := c.get(e.base+"/espace-famille/", forged...)
+		if p.status != 200 || strings.Contains(p.body, "forged") || strings.Contains(p.body, "Zm9yZ2Vk") || !strings.Contains(p.body, "X-Passerelle-Sub: ") {
+			t.Fatalf("Cas 1 page: %d %s", p.status, p.body)
+		}
+	})
+
+	t.Run("session fixation", func(t *testing.T) {
+		attacker, victim := newCitizen(t, e), newCitizen(t, e)
+		attacker.post(e.base+"/demarche/connexion", url.Values{"account": {"paul"}})
+		attacker.get(e.base + "/demarche/") // the account header opens a pre-login session
+		planted := attacker.cookie("passerelle")
+		if planted == "" {
+			t.Fatal("no pre-login session")
+		}
+		u, _ := url.Parse(e.base)
+		victim.c.Jar.SetCookies(u, []*http.Cookie{{Name: "passerelle", Value: planted, Path: "/"}})
+		victim.login("/espace-famille/", "angela")
+		if got := victim.cookie("passerelle"); got == "" || got == planted {
+			t.Fatalf("the login kept the planted ticket")
+		}
+		if p := attacker.get(e.base + "/espace-famille/"); p.status != http.StatusSeeOther || !strings.Contains(p.location, "/.passerelle/connexion") {
+			t.Fatalf("the planted ticket opens the victim's session: %d %s", p.status, tail(p.body, 200))
+		}
+	})
+
+	t.Run("cookies: attributes, unknown ticket", func(t *testing.T) {
+		c := newCitizen(t, e)
+		p := c.get(c.choose(c.start("/espace-famille/", "login"), "angela"))
+		set := strings.Join(p.header.Values("Set-Cookie"), "\n")
+		if !strings.Contains(set, "HttpOnly") || !strings.Contains(set, "SameSite=Lax") {
+			t.Fatalf("Set-Cookie %q", set)
+		}
+		other := newCitizen(t, e)
+		if p := other.get(e.base+"/espace-famille/", "Cookie", "passerelle=forged-ticket-from-another-site"); p.status != http.StatusSeeOther {
+			t.Fatalf("unknown ticket: %d", p.status)
+		}
+		if p := other.get(e.base+"/espace-famille/", "Sec-Fetch-Mode", "cors"); p.status != http.StatusUnauthorized || !strings.Contains(p.body, "login_required") {
+			t.Fatalf("script without session: %d %s", p.status, p.body)
+		}
+	})
+
+	t.Run("login and logout cannot be triggered cross-site", func(t *testing.T) {
+		c := newCitizen(t, e)
+		form := url.Values{"return_to": {"/espace-famille/"}}
+		for name, h := range map[string][]string{
+			"other origin":      {"Origin", "https://evil.example"},
+			"null origin":       {"Origin", "null"},
+			"cross-site fetch":  {"Sec-Fetch-Site", "cross-site"},
+			"no origin at all":  nil,
+			"referer elsewhere": {"Referer", "https://evil.example/page"},
+		} {
+			if p := c.post(e.base+"/.passerelle/fc/start", form, h...); p.status != http.StatusForbidden {
+				t.Errorf("start, %s: %d %s", name, p.status, p.location)
+			}
+		}
+		c.login("/espace-famille/", "angela")
+		if p := c.post(e.base+"/.passerelle/fc/logout", nil, "Origin", "https://evil.example"); p.status != http.StatusForbidden {
+			t.Fatalf("cross-site logout: %d", p.status)
+		}
+		if p := c.get(e.base + "/deconnexion"); p.status != http.StatusOK || !strings.Contains(p.body, `id="logout"`) {
+			t.Fatalf("app logout link without a same-site navigation: %d", p.status)
+		}
+		if p := c.get(e.base + "/espace-famille/"); p.status != http.StatusOK {
+			t.Fatalf("the session did not survive the refused logouts: %d", p.status)
+		}
+	})
+
+	t.Run("logout return without a valid state", func(t *testing.T) {
+		c := newCitizen(t, e)
+		for _, q := range []string{"", "?state=forged", "?state="} {
+			if p := c.get(e.base + "/.passerelle/fc/logout-callback" + q); p.status != http.StatusBadRequest || !strings.Contains(p.body, "Déconnexion non reconnue") {
+				t.Errorf("logout return %q: %d", q, p.status)
+			}
+		}
+		// A genuine logout's state is accepted once.
+		c.login("/espace-famille/", "angela")
+		end := c.post(e.base+"/.passerelle/fc/logout", nil, "Origin", e.base)
+		back := c.get(end.location)
+		if p := c.get(back.location); p.status != http.StatusSeeOther || p.location != "/" {
+			t.Fatalf("logout return: %d %q", p.status, p.location)
+		}
+		if p := c.get(back.location); p.status != http.StatusBadRequest {
+			t.Fatalf("replayed logout return: %d", p.status)
+		}
+	})
+}
+
+// testTwoInstances: the login starts on one instance and FranceConnect's
+// callback lands on the other (shared Redis, no stickiness).
+func testTwoInstances(t *testing.T, e *env) {
+	defer e.lb.force.Store(0)
+	for _, order := range [][2]int64{{1, 2}, {2, 1}} {
+		c := newCitizen(t, e)
+		e.lb.force.Store(order[0])
+		auth := c.start("/espace-famille/", "login")
+		cb := c.choose(auth, "maelle")
+		e.lb.force.Store(order[1])
+		if p := c.get(cb); p.status != http.StatusSeeOther || p.location != "/espace-famille/" {
+			t.Fatalf("callback on instance %d: %d %s", order[1], p.status, tail(p.body, 200))
+		}
+		e.lb.force.Store(order[0])
+		p := c.get(e.base + "/espace-famille/")
+		if p.status != 200 || !strings.Contains(p.body, "Maëlle Le Goff") || !strings.Contains(p.body, "précision : month") {
+			t.Fatalf("session read on instance %d: %d %s", order[0], p.status, tail(p.body, 300))
+		}
+	}
+}
+
+// testNoIdentityStored scans every log line, audit record and Redis value
+// for the test citizens' identities and the secrets.
+func testNoIdentityStored(t *testing.T, e *env) {
+	canaries := []string{"DUBOIS", "Angela", "1962-08-24", "Le Goff", "Maëlle", "Ma\\u00eblle", "1987-11",
+		"Joëlle", "1380", fsSecret, fdSecret, "e2e-front-secret", "e2e-provider-key"}
+	logs := e.logsText(t)
+	for _, c := range canaries {
+		if strings.Contains(logs, c) {
+			i := strings.Index(logs, c)
+			t.Errorf("the logs show %q: …%s…", c, logs[max(0, i-200):min(len(logs), i+100)])
+		}
+	}
+	if !strings.Contains(logs, `"event":"front_login"`) || !strings.Contains(logs, `"citizen_key":"`) {
+		t.Errorf("no front_login audit record with a citizen key")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis})
+	defer rdb.Close()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "passerelle*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("redis keys: %v (%d)", err, len(keys))
+	}
+	for _, k := range keys {
+		v, err := rdb.Dump(ctx, k).Result()
+		if err != nil {
+			continue
+		}
+		for _, c := range canaries {
+			if strings.Contains(k, c) || strings.Contains(v, c) {
+				t.Errorf("redis key %s shows %q", k, c)
+			}
+		}
+	}
+	var m map[string]any
+	_ = json.Unmarshal(nil, &m)
+}

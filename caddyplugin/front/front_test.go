@@ -1,0 +1,146 @@
+package front
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
+)
+
+func TestSameOrigin(t *testing.T) {
+	base, _ := url.Parse("https://demarches.mairie.example")
+	f := &Front{base: base}
+	for _, tc := range []struct {
+		header []string
+		want   bool
+	}{
+		{[]string{"Origin", "https://demarches.mairie.example"}, true},
+		{[]string{"Origin", "https://evil.example"}, false},
+		{[]string{"Origin", "http://demarches.mairie.example"}, false}, // scheme differs
+		{[]string{"Origin", "null"}, false},
+		{[]string{"Sec-Fetch-Site", "same-origin"}, true},
+		{[]string{"Sec-Fetch-Site", "same-site"}, false},
+		{[]string{"Referer", "https://demarches.mairie.example/demarche/"}, true},
+		{[]string{"Referer", "https://demarches.mairie.example.evil.example/"}, false},
+		{nil, false},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/.passerelle/fc/start", nil)
+		if tc.header != nil {
+			r.Header.Set(tc.header[0], tc.header[1])
+		}
+		if got := f.sameOrigin(r); got != tc.want {
+			t.Errorf("%v: %v", tc.header, got)
+		}
+	}
+}
+
+func TestWantsJSON(t *testing.T) {
+	for h, want := range map[[2]string]bool{
+		{"Sec-Fetch-Mode", "navigate"}:          false,
+		{"Sec-Fetch-Mode", "cors"}:              true,
+		{"X-Requested-With", "XMLHttpRequest"}:  true,
+		{"Accept", "application/json"}:          true,
+		{"Accept", "text/html,application/xml"}: false,
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/espace-famille/", nil)
+		r.Header.Set(h[0], h[1])
+		if got := wantsJSON(r); got != want {
+			t.Errorf("%v: %v", h, got)
+		}
+	}
+}
+
+func TestParseAnswer(t *testing.T) {
+	ok := parseAnswer(200, []byte(`{"data":{"quotient_familial":{"valeur":612}},"links":{},"meta":{}}`))
+	if ok.Status != handoff.StatusOK || string(ok.Data) != `{"quotient_familial":{"valeur":612}}` {
+		t.Fatalf("%+v", ok)
+	}
+	bare := parseAnswer(200, []byte(` {"quotientFamilial":612} `))
+	if bare.Status != handoff.StatusOK || string(bare.Data) != `{"quotientFamilial":612}` {
+		t.Fatalf("v2 answer: %+v", bare)
+	}
+	e := parseAnswer(404, []byte(`{"errors":[{"code":"37003","title":"Dossier allocataire absent","detail":"…"}]}`))
+	if e.Status != handoff.StatusError || e.Error.Code != "37003" {
+		t.Fatalf("%+v", e)
+	}
+	for _, broken := range []struct {
+		status int
+		body   string
+	}{{0, ""}, {200, "<html>"}, {502, "Bad Gateway"}, {500, `{"errors":[]}`}} {
+		d := parseAnswer(broken.status, []byte(broken.body))
+		if d.Status != handoff.StatusError || d.Error == nil || d.Error.Code != "00503" || strings.Contains(d.Error.Detail, broken.body) && broken.body != "" {
+			t.Errorf("%d %q: %+v", broken.status, broken.body, d)
+		}
+	}
+}
+
+// TestCaddyfile parses the README's block and a provider subroute.
+func TestCaddyfile(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`passerelle_front {
+		base_url https://demarches.mairie.example
+		service_name "Portail famille"
+		secret {file./run/credentials/passerelle/front-secret}
+		assertion_key {file./run/credentials/passerelle/assertion.pem}
+		franceconnect {
+			issuer https://oidc.franceconnect.gouv.fr/api/v2
+			client_id abc
+			client_secret {env.FC_SECRET}
+			scopes openid identite_pivot cnaf_quotient_familial
+			prompt login consent
+		}
+		protect /espace-famille/* /factures/*
+		dataset quotient_familial /v3/dss/quotient_familial/france_connect {
+			recipient 13002526500013
+			label "votre quotient familial"
+		}
+		session_idle 20m
+		strip_header Remote-User
+		login_rate 5/m
+	}`)
+	h, err := parseFront(httpcaddyfile.Helper{Dispenser: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := h.(*Front)
+	b, _ := json.Marshal(f)
+	if f.FranceConnect.Prompt != "login consent" || len(f.Protect) != 2 || len(f.Datasets) != 1 || f.Datasets[0].Recipient != "13002526500013" ||
+		f.LoginRate != "5/m" || f.StripHeaders[0] != "Remote-User" || time.Duration(f.SessionIdle) != 20*time.Minute {
+		t.Fatalf("%s", b)
+	}
+	for _, bad := range []string{
+		"passerelle_front {\n unknown x\n}",
+		"passerelle_front {\n franceconnect {\n issuer a b\n }\n}",
+		"passerelle_front {\n dataset qf\n}",
+		"passerelle_front {\n dataset qf /r {\n nope 1\n }\n}",
+		"passerelle_front {\n session_idle forever\n}",
+		"passerelle_front extra",
+	} {
+		if _, err := parseFront(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(bad)}); err == nil {
+			t.Errorf("accepted: %s", bad)
+		}
+	}
+}
+
+func TestParseECKey(t *testing.T) {
+	k, err := handoff.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _ := json.Marshal(k)
+	if _, err := parseECKey(j); err != nil {
+		t.Fatalf("JWK: %v", err)
+	}
+	for _, bad := range []string{"", "not a key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"} {
+		if _, err := parseECKey([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}

@@ -1,0 +1,258 @@
+package front
+
+import (
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin"
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/rp"
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/session"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
+	"github.com/passerelle-gw/passerelle/config/habilitation"
+)
+
+// sandboxAssertionKey and sandboxSecret serve a sandbox gateway without
+// configured keys: process-wide, so that a reload keeps sessions and the
+// keys apps cached.
+var (
+	sandboxAssertionKey = sync.OnceValues(handoff.GenerateKey)
+	sandboxSecret       = sync.OnceValue(func() []byte { return []byte(session.NewTicket()) })
+)
+
+// datasetName: lower-case letters, digits and "_" (an "_" becomes "-" in
+// its header name: see handoff.DataHeader).
+var datasetName = regexp.MustCompile(`^[a-z0-9_]{1,40}$`)
+
+// Provision implements caddy.Provisioner.
+func (f *Front) Provision(ctx caddy.Context) error {
+	f.logger = ctx.Logger()
+	if f.now == nil {
+		f.now = time.Now
+	}
+	v, err := ctx.App("passerelle")
+	if err != nil {
+		return errf("the passerelle global option is required: %w", err)
+	}
+	f.app = v.(*caddyplugin.App)
+	production := !f.app.Sandbox()
+
+	if f.base, err = url.Parse(f.BaseURL); err != nil || f.base.Host == "" || f.base.Path != "" && f.base.Path != "/" ||
+		f.base.Scheme != "https" && f.base.Scheme != "http" {
+		return errf("base_url %q: an origin such as https://demarches.mairie.fr is required", f.BaseURL)
+	}
+	f.secure = f.base.Scheme == "https"
+	if production && (!f.secure || !strings.HasPrefix(f.FranceConnect.Issuer, "https://")) {
+		return errf("https is required for base_url and the franceconnect issuer in production mode")
+	}
+	if !f.secure && !loopback(f.base.Hostname()) {
+		return errf("base_url: plain http is accepted on a loopback address only")
+	}
+	if f.ServiceName == "" {
+		f.ServiceName = "Service en ligne"
+	}
+	if f.AppID == "" {
+		f.AppID = strings.TrimSuffix(f.BaseURL, "/")
+	}
+	if f.AfterLogout == "" {
+		f.AfterLogout = "/"
+	}
+	if _, ok := SafeReturnTo(f.AfterLogout); !ok {
+		return errf("after_logout %q: a path of this site is required", f.AfterLogout)
+	}
+	if f.AssertionTTL <= 0 {
+		f.AssertionTTL = caddy.Duration(5 * time.Minute)
+	}
+	if f.DatasetTimeout <= 0 {
+		f.DatasetTimeout = caddy.Duration(10 * time.Second)
+	}
+	if u, err := url.Parse(f.FranceConnect.Issuer); err == nil && u.Host != "" {
+		f.formActions = u.Scheme + "://" + u.Host
+	}
+
+	fcSecret, err := f.app.ResolveSecret("passerelle_front franceconnect client_secret", f.FranceConnect.ClientSecret)
+	if err != nil {
+		return errf("%w", err)
+	}
+	f.rp, err = rp.New(rp.Config{
+		Issuer: f.FranceConnect.Issuer, ClientID: f.FranceConnect.ClientID, ClientSecret: fcSecret,
+		RedirectURL: f.callbackURL(), PostLogoutRedirectURL: f.logoutReturnURL(),
+		Scopes: f.FranceConnect.Scopes, ACR: f.FranceConnect.ACR, Prompt: f.FranceConnect.Prompt,
+		SigningAlgs: f.FranceConnect.SigningAlgs,
+	})
+	if err != nil {
+		return errf("%w", err)
+	}
+	if err := f.provisionSessions(production); err != nil {
+		return err
+	}
+	if err := f.provisionSigner(production); err != nil {
+		return err
+	}
+	if err := f.provisionDatasets(ctx); err != nil {
+		return err
+	}
+	if len(f.Protect) > 0 {
+		f.protect = caddyhttp.MatchPath(f.Protect)
+		if err := f.protect.Provision(ctx); err != nil {
+			return errf("protect: %w", err)
+		}
+	}
+	if f.LoginRate == "" {
+		f.LoginRate = "10/m"
+	}
+	rate, err := habilitation.ParseRate(f.LoginRate)
+	if err != nil {
+		return errf("login_rate: %w", err)
+	}
+	f.loginQuota = ratelimit.Quota{Requests: rate.Requests, Per: rate.Per}
+	f.limiter = f.pipe.Limiter
+	f.audit = f.pipe.Audit
+	f.cache = &assertions{m: map[string]*handOff{}}
+	return registerMetrics(ctx.GetMetricsRegistry())
+}
+
+func loopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
+func (f *Front) provisionSessions(production bool) error {
+	secret, err := f.app.ResolveSecret("passerelle_front secret", f.Secret)
+	switch {
+	case err != nil:
+		return errf("%w", err)
+	case secret == "" && production:
+		return errf("secret: required in production mode ({file.…} or {env.…}, at least 32 bytes)")
+	case secret == "":
+		secret = string(sandboxSecret())
+	case len(secret) < 32:
+		return errf("secret: at least 32 bytes")
+	}
+	var store session.Store = session.NewMemory(0, nil)
+	if rdb := f.app.Redis(); rdb != nil {
+		store = session.NewRedis(rdb)
+	}
+	f.sessions, err = session.New(session.Config{
+		Store: store, Secret: []byte(secret), Idle: time.Duration(f.SessionIdle), Max: time.Duration(f.SessionMax), Now: f.now,
+	})
+	if err != nil {
+		return errf("%w", err)
+	}
+	return nil
+}
+
+func (f *Front) provisionSigner(production bool) error {
+	data, err := f.app.ResolveSecret("passerelle_front assertion_key", f.AssertionKey)
+	if err != nil {
+		return errf("%w", err)
+	}
+	var key jose.JSONWebKey
+	switch {
+	case data != "":
+		if key, err = parseECKey([]byte(data)); err != nil {
+			return errf("assertion_key: %w", err)
+		}
+	case production:
+		return errf("assertion_key: required in production mode (an EC P-256 private key, PEM or JWK, as {file.…})")
+	default:
+		if key, err = sandboxAssertionKey(); err != nil {
+			return errf("assertion key: %w", err)
+		}
+	}
+	if f.signer, err = handoff.NewSigner(key); err != nil {
+		return errf("assertion_key: %w", err)
+	}
+	return nil
+}
+
+// parseECKey reads an EC P-256 private key as a JWK or PEM (SEC 1 or PKCS#8).
+func parseECKey(data []byte) (jose.JSONWebKey, error) {
+	var k jose.JSONWebKey
+	if err := json.Unmarshal(data, &k); err == nil {
+		return k, nil
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return k, errors.New("neither a JWK nor a PEM key")
+	}
+	if ec, err := x509.ParseECPrivateKey(block.Bytes); err == nil {
+		return jose.JSONWebKey{Key: ec}, nil
+	}
+	any, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if ec, ok := any.(*ecdsa.PrivateKey); err == nil && ok {
+		return jose.JSONWebKey{Key: ec}, nil
+	}
+	return k, errors.New("not an EC private key")
+}
+
+// provisionDatasets checks the datasets and loads the provider handler of
+// in-process calls.
+func (f *Front) provisionDatasets(ctx caddy.Context) error {
+	f.pipe = f.app.Pipeline(f.logger)
+	inProcess := false
+	seen := map[string]bool{}
+	for i := range f.Datasets {
+		d := &f.Datasets[i]
+		if !datasetName.MatchString(d.Name) || seen[d.Name] {
+			return errf("dataset %q: a unique name of lower-case letters, digits and _ is required", d.Name)
+		}
+		seen[d.Name] = true
+		if d.Label == "" {
+			d.Label = strings.ReplaceAll(d.Name, "_", " ")
+		}
+		if !habilitation.ValidSIRET(d.Recipient) {
+			return errf("dataset %s: recipient: a valid SIRET is required", d.Name)
+		}
+		if d.Remote != "" {
+			u, err := url.Parse(d.Remote)
+			if err != nil || u.Host == "" || u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname())) {
+				return errf("dataset %s: remote: an https base URL is required", d.Name)
+			}
+			continue
+		}
+		inProcess = true
+		ep, ok := f.app.Catalog().Lookup(d.Route)
+		if !ok || ep.Modality.CallerGivesIdentity() {
+			return errf("dataset %s: route %q is not a FranceConnect route of the catalogue", d.Name, d.Route)
+		}
+	}
+	if !inProcess {
+		return nil
+	}
+	if len(f.ProviderRaw) == 0 {
+		return errf("in-process datasets need a provider { reverse_proxy … } block")
+	}
+	mod, err := ctx.LoadModule(f, "ProviderRaw")
+	if err != nil {
+		return errf("provider: %w", err)
+	}
+	mh, ok := mod.(caddyhttp.MiddlewareHandler)
+	if !ok {
+		return errf("provider: not an HTTP handler")
+	}
+	f.provider = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		return mh.ServeHTTP(w, r, notFound)
+	})
+	return nil
+}
+
+// notFound ends the provider handler chain: nothing answered.
+var notFound = caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+	w.WriteHeader(http.StatusBadGateway)
+	return nil
+})
