@@ -25,6 +25,7 @@ func init() {
 //	    secret        <{file.…}|{env.…}> # sessions, ≥ 32 bytes (required in production)
 //	    assertion_key <{file.…}|{env.…}> # EC P-256 private key, PEM or JWK (required in production)
 //	    assertion_ttl <duration>         # default 5m
+//	    handoff       assertion headers  # the channels the app receives (default both)
 //	    franceconnect {                  # the service's own FranceConnect client (fournisseur de service)
 //	        issuer        <url>          # e.g. https://oidc.franceconnect.gouv.fr/api/v2 (discovery)
 //	        client_id     <id>
@@ -98,6 +99,11 @@ func parseFront(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 				return nil, d.ArgErr()
 			}
 			f.Protect = append(f.Protect, args...)
+		case "handoff":
+			f.Handoff = d.RemainingArgs()
+			if len(f.Handoff) == 0 {
+				return nil, d.ArgErr()
+			}
 		case "strip_header":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

@@ -84,6 +84,12 @@ type Front struct {
 	// AssertionKey is the EC P-256 private key (PEM or JWK) that signs the
 	// assertions, a {file.…} or {env.…} reference. Required in production.
 	AssertionKey string `json:"assertion_key,omitempty"`
+	// Handoff lists the channels the app receives: "assertion" (the signed
+	// JWT) and "headers" (the plain headers). Default both. An app needs
+	// one; each costs per proxied request (the assertion ~3 KB with a
+	// quotient familial, the headers ~2 KB), which Caddy's reverse_proxy
+	// copies and encodes for its debug log.
+	Handoff []string `json:"handoff,omitempty"`
 	// AssertionTTL is the lifetime of an assertion (default 5 min).
 	AssertionTTL caddy.Duration `json:"assertion_ttl,omitempty"`
 	// Protect lists the path patterns of the Cas 1 area (path matcher
@@ -121,6 +127,8 @@ type Front struct {
 	protect     caddyhttp.MatchPath
 	base        *url.URL
 	secure      bool        // BaseURL is https: __Host- cookies, Secure
+	assertion   bool        // hand off the assertion
+	plain       bool        // hand off the plain headers
 	formActions string      // FranceConnect's origin, for the pages' CSP
 	cache       *assertions // Cas 1 hand-offs, by ticket
 	logger      *zap.Logger

@@ -93,6 +93,7 @@ func (f *Front) allowLogin(r *http.Request) bool {
 // token. A failed dataset does not fail the login. The session gets a new
 // ticket.
 func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
+	spanResult := "refused" // the callback span's result, set on the way
 	q := r.URL.Query()
 	if len(q["state"]) > 1 || len(q["code"]) > 1 || len(q["error"]) > 1 {
 		f.metric(loginsTotal, "bad_request")
@@ -129,8 +130,14 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 		f.writePage(w, ce.Kind, pageData{Retry: p.ReturnTo})
 		return nil
 	}
-	login, err := f.rp.Exchange(r.Context(), q.Get("code"), p.Nonce)
+	ctx, sp := span(r.Context(), "callback")
+	defer func() { endSpan(sp, spanResult) }()
+	r = r.WithContext(ctx)
+	_, exSpan := span(ctx, "exchange")
+	login, err := f.rp.Exchange(ctx, q.Get("code"), p.Nonce)
+	endSpan(exSpan, resultOf(err))
 	if err != nil {
+		spanResult = rp.ReasonOf(err)
 		reason := rp.ReasonOf(err)
 		f.logger.Warn("FranceConnect login refused", zap.String("reason", reason))
 		f.metric(loginsTotal, reason)
@@ -154,14 +161,19 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		identity, idErr = f.rp.UserInfo(r.Context(), login.AccessToken, login.Subject)
+		uctx, usp := span(ctx, "userinfo")
+		identity, idErr = f.rp.UserInfo(uctx, login.AccessToken, login.Subject)
+		endSpan(usp, resultOf(idErr))
 	}()
 	go func() {
 		defer wg.Done()
-		datasets = f.fetchDatasets(r, login.AccessToken)
+		dctx, dsp := span(ctx, "datasets")
+		datasets = f.fetchDatasets(r.WithContext(dctx), login.AccessToken)
+		endSpan(dsp, "ok")
 	}()
 	wg.Wait()
 	if idErr != nil {
+		spanResult = rp.ReasonOf(idErr)
 		reason := rp.ReasonOf(idErr)
 		f.logger.Warn("FranceConnect userinfo refused", zap.String("reason", reason))
 		f.metric(loginsTotal, reason)
@@ -196,6 +208,8 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	f.setCookie(w, f.cookieName(), ticket, 0)
 	f.metric(loginsTotal, "ok")
+	sessionsCreated.Inc()
+	spanResult = "ok"
 	f.auditLogin(login.Subject, "ok", datasets)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, p.ReturnTo, http.StatusSeeOther)
@@ -232,3 +246,11 @@ func knownBirthdate(id *rp.Identity) string {
 
 // splitNames splits space-separated given names.
 func splitNames(s string) []string { return strings.Fields(s) }
+
+// resultOf is a span result: ok, or the error's closed-list reason.
+func resultOf(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return rp.ReasonOf(err)
+}

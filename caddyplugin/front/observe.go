@@ -28,7 +28,7 @@ var (
 	}, []string{"status"})
 	handoffsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle_front", Name: "handoffs_total",
-		Help: "Cas 2 hand-offs of identity and data to the app (Cas 1 hands off on every request).",
+		Help: "Hand-offs of identity and data to the app, by moment: transmit (Cas 2, once) or login (Cas 1, each assertion signed).",
 	}, []string{"moment"})
 	logoutsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle_front", Name: "logouts_total",

@@ -74,6 +74,19 @@ func (f *Front) Provision(ctx caddy.Context) error {
 	if _, ok := SafeReturnTo(f.AfterLogout); !ok {
 		return errf("after_logout %q: a path of this site is required", f.AfterLogout)
 	}
+	if len(f.Handoff) == 0 {
+		f.Handoff = []string{"assertion", "headers"}
+	}
+	for _, c := range f.Handoff {
+		switch c {
+		case "assertion":
+			f.assertion = true
+		case "headers":
+			f.plain = true
+		default:
+			return errf("handoff %q: assertion or headers", c)
+		}
+	}
 	if f.AssertionTTL <= 0 {
 		f.AssertionTTL = caddy.Duration(5 * time.Minute)
 	}

@@ -96,6 +96,11 @@ func (f *Front) handOffLogin(r *http.Request, s *session.Session, ticket string)
 		if h == nil {
 			return
 		}
+		// One record per assertion handed to the app (a Cas 1 session
+		// hands off on every request; the assertion is renewed every few
+		// minutes).
+		f.metric(handoffsTotal, handoff.MomentLogin)
+		f.auditEvent("front_handoff", s.Subject, handoff.MomentLogin, nil)
 		f.cache.mu.Lock()
 		if len(f.cache.m) >= 10000 {
 			for t, e := range f.cache.m {
@@ -145,14 +150,18 @@ func (f *Front) buildHandOff(s *session.Session, moment string, now time.Time) *
 		Moment: moment, Identity: *s.Identity, Datasets: s.Datasets, Reconciliation: s.Reconciliation,
 	}
 	ttl := time.Duration(f.AssertionTTL)
-	tok, err := f.signer.Sign(c, now, ttl)
-	if err != nil {
-		f.logger.Error("assertion not signed", zap.String("reason", "signing"))
-		return nil
-	}
 	h := http.Header{}
-	handoff.SetHeaders(h, &c)
-	h.Set(handoff.HeaderAssertion, tok)
+	if f.plain {
+		handoff.SetHeaders(h, &c)
+	}
+	if f.assertion {
+		tok, err := f.signer.Sign(c, now, ttl)
+		if err != nil {
+			f.logger.Error("assertion not signed", zap.String("reason", "signing"))
+			return nil
+		}
+		h.Set(handoff.HeaderAssertion, tok)
+	}
 	return &handOff{header: h, renewAt: now.Add(ttl - min(time.Minute, ttl/2))}
 }
 
@@ -214,6 +223,7 @@ func (a *accountCapture) capture() {
 		}
 	}
 	ticket, err := a.f.sessions.Create(ctx, &session.Session{Account: &acct})
+	sessionsCreated.Inc()
 	if err != nil {
 		a.f.logger.Error("account not kept", zap.String("reason", "session_store"))
 		return

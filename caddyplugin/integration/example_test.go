@@ -3,11 +3,14 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +25,7 @@ import (
 // tokens, the legacy v2 route, the identity route with the sandbox API
 // token, introspect, the ping routes and the OpenAPI document.
 func TestReadmeExample(t *testing.T) {
-	for _, port := range []int{8080, 8081, 9090, 2019} {
+	for _, port := range []int{8080, 8081, 8082, 8083, 9090, 2019} {
 		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			c.Close()
 			t.Skipf("port %d is taken: the README example cannot run here", port)
@@ -152,5 +155,61 @@ func TestReadmeExample(t *testing.T) {
 	}
 	if err := openapitest.ValidateDocument(a.body); err != nil {
 		t.Errorf("served document: %v", err)
+	}
+	readmeFrontLogin(t)
+}
+
+// readmeFrontLogin walks the README's Cas 1 journey on the example's demo
+// app (a browser without JavaScript; caddyplugin/front/e2e does it in
+// chromium): Espace famille, the FranceConnect button, Angela, and the
+// app's page with her identity and quotient familial.
+func readmeFrontLogin(t *testing.T) {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	step := func(req *http.Request) (*http.Response, string) {
+		t.Helper()
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	get := func(u string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		return step(req)
+	}
+	post := func(u string, form url.Values, origin string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		return step(req)
+	}
+	const front = "http://127.0.0.1:8082"
+	resp, _ := get(front + "/espace-famille/")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/.passerelle/connexion") {
+		t.Fatalf("espace-famille without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, page := get(front + resp.Header.Get("Location"))
+	if !strings.Contains(page, `class="fr-connect"`) {
+		t.Fatalf("login page without the FranceConnect button: %s", page)
+	}
+	resp, _ = post(front+"/.passerelle/fc/start", url.Values{"return_to": {"/espace-famille/"}, "moment": {"login"}}, front)
+	_, page = get(resp.Header.Get("Location"))
+	m := regexp.MustCompile(`action="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil || !strings.Contains(page, `id="identity-angela"`) {
+		t.Fatalf("sandbox FranceConnect identity page: %s", page)
+	}
+	resp, _ = post("http://127.0.0.1:8081"+m[1], url.Values{"identity": {"angela"}}, "")
+	resp, _ = get(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("callback: %d", resp.StatusCode)
+	}
+	_, page = get(front + "/espace-famille/")
+	if !strings.Contains(page, "Angela Claire Louise DUBOIS") || !strings.Contains(page, `&#34;valeur&#34;:1380`) {
+		t.Fatalf("the app's page: %s", page)
 	}
 }
