@@ -126,11 +126,12 @@ type Front struct {
 	loginQuota  ratelimit.Quota
 	protect     caddyhttp.MatchPath
 	base        *url.URL
-	secure      bool        // BaseURL is https: __Host- cookies, Secure
-	assertion   bool        // hand off the assertion
-	plain       bool        // hand off the plain headers
-	formActions string      // FranceConnect's origin, for the pages' CSP
-	cache       *assertions // Cas 1 hand-offs, by ticket
+	secure      bool          // BaseURL is https: __Host- cookies, Secure
+	assertion   bool          // hand off the assertion
+	plain       bool          // hand off the plain headers
+	formActions string        // FranceConnect's origin, for the pages' CSP
+	cache       *assertions   // Cas 1 hand-offs, by ticket
+	active      *sessionCount // the sessions gauge's last count
 	logger      *zap.Logger
 	audit       *zap.Logger
 	now         func() time.Time

@@ -13,6 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
+	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 )
 
 func TestSameOrigin(t *testing.T) {
@@ -142,5 +144,40 @@ func TestParseECKey(t *testing.T) {
 		if _, err := parseECKey([]byte(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
+	}
+}
+
+// TestLoginStartRateLimited: login starts count per client network (an
+// IPv6 /64 is one client); beyond the quota the citizen gets the French
+// "too many" page, FranceConnect is not asked.
+func TestLoginStartRateLimited(t *testing.T) {
+	lim, err := ratelimit.New(ratelimit.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse("http://127.0.0.1:8082")
+	f := &Front{base: base, BaseURL: base.String(), ServiceName: "Test", limiter: lim,
+		loginQuota: ratelimit.Quota{Requests: 2, Per: time.Minute},
+		pipe:       &pipeline.Pipeline{Config: pipeline.Config{ClientIPKey: []byte("k"), ClientIPv6Prefix: 64}}}
+	start := func(addr string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/.passerelle/fc/start", nil)
+		r.RemoteAddr = addr
+		r.Header.Set("Origin", "http://127.0.0.1:8082")
+		w := httptest.NewRecorder()
+		if !f.allowLogin(r) {
+			f.writePage(w, "too_many", pageData{})
+		}
+		return w
+	}
+	for i := range 2 {
+		if w := start("[2001:db8:1:2::1]:5000"); w.Code != http.StatusOK {
+			t.Fatalf("start %d refused", i)
+		}
+	}
+	if w := start("[2001:db8:1:2::99]:5000"); w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "Trop de tentatives") {
+		t.Fatalf("third start in the same /64: %d", w.Code)
+	}
+	if w := start("[2001:db8:1:3::1]:5000"); w.Code != http.StatusOK {
+		t.Fatalf("another network: %d", w.Code)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
@@ -44,11 +46,71 @@ var (
 	})
 )
 
+// liveFronts are the fronts of the configurations loaded, for the sessions
+// gauge (a front leaves at Cleanup).
+var liveFronts sync.Map // *Front → struct{}
+
+var descSessionsActive = prometheus.NewDesc("caddy_passerelle_front_sessions_active",
+	"Sessions alive in the front's store (Redis: every instance's), by app_id; counted at most every 15 s.",
+	[]string{"app_id"}, nil)
+
+// sessionsCollector reads each front's session count at scrape time.
+type sessionsCollector struct{}
+
+// Describe implements prometheus.Collector.
+func (sessionsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descSessionsActive }
+
+// Collect implements prometheus.Collector.
+func (sessionsCollector) Collect(ch chan<- prometheus.Metric) {
+	seen := map[string]bool{}
+	liveFronts.Range(func(k, _ any) bool {
+		f := k.(*Front)
+		if seen[f.AppID] {
+			return true
+		}
+		if n, ok := f.activeSessions(); ok {
+			seen[f.AppID] = true
+			ch <- prometheus.MustNewConstMetric(descSessionsActive, prometheus.GaugeValue, float64(n), f.AppID)
+		}
+		return true
+	})
+}
+
+// sessionCount is the last count of a front's sessions.
+type sessionCount struct {
+	mu sync.Mutex
+	n  int
+	ok bool
+	at time.Time
+}
+
+// activeSessions counts the front's live sessions, at most every 15 s.
+func (f *Front) activeSessions() (int, bool) {
+	f.active.mu.Lock()
+	defer f.active.mu.Unlock()
+	if now := f.now(); now.Sub(f.active.at) >= 15*time.Second {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		n, ok, err := f.sessions.Active(ctx)
+		cancel()
+		if !ok || err != nil {
+			return f.active.n, f.active.ok
+		}
+		f.active.n, f.active.ok, f.active.at = n, true, now
+	}
+	return f.active.n, f.active.ok
+}
+
+// Cleanup implements caddy.CleanerUpper: the front leaves the gauge.
+func (f *Front) Cleanup() error {
+	liveFronts.Delete(f)
+	return nil
+}
+
 func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{loginsTotal, datasetsTotal, handoffsTotal, logoutsTotal, accountHeadersTotal, sessionsCreated} {
+	for _, c := range []prometheus.Collector{loginsTotal, datasetsTotal, handoffsTotal, logoutsTotal, accountHeadersTotal, sessionsCreated, sessionsCollector{}} {
 		var are prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &are) {
 			return err

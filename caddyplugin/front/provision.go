@@ -2,7 +2,9 @@ package front
 
 import (
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -136,6 +138,8 @@ func (f *Front) Provision(ctx caddy.Context) error {
 	f.limiter = f.pipe.Limiter
 	f.audit = f.pipe.Audit
 	f.cache = &assertions{m: map[string]*handOff{}}
+	f.active = new(sessionCount)
+	liveFronts.Store(f, struct{}{})
 	return registerMetrics(ctx.GetMetricsRegistry())
 }
 
@@ -160,8 +164,10 @@ func (f *Front) provisionSessions(production bool) error {
 	if rdb := f.app.Redis(); rdb != nil {
 		store = session.NewRedis(rdb)
 	}
+	// Each app's sessions under their own prefix (fronts may share a Redis).
+	sum := sha256.Sum256([]byte(f.AppID))
 	f.sessions, err = session.New(session.Config{
-		Store: store, Secret: []byte(secret), Idle: time.Duration(f.SessionIdle), Max: time.Duration(f.SessionMax), Now: f.now,
+		Store: store, Secret: []byte(secret), Prefix: "passerelle:front:" + hex.EncodeToString(sum[:6]) + ":", Idle: time.Duration(f.SessionIdle), Max: time.Duration(f.SessionMax), Now: f.now,
 	})
 	if err != nil {
 		return errf("%w", err)

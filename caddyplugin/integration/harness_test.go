@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/passerelle-gw/passerelle/caddyplugin"
+	_ "github.com/passerelle-gw/passerelle/caddyplugin/front"
 	_ "github.com/passerelle-gw/passerelle/caddyplugin/sandbox"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 )

@@ -20,6 +20,7 @@ func TestFront(t *testing.T) {
 	t.Run("browser", func(t *testing.T) { testBrowser(t, e) })
 	t.Run("refusals", func(t *testing.T) { testRefusals(t, e) })
 	t.Run("two instances", func(t *testing.T) { testTwoInstances(t, e) })
+	t.Run("metrics", func(t *testing.T) { testMetrics(t, e) })
 	// Last: everything above wrote logs, audit records and Redis values.
 	t.Run("no identity in logs, audit or Redis", func(t *testing.T) { testNoIdentityStored(t, e) })
 }
@@ -298,7 +299,7 @@ func testTwoInstances(t *testing.T, e *env) {
 // for the test citizens' identities and the secrets.
 func testNoIdentityStored(t *testing.T, e *env) {
 	canaries := []string{"DUBOIS", "Angela", "1962-08-24", "Le Goff", "Maëlle", "Ma\\u00eblle", "1987-11",
-		"Joëlle", "1380", fsSecret, fdSecret, "e2e-front-secret", "e2e-provider-key"}
+		"Joëlle", `"valeur":1380`, `\"valeur\":1380`, fsSecret, fdSecret, "e2e-front-secret", "e2e-provider-key"}
 	logs := e.logsText(t)
 	for _, c := range canaries {
 		if strings.Contains(logs, c) {
@@ -329,4 +330,32 @@ func testNoIdentityStored(t *testing.T, e *env) {
 	}
 	var m map[string]any
 	_ = json.Unmarshal(nil, &m)
+}
+
+// testMetrics: the front's series are there, with closed-list labels.
+func testMetrics(t *testing.T, e *env) {
+	resp, err := http.Get(e.internal[0] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(b)
+	for _, want := range []string{
+		`caddy_passerelle_front_logins_total{result="ok"}`,
+		`caddy_passerelle_front_logins_total{result="state_invalid"}`,
+		`caddy_passerelle_front_datasets_total{status="ok"}`,
+		`caddy_passerelle_front_handoffs_total{moment="login"}`,
+		`caddy_passerelle_front_logouts_total{result="franceconnect"}`,
+		`caddy_passerelle_front_sessions_active{app_id="demo-app"}`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %s", want)
+		}
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "caddy_passerelle_front") && (strings.Contains(line, "DUBOIS") || strings.Contains(line, "v1\"")) {
+			t.Errorf("a label holds personal data: %s", line)
+		}
+	}
 }

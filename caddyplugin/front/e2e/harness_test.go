@@ -41,6 +41,7 @@ type env struct {
 	redis    string
 	logs     []string // every process's log file
 	auditLog string
+	internal [2]string // each instance's internal listener: JWKS, /metrics
 }
 
 // balancer spreads requests over the two gateway instances in turn, like a
@@ -179,6 +180,9 @@ func startEnv(t *testing.T) *env {
 			filepath.Join(repoRoot(t), "deploy/sandbox/habilitations.yaml"),
 			pJWKS[i], pGW[i], e.base, pFC, fsClientID, pFC, pApp), e)
 	}
+	for i := range 2 {
+		e.internal[i] = fmt.Sprintf("http://127.0.0.1:%d", pJWKS[i])
+	}
 	e.lb = &balancer{}
 	for i := range 2 {
 		waitFor(t, fmt.Sprintf("http://127.0.0.1:%d/.passerelle/jwks.json", pGW[i]))
@@ -262,7 +266,12 @@ const gatewayConf = `{
 }
 http://127.0.0.1:%d {
 	bind 127.0.0.1
-	passerelle_jwks
+	handle /metrics {
+		metrics
+	}
+	handle {
+		passerelle_jwks
+	}
 }
 http://127.0.0.1:%d {
 	bind 127.0.0.1

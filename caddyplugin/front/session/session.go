@@ -152,6 +152,17 @@ func New(cfg Config) (*Manager, error) {
 	return &Manager{cfg: cfg, keyMAC: derive("key"), aead: aead, cache: map[string]cached{}}, nil
 }
 
+// Active counts the live sessions (pending logins and logouts apart), when
+// the store can count; ok is false otherwise.
+func (m *Manager) Active(ctx context.Context) (n int, ok bool, err error) {
+	c, ok := m.cfg.Store.(Counter)
+	if !ok {
+		return 0, false, nil
+	}
+	n, err = c.Count(ctx, m.cfg.Prefix+"s:")
+	return n, true, err
+}
+
 // Idle is the idle timeout of sessions.
 func (m *Manager) Idle() time.Duration { return m.cfg.Idle }
 

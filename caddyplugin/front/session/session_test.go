@@ -108,6 +108,9 @@ func TestSessionsAcrossInstances(t *testing.T) {
 				}
 			}
 		}
+		if n, ok, err := b.Active(ctx); !ok || err != nil || n != 1 {
+			t.Fatalf("active sessions: %d %v %v", n, ok, err)
+		}
 		// Logout on one instance is seen by the other once its cache
 		// expires (1 s).
 		if err := a.Delete(ctx, ticket); err != nil {

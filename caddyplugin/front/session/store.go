@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,11 @@ type Store interface {
 	Take(ctx context.Context, key string) (val []byte, ok bool, err error)
 	// Delete removes a record.
 	Delete(ctx context.Context, key string) error
+}
+
+// Counter is a Store that can count its live records under a key prefix.
+type Counter interface {
+	Count(ctx context.Context, prefix string) (int, error)
 }
 
 // ErrFull is returned by the memory store when it holds MaxEntries live
@@ -104,6 +110,19 @@ func (s *Memory) Delete(_ context.Context, key string) error {
 	return nil
 }
 
+// Count implements Counter: the live records whose key starts with prefix.
+func (s *Memory) Count(_ context.Context, prefix string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now, n := s.now(), 0
+	for k, e := range s.m {
+		if strings.HasPrefix(k, prefix) && now.Before(e.expires) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Len is the number of records held, expired ones included until swept.
 func (s *Memory) Len() int {
 	s.mu.Lock()
@@ -139,6 +158,32 @@ func (s *Redis) Take(ctx context.Context, key string) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	return v, err == nil, err
+}
+
+// Count implements Counter with SCAN (no KEYS: it never blocks Redis for
+// long), on a single node or Sentinel master; on a Cluster, on each master.
+func (s *Redis) Count(ctx context.Context, prefix string) (int, error) {
+	count := func(ctx context.Context, c redis.Cmdable) (int, error) {
+		n := 0
+		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			n++
+		}
+		return n, iter.Err()
+	}
+	if cc, ok := s.c.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		total := 0
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			n, err := count(ctx, c)
+			mu.Lock()
+			total += n
+			mu.Unlock()
+			return err
+		})
+		return total, err
+	}
+	return count(ctx, s.c)
 }
 
 // Delete implements Store.
