@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -40,7 +41,8 @@ func (f *FranceConnect) provisionLogin() error {
 			RedirectURIs: sp.RedirectURIs, PostLogoutRedirectURIs: sp.PostLogoutRedirectURIs,
 		})
 	}
-	f.op = fcop.New(fcop.Config{Issuer: f.Issuer, Signer: f.issuer, Clients: clients, Now: f.now})
+	f.op = fcop.New(fcop.Config{Issuer: f.Issuer, Signer: f.issuer, Clients: clients, Now: f.now,
+		UserInfoLatency: time.Duration(f.UserInfoLatency)})
 	return nil
 }
 

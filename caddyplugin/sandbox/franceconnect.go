@@ -72,6 +72,8 @@ type FranceConnect struct {
 	// citizens in: with at least one, the stand-in also plays
 	// FranceConnect's login side (fcrp.go).
 	ServiceProviders []ServiceProvider `json:"service_providers,omitempty"`
+	// UserInfoLatency delays userinfo answers (benchmarks).
+	UserInfoLatency caddy.Duration `json:"userinfo_latency,omitempty"`
 
 	app      *caddyplugin.App
 	cases    *sandbox.Set
@@ -382,6 +384,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 //	    gateway_jwks  <url>          # default: the passerelle app's keys, in process
 //	    cases         <dir>          # default: the embedded cases
 //	    signing_alg   ES256|RS256
+//	    userinfo_latency <duration>  # delays userinfo (benchmarks)
 //	    # The login side (fcrp.go), once per service allowed to log citizens in:
 //	    service_provider <client id> <client secret> {
 //	        redirect_uri             <url>...   # compared exactly
@@ -405,6 +408,18 @@ func (f *FranceConnect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"gateway_jwks": &f.GatewayJWKS, "cases": &f.Cases, "signing_alg": &f.SigningAlg,
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() == "userinfo_latency" {
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return d.Errf("userinfo_latency: %v", err)
+			}
+			f.UserInfoLatency = caddy.Duration(dur)
+			continue
+		}
 		if d.Val() == "service_provider" {
 			sp, err := parseServiceProvider(d)
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -36,6 +37,8 @@ type Provider struct {
 	// stand-in demands (the platform credential); anything else gets 401.
 	// It may be a {env.NAME} or {file.path} reference.
 	RequireAuthorization string `json:"require_authorization,omitempty"`
+	// Latency delays every answer (benchmarks: a provider's real latency).
+	Latency caddy.Duration `json:"latency,omitempty"`
 
 	cases      *sandbox.Set
 	operations map[string][]string // upstream path → operation ids
@@ -85,6 +88,13 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
+	if p.Latency > 0 {
+		select {
+		case <-time.After(time.Duration(p.Latency)):
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if p.auth != "" && (len(r.Header.Values("Authorization")) != 1 || r.Header.Get("Authorization") != p.auth) {
 		w.WriteHeader(http.StatusUnauthorized)
@@ -119,6 +129,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 //	passerelle_sandbox_provider {
 //	    cases                 <dir>     # default: the embedded cases
 //	    require_authorization <value>   # e.g. "Bearer {env.SANDBOX_PROVIDER_KEY}"
+//	    latency               <duration> # delays every answer (benchmarks)
 //	}
 func parseProvider(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	p := new(Provider)
@@ -142,6 +153,16 @@ func (p *Provider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&p.RequireAuthorization) {
 				return d.ArgErr()
 			}
+		case "latency":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return d.Errf("latency: %v", err)
+			}
+			p.Latency = caddy.Duration(dur)
 		default:
 			return d.Errf("unrecognized passerelle_sandbox_provider option %q", d.Val())
 		}

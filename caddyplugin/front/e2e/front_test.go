@@ -16,7 +16,7 @@ import (
 
 // TestFront starts the system once and runs every journey and refusal on it.
 func TestFront(t *testing.T) {
-	e := startEnv(t)
+	e := startEnv(t, envOptions{})
 	t.Run("browser", func(t *testing.T) { testBrowser(t, e) })
 	t.Run("refusals", func(t *testing.T) { testRefusals(t, e) })
 	t.Run("two instances", func(t *testing.T) { testTwoInstances(t, e) })
@@ -28,12 +28,12 @@ func TestFront(t *testing.T) {
 // citizen is a browser without JavaScript: a cookie jar, redirects not
 // followed, so that each step can be checked.
 type citizen struct {
-	t *testing.T
+	t testing.TB
 	e *env
 	c *http.Client
 }
 
-func newCitizen(t *testing.T, e *env) *citizen {
+func newCitizen(t testing.TB, e *env) *citizen {
 	jar, _ := cookiejar.New(nil)
 	return &citizen{t: t, e: e, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }

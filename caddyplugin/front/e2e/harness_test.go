@@ -62,7 +62,7 @@ func (b *balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.targets[i].ServeHTTP(w, r)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,14 +72,14 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	wd, _ := os.Getwd()
 	return filepath.Clean(filepath.Join(wd, "../../.."))
 }
 
 // buildBinary builds cmd/passerelle (a link step once the packages are built).
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "passerelle")
 	cmd := exec.Command("go", "build", "-tags", "nobadger,nomysql,nopgx", "-o", bin, "./cmd/passerelle")
@@ -91,7 +91,7 @@ func buildBinary(t *testing.T) string {
 }
 
 // run starts the binary on a Caddyfile and stops it when t ends.
-func run(t *testing.T, bin, name, caddyfile string, e *env) {
+func run(t testing.TB, bin, name, caddyfile string, e *env) {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "Caddyfile")
@@ -131,7 +131,7 @@ func tail(s string, n int) string {
 	return s
 }
 
-func waitFor(t *testing.T, url string) {
+func waitFor(t testing.TB, url string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -148,7 +148,7 @@ func waitFor(t *testing.T, url string) {
 // startEnv starts the upstream process (sandbox FranceConnect, sandbox
 // provider, demo app), two gateway instances sharing Redis, secrets and
 // keys, and the balancer in front of them.
-func startEnv(t *testing.T) *env {
+func startEnv(t testing.TB, opts envOptions) *env {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: skipped in -short mode")
@@ -172,7 +172,12 @@ func startEnv(t *testing.T) *env {
 	}
 	e.auditLog = filepath.Join(t.TempDir(), "audit.log")
 
-	run(t, bin, "upstream", fmt.Sprintf(upstreamConf, pFC, pFC, fdClientID, pJWKS[0], fsClientID, e.base, e.base, pApp, e.base), e)
+	up := fmt.Sprintf(upstreamConf, pFC, pFC, fdClientID, pJWKS[0], fsClientID, e.base, e.base, pApp, e.base)
+	if opts.latency > 0 {
+		up = strings.Replace(up, "\t\tservice_provider", fmt.Sprintf("\t\tuserinfo_latency %s\n\t\tservice_provider", opts.latency), 1)
+		up = strings.Replace(up, "\tpasserelle_sandbox_provider {", fmt.Sprintf("\tpasserelle_sandbox_provider {\n\t\tlatency %s", opts.latency), 1)
+	}
+	run(t, bin, "upstream", up, e)
 	waitFor(t, e.fc+"/api/v2/jwks")
 	for i := range 2 {
 		run(t, bin, fmt.Sprintf("gateway%d", i+1), fmt.Sprintf(gatewayConf,
@@ -202,6 +207,13 @@ func startEnv(t *testing.T) *env {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	return e
+}
+
+// envOptions vary the system.
+type envOptions struct {
+	// latency delays the sandbox FranceConnect's userinfo and the sandbox
+	// provider's answers.
+	latency time.Duration
 }
 
 // upstreamConf: the sandbox FranceConnect with the service provider
@@ -303,7 +315,7 @@ http://127.0.0.1:%d {
 `
 
 // logsText returns every process log and audit file, for canary scans.
-func (e *env) logsText(t *testing.T) string {
+func (e *env) logsText(t testing.TB) string {
 	t.Helper()
 	var b strings.Builder
 	files := append([]string{}, e.logs...)

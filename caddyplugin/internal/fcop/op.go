@@ -72,6 +72,8 @@ type Config struct {
 	Now func() time.Time
 	// Tamper is for negative tests only.
 	Tamper Tamper
+	// UserInfoLatency delays userinfo answers (benchmarks).
+	UserInfoLatency time.Duration
 }
 
 // OP is the stand-in. Its zero value is not usable: see New.
@@ -254,6 +256,13 @@ func (o *OP) token(w http.ResponseWriter, r *http.Request) {
 // userinfo answers with the identity claims the token's scopes release, as
 // a signed JWT (application/jwt), as FranceConnect v2 does.
 func (o *OP) userinfo(w http.ResponseWriter, r *http.Request) {
+	if d := o.cfg.UserInfoLatency; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	g := o.activeToken(tok)
 	if !ok || g == nil {
