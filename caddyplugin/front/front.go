@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -178,15 +179,38 @@ func (f *Front) route(name string) string { return RoutePrefix + name }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	// Always first: no header the front may set survives from the client.
+	// Always first: no header the front may set survives from the client,
+	// neither as a header nor as a trailer (which some app servers merge
+	// into the headers).
 	handoff.Strip(r.Header, f.StripHeaders)
+	handoff.Strip(r.Trailer, f.StripHeaders)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &trailerGuard{ReadCloser: r.Body, r: r, extra: f.StripHeaders}
+	}
 	if rest, ok := strings.CutPrefix(r.URL.Path, RoutePrefix); ok {
 		return f.serveRoute(w, r, rest)
 	}
 	if f.AppLogout != "" && r.URL.Path == f.AppLogout {
-		return f.logout(w, r)
+		return f.appLogout(w, r, next)
 	}
 	return f.proxy(w, r, next)
+}
+
+// trailerGuard strips the front's headers from the request's trailers
+// when the body ends, before reverse_proxy copies them: net/http fills
+// the trailers only then.
+type trailerGuard struct {
+	io.ReadCloser
+	r     *http.Request
+	extra []string
+}
+
+func (g *trailerGuard) Read(p []byte) (int, error) {
+	n, err := g.ReadCloser.Read(p)
+	if err == io.EOF {
+		handoff.Strip(g.r.Trailer, g.extra)
+	}
+	return n, err
 }
 
 func (f *Front) serveRoute(w http.ResponseWriter, r *http.Request, rest string) error {

@@ -1,9 +1,12 @@
 package front
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"testing"
@@ -11,8 +14,11 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/reconcile"
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/session"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 )
@@ -179,5 +185,62 @@ func TestLoginStartRateLimited(t *testing.T) {
 	}
 	if w := start("[2001:db8:1:3::1]:5000"); w.Code != http.StatusOK {
 		t.Fatalf("another network: %d", w.Code)
+	}
+}
+
+// TestAccountHeaderNeverSent: the app's account header is taken off its
+// answer, informational answers included (103 Early Hints, 100 Continue,
+// which send the header map as it is), and comes back sealed in a cookie.
+func TestAccountHeaderNeverSent(t *testing.T) {
+	sessions, err := session.New(session.Config{Store: session.NewMemory(0, nil), Secret: []byte(strings.Repeat("s", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Front{sessions: sessions}
+	app := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set(reconcile.AccountHeader, "family_name=DUBOIS&given_name=Angela&birthdate=1962-08-24")
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("page"))
+		return nil
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = app.ServeHTTP(&accountCapture{ResponseWriter: w, f: f}, r)
+	}))
+	defer srv.Close()
+	var early []http.Header
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			early = append(early, http.Header(h))
+			return nil
+		},
+	})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(early) != 1 || early[0].Get("Link") == "" {
+		t.Fatalf("the 103 was not seen: %v", early)
+	}
+	for _, h := range append(early, resp.Header) {
+		if h.Get(reconcile.AccountHeader) != "" || strings.Contains(strings.Join(h.Values("Set-Cookie"), ""), "DUBOIS") {
+			t.Fatalf("the account reached the client: %v", h)
+		}
+	}
+	var sealed string
+	for _, c := range resp.Cookies() {
+		if c.Name == "passerelle-account" {
+			sealed = c.Value
+		}
+	}
+	var acct reconcile.Account
+	if err := sessions.OpenValue("account", sealed, &acct); err != nil || acct.FamilyName != "DUBOIS" {
+		t.Fatalf("account cookie: %v %+v", err, acct)
+	}
+	if err := sessions.OpenValue("other-purpose", sealed, &acct); err == nil {
+		t.Fatal("a value sealed for the account opens for another purpose")
 	}
 }

@@ -53,9 +53,7 @@ func (f *Front) start(w http.ResponseWriter, r *http.Request) error {
 	p := &session.Pending{Nonce: session.NewTicket(), Binding: session.NewTicket(), Moment: handoff.MomentLogin, ReturnTo: ret}
 	if r.PostForm.Get("moment") == handoff.MomentTransmit {
 		p.Moment = handoff.MomentTransmit
-		if s, _, err := f.sessionOf(r); err == nil && s.Account != nil {
-			p.Account = s.Account
-		}
+		p.Account = f.accountOf(r)
 	}
 	state := session.NewTicket()
 	authURL, err := f.rp.AuthCodeURL(r.Context(), state, p.Nonce)

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/rp"
@@ -14,22 +15,57 @@ import (
 
 // logout ends the session here and at FranceConnect. A GET shows a
 // confirmation page whose button POSTs; a POST must come from this site.
-// The app's own logout path (app_logout), reached by a same-site
-// navigation, logs out at once. Then: the session is deleted, the access
+// The app's own logout path: appLogout. Then: the session is deleted, the access
 // token revoked while still valid (RFC 7009), and the browser goes to
 // FranceConnect's session/end with id_token_hint, a fresh state and the
 // registered return, which checks the state and lands on after_logout.
 func (f *Front) logout(w http.ResponseWriter, r *http.Request) error {
-	appLogout := f.AppLogout != "" && r.URL.Path == f.AppLogout
 	switch {
 	case r.Method == http.MethodPost && !f.sameOrigin(r):
 		f.metric(logoutsTotal, "cross_site")
 		f.writePage(w, "forbidden", pageData{})
 		return nil
-	case r.Method != http.MethodPost && !(appLogout && f.sameSiteNavigation(r)):
+	case r.Method != http.MethodPost:
 		f.writePage(w, "logout", pageData{Action: f.route(routeLogout), Retry: f.AfterLogout})
 		return nil
 	}
+	return f.logoutNow(w, r)
+}
+
+// appLogout serves the app's own logout path: the request goes to the app,
+// which ends its own session (its answer's cookies are kept), then the
+// answer is replaced by the front's logout. A GET from another site gets
+// the confirmation page, whose button POSTs here.
+func (f *Front) appLogout(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	switch {
+	case r.Method == http.MethodPost && !f.sameOrigin(r):
+		f.metric(logoutsTotal, "cross_site")
+		f.writePage(w, "forbidden", pageData{})
+		return nil
+	case r.Method != http.MethodPost && !f.sameSiteNavigation(r):
+		f.writePage(w, "logout", pageData{Action: f.AppLogout, Retry: f.AfterLogout})
+		return nil
+	}
+	app := &headerRecorder{header: http.Header{}}
+	if err := next.ServeHTTP(app, r); err != nil {
+		f.logger.Warn("the app's logout failed", zap.String("reason", "app_error"))
+	}
+	for _, c := range app.header.Values("Set-Cookie") {
+		w.Header().Add("Set-Cookie", c)
+	}
+	return f.logoutNow(w, r)
+}
+
+// headerRecorder keeps an answer's headers and drops its body.
+type headerRecorder struct{ header http.Header }
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) WriteHeader(int)             {}
+func (h *headerRecorder) Write(p []byte) (int, error) { return len(p), nil }
+
+// logoutNow deletes the session and sends the browser to FranceConnect's
+// logout (or straight to after_logout without a FranceConnect session).
+func (f *Front) logoutNow(w http.ResponseWriter, r *http.Request) error {
 	s, ticket, _ := f.sessionOf(r)
 	f.setCookie(w, f.cookieName(), "", 0)
 	if ticket != "" {
@@ -85,7 +121,9 @@ func (f *Front) logoutCallback(w http.ResponseWriter, r *http.Request) error {
 // site. A link on another site cannot log the citizen out.
 func (f *Front) sameSiteNavigation(r *http.Request) bool {
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
-		return s == "same-origin"
+		// A navigation, not an <img> or a fetch in the app's pages.
+		m := r.Header.Get("Sec-Fetch-Mode")
+		return s == "same-origin" && (m == "" || m == "navigate")
 	}
 	ref, err := url.Parse(r.Header.Get("Referer"))
 	return err == nil && ref.Host == f.base.Host && ref.Scheme == f.base.Scheme

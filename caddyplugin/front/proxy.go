@@ -1,7 +1,6 @@
 package front
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -32,14 +31,16 @@ func (f *Front) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		f.loginRequired(w, r)
 		return nil
 	case protected:
-		f.handOffLogin(r, s, ticket)
+		if !f.handOffLogin(r, s, ticket) {
+			f.writePage(w, "unavailable", pageData{})
+			return nil
+		}
 	case s != nil && s.Moment == handoff.MomentTransmit && s.ReturnTo != "" && r.Method == http.MethodGet && r.URL.RequestURI() == s.ReturnTo:
-		f.handOffTransmit(r, s, ticket)
-		// The session is gone: an account header on this answer opens a
-		// new one, it never writes the handed-over data back.
-		s, ticket = nil, ""
+		if !f.handOffTransmit(w, r, ticket) {
+			return nil
+		}
 	}
-	return next.ServeHTTP(&accountCapture{ResponseWriter: w, f: f, r: r, s: s, ticket: ticket}, r)
+	return next.ServeHTTP(&accountCapture{ResponseWriter: w, f: f}, r)
 }
 
 // loginRequired answers a protected path without a session: the login
@@ -86,7 +87,9 @@ type handOff struct {
 }
 
 // handOffLogin sets the Cas 1 headers on a request of the session.
-func (f *Front) handOffLogin(r *http.Request, s *session.Session, ticket string) {
+// It returns false when no hand-off could be built (the assertion could not
+// be signed): the request must not reach the app without its identity.
+func (f *Front) handOffLogin(r *http.Request, s *session.Session, ticket string) bool {
 	now := f.now()
 	f.cache.mu.Lock()
 	h, ok := f.cache.m[ticket]
@@ -94,7 +97,7 @@ func (f *Front) handOffLogin(r *http.Request, s *session.Session, ticket string)
 	if !ok || !now.Before(h.renewAt) {
 		h = f.buildHandOff(s, handoff.MomentLogin, now)
 		if h == nil {
-			return
+			return false
 		}
 		// One record per assertion handed to the app (a Cas 1 session
 		// hands off on every request; the assertion is renewed every few
@@ -115,29 +118,37 @@ func (f *Front) handOffLogin(r *http.Request, s *session.Session, ticket string)
 		f.cache.mu.Unlock()
 	}
 	for name, vals := range h.header {
-		r.Header[name] = vals
+		// A copy: a later handler editing values in place must not
+		// reach the cached ones, nor another request's.
+		r.Header[name] = append([]string(nil), vals...)
 	}
+	return true
 }
 
 // handOffTransmit sets the Cas 2 headers once, on the return to the app's
-// page, then deletes the session: the data is handed over, not kept.
-func (f *Front) handOffTransmit(r *http.Request, s *session.Session, ticket string) {
-	// The ticket is dropped first: a second request with the same cookie,
-	// even on another instance within the session cache's second, finds
-	// no session to hand over.
-	if err := f.sessions.Delete(r.Context(), ticket); err != nil {
-		f.logger.Error("Cas 2 session not deleted: hand-off skipped", zap.String("reason", "session_store"))
-		return
+// page: the session is taken (read and deleted at once, on whichever
+// instance), so of two requests with the same ticket one only carries the
+// data; the browser's cookies of the session and the account go. It
+// returns false when the request was answered (the assertion could not be
+// signed).
+func (f *Front) handOffTransmit(w http.ResponseWriter, r *http.Request, ticket string) bool {
+	s, err := f.sessions.Take(r.Context(), ticket)
+	if err != nil {
+		return true // handed over already, or expired: the app gets no data
 	}
+	f.setCookie(w, f.cookieName(), "", 0)
+	f.setCookie(w, f.accountCookie(), "", 0)
 	h := f.buildHandOff(s, handoff.MomentTransmit, f.now())
 	if h == nil {
-		return
+		f.writePage(w, "unavailable", pageData{Retry: s.ReturnTo})
+		return false
 	}
 	for name, vals := range h.header {
 		r.Header[name] = vals
 	}
 	f.metric(handoffsTotal, handoff.MomentTransmit)
 	f.auditEvent("front_handoff", s.Subject, handoff.MomentTransmit, nil)
+	return true
 }
 
 // buildHandOff signs the assertion of a session and renders its headers.
@@ -166,18 +177,29 @@ func (f *Front) buildHandOff(s *session.Session, moment string, now time.Time) *
 }
 
 // accountCapture takes the app's account header off its answer before the
-// browser sees it, and keeps it in the browser's session for a Cas 2
-// login (a session is opened to hold it when there is none).
+// browser sees it, and gives it to the browser sealed, in a cookie (the
+// server keeps nothing: anonymous requests cannot pile up state), for the
+// Cas 2 login the page may start.
 type accountCapture struct {
 	http.ResponseWriter
-	f      *Front
-	r      *http.Request
-	s      *session.Session
-	ticket string
-	done   bool
+	f    *Front
+	done bool
 }
 
 func (a *accountCapture) WriteHeader(code int) {
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		// An informational answer (100 Continue, 103 Early Hints) sends
+		// the header map as it is: the account is set aside meanwhile,
+		// and captured from the final answer.
+		h := a.ResponseWriter.Header()
+		held, ok := h[reconcile.AccountHeader]
+		delete(h, reconcile.AccountHeader)
+		a.ResponseWriter.WriteHeader(code)
+		if ok {
+			h[reconcile.AccountHeader] = held
+		}
+		return
+	}
 	a.capture()
 	a.ResponseWriter.WriteHeader(code)
 }
@@ -202,6 +224,8 @@ func (a *accountCapture) capture() {
 	}
 	a.done = true
 	h := a.ResponseWriter.Header()
+	// Announced as a trailer, it would be sent after the body: refused.
+	h.Del(http.TrailerPrefix + reconcile.AccountHeader)
 	vals := h.Values(reconcile.AccountHeader)
 	if len(vals) == 0 {
 		return
@@ -214,20 +238,40 @@ func (a *accountCapture) capture() {
 	} else {
 		a.f.metric(accountHeadersTotal, "ok")
 	}
-	ctx := context.WithoutCancel(a.r.Context())
-	if a.s != nil {
-		s := *a.s
-		s.Account = &acct
-		if a.f.sessions.Save(ctx, a.ticket, &s) == nil {
-			return
-		}
-	}
-	ticket, err := a.f.sessions.Create(ctx, &session.Session{Account: &acct})
-	sessionsCreated.Inc()
+	sealed, err := a.f.sessions.SealValue("account", &acct, accountTTL)
 	if err != nil {
-		a.f.logger.Error("account not kept", zap.String("reason", "session_store"))
+		a.f.logger.Error("account not kept", zap.String("reason", "sealing"))
 		return
 	}
-	c := &http.Cookie{Name: a.f.cookieName(), Value: ticket, Path: "/", HttpOnly: true, Secure: a.f.secure, SameSite: http.SameSiteLaxMode}
+	c := &http.Cookie{Name: a.f.accountCookie(), Value: sealed, Path: "/", MaxAge: int(accountTTL.Seconds()),
+		HttpOnly: true, Secure: a.f.secure, SameSite: http.SameSiteLaxMode}
 	h.Add("Set-Cookie", c.String())
+	// A shared cache must not give one citizen's cookie to another.
+	h.Set("Cache-Control", "private, no-store")
+}
+
+// accountTTL is how long the app's statement of the account in use holds:
+// the time to fill a form and go through FranceConnect.
+const accountTTL = 30 * time.Minute
+
+// accountCookie holds the sealed account in use.
+func (f *Front) accountCookie() string {
+	if f.secure {
+		return "__Host-passerelle-account"
+	}
+	return "passerelle-account"
+}
+
+// accountOf opens the browser's account cookie; nil when there is none,
+// it expired, or it does not open (another secret, tampered).
+func (f *Front) accountOf(r *http.Request) *reconcile.Account {
+	c, err := r.Cookie(f.accountCookie())
+	if err != nil {
+		return nil
+	}
+	var acct reconcile.Account
+	if f.sessions.OpenValue("account", c.Value, &acct) != nil {
+		return nil
+	}
+	return &acct
 }

@@ -14,8 +14,8 @@ const maxReturnTo = 1024
 // printable ASCII, at most 1 KiB. Refused: anything with a scheme or a host
 // ("https://evil.example", "//evil.example"), a backslash anywhere (browsers
 // read "/\evil.example" as "//evil.example"), an encoded slash or backslash
-// at the start ("/%2F…", "/%5C…"), control characters, a fragment, and the
-// front's own routes.
+// at the start ("/%2F…", "/%5C…"), dot segments ("/./", "/%2e%2e/"),
+// control characters, a fragment, and the front's own routes.
 func SafeReturnTo(v string) (string, bool) {
 	if v == "" || len(v) > maxReturnTo || v[0] != '/' {
 		return "", false
@@ -36,6 +36,13 @@ func SafeReturnTo(v string) (string, bool) {
 	u, err := url.Parse(v)
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
 		return "", false
+	}
+	// No dot segment, raw or encoded: http.Redirect would clean
+	// "/./%2Fevil" into "/%2Fevil", past the check above.
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return "", false
+		}
 	}
 	if strings.HasPrefix(u.Path, RoutePrefix) || u.Path+"/" == RoutePrefix {
 		return "", false

@@ -1,6 +1,8 @@
 package front
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ func TestSafeReturnTo(t *testing.T) {
 		"/\\evil.example", "\\\\evil.example", "/%2Fevil.example", "/%2fevil.example", "/%5Cevil.example",
 		"/%5cevil.example", "/demarche\\..\\", "/demarche/#frag", "/a b", "/a\tb", "/\x00", "/é",
 		"javascript:alert(1)", "/.passerelle/fc/logout", "/.passerelle", " /demarche",
+		"/./%2Fevil.example/", "/a/../%2Fevil.example", "/%2e/%2Fevil.example", "/%2E%2E/x", "/.",
 		"/" + strings.Repeat("a", maxReturnTo),
 	} {
 		if got, accepted := SafeReturnTo(bad); accepted {
@@ -47,6 +50,13 @@ func FuzzSafeReturnTo(f *testing.F) {
 		}
 		if strings.HasPrefix(res.Path, RoutePrefix) {
 			t.Fatalf("%q is a front route", got)
+		}
+		// What http.Redirect sends (it cleans the path) is as safe.
+		w := httptest.NewRecorder()
+		http.Redirect(w, httptest.NewRequest(http.MethodGet, "/", nil), got, http.StatusSeeOther)
+		if loc := w.Header().Get("Location"); strings.HasPrefix(loc, "//") || strings.HasPrefix(loc, "/\\") ||
+			strings.HasPrefix(strings.ToLower(loc), "/%2f") || strings.HasPrefix(strings.ToLower(loc), "/%5c") {
+			t.Fatalf("%q redirects to %q", got, loc)
 		}
 	})
 }

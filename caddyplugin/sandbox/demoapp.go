@@ -67,9 +67,9 @@ type demoAccount struct {
 // verdict is probable), Joëlle's without accents (probable), and someone
 // else (no_match whoever logs in).
 var demoAccounts = []demoAccount{
-	{"angela", "Angela DUBOIS (née le 24/08/1962)", "family_name=DUBOIS&given_name=Angela&birthdate=1962-08-24&birthplace=75107&gender=F"},
-	{"joelle", "Joelle DUBINORE (née le 15/08/1992)", "family_name=DUBINORE&given_name=Joelle+Francoise&birthdate=1992-08-15&birthplace=75117"},
-	{"paul", "Paul MARTIN (né le 01/01/1980)", "family_name=MARTIN&given_name=Paul&birthdate=1980-01-01&gender=M"},
+	{"angela", "Angela DUBOIS (née le 24/08/1962)", "account_ref=angela&family_name=DUBOIS&given_name=Angela&birthdate=1962-08-24&birthplace=75107&gender=F"},
+	{"joelle", "Joelle DUBINORE (née le 15/08/1992)", "account_ref=joelle&family_name=DUBINORE&given_name=Joelle+Francoise&birthdate=1992-08-15&birthplace=75117"},
+	{"paul", "Paul MARTIN (né le 01/01/1980)", "account_ref=paul&family_name=MARTIN&given_name=Paul&birthdate=1980-01-01&gender=M"},
 }
 
 const demoCookie = "demo_account"
@@ -88,6 +88,12 @@ func (a *DemoApp) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		_ = r.ParseForm()
 		http.SetCookie(w, &http.Cookie{Name: demoCookie, Value: r.PostForm.Get("account"), Path: "/demarche/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 		http.Redirect(w, r, "/demarche/", http.StatusSeeOther)
+		return nil
+	case p == "/deconnexion":
+		// The app's logout (the front's app_logout): its own session
+		// goes; the front then logs out of FranceConnect.
+		http.SetCookie(w, &http.Cookie{Name: demoCookie, Value: "", Path: "/demarche/", MaxAge: -1})
+		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return nil
 	case p == "/demarche/deconnexion":
 		http.SetCookie(w, &http.Cookie{Name: demoCookie, Value: "", Path: "/demarche/", MaxAge: -1})
@@ -113,6 +119,15 @@ func (a *DemoApp) demarche(w http.ResponseWriter, r *http.Request) error {
 		return demoPage.Execute(w, d)
 	}
 	d.Account = demoAccounts[i].Label
+	if d.Verdict != "" {
+		// The app checks that the data was compared with this account.
+		if d.AccountRef == demoAccounts[i].Key {
+			d.Verdict += " (comparé avec ce compte)"
+		} else {
+			d.Verdict = "refusé : les données ont été comparées avec un autre compte (" + d.AccountRef + ")"
+			d.Datasets, d.Identity = "", ""
+		}
+	}
 	// The account in use, for the reconciliation: the front takes this
 	// header off before the page reaches the browser.
 	w.Header().Set("X-Passerelle-Account", demoAccounts[i].Header)
@@ -138,20 +153,29 @@ func (a *DemoApp) button() template.HTML {
 
 // demoData is what a page shows.
 type demoData struct {
-	Title    string
-	Home     bool
-	Identity string
-	Datasets string
-	Verdict  string
-	Headers  []string
-	Accounts []demoAccount
-	Account  string
-	Button   template.HTML
+	Title      string
+	Home       bool
+	Identity   string
+	Datasets   string
+	Verdict    string
+	AccountRef string
+	Headers    []string
+	Accounts   []demoAccount
+	Account    string
+	Button     template.HTML
 }
 
 // received decodes the hand-off headers as an app would.
 func received(r *http.Request) demoData {
 	var d demoData
+	// Some servers merge request trailers into the headers (Apache's
+	// MergeTrailers): the demo app does too, to show none gets through.
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
+	for name, vals := range r.Trailer {
+		if len(vals) > 0 {
+			r.Header[name] = append(r.Header[name], vals...)
+		}
+	}
 	for name, vals := range r.Header {
 		if strings.HasPrefix(name, "X-Passerelle-") {
 			for _, v := range vals {
@@ -178,10 +202,11 @@ func received(r *http.Request) demoData {
 	d.Datasets = strings.Join(sets, "\n")
 	if rec := b64("X-Passerelle-Reconciliation-B64"); rec != "" {
 		var v struct {
-			Verdict string `json:"verdict"`
+			Verdict    string `json:"verdict"`
+			AccountRef string `json:"account_ref"`
 		}
 		_ = json.Unmarshal([]byte(rec), &v)
-		d.Verdict = v.Verdict + " — " + rec
+		d.Verdict, d.AccountRef = v.Verdict+" — "+rec, v.AccountRef
 	}
 	return d
 }

@@ -122,7 +122,7 @@ func testBrowser(t *testing.T, e *env) {
 			chromedp.WaitVisible(chromedp.ID("reconciliation")),
 		)
 		rec := text(t, ctx, "#reconciliation")
-		if !strings.HasPrefix(rec, "probable") || !strings.Contains(rec, "first_given_name_only") {
+		if !strings.HasPrefix(rec, "probable") || !strings.Contains(rec, "first_given_name_only") || !strings.Contains(rec, "(comparé avec ce compte)") {
 			t.Fatalf("reconciliation shown: %q", rec)
 		}
 		if ds := text(t, ctx, "#datasets"); !strings.Contains(ds, `"valeur":1380`) {

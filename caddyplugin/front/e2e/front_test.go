@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -195,11 +196,10 @@ func testRefusals(t *testing.T, e *env) {
 
 	t.Run("session fixation", func(t *testing.T) {
 		attacker, victim := newCitizen(t, e), newCitizen(t, e)
-		attacker.post(e.base+"/demarche/connexion", url.Values{"account": {"paul"}})
-		attacker.get(e.base + "/demarche/") // the account header opens a pre-login session
+		attacker.login("/espace-famille/", "joelle")
 		planted := attacker.cookie("passerelle")
 		if planted == "" {
-			t.Fatal("no pre-login session")
+			t.Fatal("no attacker session")
 		}
 		u, _ := url.Parse(e.base)
 		victim.c.Jar.SetCookies(u, []*http.Cookie{{Name: "passerelle", Value: planted, Path: "/"}})
@@ -207,8 +207,93 @@ func testRefusals(t *testing.T, e *env) {
 		if got := victim.cookie("passerelle"); got == "" || got == planted {
 			t.Fatalf("the login kept the planted ticket")
 		}
-		if p := attacker.get(e.base + "/espace-famille/"); p.status != http.StatusSeeOther || !strings.Contains(p.location, "/.passerelle/connexion") {
-			t.Fatalf("the planted ticket opens the victim's session: %d %s", p.status, tail(p.body, 200))
+		if p := attacker.get(e.base + "/espace-famille/"); strings.Contains(p.body, "Angela") {
+			t.Fatalf("the planted ticket opens the victim's session: %d", p.status)
+		}
+	})
+
+	t.Run("cas2 handed over once, on one instance or two", func(t *testing.T) {
+		defer e.lb.force.Store(0)
+		c := newCitizen(t, e)
+		c.post(e.base+"/demarche/connexion", url.Values{"account": {"angela"}})
+		c.get(e.base + "/demarche/")
+		e.lb.force.Store(1)
+		c.get(c.choose(c.start("/demarche/", "transmit"), "angela"))
+		e.lb.force.Store(0) // round robin: the requests land on both instances
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		handed := 0
+		for range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if p := c.get(e.base + "/demarche/"); strings.Contains(p.body, "Rapprochement") {
+					mu.Lock()
+					handed++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if handed != 1 {
+			t.Fatalf("handed over %d times", handed)
+		}
+	})
+
+	t.Run("cas2 verdict names the account compared", func(t *testing.T) {
+		c := newCitizen(t, e)
+		c.post(e.base+"/demarche/connexion", url.Values{"account": {"angela"}})
+		c.get(e.base + "/demarche/")
+		cb := c.choose(c.start("/demarche/", "transmit"), "angela")
+		// The app's login changes while the citizen is at FranceConnect.
+		c.post(e.base+"/demarche/connexion", url.Values{"account": {"paul"}})
+		c.get(cb)
+		p := c.get(e.base + "/demarche/")
+		if !strings.Contains(p.body, "comparées avec un autre compte (angela)") || strings.Contains(p.body, "1380") {
+			t.Fatalf("the app could not tell: %s", tail(p.body, 600))
+		}
+	})
+
+	t.Run("account header never reaches the browser", func(t *testing.T) {
+		c := newCitizen(t, e)
+		c.post(e.base+"/demarche/connexion", url.Values{"account": {"angela"}})
+		p := c.get(e.base + "/demarche/")
+		if p.header.Get("X-Passerelle-Account") != "" || c.cookie("passerelle-account") == "" ||
+			!strings.Contains(p.header.Get("Cache-Control"), "private") || strings.Contains(strings.Join(p.header.Values("Set-Cookie"), ""), "DUBOIS") {
+			t.Fatalf("headers %v", p.header)
+		}
+		// No server state for it: an anonymous flood opens no session.
+		if c.cookie("passerelle") != "" {
+			t.Fatal("a session was opened to keep the account")
+		}
+	})
+
+	t.Run("client trailers never reach the app", func(t *testing.T) {
+		c := newCitizen(t, e)
+		// Straight to an instance: the test's balancer drops request trailers.
+		req, _ := http.NewRequest(http.MethodPost, e.gateways[0]+"/espace-famille/", &chunked{data: "x=1"})
+		req.Trailer = http.Header{"X-Passerelle-Sub": {"forged-trailer"}, "X-Passerelle-Assertion": {"forged-trailer"}}
+		req.ContentLength = -1
+		c.login("/espace-famille/", "angela")
+		p := c.do(req)
+		if p.status != 200 || strings.Contains(p.body, "forged-trailer") || !strings.Contains(p.body, "X-Passerelle-Sub: ") {
+			t.Fatalf("%d %s", p.status, tail(p.body, 500))
+		}
+	})
+
+	t.Run("app logout reaches the app", func(t *testing.T) {
+		c := newCitizen(t, e)
+		c.post(e.base+"/demarche/connexion", url.Values{"account": {"angela"}})
+		c.login("/espace-famille/", "angela")
+		p := c.get(e.base+"/deconnexion", "Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "navigate")
+		if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, e.fc+"/api/v2/session/end?") {
+			t.Fatalf("app logout: %d %s", p.status, p.location)
+		}
+		if set := strings.Join(p.header.Values("Set-Cookie"), "\n"); !strings.Contains(set, "demo_account=;") {
+			t.Fatalf("the app's own logout did not run: %q", set)
+		}
+		if p := c.get(e.base+"/deconnexion", "Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "no-cors"); p.status != http.StatusOK || !strings.Contains(p.body, `id="logout"`) {
+			t.Fatalf("an <img> on the app's pages logged out: %d", p.status)
 		}
 	})
 
@@ -358,4 +443,18 @@ func testMetrics(t *testing.T, e *env) {
 			t.Errorf("a label holds personal data: %s", line)
 		}
 	}
+}
+
+// chunked is a request body sent chunked, with trailers.
+type chunked struct {
+	data string
+	done bool
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if c.done {
+		return 0, io.EOF
+	}
+	c.done = true
+	return copy(p, c.data), nil
 }

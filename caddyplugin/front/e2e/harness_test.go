@@ -42,6 +42,7 @@ type env struct {
 	logs     []string // every process's log file
 	auditLog string
 	internal [2]string // each instance's internal listener: JWKS, /metrics
+	gateways [2]string // each instance's public listener, behind the balancer
 }
 
 // balancer spreads requests over the two gateway instances in turn, like a
@@ -187,6 +188,7 @@ func startEnv(t testing.TB, opts envOptions) *env {
 	}
 	for i := range 2 {
 		e.internal[i] = fmt.Sprintf("http://127.0.0.1:%d", pJWKS[i])
+		e.gateways[i] = fmt.Sprintf("http://127.0.0.1:%d", pGW[i])
 	}
 	e.lb = &balancer{}
 	for i := range 2 {

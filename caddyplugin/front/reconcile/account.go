@@ -15,7 +15,10 @@ import (
 //
 //	family_name=DUBOIS&given_name=Angela+Claire&birthdate=1962-08-24&birthplace=75107
 //
-// Fields, each at most once: family_name (birth name) and usage_name,
+// Fields, each at most once: account_ref (the app's own identifier of the
+// account, echoed in the result: the app checks that the data it receives
+// was compared with the account in use when it arrives), family_name
+// (birth name) and usage_name,
 // given_name (space-separated given names), birthdate (YYYY-MM-DD, or
 // YYYY-MM / YYYY when only that is known), birthplace (COG commune code),
 // birthcountry (COG country code, 99100 for France), gender (M, F, male or
@@ -25,6 +28,9 @@ const AccountHeader = "X-Passerelle-Account"
 
 // Account is the account an app has in use.
 type Account struct {
+	// Ref is the app's identifier of the account (printable ASCII, at
+	// most 100 characters), echoed in Result.AccountRef.
+	Ref          string
 	FamilyName   string
 	UsageName    string
 	GivenNames   []string
@@ -89,6 +95,11 @@ func ParseAccount(v string) (Account, error) {
 			} else {
 				a.Birthcountry = val
 			}
+		case "account_ref":
+			if len(val) > 100 || strings.ContainsFunc(val, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+				return a, ErrAccount
+			}
+			a.Ref = val
 		case "gender":
 			switch strings.ToLower(val) {
 			case "m", "male":

@@ -85,7 +85,10 @@ type Field struct {
 
 // Result is the comparison of an account with a citizen.
 type Result struct {
-	Verdict string `json:"verdict"`
+	// AccountRef is the account_ref the app stated with the account the
+	// identity was compared with: the app checks it is the account in use.
+	AccountRef string `json:"account_ref,omitempty"`
+	Verdict    string `json:"verdict"`
 	// Reason is set when the verdict needs one (account_header_invalid).
 	Reason     string `json:"reason,omitempty"`
 	FamilyName Field  `json:"family_name"`
@@ -105,6 +108,7 @@ func Invalid() Result {
 // Compare compares an account with the citizen FranceConnect identified.
 func Compare(a Account, c Citizen) Result {
 	r := Result{
+		AccountRef: a.Ref,
 		FamilyName: familyName(a, c),
 		GivenNames: givenNames(a, c),
 		Birthdate:  birthdate(a, c),

@@ -118,9 +118,15 @@ func TestParseAccountRefused(t *testing.T) {
 			t.Errorf("the error quotes the value: %v", err)
 		}
 	}
-	a := account(t, "family_name=DUBOIS&given_name=Angela+Claire&birthdate=1962&birthplace=2a004&birthcountry=99100&gender=female")
-	if a.Birthplace != "2A004" || len(a.GivenNames) != 2 || a.Gender != "female" {
+	a := account(t, "account_ref=user-42&family_name=DUBOIS&given_name=Angela+Claire&birthdate=1962&birthplace=2a004&birthcountry=99100&gender=female")
+	if a.Birthplace != "2A004" || len(a.GivenNames) != 2 || a.Gender != "female" || a.Ref != "user-42" {
 		t.Fatalf("%+v", a)
+	}
+	if r := Compare(a, angela); r.AccountRef != "user-42" {
+		t.Fatalf("account_ref not echoed: %+v", r)
+	}
+	if _, err := ParseAccount("account_ref=a+b"); err == nil {
+		t.Fatal("an account_ref with a space was accepted")
 	}
 	if r := Invalid(); r.Verdict != Insufficient || r.Reason != ReasonAccountInvalid {
 		t.Fatalf("%+v", r)

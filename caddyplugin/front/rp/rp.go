@@ -153,7 +153,10 @@ func New(cfg Config) (*Client, error) {
 		cfg.Scopes = append([]string{oidc.ScopeOpenID}, cfg.Scopes...)
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		// No redirect is followed: a 307 from the token endpoint would
+		// post the code and the client secret elsewhere.
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = 10 * time.Second
@@ -241,8 +244,8 @@ type Login struct {
 
 // Exchange trades the callback's code for tokens and verifies the ID token:
 // signature with an allow-listed algorithm and FranceConnect's keys, iss,
-// aud, exp, at_hash, the nonce of the browser's pending login, and an acr
-// at least the one asked.
+// aud (and azp with several audiences), exp, at_hash (required), the nonce
+// of the browser's pending login, and an acr at least the one asked.
 func (c *Client) Exchange(ctx context.Context, code, nonce string) (*Login, error) {
 	d, err := c.discover(ctx)
 	if err != nil {
@@ -270,18 +273,26 @@ func (c *Client) Exchange(ctx context.Context, code, nonce string) (*Login, erro
 	if idt.Subject == "" {
 		return nil, fail(ReasonIDToken, errors.New("no sub"))
 	}
-	if idt.AccessTokenHash != "" {
-		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
-			return nil, fail(ReasonIDToken, err)
-		}
+	// FranceConnect v2 always binds the access token to the ID token.
+	if idt.AccessTokenHash == "" {
+		return nil, fail(ReasonIDToken, errors.New("no at_hash"))
+	}
+	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+		return nil, fail(ReasonIDToken, err)
 	}
 	var claims struct {
 		ACR      string   `json:"acr"`
 		AMR      []string `json:"amr"`
 		AuthTime int64    `json:"auth_time"`
+		AZP      string   `json:"azp"`
 	}
 	if err := idt.Claims(&claims); err != nil {
 		return nil, fail(ReasonIDToken, err)
+	}
+	// With several audiences, the token must have been issued to us
+	// (OpenID Connect Core 3.1.3.7, points 4 and 5).
+	if (len(idt.Audience) > 1 || claims.AZP != "") && claims.AZP != c.cfg.ClientID {
+		return nil, fail(ReasonIDToken, errors.New("azp is not this client"))
 	}
 	if have, ok := acrLevel(claims.ACR); !ok || have < mustLevel(c.cfg.ACR) {
 		return nil, fail(ReasonACR, nil)

@@ -342,6 +342,15 @@ func TestIDTokenRefused(t *testing.T) {
 		{"other nonce", func(c map[string]any) string { c["nonce"] = "nonce-of-another-login-0123456789ab"; return sign(c) }, ReasonNonce},
 		{"no nonce", func(c map[string]any) string { delete(c, "nonce"); return sign(c) }, ReasonNonce},
 		{"at_hash of another token", func(c map[string]any) string { c["at_hash"] = "AAAAAAAAAAAAAAAAAAAAAA"; return sign(c) }, ReasonIDToken},
+		{"no at_hash", func(c map[string]any) string { delete(c, "at_hash"); return sign(c) }, ReasonIDToken},
+		{"several audiences, azp another client", func(c map[string]any) string {
+			c["aud"], c["azp"] = []string{clientID, "another-service"}, "another-service"
+			return sign(c)
+		}, ReasonIDToken},
+		{"several audiences, no azp", func(c map[string]any) string {
+			c["aud"] = []string{clientID, "another-service"}
+			return sign(c)
+		}, ReasonIDToken},
 		{"no acr", func(c map[string]any) string { delete(c, "acr"); return sign(c) }, ReasonACR},
 		{"unknown acr", func(c map[string]any) string { c["acr"] = "eidas0"; return sign(c) }, ReasonACR},
 		{"no sub", func(c map[string]any) string { delete(c, "sub"); return sign(c) }, ReasonIDToken},

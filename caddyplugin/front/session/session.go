@@ -46,12 +46,10 @@ type Session struct {
 	AccessToken  string    `json:"access_token,omitempty"`
 	AccessExpiry time.Time `json:"access_expiry,omitzero"`
 	// Moment is handoff.MomentLogin (Cas 1) or MomentTransmit (Cas 2).
-	Moment   string                     `json:"moment,omitempty"`
-	Identity *handoff.Identity          `json:"identity,omitempty"`
-	Datasets map[string]handoff.Dataset `json:"datasets,omitempty"`
-	// Account is what the app said of the account in use (Cas 2).
-	Account        *reconcile.Account `json:"account,omitempty"`
-	Reconciliation *reconcile.Result  `json:"reconciliation,omitempty"`
+	Moment         string                     `json:"moment,omitempty"`
+	Identity       *handoff.Identity          `json:"identity,omitempty"`
+	Datasets       map[string]handoff.Dataset `json:"datasets,omitempty"`
+	Reconciliation *reconcile.Result          `json:"reconciliation,omitempty"`
 	// ReturnTo is the app page a Cas 2 hand-off goes to, once.
 	ReturnTo string `json:"return_to,omitempty"`
 }
@@ -250,7 +248,7 @@ func (m *Manager) Get(ctx context.Context, ticket string) (*Session, error) {
 	}
 	if now.Sub(s.LastSeen) > time.Minute {
 		s.LastSeen = now
-		if err := m.write(ctx, ticket, s); err != nil {
+		if err := m.replace(ctx, ticket, s); err != nil {
 			return nil, err
 		}
 	} else {
@@ -259,30 +257,111 @@ func (m *Manager) Get(ctx context.Context, ticket string) (*Session, error) {
 	return s, nil
 }
 
+// Take returns the session of a ticket and deletes it, atomically and
+// past the in-process cache: of two requests with the same ticket, on one
+// instance or two, one only gets it (a Cas 2 hand-off happens once).
+func (m *Manager) Take(ctx context.Context, ticket string) (*Session, error) {
+	m.forget(ticket)
+	s := new(Session)
+	if err := m.take(ctx, "s", ticket, s); err != nil {
+		return nil, err
+	}
+	if !m.alive(s, m.cfg.Now()) {
+		return nil, ErrNotFound
+	}
+	return s, nil
+}
+
 func (m *Manager) alive(s *Session, now time.Time) bool {
 	return now.Sub(s.LastSeen) < m.cfg.Idle && now.Sub(s.Created) < m.cfg.Max
 }
 
-// Save writes a changed session back.
+// Save writes a changed session back, only if it still exists: a session
+// deleted meanwhile (logout, hand-off) stays deleted (ErrNotFound).
 func (m *Manager) Save(ctx context.Context, ticket string, s *Session) error {
-	return m.write(ctx, ticket, s)
+	return m.replace(ctx, ticket, s)
 }
 
+// write creates a session record.
 func (m *Manager) write(ctx context.Context, ticket string, s *Session) error {
-	now := m.cfg.Now()
-	ttl := min(m.cfg.Idle-now.Sub(s.LastSeen), m.cfg.Max-now.Sub(s.Created))
-	if ttl <= 0 {
-		return ErrNotFound
-	}
-	key := m.key("s", ticket)
-	sealed, err := m.seal(key, s)
+	key, sealed, ttl, err := m.record(ticket, s)
 	if err != nil {
 		return err
 	}
 	if err := m.cfg.Store.Set(ctx, key, sealed, ttl); err != nil {
 		return err
 	}
-	m.remember(ticket, s, now)
+	m.remember(ticket, s, m.cfg.Now())
+	return nil
+}
+
+// replace rewrites an existing session record.
+func (m *Manager) replace(ctx context.Context, ticket string, s *Session) error {
+	key, sealed, ttl, err := m.record(ticket, s)
+	if err != nil {
+		return err
+	}
+	ok, err := m.cfg.Store.Replace(ctx, key, sealed, ttl)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		m.forget(ticket)
+		return ErrNotFound
+	}
+	m.remember(ticket, s, m.cfg.Now())
+	return nil
+}
+
+// record seals a session under its key, with the TTL left to it.
+func (m *Manager) record(ticket string, s *Session) (key string, sealed []byte, ttl time.Duration, err error) {
+	now := m.cfg.Now()
+	ttl = min(m.cfg.Idle-now.Sub(s.LastSeen), m.cfg.Max-now.Sub(s.Created))
+	if ttl <= 0 {
+		return "", nil, 0, ErrNotFound
+	}
+	key = m.key("s", ticket)
+	sealed, err = m.seal(key, s)
+	return key, sealed, ttl, err
+}
+
+// sealedValue is a value sealed for the browser, with its expiry.
+type sealedValue struct {
+	Expires time.Time       `json:"exp"`
+	Value   json.RawMessage `json:"v"`
+}
+
+// SealValue seals v for a cookie (base64url): AES-GCM with the purpose as
+// associated data, valid for ttl. The browser keeps it; the server keeps
+// nothing (no state an anonymous client can pile up).
+func (m *Manager) SealValue(purpose string, v any, ttl time.Duration) (string, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	sealed, err := m.seal("cookie:"+purpose, sealedValue{Expires: m.cfg.Now().Add(ttl), Value: raw})
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+// OpenValue opens a value SealValue sealed for the same purpose, unexpired.
+func (m *Manager) OpenValue(purpose, cookie string, v any) error {
+	sealed, err := base64.RawURLEncoding.DecodeString(cookie)
+	if err != nil {
+		return ErrSealed
+	}
+	var sv sealedValue
+	if err := m.open("cookie:"+purpose, sealed, &sv); err != nil {
+		return err
+	}
+	if !m.cfg.Now().Before(sv.Expires) {
+		return ErrNotFound
+	}
+	if json.Unmarshal(sv.Value, v) != nil {
+		return ErrSealed
+	}
 	return nil
 }
 

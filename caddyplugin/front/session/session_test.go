@@ -120,6 +120,25 @@ func TestSessionsAcrossInstances(t *testing.T) {
 		if _, err := b.Get(ctx, ticket); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("deleted session still served: %v", err)
 		}
+		// A request that read the session before the logout and writes it
+		// back after does not bring it back.
+		if err := b.Save(ctx, ticket, s); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("a deleted session was saved back: %v", err)
+		}
+		if _, err := a.Get(ctx, ticket); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("the logout did not hold: %v", err)
+		}
+		// Take: one of two instances gets a session, once.
+		t2, _ := a.Create(ctx, angela())
+		if _, err := b.Get(ctx, t2); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.Take(ctx, t2); err != nil || got.Subject != "sub-canary-v1" {
+			t.Fatalf("take: %v", err)
+		}
+		if _, err := a.Take(ctx, t2); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("taken twice: %v", err)
+		}
 	})
 }
 

@@ -18,6 +18,10 @@ type Store interface {
 	Get(ctx context.Context, key string) (val []byte, ok bool, err error)
 	// Set writes a record that expires after ttl.
 	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
+	// Replace writes a record only when it exists: a record deleted
+	// meanwhile (a logout, a hand-off) is never written back. ok is false
+	// when there was none.
+	Replace(ctx context.Context, key string, val []byte, ttl time.Duration) (ok bool, err error)
 	// Take returns a record and deletes it, atomically: a single-use
 	// record is taken once even by two instances at the same instant.
 	Take(ctx context.Context, key string) (val []byte, ok bool, err error)
@@ -90,6 +94,18 @@ func (s *Memory) Set(_ context.Context, key string, val []byte, ttl time.Duratio
 	return nil
 }
 
+// Replace implements Store.
+func (s *Memory) Replace(_ context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if e, ok := s.m[key]; !ok || !now.Before(e.expires) {
+		return false, nil
+	}
+	s.m[key] = memEntry{val: val, expires: now.Add(ttl)}
+	return true, nil
+}
+
 // Take implements Store.
 func (s *Memory) Take(_ context.Context, key string) ([]byte, bool, error) {
 	s.mu.Lock()
@@ -149,6 +165,15 @@ func (s *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
 // Set implements Store.
 func (s *Redis) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
 	return s.c.Set(ctx, key, val, ttl).Err()
+}
+
+// Replace implements Store with SET XX.
+func (s *Redis) Replace(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
+	ok, err := s.c.SetXX(ctx, key, val, ttl).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	return ok, err
 }
 
 // Take implements Store with GETDEL.
