@@ -89,7 +89,7 @@ func testBrowser(t *testing.T, e *env) {
 			t.Fatalf("identity shown: %q", id)
 		}
 		ds := text(t, ctx, "#datasets")
-		if !strings.Contains(ds, `"valeur":1380`) || !strings.Contains(ds, "quotient_familial") {
+		if strings.Count(ds, `"valeur":1380`) != 2 || !strings.Contains(ds, "Quotient-Familial") || !strings.Contains(ds, "Qf-Distant") {
 			t.Fatalf("datasets shown: %q", ds)
 		}
 		if h := text(t, ctx, "#headers"); !strings.Contains(h, "X-Passerelle-Assertion: ey") {

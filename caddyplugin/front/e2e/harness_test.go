@@ -184,7 +184,7 @@ func startEnv(t testing.TB, opts envOptions) *env {
 		run(t, bin, fmt.Sprintf("gateway%d", i+1), fmt.Sprintf(gatewayConf,
 			e.auditLog+fmt.Sprint(i), pFC, fdClientID, keyPath, e.redis,
 			filepath.Join(repoRoot(t), "deploy/sandbox/habilitations.yaml"),
-			pJWKS[i], pGW[i], e.base, pFC, fsClientID, pFC, pApp), e)
+			pJWKS[i], pFC, pGW[i], e.base, pFC, fsClientID, fmt.Sprintf("http://127.0.0.1:%d", pJWKS[1-i]), pFC, pApp), e)
 	}
 	for i := range 2 {
 		e.internal[i] = fmt.Sprintf("http://127.0.0.1:%d", pJWKS[i])
@@ -283,6 +283,11 @@ http://127.0.0.1:%d {
 	handle /metrics {
 		metrics
 	}
+	# The gateway's own API Particulier routes: the remote dataset calls them.
+	handle /v3/* {
+		passerelle
+		reverse_proxy 127.0.0.1:%d
+	}
 	handle {
 		passerelle_jwks
 	}
@@ -304,6 +309,12 @@ http://127.0.0.1:%d {
 		dataset quotient_familial /v3/dss/quotient_familial/france_connect {
 			recipient 13002526500013
 			label "votre quotient familial"
+		}
+		# The same, from a remote API Particulier (here the other
+		# instance's own routes): an HTTP call, not the pipeline in process.
+		dataset qf_distant /v3/dss/quotient_familial/france_connect {
+			recipient 13002526500013
+			remote %s
 		}
 		provider {
 			reverse_proxy 127.0.0.1:%d
