@@ -148,6 +148,28 @@ func testRefusals(t *testing.T, e *env) {
 		}
 	})
 
+	t.Run("FranceConnect errors each get their page", func(t *testing.T) {
+		for code, want := range map[string]struct {
+			status int
+			title  string
+		}{
+			"access_denied":           {http.StatusOK, "Connexion annulée"},
+			"invalid_scope":           {http.StatusBadGateway, "Connexion impossible pour le moment"},
+			"invalid_request":         {http.StatusBadGateway, "Connexion impossible pour le moment"},
+			"server_error":            {http.StatusServiceUnavailable, "FranceConnect est momentanément indisponible"},
+			"temporarily_unavailable": {http.StatusServiceUnavailable, "FranceConnect est momentanément indisponible"},
+			"E000001":                 {http.StatusBadGateway, "Connexion impossible pour le moment"},
+		} {
+			c := newCitizen(t, e)
+			auth, _ := url.Parse(c.start("/espace-famille/", "login"))
+			q := url.Values{"error": {code}, "error_description": {"<script>alert(1)</script>"}, "state": {auth.Query().Get("state")}}
+			p := c.get(e.base + "/.passerelle/fc/callback?" + q.Encode())
+			if p.status != want.status || !strings.Contains(p.body, "<h1>"+want.title+"</h1>") || strings.Contains(p.body, "alert(1)") {
+				t.Errorf("%s: %d %s", code, p.status, tail(p.body, 300))
+			}
+		}
+	})
+
 	t.Run("callback in another browser", func(t *testing.T) {
 		victim, attacker := newCitizen(t, e), newCitizen(t, e)
 		// The attacker logs in at FranceConnect and sends the callback to
