@@ -1,0 +1,71 @@
+package integration
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// audit runs the built binary's `passerelle audit` from the repository
+// root and returns its exit status and output.
+func audit(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(binary(t), append([]string{"audit"}, args...)...)
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out)
+	case err != nil:
+		t.Fatal(err)
+	}
+	return 0, string(out)
+}
+
+// TestAuditCommand: the README example is critical (the sandbox), the
+// production template passes at the lowest threshold, exit statuses 0, 1
+// and 2, the ignore file needs justifications, no secret is printed.
+func TestAuditCommand(t *testing.T) {
+	code, out := audit(t, nil, "--config", "Caddyfile.example")
+	if code != 1 || !strings.Contains(out, "PA01 CRITICAL") {
+		t.Fatalf("README example: exit %d\n%s", code, out)
+	}
+	for _, secret := range []string{"sandbox-fd-client-secret-not-for-production", "sandbox-provider-key", "sandbox-fs-client-secret"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("the report prints a secret: %s", secret)
+		}
+	}
+	habs := []string{"PASSERELLE_HABILITATIONS=deploy/production/habilitations.example.yaml"}
+	if code, out := audit(t, habs, "--config", "deploy/Caddyfile.production", "--fail-on", "low"); code != 0 {
+		t.Fatalf("production template: exit %d\n%s", code, out)
+	}
+	dir := t.TempDir()
+	ignore := filepath.Join(dir, "ignore")
+	_ = os.WriteFile(ignore, []byte("PA01 -- the sandbox, on a developer's machine\n"), 0o600)
+	if code, out := audit(t, nil, "--config", "Caddyfile.example", "--ignore", ignore, "--fail-on", "critical"); code != 0 || !strings.Contains(out, "PA02") {
+		t.Fatalf("criticals ignored, --fail-on critical: exit %d\n%s", code, out)
+	}
+	if code, _ := audit(t, nil, "--config", "Caddyfile.example", "--ignore", ignore, "--fail-on", "high"); code != 1 {
+		t.Fatalf("--fail-on high with high findings: exit %d", code)
+	}
+	_ = os.WriteFile(ignore, []byte("PA01\n"), 0o600)
+	if code, _ := audit(t, nil, "--config", "Caddyfile.example", "--ignore", ignore); code != 2 {
+		t.Fatalf("an ignore line without justification: exit %d", code)
+	}
+	if code, _ := audit(t, nil, "--config", filepath.Join(dir, "missing")); code != 2 {
+		t.Fatalf("unreadable config: exit %d", code)
+	}
+	bad := filepath.Join(dir, "Caddyfile")
+	_ = os.WriteFile(bad, []byte("{\n\tnot_a_directive\n}\n"), 0o600)
+	if code, _ := audit(t, nil, "--config", bad); code != 2 {
+		t.Fatalf("a Caddyfile that does not adapt: exit %d", code)
+	}
+	if code, out := audit(t, nil, "--config", "Caddyfile.example", "--format", "json"); code != 1 || !strings.HasPrefix(strings.TrimSpace(out), "{") {
+		t.Fatalf("json: exit %d %s", code, out)
+	}
+}

@@ -1,0 +1,283 @@
+package audit
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// clean is a production configuration that trips no rule: each case below
+// changes one thing and must trip its rule, and only the rules it names.
+func clean() map[string]any {
+	return map[string]any{
+		"admin": map[string]any{"listen": "unix//run/passerelle/admin.sock"},
+		"logging": map[string]any{"logs": map[string]any{
+			"default": map[string]any{"exclude": []any{"http.log.access.log0", "passerelle.audit"}},
+			"log0": map[string]any{
+				"include": []any{"http.log.access.log0"},
+				"writer":  map[string]any{"output": "file", "filename": "/var/log/passerelle/access.log"},
+				"encoder": map[string]any{"format": "filter", "fields": map[string]any{
+					"request>uri": map[string]any{"filter": "query", "actions": []any{map[string]any{"type": "delete", "parameter": "*"}}},
+				}},
+			},
+			"audit": map[string]any{
+				"include": []any{"passerelle.audit"},
+				"writer":  map[string]any{"output": "file", "filename": "/var/log/passerelle/audit.log"},
+			},
+		}},
+		"apps": map[string]any{
+			"passerelle": map[string]any{
+				"franceconnect": map[string]any{
+					"issuer": "https://oidc.franceconnect.gouv.fr/api/v2", "client_id": "fd",
+					"client_secret": "{file./run/credentials/passerelle.service/fc-secret}", "decryption_keys": []any{"{file./run/credentials/passerelle.service/enc.jwk}"},
+					"signing_algorithms": []any{"ES256"}, "skew": 10e9,
+				},
+				"cache": map[string]any{"secret": "{env.CACHE_SECRET}", "redis": map[string]any{
+					"addrs": []any{"redis-1:26379"}, "master_name": "passerelle", "password": "{file./run/credentials/passerelle.service/redis}", "tls": true,
+				}},
+				"audit":       map[string]any{"pseudonym_key": "{file./run/credentials/passerelle.service/pseudo}"},
+				"rate_limits": map[string]any{"habilitation": "20/s", "client_ip": "1000/m"},
+				"upstreams":   map[string]any{"CNAV": map[string]any{"header_name": "Authorization", "header_value": "{file./run/credentials/passerelle.service/cnav}"}},
+			},
+			"http": map[string]any{"servers": map[string]any{
+				"public": map[string]any{
+					"listen":              []any{":443"},
+					"read_header_timeout": 10e9, "read_timeout": 30e9, "idle_timeout": 120e9,
+					"logs": map[string]any{"logger_names": map[string]any{"api.mairie.example": []any{"log0"}}},
+					"routes": []any{map[string]any{"handle": []any{map[string]any{"handler": "subroute", "routes": []any{
+						map[string]any{"handle": []any{
+							map[string]any{"handler": "passerelle"},
+							map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": "provider.example:443"}},
+								"transport": map[string]any{"protocol": "http", "tls": map[string]any{}}, "load_balancing": map[string]any{"retries": 1.0}},
+						}},
+					}}}}},
+				},
+				"internal": map[string]any{
+					"listen": []any{"127.0.0.1:9090"},
+					"routes": []any{map[string]any{"handle": []any{map[string]any{"handler": "metrics"}}},
+						map[string]any{"handle": []any{map[string]any{"handler": "passerelle_health"}}}},
+				},
+			}},
+		},
+	}
+}
+
+// at follows a path of keys and indexes (ints) and returns the container.
+func at(root map[string]any, path ...any) any {
+	var v any = root
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			v = v.(map[string]any)[k]
+		case int:
+			v = v.([]any)[k]
+		}
+	}
+	return v
+}
+
+func obj(root map[string]any, path ...any) map[string]any { return at(root, path...).(map[string]any) }
+
+func run(t *testing.T, c map[string]any) []Finding {
+	t.Helper()
+	b, _ := json.Marshal(c)
+	fs, err := Run(b, Options{ReadFile: func(string) ([]byte, error) { return []byte(goodHabilitations), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+const goodHabilitations = `habilitations:
+  - id: "dp-1"
+    label: "Mairie"
+    siret: "21930048000015"
+    france_connect_client_ids: ["0f5e7b9d1c3a5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e"]
+    modalities: [france_connect]
+    scopes: [cnaf_quotient_familial]
+`
+
+func rulesOf(fs []Finding) []string {
+	var ids []string
+	for _, f := range fs {
+		if !slices.Contains(ids, f.Rule) {
+			ids = append(ids, f.Rule)
+		}
+	}
+	return ids
+}
+
+func TestCleanConfig(t *testing.T) {
+	if fs := run(t, clean()); len(fs) != 0 {
+		t.Fatalf("a clean configuration trips %v: %+v", rulesOf(fs), fs)
+	}
+}
+
+// public route chain: passerelle, reverse_proxy.
+func route(c map[string]any) []any {
+	return at(c, "apps", "http", "servers", "public", "routes", 0, "handle", 0, "routes").([]any)
+}
+
+func TestEachRule(t *testing.T) {
+	pp := func(c map[string]any) map[string]any { return obj(c, "apps", "passerelle") }
+	srv := func(c map[string]any) map[string]any { return obj(c, "apps", "http", "servers", "public") }
+	proxy := func(c map[string]any) map[string]any {
+		return obj(c, "apps", "http", "servers", "public", "routes", 0, "handle", 0, "routes", 0, "handle", 1)
+	}
+	cases := []struct {
+		rule   string
+		change func(c map[string]any)
+	}{
+		{"PA01", func(c map[string]any) { pp(c)["mode"] = "sandbox" }},
+		{"PA01", func(c map[string]any) {
+			r := obj(c, "apps", "http", "servers", "internal")
+			r["routes"] = append(r["routes"].([]any), map[string]any{"handle": []any{map[string]any{"handler": "passerelle_sandbox_fc"}}})
+		}},
+		{"PA02", func(c map[string]any) {
+			obj(c, "apps", "passerelle", "franceconnect")["client_secret"] = "s3cr3t-value-canary"
+		}},
+		{"PA02", func(c map[string]any) {
+			obj(c, "apps", "passerelle", "upstreams", "CNAV")["header_value"] = "Bearer s3cr3t-value-canary"
+		}},
+		{"PA03", func(c map[string]any) {
+			obj(c, "apps", "passerelle", "franceconnect")["issuer"] = "http://fc.example/api/v2"
+		}},
+		{"PA03", func(c map[string]any) { obj(c, "apps", "passerelle", "cache", "redis")["tls"] = false }},
+		{"PA03", func(c map[string]any) { delete(proxy(c), "transport") }},
+		{"PA04", func(c map[string]any) {
+			obj(c, "apps", "passerelle", "franceconnect")["signing_algorithms"] = []any{"ES256", "HS256"}
+		}},
+		{"PA04", func(c map[string]any) {
+			obj(c, "apps", "passerelle", "franceconnect")["key_algorithms"] = []any{"RSA1_5"}
+		}},
+		{"PA04", func(c map[string]any) { obj(c, "apps", "passerelle", "franceconnect")["skew"] = 120e9 }},
+		{"PA05", func(c map[string]any) {
+			rs := route(c)
+			rs = append(rs, map[string]any{"handle": []any{map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": "provider.example:443"}},
+				"transport": map[string]any{"protocol": "http", "tls": map[string]any{}}}}})
+			obj(c, "apps", "http", "servers", "public", "routes", 0, "handle", 0)["routes"] = rs
+		}},
+		{"PA07", func(c map[string]any) { srv(c)["listen"] = []any{":80"} }},
+		{"PA08", func(c map[string]any) {
+			srv(c)["tls_connection_policies"] = []any{map[string]any{"protocol_min": "tls1.0"}}
+		}},
+		{"PA09", func(c map[string]any) { obj(proxy(c), "transport", "tls")["insecure_skip_verify"] = true }},
+		{"PA10", func(c map[string]any) { obj(c, "admin")["listen"] = "0.0.0.0:2019" }},
+		{"PA11", func(c map[string]any) { obj(c, "apps", "http", "servers", "internal")["listen"] = []any{":9090"} }},
+		{"PA12", func(c map[string]any) { delete(obj(c, "logging", "logs", "log0", "encoder", "fields"), "request>uri") }},
+		{"PA13", func(c map[string]any) { obj(c, "logging", "logs", "log0")["level"] = "DEBUG" }},
+		{"PA13", func(c map[string]any) { obj(srv(c), "logs")["should_log_credentials"] = true }},
+		{"PA14", func(c map[string]any) { delete(obj(c, "logging", "logs"), "audit") }},
+		{"PA14", func(c map[string]any) {
+			obj(c, "logging", "logs", "audit")["writer"] = map[string]any{"output": "file", "filename": "/var/log/passerelle/access.log"}
+		}},
+		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["habilitation"] = "1000000/s" }},
+		{"PA16", func(c map[string]any) { delete(srv(c), "read_header_timeout") }},
+		{"PA16", func(c map[string]any) { srv(c)["max_header_bytes"] = float64(8 << 20) }},
+		{"PA17", func(c map[string]any) { obj(proxy(c), "load_balancing")["retries"] = 3.0 }},
+		{"PA17", func(c map[string]any) {
+			obj(proxy(c), "load_balancing")["retry_match"] = []any{map[string]any{"method": []any{"POST"}}}
+		}},
+		{"PA18", func(c map[string]any) {
+			srv(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}
+		}},
+	}
+	tried := map[string]bool{}
+	for i, tc := range cases {
+		c := clean()
+		tc.change(c)
+		fs := run(t, c)
+		if !slices.Contains(rulesOf(fs), tc.rule) {
+			t.Errorf("case %d: %s not tripped: %+v", i, tc.rule, fs)
+		}
+		for _, f := range fs {
+			if strings.Contains(f.Detail+f.Path+f.Title, "s3cr3t") {
+				t.Errorf("case %d: a finding quotes the secret: %+v", i, f)
+			}
+			if f.Path == "" || f.Fix == "" || f.Severity == 0 {
+				t.Errorf("case %d: incomplete finding %+v", i, f)
+			}
+		}
+		tried[tc.rule] = true
+	}
+	tried["PA06"] = true // TestHabilitations
+	for _, r := range Rules() {
+		if !tried[r.ID] {
+			t.Errorf("rule %s has no test", r.ID)
+		}
+	}
+}
+
+func TestHabilitations(t *testing.T) {
+	c := clean()
+	c["apps"].(map[string]any)["passerelle"].(map[string]any)["habilitations"] = "/etc/passerelle/habilitations.yaml"
+	b, _ := json.Marshal(c)
+	for name, tc := range map[string]struct {
+		file string
+		err  error
+		want bool
+	}{
+		"good":          {goodHabilitations, nil, false},
+		"unknown scope": {strings.Replace(goodHabilitations, "cnaf_quotient_familial", "cnaf_tout", 1), nil, true},
+		"bad SIRET":     {strings.Replace(goodHabilitations, "21930048000015", "21930048000016", 1), nil, true},
+		"unreadable":    {"", errors.New("no such file"), true},
+	} {
+		fs, err := Run(b, Options{ReadFile: func(string) ([]byte, error) { return []byte(tc.file), tc.err }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Contains(rulesOf(fs), "PA06"); got != tc.want {
+			t.Errorf("%s: PA06 %v: %+v", name, got, fs)
+		}
+	}
+}
+
+func TestIgnoreFile(t *testing.T) {
+	ig, err := ParseIgnore([]byte("# accepted\nPA11 apps.http.servers.x -- the cluster network only\nPA15 -- load test platform\n"))
+	if err != nil || len(ig) != 2 || ig[0].Path != "apps.http.servers.x" || ig[1].Why != "load test platform" {
+		t.Fatalf("%+v %v", ig, err)
+	}
+	for _, bad := range []string{"PA11 apps.x", "PA11 apps.x --", "PA99 -- unknown rule", "PA11 a b -- too many"} {
+		if _, err := ParseIgnore([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+	fs := []Finding{{Rule: "PA11", Path: "apps.http.servers.x", Severity: Medium}, {Rule: "PA11", Path: "apps.http.servers.y", Severity: Medium}, {Rule: "PA15", Path: "p", Severity: Medium}}
+	kept, ignored := Apply(fs, ig)
+	if len(kept) != 1 || kept[0].Path != "apps.http.servers.y" || len(ignored) != 2 {
+		t.Fatalf("kept %+v ignored %+v", kept, ignored)
+	}
+	if !AtOrAbove(kept, Medium) || AtOrAbove(kept, High) {
+		t.Fatal("threshold")
+	}
+}
+
+func TestReportFormats(t *testing.T) {
+	c := clean()
+	c["apps"].(map[string]any)["passerelle"].(map[string]any)["mode"] = "sandbox"
+	fs := run(t, c)
+	for _, format := range []string{"text", "json", "markdown"} {
+		var b strings.Builder
+		if err := Report(&b, format, fs, nil); err != nil || !strings.Contains(b.String(), "PA01") {
+			t.Errorf("%s: %v %s", format, err, b.String())
+		}
+	}
+	var out struct {
+		Findings []Finding      `json:"findings"`
+		Counts   map[string]int `json:"counts"`
+	}
+	var b strings.Builder
+	_ = Report(&b, "json", fs, nil)
+	if err := json.Unmarshal([]byte(b.String()), &out); err != nil || out.Counts["critical"] != 1 {
+		t.Fatalf("%v %s", err, b.String())
+	}
+	if err := Report(os.Stdout, "yaml", fs, nil); err == nil {
+		t.Fatal("unknown format accepted")
+	}
+	if _, err := Run([]byte("{not json"), Options{}); !errors.Is(err, ErrConfig) {
+		t.Fatal("bad JSON accepted")
+	}
+}

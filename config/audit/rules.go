@@ -1,0 +1,554 @@
+package audit
+
+import (
+	"fmt"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/passerelle-gw/passerelle/config/catalogue"
+	"github.com/passerelle-gw/passerelle/config/habilitation"
+)
+
+// rule is one check.
+type rule struct {
+	id       string
+	severity Severity
+	title    string
+	fix      string
+	check    func(c *cfg) []Finding
+}
+
+// rules, in id order. Ids are stable: ignore files and the dossier name them.
+var rules = []rule{
+	{"PA01", Critical, "sandbox mode or a sandbox module", "set `mode production` (the default) and remove every passerelle_sandbox_* directive", checkSandbox},
+	{"PA02", High, "literal secret", "give the secret as {file./run/credentials/…} or {env.NAME}", checkLiteralSecrets},
+	{"PA03", High, "plain HTTP to FranceConnect, a token URL, a provider or Redis off loopback", "use https:// (reverse_proxy: transport http { tls }), Redis `tls`", checkPlainHTTP},
+	{"PA04", High, "weak JOSE allow-list or clock skew over 60 s", "allow ES256/RS256 signatures and RSA-OAEP-256/RSA-OAEP/ECDH-ES keys only; skew ≤ 60s", checkJOSE},
+	{"PA05", High, "a provider reachable without passerelle before it", "route every reverse_proxy to a provider through the passerelle handler", checkBypass},
+	{"PA06", Medium, "habilitations file refused, or scopes the catalogue does not know", "fix the habilitations file (`passerelle` validates it at load)", checkHabilitations},
+	{"PA07", High, "public listener without TLS and without trusted_proxies", "serve HTTPS, or, behind a load balancer, set trusted_proxies to its addresses", checkPublicPlain},
+	{"PA08", High, "TLS below 1.2 accepted", "protocols tls1.2 tls1.3", checkTLSVersion},
+	{"PA09", Critical, "TLS certificate verification disabled", "remove insecure_skip_verify; trust the provider's CA with tls_trust_pool", checkSkipVerify},
+	{"PA10", High, "admin API off loopback without mTLS", "admin on localhost or a unix socket (admin unix//run/passerelle/admin.sock)", checkAdmin},
+	{"PA11", Medium, "metrics or health probes on a public listener", "serve metrics and passerelle_health on an internal listener (127.0.0.1 or the cluster network)", checkInternalOnPublic},
+	{"PA12", Medium, "access log without a query-string filter", "log { format filter { request>uri query { delete * } } } (identite calls carry civil status in the query)", checkAccessLogQuery},
+	{"PA13", High, "credentials, DEBUG or trace logging", "remove log_credentials and trace; log at INFO or above", checkLogLevels},
+	{"PA14", Medium, "audit records sharing the access log's sink", "log audit { include passerelle.audit; output file /var/log/passerelle/audit.log } apart from the access log", checkAuditSink},
+	{"PA15", Medium, "quotas that do not limit", "rate_limit { habilitation 20/s; client_ip 1000/m } or lower", checkQuotas},
+	{"PA16", Medium, "public server without timeouts, or with oversized header limits", "servers { timeouts { read_header 10s; read_body 30s; idle 2m } max_header_size 16KB }", checkTimeouts},
+	{"PA17", Medium, "retries beyond one, or of non-GET requests", "lb_retries 1 at most, retry_match on GET only", checkRetries},
+	{"PA18", Critical, "every address trusted as a proxy", "trusted_proxies static <the load balancers' addresses>", checkTrustEveryone},
+}
+
+var ruleByID = func() map[string]rule {
+	m := map[string]rule{}
+	for _, r := range rules {
+		m[r.id] = r
+	}
+	return m
+}()
+
+func find(id, path, detail string) Finding { return Finding{Rule: id, Path: path, Detail: detail} }
+
+const pp = "apps.passerelle"
+
+func checkSandbox(c *cfg) []Finding {
+	var out []Finding
+	if p := dig(c.root, "apps", "passerelle"); p != nil && str(p, "mode") == "sandbox" {
+		out = append(out, find("PA01", pp+".mode", "mode sandbox: ephemeral keys, literal secrets and the sandbox's public tokens are accepted"))
+	}
+	for _, h := range c.handlers {
+		if strings.HasPrefix(h.name(), "passerelle_sandbox_") {
+			out = append(out, find("PA01", h.path, h.name()))
+		}
+	}
+	return out
+}
+
+// secretFields are the settings that must be references, under apps.passerelle.
+var secretFields = [][]string{
+	{"franceconnect", "client_secret"}, {"cache", "secret"}, {"cache", "redis", "password"}, {"audit", "pseudonym_key"},
+}
+
+func checkLiteralSecrets(c *cfg) []Finding {
+	var out []Finding
+	literal := func(path, v string) {
+		if v != "" && !isReference(v) {
+			out = append(out, find("PA02", path, "a literal value"))
+		}
+	}
+	p := dig(c.root, "apps", "passerelle")
+	for _, f := range secretFields {
+		literal(pp+"."+strings.Join(f, "."), str(p, f...))
+	}
+	for i, k := range strs(p, "franceconnect", "decryption_keys") {
+		literal(fmt.Sprintf("%s.franceconnect.decryption_keys[%d]", pp, i), k)
+	}
+	ups, _ := dig(p, "upstreams").(map[string]any)
+	for _, name := range sortedKeys(ups) {
+		literal(pp+".upstreams."+name+".header_value", str(ups[name], "header_value"))
+		literal(pp+".upstreams."+name+".oauth2.client_secret", str(ups[name], "oauth2", "client_secret"))
+	}
+	for _, h := range c.named("passerelle_front") {
+		literal(h.path+".secret", str(h.obj, "secret"))
+		literal(h.path+".assertion_key", str(h.obj, "assertion_key"))
+		literal(h.path+".franceconnect.client_secret", str(h.obj, "franceconnect", "client_secret"))
+	}
+	return out
+}
+
+// plainURL reports an http:// URL off loopback.
+func plainURL(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && p.Scheme == "http" && !loopbackHost(p.Hostname())
+}
+
+func checkPlainHTTP(c *cfg) []Finding {
+	var out []Finding
+	p := dig(c.root, "apps", "passerelle")
+	for _, f := range []string{"issuer", "checktoken_url", "jwks_url"} {
+		if plainURL(str(p, "franceconnect", f)) {
+			out = append(out, find("PA03", pp+".franceconnect."+f, "FranceConnect over plain HTTP"))
+		}
+	}
+	ups, _ := dig(p, "upstreams").(map[string]any)
+	for _, name := range sortedKeys(ups) {
+		if plainURL(str(ups[name], "oauth2", "token_url")) {
+			out = append(out, find("PA03", pp+".upstreams."+name+".oauth2.token_url", "a provider token URL over plain HTTP"))
+		}
+	}
+	if r, ok := dig(p, "cache", "redis").(map[string]any); ok && r["tls"] != true {
+		for _, a := range strs(r, "addrs") {
+			if !loopbackHost(a) {
+				out = append(out, find("PA03", pp+".cache.redis", "Redis off loopback without TLS"))
+				break
+			}
+		}
+	}
+	for _, h := range c.named("passerelle_front") {
+		if plainURL(str(h.obj, "franceconnect", "issuer")) {
+			out = append(out, find("PA03", h.path+".franceconnect.issuer", "FranceConnect over plain HTTP"))
+		}
+		ds, _ := h.obj["datasets"].([]any)
+		for i, d := range ds {
+			if plainURL(str(d, "remote")) {
+				out = append(out, find("PA03", fmt.Sprintf("%s.datasets[%d].remote", h.path, i), "a remote API Particulier over plain HTTP"))
+			}
+		}
+	}
+	for _, h := range c.named("reverse_proxy") {
+		if !h.after("passerelle") || dig(h.obj, "transport", "tls") != nil {
+			continue
+		}
+		for _, d := range dials(h.obj) {
+			if !loopbackHost(d) {
+				out = append(out, find("PA03", h.path+".upstreams", "a provider ("+d+") over plain HTTP"))
+			}
+		}
+	}
+	return out
+}
+
+func dials(proxy map[string]any) []string {
+	var out []string
+	ups, _ := proxy["upstreams"].([]any)
+	for _, u := range ups {
+		if d := str(u, "dial"); d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func checkJOSE(c *cfg) []Finding {
+	var out []Finding
+	fc := dig(c.root, "apps", "passerelle", "franceconnect")
+	for _, a := range strs(fc, "key_algorithms") {
+		if a == "RSA1_5" {
+			out = append(out, find("PA04", pp+".franceconnect.key_algorithms", "RSA1_5 (RSA PKCS#1 v1.5, Bleichenbacher)"))
+		}
+	}
+	weakSig := func(path string, algs []string) {
+		for _, a := range algs {
+			if a == "none" || strings.HasPrefix(strings.ToUpper(a), "HS") {
+				out = append(out, find("PA04", path, a+" signatures"))
+			}
+		}
+	}
+	weakSig(pp+".franceconnect.signing_algorithms", strs(fc, "signing_algorithms"))
+	for _, h := range c.named("passerelle_front") {
+		weakSig(h.path+".franceconnect.signing_algs", strs(h.obj, "franceconnect", "signing_algs"))
+	}
+	if d, ok := duration(dig(fc, "skew")); ok && d > time.Minute {
+		out = append(out, find("PA04", pp+".franceconnect.skew", "skew "+d.String()))
+	}
+	return out
+}
+
+// duration reads a caddy.Duration as JSON gives it: nanoseconds, or a string.
+func duration(v any) (time.Duration, bool) {
+	switch d := v.(type) {
+	case float64:
+		return time.Duration(d), true
+	case string:
+		t, err := time.ParseDuration(d)
+		return t, err == nil
+	}
+	return 0, false
+}
+
+func checkBypass(c *cfg) []Finding {
+	providers := map[string]bool{}
+	for _, h := range c.named("reverse_proxy") {
+		if h.after("passerelle") {
+			for _, d := range dials(h.obj) {
+				providers[d] = true
+			}
+		}
+	}
+	var out []Finding
+	for _, h := range c.named("reverse_proxy") {
+		if h.after("passerelle") {
+			continue
+		}
+		for _, d := range dials(h.obj) {
+			if providers[d] {
+				out = append(out, find("PA05", h.path, "reverse_proxy to "+d+" without passerelle before it"))
+			}
+		}
+	}
+	return out
+}
+
+func checkHabilitations(c *cfg) []Finding {
+	path := str(c.root, "apps", "passerelle", "habilitations")
+	if path == "" || c.opts.ReadFile == nil {
+		return nil
+	}
+	data, err := c.opts.ReadFile(path)
+	if err != nil {
+		return []Finding{find("PA06", pp+".habilitations", "the file cannot be read")}
+	}
+	reg, err := habilitation.Parse(data)
+	if err != nil {
+		// The parser's messages name entries and fields, never values.
+		return []Finding{find("PA06", pp+".habilitations", err.Error())}
+	}
+	cat, err := catalogue.Default()
+	if err != nil {
+		return nil
+	}
+	known := map[string]bool{}
+	for i := range cat.Endpoints {
+		for _, s := range cat.Endpoints[i].Scopes {
+			known[s.Name] = true
+			for _, a := range s.Aliases {
+				known[a] = true
+			}
+		}
+	}
+	var out []Finding
+	for _, h := range reg.All() {
+		if len(h.Scopes) == 0 {
+			out = append(out, find("PA06", pp+".habilitations", "habilitation "+h.ID+": no scope"))
+		}
+		for _, s := range h.Scopes {
+			if !known[s] {
+				out = append(out, find("PA06", pp+".habilitations", "habilitation "+h.ID+": scope "+s+" unknown to the catalogue"))
+			}
+		}
+	}
+	return out
+}
+
+// public reports whether a server listens off loopback.
+func public(srv map[string]any) bool {
+	for _, l := range strs(srv, "listen") {
+		if !loopbackHost(l) {
+			return true
+		}
+	}
+	return false
+}
+
+func checkPublicPlain(c *cfg) []Finding {
+	var out []Finding
+	for _, name := range sortedKeys(c.servers) {
+		srv := c.servers[name]
+		if !public(srv) || srv["tls_connection_policies"] != nil || srv["trusted_proxies"] != nil {
+			continue
+		}
+		https := false
+		for _, l := range strs(srv, "listen") {
+			https = https || strings.HasSuffix(l, ":443") && dig(srv, "automatic_https", "disable") != true
+		}
+		if !https {
+			out = append(out, find("PA07", "apps.http.servers."+name+".listen", strings.Join(strs(srv, "listen"), " ")))
+		}
+	}
+	return out
+}
+
+func checkTLSVersion(c *cfg) []Finding {
+	var out []Finding
+	for _, name := range sortedKeys(c.servers) {
+		pols, _ := c.servers[name]["tls_connection_policies"].([]any)
+		for i, p := range pols {
+			if v := str(p, "protocol_min"); v == "tls1.0" || v == "tls1.1" {
+				out = append(out, find("PA08", fmt.Sprintf("apps.http.servers.%s.tls_connection_policies[%d].protocol_min", name, i), v))
+			}
+		}
+	}
+	return out
+}
+
+func checkSkipVerify(c *cfg) []Finding {
+	var out []Finding
+	walkJSON(c.root, "", func(path, key string, v any) {
+		if key == "insecure_skip_verify" && v == true {
+			out = append(out, find("PA09", path, ""))
+		}
+	})
+	return out
+}
+
+// walkJSON calls fn for every member of every object, depth first.
+func walkJSON(v any, path string, fn func(path, key string, v any)) {
+	switch t := v.(type) {
+	case map[string]any:
+		for _, k := range sortedKeys(t) {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			fn(p, k, t[k])
+			walkJSON(t[k], p, fn)
+		}
+	case []any:
+		for i, e := range t {
+			walkJSON(e, fmt.Sprintf("%s[%d]", path, i), fn)
+		}
+	}
+}
+
+func checkAdmin(c *cfg) []Finding {
+	admin, _ := c.root["admin"].(map[string]any)
+	if admin["disabled"] == true || admin["remote"] != nil {
+		return nil
+	}
+	if l := str(admin, "listen"); l != "" && !loopbackHost(l) {
+		return []Finding{find("PA10", "admin.listen", l)}
+	}
+	return nil
+}
+
+func checkInternalOnPublic(c *cfg) []Finding {
+	var out []Finding
+	for _, h := range c.handlers {
+		if (h.name() == "metrics" || h.name() == "passerelle_health") && public(c.servers[h.server]) {
+			out = append(out, find("PA11", h.path, h.name()+" on "+strings.Join(strs(c.servers[h.server], "listen"), " ")))
+		}
+	}
+	return out
+}
+
+// logs returns logging.logs.
+func (c *cfg) logs() map[string]any {
+	l, _ := dig(c.root, "logging", "logs").(map[string]any)
+	return l
+}
+
+// sinkOf returns the log that receives a logger's entries: the first log
+// including it (by prefix), else the default one.
+func (c *cfg) sinkOf(logger string) (string, map[string]any) {
+	logs := c.logs()
+	for _, name := range sortedKeys(logs) {
+		for _, inc := range strs(logs[name], "include") {
+			if logger == inc || strings.HasPrefix(logger, inc+".") {
+				m, _ := logs[name].(map[string]any)
+				return name, m
+			}
+		}
+	}
+	d, _ := logs["default"].(map[string]any)
+	return "default", d
+}
+
+func checkAccessLogQuery(c *cfg) []Finding {
+	var out []Finding
+	for _, name := range sortedKeys(c.servers) {
+		logsCfg, ok := c.servers[name]["logs"].(map[string]any)
+		if !ok {
+			continue // no access log
+		}
+		for _, logger := range accessLoggers(logsCfg) {
+			lname, l := c.sinkOf(logger)
+			f, _ := dig(l, "encoder", "fields", "request>uri").(map[string]any)
+			if str(l, "encoder", "format") != "filter" || f == nil {
+				out = append(out, find("PA12", "logging.logs."+lname, "server "+name+": request>uri logged as is"))
+			}
+		}
+	}
+	return out
+}
+
+// accessLoggers are the logger names of a server's access log: per host
+// (logger_names), the default one, or http.log.access.
+func accessLoggers(logsCfg map[string]any) []string {
+	var loggers []string
+	if n := str(logsCfg, "default_logger_name"); n != "" {
+		loggers = append(loggers, "http.log.access."+n)
+	}
+	names, _ := logsCfg["logger_names"].(map[string]any)
+	for _, host := range sortedKeys(names) {
+		for _, n := range strs(names, host) {
+			loggers = append(loggers, "http.log.access."+n)
+		}
+	}
+	if len(loggers) == 0 {
+		loggers = []string{"http.log.access"}
+	}
+	return loggers
+}
+
+func checkLogLevels(c *cfg) []Finding {
+	var out []Finding
+	for _, name := range sortedKeys(c.servers) {
+		if dig(c.servers[name], "logs", "should_log_credentials") == true {
+			out = append(out, find("PA13", "apps.http.servers."+name+".logs.should_log_credentials", "credentials logged"))
+		}
+		if dig(c.servers[name], "logs", "trace") == true {
+			out = append(out, find("PA13", "apps.http.servers."+name+".logs.trace", "trace logging"))
+		}
+	}
+	logs := c.logs()
+	for _, name := range sortedKeys(logs) {
+		if strings.EqualFold(str(logs[name], "level"), "debug") {
+			out = append(out, find("PA13", "logging.logs."+name+".level", "DEBUG"))
+		}
+	}
+	return out
+}
+
+func checkAuditSink(c *cfg) []Finding {
+	aname, alog := c.sinkOf("passerelle.audit")
+	if aname == "default" {
+		return []Finding{find("PA14", "logging.logs", "no log includes passerelle.audit: the audit trail goes to the default log")}
+	}
+	var out []Finding
+	for _, name := range sortedKeys(c.servers) {
+		logsCfg, ok := c.servers[name]["logs"].(map[string]any)
+		if !ok {
+			continue
+		}
+		for _, logger := range accessLoggers(logsCfg) {
+			lname, llog := c.sinkOf(logger)
+			if lname == aname || reflect.DeepEqual(dig(alog, "writer"), dig(llog, "writer")) && dig(alog, "writer") != nil {
+				out = append(out, find("PA14", "logging.logs."+aname, "the same sink as the access log of server "+name))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// maxQuota is the fastest quota that still limits: 1000 requests a second.
+const maxQuota = 1000.0
+
+func checkQuotas(c *cfg) []Finding {
+	var out []Finding
+	for _, f := range []string{"habilitation", "client_ip"} {
+		v := str(c.root, "apps", "passerelle", "rate_limits", f)
+		if v == "" {
+			continue
+		}
+		if perSecond, ok := rate(v); ok && perSecond > maxQuota {
+			out = append(out, find("PA15", pp+".rate_limits."+f, v))
+		}
+	}
+	return out
+}
+
+// rate reads "N/s", "N/m" or "N/h" as requests per second.
+func rate(v string) (float64, bool) {
+	n, unit, ok := strings.Cut(v, "/")
+	count, err := strconv.ParseFloat(n, 64)
+	if !ok || err != nil {
+		return 0, false
+	}
+	switch unit {
+	case "s":
+		return count, true
+	case "m":
+		return count / 60, true
+	case "h":
+		return count / 3600, true
+	}
+	return 0, false
+}
+
+func checkTimeouts(c *cfg) []Finding {
+	var out []Finding
+	for _, name := range sortedKeys(c.servers) {
+		srv := c.servers[name]
+		if !public(srv) {
+			continue
+		}
+		var missing []string
+		for _, t := range []string{"read_header_timeout", "read_timeout", "idle_timeout"} {
+			if _, ok := srv[t]; !ok {
+				missing = append(missing, t)
+			}
+		}
+		if len(missing) > 0 {
+			out = append(out, find("PA16", "apps.http.servers."+name, "no "+strings.Join(missing, ", ")))
+		}
+		if n, ok := srv["max_header_bytes"].(float64); ok && n > 1<<20 {
+			out = append(out, find("PA16", "apps.http.servers."+name+".max_header_bytes", strconv.Itoa(int(n))))
+		}
+	}
+	return out
+}
+
+func checkRetries(c *cfg) []Finding {
+	var out []Finding
+	for _, h := range c.named("reverse_proxy") {
+		if n, ok := dig(h.obj, "load_balancing", "retries").(float64); ok && n > 1 {
+			out = append(out, find("PA17", h.path+".load_balancing.retries", strconv.Itoa(int(n))))
+		}
+		matchers, _ := dig(h.obj, "load_balancing", "retry_match").([]any)
+		for _, m := range matchers {
+			for _, method := range strs(m, "method") {
+				if method != "GET" && method != "HEAD" {
+					out = append(out, find("PA17", h.path+".load_balancing.retry_match", "retries "+method))
+				}
+			}
+		}
+	}
+	return out
+}
+
+func checkTrustEveryone(c *cfg) []Finding {
+	var out []Finding
+	for _, name := range sortedKeys(c.servers) {
+		for _, r := range strs(c.servers[name], "trusted_proxies", "ranges") {
+			if r == "0.0.0.0/0" || r == "::/0" {
+				out = append(out, find("PA18", "apps.http.servers."+name+".trusted_proxies", r))
+			}
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
