@@ -20,7 +20,8 @@ func clean() map[string]any {
 				"include": []any{"http.log.access.log0"},
 				"writer":  map[string]any{"output": "file", "filename": "/var/log/passerelle/access.log"},
 				"encoder": map[string]any{"format": "filter", "fields": map[string]any{
-					"request>uri": map[string]any{"filter": "query", "actions": []any{map[string]any{"type": "delete", "parameter": "*"}}},
+					"request>uri":               map[string]any{"filter": "regexp", "regexp": `\?.*`, "value": "?redacted"},
+					"request>headers>X-Api-Key": map[string]any{"filter": "delete"},
 				}},
 			},
 			"audit": map[string]any{
@@ -168,6 +169,9 @@ func TestEachRule(t *testing.T) {
 		{"PA10", func(c map[string]any) { obj(c, "admin")["listen"] = "0.0.0.0:2019" }},
 		{"PA11", func(c map[string]any) { obj(c, "apps", "http", "servers", "internal")["listen"] = []any{":9090"} }},
 		{"PA12", func(c map[string]any) { delete(obj(c, "logging", "logs", "log0", "encoder", "fields"), "request>uri") }},
+		{"PA12", func(c map[string]any) {
+			delete(obj(c, "logging", "logs", "log0", "encoder", "fields"), "request>headers>X-Api-Key")
+		}},
 		{"PA13", func(c map[string]any) { obj(c, "logging", "logs", "log0")["level"] = "DEBUG" }},
 		{"PA13", func(c map[string]any) { obj(srv(c), "logs")["should_log_credentials"] = true }},
 		{"PA14", func(c map[string]any) { delete(obj(c, "logging", "logs"), "audit") }},

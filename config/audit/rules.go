@@ -35,7 +35,7 @@ var rules = []rule{
 	{"PA09", Critical, "TLS certificate verification disabled", "remove insecure_skip_verify; trust the provider's CA with tls_trust_pool", checkSkipVerify},
 	{"PA10", High, "admin API off loopback without mTLS", "admin on localhost or a unix socket (admin unix//run/passerelle/admin.sock)", checkAdmin},
 	{"PA11", Medium, "metrics or health probes on a public listener", "serve metrics and passerelle_health on an internal listener (127.0.0.1 or the cluster network)", checkInternalOnPublic},
-	{"PA12", Medium, "access log without a query-string filter", "log { format filter { request>uri query { delete * } } } (identite calls carry civil status in the query)", checkAccessLogQuery},
+	{"PA12", Medium, "access log keeping query strings or the X-Api-Key header", "log { format filter { request>uri regexp \\?.* ?redacted; request>headers>X-Api-Key delete } } (identite calls carry civil status in the query; X-Api-Key is an API token)", checkAccessLogQuery},
 	{"PA13", High, "credentials, DEBUG or trace logging", "remove log_credentials and trace; log at INFO or above", checkLogLevels},
 	{"PA14", Medium, "audit records sharing the access log's sink", "log audit { include passerelle.audit; output file /var/log/passerelle/audit.log } apart from the access log", checkAuditSink},
 	{"PA15", Medium, "quotas that do not limit", "rate_limit { habilitation 20/s; client_ip 1000/m } or lower", checkQuotas},
@@ -387,9 +387,17 @@ func checkAccessLogQuery(c *cfg) []Finding {
 		}
 		for _, logger := range accessLoggers(logsCfg) {
 			lname, l := c.sinkOf(logger)
-			f, _ := dig(l, "encoder", "fields", "request>uri").(map[string]any)
-			if str(l, "encoder", "format") != "filter" || f == nil {
+			filtered := func(field string) bool {
+				f, _ := dig(l, "encoder", "fields", field).(map[string]any)
+				return str(l, "encoder", "format") == "filter" && f != nil
+			}
+			if !filtered("request>uri") {
 				out = append(out, find("PA12", "logging.logs."+lname, "server "+name+": request>uri logged as is"))
+			}
+			// Caddy redacts Authorization and Cookie, not the legacy API
+			// key header: the habilitation's API token would be logged.
+			if !filtered("request>headers>X-Api-Key") {
+				out = append(out, find("PA12", "logging.logs."+lname, "server "+name+": request>headers>X-Api-Key logged as is"))
 			}
 		}
 	}
