@@ -11,6 +11,7 @@
 # Exits 1 on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3} # the project's toolchain (README)
 fail() { echo "verify: $*" >&2; exit 1; }
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -14,6 +14,7 @@
 # broke <message> prints it with the end of both logs and exits 1.
 
 work='' bin='' gw_pid='' up_pid=''
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3} # the project's toolchain (README)
 
 bench_cleanup() {
 	for p in ${wrk_pid:-} $gw_pid $up_pid; do kill "$p" 2>/dev/null || true; done
