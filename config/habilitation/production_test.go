@@ -134,14 +134,22 @@ func TestCheckProduction(t *testing.T) {
 }
 
 // TestPublicTokensRefused: every API token of every registry shipped in
-// deploy/ (sandbox, load harness) is public, since its token is written
-// next to it: production refuses each of them.
+// deploy/ for tests (sandbox, load harness) is public, since its token is
+// written next to it: production refuses each of them. The production
+// example (deploy/production/) holds none, and is accepted.
 func TestPublicTokensRefused(t *testing.T) {
 	files, err := filepath.Glob("../../deploy/*/habilitations*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no shipped registry found: %v", err)
 	}
 	for _, f := range files {
+		if filepath.Base(filepath.Dir(f)) == "production" {
+			r, err := Load(f)
+			if err != nil || r.CheckProduction() != nil {
+				t.Errorf("%s: the production example is refused: %v", f, err)
+			}
+			continue
+		}
 		r, err := Load(f)
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
