@@ -215,6 +215,20 @@ func TestEachRule(t *testing.T) {
 	}
 }
 
+// TestHTTPSPort: a listener on the configured https_port is HTTPS.
+func TestHTTPSPort(t *testing.T) {
+	c := clean()
+	srv := obj(c, "apps", "http", "servers", "public")
+	srv["listen"] = []any{":8443"}
+	if !slices.Contains(rulesOf(run(t, c)), "PA07") {
+		t.Fatal(":8443 without https_port: not flagged")
+	}
+	obj(c, "apps", "http")["https_port"] = 8443.0
+	if slices.Contains(rulesOf(run(t, c)), "PA07") {
+		t.Fatal(":8443 with https_port 8443: flagged")
+	}
+}
+
 func TestHabilitations(t *testing.T) {
 	c := clean()
 	c["apps"].(map[string]any)["passerelle"].(map[string]any)["habilitations"] = "/etc/passerelle/habilitations.yaml"

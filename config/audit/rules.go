@@ -282,9 +282,14 @@ func checkPublicPlain(c *cfg) []Finding {
 		if !public(srv) || srv["tls_connection_policies"] != nil || srv["trusted_proxies"] != nil {
 			continue
 		}
+		// Automatic HTTPS serves the HTTPS port (443, or https_port).
+		port := ":443"
+		if p, ok := dig(c.root, "apps", "http", "https_port").(float64); ok {
+			port = ":" + strconv.Itoa(int(p))
+		}
 		https := false
 		for _, l := range strs(srv, "listen") {
-			https = https || strings.HasSuffix(l, ":443") && dig(srv, "automatic_https", "disable") != true
+			https = https || strings.HasSuffix(l, port) && dig(srv, "automatic_https", "disable") != true
 		}
 		if !https {
 			out = append(out, find("PA07", "apps.http.servers."+name+".listen", strings.Join(strs(srv, "listen"), " ")))
