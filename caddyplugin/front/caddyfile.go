@@ -25,7 +25,7 @@ func init() {
 //	    secret        <{file.…}|{env.…}> # sessions, ≥ 32 bytes (required in production)
 //	    assertion_key <{file.…}|{env.…}> # EC P-256 private key, PEM or JWK (required in production)
 //	    assertion_ttl <duration>         # default 5m
-//	    handoff       assertion headers  # the channels the app receives (default both)
+//	    handoff       assertion [headers] # the channels the app receives (default: the assertion only)
 //	    franceconnect {                  # the service's own FranceConnect client (fournisseur de service)
 //	        issuer        <url>          # e.g. https://oidc.franceconnect.gouv.fr/api/v2 (discovery)
 //	        client_id     <id>

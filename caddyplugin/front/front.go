@@ -86,10 +86,11 @@ type Front struct {
 	// assertions, a {file.…} or {env.…} reference. Required in production.
 	AssertionKey string `json:"assertion_key,omitempty"`
 	// Handoff lists the channels the app receives: "assertion" (the signed
-	// JWT) and "headers" (the plain headers). Default both. An app needs
-	// one; each costs per proxied request (the assertion ~3 KB with a
-	// quotient familial, the headers ~2 KB), which Caddy's reverse_proxy
-	// copies and encodes for its debug log.
+	// JWT, the default) and "headers" (the plain headers, for apps that
+	// cannot verify a JWT: safe only when the app is reachable through the
+	// front alone). An app needs one; each costs per proxied request (the
+	// assertion ~3 KB with a quotient familial, the headers ~2 KB), which
+	// Caddy's reverse_proxy copies and encodes for its debug log.
 	Handoff []string `json:"handoff,omitempty"`
 	// AssertionTTL is the lifetime of an assertion (default 5 min).
 	AssertionTTL caddy.Duration `json:"assertion_ttl,omitempty"`

@@ -77,7 +77,7 @@ func (f *Front) Provision(ctx caddy.Context) error {
 		return errf("after_logout %q: a path of this site is required", f.AfterLogout)
 	}
 	if len(f.Handoff) == 0 {
-		f.Handoff = []string{"assertion", "headers"}
+		f.Handoff = []string{"assertion"}
 	}
 	for _, c := range f.Handoff {
 		switch c {

@@ -7,7 +7,7 @@
 # (BenchmarkCallback in caddyplugin/front/e2e), not here.
 #
 #   bash deploy/bench/front.sh [rounds] [seconds] [connections]   # default 10 5 32
-#   BENCH_HANDOFF=assertion bash deploy/bench/front.sh             # one channel only
+#   BENCH_HANDOFF="assertion headers" bash deploy/bench/front.sh   # both channels
 #
 # Processes (deploy/bench/lib.sh): the gateway (deploy/bench/Caddyfile) with
 # the front on :9083 and the baseline on :9084, both proxying to the app on
@@ -16,8 +16,8 @@
 # side for the front. The harness logs in once (curl: the button, the
 # sandbox identity page, Angela, the callback), then each round runs wrk on
 # the baseline and on /espace-famille/ with the session cookie: every
-# request carries the hand-off (assertion and headers by default,
-# BENCH_HANDOFF to choose), signed once and reused.
+# request carries the hand-off (the assertion by default, the front's own
+# default; BENCH_HANDOFF to choose), signed once and reused.
 #
 # Prints requests/s and gateway CPU µs per request of both, the ratios, and
 # their medians against the bar (≥ 0.90). Exits 0 unless something broke.
@@ -28,7 +28,7 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 wrk_pid=''
 # shellcheck source=deploy/bench/lib.sh
 . deploy/bench/lib.sh
-bench_start deploy/bench/Caddyfile deploy/bench/upstream.Caddyfile
+bench_start "${BENCH_CADDYFILE:-deploy/bench/Caddyfile}" deploy/bench/upstream.Caddyfile
 
 front=http://127.0.0.1:9083 plain=http://127.0.0.1:9084
 jar=$work/cookies
@@ -61,7 +61,7 @@ load() {
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-echo "hand-off channels: ${BENCH_HANDOFF:-assertion headers}"
+echo "hand-off channels: ${BENCH_HANDOFF:-assertion}"
 ratios=() cpu_ratios=()
 for r in $(seq 1 "$rounds"); do
 	load "$plain/espace-famille/"

@@ -320,6 +320,7 @@ http://127.0.0.1:%d {
 			reverse_proxy 127.0.0.1:%d
 		}
 		app_logout /deconnexion
+		handoff assertion headers
 		# The tests log in many times from one address.
 		login_rate 1000/m
 	}
