@@ -135,6 +135,24 @@ func testBrowser(t *testing.T, e *env) {
 		}
 	})
 
+	t.Run("pages meet the basic accessibility rules", func(t *testing.T) {
+		ctx := browser(t)
+		// The login page, an error page, the logout confirmation, the
+		// missing-data page: French, one h1, a main landmark, every control
+		// and link named, no inline script.
+		for _, u := range []string{"/.passerelle/connexion?return_to=/espace-famille/", "/.passerelle/fc/callback?state=x",
+			"/.passerelle/fc/logout", "/.passerelle/donnees-indisponibles"} {
+			do(t, ctx, chromedp.Navigate(e.base+u), chromedp.WaitVisible(chromedp.ID("contenu")))
+			problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](a11yCheck))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(problems) > 0 {
+				t.Errorf("%s: %v", u, problems)
+			}
+		}
+	})
+
 	t.Run("cancel at FranceConnect shows the French page", func(t *testing.T) {
 		ctx := browser(t)
 		do(t, ctx,
@@ -153,3 +171,21 @@ func testBrowser(t *testing.T, e *env) {
 		}
 	})
 }
+
+// a11yCheck lists what a page lacks of RGAA's basics (language, title,
+// one h1, main landmark, named controls and links, new-window links
+// announced, no script).
+const a11yCheck = `(() => {
+	const p = [];
+	if (document.documentElement.lang !== "fr") p.push("lang is not fr");
+	if (!document.title.trim()) p.push("no title");
+	if (document.querySelectorAll("h1").length !== 1) p.push("not exactly one h1");
+	if (!document.querySelector("main")) p.push("no main landmark");
+	for (const el of document.querySelectorAll("button, a, input:not([type=hidden])")) {
+		const name = (el.getAttribute("aria-label") || el.textContent || el.value || "").trim();
+		if (!name) p.push("unnamed " + el.tagName.toLowerCase());
+		if (el.tagName === "A" && el.target === "_blank" && !/nouvelle fenêtre/.test(el.title)) p.push("new window not announced: " + name);
+	}
+	if (document.scripts.length) p.push("scripts present");
+	return p;
+})()`
