@@ -18,6 +18,7 @@ import (
 // secrets in every sink a reader could reach: server and access logs, the
 // config exported by the admin API, and the answers themselves (G03, H01,
 // B01).
+// req: G03
 func TestJ08_CanarySweep(t *testing.T) {
 	dir := t.TempDir()
 	start(t, options{MaxEntries: 6001, LogDir: dir})

@@ -213,6 +213,7 @@ func metricValue(t *testing.T, series string) float64 {
 // the same request succeeds again. At the end no log and no error answer
 // holds a token, the identity or a secret. The README's operations table
 // ("Faults") documents the same rows.
+// req: I03, I05, I08, I10
 func TestFaultMatrix(t *testing.T) {
 	keyFile := writeKey(t)
 	fc := newFaultFC(t, keyFile)

@@ -381,6 +381,7 @@ func TestRoutes_ANTSImmatriculation(t *testing.T) {
 // TestRoutes_ScopesLacking403: a token holding none of a route's scopes gets
 // 403 00100 on it, whatever its other scopes (the route's required
 // parameters supplied, so that only the scopes decide).
+// req: C03
 func TestRoutes_ScopesLacking403(t *testing.T) {
 	start(t, options{MaxEntries: 7004})
 	cat := defaultCatalogue(t)

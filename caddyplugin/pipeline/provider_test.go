@@ -15,6 +15,7 @@ import (
 // the gateway only: no caller Host, header, declared trailer or parsed form;
 // and the caller's request is left as Caddy logs it (its Host routes the
 // access log).
+// req: E01
 func TestD01_ProviderRequestCarriesNothingOfTheCaller(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "http://caller.example/v3/x/identite?nomNaissance=DUPONT", nil)
 	r.Header.Set("X-Injected", "1")

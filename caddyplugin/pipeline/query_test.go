@@ -24,6 +24,7 @@ func qfEndpoint(t testing.TB) *catalogue.Endpoint {
 
 // TestD07_QueryAllowList: each route lists its parameters; unknown,
 // repeated, person or malformed parameters are refused by name (C07, C08).
+// req: C08
 func TestD07_QueryAllowList(t *testing.T) {
 	checkQueryCases(t, qfEndpoint(t), "00366", []queryCase{
 		{"recipient=13002526500013", "", ""},

@@ -122,6 +122,7 @@ func route(c map[string]any) []any {
 	return at(c, "apps", "http", "servers", "public", "routes", 0, "handle", 0, "routes").([]any)
 }
 
+// req: B10, E05, G06, H04
 func TestEachRule(t *testing.T) {
 	pp := func(c map[string]any) map[string]any { return obj(c, "apps", "passerelle") }
 	srv := func(c map[string]any) map[string]any { return obj(c, "apps", "http", "servers", "public") }
