@@ -27,6 +27,8 @@ package front
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -304,16 +306,26 @@ func (f *Front) cookieName() string {
 	return "passerelle"
 }
 
-// bindingCookie holds the browser's binding of a pending login.
-func (f *Front) bindingCookie() string {
+// bindingCookie names the browser's binding of one pending login: one
+// cookie per login (a second tab does not overwrite the first's), sent to
+// the callback only.
+func (f *Front) bindingCookie(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	name := "passerelle-login-" + hex.EncodeToString(sum[:8])
 	if f.secure {
-		return "__Host-passerelle-login"
+		return "__Secure-" + name // __Host- needs Path=/
 	}
-	return "passerelle-login"
+	return name
 }
 
 func (f *Front) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
-	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, Secure: f.secure, SameSite: http.SameSiteLaxMode}
+	f.setCookieAt(w, "/", name, value, maxAge)
+}
+
+// setCookieAt sets an HttpOnly, SameSite=Lax cookie on path (Secure on
+// HTTPS); an empty value deletes it.
+func (f *Front) setCookieAt(w http.ResponseWriter, path, name, value string, maxAge time.Duration) {
+	c := &http.Cookie{Name: name, Value: value, Path: path, HttpOnly: true, Secure: f.secure, SameSite: http.SameSiteLaxMode}
 	switch {
 	case value == "":
 		c.MaxAge = -1

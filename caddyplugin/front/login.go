@@ -68,7 +68,7 @@ func (f *Front) start(w http.ResponseWriter, r *http.Request) error {
 		f.writePage(w, "unavailable", pageData{Retry: ret})
 		return nil
 	}
-	f.setCookie(w, f.bindingCookie(), p.Binding, pendingTTL)
+	f.setCookieAt(w, f.route(routeCallback), f.bindingCookie(state), p.Binding, pendingTTL)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, authURL, http.StatusSeeOther)
 	return nil
@@ -107,8 +107,8 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 		f.writePage(w, "expired", pageData{})
 		return nil
 	}
-	f.setCookie(w, f.bindingCookie(), "", 0)
-	binding, cerr := r.Cookie(f.bindingCookie())
+	f.setCookieAt(w, f.route(routeCallback), f.bindingCookie(state), "", 0)
+	binding, cerr := r.Cookie(f.bindingCookie(state))
 	switch {
 	case cerr != nil:
 		f.metric(loginsTotal, "no_cookie")

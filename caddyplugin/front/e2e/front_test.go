@@ -186,6 +186,19 @@ func testRefusals(t *testing.T, e *env) {
 		}
 	})
 
+	t.Run("two logins in two tabs", func(t *testing.T) {
+		c := newCitizen(t, e)
+		first := c.start("/espace-famille/", "login")
+		second := c.start("/demarche/", "login")
+		// The first tab's login completes although the second started after it.
+		if p := c.get(c.choose(first, "angela")); p.status != http.StatusSeeOther || p.location != "/espace-famille/" {
+			t.Fatalf("first tab: %d %s", p.status, tail(p.body, 200))
+		}
+		if p := c.get(c.choose(second, "angela")); p.status != http.StatusSeeOther || p.location != "/demarche/" {
+			t.Fatalf("second tab: %d %s", p.status, tail(p.body, 200))
+		}
+	})
+
 	t.Run("return_to stays on the site", func(t *testing.T) {
 		c := newCitizen(t, e)
 		for _, bad := range []string{"https://evil.example/", "//evil.example/", "/\\evil.example", "\\\\evil.example",
