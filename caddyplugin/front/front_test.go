@@ -217,7 +217,7 @@ func TestAccountHeaderNeverSent(t *testing.T) {
 		},
 	})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

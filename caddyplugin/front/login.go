@@ -2,13 +2,11 @@ package front
 
 import (
 	"crypto/subtle"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
@@ -76,10 +74,7 @@ func (f *Front) start(w http.ResponseWriter, r *http.Request) error {
 
 // allowLogin takes one login start from the client address's quota.
 func (f *Front) allowLogin(r *http.Request) bool {
-	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	if ip == "" {
-		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
-	}
+	ip := f.pipe.ClientAddr(r)
 	key := ratelimit.KeyFor(f.pipe.ClientIPKey, "front-login", ratelimit.ClientNetwork(ip, f.pipe.ClientIPv6Prefix))
 	d, err := f.limiter.Allow(r.Context(), key, f.loginQuota)
 	return err == nil && d.Allowed

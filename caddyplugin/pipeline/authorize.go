@@ -103,15 +103,20 @@ var errAPITokenOnFCRoute = errors.New("passerelle: API token on a FranceConnect 
 // default: one subscriber holds a whole /64), hashed before it becomes a
 // Redis key.
 func (p *Pipeline) LimitClient(r *http.Request, c *Call) *apierror.Error {
-	var ip string
-	if p.ClientIP != nil {
-		ip = p.ClientIP(r)
-	}
-	if ip == "" {
-		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
-	}
-	key := p.Limiter.ClientKey(p.ClientIPKey, ip, p.ClientIPv6Prefix)
+	key := p.Limiter.ClientKey(p.ClientIPKey, p.ClientAddr(r), p.ClientIPv6Prefix)
 	return p.limit(r.Context(), key, p.ClientQuota, "client_ip", c)
+}
+
+// ClientAddr is the client address of a request: Config.ClientIP's (the
+// server's, trusted proxies honoured), or the connection's.
+func (p *Pipeline) ClientAddr(r *http.Request) string {
+	if p.ClientIP != nil {
+		if ip := p.ClientIP(r); ip != "" {
+			return ip
+		}
+	}
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return ip
 }
 
 // limit takes one request from a quota; the decision feeds the RateLimit

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"reflect"
 	"slices"
@@ -89,7 +90,7 @@ func checkLiteralSecrets(c *cfg) []Finding {
 		literal(fmt.Sprintf("%s.franceconnect.decryption_keys[%d]", pp, i), k)
 	}
 	ups, _ := dig(p, "upstreams").(map[string]any)
-	for _, name := range sortedKeys(ups) {
+	for _, name := range slices.Sorted(maps.Keys(ups)) {
 		literal(pp+".upstreams."+name+".header_value", str(ups[name], "header_value"))
 		literal(pp+".upstreams."+name+".oauth2.client_secret", str(ups[name], "oauth2", "client_secret"))
 	}
@@ -116,7 +117,7 @@ func checkPlainHTTP(c *cfg) []Finding {
 		}
 	}
 	ups, _ := dig(p, "upstreams").(map[string]any)
-	for _, name := range sortedKeys(ups) {
+	for _, name := range slices.Sorted(maps.Keys(ups)) {
 		if plainURL(str(ups[name], "oauth2", "token_url")) {
 			out = append(out, find("PA03", pp+".upstreams."+name+".oauth2.token_url", "a provider token URL over plain HTTP"))
 		}
@@ -277,7 +278,7 @@ func public(srv map[string]any) bool {
 
 func checkPublicPlain(c *cfg) []Finding {
 	var out []Finding
-	for _, name := range sortedKeys(c.servers) {
+	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
 		srv := c.servers[name]
 		if !public(srv) || srv["tls_connection_policies"] != nil || srv["trusted_proxies"] != nil {
 			continue
@@ -300,7 +301,7 @@ func checkPublicPlain(c *cfg) []Finding {
 
 func checkTLSVersion(c *cfg) []Finding {
 	var out []Finding
-	for _, name := range sortedKeys(c.servers) {
+	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
 		pols, _ := c.servers[name]["tls_connection_policies"].([]any)
 		for i, p := range pols {
 			if v := str(p, "protocol_min"); v == "tls1.0" || v == "tls1.1" {
@@ -325,7 +326,7 @@ func checkSkipVerify(c *cfg) []Finding {
 func walkJSON(v any, path string, fn func(path, key string, v any)) {
 	switch t := v.(type) {
 	case map[string]any:
-		for _, k := range sortedKeys(t) {
+		for _, k := range slices.Sorted(maps.Keys(t)) {
 			p := k
 			if path != "" {
 				p = path + "." + k
@@ -371,7 +372,7 @@ func (c *cfg) logs() map[string]any {
 // including it (by prefix), else the default one.
 func (c *cfg) sinkOf(logger string) (string, map[string]any) {
 	logs := c.logs()
-	for _, name := range sortedKeys(logs) {
+	for _, name := range slices.Sorted(maps.Keys(logs)) {
 		for _, inc := range strs(logs[name], "include") {
 			if logger == inc || strings.HasPrefix(logger, inc+".") {
 				m, _ := logs[name].(map[string]any)
@@ -385,7 +386,7 @@ func (c *cfg) sinkOf(logger string) (string, map[string]any) {
 
 func checkAccessLogQuery(c *cfg) []Finding {
 	var out []Finding
-	for _, name := range sortedKeys(c.servers) {
+	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
 		logsCfg, ok := c.servers[name]["logs"].(map[string]any)
 		if !ok {
 			continue // no access log
@@ -417,7 +418,7 @@ func accessLoggers(logsCfg map[string]any) []string {
 		loggers = append(loggers, "http.log.access."+n)
 	}
 	names, _ := logsCfg["logger_names"].(map[string]any)
-	for _, host := range sortedKeys(names) {
+	for _, host := range slices.Sorted(maps.Keys(names)) {
 		for _, n := range strs(names, host) {
 			loggers = append(loggers, "http.log.access."+n)
 		}
@@ -430,7 +431,7 @@ func accessLoggers(logsCfg map[string]any) []string {
 
 func checkLogLevels(c *cfg) []Finding {
 	var out []Finding
-	for _, name := range sortedKeys(c.servers) {
+	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
 		if dig(c.servers[name], "logs", "should_log_credentials") == true {
 			out = append(out, find("PA13", "apps.http.servers."+name+".logs.should_log_credentials", "credentials logged"))
 		}
@@ -439,7 +440,7 @@ func checkLogLevels(c *cfg) []Finding {
 		}
 	}
 	logs := c.logs()
-	for _, name := range sortedKeys(logs) {
+	for _, name := range slices.Sorted(maps.Keys(logs)) {
 		if strings.EqualFold(str(logs[name], "level"), "debug") {
 			out = append(out, find("PA13", "logging.logs."+name+".level", "DEBUG"))
 		}
@@ -453,7 +454,7 @@ func checkAuditSink(c *cfg) []Finding {
 		return []Finding{find("PA14", "logging.logs", "no log includes passerelle.audit: the audit trail goes to the default log")}
 	}
 	var out []Finding
-	for _, name := range sortedKeys(c.servers) {
+	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
 		logsCfg, ok := c.servers[name]["logs"].(map[string]any)
 		if !ok {
 			continue
@@ -506,7 +507,7 @@ func rate(v string) (float64, bool) {
 
 func checkTimeouts(c *cfg) []Finding {
 	var out []Finding
-	for _, name := range sortedKeys(c.servers) {
+	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
 		srv := c.servers[name]
 		if !public(srv) {
 			continue
@@ -547,7 +548,7 @@ func checkRetries(c *cfg) []Finding {
 
 func checkTrustEveryone(c *cfg) []Finding {
 	var out []Finding
-	for _, name := range sortedKeys(c.servers) {
+	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
 		for _, r := range strs(c.servers[name], "trusted_proxies", "ranges") {
 			if r == "0.0.0.0/0" || r == "::/0" {
 				out = append(out, find("PA18", "apps.http.servers."+name+".trusted_proxies", r))
@@ -555,13 +556,4 @@ func checkTrustEveryone(c *cfg) []Finding {
 		}
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
