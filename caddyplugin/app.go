@@ -207,7 +207,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// loggers to the logs whose include/exclude match the module, so a
 	// `log { include passerelle.audit }` block receives it (a logger from
 	// caddy.Log() would reach the default log only).
-	a.audit = a.logger.Named("audit")
+	a.audit = countWriteErrors(a.logger.Named("audit"))
 	if a.Mode == "" {
 		a.Mode = ModeProduction
 	}

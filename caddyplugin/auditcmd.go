@@ -120,5 +120,5 @@ func auditFile(path, adapter string) ([]audit.Finding, error) {
 			return nil, fmt.Errorf("passerelle audit: adapting %s: %w", path, err)
 		}
 	}
-	return audit.Run(body, audit.Options{ReadFile: os.ReadFile})
+	return audit.Run(body, audit.Options{ReadFile: os.ReadFile, Getenv: os.Getenv})
 }

@@ -2,9 +2,13 @@ package caddyplugin
 
 import (
 	"errors"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/logbuffer"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
@@ -29,6 +33,10 @@ var (
 		Namespace: "caddy", Subsystem: "passerelle", Name: "rate_limit_redis_errors_total",
 		Help: "Quota decisions taken in process because Redis failed (SECURITY.md F06).",
 	})
+	metricAuditWriteErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "audit_write_errors_total",
+		Help: "Audit records (or batches of them) that the audit log's writer refused (SECURITY.md G01): a decision without its record.",
+	})
 	metricMode = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "mode",
 		Help: "1 for the mode the gateway runs in (production or sandbox; SECURITY.md H03).",
@@ -38,7 +46,7 @@ var (
 // registerMetrics registers the app's and the pipeline's collectors on a
 // config's registry.
 func registerMetrics(reg prometheus.Registerer) error {
-	for _, c := range append(pipeline.Collectors(), metricHabilitationReloads, metricCacheErrors, metricRateLimitRedisErrors, metricMode) {
+	for _, c := range append(pipeline.Collectors(), metricHabilitationReloads, metricCacheErrors, metricRateLimitRedisErrors, metricAuditWriteErrors, logbuffer.LostBatches, metricMode) {
 		if err := registerCollector(reg, c); err != nil {
 			return err
 		}
@@ -92,4 +100,20 @@ func (c habilitationState) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descHabilitationsState, prometheus.GaugeValue, v, s)
 	}
 	ch <- prometheus.MustNewConstMetric(descHabilitationsStateSince, prometheus.GaugeValue, float64(st.Since.Unix()))
+}
+
+// countWriteErrors returns l with its write errors counted in
+// metricAuditWriteErrors. zap reports a core's write error to the logger's
+// error output (stderr by default) and drops it; this error output forwards
+// to stderr as before and counts each report.
+func countWriteErrors(l *zap.Logger) *zap.Logger {
+	return l.WithOptions(zap.ErrorOutput(zapcore.Lock(countingSyncer{os.Stderr})))
+}
+
+// countingSyncer counts the reports written to it and forwards them.
+type countingSyncer struct{ zapcore.WriteSyncer }
+
+func (c countingSyncer) Write(p []byte) (int, error) {
+	metricAuditWriteErrors.Inc()
+	return c.WriteSyncer.Write(p)
 }

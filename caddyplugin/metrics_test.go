@@ -1,7 +1,9 @@
 package caddyplugin
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,13 +13,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"gopkg.in/yaml.v3"
 
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 // TestAlertRulesNameExposedMetrics: every metric and label the shipped
-// alerting rules (deploy/monitoring/alerts.yml) use is one the gateway
+// alerting rules (deploy/prometheus/alerts.yaml) use is one the gateway
 // exposes, so that no alert silently watches nothing.
 func TestAlertRulesNameExposedMetrics(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "h.yaml")
@@ -76,7 +81,7 @@ func TestAlertRulesNameExposedMetrics(t *testing.T) {
 		labels[f.GetName()] = names
 	}
 
-	data, err := os.ReadFile("../deploy/monitoring/alerts.yml")
+	data, err := os.ReadFile("../deploy/prometheus/alerts.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +106,13 @@ func TestAlertRulesNameExposedMetrics(t *testing.T) {
 				t.Errorf("rule %q: alert, expr and a severity are required", r.Alert)
 			}
 			uses := metricRe.FindAllStringSubmatch(r.Expr, -1)
+			if r.Labels["source"] == "blackbox" {
+				// Probed from outside: the blackbox exporter's metrics only.
+				if len(uses) != 0 || !strings.Contains(r.Expr, "probe_ssl_earliest_cert_expiry") {
+					t.Errorf("%s: a blackbox rule names probe_ssl_earliest_cert_expiry and no gateway metric", r.Alert)
+				}
+				continue
+			}
 			if len(uses) == 0 {
 				t.Errorf("%s: names no passerelle metric", r.Alert)
 			}
@@ -118,7 +130,44 @@ func TestAlertRulesNameExposedMetrics(t *testing.T) {
 			}
 		}
 	}
-	if n < 4 {
+	if n < 8 {
 		t.Fatalf("%d rules", n)
 	}
+}
+
+// failingWriter refuses every write, like a full disk or a closed socket.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+func (failingWriter) Sync() error               { return nil }
+
+// TestAuditWriteErrorsCounted: a record the audit log's writer refuses is
+// counted (the PasserelleAuditWriteErrors alert watches the counter), and a
+// record it accepts is not (SECURITY.md G01).
+func TestAuditWriteErrorsCounted(t *testing.T) {
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	var ok bytes.Buffer
+	good := countWriteErrors(zap.New(zapcore.NewCore(enc, zapcore.AddSync(&ok), zap.InfoLevel)))
+	bad := countWriteErrors(zap.New(zapcore.NewCore(enc, failingWriter{}, zap.InfoLevel)))
+
+	before := counterValue(t, metricAuditWriteErrors)
+	good.Info("decision")
+	if got := counterValue(t, metricAuditWriteErrors) - before; got != 0 || ok.Len() == 0 {
+		t.Fatalf("accepted record: %v errors counted, %d bytes written", got, ok.Len())
+	}
+	bad.Info("decision")
+	bad.Named("front").Info("decision")
+	if got := counterValue(t, metricAuditWriteErrors) - before; got != 2 {
+		t.Fatalf("refused records: %v errors counted, want 2", got)
+	}
+}
+
+// counterValue reads a counter's value.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

@@ -39,7 +39,17 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/dustin/go-humanize"
+	"github.com/prometheus/client_golang/prometheus"
 )
+
+// LostBatches counts the batches the inner writer refused on a timed flush,
+// where nobody waits for the error (a full buffer's error goes back to the
+// logger, which reports it). The passerelle app registers it on Caddy's
+// metrics registry; deploy/prometheus/alerts.yaml alerts on any increase.
+var LostBatches = prometheus.NewCounter(prometheus.CounterOpts{
+	Namespace: "caddy", Subsystem: "passerelle", Name: "log_batches_lost_total",
+	Help: "Batches of log lines (the audit trail's, when buffered) that the inner log writer refused and that were lost.",
+})
 
 func init() {
 	caddy.RegisterModule(Writer{})
@@ -243,6 +253,7 @@ func (b *Buffer) loop(interval time.Duration) {
 		select {
 		case <-t.C:
 			if err := b.Flush(); err != nil {
+				LostBatches.Inc()
 				// Nobody waits for this batch: say so where zap reports its
 				// own write errors.
 				fmt.Fprintf(os.Stderr, "%s passerelle_buffered: a batch of log lines was lost: %v\n", time.Now().UTC().Format(time.RFC3339), err)

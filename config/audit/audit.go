@@ -75,6 +75,10 @@ type Options struct {
 	// ReadFile reads files the configuration names (the habilitations);
 	// nil: such checks are skipped.
 	ReadFile func(path string) ([]byte, error)
+	// Getenv reads the environment the gateway will run with (the OTLP
+	// exporter of Caddy's tracing handler is configured by OTEL_*
+	// variables only); nil: such checks are skipped.
+	Getenv func(name string) string
 }
 
 // ErrConfig is returned for a configuration that cannot be read.

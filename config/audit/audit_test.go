@@ -300,3 +300,53 @@ func TestReportFormats(t *testing.T) {
 		t.Fatal("bad JSON accepted")
 	}
 }
+
+// TestOTLPInClear: with Caddy's tracing handler, the OTLP exporter's
+// environment decides where spans go; PA03 reports spans sent in clear off
+// loopback, and nothing else.
+func TestOTLPInClear(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want bool
+	}{
+		{map[string]string{}, false}, // the exporter's default: localhost
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.internal:4318"}, false},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, false},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel.internal:4318"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://10.0.0.7:4318/v1/traces"}, true},
+		{map[string]string{ // the traces variable wins over the general one
+			"OTEL_EXPORTER_OTLP_ENDPOINT":        "http://otel.internal:4318",
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://otel.internal:4318/v1/traces"}, false},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "otel.internal:4317", "OTEL_EXPORTER_OTLP_INSECURE": "true"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.internal:4317", "OTEL_EXPORTER_OTLP_TRACES_INSECURE": "TRUE"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4317", "OTEL_EXPORTER_OTLP_INSECURE": "true"}, false},
+	}
+	for _, withTracing := range []bool{true, false} {
+		for _, tc := range cases {
+			c := clean()
+			if withTracing {
+				h := obj(c, "apps", "http", "servers", "public", "routes", 0)
+				h["handle"] = append([]any{map[string]any{"handler": "tracing", "span": "passerelle"}}, h["handle"].([]any)...)
+			}
+			b, _ := json.Marshal(c)
+			fs, err := Run(b, Options{
+				ReadFile: func(string) ([]byte, error) { return []byte(goodHabilitations), nil },
+				Getenv:   func(n string) string { return tc.env[n] },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := slices.ContainsFunc(fs, func(f Finding) bool { return f.Rule == "PA03" && strings.Contains(f.Detail, "OTLP") })
+			if want := tc.want && withTracing; got != want {
+				t.Errorf("tracing %v, env %v: OTLP finding %v, want %v (%+v)", withTracing, tc.env, got, want, fs)
+			}
+			for _, f := range fs {
+				for _, v := range tc.env {
+					if strings.Contains(f.Detail+f.Path, v) {
+						t.Errorf("a finding quotes the environment: %+v", f)
+					}
+				}
+			}
+		}
+	}
+}

@@ -27,7 +27,7 @@ type rule struct {
 var rules = []rule{
 	{"PA01", Critical, "sandbox mode or a sandbox module", "set `mode production` (the default) and remove every passerelle_sandbox_* directive", checkSandbox},
 	{"PA02", High, "literal secret", "give the secret as {file./run/credentials/…} or {env.NAME}", checkLiteralSecrets},
-	{"PA03", High, "plain HTTP to FranceConnect, a token URL, a provider or Redis off loopback", "use https:// (reverse_proxy: transport http { tls }), Redis `tls`", checkPlainHTTP},
+	{"PA03", High, "plain HTTP to FranceConnect, a token URL, a provider, Redis or the trace collector off loopback", "use https:// (reverse_proxy: transport http { tls }), Redis `tls`, an https:// OTLP endpoint without OTEL_EXPORTER_OTLP_INSECURE", checkPlainHTTP},
 	{"PA04", High, "weak JOSE allow-list or clock skew over 60 s", "allow ES256/RS256 signatures and RSA-OAEP-256/RSA-OAEP/ECDH-ES keys only; skew ≤ 60s", checkJOSE},
 	{"PA05", High, "a provider reachable without passerelle before it", "route every reverse_proxy to a provider through the passerelle handler", checkBypass},
 	{"PA06", Medium, "habilitations file refused, or scopes the catalogue does not know", "fix the habilitations file (`passerelle` validates it at load)", checkHabilitations},
@@ -141,6 +141,9 @@ func checkPlainHTTP(c *cfg) []Finding {
 			}
 		}
 	}
+	if tr := c.named("tracing"); len(tr) > 0 && c.opts.Getenv != nil && plainOTLP(c.opts.Getenv) {
+		out = append(out, find("PA03", tr[0].path, "OTLP traces over plain HTTP (OTEL_EXPORTER_OTLP_*ENDPOINT or *_INSECURE in the environment)"))
+	}
 	for _, h := range c.named("reverse_proxy") {
 		if !h.after("passerelle") || dig(h.obj, "transport", "tls") != nil {
 			continue
@@ -152,6 +155,35 @@ func checkPlainHTTP(c *cfg) []Finding {
 		}
 	}
 	return out
+}
+
+// plainOTLP reports whether the OTLP exporter of Caddy's tracing handler
+// (go.opentelemetry.io/contrib/exporters/autoexport) sends spans in clear to
+// a collector off loopback: an http:// endpoint, or *_INSECURE=true. The
+// traces-specific variables win over the general ones, as in the exporter.
+// Without an endpoint the exporter sends to localhost.
+func plainOTLP(getenv func(string) string) bool {
+	pick := func(names ...string) string {
+		for _, n := range names {
+			if v := strings.TrimSpace(getenv(n)); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	endpoint := pick("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+	if endpoint == "" {
+		return false
+	}
+	host := endpoint
+	if u, err := url.Parse(endpoint); err == nil && u.Host != "" {
+		if u.Scheme == "http" {
+			return !loopbackHost(u.Hostname())
+		}
+		host = u.Hostname()
+	}
+	insecure := strings.EqualFold(pick("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"), "true")
+	return insecure && !loopbackHost(host)
 }
 
 func dials(proxy map[string]any) []string {
