@@ -9,6 +9,9 @@
 //
 //	habilitations:
 //	  - id: "12345"                 # DataPass id: required, unique, 1–64 chars [A-Za-z0-9._-]
+//	    datapass_id: "48213"        # optional: the DataPass request (demande) number whose
+//	                                #   webhooks and resync govern this habilitation (see Live);
+//	                                #   unique, 1–19 digits
 //	    label: "Mairie de Montreuil — portail famille"   # required, ≤ 200 chars
 //	    siret: "21930048000015"     # required: the organisation's SIRET (14 ASCII digits, Luhn;
 //	                                #   La Poste, SIREN 356000000: digit sum multiple of 5)
@@ -101,7 +104,11 @@ var modalities = []string{ModalityFranceConnect, ModalityIdentite, ModalityIdent
 // Habilitation is one DataPass habilitation. Values returned by a Registry are
 // shared: callers must not modify them.
 type Habilitation struct {
-	ID    string
+	ID string
+	// DataPassID is the DataPass request number bound to this habilitation
+	// (field datapass_id): DataPass's live word on it (webhooks, resync)
+	// overlays the file (Registry.Overlay). Empty: the file alone governs.
+	DataPassID string
 	Label string
 	SIRET string
 	// Modalities are the calling modalities DataPass granted (Modality*

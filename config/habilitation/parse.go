@@ -18,6 +18,7 @@ import (
 
 var (
 	idRe       = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	dataPassRe = regexp.MustCompile(`^[1-9][0-9]{0,18}$`)
 	clientIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 	scopeRe    = regexp.MustCompile(`^[a-z0-9_]{1,100}$`)
 	dateRe     = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
@@ -81,6 +82,7 @@ func Parse(data []byte) (*Registry, error) {
 	entries := make([]*Habilitation, len(list.Content))
 	idIndex := map[string]int{}
 	clientIndex := map[string]int{}
+	dataPassIndex := map[string]int{}
 	for i, n := range list.Content {
 		h, ee := parseEntry(n)
 		entries[i] = h
@@ -96,6 +98,13 @@ func Parse(data []byte) (*Registry, error) {
 				errs = append(errs, fmt.Errorf("%s: id: duplicate of %s", where, entryName(j, entries[j])))
 			} else {
 				idIndex[h.ID] = i
+			}
+		}
+		if h.DataPassID != "" {
+			if j, dup := dataPassIndex[h.DataPassID]; dup {
+				errs = append(errs, fmt.Errorf("%s: datapass_id: already bound to %s", where, entryName(j, entries[j])))
+			} else {
+				dataPassIndex[h.DataPassID] = i
 			}
 		}
 		for k, c := range h.FranceConnectClientIDs {
@@ -192,6 +201,13 @@ func parseEntry(n *yaml.Node) (*Habilitation, []error) {
 				fail(key, "must be 1–64 characters among A-Z a-z 0-9 . _ -")
 			default:
 				h.ID = s
+			}
+		case "datapass_id":
+			s, ok := scalarString(v)
+			if !ok || !dataPassRe.MatchString(s) {
+				fail(key, "must be a DataPass request number (1–19 digits, no leading zero)")
+			} else {
+				h.DataPassID = s
 			}
 		case "label":
 			s, ok := scalarString(v)

@@ -14,6 +14,7 @@ type Registry struct {
 	byClient   map[string]*Habilitation
 	byID       map[string]*Habilitation
 	byAPIToken map[[sha256.Size]byte]*Habilitation
+	byDataPass map[string]*Habilitation
 }
 
 // newRegistry indexes list, whose ids, client ids and token digests are
@@ -24,9 +25,13 @@ func newRegistry(list []*Habilitation) *Registry {
 		byClient:   make(map[string]*Habilitation),
 		byID:       make(map[string]*Habilitation, len(list)),
 		byAPIToken: make(map[[sha256.Size]byte]*Habilitation),
+		byDataPass: make(map[string]*Habilitation),
 	}
 	for _, h := range list {
 		r.byID[h.ID] = h
+		if h.DataPassID != "" {
+			r.byDataPass[h.DataPassID] = h
+		}
 		for _, c := range h.FranceConnectClientIDs {
 			r.byClient[c] = h
 		}
@@ -68,6 +73,16 @@ func (r *Registry) ByID(id string) (*Habilitation, bool) {
 		return nil, false
 	}
 	h, ok := r.byID[id]
+	return h, ok
+}
+
+// ByDataPassID returns the habilitation bound to a DataPass request number
+// (field datapass_id).
+func (r *Registry) ByDataPassID(id string) (*Habilitation, bool) {
+	if r == nil {
+		return nil, false
+	}
+	h, ok := r.byDataPass[id]
 	return h, ok
 }
 

@@ -77,9 +77,32 @@ func start(bin string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return startOn(bin, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+}
+
+// Restart starts the server again on its address, empty (it keeps no
+// data), after Kill; clients reconnect to it as to a Redis back from a
+// crash.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Kill()
+	n, err := startOn(bin, s.Addr)
+	if err != nil {
+		t.Fatalf("redistest: restarting redis-server: %v", err)
+	}
+	s.mu.Lock()
+	s.cmd, s.done = n.cmd, n.done
+	s.mu.Unlock()
+}
+
+func startOn(bin, addr string) (*Server, error) {
+	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--port", port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--protected-mode", "yes",
 		"--dir", os.TempDir(), "--loglevel", "warning")
 	var stderr strings.Builder

@@ -1,0 +1,111 @@
+package datapass
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/passerelle-gw/passerelle/config/habilitation"
+)
+
+// Live is this instance's copy of the records, read lock-free by the
+// request path through habilitation.Overlaid (it is a
+// habilitation.LiveSource). Writers go through a Store.
+type Live struct {
+	mu   sync.Mutex // serialises writers
+	snap atomic.Pointer[snapshot]
+}
+
+type snapshot struct {
+	version uint64
+	ready   bool
+	records map[string]Record
+	states  map[string]habilitation.Live
+}
+
+var emptySnapshot = &snapshot{}
+
+func (l *Live) load() *snapshot {
+	if s := l.snap.Load(); s != nil {
+		return s
+	}
+	return emptySnapshot
+}
+
+// LiveVersion changes whenever LiveStates does.
+func (l *Live) LiveVersion() uint64 { return l.load().version }
+
+// LiveStates returns the states by DataPass request number; the map must
+// not be modified.
+func (l *Live) LiveStates() map[string]habilitation.Live { return l.load().states }
+
+// LiveReady reports whether the records are known: at once for a Memory
+// store, after the first full read of Redis for a Redis store.
+func (l *Live) LiveReady() bool { return l.load().ready }
+
+// setReady marks the records known.
+func (l *Live) setReady() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur := l.load()
+	if cur.ready {
+		return
+	}
+	c := *cur
+	c.version++
+	c.ready = true
+	l.snap.Store(&c)
+}
+
+// Record returns the record of a request.
+func (l *Live) Record(requestID string) (Record, bool) {
+	r, ok := l.load().records[requestID]
+	return r, ok
+}
+
+// Records returns every record, by request number.
+func (l *Live) Records() []Record {
+	recs := slices.Collect(maps.Values(l.load().records))
+	slices.SortFunc(recs, func(a, b Record) int { return cmp.Compare(a.RequestID, b.RequestID) })
+	return recs
+}
+
+// later reports whether a is a later copy of a request's record than b.
+func later(a, b Record) bool {
+	if a.FiredAt != b.FiredAt {
+		return a.FiredAt > b.FiredAt
+	}
+	return a.Rev > b.Rev
+}
+
+// put keeps each record that is later than the copy held; it reports
+// whether anything changed.
+func (l *Live) put(recs ...Record) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur := l.load()
+	var next map[string]Record
+	for _, r := range recs {
+		if old, ok := cur.records[r.RequestID]; ok && !later(r, old) {
+			continue
+		}
+		if next == nil {
+			next = maps.Clone(cur.records)
+			if next == nil {
+				next = map[string]Record{}
+			}
+		}
+		next[r.RequestID] = r
+	}
+	if next == nil {
+		return false
+	}
+	states := make(map[string]habilitation.Live, len(next))
+	for id, r := range next {
+		states[id] = r.Live()
+	}
+	l.snap.Store(&snapshot{version: cur.version + 1, ready: cur.ready, records: next, states: states})
+	return true
+}

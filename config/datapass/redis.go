@@ -1,0 +1,247 @@
+package datapass
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis keys and channel of the records (the ACL of deploy/compose/redis
+// grants them to Passerelle's user).
+const (
+	// RecordsKey is a hash: request number → Record (JSON).
+	RecordsKey = "passerelle:v1:datapass:records"
+	// SeenKeyPrefix + hex SHA-256 of a body applied: a duplicate marker.
+	SeenKeyPrefix = "passerelle:v1:datapass:seen:"
+	// Channel carries the request number of each record changed.
+	Channel = "passerelle:v1:datapass:changes"
+)
+
+// Intervals of a Redis store's subscription.
+const (
+	// ReloadEvery is the interval of full reloads, beside the reload that
+	// follows every (re)subscription: a safety net for messages lost on a
+	// connection that died silently.
+	ReloadEvery = 30 * time.Second
+	// pingEvery is how long a silent subscription waits before it checks
+	// its connection.
+	pingEvery = 15 * time.Second
+	// retryAfter is the pause after a failed receive or reload.
+	retryAfter = time.Second
+	// maxWatchRetries bounds the optimistic transaction's retries.
+	maxWatchRetries = 16
+)
+
+// ErrCorrupt: a record in Redis is not one this version reads. The
+// delivery fails (DataPass delivers again) rather than trusting nothing.
+var ErrCorrupt = errors.New("datapass: a record in Redis is not readable")
+
+// Redis is a Store shared by every instance on one Redis (node, Sentinel or
+// Cluster): a change is written to the records hash and published in one
+// transaction; every instance subscribed applies it on receipt, and reloads
+// every record after each (re)subscription and every ReloadEvery, since
+// publish/subscribe loses the messages sent while a connection is down.
+// Until the first full read succeeds, Live is not ready (every bound
+// habilitation refused).
+type Redis struct {
+	rdb  redis.UniversalClient
+	live Live
+	// Log receives PII-free reports of subscription and reload failures
+	// (nil: none).
+	Log func(msg string, err error)
+	// Reloaded, when set, is told of each full reload (for the metrics).
+	Reloaded func()
+}
+
+// NewRedis returns a Redis store on rdb. Call Run to follow the other
+// instances' changes; until it has read Redis once, Live is not ready.
+func NewRedis(rdb redis.UniversalClient) *Redis { return &Redis{rdb: rdb} }
+
+// Live implements Store.
+func (s *Redis) Live() *Live { return &s.live }
+
+// Apply implements Store: an optimistic transaction (WATCH) on the records
+// hash merges next, and writes and publishes the result if it changed.
+func (s *Redis) Apply(ctx context.Context, next Record) (Record, bool, error) {
+	for range maxWatchRetries {
+		var rec Record
+		var changed bool
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			cur, err := readRecord(ctx, tx, next.RequestID)
+			if err != nil {
+				return err
+			}
+			rec, changed = Merge(cur, next)
+			if !changed {
+				return nil
+			}
+			b, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.HSet(ctx, RecordsKey, rec.RequestID, b)
+				p.Publish(ctx, Channel, rec.RequestID)
+				return nil
+			})
+			return err
+		}, RecordsKey)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		if err != nil {
+			return Record{}, false, fmt.Errorf("datapass: applying a record: %w", err)
+		}
+		s.live.put(rec)
+		return rec, changed, nil
+	}
+	return Record{}, false, errors.New("datapass: applying a record: too many concurrent changes")
+}
+
+func readRecord(ctx context.Context, c redis.Cmdable, id string) (*Record, error) {
+	raw, err := c.HGet(ctx, RecordsKey, id).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r Record
+	if json.Unmarshal(raw, &r) != nil || r.RequestID != id {
+		return nil, ErrCorrupt
+	}
+	return &r, nil
+}
+
+// Seen implements Store.
+func (s *Redis) Seen(ctx context.Context, sum [sha256.Size]byte) (bool, error) {
+	n, err := s.rdb.Exists(ctx, SeenKeyPrefix+hex.EncodeToString(sum[:])).Result()
+	return n == 1, err
+}
+
+// MarkSeen implements Store.
+func (s *Redis) MarkSeen(ctx context.Context, sum [sha256.Size]byte) error {
+	return s.rdb.Set(ctx, SeenKeyPrefix+hex.EncodeToString(sum[:]), 1, SeenFor).Err()
+}
+
+// Reload reads every record and makes Live ready.
+func (s *Redis) Reload(ctx context.Context) error {
+	all, err := s.rdb.HGetAll(ctx, RecordsKey).Result()
+	if err != nil {
+		return fmt.Errorf("datapass: reading the records: %w", err)
+	}
+	recs := make([]Record, 0, len(all))
+	bad := 0
+	for id, raw := range all {
+		var r Record
+		if json.Unmarshal([]byte(raw), &r) != nil || r.RequestID != id {
+			bad++
+			continue
+		}
+		recs = append(recs, r)
+	}
+	s.live.put(recs...)
+	if bad > 0 {
+		// A record this version cannot read is not trusted; the others
+		// apply, and readiness waits for a readable state.
+		return fmt.Errorf("%w (%d of %d)", ErrCorrupt, bad, len(all))
+	}
+	s.live.setReady()
+	if s.Reloaded != nil {
+		s.Reloaded()
+	}
+	return nil
+}
+
+// Run follows the changes of every instance until ctx is done: it
+// subscribes to Channel, applies each record announced, and reloads every
+// record after each (re)subscription and every ReloadEvery.
+func (s *Redis) Run(ctx context.Context) {
+	ps := s.rdb.Subscribe(ctx, Channel)
+	go func() {
+		<-ctx.Done()
+		_ = ps.Close()
+	}()
+	go s.reloadLoop(ctx)
+	for ctx.Err() == nil {
+		msg, err := ps.ReceiveTimeout(ctx, pingEvery)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				_ = ps.Ping(ctx) // a dead connection fails here, and reconnects on the next receive
+				continue
+			}
+			s.log("datapass: subscription interrupted, reconnecting", err)
+			sleep(ctx, retryAfter)
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				// First subscription or a reconnection (failover): messages
+				// may have been lost meanwhile.
+				if err := s.Reload(ctx); err != nil {
+					s.log("datapass: reload after subscribing failed", err)
+				}
+			}
+		case *redis.Message:
+			s.fetch(ctx, m.Payload)
+		}
+	}
+}
+
+// fetch reads one record announced on the channel.
+func (s *Redis) fetch(ctx context.Context, id string) {
+	if !idRe.MatchString(id) {
+		return
+	}
+	r, err := readRecord(ctx, s.rdb, id)
+	if err != nil || r == nil {
+		s.log("datapass: reading an announced record failed, full reload", err)
+		if err := s.Reload(ctx); err != nil {
+			s.log("datapass: reload failed", err)
+		}
+		return
+	}
+	s.live.put(*r)
+}
+
+func (s *Redis) reloadLoop(ctx context.Context) {
+	t := time.NewTicker(ReloadEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Reload(ctx); err != nil && ctx.Err() == nil {
+				s.log("datapass: periodic reload failed", err)
+			}
+		}
+	}
+}
+
+func (s *Redis) log(msg string, err error) {
+	if s.Log != nil {
+		s.Log(msg, err)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,124 @@
+package habilitation
+
+import (
+	"slices"
+	"sync/atomic"
+)
+
+// Live is DataPass's word on one DataPass request (webhooks and resync, see
+// package config/datapass), as it overlays the habilitation bound to that
+// request by datapass_id.
+type Live struct {
+	// Active: DataPass holds an active, unrevoked API Particulier
+	// authorization with the FranceConnect modality. False revokes the
+	// habilitation, whatever the file says.
+	Active bool
+	// Scopes are the authorization's scopes the catalogue knows.
+	Scopes []string
+	// Grant: Scopes replace the file's (DataPass approved them: an approve
+	// event or a resync). Otherwise Live is a cap, learnt from an event that
+	// may only narrow: the habilitation keeps the file's scopes that Scopes
+	// also holds.
+	Grant bool
+}
+
+// Overlay returns r with the live states applied to the habilitations
+// bound to their DataPass request (live is keyed by DataPass request
+// number); an entry bound to no habilitation is pending and changes
+// nothing. The file keeps the last word on what only it says: a
+// habilitation it revokes stays revoked, its validity dates, client ids,
+// tokens, modalities and quota are kept. Until the live states are known
+// (ready false: the shared store not read yet), every bound habilitation is
+// revoked: a revocation DataPass sent is never forgotten by a restart.
+// Changed habilitations are copies; r is returned itself when nothing
+// changes.
+func (r *Registry) Overlay(live map[string]Live, ready bool) *Registry {
+	if r == nil || len(r.byDataPass) == 0 || ready && len(live) == 0 {
+		return r
+	}
+	list := make([]*Habilitation, 0, len(r.list))
+	changed := false
+	for _, h := range r.list {
+		if h.DataPassID == "" {
+			list = append(list, h)
+			continue
+		}
+		l, ok := live[h.DataPassID]
+		if !ready {
+			c := *h
+			c.Revoked = true
+			list = append(list, &c)
+			changed = true
+			continue
+		}
+		if !ok {
+			list = append(list, h)
+			continue
+		}
+		c := *h
+		c.Revoked = h.Revoked || !l.Active
+		if l.Grant {
+			c.Scopes = slices.Clone(l.Scopes)
+		} else {
+			c.Scopes = slices.DeleteFunc(slices.Clone(h.Scopes), func(s string) bool { return !slices.Contains(l.Scopes, s) })
+		}
+		if len(c.Scopes) == 0 {
+			c.Revoked = true // no scope left: nothing to grant
+		}
+		list = append(list, &c)
+		changed = true
+	}
+	if !changed {
+		return r
+	}
+	return newRegistry(list)
+}
+
+// LiveSource holds DataPass's live states. LiveVersion changes whenever
+// LiveStates or LiveReady does; LiveStates' map must not be modified.
+// LiveReady is false until the states are known (see Overlay).
+type LiveSource interface {
+	LiveVersion() uint64
+	LiveStates() map[string]Live
+	LiveReady() bool
+}
+
+// Overlaid is the registry in force: a file's registry (a Watcher's
+// Current) with a LiveSource's states applied (Registry.Overlay). Current
+// costs two atomic loads while neither changes; the overlay is computed
+// again only after a change. Safe for concurrent use.
+type Overlaid struct {
+	file  func() *Registry
+	live  LiveSource
+	cache atomic.Pointer[overlaid]
+}
+
+type overlaid struct {
+	file    *Registry
+	version uint64
+	reg     *Registry
+}
+
+// NewOverlaid returns the registry of file with live's states applied; live
+// may be nil (the file alone).
+func NewOverlaid(file func() *Registry, live LiveSource) *Overlaid {
+	return &Overlaid{file: file, live: live}
+}
+
+// Current returns the registry in force. It never returns nil when file
+// does not.
+func (o *Overlaid) Current() *Registry {
+	f := o.file()
+	if o.live == nil {
+		return f
+	}
+	v := o.live.LiveVersion()
+	if c := o.cache.Load(); c != nil && c.file == f && c.version == v {
+		return c.reg
+	}
+	// The version is read before the states: a change in between makes the
+	// next call compute again, never keeps stale states.
+	reg := f.Overlay(o.live.LiveStates(), o.live.LiveReady())
+	o.cache.Store(&overlaid{file: f, version: v, reg: reg})
+	return reg
+}
