@@ -6,7 +6,9 @@ import (
 	"time"
 )
 
-var known = func(s string) bool { return s == "cnaf_quotient_familial" || s == "cnaf_allocataires" || s == "dgfip_rfr" }
+var known = func(s string) bool {
+	return s == "cnaf_quotient_familial" || s == "cnaf_allocataires" || s == "dgfip_rfr"
+}
 
 func ev(name string, at int64, auths ...Authorization) Event {
 	return Event{Name: name, FiredAt: time.Unix(at, 0), ModelType: ModelType, RequestID: "48213", SIRET: "21750001600019", Authorizations: auths}
@@ -50,9 +52,13 @@ func TestDerive(t *testing.T) {
 // TestMergeOrder: the order rules of webhooks, which DataPass may deliver
 // late, twice, or days later byte for byte.
 func TestMergeOrder(t *testing.T) {
-	approve := func(at int64, scopes ...string) Record { return Derive(ev("approve", at, fc("active", scopes...)), known) }
+	approve := func(at int64, scopes ...string) Record {
+		return Derive(ev("approve", at, fc("active", scopes...)), known)
+	}
 	revoke := func(at int64) Record { return Derive(ev("revoke", at, fc("revoked", "cnaf_quotient_familial")), known) }
-	other := func(name string, at int64, scopes ...string) Record { return Derive(ev(name, at, fc("active", scopes...)), known) }
+	other := func(name string, at int64, scopes ...string) Record {
+		return Derive(ev(name, at, fc("active", scopes...)), known)
+	}
 
 	apply := func(recs ...Record) Record {
 		var cur *Record

@@ -44,7 +44,7 @@ func payload(t testing.TB, event string, firedAt int64, siret string, auths ...m
 func authz(id int, state string, scopes ...string) map[string]any {
 	return map[string]any{
 		"id": id, "slug": fmt.Sprintf("slug-%d", id), "revoked": state == "revoked", "state": state,
-		"created_at":                 "2026-03-20T10:01:02.000+01:00",
+		"created_at":                  "2026-03-20T10:01:02.000+01:00",
 		"authorization_request_class": "AuthorizationRequest::APIParticulier", "definition_id": DefinitionAPIParticulier,
 		"data": map[string]any{"scopes": scopes, "modalities": []string{"france_connect"}, "france_connect_authorization_id": "48214"},
 	}

@@ -109,8 +109,8 @@ type Habilitation struct {
 	// (field datapass_id): DataPass's live word on it (webhooks, resync)
 	// overlays the file (Registry.Overlay). Empty: the file alone governs.
 	DataPassID string
-	Label string
-	SIRET string
+	Label      string
+	SIRET      string
 	// Modalities are the calling modalities DataPass granted (Modality*
 	// constants), non-empty, without repeats; see Allows.
 	Modalities             []string
