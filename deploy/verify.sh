@@ -49,3 +49,7 @@ if grep -qiE '^(RUN|CMD|ENTRYPOINT).*(/bin/sh|bash)' <(sed -n '/^FROM gcr.io/,$p
 	fail "$df: the runtime stage uses a shell"
 fi
 echo "container/Dockerfile: static, trimmed, distroless nonroot"
+# deploy/compose/ (compose file, its Caddyfile through passerelle audit, the
+# Redis ACL against redis-server, the collector's allow-list, Prometheus):
+# checked by its Go test, deploy/compose/compose_test.go, which .ci/test
+# runs with every other (go test ./...); alone: go test ./deploy/compose/
