@@ -4,7 +4,14 @@
 # below), with the project's toolchain. Fails on any reachable finding
 # (govulncheck exits 3); findings in required modules that the code does
 # not call are listed, not fatal. Run by .ci/test.
+#
+#   govulncheck.sh [report.json]
+#
+# With a file name, also writes govulncheck's JSON report there (written
+# first, whatever it finds), for `passerelle dossier --govulncheck`.
 set -euo pipefail
+report=""
+[ $# -eq 0 ] || report=$(realpath -m -- "$1")
 cd "$(dirname "$0")/../.."
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018 # golang.org/x/vulndb, 2026-11-05
@@ -18,4 +25,8 @@ src=$(cd "$work" && go mod init vulndb-fetch >/dev/null 2>&1 &&
 [ -d "$src/data/osv" ] || { echo "govulncheck.sh: golang.org/x/vulndb@$VULNDB_VERSION not downloaded" >&2; exit 1; }
 go run ./deploy/supplychain/vulndb -src "$src" -out "$work/db" -modified "$VULNDB_DATE"
 GOFLAGS= GOBIN="$work/bin" go install "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION"
+if [ -n "$report" ]; then
+	GOFLAGS=-tags=nobadger,nomysql,nopgx "$work/bin/govulncheck" -db "file://$work/db" -format json ./... >"$report"
+	echo "govulncheck.sh: JSON report in $report"
+fi
 GOFLAGS=-tags=nobadger,nomysql,nopgx "$work/bin/govulncheck" -db "file://$work/db" ./...
