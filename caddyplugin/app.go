@@ -60,12 +60,17 @@ type App struct {
 	Audit AuditConfig `json:"audit,omitzero"`
 	// RateLimits sets the default quotas (SECURITY.md F03, F04).
 	RateLimits RateLimitConfig `json:"rate_limits,omitzero"`
+	// DataPass makes the habilitations live: webhooks and resync
+	// (datapass.go).
+	DataPass *DataPassConfig `json:"datapass,omitempty"`
 
 	logger   *zap.Logger
 	audit    *zap.Logger // passerelle.audit (the audit trail: see package pipeline)
 	cat      *catalogue.Catalogue
 	pings    *pings.Tracker // provider status, shared by configurations with the same providers
 	watcher  *habilitation.Watcher
+	registry *habilitation.Overlaid // the watcher's registry, overlaid by DataPass's records
+	datapass *dataPassState         // nil without DataPass
 	core     *core
 	coreKey  string
 	fdSecret string          // resolved FD client secret, handed only to the sandbox
@@ -271,6 +276,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.loadPseudonymizer(); err != nil {
 		return err
 	}
+	if err := a.loadDataPass(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	a.loadPipeline()
 	return nil
 }
@@ -378,6 +386,7 @@ func (a *App) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	go a.watcher.Run(ctx)
+	a.startDataPass(ctx)
 	return nil
 }
 
@@ -402,7 +411,8 @@ func (a *App) Cleanup() error {
 func (a *App) Catalog() *catalogue.Catalogue { return a.cat }
 
 // Registry returns the habilitation registry in force.
-func (a *App) Registry() *habilitation.Registry { return a.watcher.Current() }
+// With DataPass configured, its records overlay the file's.
+func (a *App) Registry() *habilitation.Registry { return a.registry.Current() }
 
 // Pipeline returns a decision pipeline on this configuration's shared state
 // serving every endpoint of the catalogue, with the default bound on

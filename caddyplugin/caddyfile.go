@@ -62,6 +62,7 @@ func init() {
 //	        pseudonym_key         <{env.NAME}|{file.path}>
 //	        pseudonym_key_version <version>
 //	    }
+//	    datapass { … }                 # live habilitations: DataPass webhooks and resync (datapass.go)
 //	    upstream <provider> {          # a provider name of the catalogue; quote names with spaces ("France Travail")
 //	        header <name> <{env.NAME}|{file.path}>
 //	        oauth2 {
@@ -132,6 +133,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		case "audit":
 			err = parseFields(d, map[string]*string{
 				"pseudonym_key": &app.Audit.PseudonymKey, "pseudonym_key_version": &app.Audit.PseudonymKeyVersion})
+		case "datapass":
+			app.DataPass, err = parseDataPass(d)
 		case "upstream":
 			var name string
 			if err := oneArgKeepBlock(d, &name); err != nil {

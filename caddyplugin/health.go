@@ -95,6 +95,14 @@ func (a *App) readiness(ctx context.Context) map[string]string {
 	if err := a.core.verifier.Ready(kctx); err != nil {
 		checks["franceconnect_keys"] = "unavailable"
 	}
+	if a.datapass != nil {
+		// Until DataPass's records are read, the habilitations bound to
+		// DataPass are refused.
+		checks["datapass"] = "ok"
+		if !a.datapass.store.Live().LiveReady() {
+			checks["datapass"] = "unavailable"
+		}
+	}
 	if a.core.redis != nil {
 		rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"gopkg.in/yaml.v3"
 
+	"github.com/passerelle-gw/passerelle/config/datapass"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
@@ -42,6 +43,13 @@ func TestAlertRulesNameExposedMetrics(t *testing.T) {
 	if err := registerCollector(reg, habilitationState{w}); err != nil {
 		t.Fatal(err)
 	}
+	dp := &dataPassState{store: datapass.NewMemory(), resync: &datapass.Resync{}}
+	if err := registerCollector(reg, dataPassCollector{dp, time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := registerCollector(reg, metricDataPassWebhooks); err != nil {
+		t.Fatal(err)
+	}
 	// Vectors expose a family once they have a child. The pipeline's are
 	// touched by traffic (an answer, then a 429 of the client quota), with
 	// values other tests accept; the app's are touched here, and their
@@ -59,7 +67,9 @@ func TestAlertRulesNameExposedMetrics(t *testing.T) {
 		{metricCacheErrors.MetricVec, []string{"error"}},
 		{metricHabilitationReloads.MetricVec, []string{"ok"}},
 		{metricMode.MetricVec, []string{"sandbox"}},
+		{metricDataPassWebhooks.MetricVec, []string{"applied"}},
 	}
+	metricDataPassWebhooks.WithLabelValues(touched[3].labels...)
 	metricCacheErrors.WithLabelValues(touched[0].labels...)
 	metricHabilitationReloads.WithLabelValues(touched[1].labels...)
 	metricMode.WithLabelValues(touched[2].labels...)
@@ -130,7 +140,7 @@ func TestAlertRulesNameExposedMetrics(t *testing.T) {
 			}
 		}
 	}
-	if n < 8 {
+	if n < 11 {
 		t.Fatalf("%d rules", n)
 	}
 }

@@ -157,6 +157,38 @@ func TestReadmeExample(t *testing.T) {
 		t.Errorf("served document: %v", err)
 	}
 	readmeFrontLogin(t)
+	readmeDataPassRevoke(t)
+}
+
+// readmeDataPassRevoke runs the README's DataPass commands: the stand-in
+// revokes the sandbox habilitation (a signed webhook to the gateway), the
+// next request answers 403 00100; an approval reopens it.
+func readmeDataPassRevoke(t *testing.T) {
+	qf := "/v3/dss/quotient_familial/france_connect?recipient=" + siret
+	action := func(name string) {
+		t.Helper()
+		resp, err := http.Post("http://127.0.0.1:8081/sandbox/datapass/requests/48213/"+name, "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Delivered int `json:"delivered_status"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 || out.Delivered != http.StatusNoContent {
+			t.Fatalf("datapass %s: %d, delivered %d, %v", name, resp.StatusCode, out.Delivered, err)
+		}
+	}
+	action("revoke")
+	if a := get(t, 8080, qf, bearer("cnaf_qfv2")...); a.status != 403 || a.code(t) != "00100" {
+		t.Fatalf("after the revoke: %d %s", a.status, a.body)
+	}
+	action("approve")
+	// 429 when the calls above used up the habilitation's 20/s: the
+	// quota is counted once the habilitation is found active.
+	if a := get(t, 8080, qf, bearer("cnaf_qfv2")...); a.status != 200 && a.status != 429 {
+		t.Fatalf("after the approval: %d %s", a.status, a.body)
+	}
 }
 
 // readmeFrontLogin walks the README's Cas 1 journey on the example's demo

@@ -148,6 +148,13 @@ func TestEachRule(t *testing.T) {
 			obj(c, "apps", "passerelle", "franceconnect")["issuer"] = "http://fc.example/api/v2"
 		}},
 		{"PA03", func(c map[string]any) { obj(c, "apps", "passerelle", "cache", "redis")["tls"] = false }},
+		{"PA03", func(c map[string]any) {
+			pp(c)["datapass"] = map[string]any{"secret": "{file./run/credentials/p/dp}", "api": map[string]any{"url": "http://datapass.example"}}
+		}},
+		{"PA02", func(c map[string]any) { pp(c)["datapass"] = map[string]any{"secret": "sandbox-datapass-secret"} }},
+		{"PA02", func(c map[string]any) {
+			pp(c)["datapass"] = map[string]any{"secret": "{env.DP}", "api": map[string]any{"url": "https://datapass.example", "client_secret": "literal-canary"}}
+		}},
 		{"PA03", func(c map[string]any) { delete(proxy(c), "transport") }},
 		{"PA04", func(c map[string]any) {
 			obj(c, "apps", "passerelle", "franceconnect")["signing_algorithms"] = []any{"ES256", "HS256"}

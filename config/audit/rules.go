@@ -73,6 +73,7 @@ func checkSandbox(c *cfg) []Finding {
 // secretFields are the settings that must be references, under apps.passerelle.
 var secretFields = [][]string{
 	{"franceconnect", "client_secret"}, {"cache", "secret"}, {"cache", "redis", "password"}, {"audit", "pseudonym_key"},
+	{"datapass", "secret"}, {"datapass", "previous_secret"}, {"datapass", "api", "client_secret"},
 }
 
 func checkLiteralSecrets(c *cfg) []Finding {
@@ -140,6 +141,9 @@ func checkPlainHTTP(c *cfg) []Finding {
 				out = append(out, find("PA03", fmt.Sprintf("%s.datasets[%d].remote", h.path, i), "a remote API Particulier over plain HTTP"))
 			}
 		}
+	}
+	if plainURL(str(p, "datapass", "api", "url")) || plainURL(str(p, "datapass", "api", "token_url")) {
+		out = append(out, find("PA03", pp+".datapass.api", "DataPass's API over plain HTTP"))
 	}
 	if tr := c.named("tracing"); len(tr) > 0 && c.opts.Getenv != nil && plainOTLP(c.opts.Getenv) {
 		out = append(out, find("PA03", tr[0].path, "OTLP traces over plain HTTP (OTEL_EXPORTER_OTLP_*ENDPOINT or *_INSECURE in the environment)"))

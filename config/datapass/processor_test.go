@@ -62,6 +62,7 @@ func effective(t *testing.T, p *Processor, m *Memory) *habilitation.Habilitation
 	return h
 }
 
+// req: C12
 func TestDeliver(t *testing.T) {
 	p, m := newProcessor(t)
 	h := effective(t, p, m)
@@ -119,6 +120,7 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
+// req: C11
 func TestDeliverRefusals(t *testing.T) {
 	p, m := newProcessor(t)
 	body := payload(t, "approve", 100, siretServed, authz(1, "active", "dgfip_rfr"))
@@ -185,6 +187,7 @@ func TestDeliverFiltering(t *testing.T) {
 
 // TestOutcomeHoldsNothingPersonal: the body's personal fields never reach
 // what the handler logs or answers.
+// req: C11
 func TestOutcomeHoldsNothingPersonal(t *testing.T) {
 	p, _ := newProcessor(t)
 	for _, body := range [][]byte{

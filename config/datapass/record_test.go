@@ -51,6 +51,7 @@ func TestDerive(t *testing.T) {
 
 // TestMergeOrder: the order rules of webhooks, which DataPass may deliver
 // late, twice, or days later byte for byte.
+// req: C12
 func TestMergeOrder(t *testing.T) {
 	approve := func(at int64, scopes ...string) Record {
 		return Derive(ev("approve", at, fc("active", scopes...)), known)

@@ -131,7 +131,8 @@ func (s *Redis) MarkSeen(ctx context.Context, sum [sha256.Size]byte) error {
 	return s.rdb.Set(ctx, SeenKeyPrefix+hex.EncodeToString(sum[:]), 1, SeenFor).Err()
 }
 
-// Reload reads every record and makes Live ready.
+// Reload reads every record and makes Live ready; the records this
+// instance holds that Redis does not are written back to it.
 func (s *Redis) Reload(ctx context.Context) error {
 	all, err := s.rdb.HGetAll(ctx, RecordsKey).Result()
 	if err != nil {
@@ -148,6 +149,19 @@ func (s *Redis) Reload(ctx context.Context) error {
 		recs = append(recs, r)
 	}
 	s.live.put(recs...)
+	// Records this instance holds that Redis lost (a Redis restarted
+	// without persistence, a failover to a replica that had not caught up)
+	// are written back, unless another instance wrote them meanwhile.
+	for _, r := range s.live.Records() {
+		if _, ok := all[r.RequestID]; ok {
+			continue
+		}
+		if b, err := json.Marshal(r); err == nil {
+			if err := s.rdb.HSetNX(ctx, RecordsKey, r.RequestID, b).Err(); err != nil {
+				return fmt.Errorf("datapass: writing back a record: %w", err)
+			}
+		}
+	}
 	if bad > 0 {
 		// A record this version cannot read is not trusted; the others
 		// apply, and readiness waits for a readable state.

@@ -33,6 +33,7 @@ func (f *fakeDataPass) set(fn func()) {
 
 // TestResyncRepairsMissedRevoke: the approve was delivered, the revoke was
 // lost; DataPass's API says revoked.
+// req: C12, C13
 func TestResyncRepairsMissedRevoke(t *testing.T) {
 	p, m := newProcessor(t)
 	if o := deliver(p, payload(t, "approve", at(-48*time.Hour), siretServed, authz(1, "active", "cnaf_quotient_familial"))); o.Result != ResultApplied {
@@ -172,6 +173,7 @@ func TestResyncFiltering(t *testing.T) {
 // TestResyncSkew: a revoke fired shortly before the read, by a DataPass
 // clock ahead of ours (the read still shows the authorization active), and
 // delivered while the resync reads, is not undone by the resync.
+// req: C12
 func TestResyncSkew(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -231,6 +233,7 @@ func TestResyncSkew(t *testing.T) {
 }
 
 // TestResyncAPIDown: nothing changes, the error says so, LastSuccess stays.
+// req: C13
 func TestResyncAPIDown(t *testing.T) {
 	p, m := newProcessor(t)
 	f := newFakeDataPass(t)

@@ -5,6 +5,7 @@ import (
 	"testing"
 )
 
+// req: C11
 func TestVerify(t *testing.T) {
 	body := []byte(`{"event":"revoke","fired_at":1767261600}`)
 	cur, prev := []byte("current-secret"), []byte("previous-secret")

@@ -40,6 +40,7 @@ func TestDataPassIDParsing(t *testing.T) {
 	}
 }
 
+// req: C13
 func TestOverlay(t *testing.T) {
 	r := overlayRegistry(t)
 	get := func(reg *Registry, id string) *Habilitation {

@@ -1,0 +1,274 @@
+package caddyplugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/passerelle-gw/passerelle/config/datapass"
+	"github.com/passerelle-gw/passerelle/config/habilitation"
+)
+
+// DataPassConfig makes the habilitations live (issue 11): DataPass's
+// webhooks, received by the passerelle_datapass handler, and its API
+// (resync) overlay the habilitations bound by datapass_id in the file. See
+// package config/datapass for the rules.
+type DataPassConfig struct {
+	// Secret is the webhook secret ({file.path} or {env.NAME}).
+	Secret string `json:"secret,omitempty"`
+	// PreviousSecret is also accepted during a rotation; remove it once
+	// DataPass signs with the new one.
+	PreviousSecret string `json:"previous_secret,omitempty"`
+	// Environment is the only X-App-Environment accepted (default
+	// "production" in production mode, any in sandbox mode).
+	Environment string `json:"environment,omitempty"`
+	// SIRETs are organisations served beyond those of the habilitations
+	// file: their requests are kept pending until a habilitation is bound.
+	SIRETs []string `json:"sirets,omitempty"`
+	// API configures the resync (optional).
+	API *DataPassAPIConfig `json:"api,omitempty"`
+}
+
+// DataPassAPIConfig configures the resync from DataPass's API.
+type DataPassAPIConfig struct {
+	// URL is DataPass's base URL, e.g. https://datapass.api.gouv.fr.
+	URL string `json:"url,omitempty"`
+	// TokenURL defaults to URL + /api/v1/oauth/token.
+	TokenURL string `json:"token_url,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+	// ClientSecret is a {file.path} or {env.NAME} reference.
+	ClientSecret string `json:"client_secret,omitempty"`
+	// WebhookID is the webhook whose failed deliveries the resync looks up.
+	WebhookID string `json:"webhook_id,omitempty"`
+	// Every is the resync interval (default 6h, from 1m to 24h).
+	Every caddy.Duration `json:"every,omitempty"`
+}
+
+// dataPassState is what a configuration holds of DataPass.
+type dataPassState struct {
+	processor *datapass.Processor
+	store     datapass.Store
+	redis     *datapass.Redis // nil without Redis
+	resync    *datapass.Resync
+	every     time.Duration
+}
+
+// memoryStores keeps the records of gateways without Redis across config
+// reloads (by habilitations file): a revocation received by webhook must
+// survive a reload.
+var memoryStores sync.Map // habilitations path → *datapass.Memory
+
+// loadDataPass sets the registry in force: the watcher's, overlaid by
+// DataPass's records when DataPass is configured.
+func (a *App) loadDataPass(reg prometheus.Registerer) error {
+	if a.DataPass == nil {
+		a.registry = habilitation.NewOverlaid(a.watcher.Current, nil)
+		return nil
+	}
+	c := a.DataPass
+	st := &dataPassState{}
+	var secrets [][]byte
+	for _, f := range []struct{ name, ref string }{{"secret", c.Secret}, {"previous_secret", c.PreviousSecret}} {
+		v, err := a.resolveSecret("datapass "+f.name, f.ref)
+		if err != nil {
+			return err
+		}
+		if f.name == "secret" && len(v) < 16 {
+			return errors.New("passerelle: datapass secret: required, at least 16 bytes")
+		}
+		if v != "" {
+			secrets = append(secrets, []byte(v))
+		}
+	}
+	env := c.Environment
+	if env == "" && a.production() {
+		env = "production"
+	}
+	for _, s := range c.SIRETs {
+		if !habilitation.ValidSIRET(s) {
+			return errors.New("passerelle: datapass sirets: not a valid SIRET")
+		}
+	}
+	if rdb := a.core.redis; rdb != nil {
+		st.redis = datapass.NewRedis(rdb)
+		st.redis.Log = func(msg string, err error) { a.logger.Warn(msg, zap.Error(err)) }
+		// Read the records now, so that a reload or a start does not refuse
+		// the bound habilitations until the subscription is up; if Redis
+		// does not answer, they are refused until it does.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := st.redis.Reload(ctx)
+		cancel()
+		if err != nil {
+			a.logger.Error("datapass: records not readable: habilitations bound to DataPass refused until they are", zap.Error(err))
+		}
+		st.store = st.redis
+	} else {
+		m, _ := memoryStores.LoadOrStore(a.Habilitations, datapass.NewMemory())
+		st.store = m.(*datapass.Memory)
+	}
+	known := a.catalogueScopes()
+	st.processor = &datapass.Processor{
+		Secrets: secrets, Environment: env, Store: st.store, Bindings: a.watcher.Current,
+		SIRETs: slices.Clone(c.SIRETs), KnownScope: func(s string) bool { return known[s] },
+	}
+	if err := a.loadResync(st, known); err != nil {
+		return err
+	}
+	a.datapass = st
+	a.registry = habilitation.NewOverlaid(a.watcher.Current, st.store.Live())
+	return registerCollector(reg, dataPassCollector{st, time.Now()})
+}
+
+var (
+	descDataPassReady = prometheus.NewDesc("caddy_passerelle_datapass_ready",
+		"1 once DataPass's records are read (until then, habilitations bound to DataPass are refused).", nil, nil)
+	descDataPassRecords = prometheus.NewDesc("caddy_passerelle_datapass_records",
+		"DataPass requests recorded, by state (active, inactive).", []string{"state"}, nil)
+	descDataPassSyncAge = prometheus.NewDesc("caddy_passerelle_datapass_sync_age_seconds",
+		"Seconds since the last successful resync from DataPass's API (since the configuration started, before the first).", nil, nil)
+)
+
+// dataPassCollector exports DataPass's state at scrape time.
+type dataPassCollector struct {
+	st      *dataPassState
+	started time.Time
+}
+
+// Describe implements prometheus.Collector.
+func (c dataPassCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descDataPassReady
+	ch <- descDataPassRecords
+	ch <- descDataPassSyncAge
+}
+
+// Collect implements prometheus.Collector.
+func (c dataPassCollector) Collect(ch chan<- prometheus.Metric) {
+	live := c.st.store.Live()
+	ready := 0.0
+	if live.LiveReady() {
+		ready = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descDataPassReady, prometheus.GaugeValue, ready)
+	active := 0
+	recs := live.Records()
+	for _, r := range recs {
+		if r.Active {
+			active++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descDataPassRecords, prometheus.GaugeValue, float64(active), "active")
+	ch <- prometheus.MustNewConstMetric(descDataPassRecords, prometheus.GaugeValue, float64(len(recs)-active), "inactive")
+	if c.st.resync != nil {
+		last := c.st.resync.LastSuccess()
+		if last.IsZero() {
+			last = c.started
+		}
+		ch <- prometheus.MustNewConstMetric(descDataPassSyncAge, prometheus.GaugeValue, time.Since(last).Seconds())
+	}
+}
+
+// catalogueScopes lists the scopes the catalogue knows.
+func (a *App) catalogueScopes() map[string]bool {
+	known := map[string]bool{}
+	for i := range a.cat.Endpoints {
+		for _, s := range a.cat.Endpoints[i].Scopes {
+			for _, n := range s.Names() {
+				known[n] = true
+			}
+		}
+	}
+	return known
+}
+
+// startDataPass follows the other instances' changes (Redis) and starts
+// the resync, until ctx ends.
+func (a *App) startDataPass(ctx context.Context) {
+	if a.datapass == nil {
+		return
+	}
+	if a.datapass.redis != nil {
+		go a.datapass.redis.Run(ctx)
+	}
+	if a.datapass.resync != nil {
+		go a.datapass.resync.Run(ctx, a.datapass.every)
+	}
+}
+
+// parseDataPass parses the datapass block of the passerelle global option:
+//
+//	datapass {
+//	    secret          <{file.path}|{env.NAME}>   # the webhook secret
+//	    previous_secret <{file.path}|{env.NAME}>   # during a rotation only
+//	    environment     <production|staging|sandbox>  # X-App-Environment accepted (default production in production mode)
+//	    sirets          <siret...>                 # organisations served beyond the file's (pending requests)
+//	    api <url> {                                # resync from DataPass's API (optional)
+//	        token_url     <url>                    # default <url>/api/v1/oauth/token
+//	        client_id     <id>
+//	        client_secret <{file.path}|{env.NAME}>
+//	        webhook_id    <id>                     # look up its failed deliveries
+//	        every         <duration>               # default 6h
+//	    }
+//	}
+func parseDataPass(d *caddyfile.Dispenser) (*DataPassConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	c := new(DataPassConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "secret":
+			err = oneArg(d, &c.Secret)
+		case "previous_secret":
+			err = oneArg(d, &c.PreviousSecret)
+		case "environment":
+			err = oneArg(d, &c.Environment)
+		case "sirets":
+			c.SIRETs = append(c.SIRETs, d.RemainingArgs()...)
+			if len(c.SIRETs) == 0 {
+				err = d.ArgErr()
+			}
+		case "api":
+			c.API = new(DataPassAPIConfig)
+			if err = oneArgKeepBlock(d, &c.API.URL); err != nil {
+				return nil, err
+			}
+			for n2 := d.Nesting(); d.NextBlock(n2); {
+				switch d.Val() {
+				case "token_url":
+					err = oneArg(d, &c.API.TokenURL)
+				case "client_id":
+					err = oneArg(d, &c.API.ClientID)
+				case "client_secret":
+					err = oneArg(d, &c.API.ClientSecret)
+				case "webhook_id":
+					err = oneArg(d, &c.API.WebhookID)
+				case "every":
+					err = durationArg(d, &c.API.Every)
+				default:
+					err = d.Errf("unrecognized datapass api option %q", d.Val())
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
+		default:
+			err = d.Errf("unrecognized datapass option %q", d.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if c.Secret == "" {
+		return nil, fmt.Errorf("datapass: secret is required")
+	}
+	return c, nil
+}
