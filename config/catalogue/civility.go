@@ -157,7 +157,9 @@ func NormalizeName(v string) string {
 			b.WriteByte(' ')
 		}
 		space = false
-		b.WriteRune(unicode.ToUpper(r))
+		// Upper case through lower case: a letter with two capitals (ϴ and
+		// Θ, lower θ) gets one, so that a name's case never changes it.
+		b.WriteRune(unicode.ToUpper(unicode.ToLower(r)))
 	}
 	// Upper-casing can make a composable pair ("ı" + U+0308 → "I" + U+0308
 	// → "Ï"): compose again so that a second pass changes nothing.

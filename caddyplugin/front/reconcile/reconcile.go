@@ -290,13 +290,18 @@ func gender(a Account, c Citizen) Field {
 // foldAccents removes diacritics from a normalised (upper-case) name and
 // expands the ligatures French names use: Œ → OE, Æ → AE.
 func foldAccents(s string) string {
-	s = strings.NewReplacer("Œ", "OE", "Æ", "AE", "ß", "SS").Replace(s)
-	out, _, err := transform.String(transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC), s)
-	if err != nil {
-		return s
+	// Marks first, then case, then ligatures: "Ǽ" loses its accent to
+	// become "Æ", then "AE"; "ẗ", which has no capital, becomes "T" once
+	// bare. One pass is enough: a second changes nothing.
+	if out, _, err := transform.String(transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC), s); err == nil {
+		s = out
 	}
-	return out
+	s = strings.Map(func(r rune) rune { return unicode.ToUpper(unicode.ToLower(r)) }, s)
+	return ligatures.Replace(s)
 }
+
+// ligatures spells out the letters that are two letters in French names.
+var ligatures = strings.NewReplacer("Œ", "OE", "Æ", "AE", "ß", "SS")
 
 // Fold reduces a NormalizeName'd name to its letters: accents folded, and
 // every run of hyphens, apostrophes and spaces one space.
