@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -62,9 +63,45 @@ type dataPassState struct {
 }
 
 // memoryStores keeps the records of gateways without Redis across config
-// reloads (by habilitations file): a revocation received by webhook must
-// survive a reload.
-var memoryStores sync.Map // habilitations path → *datapass.Memory
+// reloads (by habilitations file, and whether a resync is configured): a
+// revocation received by webhook must survive a reload.
+var memoryStores sync.Map // memoryKey → *datapass.Memory
+
+type memoryKey struct {
+	habilitations string // the file, absolute, links resolved
+	resync        bool
+}
+
+// memoryStore returns the process's Memory store for a habilitations file.
+// With a resync, a new store refuses the bound habilitations until the
+// first resync succeeds (after a restart, the file alone would serve what
+// DataPass revoked).
+func memoryStore(habilitations string, resync bool) *datapass.Memory {
+	path, err := filepath.Abs(habilitations)
+	if err == nil {
+		if p, err := filepath.EvalSymlinks(path); err == nil {
+			path = p
+		}
+	}
+	key := memoryKey{path, resync}
+	if m, ok := memoryStores.Load(key); ok {
+		return m.(*datapass.Memory)
+	}
+	m := datapass.NewMemory()
+	if resync {
+		m = datapass.NewMemoryUntilResync()
+	}
+	v, _ := memoryStores.LoadOrStore(key, m)
+	return v.(*datapass.Memory)
+}
+
+// processStart is when this process started: the sync's age before its
+// first successful resync.
+var processStart = time.Now()
+
+// lastResyncs keeps the last successful resync by API URL across config
+// reloads, so that a reload does not reset the sync's age.
+var lastResyncs sync.Map // API URL → time.Time
 
 // loadDataPass sets the registry in force: the watcher's, overlaid by
 // DataPass's records when DataPass is configured.
@@ -81,8 +118,8 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 		if err != nil {
 			return err
 		}
-		if f.name == "secret" && len(v) < 16 {
-			return errors.New("passerelle: datapass secret: required, at least 16 bytes")
+		if (f.name == "secret" || v != "") && len(v) < 16 {
+			return fmt.Errorf("passerelle: datapass %s: at least 16 bytes", f.name)
 		}
 		if v != "" {
 			secrets = append(secrets, []byte(v))
@@ -111,8 +148,7 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 		}
 		st.store = st.redis
 	} else {
-		m, _ := memoryStores.LoadOrStore(a.Habilitations, datapass.NewMemory())
-		st.store = m.(*datapass.Memory)
+		st.store = memoryStore(a.Habilitations, c.API != nil)
 	}
 	known := a.catalogueScopes()
 	st.processor = &datapass.Processor{
@@ -124,7 +160,12 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 	}
 	a.datapass = st
 	a.registry = habilitation.NewOverlaid(a.watcher.Current, st.store.Live())
-	return registerCollector(reg, dataPassCollector{st, time.Now()})
+	if st.resync != nil {
+		if err := registerCollector(reg, metricDataPassFailedDeliveries); err != nil {
+			return err
+		}
+	}
+	return registerCollector(reg, dataPassCollector{st, processStart})
 }
 
 var (
@@ -133,7 +174,7 @@ var (
 	descDataPassRecords = prometheus.NewDesc("caddy_passerelle_datapass_records",
 		"DataPass requests recorded, by state (active, inactive).", []string{"state"}, nil)
 	descDataPassSyncAge = prometheus.NewDesc("caddy_passerelle_datapass_sync_age_seconds",
-		"Seconds since the last successful resync from DataPass's API (since the configuration started, before the first).", nil, nil)
+		"Seconds since the last successful resync from DataPass's API (since the process started, before the first).", nil, nil)
 )
 
 // dataPassCollector exports DataPass's state at scrape time.

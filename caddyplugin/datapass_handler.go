@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/time/rate"
 
 	"github.com/passerelle-gw/passerelle/config/datapass"
 )
@@ -26,7 +27,7 @@ func init() {
 
 var metricDataPassWebhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Namespace: "caddy", Subsystem: "passerelle", Name: "datapass_webhooks_total",
-	Help: "DataPass webhook deliveries, by result (applied, pending, unchanged, stale, duplicate, ignored, test, unauthorized, wrong_environment, malformed, too_large, error).",
+	Help: "DataPass webhook deliveries, by result (applied, pending, unchanged, stale, duplicate, ignored, test, unauthorized, wrong_environment, malformed, future, too_large, error).",
 }, []string{"result"})
 
 // DataPassHandler receives DataPass's webhooks (POST, the body raw, at most
@@ -82,7 +83,12 @@ func (h *DataPassHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 	}
 	out := h.app.datapass.processor.Deliver(r.Context(), r.Header.Get(datapass.SignatureHeader), r.Header.Get("X-App-Environment"), body)
 	metricDataPassWebhooks.WithLabelValues(out.Result).Inc()
-	h.app.auditDataPass(out)
+	// Unsigned deliveries cost the sender nothing: their audit records are
+	// sampled (the metric counts them all) so that a flood does not flood
+	// the audit trail.
+	if out.Result != datapass.ResultUnauthorized || unauthorizedAudits.Allow() {
+		h.app.auditDataPass(out)
+	}
 	if out.Err != nil {
 		h.app.logger.Error("datapass: a webhook could not be applied; DataPass will deliver it again",
 			zap.String("request_id", out.RequestID), zap.Error(out.Err))
@@ -93,6 +99,10 @@ func (h *DataPassHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 	}
 	return writeWebhookAnswer(w, out.Status, out.Result)
 }
+
+// unauthorizedAudits bounds the audit records of unsigned deliveries:
+// one a second on average, bursts of 20, for the process.
+var unauthorizedAudits = rate.NewLimiter(1, 20)
 
 // writeWebhookAnswer writes an error answer naming the result only: nothing
 // of the request is echoed.

@@ -5,7 +5,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/passerelle-gw/passerelle/config/datapass"
 )
@@ -52,5 +54,31 @@ func (a *App) loadResync(st *dataPassState, known map[string]bool) error {
 			a.logger.Info(msg)
 		},
 	}
+	if t, ok := lastResyncs.Load(c.URL); ok {
+		st.resync.SetLastSuccess(t.(time.Time))
+	}
+	st.resync.Done = func(rep datapass.Report) {
+		lastResyncs.Store(c.URL, st.resync.LastSuccess())
+		metricDataPassFailedDeliveries.Set(float64(rep.FailedDeliveries))
+		a.auditResync(rep)
+	}
 	return nil
+}
+
+var metricDataPassFailedDeliveries = prometheus.NewGauge(prometheus.GaugeOpts{
+	Namespace: "caddy", Subsystem: "passerelle", Name: "datapass_failed_deliveries",
+	Help: "Failed webhook deliveries DataPass reported at the last resync (-1: not readable); the resync repaired their effect.",
+})
+
+// auditResync writes the audit record of a successful resync: what it read
+// and changed, counts only.
+func (a *App) auditResync(rep datapass.Report) {
+	c := a.audit.Check(zapcore.InfoLevel, "datapass resync")
+	if c == nil {
+		return
+	}
+	c.Write(zap.String("time", time.Now().UTC().Format("2006-01-02T15:04:05.000Z")),
+		zap.String("event", "datapass_resync"), zap.String("result", "ok"),
+		zap.Int("organisations", rep.SIRETs), zap.Int("requests", rep.Requests), zap.Int("changed", rep.Applied),
+		zap.Int("narrowed", rep.Narrowed), zap.Int("widened", rep.Widened), zap.Int("failed_deliveries", rep.FailedDeliveries))
 }

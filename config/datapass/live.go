@@ -34,15 +34,17 @@ func (l *Live) load() *snapshot {
 	return emptySnapshot
 }
 
-// LiveVersion changes whenever LiveStates does.
-func (l *Live) LiveVersion() uint64 { return l.load().version }
-
-// LiveStates returns the states by DataPass request number; the map must
-// not be modified.
-func (l *Live) LiveStates() map[string]habilitation.Live { return l.load().states }
+// LiveSnapshot implements habilitation.LiveSource: the states by DataPass
+// request number (the map must not be modified), their version and whether
+// they are known, from one snapshot.
+func (l *Live) LiveSnapshot() (uint64, map[string]habilitation.Live, bool) {
+	s := l.load()
+	return s.version, s.states, s.ready
+}
 
 // LiveReady reports whether the records are known: at once for a Memory
-// store, after the first full read of Redis for a Redis store.
+// store without a resync, after the first full read of Redis for a Redis
+// store.
 func (l *Live) LiveReady() bool { return l.load().ready }
 
 // setReady marks the records known.

@@ -168,20 +168,35 @@ func Parse(body []byte) (Event, error) {
 	return ev, nil
 }
 
+// Bounds of fired_at: DataPass did not exist before, and a time beyond
+// would not fit Unix nanoseconds (Record.FiredAt).
+var (
+	minFiredAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxFiredAt = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // parseTime reads fired_at: Unix seconds (an integer, or a number with a
-// fraction) or an RFC 3339 string.
+// fraction) or an RFC 3339 string, between 2000 and 2200.
 func parseTime(raw json.RawMessage) (time.Time, bool) {
+	var t time.Time
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		t, err := time.Parse(time.RFC3339Nano, s)
-		return t.UTC(), err == nil
+		var err error
+		if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return time.Time{}, false
+		}
+	} else {
+		var f float64
+		if json.Unmarshal(raw, &f) != nil || f <= 0 || f > 1<<40 || math.IsNaN(f) {
+			return time.Time{}, false
+		}
+		sec, frac := math.Modf(f)
+		t = time.Unix(int64(sec), int64(frac*1e9))
 	}
-	var f float64
-	if json.Unmarshal(raw, &f) != nil || f <= 0 || f > 1<<40 || math.IsNaN(f) {
+	if t.Before(minFiredAt) || !t.Before(maxFiredAt) {
 		return time.Time{}, false
 	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true
+	return t.UTC(), true
 }
 
 // parseID reads a DataPass id, a JSON number or string of digits.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
@@ -16,6 +17,7 @@ const (
 	ResultUnauthorized     = "unauthorized"      // 401: no valid signature
 	ResultWrongEnvironment = "wrong_environment" // 403: X-App-Environment is not the expected one
 	ResultMalformed        = "malformed"         // 400: signed, but not a payload Parse reads
+	ResultFuture           = "future"            // 400: fired_at ahead of this clock by more than MaxClockAhead
 	ResultTest             = "test"              // DataPass's ping
 	ResultIgnored          = "ignored"           // another model type, or an organisation not served
 	ResultDuplicate        = "duplicate"         // this exact body was applied already
@@ -44,7 +46,14 @@ type Processor struct {
 	SIRETs []string
 	// KnownScope reports the scopes the catalogue knows.
 	KnownScope func(scope string) bool
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
+
+// MaxClockAhead bounds how far in the future a fired_at may be: a signed
+// event dated later would make every real event after it stale. DataPass
+// delivers it again, and it applies once its time has come.
+const MaxClockAhead = 5 * time.Minute
 
 // Outcome is what a delivery led to. Every field is free of personal data:
 // the body itself is never kept, only its SHA-256.
@@ -88,6 +97,14 @@ func (p *Processor) Deliver(ctx context.Context, signature, environment string, 
 		out.Result = ResultTest
 		return out
 	}
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	if ev.FiredAt.After(now().Add(MaxClockAhead)) {
+		out.Status, out.Result = http.StatusBadRequest, ResultFuture
+		return out
+	}
 	out.Event, out.RequestID, out.SIRET = ev.Name, ev.RequestID, ev.SIRET
 	for _, a := range ev.Authorizations {
 		out.AuthorizationIDs = append(out.AuthorizationIDs, a.ID)
@@ -109,8 +126,13 @@ func (p *Processor) Deliver(ctx context.Context, signature, environment string, 
 		// were the former one's.
 		next = Revocation(ev.RequestID, ev.Name, ev.SIRET, ev.FiredAt)
 	case !bound && !p.serves(registry, ev.SIRET):
-		out.Result = ResultIgnored
-		return out
+		if _, known := p.Store.Live().Record(ev.RequestID); !known {
+			out.Result = ResultIgnored
+			return out
+		}
+		// A pending request transferred to an organisation not served:
+		// its record must not grant anything once bound.
+		next = Revocation(ev.RequestID, ev.Name, ev.SIRET, ev.FiredAt)
 	default:
 		next = Derive(ev, p.KnownScope)
 	}

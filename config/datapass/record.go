@@ -42,7 +42,7 @@ type Record struct {
 
 // Live returns the record as the habilitation overlay reads it.
 func (r Record) Live() habilitation.Live {
-	return habilitation.Live{Active: r.Active, Scopes: r.Scopes, Grant: r.Grant}
+	return habilitation.Live{Active: r.Active, Scopes: r.Scopes, Grant: r.Grant, SIRET: r.SIRET}
 }
 
 // Widens reports whether an event may grant more than the record in force:

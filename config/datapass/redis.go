@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -68,41 +69,93 @@ func NewRedis(rdb redis.UniversalClient) *Redis { return &Redis{rdb: rdb} }
 func (s *Redis) Live() *Live { return &s.live }
 
 // Apply implements Store: an optimistic transaction (WATCH) on the records
-// hash merges next, and writes and publishes the result if it changed.
+// hash merges next into the later of Redis's copy and this instance's, and
+// writes and publishes the result unless Redis already holds it. Merging
+// with the local copy too means that a Redis that lost data (a restart
+// without persistence, a failover to a late replica) never brings back a
+// state older than one an instance applied: a revoke stays, and an old
+// approve delivered again is stale. A record Redis holds but this version
+// cannot read is replaced, unless the event would widen access with no
+// local copy to merge with (ErrCorrupt: DataPass delivers again).
+//
+// When Redis fails, a change that only narrows what this instance serves
+// is applied here anyway (a revocation is not delayed by an outage), and
+// the error returned (DataPass delivers again); Reload writes it back.
 func (s *Redis) Apply(ctx context.Context, next Record) (Record, bool, error) {
 	for range maxWatchRetries {
 		var rec Record
 		var changed bool
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			cur, err := readRecord(ctx, tx, next.RequestID)
-			if err != nil {
+			remote, err := readRecord(ctx, tx, next.RequestID)
+			corrupt := errors.Is(err, ErrCorrupt)
+			if err != nil && !corrupt {
 				return err
+			}
+			cur := remote
+			if l, ok := s.live.Record(next.RequestID); ok && (cur == nil || later(l, *cur)) {
+				cur = &l
+			}
+			if corrupt && cur == nil && Widens(next.Event) {
+				return ErrCorrupt
 			}
 			rec, changed = Merge(cur, next)
-			if !changed {
-				return nil
+			if remote != nil && !later(rec, *remote) && !corrupt {
+				return nil // Redis holds it already
 			}
-			b, err := json.Marshal(rec)
-			if err != nil {
-				return err
-			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.HSet(ctx, RecordsKey, rec.RequestID, b)
-				p.Publish(ctx, Channel, rec.RequestID)
-				return nil
-			})
-			return err
+			return s.write(ctx, tx, rec)
 		}, RecordsKey)
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
 		}
 		if err != nil {
+			s.applyLocallyIfNarrower(next)
 			return Record{}, false, fmt.Errorf("datapass: applying a record: %w", err)
 		}
 		s.live.put(rec)
 		return rec, changed, nil
 	}
 	return Record{}, false, errors.New("datapass: applying a record: too many concurrent changes")
+}
+
+// write sets a record and announces it, in the transaction of tx.
+func (s *Redis) write(ctx context.Context, tx *redis.Tx, rec Record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, RecordsKey, rec.RequestID, b)
+		p.Publish(ctx, Channel, rec.RequestID)
+		return nil
+	})
+	return err
+}
+
+// applyLocallyIfNarrower merges next into this instance's copy when that
+// can only narrow what it serves.
+func (s *Redis) applyLocallyIfNarrower(next Record) {
+	var cur *Record
+	if l, ok := s.live.Record(next.RequestID); ok {
+		cur = &l
+	}
+	if rec, changed := Merge(cur, next); changed && narrowerThan(rec, cur) {
+		s.live.put(rec)
+	}
+}
+
+// narrowerThan reports whether rec grants nothing that cur (nil: the file
+// alone) does not: inactive, or a cap where the file governs, or active
+// with a subset of cur's scopes under the same kind.
+func narrowerThan(rec Record, cur *Record) bool {
+	switch {
+	case !rec.Active:
+		return true
+	case cur == nil:
+		return !rec.Grant
+	default:
+		return cur.Active && rec.Grant == cur.Grant &&
+			!slices.ContainsFunc(rec.Scopes, func(s string) bool { return !slices.Contains(cur.Scopes, s) })
+	}
 }
 
 func readRecord(ctx context.Context, c redis.Cmdable, id string) (*Record, error) {
@@ -132,7 +185,7 @@ func (s *Redis) MarkSeen(ctx context.Context, sum [sha256.Size]byte) error {
 }
 
 // Reload reads every record and makes Live ready; the records this
-// instance holds that Redis does not are written back to it.
+// instance holds later than Redis's copy are written back to it.
 func (s *Redis) Reload(ctx context.Context) error {
 	all, err := s.rdb.HGetAll(ctx, RecordsKey).Result()
 	if err != nil {
@@ -149,17 +202,17 @@ func (s *Redis) Reload(ctx context.Context) error {
 		recs = append(recs, r)
 	}
 	s.live.put(recs...)
-	// Records this instance holds that Redis lost (a Redis restarted
-	// without persistence, a failover to a replica that had not caught up)
-	// are written back, unless another instance wrote them meanwhile.
+	// Records this instance holds later than Redis's copy (a Redis
+	// restarted without persistence, a failover to a replica that had not
+	// caught up, a change applied here while Redis was down) are written
+	// back.
 	for _, r := range s.live.Records() {
-		if _, ok := all[r.RequestID]; ok {
+		var remote Record
+		if raw, ok := all[r.RequestID]; ok && json.Unmarshal([]byte(raw), &remote) == nil && !later(r, remote) {
 			continue
 		}
-		if b, err := json.Marshal(r); err == nil {
-			if err := s.rdb.HSetNX(ctx, RecordsKey, r.RequestID, b).Err(); err != nil {
-				return fmt.Errorf("datapass: writing back a record: %w", err)
-			}
+		if err := s.writeBack(ctx, r); err != nil {
+			return fmt.Errorf("datapass: writing back a record: %w", err)
 		}
 	}
 	if bad > 0 {
@@ -172,6 +225,26 @@ func (s *Redis) Reload(ctx context.Context) error {
 		s.Reloaded()
 	}
 	return nil
+}
+
+// writeBack writes rec unless Redis holds the same or a later copy.
+func (s *Redis) writeBack(ctx context.Context, rec Record) error {
+	for range maxWatchRetries {
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			remote, err := readRecord(ctx, tx, rec.RequestID)
+			if err != nil && !errors.Is(err, ErrCorrupt) {
+				return err
+			}
+			if remote != nil && !later(rec, *remote) {
+				return nil
+			}
+			return s.write(ctx, tx, rec)
+		}, RecordsKey)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+	}
+	return errors.New("too many concurrent changes")
 }
 
 // Run follows the changes of every instance until ctx is done: it

@@ -20,9 +20,14 @@ const (
 	// DefaultSkew is the clock difference allowed between DataPass (its
 	// webhooks' fired_at) and Passerelle.
 	DefaultSkew = 5 * time.Minute
-	// RetryAfterFailure is Run's first pause after a failed resync; it
+	// RetryAfterFailure is Run's pause after a failed resync once one has
+	// succeeded (the first ones are retried from FirstRetry); it
 	// doubles at each new failure, up to the interval.
 	RetryAfterFailure = time.Minute
+	// FirstRetry is Run's first pause while no resync has succeeded yet
+	// (a gateway starting before the API answers, or a Memory store
+	// refusing its bound habilitations until then); it doubles.
+	FirstRetry = 2 * time.Second
 	// DeliveriesLookback is how far back failed deliveries are counted
 	// before a first successful resync.
 	DeliveriesLookback = 7 * 24 * time.Hour
@@ -78,6 +83,9 @@ type Resync struct {
 	Now func() time.Time
 	// Log receives failures (PII-free: no body is ever logged); nil: none.
 	Log func(msg string, err error)
+	// Done, when set, receives the report of each successful resync (for
+	// the audit trail and the metrics).
+	Done func(Report)
 
 	mu   sync.Mutex   // one Once at a time
 	last atomic.Int64 // the last success's read start, Unix ns; 0: none
@@ -218,6 +226,7 @@ func (r *Resync) Once(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("datapass: resync: %d of %d organisations read: %w", len(read), len(sirets), errors.Join(errs...))
 	}
 	r.last.Store(start.UnixNano())
+	r.Store.Live().setReady() // a Memory store waiting for its first resync
 	return rep, nil
 }
 
@@ -305,17 +314,21 @@ func servedSIRETs(reg *habilitation.Registry, extra []string) []string {
 
 // Run resyncs at once, then every `every` (DefaultResyncEvery when not
 // positive), until ctx is done. A failed resync is logged and tried again
-// after RetryAfterFailure, then twice as long at each new failure, never
-// longer than every: a DataPass outage costs a request a minute at first,
-// and the sync's age (LastSuccess) keeps growing for the alert.
+// after RetryAfterFailure (FirstRetry before any success), then twice as
+// long at each new failure, never longer than every: a DataPass outage
+// costs a request a minute at most at first, and the sync's age
+// (LastSuccess) keeps growing for the alert.
 func (r *Resync) Run(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = DefaultResyncEvery
 	}
-	retry := min(RetryAfterFailure, every)
+	retry := min(FirstRetry, every)
+	if !r.LastSuccess().IsZero() {
+		retry = min(RetryAfterFailure, every)
+	}
 	for ctx.Err() == nil {
 		wait := every
-		if _, err := r.Once(ctx); err != nil {
+		if rep, err := r.Once(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -323,8 +336,20 @@ func (r *Resync) Run(ctx context.Context, every time.Duration) {
 			wait, retry = retry, min(2*retry, every)
 		} else {
 			retry = min(RetryAfterFailure, every)
+			if r.Done != nil {
+				r.Done(rep)
+			}
 		}
 		sleep(ctx, wait)
+	}
+}
+
+// SetLastSuccess seeds LastSuccess, e.g. with the previous configuration's
+// on a reload, so that the sync's age keeps counting from the last real
+// success.
+func (r *Resync) SetLastSuccess(t time.Time) {
+	if !t.IsZero() {
+		r.last.Store(t.UnixNano())
 	}
 }
 

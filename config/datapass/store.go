@@ -41,11 +41,20 @@ type Memory struct {
 // maxSeen bounds the bodies a Memory store remembers.
 const maxSeen = 100_000
 
-// NewMemory returns an empty Memory store.
+// NewMemory returns an empty Memory store, ready at once: without a
+// resync, the file governs until a webhook arrives.
 func NewMemory() *Memory {
-	m := &Memory{seen: map[[sha256.Size]byte]time.Time{}, now: time.Now}
+	m := NewMemoryUntilResync()
 	m.live.setReady()
 	return m
+}
+
+// NewMemoryUntilResync returns an empty Memory store that is not ready
+// (the habilitations bound to DataPass refused) until a resync succeeds:
+// after a restart, what DataPass revoked is not served again on the file's
+// word.
+func NewMemoryUntilResync() *Memory {
+	return &Memory{seen: map[[sha256.Size]byte]time.Time{}, now: time.Now}
 }
 
 // Apply implements Store.

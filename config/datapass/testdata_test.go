@@ -14,9 +14,17 @@ const (
 	canaryName  = "Canaryfamilyname"
 )
 
-// payload builds a webhook body for request 48213 of organisation siret.
+// t0 is the time of the test payloads: a firedAt below 1e9 counts seconds
+// after it.
+const t0 = 1767261600 // 2026-01-01T10:00:00Z
+
+// payload builds a webhook body for request 48213 of organisation siret,
+// fired at firedAt (Unix seconds, or seconds after t0 below 1e9).
 func payload(t testing.TB, event string, firedAt int64, siret string, auths ...map[string]any) []byte {
 	t.Helper()
+	if firedAt < 1e9 {
+		firedAt += t0
+	}
 	if auths == nil {
 		auths = []map[string]any{}
 	}

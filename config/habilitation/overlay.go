@@ -20,14 +20,20 @@ type Live struct {
 	// may only narrow: the habilitation keeps the file's scopes that Scopes
 	// also holds.
 	Grant bool
+	// SIRET is the organisation DataPass holds the request for; a
+	// habilitation of another organisation bound to it is refused.
+	SIRET string
 }
 
 // Overlay returns r with the live states applied to the habilitations
 // bound to their DataPass request (live is keyed by DataPass request
 // number); an entry bound to no habilitation is pending and changes
-// nothing. The file keeps the last word on what only it says: a
+// nothing; a habilitation of another organisation than the request's is
+// refused. The file keeps the last word on what only it says: a
 // habilitation it revokes stays revoked, its validity dates, client ids,
-// tokens, modalities and quota are kept. Until the live states are known
+// tokens, modalities and quota are kept; DataPass's scopes replace the
+// file's only for a habilitation of the FranceConnect modality alone (its
+// authorization is that modality's), and cap them otherwise. Until the live states are known
 // (ready false: the shared store not read yet), every bound habilitation is
 // revoked: a revocation DataPass sent is never forgotten by a restart.
 // Changed habilitations are copies; r is returned itself when nothing
@@ -56,8 +62,11 @@ func (r *Registry) Overlay(live map[string]Live, ready bool) *Registry {
 			continue
 		}
 		c := *h
-		c.Revoked = h.Revoked || !l.Active
-		if l.Grant {
+		c.Revoked = h.Revoked || !l.Active || l.SIRET != "" && l.SIRET != h.SIRET
+		// DataPass's authorization is the FranceConnect modality's: its
+		// scopes replace the file's only for a habilitation of that
+		// modality alone; for the others they only cap the file's.
+		if l.Grant && slices.Equal(h.Modalities, []string{ModalityFranceConnect}) {
 			c.Scopes = slices.Clone(l.Scopes)
 		} else {
 			c.Scopes = slices.DeleteFunc(slices.Clone(h.Scopes), func(s string) bool { return !slices.Contains(l.Scopes, s) })
@@ -74,13 +83,12 @@ func (r *Registry) Overlay(live map[string]Live, ready bool) *Registry {
 	return newRegistry(list)
 }
 
-// LiveSource holds DataPass's live states. LiveVersion changes whenever
-// LiveStates or LiveReady does; LiveStates' map must not be modified.
-// LiveReady is false until the states are known (see Overlay).
+// LiveSource holds DataPass's live states. LiveSnapshot returns them with
+// their version, which changes whenever they or their readiness do, and
+// whether they are known yet (see Overlay), all three from one consistent
+// snapshot; the map must not be modified.
 type LiveSource interface {
-	LiveVersion() uint64
-	LiveStates() map[string]Live
-	LiveReady() bool
+	LiveSnapshot() (version uint64, states map[string]Live, ready bool)
 }
 
 // Overlaid is the registry in force: a file's registry (a Watcher's
@@ -112,13 +120,11 @@ func (o *Overlaid) Current() *Registry {
 	if o.live == nil {
 		return f
 	}
-	v := o.live.LiveVersion()
+	v, states, ready := o.live.LiveSnapshot()
 	if c := o.cache.Load(); c != nil && c.file == f && c.version == v {
 		return c.reg
 	}
-	// The version is read before the states: a change in between makes the
-	// next call compute again, never keeps stale states.
-	reg := f.Overlay(o.live.LiveStates(), o.live.LiveReady())
+	reg := f.Overlay(states, ready)
 	o.cache.Store(&overlaid{file: f, version: v, reg: reg})
 	return reg
 }

@@ -96,9 +96,9 @@ type fakeLive struct {
 	ready   bool
 }
 
-func (f *fakeLive) LiveVersion() uint64         { return f.version }
-func (f *fakeLive) LiveStates() map[string]Live { return f.states }
-func (f *fakeLive) LiveReady() bool             { return f.ready }
+func (f *fakeLive) LiveSnapshot() (uint64, map[string]Live, bool) {
+	return f.version, f.states, f.ready
+}
 
 func TestOverlaidFollowsBothSources(t *testing.T) {
 	file := overlayRegistry(t)

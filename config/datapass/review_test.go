@@ -1,0 +1,210 @@
+package datapass
+
+// Regressions of the security review of the DataPass synchronisation:
+// each test tries a failure or an attack the review found, and expects it
+// refused.
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/passerelle-gw/passerelle/config/habilitation"
+)
+
+// redisStores returns a miniredis and a constructor of Redis stores (one
+// per instance) on it, each read once.
+func redisStores(t *testing.T) (*miniredis.Miniredis, func() *Redis) {
+	mr := miniredis.RunT(t)
+	return mr, func() *Redis {
+		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+		t.Cleanup(func() { rdb.Close() })
+		s := NewRedis(rdb)
+		if err := s.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
+func processorOn(t *testing.T, st Store) *Processor {
+	reg := testRegistry(t)
+	return &Processor{Secrets: [][]byte{[]byte(secret)}, Store: st, Bindings: func() *habilitation.Registry { return reg }, KnownScope: known}
+}
+
+func servedBy(t *testing.T, reg func() *habilitation.Registry, l *Live, id string) *habilitation.Habilitation {
+	t.Helper()
+	h, ok := habilitation.NewOverlaid(reg, l).Current().ByID(id)
+	if !ok {
+		t.Fatal(id + " gone")
+	}
+	return h
+}
+
+// req: C12, C13
+// TestRedisLossKeepsRevocation: Redis restarts empty, DataPass delivers an
+// old approve again: it is stale on the instance that holds the revoke,
+// which writes the revoke back; a new instance refuses.
+func TestRedisLossKeepsRevocation(t *testing.T) {
+	mr, newStore := redisStores(t)
+	a := newStore()
+	pa := processorOn(t, a)
+	approve := payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial"))
+	deliver(pa, approve)
+	if o := deliver(pa, payload(t, "revoke", 2000, siretServed, authz(1, "revoked", "cnaf_quotient_familial"))); o.Result != ResultApplied {
+		t.Fatal(o)
+	}
+	mr.FlushAll()
+	if o := deliver(pa, approve); o.Result != ResultStale {
+		t.Fatalf("old approve after the Redis loss: %s", o.Result)
+	}
+	var r Record
+	if err := json.Unmarshal([]byte(mr.HGet(RecordsKey, "48213")), &r); err != nil || r.Active {
+		t.Fatalf("Redis after the stale approve: %+v %v", r, err)
+	}
+	c := newStore()
+	if h := servedBy(t, pa.Bindings, c.Live(), "mairie-qf"); !h.Revoked {
+		t.Fatal("a new instance serves the revoked habilitation")
+	}
+}
+
+// req: C13
+// TestRedisRollbackRepaired: Redis comes back older than an instance's
+// copy: the reload writes the later copy back, and every instance agrees.
+func TestRedisRollbackRepaired(t *testing.T) {
+	mr, newStore := redisStores(t)
+	a, b := newStore(), newStore()
+	pa, pb := processorOn(t, a), processorOn(t, b)
+	ctx := context.Background()
+	deliver(pa, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial")))
+	old := mr.HGet(RecordsKey, "48213")
+	if err := b.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deliver(pb, payload(t, "revoke", 2000, siretServed, authz(1, "revoked", "cnaf_quotient_familial")))
+	mr.HSet(RecordsKey, "48213", old) // back to a persistence point before the revoke
+	for _, s := range []*Redis{b, a} {
+		if err := s.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var r Record
+	_ = json.Unmarshal([]byte(mr.HGet(RecordsKey, "48213")), &r)
+	if !servedBy(t, pa.Bindings, a.Live(), "mairie-qf").Revoked || !servedBy(t, pb.Bindings, b.Live(), "mairie-qf").Revoked || r.Active {
+		t.Fatalf("split state after the reloads: Redis %+v", r)
+	}
+}
+
+// req: C13
+// TestRedisDownRevokeAppliedLocally: Redis is down when a revoke arrives:
+// 503 (DataPass delivers again), and the receiving instance refuses at
+// once; an approve in the same outage changes nothing.
+func TestRedisDownRevokeAppliedLocally(t *testing.T) {
+	mr, newStore := redisStores(t)
+	a := newStore()
+	pa := processorOn(t, a)
+	deliver(pa, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial")))
+	mr.Close()
+	if o := deliver(pa, payload(t, "approve", 1500, siretServed, authz(1, "active", "cnaf_quotient_familial", "dgfip_rfr"))); o.Status != 503 {
+		t.Fatalf("approve with Redis down: %+v", o)
+	}
+	if h := servedBy(t, pa.Bindings, a.Live(), "mairie-qf"); h.HasScope("dgfip_rfr") {
+		t.Fatal("an approve widened access while Redis was down")
+	}
+	o := deliver(pa, payload(t, "revoke", 2000, siretServed, authz(1, "revoked", "cnaf_quotient_familial")))
+	if o.Status != 503 || !servedBy(t, pa.Bindings, a.Live(), "mairie-qf").Revoked {
+		t.Fatalf("revoke with Redis down: status %d, still served", o.Status)
+	}
+}
+
+// TestPendingRecordOfAnotherOrganisation: a pending request later bound to
+// a habilitation of another organisation refuses it.
+func TestPendingRecordOfAnotherOrganisation(t *testing.T) {
+	m := NewMemory()
+	cur, err := habilitation.Parse([]byte("habilitations:\n  - {id: h, label: H, siret: \"" + siretOther + "\", modalities: [france_connect], scopes: [dgfip_rfr]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Processor{Secrets: [][]byte{[]byte(secret)}, Store: m, Bindings: func() *habilitation.Registry { return cur },
+		KnownScope: known, SIRETs: []string{siretServed}}
+	if o := deliver(p, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial"))); o.Result != ResultPending {
+		t.Fatal(o)
+	}
+	cur, err = habilitation.Parse([]byte("habilitations:\n  - {id: h, datapass_id: \"48213\", label: H, siret: \"" + siretOther + "\", modalities: [france_connect], scopes: [dgfip_rfr]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := servedBy(t, func() *habilitation.Registry { return cur }, m.Live(), "h"); !h.Revoked {
+		t.Fatalf("bound across organisations: %+v", h)
+	}
+}
+
+// TestPendingTransferAway: a pending request transferred to an
+// organisation not served is revoked, not ignored.
+func TestPendingTransferAway(t *testing.T) {
+	m := NewMemory()
+	reg, err := habilitation.Parse([]byte("habilitations:\n  - {id: other, label: A, siret: \"" + siretOther + "\", modalities: [france_connect], scopes: [dgfip_rfr]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Processor{Secrets: [][]byte{[]byte(secret)}, Store: m, Bindings: func() *habilitation.Registry { return reg },
+		KnownScope: known, SIRETs: []string{siretServed}}
+	deliver(p, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial")))
+	deliver(p, payload(t, "transfer", 2000, siretNobody, authz(1, "active", "cnaf_quotient_familial")))
+	if rec, _ := m.Live().Record("48213"); rec.Active {
+		t.Fatalf("a request transferred away stays active: %+v", rec)
+	}
+}
+
+// TestGrantLeavesOtherModalities: DataPass's FranceConnect authorization
+// does not widen a habilitation's other modalities.
+func TestGrantLeavesOtherModalities(t *testing.T) {
+	m := NewMemory()
+	reg, err := habilitation.Parse([]byte("habilitations:\n  - {id: h, datapass_id: \"48213\", label: H, siret: \"" + siretServed +
+		"\", modalities: [france_connect, identite], france_connect_client_ids: [client-a], scopes: [dgfip_rfr]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Processor{Secrets: [][]byte{[]byte(secret)}, Store: m, Bindings: func() *habilitation.Registry { return reg }, KnownScope: known}
+	deliver(p, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial", "dgfip_rfr")))
+	if h := servedBy(t, p.Bindings, m.Live(), "h"); h.Revoked || !slices.Equal(h.Scopes, []string{"dgfip_rfr"}) {
+		t.Fatalf("a mixed habilitation took DataPass's FranceConnect scopes: %+v", h.Scopes)
+	}
+}
+
+// TestMemoryUntilResync: a Memory store that waits for its resync refuses
+// the bound habilitations until then.
+func TestMemoryUntilResync(t *testing.T) {
+	m := NewMemoryUntilResync()
+	p := processorOn(t, m)
+	if h := servedBy(t, p.Bindings, m.Live(), "mairie-qf"); !h.Revoked {
+		t.Fatal("served before the first resync")
+	}
+	if h := servedBy(t, p.Bindings, m.Live(), "other"); h.Revoked {
+		t.Fatal("an unbound habilitation refused")
+	}
+}
+
+// TestFutureEventRefused: a signed event dated ahead of this clock is
+// refused (it would make every later event stale) and accepted once its
+// time has come.
+func TestFutureEventRefused(t *testing.T) {
+	m := NewMemory()
+	p := processorOn(t, m)
+	future := payload(t, "approve", time.Now().Add(365*24*time.Hour).Unix(), siretServed, authz(1, "active", "cnaf_quotient_familial"))
+	if o := deliver(p, future); o.Status != 400 || o.Result != ResultFuture {
+		t.Fatalf("future approve: %+v", o)
+	}
+	if o := deliver(p, payload(t, "revoke", time.Now().Unix(), siretServed, authz(1, "revoked", "cnaf_quotient_familial"))); o.Result != ResultApplied {
+		t.Fatalf("the revoke after it: %s", o.Result)
+	}
+	p.Now = func() time.Time { return time.Now().Add(366 * 24 * time.Hour) }
+	if o := deliver(p, future); o.Result != ResultApplied {
+		t.Fatalf("once its time has come: %s", o.Result)
+	}
+}
