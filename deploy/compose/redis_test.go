@@ -479,7 +479,6 @@ func TestRedisACL(t *testing.T) {
 		t.Error("datapass Seen: false after MarkSeen")
 	}
 	ok("datapass Reload (HGETALL)", dp.Reload(ctx))
-	ok("HSETNX on the records", c.HSetNX(ctx, datapass.RecordsKey, rec.RequestID, "{}").Err()) // exists: writes nothing
 	if e := errs(); len(e) > 0 {
 		t.Errorf("DataPass store errors as passerelle: %v", e)
 	}
