@@ -127,7 +127,7 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 	defer func() { endSpan(sp, spanResult) }()
 	r = r.WithContext(ctx)
 	_, exSpan := span(ctx, "exchange")
-	login, err := f.rp.Exchange(ctx, q.Get("code"), p.Nonce)
+	login, err := f.rp.Exchange(ctx, q.Get("code"), p.Nonce, p.Created)
 	endSpan(exSpan, resultOf(err))
 	if err != nil {
 		spanResult = rp.ReasonOf(err)

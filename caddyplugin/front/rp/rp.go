@@ -67,6 +67,10 @@ const (
 	ReasonExchange      = "code_exchange_refused"     // the token endpoint refused the code
 	ReasonIDToken       = "id_token_invalid"          // signature, alg, iss, aud, exp, at_hash
 	ReasonNonce         = "nonce_mismatch"
+	// ReasonAuthTime: with prompt=login, the ID token's auth_time is
+	// missing, before the login started (an earlier FranceConnect session
+	// reused), or ahead of this clock.
+	ReasonAuthTime = "auth_time"
 	ReasonACR           = "acr_too_low"
 	ReasonUserInfo      = "userinfo_invalid" // unsigned, badly signed, wrong iss/aud, expired
 	ReasonSubject       = "userinfo_subject_mismatch"
@@ -242,11 +246,17 @@ type Login struct {
 	AuthTime time.Time
 }
 
+// AuthTimeSkew is the clock difference with FranceConnect allowed on the
+// ID token's auth_time.
+const AuthTimeSkew = time.Minute
+
 // Exchange trades the callback's code for tokens and verifies the ID token:
 // signature with an allow-listed algorithm and FranceConnect's keys, iss,
 // aud (and azp with several audiences), exp, at_hash (required), the nonce
-// of the browser's pending login, and an acr at least the one asked.
-func (c *Client) Exchange(ctx context.Context, code, nonce string) (*Login, error) {
+// of the browser's pending login, an acr at least the one asked and, when
+// prompt asks for a fresh login, an auth_time no earlier than started (when
+// the login began, AuthTimeSkew allowed) and not in the future.
+func (c *Client) Exchange(ctx context.Context, code, nonce string, started time.Time) (*Login, error) {
 	d, err := c.discover(ctx)
 	if err != nil {
 		return nil, err
@@ -296,6 +306,17 @@ func (c *Client) Exchange(ctx context.Context, code, nonce string) (*Login, erro
 	}
 	if have, ok := acrLevel(claims.ACR); !ok || have < mustLevel(c.cfg.ACR) {
 		return nil, fail(ReasonACR, nil)
+	}
+	if slices.Contains(strings.Fields(c.cfg.Prompt), "login") {
+		at := time.Unix(claims.AuthTime, 0)
+		switch {
+		case claims.AuthTime <= 0:
+			return nil, fail(ReasonAuthTime, errors.New("no auth_time"))
+		case at.Before(started.Add(-AuthTimeSkew)):
+			return nil, fail(ReasonAuthTime, errors.New("authenticated before the login started"))
+		case at.After(c.cfg.Now().Add(AuthTimeSkew)):
+			return nil, fail(ReasonAuthTime, errors.New("auth_time in the future"))
+		}
 	}
 	l := &Login{
 		AccessToken: tok.AccessToken, AccessExpiry: tok.Expiry, IDToken: raw,

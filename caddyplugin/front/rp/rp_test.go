@@ -162,6 +162,7 @@ const (
 // login runs the flow up to the code and exchanges it.
 func (s *stand) login(t *testing.T, c *Client, identity string) (*Login, error) {
 	t.Helper()
+	started := time.Now()
 	u, err := c.AuthCodeURL(context.Background(), testState, testNonce)
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +171,7 @@ func (s *stand) login(t *testing.T, c *Client, identity string) (*Login, error) 
 	if q.Get("state") != testState || q.Get("code") == "" {
 		t.Fatalf("callback query %v", q)
 	}
-	return c.Exchange(context.Background(), q.Get("code"), testNonce)
+	return c.Exchange(context.Background(), q.Get("code"), testNonce, started)
 }
 
 func TestLoginFlow(t *testing.T) {
@@ -261,10 +262,10 @@ func TestCodeReplayRefused(t *testing.T) {
 	c := s.client(t)
 	u, _ := c.AuthCodeURL(context.Background(), testState, testNonce)
 	q := s.authorize(t, u, "angela")
-	if _, err := c.Exchange(context.Background(), q.Get("code"), testNonce); err != nil {
+	if _, err := c.Exchange(context.Background(), q.Get("code"), testNonce, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.Exchange(context.Background(), q.Get("code"), testNonce)
+	_, err := c.Exchange(context.Background(), q.Get("code"), testNonce, time.Now())
 	if ReasonOf(err) != ReasonExchange {
 		t.Fatalf("replayed code: %v, want %s", err, ReasonExchange)
 	}
@@ -275,7 +276,7 @@ func TestNonceMismatchRefused(t *testing.T) {
 	c := s.client(t)
 	u, _ := c.AuthCodeURL(context.Background(), testState, testNonce)
 	q := s.authorize(t, u, "angela")
-	_, err := c.Exchange(context.Background(), q.Get("code"), "another-nonce-0123456789abcdef012345")
+	_, err := c.Exchange(context.Background(), q.Get("code"), "another-nonce-0123456789abcdef012345", time.Now())
 	if ReasonOf(err) != ReasonNonce {
 		t.Fatalf("nonce mismatch: %v", err)
 	}
@@ -354,6 +355,17 @@ func TestIDTokenRefused(t *testing.T) {
 		{"no acr", func(c map[string]any) string { delete(c, "acr"); return sign(c) }, ReasonACR},
 		{"unknown acr", func(c map[string]any) string { c["acr"] = "eidas0"; return sign(c) }, ReasonACR},
 		{"no sub", func(c map[string]any) string { delete(c, "sub"); return sign(c) }, ReasonIDToken},
+		// prompt=login: FranceConnect must have authenticated the citizen
+		// for this login, not reused an earlier session.
+		{"no auth_time", func(c map[string]any) string { delete(c, "auth_time"); return sign(c) }, ReasonAuthTime},
+		{"authenticated before the login started", func(c map[string]any) string {
+			c["auth_time"] = time.Now().Add(-10 * time.Minute).Unix()
+			return sign(c)
+		}, ReasonAuthTime},
+		{"auth_time in the future", func(c map[string]any) string {
+			c["auth_time"] = time.Now().Add(10 * time.Minute).Unix()
+			return sign(c)
+		}, ReasonAuthTime},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
