@@ -98,8 +98,12 @@ type Manager struct {
 	keyMAC  []byte
 	aead    cipher.AEAD
 	cacheMu sync.Mutex
-	cache   map[string]cached // ticket → session, for CacheTTL
+	cache   map[string]cached    // ticket → session, for CacheTTL
+	gone    map[string]time.Time // ticket → when it was found gone (see Get)
 }
+
+// maxCached bounds the sessions and the gone tickets an instance keeps.
+const maxCached = 10000
 
 type cached struct {
 	s  *Session
@@ -225,9 +229,15 @@ func (m *Manager) Get(ctx context.Context, ticket string) (*Session, error) {
 	now := m.cfg.Now()
 	m.cacheMu.Lock()
 	c, ok := m.cache[ticket]
+	goneAt, gone := m.gone[ticket]
 	m.cacheMu.Unlock()
 	if ok && now.Sub(c.at) < m.cfg.CacheTTL && m.alive(c.s, now) {
 		return c.s, nil
+	}
+	// A ticket never comes back once its session is gone (expired, logged
+	// out, handed off): a browser still sending it costs no store lookup.
+	if gone && now.Sub(goneAt) < m.cfg.Max {
+		return nil, ErrNotFound
 	}
 	key := m.key("s", ticket)
 	raw, ok, err := m.cfg.Store.Get(ctx, key)
@@ -235,7 +245,7 @@ func (m *Manager) Get(ctx context.Context, ticket string) (*Session, error) {
 		return nil, err
 	}
 	if !ok {
-		m.forget(ticket)
+		m.markGone(ticket, now)
 		return nil, ErrNotFound
 	}
 	s := new(Session)
@@ -266,6 +276,7 @@ func (m *Manager) Take(ctx context.Context, ticket string) (*Session, error) {
 	if err := m.take(ctx, "s", ticket, s); err != nil {
 		return nil, err
 	}
+	m.markGone(ticket, m.cfg.Now())
 	if !m.alive(s, m.cfg.Now()) {
 		return nil, ErrNotFound
 	}
@@ -306,7 +317,7 @@ func (m *Manager) replace(ctx context.Context, ticket string, s *Session) error 
 	case err != nil:
 		return err
 	case !ok:
-		m.forget(ticket)
+		m.markGone(ticket, m.cfg.Now())
 		return ErrNotFound
 	}
 	m.remember(ticket, s, m.cfg.Now())
@@ -367,20 +378,40 @@ func (m *Manager) OpenValue(purpose, cookie string, v any) error {
 
 // Delete removes a session (logout, expiry, a new login).
 func (m *Manager) Delete(ctx context.Context, ticket string) error {
-	m.forget(ticket)
+	m.markGone(ticket, m.cfg.Now())
 	return m.cfg.Store.Delete(ctx, m.key("s", ticket))
+}
+
+// markGone forgets a ticket's session and remembers that it is gone, for
+// the session's longest life (Max); when full, the oldest half of the
+// marks go (a forgotten mark costs one store lookup, nothing else).
+func (m *Manager) markGone(ticket string, now time.Time) {
+	m.cacheMu.Lock()
+	defer m.cacheMu.Unlock()
+	delete(m.cache, ticket)
+	if m.gone == nil {
+		m.gone = map[string]time.Time{}
+	}
+	if len(m.gone) >= maxCached {
+		for t, at := range m.gone {
+			if now.Sub(at) >= m.cfg.Max || len(m.gone) >= maxCached/2 {
+				delete(m.gone, t)
+			}
+		}
+	}
+	m.gone[ticket] = now
 }
 
 func (m *Manager) remember(ticket string, s *Session, now time.Time) {
 	m.cacheMu.Lock()
 	defer m.cacheMu.Unlock()
-	if len(m.cache) >= 10000 {
+	if len(m.cache) >= maxCached {
 		for t, c := range m.cache {
 			if now.Sub(c.at) >= m.cfg.CacheTTL {
 				delete(m.cache, t)
 			}
 		}
-		if len(m.cache) >= 10000 {
+		if len(m.cache) >= maxCached {
 			return
 		}
 	}

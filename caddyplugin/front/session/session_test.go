@@ -260,3 +260,55 @@ func TestNewRefusesShortSecret(t *testing.T) {
 		t.Fatalf("tickets %q %q", a, b)
 	}
 }
+
+// countingStore counts the lookups of a Store.
+type countingStore struct {
+	Store
+	gets atomic.Int64
+}
+
+func (c *countingStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	c.gets.Add(1)
+	return c.Store.Get(ctx, key)
+}
+
+// TestGoneTicketCostsNoLookup: a browser that keeps sending the ticket of
+// a session gone (logged out, expired) costs one store lookup, not one a
+// request; a live session is still read from the store.
+func TestGoneTicketCostsNoLookup(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	st := &countingStore{Store: NewMemory(0, clk.Now)}
+	m := manager(t, st, clk)
+	ctx := context.Background()
+	ticket, err := m.Create(ctx, &Session{Subject: "sub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Get(ctx, ticket); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Delete(ctx, ticket); err != nil {
+		t.Fatal(err)
+	}
+	before := st.gets.Load()
+	for range 100 {
+		if _, err := m.Get(ctx, ticket); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("a deleted session: %v", err)
+		}
+	}
+	if n := st.gets.Load() - before; n != 0 {
+		t.Fatalf("%d store lookups for a ticket known gone", n)
+	}
+	unknown := NewTicket()
+	for range 3 {
+		_, _ = m.Get(ctx, unknown)
+	}
+	if n := st.gets.Load() - before; n != 1 {
+		t.Fatalf("%d store lookups for an unknown ticket asked 3 times, want 1", n)
+	}
+	other, _ := m.Create(ctx, &Session{Subject: "sub"})
+	clk.add(2 * time.Second) // past CacheTTL
+	if _, err := m.Get(ctx, other); err != nil || st.gets.Load()-before != 2 {
+		t.Fatalf("a live session: %v, %d lookups", err, st.gets.Load()-before)
+	}
+}
