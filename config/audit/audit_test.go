@@ -357,3 +357,37 @@ func TestOTLPInClear(t *testing.T) {
 		}
 	}
 }
+
+// TestPA11InternalNetwork: metrics and probes on a listener bound to a
+// private address of an internal network, serving nothing else, are not
+// on the public listener; bound to every address, to a public address, or
+// sharing the server with an API route, they are.
+func TestPA11InternalNetwork(t *testing.T) {
+	cases := []struct {
+		listen []any
+		api    bool
+		want   bool
+	}{
+		{[]any{"127.0.0.1:9090"}, false, false},
+		{[]any{"172.30.3.11:9090"}, false, false},
+		{[]any{"[fd00::11]:9090"}, false, false},
+		{[]any{"172.30.3.11:9090", "127.0.0.1:9090"}, false, false},
+		{[]any{":9090"}, false, true},
+		{[]any{"0.0.0.0:9090"}, false, true},
+		{[]any{"203.0.113.5:9090"}, false, true},
+		{[]any{"172.30.3.11:9090", "203.0.113.5:9090"}, false, true},
+		{[]any{"172.30.3.11:9090"}, true, true},
+	}
+	for _, tc := range cases {
+		c := clean()
+		srv := obj(c, "apps", "http", "servers", "internal")
+		srv["listen"] = tc.listen
+		if tc.api {
+			srv["routes"] = append(srv["routes"].([]any), map[string]any{"handle": []any{map[string]any{"handler": "passerelle"}}})
+		}
+		got := slices.Contains(rulesOf(run(t, c)), "PA11")
+		if got != tc.want {
+			t.Errorf("listen %v, API route %v: PA11 %v, want %v", tc.listen, tc.api, got, tc.want)
+		}
+	}
+}

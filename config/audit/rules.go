@@ -3,6 +3,7 @@ package audit
 import (
 	"fmt"
 	"maps"
+	"net"
 	"net/url"
 	"reflect"
 	"slices"
@@ -391,11 +392,39 @@ func checkAdmin(c *cfg) []Finding {
 func checkInternalOnPublic(c *cfg) []Finding {
 	var out []Finding
 	for _, h := range c.handlers {
-		if (h.name() == "metrics" || h.name() == "passerelle_health") && public(c.servers[h.server]) {
+		if (h.name() == "metrics" || h.name() == "passerelle_health") && public(c.servers[h.server]) && !c.internalNetworkOnly(h.server) {
 			out = append(out, find("PA11", h.path, h.name()+" on "+strings.Join(strs(c.servers[h.server], "listen"), " ")))
 		}
 	}
 	return out
+}
+
+// probeHandlers may share an internal listener with the metrics (a
+// subroute's own handlers are checked one by one).
+var probeHandlers = []string{"metrics", "passerelle_health", "static_response", "subroute"}
+
+// internalNetworkOnly reports whether a server is an internal listener on
+// a private network: bound only to loopback or to explicit private
+// addresses (RFC 1918, RFC 4193), and serving probes and metrics only —
+// no API route, so not the one a load balancer forwards the public to
+// (e.g. a container's address on a telemetry network, that a Prometheus in
+// another container scrapes).
+func (c *cfg) internalNetworkOnly(server string) bool {
+	for _, l := range strs(c.servers[server], "listen") {
+		if loopbackHost(l) {
+			continue
+		}
+		host, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(l, "tcp/"), "tcp4/"))
+		if ip := net.ParseIP(strings.Trim(host, "[]")); err != nil || ip == nil || !ip.IsPrivate() {
+			return false
+		}
+	}
+	for _, h := range c.handlers {
+		if h.server == server && !slices.Contains(probeHandlers, h.name()) {
+			return false
+		}
+	}
+	return true
 }
 
 // logs returns logging.logs.

@@ -63,14 +63,14 @@ type Config struct {
 
 // Reasons of Error: a closed list, for logs, metrics and audit records.
 const (
-	ReasonUnavailable   = "franceconnect_unavailable" // discovery, network, 5xx
-	ReasonExchange      = "code_exchange_refused"     // the token endpoint refused the code
-	ReasonIDToken       = "id_token_invalid"          // signature, alg, iss, aud, exp, at_hash
-	ReasonNonce         = "nonce_mismatch"
+	ReasonUnavailable = "franceconnect_unavailable" // discovery, network, 5xx
+	ReasonExchange    = "code_exchange_refused"     // the token endpoint refused the code
+	ReasonIDToken     = "id_token_invalid"          // signature, alg, iss, aud, exp, at_hash
+	ReasonNonce       = "nonce_mismatch"
 	// ReasonAuthTime: with prompt=login, the ID token's auth_time is
 	// missing, before the login started (an earlier FranceConnect session
 	// reused), or ahead of this clock.
-	ReasonAuthTime = "auth_time"
+	ReasonAuthTime      = "auth_time"
 	ReasonACR           = "acr_too_low"
 	ReasonUserInfo      = "userinfo_invalid" // unsigned, badly signed, wrong iss/aud, expired
 	ReasonSubject       = "userinfo_subject_mismatch"
