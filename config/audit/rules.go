@@ -3,7 +3,6 @@ package audit
 import (
 	"fmt"
 	"maps"
-	"net"
 	"net/url"
 	"reflect"
 	"slices"
@@ -160,35 +159,6 @@ func checkPlainHTTP(c *cfg) []Finding {
 		}
 	}
 	return out
-}
-
-// plainOTLP reports whether the OTLP exporter of Caddy's tracing handler
-// (go.opentelemetry.io/contrib/exporters/autoexport) sends spans in clear to
-// a collector off loopback: an http:// endpoint, or *_INSECURE=true. The
-// traces-specific variables win over the general ones, as in the exporter.
-// Without an endpoint the exporter sends to localhost.
-func plainOTLP(getenv func(string) string) bool {
-	pick := func(names ...string) string {
-		for _, n := range names {
-			if v := strings.TrimSpace(getenv(n)); v != "" {
-				return v
-			}
-		}
-		return ""
-	}
-	endpoint := pick("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
-	if endpoint == "" {
-		return false
-	}
-	host := endpoint
-	if u, err := url.Parse(endpoint); err == nil && u.Host != "" {
-		if u.Scheme == "http" {
-			return !loopbackHost(u.Hostname())
-		}
-		host = u.Hostname()
-	}
-	insecure := strings.EqualFold(pick("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"), "true")
-	return insecure && !loopbackHost(host)
 }
 
 func dials(proxy map[string]any) []string {
@@ -397,34 +367,6 @@ func checkInternalOnPublic(c *cfg) []Finding {
 		}
 	}
 	return out
-}
-
-// probeHandlers may share an internal listener with the metrics (a
-// subroute's own handlers are checked one by one).
-var probeHandlers = []string{"metrics", "passerelle_health", "static_response", "subroute"}
-
-// internalNetworkOnly reports whether a server is an internal listener on
-// a private network: bound only to loopback or to explicit private
-// addresses (RFC 1918, RFC 4193), and serving probes and metrics only —
-// no API route, so not the one a load balancer forwards the public to
-// (e.g. a container's address on a telemetry network, that a Prometheus in
-// another container scrapes).
-func (c *cfg) internalNetworkOnly(server string) bool {
-	for _, l := range strs(c.servers[server], "listen") {
-		if loopbackHost(l) {
-			continue
-		}
-		host, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(l, "tcp/"), "tcp4/"))
-		if ip := net.ParseIP(strings.Trim(host, "[]")); err != nil || ip == nil || !ip.IsPrivate() {
-			return false
-		}
-	}
-	for _, h := range c.handlers {
-		if h.server == server && !slices.Contains(probeHandlers, h.name()) {
-			return false
-		}
-	}
-	return true
 }
 
 // logs returns logging.logs.
