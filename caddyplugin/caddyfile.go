@@ -356,9 +356,14 @@ func parseJWKSHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, erro
 
 // UnmarshalCaddyfile implements caddyfile.Unmarshaler.
 func (j *JWKSHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return parseNoArgs(d, "passerelle_jwks")
+}
+
+// parseNoArgs reads a directive that takes no argument and no block.
+func parseNoArgs(d *caddyfile.Dispenser, name string) error {
 	d.Next()
 	if d.NextArg() || d.NextBlock(d.Nesting()) {
-		return d.ArgErr()
+		return d.Errf("%s takes no argument and no block", name)
 	}
 	return nil
 }

@@ -150,12 +150,11 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 	} else {
 		st.store = memoryStore(a.Habilitations, c.API != nil)
 	}
-	known := a.catalogueScopes()
 	st.processor = &datapass.Processor{
 		Secrets: secrets, Environment: env, Store: st.store, Bindings: a.watcher.Current,
-		SIRETs: slices.Clone(c.SIRETs), KnownScope: func(s string) bool { return known[s] },
+		SIRETs: slices.Clone(c.SIRETs), KnownScope: a.cat.KnowsScope,
 	}
-	if err := a.loadResync(st, known); err != nil {
+	if err := a.loadResync(st); err != nil {
 		return err
 	}
 	a.datapass = st
@@ -214,19 +213,6 @@ func (c dataPassCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descDataPassSyncAge, prometheus.GaugeValue, time.Since(last).Seconds())
 	}
-}
-
-// catalogueScopes lists the scopes the catalogue knows.
-func (a *App) catalogueScopes() map[string]bool {
-	known := map[string]bool{}
-	for i := range a.cat.Endpoints {
-		for _, s := range a.cat.Endpoints[i].Scopes {
-			for _, n := range s.Names() {
-				known[n] = true
-			}
-		}
-	}
-	return known
 }
 
 // startDataPass follows the other instances' changes (Redis) and starts

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/time/rate"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 	"github.com/passerelle-gw/passerelle/config/datapass"
 )
 
@@ -123,7 +123,7 @@ func (a *App) auditDataPass(out datapass.Outcome) {
 		return
 	}
 	fields := []zap.Field{
-		zap.String("time", time.Now().UTC().Format("2006-01-02T15:04:05.000Z")),
+		zap.String("time", time.Now().UTC().Format(pipeline.AuditTimeLayout)),
 		zap.String("event", "datapass_webhook"), zap.String("result", out.Result), zap.Int("status", out.Status),
 	}
 	if out.BodySHA256 != "" {
@@ -148,14 +148,6 @@ func (a *App) auditDataPass(out datapass.Outcome) {
 // datapass block.
 func parseDataPassHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	return new(DataPassHandler), parseNoArgs(h.Dispenser, "passerelle_datapass")
-}
-
-func parseNoArgs(d *caddyfile.Dispenser, name string) error {
-	d.Next()
-	if d.NextArg() || d.NextBlock(d.Nesting()) {
-		return d.Errf("%s takes no argument and no block", name)
-	}
-	return nil
 }
 
 // Interface guards.

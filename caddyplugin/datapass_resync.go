@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 	"github.com/passerelle-gw/passerelle/config/datapass"
 )
 
@@ -20,7 +21,7 @@ const (
 )
 
 // loadResync prepares the resync from DataPass's API, when configured.
-func (a *App) loadResync(st *dataPassState, known map[string]bool) error {
+func (a *App) loadResync(st *dataPassState) error {
 	c := a.DataPass.API
 	if c == nil {
 		return nil
@@ -45,7 +46,7 @@ func (a *App) loadResync(st *dataPassState, known map[string]bool) error {
 	}
 	st.resync = &datapass.Resync{
 		API: api, Store: st.store, Bindings: a.watcher.Current, SIRETs: slices.Clone(a.DataPass.SIRETs),
-		KnownScope: func(s string) bool { return known[s] }, WebhookID: c.WebhookID,
+		KnownScope: a.cat.KnowsScope, WebhookID: c.WebhookID,
 		Log: func(msg string, err error) {
 			if err != nil {
 				a.logger.Error(msg, zap.Error(err))
@@ -77,7 +78,7 @@ func (a *App) auditResync(rep datapass.Report) {
 	if c == nil {
 		return
 	}
-	c.Write(zap.String("time", time.Now().UTC().Format("2006-01-02T15:04:05.000Z")),
+	c.Write(zap.String("time", time.Now().UTC().Format(pipeline.AuditTimeLayout)),
 		zap.String("event", "datapass_resync"), zap.String("result", "ok"),
 		zap.Int("organisations", rep.SIRETs), zap.Int("requests", rep.Requests), zap.Int("changed", rep.Applied),
 		zap.Int("narrowed", rep.Narrowed), zap.Int("widened", rep.Widened), zap.Int("failed_deliveries", rep.FailedDeliveries))

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
+	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 )
 
 // Metrics, on Caddy's registry. Every label value comes from a closed list:
@@ -160,7 +161,7 @@ func (f *Front) auditEvent(event, sub, result string, datasets map[string]handof
 		return
 	}
 	fields := []zap.Field{
-		zap.String("time", f.now().UTC().Format("2006-01-02T15:04:05.000Z")),
+		zap.String("time", f.now().UTC().Format(pipeline.AuditTimeLayout)),
 		zap.String("event", event), zap.String("result", result), zap.String("app_id", f.AppID),
 		zap.String("instance", hostname),
 	}

@@ -167,7 +167,7 @@ func readmeDataPassRevoke(t *testing.T) {
 	qf := "/v3/dss/quotient_familial/france_connect?recipient=" + siret
 	action := func(name string) {
 		t.Helper()
-		resp, err := http.Post("http://127.0.0.1:8081/sandbox/datapass/requests/48213/"+name, "application/json", nil)
+		resp, err := client.Post("http://127.0.0.1:8081/sandbox/datapass/requests/48213/"+name, "application/json", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -152,7 +152,7 @@ type auditFields struct {
 // MarshalLogObject implements zapcore.ObjectMarshaler.
 func (a auditFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	rec, c := &a.c.rec, a.c
-	var ts [len(auditTimeLayout)]byte
+	var ts [len(AuditTimeLayout)]byte
 	// A string, not bytes: Caddy's filter encoder sees []byte as binary.
 	enc.AddString("time", string(appendAuditTime(ts[:0], rec.start)))
 	enc.AddString("request_id", rec.requestID)
@@ -204,11 +204,12 @@ func auditMethod(m string) string {
 	return "_OTHER"
 }
 
-// auditTimeLayout is the record's time format: UTC, RFC 3339, milliseconds.
-const auditTimeLayout = "2006-01-02T15:04:05.000Z"
+// AuditTimeLayout is the audit records' time format: UTC, RFC 3339,
+// milliseconds (every record of passerelle.audit uses it).
+const AuditTimeLayout = "2006-01-02T15:04:05.000Z"
 
-// appendAuditTime appends t in auditTimeLayout; it is what
-// t.UTC().AppendFormat(dst, auditTimeLayout) gives for years 0 to 9999, in a
+// appendAuditTime appends t in AuditTimeLayout; it is what
+// t.UTC().AppendFormat(dst, AuditTimeLayout) gives for years 0 to 9999, in a
 // fifth of the time (no layout to interpret on every record).
 func appendAuditTime(dst []byte, t time.Time) []byte {
 	t = t.UTC()

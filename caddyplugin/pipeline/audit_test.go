@@ -47,7 +47,7 @@ func TestAppendAuditTime(t *testing.T) {
 	}
 	check := func(tm time.Time) {
 		t.Helper()
-		if got, want := string(appendAuditTime(nil, tm)), tm.UTC().Format(auditTimeLayout); got != want {
+		if got, want := string(appendAuditTime(nil, tm)), tm.UTC().Format(AuditTimeLayout); got != want {
 			t.Errorf("%v: got %s, want %s", tm, got, want)
 		}
 	}

@@ -250,22 +250,13 @@ func checkHabilitations(c *cfg) []Finding {
 	if err != nil {
 		return nil
 	}
-	known := map[string]bool{}
-	for i := range cat.Endpoints {
-		for _, s := range cat.Endpoints[i].Scopes {
-			known[s.Name] = true
-			for _, a := range s.Aliases {
-				known[a] = true
-			}
-		}
-	}
 	var out []Finding
 	for _, h := range reg.All() {
 		if len(h.Scopes) == 0 {
 			out = append(out, find("PA06", pp+".habilitations", "habilitation "+h.ID+": no scope"))
 		}
 		for _, s := range h.Scopes {
-			if !known[s] {
+			if !cat.KnowsScope(s) {
 				out = append(out, find("PA06", pp+".habilitations", "habilitation "+h.ID+": scope "+s+" unknown to the catalogue"))
 			}
 		}

@@ -295,6 +295,7 @@ type Catalogue struct {
 	byPath  map[string]*Endpoint
 	callers map[string]*Endpoint // caller twins of legacy v2 FranceConnect routes
 	byID    map[string]*Endpoint
+	scopes  map[string]bool // every scope name and alias of the endpoints
 }
 
 // Lookup returns the endpoint whose path is exactly path. On a legacy v2
@@ -325,6 +326,10 @@ func twins(a, b *Endpoint) bool {
 	return a.API == APIv2 && b.API == APIv2 && a.Path == b.Path &&
 		(a.Modality == ModalityFranceConnect) != (b.Modality == ModalityFranceConnect)
 }
+
+// KnowsScope reports whether name is a scope (or a scope's alias) of one
+// of the endpoints.
+func (c *Catalogue) KnowsScope(name string) bool { return c.scopes[name] }
 
 // ByID returns the endpoint with the given id.
 func (c *Catalogue) ByID(id string) (*Endpoint, bool) {

@@ -271,3 +271,26 @@ endpoints:
 		}
 	})
 }
+
+// TestKnowsScope: a scope name and its alias are known; an identity scope of
+// FranceConnect or an invented one is not.
+func TestKnowsScope(t *testing.T) {
+	cat, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range cat.Endpoints {
+		for _, s := range e.Scopes {
+			for _, n := range s.Names() {
+				if !cat.KnowsScope(n) {
+					t.Fatalf("%s of %s unknown", n, e.ID)
+				}
+			}
+		}
+	}
+	for _, n := range []string{"openid", "family_name", "cnaf_quotient_familial_x", ""} {
+		if cat.KnowsScope(n) {
+			t.Errorf("%q known", n)
+		}
+	}
+}

@@ -46,6 +46,7 @@ func (c *Catalogue) validate() error {
 	c.byPath = make(map[string]*Endpoint, len(c.Endpoints))
 	c.byID = make(map[string]*Endpoint, len(c.Endpoints))
 	c.callers = map[string]*Endpoint{}
+	c.scopes = map[string]bool{}
 	seenOp := make(map[string]*Endpoint, len(c.Endpoints))
 	for i := range c.Endpoints {
 		e := &c.Endpoints[i]
@@ -226,6 +227,7 @@ func (c *Catalogue) validate() error {
 					add("%s: scopes[%d]: scope name %q listed twice", at, j, n)
 				}
 				seenScope[n] = true
+				c.scopes[n] = true
 			}
 			if s.Basis != BasisDoc && s.Basis != BasisDer {
 				add("%s: scopes[%d] (%s): basis: want doc or der", at, j, s.Name)

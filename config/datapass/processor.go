@@ -160,10 +160,9 @@ func (p *Processor) Deliver(ctx context.Context, signature, environment string, 
 }
 
 // serves reports whether an organisation is one Passerelle serves: a
-// habilitation of the file has its SIRET, or SIRETs lists it.
+// habilitation of the file has its SIRET, or SIRETs lists it (the
+// organisations a resync reads).
 func (p *Processor) serves(r *habilitation.Registry, siret string) bool {
-	if slices.Contains(p.SIRETs, siret) {
-		return true
-	}
-	return slices.ContainsFunc(r.All(), func(h *habilitation.Habilitation) bool { return h.SIRET == siret })
+	_, found := slices.BinarySearch(servedSIRETs(r, p.SIRETs), siret)
+	return found
 }

@@ -82,39 +82,44 @@ func (s *Redis) Live() *Live { return &s.live }
 // is applied here anyway (a revocation is not delayed by an outage), and
 // the error returned (DataPass delivers again); Reload writes it back.
 func (s *Redis) Apply(ctx context.Context, next Record) (Record, bool, error) {
-	for range maxWatchRetries {
-		var rec Record
-		var changed bool
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			remote, err := readRecord(ctx, tx, next.RequestID)
-			corrupt := errors.Is(err, ErrCorrupt)
-			if err != nil && !corrupt {
-				return err
-			}
-			cur := remote
-			if l, ok := s.live.Record(next.RequestID); ok && (cur == nil || later(l, *cur)) {
-				cur = &l
-			}
-			if corrupt && cur == nil && Widens(next.Event) {
-				return ErrCorrupt
-			}
-			rec, changed = Merge(cur, next)
-			if remote != nil && !later(rec, *remote) && !corrupt {
-				return nil // Redis holds it already
-			}
-			return s.write(ctx, tx, rec)
-		}, RecordsKey)
-		if errors.Is(err, redis.TxFailedErr) {
-			continue
+	var rec Record
+	var changed bool
+	err := s.transact(ctx, func(tx *redis.Tx) error {
+		remote, err := readRecord(ctx, tx, next.RequestID)
+		corrupt := errors.Is(err, ErrCorrupt)
+		if err != nil && !corrupt {
+			return err
 		}
-		if err != nil {
-			s.applyLocallyIfNarrower(next)
-			return Record{}, false, fmt.Errorf("datapass: applying a record: %w", err)
+		cur := remote
+		if l, ok := s.live.Record(next.RequestID); ok && (cur == nil || later(l, *cur)) {
+			cur = &l
 		}
-		s.live.put(rec)
-		return rec, changed, nil
+		if corrupt && cur == nil && Widens(next.Event) {
+			return ErrCorrupt
+		}
+		rec, changed = Merge(cur, next)
+		if remote != nil && !later(rec, *remote) && !corrupt {
+			return nil // Redis holds it already
+		}
+		return s.write(ctx, tx, rec)
+	})
+	if err != nil {
+		s.applyLocallyIfNarrower(next)
+		return Record{}, false, fmt.Errorf("datapass: applying a record: %w", err)
 	}
-	return Record{}, false, errors.New("datapass: applying a record: too many concurrent changes")
+	s.live.put(rec)
+	return rec, changed, nil
+}
+
+// transact runs fn in an optimistic transaction on the records hash
+// (WATCH), again while other instances change the hash meanwhile.
+func (s *Redis) transact(ctx context.Context, fn func(tx *redis.Tx) error) error {
+	for range maxWatchRetries {
+		if err := s.rdb.Watch(ctx, fn, RecordsKey); !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+	}
+	return errors.New("too many concurrent changes")
 }
 
 // write sets a record and announces it, in the transaction of tx.
@@ -229,22 +234,16 @@ func (s *Redis) Reload(ctx context.Context) error {
 
 // writeBack writes rec unless Redis holds the same or a later copy.
 func (s *Redis) writeBack(ctx context.Context, rec Record) error {
-	for range maxWatchRetries {
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			remote, err := readRecord(ctx, tx, rec.RequestID)
-			if err != nil && !errors.Is(err, ErrCorrupt) {
-				return err
-			}
-			if remote != nil && !later(rec, *remote) {
-				return nil
-			}
-			return s.write(ctx, tx, rec)
-		}, RecordsKey)
-		if !errors.Is(err, redis.TxFailedErr) {
+	return s.transact(ctx, func(tx *redis.Tx) error {
+		remote, err := readRecord(ctx, tx, rec.RequestID)
+		if err != nil && !errors.Is(err, ErrCorrupt) {
 			return err
 		}
-	}
-	return errors.New("too many concurrent changes")
+		if remote != nil && !later(rec, *remote) {
+			return nil
+		}
+		return s.write(ctx, tx, rec)
+	})
 }
 
 // Run follows the changes of every instance until ctx is done: it

@@ -44,6 +44,10 @@ type receiver struct {
 	headers []http.Header
 }
 
+// testClient bounds every request of the tests: a stand-in that hangs
+// fails the test instead of blocking it.
+var testClient = &http.Client{Timeout: 10 * time.Second}
+
 func newReceiver(t *testing.T) *receiver {
 	t.Helper()
 	reg, err := habilitation.Parse([]byte(`habilitations:
@@ -119,7 +123,7 @@ func newStandIn(t *testing.T, webhook string, now func() time.Time, extra ...Req
 
 func post(t *testing.T, u, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(u, "application/json", strings.NewReader(body))
+	resp, err := testClient.Post(u, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +153,7 @@ func get(t *testing.T, u, tok string, out any) int {
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +212,7 @@ func TestTokenRequired(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, hs.URL+PathToken, strings.NewReader("grant_type=client_credentials"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(clientID, clientSecret)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("basic auth: %v %v", resp, err)
 	}
