@@ -138,7 +138,9 @@ func (p *Pipeline) writeAudit(c *Call) {
 	if ce == nil {
 		return
 	}
-	ce.Write(zap.Inline(auditFields{c, p.Pseudonymizer, time.Since(c.rec.start)}))
+	c.audit = auditFields{c, p.Pseudonymizer, time.Since(c.rec.start)}
+	c.auditField[0] = zap.Inline(&c.audit)
+	ce.Write(c.auditField[:]...)
 }
 
 // auditFields writes the record's fields straight into the log encoder:
@@ -186,7 +188,8 @@ func (a auditFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddString("habilitation_id", c.hab.ID)
 	}
 	if c.mask != 0 && c.ep != nil {
-		return enc.AddArray("scopes", effectiveScopes{c.ep.Scopes, c.mask})
+		c.scopes = effectiveScopes{c.ep.Scopes, c.mask}
+		return enc.AddArray("scopes", &c.scopes)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -18,6 +19,7 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/bearer"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
@@ -79,14 +81,14 @@ func (p *Pipeline) authorize(r *http.Request, c *Call) *apierror.Error {
 	_, sp := startSpan(r.Context(), c.tracer, spanHabilitation, trace.SpanKindInternal, attrEndpoint.String(ep.ID))
 	aerr = p.habilitation(r, c)
 	if c.hab != nil {
-		sp.SetAttributes(attrHabilitation.String(c.hab.ID))
+		setAttr(sp, attrHabilitation.String(c.hab.ID))
 	}
 	if aerr != nil {
-		sp.SetAttributes(attrDecision.String("deny"))
+		setAttr(sp, attrDecision.String("deny"))
 		endSpan(sp, aerr.Reason)
 		return aerr
 	}
-	sp.SetAttributes(attrDecision.String("allow"))
+	setAttr(sp, attrDecision.String("allow"))
 	endSpan(sp, "")
 	return nil
 }
@@ -122,7 +124,7 @@ func (p *Pipeline) ClientAddr(r *http.Request) string {
 // limit takes one request from a quota; the decision feeds the RateLimit
 // headers.
 func (p *Pipeline) limit(ctx context.Context, key string, q ratelimit.Quota, name string, c *Call) *apierror.Error {
-	d, err := p.Limiter.Allow(ctx, key, q)
+	d, err := p.Limiter.AllowAt(ctx, key, q, c.rec.start)
 	if err != nil {
 		return apierror.Internal()
 	}
@@ -135,11 +137,20 @@ func (p *Pipeline) limit(ctx context.Context, key string, q ratelimit.Quota, nam
 }
 
 // setRateLimitHeaders writes API Particulier's RateLimit headers: the
-// quota, what is left of it, and when it is whole again (Unix time).
-func setRateLimitHeaders(h http.Header, d ratelimit.Decision, now time.Time) {
-	h["Ratelimit-Limit"] = []string{strconv.Itoa(d.Limit)}
-	h["Ratelimit-Remaining"] = []string{strconv.Itoa(d.Remaining)}
-	h["Ratelimit-Reset"] = []string{strconv.FormatInt(now.Add(d.Reset).Unix()+1, 10)}
+// quota, what is left of it, and when it is whole again (Unix time). The
+// values are kept in vals; the three numbers share one string.
+func setRateLimitHeaders(h http.Header, d ratelimit.Decision, now time.Time, vals *[3]string) {
+	var buf [3 * 20]byte
+	b := strconv.AppendInt(buf[:0], int64(d.Limit), 10)
+	n1 := len(b)
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	n2 := len(b)
+	b = strconv.AppendInt(b, now.Add(d.Reset).Unix()+1, 10)
+	all := string(b)
+	*vals = [3]string{all[:n1], all[n1:n2], all[n2:]}
+	h["Ratelimit-Limit"] = vals[0:1:1]
+	h["Ratelimit-Remaining"] = vals[1:2:2]
+	h["Ratelimit-Reset"] = vals[2:3:3]
 }
 
 // CheckToken returns the facts of a FranceConnect token from the cache or
@@ -147,9 +158,40 @@ func setRateLimitHeaders(h http.Header, d ratelimit.Decision, now time.Time) {
 // habilitation's API token included, which is never sent to FranceConnect)
 // or FranceConnect unavailable. An inactive token's facts are an error too.
 func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcverify.Facts, *apierror.Error) {
-	ctx, sp := startSpan(ctx, c.tracer, spanToken, trace.SpanKindInternal)
+	ctx, sp := startSpan(ctx, c.tracer, spanToken, trace.SpanKindInternal, attribute.KeyValue{})
+	facts, src, err := p.cachedFacts(ctx, token)
+	c.source = src.String()
+	result, aerr := "active", (*apierror.Error)(nil)
+	switch {
+	case err != nil:
+		result, aerr = "error", p.tokenError(err)
+		if errors.Is(err, fcverify.ErrTokenExpired) || errors.Is(err, fcverify.ErrTokenMalformed) || errors.Is(err, errAPITokenOnFCRoute) {
+			result = "inactive"
+		}
+	case !facts.Active:
+		result, aerr = "inactive", apierror.TokenNotFound()
+	}
+	tokenCheckCounters.get(labels2{c.source, result}).Inc()
+	if sp.IsRecording() {
+		sp.SetAttributes(attrCacheLevel.String(c.source), attrTokenResult.String(result))
+	}
+	if aerr != nil {
+		endSpan(sp, aerr.Reason)
+		return nil, aerr
+	}
+	endSpan(sp, "")
+	return facts, nil
+}
+
+// cachedFacts returns a token's facts from the cache, and on a miss from
+// checktoken. The fetch function is built on a miss only: the cached path
+// allocates nothing for it.
+func (p *Pipeline) cachedFacts(ctx context.Context, token string) (*fcverify.Facts, tokencache.Source, error) {
+	if f, ok := p.Cache.Cached(token); ok {
+		return f, tokencache.SourceL1, nil
+	}
 	pseudo, registry := p.Pseudonymizer, p.Registry()
-	facts, src, err := p.Cache.Get(ctx, token, func(ctx context.Context) (*fcverify.Facts, error) {
+	return p.Cache.Get(ctx, token, func(ctx context.Context) (*fcverify.Facts, error) {
 		if _, ok := registry.ByAPIToken(token); ok {
 			// A habilitation's API token is never sent to FranceConnect
 			// (SECURITY.md A19). Checked on a miss only: an API token is
@@ -164,25 +206,6 @@ func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcve
 		}
 		return f, err
 	})
-	c.source = src.String()
-	result, aerr := "active", (*apierror.Error)(nil)
-	switch {
-	case err != nil:
-		result, aerr = "error", p.tokenError(err)
-		if errors.Is(err, fcverify.ErrTokenExpired) || errors.Is(err, fcverify.ErrTokenMalformed) || errors.Is(err, errAPITokenOnFCRoute) {
-			result = "inactive"
-		}
-	case !facts.Active:
-		result, aerr = "inactive", apierror.TokenNotFound()
-	}
-	tokenCheckCounters.get(labels2{c.source, result}).Inc()
-	sp.SetAttributes(attrCacheLevel.String(c.source), attrTokenResult.String(result))
-	if aerr != nil {
-		endSpan(sp, aerr.Reason)
-		return nil, aerr
-	}
-	endSpan(sp, "")
-	return facts, nil
 }
 
 // habilitation runs step 4 and 5: habilitation, query, effective scopes.
@@ -195,7 +218,8 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 		}
 		c.hab = hab
 	}
-	if !hab.ActiveAt(p.Now()) {
+	now := c.rec.start // the request's time, read once
+	if !hab.ActiveAt(now) {
 		return apierror.HabilitationInactive()
 	}
 	if !hab.Allows(string(ep.Modality)) {
@@ -216,7 +240,7 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 		return apierror.ParamInvalid(ep.InvalidCode, "")
 	}
 	c.query = params
-	if aerr := checkQuery(params, ep, hab, p.Now()); aerr != nil {
+	if aerr := checkQuery(params, ep, hab, now); aerr != nil {
 		return aerr
 	}
 	if ep.Modality.CallerGivesIdentity() {

@@ -16,7 +16,9 @@ package pipeline
 import (
 	"crypto/rand"
 	"encoding/hex"
+	mathrand "math/rand/v2"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -138,6 +140,17 @@ type Call struct {
 	// identifiant call looks up, and personBasis what it was computed from
 	// (civil_status, identifier); "" on FranceConnect routes.
 	person, personBasis string
+
+	// Storage for the small values a request hands to headers and to the
+	// audit logger. A Call lives on the heap (the audit record refers to
+	// it), so pointing into it allocates nothing more.
+	requestIDValue [1]string    // X-Request-Id of the answer
+	upRequestID    [1]string    // X-Request-Id sent to the provider
+	rateValues     [3]string    // RateLimit-Limit, -Remaining, -Reset
+	upURL          url.URL      // the provider request's URL
+	audit          auditFields  // the record, as the audit logger reads it
+	auditField     [1]zap.Field // zap.Inline(&audit)
+	scopes         effectiveScopes
 }
 
 // Serve answers a request on a catalogue route (DOMAIN.md §2):
@@ -200,7 +213,8 @@ func (p *Pipeline) start(w http.ResponseWriter, r *http.Request, c *Call) {
 	c.rec = auditRecord{start: p.Now(), method: r.Method, requestID: newRequestID()}
 	hdr := w.Header()
 	hdr.Del("Server")
-	hdr["X-Request-Id"] = []string{c.rec.requestID}
+	c.requestIDValue[0] = c.rec.requestID
+	hdr["X-Request-Id"] = c.requestIDValue[:]
 	c.tracer = tracerFor(r.Context())
 	if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
 		c.rec.traceID = sc.TraceID().String()
@@ -211,7 +225,7 @@ func (p *Pipeline) start(w http.ResponseWriter, r *http.Request, c *Call) {
 // last quota the call took, if it took one.
 func (c *Call) SetRateLimitHeaders(h http.Header) {
 	if c.rate.Limit > 0 {
-		setRateLimitHeaders(h, c.rate, c.rec.start)
+		setRateLimitHeaders(h, c.rate, c.rec.start, &c.rateValues)
 	}
 }
 
@@ -255,10 +269,20 @@ func (p *Pipeline) Refuse(w http.ResponseWriter, c *Call, e *apierror.Error) {
 	apierror.Write(w, e)
 }
 
+// requestIDSources are ChaCha8 generators, each seeded from crypto/rand:
+// cryptographically strong, without a system call per request id.
+var requestIDSources = sync.Pool{New: func() any {
+	var seed [32]byte
+	_, _ = rand.Read(seed[:]) // never fails (crypto/rand)
+	return mathrand.NewChaCha8(seed)
+}}
+
 // newRequestID returns a random UUID (version 4) for X-Request-Id.
 func newRequestID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	src := requestIDSources.Get().(*mathrand.ChaCha8)
+	_, _ = src.Read(b[:]) // never fails
+	requestIDSources.Put(src)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	var out [36]byte

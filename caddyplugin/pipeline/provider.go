@@ -68,7 +68,8 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 	// A new request: nothing of the caller's headers, Host, path or query
 	// reaches the provider (SECURITY.md D01, D02, E01), and the caller's
 	// request stays as Caddy logs it (its access log is routed by r.Host).
-	up := providerRequest(r, ep.UpstreamPath, query, w.Header().Get("X-Request-Id"))
+	c.upRequestID[0] = c.rec.requestID
+	up := providerRequest(r, &c.upURL, ep.UpstreamPath, query, c.upRequestID[:])
 	if cred != nil {
 		_, sp := startSpan(r.Context(), c.tracer, spanCredential, trace.SpanKindInternal, attrProvider.String(ep.ProviderName))
 		err := cred.Apply(r.Context(), up.Header)
@@ -118,18 +119,20 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 
 // providerRequest returns the request handed to the provider: a shallow
 // copy of the caller's r (same context, connection state and method) with
-// its own URL, the provider path and query, no body, and only the headers
-// set here. Its Host is empty, so the transport sends the upstream's own
-// (an HTTPS upstream gets it from reverse_proxy), and a nil X-Forwarded-Host
-// tells reverse_proxy to add none: the caller's Host never reaches the
-// provider. Its RequestURI, which reverse_proxy's log lines print, is the
-// provider path only: the caller's query may hold a civil status. Nothing
-// the caller declared (trailers, a parsed form) is carried over.
-func providerRequest(r *http.Request, path, query, requestID string) *http.Request {
+// its own URL (u, overwritten), the provider path and query, no body, and
+// only the headers set here (requestID is X-Request-Id's value). Its Host is
+// empty, so the transport sends the upstream's own (an HTTPS upstream gets
+// it from reverse_proxy), and a nil X-Forwarded-Host tells reverse_proxy to
+// add none: the caller's Host never reaches the provider. Its RequestURI,
+// which reverse_proxy's log lines print, is the provider path only: the
+// caller's query may hold a civil status. Nothing the caller declared
+// (trailers, a parsed form) is carried over.
+func providerRequest(r *http.Request, u *url.URL, path, query string, requestID []string) *http.Request {
 	up := r.WithContext(r.Context())
-	up.URL = &url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: path, RawQuery: query}
+	*u = url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: path, RawQuery: query}
+	up.URL = u
 	up.Host, up.RequestURI = "", path
-	up.Header = http.Header{"Accept": acceptJSON, "X-Request-Id": {requestID}, "X-Forwarded-Host": nil}
+	up.Header = http.Header{"Accept": acceptJSON, "X-Request-Id": requestID, "X-Forwarded-Host": nil}
 	up.Body, up.ContentLength, up.TransferEncoding, up.Trailer = http.NoBody, 0, nil, nil
 	up.Form, up.PostForm, up.MultipartForm = nil, nil, nil
 	return up
@@ -161,7 +164,7 @@ func (p *Pipeline) callProvider(r *http.Request, provider Provider, rec *capture
 		class = "error"
 	}
 	providerDurations.get(labels2{c.ep.ProviderName, class}).Observe(time.Since(start).Seconds())
-	sp.SetAttributes(attrStatusClass.String(class))
+	setAttr(sp, attrStatusClass.String(class))
 	if err != nil || rec.status >= 400 {
 		endSpan(sp, apierror.ReasonProviderError)
 	} else {

@@ -173,8 +173,31 @@ func normalizeIdentity(id *fcverify.Identity) {
 // upstreamQuery builds the provider query: the identity mapping, then the
 // pass-through parameters and the recipient, in catalogue order. Nothing of
 // the caller's raw query is copied (SECURITY.md E01). The identity was
-// normalised when the token was verified (normalizeIdentity).
+// normalised when the token was verified (normalizeIdentity), and its part
+// of the query is built once per token and endpoint (Facts.Derived): a
+// cached token's requests only append their own parameters.
 func upstreamQuery(ep *catalogue.Endpoint, f *fcverify.Facts, params []queryParam) (string, error) {
+	identity, err := f.Derived(ep, func() (string, error) { return identityQuery(ep, f) })
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.Grow(len(identity) + 64)
+	b.WriteString(identity)
+	for i := range ep.Params {
+		if _, v := count(params, ep.Params[i].Name); v != "" {
+			addQueryParam(&b, ep.Params[i].Name, v)
+		}
+	}
+	if _, v := count(params, "recipient"); v != "" && ep.RecipientAccepted() {
+		addQueryParam(&b, "recipient", v)
+	}
+	return b.String(), nil
+}
+
+// identityQuery is the identity mapping of ep's provider query, from the
+// verified facts f.
+func identityQuery(ep *catalogue.Endpoint, f *fcverify.Facts) (string, error) {
 	pivot := pivotOf(&f.Identity)
 	var (
 		b    strings.Builder
@@ -182,32 +205,25 @@ func upstreamQuery(ep *catalogue.Endpoint, f *fcverify.Facts, params []queryPara
 		vals []string
 		err  error
 	)
-	b.Grow(320)
-	add := func(k, v string) {
-		if b.Len() > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(url.QueryEscape(k))
-		b.WriteByte('=')
-		b.WriteString(url.QueryEscape(v))
-	}
 	for _, ip := range ep.Identity {
 		if vals, err = ip.Claim.AppendValues(buf[:0], &pivot); err != nil {
 			return "", err
 		}
 		for _, v := range vals {
-			add(ip.Param, v)
+			addQueryParam(&b, ip.Param, v)
 		}
-	}
-	for i := range ep.Params {
-		if _, v := count(params, ep.Params[i].Name); v != "" {
-			add(ep.Params[i].Name, v)
-		}
-	}
-	if _, v := count(params, "recipient"); v != "" && ep.RecipientAccepted() {
-		add("recipient", v)
 	}
 	return b.String(), nil
+}
+
+// addQueryParam appends k=v, percent-encoded, to a query being built.
+func addQueryParam(b *strings.Builder, k, v string) {
+	if b.Len() > 0 {
+		b.WriteByte('&')
+	}
+	b.WriteString(url.QueryEscape(k))
+	b.WriteByte('=')
+	b.WriteString(url.QueryEscape(v))
 }
 
 // callerQuery builds the provider query of an identite route: the caller's

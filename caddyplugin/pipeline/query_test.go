@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
@@ -252,5 +253,77 @@ func TestF01_LongValueRefused(t *testing.T) {
 	params, _ := parseQuery("nomNaissance="+strings.Repeat("%CD%84", 200)+"&recipient=13002526500013", nil)
 	if e := checkQuery(params, ep, &habilitation.Habilitation{SIRET: "13002526500013"}, time.Now()); e == nil || e.SourceParameter != "nomNaissance" {
 		t.Errorf("oversized value: %v", e)
+	}
+}
+
+// TestUpstreamQueryMemoisedPerEndpoint: the identity part of the provider
+// query is built once per token and endpoint, and each request still adds
+// its own parameters; a token used on two endpoints gets each one's query.
+func TestUpstreamQueryMemoisedPerEndpoint(t *testing.T) {
+	c, err := catalogue.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qf, _ := c.Lookup("/v3/dss/quotient_familial/france_connect")
+	f := &fcverify.Facts{Active: true, Identity: fcverify.Identity{
+		Gender: "female", FamilyName: "DUBOIS", GivenName: "Angela Claire", GivenNameArray: []string{"Angela", "Claire"},
+		Birthdate: "1962-08-24", Birthplace: "75107", Birthcountry: "99100",
+	}}
+	// Another FranceConnect endpoint whose identity mapping differs from
+	// the quotient familial's, so that a memo ignoring the endpoint shows.
+	qfIdentity, err := identityQuery(qf, &fcverify.Facts{Identity: f.Identity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var other *catalogue.Endpoint
+	for i := range c.Endpoints {
+		ep := &c.Endpoints[i]
+		if ep.Modality.CallerGivesIdentity() || len(ep.Identity) == 0 || !ep.RecipientAccepted() {
+			continue
+		}
+		if q, err := identityQuery(ep, &fcverify.Facts{Identity: f.Identity}); err == nil && q != qfIdentity {
+			other = ep
+			break
+		}
+	}
+	if other == nil {
+		t.Fatal("no FranceConnect endpoint with another identity mapping in the default catalogue")
+	}
+	params := func(raw string) []queryParam {
+		ps, ok := parseQuery(raw, nil)
+		if !ok {
+			t.Fatalf("parseQuery(%q)", raw)
+		}
+		return ps
+	}
+	for i, tc := range []struct {
+		ep  *catalogue.Endpoint
+		raw string
+	}{
+		{qf, "recipient=13002526500013"},
+		{qf, "recipient=21930048000015&annee=2024&mois=02"},
+		{other, "recipient=13002526500013"},
+		{qf, "recipient=13002526500013"},
+	} {
+		got, err := upstreamQuery(tc.ep, f, params(tc.raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The same query from facts that never memoised anything.
+		fresh := &fcverify.Facts{Active: true, Identity: f.Identity}
+		want, err := upstreamQuery(tc.ep, fresh, params(tc.raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("request %d on %s: got %q, want %q", i, tc.ep.ID, got, want)
+		}
+		q, err := url.ParseQuery(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := params(tc.raw); q.Get("recipient") != r[0].value {
+			t.Fatalf("request %d: recipient %q, want this request's %q", i, q.Get("recipient"), r[0].value)
+		}
 	}
 }

@@ -48,18 +48,31 @@ func tracerFor(ctx context.Context) trace.Tracer {
 // noSpan is what step spans are when the request is not traced.
 var noSpan = trace.SpanFromContext(context.Background())
 
-// startSpan starts a child span of ctx, or returns ctx and a no-op span.
-func startSpan(ctx context.Context, tr trace.Tracer, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+// startSpan starts a child span of ctx with attr (none when its key is
+// empty), or returns ctx and a no-op span. The attribute is a value, not a
+// variadic list: an untraced request builds no attribute slice.
+func startSpan(ctx context.Context, tr trace.Tracer, name string, kind trace.SpanKind, attr attribute.KeyValue) (context.Context, trace.Span) {
 	if tr == nil {
 		return ctx, noSpan
 	}
-	return tr.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	if attr.Key == "" {
+		return tr.Start(ctx, name, trace.WithSpanKind(kind))
+	}
+	return tr.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attr))
+}
+
+// setAttr sets one attribute on a recording span; on the no-op span of an
+// untraced request it builds nothing.
+func setAttr(sp trace.Span, attr attribute.KeyValue) {
+	if sp.IsRecording() {
+		sp.SetAttributes(attr)
+	}
 }
 
 // endSpan records a decision on a span: a fixed status message and the
 // closed-list reason, never an error string (it could quote input).
 func endSpan(sp trace.Span, reason string) {
-	if reason != "" {
+	if reason != "" && sp.IsRecording() {
 		sp.SetAttributes(attrReason.String(reason))
 		sp.SetStatus(codes.Error, "refused")
 	}

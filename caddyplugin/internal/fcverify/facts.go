@@ -1,6 +1,9 @@
 package fcverify
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Identity is the FranceConnect identity pivot carried by a checktoken answer
 // (DOMAIN.md §3). It is personal data: never log, trace or key on it.
@@ -40,6 +43,34 @@ type Facts struct {
 	// that made it.
 	CitizenKey        string `json:"citizen_key,omitempty"`
 	CitizenKeyVersion string `json:"citizen_key_version,omitempty"`
+
+	// derived memoises one string computed from these facts for one key
+	// (the pipeline's provider query of the last endpoint called with the
+	// token): the requests that present a cached token share it. It stays
+	// in process: it is never serialised.
+	derived atomic.Pointer[derivedValue]
+}
+
+type derivedValue struct {
+	key   any
+	value string
+}
+
+// Derived returns the value memoised for key, or computes it with compute,
+// memoises it (replacing the value of any other key) and returns it. An
+// error of compute is returned as is and nothing is memoised. The value
+// must depend only on key and on the facts, which never change once
+// cached.
+func (f *Facts) Derived(key any, compute func() (string, error)) (string, error) {
+	if d := f.derived.Load(); d != nil && d.key == key {
+		return d.value, nil
+	}
+	v, err := compute()
+	if err != nil {
+		return "", err
+	}
+	f.derived.Store(&derivedValue{key: key, value: v})
+	return v, nil
 }
 
 // HasScope reports whether the token carries scope s.

@@ -65,7 +65,7 @@ func TestA10_FCExactShapeAccepted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Facts{
+			want := &Facts{
 				Active: true, ClientID: fsClientID, Sub: subCanary,
 				Scopes: []string{"openid", "identite_pivot", "cnaf_quotient_familial"}, ACR: "eidas1",
 				IssuedAt: t0.Add(-4 * time.Second), ExpiresAt: t0.Add(56 * time.Second),

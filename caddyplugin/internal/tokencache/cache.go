@@ -127,6 +127,16 @@ func (c *Cache) Get(ctx context.Context, token string, fetch func(ctx context.Co
 	return c.miss(ctx, token, fetch)
 }
 
+// Cached returns token's facts when the in-process level holds them: Get's
+// hot path, for a caller that builds its fetch function only on a miss (a
+// closure allocates). Facts are shared: callers must not mutate them.
+func (c *Cache) Cached(token string) (*fcverify.Facts, bool) {
+	if token == "" {
+		return nil, false
+	}
+	return c.l1.get(token, c.tick())
+}
+
 func (c *Cache) miss(ctx context.Context, token string, fetch func(ctx context.Context) (*fcverify.Facts, error)) (*fcverify.Facts, Source, error) {
 	c.misses.Add(1)
 	if err := ctx.Err(); err != nil {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package caddyplugin
+
+const raceEnabled = false
