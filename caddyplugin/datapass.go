@@ -72,18 +72,24 @@ type memoryKey struct {
 	resync        bool
 }
 
-// memoryStore returns the process's Memory store for a habilitations file.
-// With a resync, a new store refuses the bound habilitations until the
-// first resync succeeds (after a restart, the file alone would serve what
-// DataPass revoked).
-func memoryStore(habilitations string, resync bool) *datapass.Memory {
+// resolvedPath is a habilitations file's path, absolute, links resolved: the
+// key of its stores across reloads.
+func resolvedPath(habilitations string) string {
 	path, err := filepath.Abs(habilitations)
 	if err == nil {
 		if p, err := filepath.EvalSymlinks(path); err == nil {
 			path = p
 		}
 	}
-	key := memoryKey{path, resync}
+	return path
+}
+
+// memoryStore returns the process's Memory store for a habilitations file.
+// With a resync, a new store refuses the bound habilitations until the
+// first resync succeeds (after a restart, the file alone would serve what
+// DataPass revoked).
+func memoryStore(habilitations string, resync bool) *datapass.Memory {
+	key := memoryKey{resolvedPath(habilitations), resync}
 	if m, ok := memoryStores.Load(key); ok {
 		return m.(*datapass.Memory)
 	}
@@ -94,6 +100,13 @@ func memoryStore(habilitations string, resync bool) *datapass.Memory {
 	v, _ := memoryStores.LoadOrStore(key, m)
 	return v.(*datapass.Memory)
 }
+
+// redisStores keeps, by habilitations file, the Redis store of the
+// configuration in force (set when it starts), so that the next one adopts
+// its records (datapass.Redis.Adopt) when it is provisioned and again when
+// it starts: a revocation applied while Redis was down survives a reload
+// and is written back once Redis answers.
+var redisStores sync.Map // resolved habilitations path → *datapass.Redis
 
 // processStart is when this process started: the sync's age before its
 // first successful resync.
@@ -137,6 +150,9 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 	if rdb := a.core.redis; rdb != nil {
 		st.redis = datapass.NewRedis(rdb)
 		st.redis.Log = func(msg string, err error) { a.logger.Warn(msg, zap.Error(err)) }
+		if prev, ok := redisStores.Load(resolvedPath(a.Habilitations)); ok {
+			st.redis.Adopt(prev.(*datapass.Redis))
+		}
 		// Read the records now, so that a reload or a start does not refuse
 		// the bound habilitations until the subscription is up; if Redis
 		// does not answer, they are refused until it does.
@@ -221,8 +237,15 @@ func (a *App) startDataPass(ctx context.Context) {
 	if a.datapass == nil {
 		return
 	}
-	if a.datapass.redis != nil {
-		go a.datapass.redis.Run(ctx)
+	if r := a.datapass.redis; r != nil {
+		// This configuration replaces the one in force: take what its
+		// store applied since this one was provisioned, then become the
+		// store the next configuration adopts from (a configuration that
+		// fails to start never does).
+		if prev, ok := redisStores.Swap(resolvedPath(a.Habilitations), r); ok {
+			r.Adopt(prev.(*datapass.Redis))
+		}
+		go r.Run(ctx)
 	}
 	if a.datapass.resync != nil {
 		go a.datapass.resync.Run(ctx, a.datapass.every)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -336,5 +337,75 @@ func TestDataPassTwoInstances(t *testing.T) {
 		if !bytes.Contains(data, []byte(`"event":"datapass_webhook"`)) || !bytes.Contains(data, []byte(`"body_sha256"`)) {
 			t.Errorf("%s: no datapass_webhook audit record", p)
 		}
+	}
+}
+
+// TestDataPassReloadKeepsLocalRevocation: Redis is down when a revocation
+// arrives (503, applied by the gateway at once), the gateway's
+// configuration is reloaded during the outage, and Redis comes back empty:
+// the reloaded gateway still holds the revocation, writes it back to Redis
+// and keeps refusing (the store of the new configuration adopted the
+// record the replaced one applied alone).
+// req: C13
+func TestDataPassReloadKeepsLocalRevocation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a gateway process")
+	}
+	setDataPassEnv(t)
+	srv := redistest.Start(t)
+	const admin = "127.0.0.1:18183"
+	cfgText, err := os.ReadFile(dpGateway(t, dpPortA, srv.Addr, writeKey(t), dpHabilitations(t), true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(cfg, bytes.Replace(cfgText, []byte("admin off"), []byte("admin "+admin), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logA := startDPGateway(t, dpPortA, cfg)
+	waitStatus(t, dpPortA, 200, 10*time.Second)
+
+	t0 := time.Now().Unix()
+	approve := dpPayload(t, "approve", t0, true, "cnaf_quotient_familial")
+	if a := deliverWebhook(t, dpPortA, approve, signed(approve)); a.status != http.StatusNoContent {
+		t.Fatalf("approve: %d %s", a.status, a.body)
+	}
+	srv.Kill()
+	revoke := dpPayload(t, "revoke", t0+1, false, "cnaf_quotient_familial")
+	if a := deliverWebhook(t, dpPortA, revoke, signed(revoke)); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("revoke with Redis down: %d %s (want 503: DataPass delivers again)", a.status, a.body)
+	}
+	waitStatus(t, dpPortA, 403, time.Second)
+
+	reload := exec.Command(binary(t), "reload", "--config", cfg, "--adapter", "caddyfile", "--address", admin, "--force")
+	if out, err := reload.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(logA)
+		t.Fatalf("reload during the outage: %v\n%s\n%s", err, out, log)
+	}
+	if got := qfStatus(t, dpPortA); got != 403 {
+		t.Fatalf("after the reload, Redis down: %d, want 403", got)
+	}
+
+	srv.Restart(t) // empty: it kept nothing of the approve either
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		raw, err := rdb.HGet(t.Context(), datapass.RecordsKey, dpRequestID).Bytes()
+		var r datapass.Record
+		if err == nil && json.Unmarshal(raw, &r) == nil {
+			if r.Active {
+				t.Fatalf("Redis holds an active record after the write-back: %+v", r)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revocation was not written back to Redis within 10 s (last error %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // past the reload that followed the resubscription
+	if got := qfStatus(t, dpPortA); got != 403 {
+		t.Fatalf("after Redis came back: %d, want 403 (the revocation was lost with the replaced configuration)", got)
 	}
 }

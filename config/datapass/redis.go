@@ -68,6 +68,18 @@ func NewRedis(rdb redis.UniversalClient) *Redis { return &Redis{rdb: rdb} }
 // Live implements Store.
 func (s *Redis) Live() *Live { return &s.live }
 
+// Adopt takes the records prev holds, for a store that replaces prev (a
+// configuration reload): those later than Redis's copy — a change applied
+// by prev while Redis was down, a Redis that lost data since — are written
+// back by this store's next successful Reload instead of being lost with
+// prev. Adopted records do not make Live ready: until Redis is read, bound
+// habilitations stay refused. Call it before Reload and Run.
+func (s *Redis) Adopt(prev *Redis) {
+	if prev != nil && prev != s {
+		s.live.put(prev.live.Records()...)
+	}
+}
+
 // Apply implements Store: an optimistic transaction (WATCH) on the records
 // hash merges next into the later of Redis's copy and this instance's, and
 // writes and publishes the result unless Redis already holds it. Merging

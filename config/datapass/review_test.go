@@ -208,3 +208,39 @@ func TestFutureEventRefused(t *testing.T) {
 		t.Fatalf("once its time has come: %s", o.Result)
 	}
 }
+
+// req: C13
+// TestAdoptedRevocationWrittenBack: a revoke applied by a store alone while
+// Redis was down is adopted by the store of the next configuration, which
+// writes it back once Redis answers; adopting does not make Live ready.
+func TestAdoptedRevocationWrittenBack(t *testing.T) {
+	mr, newStore := redisStores(t)
+	old := newStore()
+	p := processorOn(t, old)
+	deliver(p, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial")))
+	addr := mr.Addr()
+	mr.Close()
+	if o := deliver(p, payload(t, "revoke", 2000, siretServed, authz(1, "revoked", "cnaf_quotient_familial"))); o.Status != 503 {
+		t.Fatalf("revoke with Redis down: %+v", o)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	next := NewRedis(rdb) // the store of the reloaded configuration
+	next.Adopt(old)
+	if next.Live().LiveReady() {
+		t.Fatal("adopted records made Live ready before Redis was read")
+	}
+	if err := mr.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var r Record
+	if err := json.Unmarshal([]byte(mr.HGet(RecordsKey, "48213")), &r); err != nil || r.Active {
+		t.Fatalf("Redis after the new store's reload: %+v %v (the revocation was lost)", r, err)
+	}
+	if !servedBy(t, p.Bindings, next.Live(), "mairie-qf").Revoked {
+		t.Fatal("the new store serves the revoked habilitation")
+	}
+}
