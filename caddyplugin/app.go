@@ -395,11 +395,13 @@ func (a *App) Stop() error {
 	if a.cancel != nil {
 		a.cancel()
 	}
+	a.stopDataPass()
 	return nil
 }
 
 // Cleanup releases the shared core; the last user closes it.
 func (a *App) Cleanup() error {
+	a.stopDataPass()
 	if a.coreKey != "" {
 		_, err := cores.Delete(a.coreKey)
 		return err

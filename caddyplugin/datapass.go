@@ -68,20 +68,19 @@ type dataPassState struct {
 var memoryStores sync.Map // memoryKey → *datapass.Memory
 
 type memoryKey struct {
-	habilitations string // the file, absolute, links resolved
+	habilitations string // storeKey of the file
 	resync        bool
 }
 
-// resolvedPath is a habilitations file's path, absolute, links resolved: the
-// key of its stores across reloads.
-func resolvedPath(habilitations string) string {
-	path, err := filepath.Abs(habilitations)
-	if err == nil {
-		if p, err := filepath.EvalSymlinks(path); err == nil {
-			path = p
-		}
+// storeKey is a habilitations file's path, absolute and clean: the key of
+// its stores across reloads. Symbolic links are not resolved: a Kubernetes
+// ConfigMap updates its files by pointing their links at a new directory,
+// and the records must survive that update.
+func storeKey(habilitations string) string {
+	if path, err := filepath.Abs(habilitations); err == nil {
+		return path
 	}
-	return path
+	return filepath.Clean(habilitations)
 }
 
 // memoryStore returns the process's Memory store for a habilitations file.
@@ -89,7 +88,7 @@ func resolvedPath(habilitations string) string {
 // first resync succeeds (after a restart, the file alone would serve what
 // DataPass revoked).
 func memoryStore(habilitations string, resync bool) *datapass.Memory {
-	key := memoryKey{resolvedPath(habilitations), resync}
+	key := memoryKey{storeKey(habilitations), resync}
 	if m, ok := memoryStores.Load(key); ok {
 		return m.(*datapass.Memory)
 	}
@@ -101,12 +100,54 @@ func memoryStore(habilitations string, resync bool) *datapass.Memory {
 	return v.(*datapass.Memory)
 }
 
-// redisStores keeps, by habilitations file, the Redis store of the
-// configuration in force (set when it starts), so that the next one adopts
-// its records (datapass.Redis.Adopt) when it is provisioned and again when
-// it starts: a revocation applied while Redis was down survives a reload
-// and is written back once Redis answers.
-var redisStores sync.Map // resolved habilitations path → *datapass.Redis
+// redisStores holds, by habilitations file (storeKey), the Redis store of
+// the configuration in force, and the one it replaced. A new configuration
+// adopts the narrowings the store in force applied alone while Redis was
+// down (datapass.Redis.Adopt) when it is provisioned and again when it
+// starts, and then becomes the store in force; if it stops or is cleaned
+// up while in force with its predecessor known (it failed to start, or
+// the configuration after it is the one that failed), the predecessor is
+// in force again. So a revocation received during a Redis outage survives
+// reloads and is written back once Redis answers.
+var (
+	redisStoresMu sync.Mutex
+	redisStores   = map[string]redisStoreLink{}
+)
+
+type redisStoreLink struct {
+	store, prev *datapass.Redis
+}
+
+// redisStoreInForce returns the store in force for key, or nil.
+func redisStoreInForce(key string) *datapass.Redis {
+	redisStoresMu.Lock()
+	defer redisStoresMu.Unlock()
+	return redisStores[key].store
+}
+
+// startRedisStore makes s the store in force for key, after adopting what
+// the previous one applied alone.
+func startRedisStore(key string, s *datapass.Redis) {
+	redisStoresMu.Lock()
+	defer redisStoresMu.Unlock()
+	prev := redisStores[key].store
+	if prev == s {
+		return
+	}
+	s.Adopt(prev)
+	redisStores[key] = redisStoreLink{store: s, prev: prev}
+}
+
+// stopRedisStore puts the predecessor of s back in force for key when s is
+// in force: s's configuration is going away without a successor.
+func stopRedisStore(key string, s *datapass.Redis) {
+	redisStoresMu.Lock()
+	defer redisStoresMu.Unlock()
+	if l := redisStores[key]; l.store == s && l.prev != nil {
+		l.prev.Adopt(s)
+		redisStores[key] = redisStoreLink{store: l.prev}
+	}
+}
 
 // processStart is when this process started: the sync's age before its
 // first successful resync.
@@ -149,10 +190,9 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 	}
 	if rdb := a.core.redis; rdb != nil {
 		st.redis = datapass.NewRedis(rdb)
-		st.redis.Log = func(msg string, err error) { a.logger.Warn(msg, zap.Error(err)) }
-		if prev, ok := redisStores.Load(resolvedPath(a.Habilitations)); ok {
-			st.redis.Adopt(prev.(*datapass.Redis))
-		}
+		logger := a.logger // not a: the store may outlive this configuration
+		st.redis.Log = func(msg string, err error) { logger.Warn(msg, zap.Error(err)) }
+		st.redis.Adopt(redisStoreInForce(storeKey(a.Habilitations)))
 		// Read the records now, so that a reload or a start does not refuse
 		// the bound habilitations until the subscription is up; if Redis
 		// does not answer, they are refused until it does.
@@ -238,17 +278,20 @@ func (a *App) startDataPass(ctx context.Context) {
 		return
 	}
 	if r := a.datapass.redis; r != nil {
-		// This configuration replaces the one in force: take what its
-		// store applied since this one was provisioned, then become the
-		// store the next configuration adopts from (a configuration that
-		// fails to start never does).
-		if prev, ok := redisStores.Swap(resolvedPath(a.Habilitations), r); ok {
-			r.Adopt(prev.(*datapass.Redis))
-		}
+		startRedisStore(storeKey(a.Habilitations), r)
 		go r.Run(ctx)
 	}
 	if a.datapass.resync != nil {
 		go a.datapass.resync.Run(ctx, a.datapass.every)
+	}
+}
+
+// stopDataPass hands the DataPass Redis store back to the configuration
+// this one replaced when this one goes away without a successor (a start
+// that failed). Stop and Cleanup both call it; once is enough.
+func (a *App) stopDataPass() {
+	if a.datapass != nil && a.datapass.redis != nil {
+		stopRedisStore(storeKey(a.Habilitations), a.datapass.redis)
 	}
 }
 

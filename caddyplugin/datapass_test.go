@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/passerelle-gw/passerelle/config/datapass"
 )
 
 // TestDataPassSecrets: both webhook secrets need 16 bytes at least (a short
@@ -44,23 +46,70 @@ func TestDataPassSecrets(t *testing.T) {
 }
 
 // TestMemoryStoreKey: a reload naming the same habilitations file another
-// way keeps the same records; a store waiting for its resync is another.
+// way keeps the same records, and so does a Kubernetes ConfigMap update
+// (the mounted path stays, the links behind it move to a new directory);
+// a store waiting for its resync is another.
 func TestMemoryStoreKey(t *testing.T) {
 	dir := t.TempDir()
-	file := filepath.Join(dir, "h.yaml")
-	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+	for _, v := range []string{"..2026_01_01_a", "..2026_01_02_b"} {
+		if err := os.Mkdir(filepath.Join(dir, v), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, v, "h.yaml"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ConfigMap layout: h.yaml → ..data/h.yaml, ..data → ..<timestamp>.
+	if err := os.Symlink("..2026_01_01_a", filepath.Join(dir, "..data")); err != nil {
 		t.Fatal(err)
 	}
-	link := filepath.Join(dir, "link.yaml")
-	if err := os.Symlink(file, link); err != nil {
+	file := filepath.Join(dir, "h.yaml")
+	if err := os.Symlink(filepath.Join("..data", "h.yaml"), file); err != nil {
 		t.Fatal(err)
 	}
 	t.Chdir(dir)
 	a := memoryStore(file, false)
-	if memoryStore("h.yaml", false) != a || memoryStore("./h.yaml", false) != a || memoryStore(link, false) != a {
+	if memoryStore("h.yaml", false) != a || memoryStore("./h.yaml", false) != a || memoryStore(dir+"/x/../h.yaml", false) != a {
 		t.Fatal("the same file, spelt another way, gets another store")
+	}
+	// The ConfigMap is updated: ..data now points at the new directory.
+	if err := os.Rename(filepath.Join(dir, "..data"), filepath.Join(dir, "..data_old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..2026_01_02_b", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if memoryStore(file, false) != a {
+		t.Fatal("a ConfigMap update lost the records (the store is keyed by the link's target)")
 	}
 	if w := memoryStore(file, true); w == a || w.Live().LiveReady() {
 		t.Fatal("a store waiting for its resync must be its own, not ready")
+	}
+}
+
+// TestRedisStoreInForce: a configuration that starts adopts the narrowings
+// the store in force applied alone and takes its place; one that stops
+// while in force (a failed start) gives the place back, with its own
+// narrowings; one that was replaced changes nothing when it stops.
+func TestRedisStoreInForce(t *testing.T) {
+	key := storeKey(filepath.Join(t.TempDir(), "h.yaml"))
+	a, b, c := datapass.NewRedis(nil), datapass.NewRedis(nil), datapass.NewRedis(nil)
+	startRedisStore(key, a)
+	if redisStoreInForce(key) != a {
+		t.Fatal("a is not in force after its start")
+	}
+	startRedisStore(key, b)
+	stopRedisStore(key, a) // the replaced configuration stops
+	if redisStoreInForce(key) != b {
+		t.Fatal("the replaced configuration's stop took the place back")
+	}
+	startRedisStore(key, c)
+	stopRedisStore(key, c) // c failed to start
+	if redisStoreInForce(key) != b {
+		t.Fatal("a failed start left its store in force")
+	}
+	stopRedisStore(key, c) // Cleanup after Stop
+	if redisStoreInForce(key) != b {
+		t.Fatal("a second stop changed the store in force")
 	}
 }

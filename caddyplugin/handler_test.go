@@ -499,6 +499,28 @@ func TestF03_QuotaPerHabilitation(t *testing.T) {
 	}
 }
 
+// TestF03_QuotaNotRewoundByOlderRequests: requests whose start time is
+// older than the last one's (a FranceConnect round trip, a slow client)
+// get no quota back: the limiter reads its own clock, not the request's.
+func TestF03_QuotaNotRewoundByOlderRequests(t *testing.T) {
+	f := newFixture(t)
+	f.h.pipe.HabilitationQuota.Requests, f.h.pipe.HabilitationQuota.Per = 10, 10*time.Second
+	n := 0
+	f.h.pipe.Now = func() time.Time { // every other request started 5 s ago
+		n++
+		return time.Now().Add(-time.Duration(n%2) * 5 * time.Second)
+	}
+	ok := 0
+	for range 60 {
+		if f.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody).Code == 200 {
+			ok++
+		}
+	}
+	if ok > 10 {
+		t.Fatalf("%d requests answered within a 10-per-10 s quota", ok)
+	}
+}
+
 // TestF04_ClientQuotaBeforeFranceConnect: junk tokens from one address are
 // refused with 429 once its quota is spent: the quota is checked before the
 // token, which would otherwise answer 401.

@@ -124,7 +124,10 @@ func (p *Pipeline) ClientAddr(r *http.Request) string {
 // limit takes one request from a quota; the decision feeds the RateLimit
 // headers.
 func (p *Pipeline) limit(ctx context.Context, key string, q ratelimit.Quota, name string, c *Call) *apierror.Error {
-	d, err := p.Limiter.AllowAt(ctx, key, q, c.rec.start)
+	// The limiter reads the clock itself: a request's start time can be a
+	// FranceConnect round trip old, and an earlier time would rewind an
+	// in-process limiter (x/time/rate credits the interval again).
+	d, err := p.Limiter.Allow(ctx, key, q)
 	if err != nil {
 		return apierror.Internal()
 	}

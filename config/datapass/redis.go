@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -54,6 +55,10 @@ var ErrCorrupt = errors.New("datapass: a record in Redis is not readable")
 type Redis struct {
 	rdb  redis.UniversalClient
 	live Live
+	// pending are the records applied here alone while Redis failed
+	// (applyLocallyIfNarrower), until a write to Redis covers them.
+	pendingMu sync.Mutex
+	pending   map[string]Record
 	// Log receives PII-free reports of subscription and reload failures
 	// (nil: none).
 	Log func(msg string, err error)
@@ -68,15 +73,43 @@ func NewRedis(rdb redis.UniversalClient) *Redis { return &Redis{rdb: rdb} }
 // Live implements Store.
 func (s *Redis) Live() *Live { return &s.live }
 
-// Adopt takes the records prev holds, for a store that replaces prev (a
-// configuration reload): those later than Redis's copy — a change applied
-// by prev while Redis was down, a Redis that lost data since — are written
-// back by this store's next successful Reload instead of being lost with
-// prev. Adopted records do not make Live ready: until Redis is read, bound
-// habilitations stay refused. Call it before Reload and Run.
+// Adopt takes the records prev applied alone while Redis was down and has
+// not written back yet, for a store that replaces prev (a configuration
+// reload): this store writes them back at its next successful Reload
+// instead of losing them with prev. Only those narrowings are adopted:
+// nothing prev read from Redis, which this store reads itself. Adopted
+// records do not make Live ready: until Redis is read, bound habilitations
+// stay refused.
 func (s *Redis) Adopt(prev *Redis) {
-	if prev != nil && prev != s {
-		s.live.put(prev.live.Records()...)
+	if prev == nil || prev == s {
+		return
+	}
+	prev.pendingMu.Lock()
+	recs := make([]Record, 0, len(prev.pending))
+	for _, r := range prev.pending {
+		recs = append(recs, r)
+	}
+	prev.pendingMu.Unlock()
+	s.live.put(recs...)
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	for _, r := range recs {
+		if cur, ok := s.pending[r.RequestID]; !ok || later(r, cur) {
+			if s.pending == nil {
+				s.pending = map[string]Record{}
+			}
+			s.pending[r.RequestID] = r
+		}
+	}
+}
+
+// written drops id's pending record once Redis holds rec, when rec is as
+// late as it.
+func (s *Redis) written(id string, rec Record) {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	if p, ok := s.pending[id]; ok && !later(p, rec) {
+		delete(s.pending, id)
 	}
 }
 
@@ -120,6 +153,7 @@ func (s *Redis) Apply(ctx context.Context, next Record) (Record, bool, error) {
 		return Record{}, false, fmt.Errorf("datapass: applying a record: %w", err)
 	}
 	s.live.put(rec)
+	s.written(rec.RequestID, rec)
 	return rec, changed, nil
 }
 
@@ -157,6 +191,12 @@ func (s *Redis) applyLocallyIfNarrower(next Record) {
 	}
 	if rec, changed := Merge(cur, next); changed && narrowerThan(rec, cur) {
 		s.live.put(rec)
+		s.pendingMu.Lock()
+		if s.pending == nil {
+			s.pending = map[string]Record{}
+		}
+		s.pending[rec.RequestID] = rec
+		s.pendingMu.Unlock()
 	}
 }
 
@@ -225,12 +265,12 @@ func (s *Redis) Reload(ctx context.Context) error {
 	// back.
 	for _, r := range s.live.Records() {
 		var remote Record
-		if raw, ok := all[r.RequestID]; ok && json.Unmarshal([]byte(raw), &remote) == nil && !later(r, remote) {
-			continue
+		if raw, ok := all[r.RequestID]; !ok || json.Unmarshal([]byte(raw), &remote) != nil || later(r, remote) {
+			if err := s.writeBack(ctx, r); err != nil {
+				return fmt.Errorf("datapass: writing back a record: %w", err)
+			}
 		}
-		if err := s.writeBack(ctx, r); err != nil {
-			return fmt.Errorf("datapass: writing back a record: %w", err)
-		}
+		s.written(r.RequestID, r) // Redis holds r or a later record
 	}
 	if bad > 0 {
 		// A record this version cannot read is not trusted; the others

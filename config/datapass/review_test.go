@@ -244,3 +244,47 @@ func TestAdoptedRevocationWrittenBack(t *testing.T) {
 		t.Fatal("the new store serves the revoked habilitation")
 	}
 }
+
+// TestAdoptTakesOnlyLocalNarrowings: what a store read from Redis, or has
+// written back since, is not adopted: a configuration pointed at another
+// Redis gets no approval from the old one, and a narrowing written back
+// once Redis answered is no longer carried.
+func TestAdoptTakesOnlyLocalNarrowings(t *testing.T) {
+	_, newStore := redisStores(t)
+	old := newStore()
+	p := processorOn(t, old)
+	deliver(p, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial")))
+
+	other, newOther := redisStores(t)
+	next := newOther()
+	next.Adopt(old)
+	if err := next.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if other.Exists(RecordsKey) {
+		t.Fatal("an approval read from the old Redis was written to the new one")
+	}
+
+	// A narrowing applied alone, then written back by the store's own
+	// reload: nothing is left to adopt.
+	mr2, newStore2 := redisStores(t)
+	a := newStore2()
+	pa := processorOn(t, a)
+	deliver(pa, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial")))
+	addr := mr2.Addr()
+	mr2.Close()
+	deliver(pa, payload(t, "revoke", 2000, siretServed, authz(1, "revoked", "cnaf_quotient_familial")))
+	if err := mr2.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	b := NewRedis(rdb)
+	b.Adopt(a)
+	if _, ok := b.Live().Record("48213"); ok {
+		t.Fatal("a narrowing already written back was adopted")
+	}
+}

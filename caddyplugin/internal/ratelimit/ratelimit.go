@@ -124,12 +124,6 @@ var ErrBadQuota = errors.New("ratelimit: quota must be positive")
 // ("ip:…", see ClientKey) is kept in process in the client store, any other
 // in the main store.
 func (l *Limiter) Allow(ctx context.Context, key string, q Quota) (Decision, error) {
-	return l.AllowAt(ctx, key, q, time.Now())
-}
-
-// AllowAt is Allow for a request that arrived at now (a caller that already
-// read the clock). Redis decides by its own clock.
-func (l *Limiter) AllowAt(ctx context.Context, key string, q Quota, now time.Time) (Decision, error) {
 	if q.Requests <= 0 || q.Per <= 0 {
 		return Decision{}, ErrBadQuota
 	}
@@ -145,11 +139,12 @@ func (l *Limiter) AllowAt(ctx context.Context, key string, q Quota, now time.Tim
 		}
 		l.errors()
 	}
-	return l.allowLocal(key, q, now), nil
+	return l.allowLocal(key, q), nil
 }
 
-func (l *Limiter) allowLocal(key string, q Quota, now time.Time) Decision {
+func (l *Limiter) allowLocal(key string, q Quota) Decision {
 	lim := l.localLimiter(key, q)
+	now := time.Now()
 	every := q.Per / time.Duration(q.Requests)
 	r := lim.ReserveN(now, 1)
 	d := Decision{Limit: q.Requests}
