@@ -329,3 +329,62 @@ func TestResyncRun(t *testing.T) {
 		t.Fatalf("%d failures logged, last success %v", failures.Load(), r.LastSuccess())
 	}
 }
+
+// req: C12
+// TestResyncStampedWithDataPassDate: a resync record is dated by DataPass's
+// Date of the read. A record that both narrows and widens keeps its
+// narrowing against a late approve fired before the read (review L2: dated
+// by this clock, it was read start − Skew, and the approve undid the
+// narrowing); a revoke fired after the read still applies.
+func TestResyncStampedWithDataPassDate(t *testing.T) {
+	p, m := newProcessor(t)
+	now := time.Now().Truncate(time.Second)
+	approve := payload(t, "approve", now.Add(-2*time.Minute).Unix(), siretServed, authz(1, "active", "cnaf_quotient_familial", "dgfip_rfr"))
+	if o := deliver(p, approve); o.Result != ResultApplied {
+		t.Fatalf("approve: %+v", o)
+	}
+	// Lost meanwhile: dgfip_rfr removed, cnaf_allocataires added.
+	f := newFakeDataPass(t)
+	f.add(apiItem(2, 48213, siretServed, "active", "cnaf_quotient_familial", "cnaf_allocataires"))
+	f.date = now.Add(-3 * time.Second) // DataPass's clock, a little behind ours
+	r := newResync(t, f, p)
+	r.Now = func() time.Time { return now }
+	rep, err := r.Once(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := m.Live().Record("48213")
+	if rec.FiredAt != f.date.UnixNano() || rep.Narrowed != 1 || rep.Widened != 1 {
+		t.Fatalf("record %+v, report %+v: want it dated by DataPass's Date", rec, rep)
+	}
+	late := payload(t, "approve", now.Add(-time.Minute).Unix(), siretServed, authz(1, "active", "cnaf_quotient_familial", "dgfip_rfr"))
+	if o := deliver(p, late); o.Result != ResultStale {
+		t.Fatalf("an approve fired before the read, delivered after it: %+v", o)
+	}
+	if h := effective(t, p, m); h.HasScope("dgfip_rfr") || !h.HasScope("cnaf_allocataires") {
+		t.Fatalf("scopes after the late approve: %v", h.Scopes)
+	}
+	revoke := payload(t, "revoke", now.Unix(), siretServed, authz(2, "revoked", "cnaf_quotient_familial", "cnaf_allocataires"))
+	if o := deliver(p, revoke); o.Result != ResultApplied || !effective(t, p, m).Revoked {
+		t.Fatalf("a revoke fired after the read: %+v", o)
+	}
+}
+
+// TestResyncDateFarFromClockIgnored: a Date more than Skew away from this
+// clock (a proxy's, not DataPass's) is not trusted: the record is dated by
+// this clock, as without a Date.
+func TestResyncDateFarFromClockIgnored(t *testing.T) {
+	for _, off := range []time.Duration{time.Hour, -time.Hour} {
+		p, m := newProcessor(t)
+		deliver(p, payload(t, "revoke", at(-48*time.Hour), siretServed, authz(1, "revoked", "cnaf_quotient_familial")))
+		f := newFakeDataPass(t)
+		f.add(apiItem(2, 48213, siretServed, "active", "cnaf_quotient_familial"))
+		f.date = readStart.Add(off)
+		if _, err := newResync(t, f, p).Once(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if rec, _ := m.Live().Record("48213"); rec.FiredAt != readStart.Add(-DefaultSkew).UnixNano() {
+			t.Fatalf("Date %s from the clock: record dated %s, want the read's start − Skew", off, time.Unix(0, rec.FiredAt))
+		}
+	}
+}
