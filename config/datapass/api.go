@@ -272,38 +272,26 @@ func nameList(raw json.RawMessage) []string {
 // by id (offset pagination may show one twice while DataPass changes).
 // Any failure fails the whole read: a partial list is never returned.
 func (a *API) Habilitations(ctx context.Context, siret string) ([]APIHabilitation, error) {
-	items, _, err := a.HabilitationsAt(ctx, siret)
-	return items, err
-}
-
-// HabilitationsAt is Habilitations, with the time DataPass's clock gave its
-// first page (its Date header; zero when absent or unreadable): the list
-// reflects every event DataPass fired before it.
-func (a *API) HabilitationsAt(ctx context.Context, siret string) ([]APIHabilitation, time.Time, error) {
 	if !siretRe.MatchString(siret) {
-		return nil, time.Time{}, fmt.Errorf("%w: a SIRET is 14 digits", ErrAPIConfig)
+		return nil, fmt.Errorf("%w: a SIRET is 14 digits", ErrAPIConfig)
 	}
 	var out []APIHabilitation
-	var readAt time.Time
 	seen := map[string]bool{}
 	offset := 0
-	for page := range MaxPages {
+	for range MaxPages {
 		q := url.Values{
 			"siret":   {siret},
 			"state[]": {StateActive, "revoked"},
 			"limit":   {strconv.Itoa(PageLimit)},
 			"offset":  {strconv.Itoa(offset)},
 		}
-		body, date, err := a.get(ctx, a.auths, "/api/v1/habilitations?"+q.Encode())
+		body, err := a.get(ctx, a.auths, "/api/v1/habilitations?"+q.Encode())
 		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("datapass: api: habilitations of %s: %w", siret, err)
-		}
-		if page == 0 {
-			readAt = date
+			return nil, fmt.Errorf("datapass: api: habilitations of %s: %w", siret, err)
 		}
 		items, n, err := DecodeHabilitationsPage(body)
 		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("datapass: api: habilitations of %s: %w", siret, err)
+			return nil, fmt.Errorf("datapass: api: habilitations of %s: %w", siret, err)
 		}
 		for _, h := range items {
 			if !seen[h.ID] {
@@ -312,11 +300,11 @@ func (a *API) HabilitationsAt(ctx context.Context, siret string) ([]APIHabilitat
 			}
 		}
 		if n < PageLimit {
-			return out, readAt, nil
+			return out, nil
 		}
 		offset += n
 	}
-	return nil, time.Time{}, fmt.Errorf("%w (%d pages of %d for %s)", ErrAPIPages, MaxPages, PageLimit, siret)
+	return nil, fmt.Errorf("%w (%d pages of %d for %s)", ErrAPIPages, MaxPages, PageLimit, siret)
 }
 
 // FailedDeliveries counts the failed deliveries of a webhook since a time
@@ -334,7 +322,7 @@ func (a *API) FailedDeliveries(ctx context.Context, webhookID string, since time
 		"start_time": {since.UTC().Format(time.RFC3339)},
 		"limit":      {strconv.Itoa(AttemptsLimit)},
 	}
-	body, _, err := a.get(ctx, a.hooks, "/api/v1/webhooks/"+webhookID+"/attempts?"+q.Encode())
+	body, err := a.get(ctx, a.hooks, "/api/v1/webhooks/"+webhookID+"/attempts?"+q.Encode())
 	if err != nil {
 		return 0, fmt.Errorf("datapass: api: webhook attempts: %w", err)
 	}
@@ -372,23 +360,22 @@ func countFailed(body []byte) (int, error) {
 }
 
 // get reads one API resource with a token of tc's scope; a 401 drops the
-// token and tries once more with a fresh one. It returns the answer's Date
-// (zero when absent or unreadable).
-func (a *API) get(ctx context.Context, tc *tokenCache, path string) ([]byte, time.Time, error) {
+// token and tries once more with a fresh one.
+func (a *API) get(ctx context.Context, tc *tokenCache, path string) ([]byte, error) {
 	for try := 0; ; try++ {
 		tok, err := a.token(ctx, tc, try > 0)
 		if err != nil {
-			return nil, time.Time{}, err
+			return nil, err
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
 		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("%w: %v", ErrAPIConfig, err)
+			return nil, fmt.Errorf("%w: %v", ErrAPIConfig, err)
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Accept", "application/json")
 		resp, err := a.hc.Do(req)
 		if err != nil {
-			return nil, time.Time{}, transportError(err)
+			return nil, transportError(err)
 		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, MaxAPIBody+1))
 		resp.Body.Close()
@@ -396,14 +383,13 @@ func (a *API) get(ctx context.Context, tc *tokenCache, path string) ([]byte, tim
 		case resp.StatusCode == http.StatusUnauthorized && try == 0:
 			continue
 		case resp.StatusCode != http.StatusOK:
-			return nil, time.Time{}, fmt.Errorf("%w %d", ErrAPIStatus, resp.StatusCode)
+			return nil, fmt.Errorf("%w %d", ErrAPIStatus, resp.StatusCode)
 		case err != nil:
-			return nil, time.Time{}, transportError(err)
+			return nil, transportError(err)
 		case len(body) > MaxAPIBody:
-			return nil, time.Time{}, ErrAPITooLarge
+			return nil, ErrAPITooLarge
 		}
-		date, _ := http.ParseTime(resp.Header.Get("Date")) // zero when unreadable
-		return body, date, nil
+		return body, nil
 	}
 }
 

@@ -40,7 +40,6 @@ type fakeDataPass struct {
 	queries  []url.Values       // /habilitations queries
 	sinces   []string           // attempts' start_time
 	onRead   func(siret string) // called while /habilitations is read
-	date     time.Time          // /habilitations's Date header when set (the server's clock otherwise)
 }
 
 func newFakeDataPass(t testing.TB) *fakeDataPass {
@@ -140,7 +139,7 @@ func (f *fakeDataPass) habilitations(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f.mu.Lock()
 	f.queries = append(f.queries, q)
-	onRead, huge, anySIRET, date := f.onRead, f.huge, f.anySIRET, f.date
+	onRead, huge, anySIRET := f.onRead, f.huge, f.anySIRET
 	var list []map[string]any
 	for _, it := range f.items {
 		org := it["organisation"].(map[string]any)
@@ -157,9 +156,6 @@ func (f *fakeDataPass) habilitations(w http.ResponseWriter, r *http.Request) {
 	limit = min(max(limit, 1), 1000)
 	list = list[min(offset, len(list)):min(offset+limit, len(list))]
 	w.Header().Set("Content-Type", "application/json")
-	if !date.IsZero() {
-		w.Header().Set("Date", date.UTC().Format(http.TimeFormat))
-	}
 	if huge {
 		_, _ = w.Write([]byte(`[{"id":1,"request_id":1,"padding":"` + strings.Repeat("x", MaxAPIBody) + `"}]`))
 		return

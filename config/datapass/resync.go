@@ -50,29 +50,20 @@ const (
 // but bound to no habilitation gets a pending record. An organisation whose
 // read fails changes nothing: absence is only read from a complete list.
 //
-// Timestamps. A webhook may be fired while the API is read, and its
-// fired_at is DataPass's clock. Each record is applied with FiredAt = the
-// Date of the first page of its organisation's read, DataPass's own time
-// of the read, to the second: a webhook fired before it is older (the read
-// saw its effect: a late delivery of it is stale and cannot undo the
-// read's view, narrowing or widening), one fired after it is newer and
-// applies (in the same second, the more restrictive of the two wins).
-//
-// When the API gives no Date, or one more than Skew away from this clock
-// (a proxy's clock, not DataPass's), the read's start on this clock is
-// used instead, which cannot tell the two apart exactly: a record that
+// Timestamps. DataPass's clock (the webhooks' fired_at) and ours may
+// differ, and a webhook may be fired while the API is read. A record that
 // only narrows the access in force (the habilitation as the overlay gives
-// it now; for an unbound request, its record) is applied at the read's
-// start, so that a late delivery of a webhook fired before the read cannot
-// undo the narrowing; any other record (it widens, or changes nothing, or
-// both widens and narrows) at the read's start − Skew, so that a revoke
+// it now; for an unbound request, its record) is applied with FiredAt = the
+// time the read started: a webhook fired before the read is older, the read
+// saw its effect, and a late delivery of it cannot undo the narrowing. A
+// record that widens — or changes nothing, or both widens and narrows — is
+// applied with FiredAt = the read's start − Skew: a webhook (a revoke)
 // fired shortly before the read, even by a clock Skew ahead of ours, is
-// newer; the resync after repairs a widening this leaves out. Then, a late
-// approve fired in the Skew before the read can undo the narrowing part of
-// a record that also widens, until the next resync. (A webhook fired after
-// the read, by a clock behind ours, may be older than a narrowing record
-// and be ignored: it can only have narrowed further, and the next resync
-// applies it. Keep the clocks synchronised.)
+// newer, so neither its earlier delivery nor its later one is undone by
+// this read's view; the resync after repairs a widening this leaves out.
+// (A webhook fired after the read, by a clock behind ours, may be older
+// than a narrowing record and be ignored: it can only have narrowed
+// further, and the next resync applies it. Keep the clocks synchronised.)
 type Resync struct {
 	API   *API
 	Store Store
@@ -157,19 +148,17 @@ func (r *Resync) Once(ctx context.Context) (Report, error) {
 
 	requests := map[string]*resyncRequest{}
 	read := map[string]bool{}
-	readAts := map[string]time.Time{} // DataPass's Date of each organisation's read
 	for _, siret := range sirets {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
 			break
 		}
-		items, readAt, err := r.API.HabilitationsAt(ctx, siret)
+		items, err := r.API.Habilitations(ctx, siret)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		read[siret] = true
-		readAts[siret] = readAt
 		for _, h := range items {
 			s := h.SIRET
 			if s == "" {
@@ -197,7 +186,11 @@ func (r *Resync) Once(ctx context.Context) (Report, error) {
 		}
 		before := r.access(reg, rec.RequestID, nil)
 		predicted := r.access(reg, rec.RequestID, &habilitation.Live{Active: rec.Active, Scopes: rec.Scopes, Grant: true})
-		rec.FiredAt = r.stamp(start, readAts[rec.SIRET], skew, narrows(before, predicted) && !widens(before, predicted)).UnixNano()
+		at := start.Add(-skew)
+		if narrows(before, predicted) && !widens(before, predicted) {
+			at = start
+		}
+		rec.FiredAt = at.UnixNano()
 		_, changed, err := r.Store.Apply(ctx, rec)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("datapass: resync: request %s: %w", rec.RequestID, err))
@@ -235,20 +228,6 @@ func (r *Resync) Once(ctx context.Context) (Report, error) {
 	r.last.Store(start.UnixNano())
 	r.Store.Live().setReady() // a Memory store waiting for its first resync
 	return rep, nil
-}
-
-// stamp returns the FiredAt of a resync record (see Resync, Timestamps):
-// readAt, DataPass's time of the read, when it is within skew of this
-// clock; otherwise start for a record that only narrows, start − skew for
-// any other.
-func (r *Resync) stamp(start, readAt time.Time, skew time.Duration, onlyNarrows bool) time.Time {
-	if !readAt.IsZero() && !readAt.Before(start.Add(-skew)) && !readAt.After(r.now().Add(skew)) {
-		return readAt
-	}
-	if onlyNarrows {
-		return start
-	}
-	return start.Add(-skew)
 }
 
 // records builds the record of every request returned, and of every bound
