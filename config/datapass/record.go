@@ -26,12 +26,6 @@ type Record struct {
 	RequestID string `json:"request_id"`
 	// FiredAt orders the events of one request (Unix nanoseconds).
 	FiredAt int64 `json:"fired_at"`
-	// FloorAt, on a record a resync wrote (0 otherwise), opens a window
-	// [FloorAt, FiredAt] of events the API read may or may not have seen
-	// (DataPass's clock and ours differ by up to the resync's Skew): an
-	// event fired inside it that cannot widen still narrows the record, and
-	// one that widens is stale. Narrowing merges carry the window on.
-	FloorAt int64 `json:"floor_at,omitempty"`
 	// Event is the last event merged (approve, revoke…, or "resync").
 	Event string `json:"event"`
 	// SIRET is the organisation the request belongs to, as of Event.
@@ -91,13 +85,8 @@ func Revocation(requestID, event, siret string, t time.Time) Record {
 
 // Merge returns the record in force once next (derived from an event) is
 // merged into cur (nil: none yet), and whether it differs from cur:
-//   - next older than cur: cur stays (a late or replayed delivery), unless
-//     next cannot widen and was fired inside cur's resync window (FloorAt):
-//     the read behind cur may have missed it, so it narrows cur, which
-//     keeps its time;
-//   - next newer and widening (Widens): next, as a grant, unless next is a
-//     resync whose window holds cur, an event that cannot widen: the read
-//     may have missed cur, so next only narrows it;
+//   - next older than cur: cur stays (a late or replayed delivery);
+//   - next newer and widening (Widens): next, as a grant;
 //   - otherwise, the more restrictive of the two: active only if both are,
 //     the scopes both hold, at the later time. With no record yet, next
 //     caps the file's habilitation (it grants nothing the file does not).
@@ -112,15 +101,16 @@ func Merge(cur *Record, next Record) (Record, bool) {
 		}
 		return next, true
 	case next.FiredAt < cur.FiredAt:
-		if widen || cur.FloorAt == 0 || next.FiredAt < cur.FloorAt {
-			return *cur, false
-		}
-		next = restrict(*cur, next)
-		next.FiredAt = cur.FiredAt
-	case next.FiredAt > cur.FiredAt && widen && !(next.FloorAt != 0 && cur.FiredAt >= next.FloorAt && !Widens(cur.Event)):
+		return *cur, false
+	case next.FiredAt > cur.FiredAt && widen:
 		next.Grant = true
 	default:
-		next = restrict(*cur, next)
+		next.Grant = cur.Grant
+		next.Active = cur.Active && next.Active
+		next.Scopes = slices.DeleteFunc(slices.Clone(next.Scopes), func(s string) bool { return !slices.Contains(cur.Scopes, s) })
+		if len(next.Scopes) == 0 {
+			next.Active = false
+		}
 	}
 	if next.Scopes == nil {
 		next.Scopes = []string{}
@@ -133,24 +123,8 @@ func Merge(cur *Record, next Record) (Record, bool) {
 	return next, true
 }
 
-// restrict returns next narrowed by cur: active only if both are, the
-// scopes both hold, cur's kind of grant, and the wider of their resync
-// windows (a narrowing never closes one).
-func restrict(cur, next Record) Record {
-	next.Grant = cur.Grant
-	next.Active = cur.Active && next.Active
-	next.Scopes = slices.DeleteFunc(slices.Clone(next.Scopes), func(s string) bool { return !slices.Contains(cur.Scopes, s) })
-	if len(next.Scopes) == 0 {
-		next.Active = false
-	}
-	if cur.FloorAt != 0 && (next.FloorAt == 0 || cur.FloorAt < next.FloorAt) {
-		next.FloorAt = cur.FloorAt
-	}
-	return next
-}
-
 // same compares everything but Rev.
 func (r Record) same(o Record) bool {
-	return r.RequestID == o.RequestID && r.FiredAt == o.FiredAt && r.FloorAt == o.FloorAt && r.Event == o.Event && r.SIRET == o.SIRET &&
+	return r.RequestID == o.RequestID && r.FiredAt == o.FiredAt && r.Event == o.Event && r.SIRET == o.SIRET &&
 		r.Active == o.Active && r.Grant == o.Grant && slices.Equal(r.Scopes, o.Scopes)
 }

@@ -51,26 +51,19 @@ const (
 // read fails changes nothing: absence is only read from a complete list.
 //
 // Timestamps. DataPass's clock (the webhooks' fired_at) and ours may
-// differ by up to Skew, and a webhook may be fired while the API is read:
-// whether the read saw an event fired close to it is unknown. Each record
-// is applied with FiredAt = the read's start and a window FloorAt = the
-// read's start − Skew (Record.FloorAt, Merge):
-//   - a webhook fired before the window is older: the read saw its effect,
-//     and a late delivery of it is stale;
-//   - one fired inside the window that cannot widen (a revoke, an update)
-//     narrows the record, whether it was delivered before the resync (the
-//     resync does not widen past it) or after: a revoke fired shortly
-//     before the read, even by a clock Skew ahead of ours, is never undone;
-//   - an approve fired inside the window, delivered after the resync, is
-//     stale: it cannot undo a narrowing the read saw (with the read's start
-//     − Skew as its time, it could, until the next resync). One delivered
-//     before is replaced by the read's view, which fails closed: a widening
-//     the read missed waits for the next resync;
-//   - a webhook fired after the read's start is newer and applies.
-//
-// (A webhook fired after the read, by a clock more than Skew behind ours,
-// may be older than the window and be ignored: the next resync applies
-// it. Keep the clocks synchronised.)
+// differ, and a webhook may be fired while the API is read. A record that
+// only narrows the access in force (the habilitation as the overlay gives
+// it now; for an unbound request, its record) is applied with FiredAt = the
+// time the read started: a webhook fired before the read is older, the read
+// saw its effect, and a late delivery of it cannot undo the narrowing. A
+// record that widens — or changes nothing, or both widens and narrows — is
+// applied with FiredAt = the read's start − Skew: a webhook (a revoke)
+// fired shortly before the read, even by a clock Skew ahead of ours, is
+// newer, so neither its earlier delivery nor its later one is undone by
+// this read's view; the resync after repairs a widening this leaves out.
+// (A webhook fired after the read, by a clock behind ours, may be older
+// than a narrowing record and be ignored: it can only have narrowed
+// further, and the next resync applies it. Keep the clocks synchronised.)
 type Resync struct {
 	API   *API
 	Store Store
@@ -192,7 +185,12 @@ func (r *Resync) Once(ctx context.Context) (Report, error) {
 			break
 		}
 		before := r.access(reg, rec.RequestID, nil)
-		rec.FiredAt, rec.FloorAt = start.UnixNano(), start.Add(-skew).UnixNano()
+		predicted := r.access(reg, rec.RequestID, &habilitation.Live{Active: rec.Active, Scopes: rec.Scopes, Grant: true})
+		at := start.Add(-skew)
+		if narrows(before, predicted) && !widens(before, predicted) {
+			at = start
+		}
+		rec.FiredAt = at.UnixNano()
 		_, changed, err := r.Store.Apply(ctx, rec)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("datapass: resync: request %s: %w", rec.RequestID, err))
