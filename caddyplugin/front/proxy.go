@@ -18,8 +18,8 @@ import (
 
 // proxy serves a request for the app: a protected path needs a Cas 1
 // session, whose identity and data go with the request; the one return to
-// a Cas 2 page carries the hand-off once; the app's account header is
-// taken off its answers.
+// a Cas 2 page carries the hand-off once; the front's own cookies never
+// reach the app; the app's account header is taken off its answers.
 func (f *Front) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	s, ticket, _ := f.sessionOf(r)
 	protected := false
@@ -40,6 +40,7 @@ func (f *Front) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 			return nil
 		}
 	}
+	stripOwnCookies(r.Header)
 	return next.ServeHTTP(&accountCapture{ResponseWriter: w, f: f}, r)
 }
 

@@ -1,0 +1,100 @@
+package front
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/session"
+)
+
+// TestOwnCookiesNeverReachTheApp: the session ticket, the sealed account
+// and login bindings, in both spellings, are cut from the request the app
+// receives; the app's own cookies stay byte for byte.
+func TestOwnCookiesNeverReachTheApp(t *testing.T) {
+	cases := []struct {
+		in, want []string
+	}{
+		{[]string{"passerelle=TICKET-canary; PHPSESSID=abc"}, []string{"PHPSESSID=abc"}},
+		{[]string{`JSESSIONID="q;uoted"; __Host-passerelle=TICKET-canary`}, []string{`JSESSIONID="q; uoted"`}},
+		{[]string{"lang=fr", "__Host-passerelle-account=SEALED-canary", "theme=dark; passerelle-login-0a1b2c3d4e5f6a7b=BINDING-canary"}, []string{"lang=fr", "theme=dark"}},
+		{[]string{"__Secure-passerelle-login-0a1b2c3d4e5f6a7b=BINDING-canary"}, nil},
+		{[]string{"passerelle-account=SEALED-canary;passerelle=TICKET-canary"}, nil},
+		{[]string{"app_passerelle=kept; passerelle2=kept"}, []string{"app_passerelle=kept; passerelle2=kept"}},
+		{[]string{"a=1;b=2"}, []string{"a=1;b=2"}}, // untouched: nothing of ours
+	}
+	for _, tc := range cases {
+		h := http.Header{"Cookie": slices.Clone(tc.in)}
+		stripOwnCookies(h)
+		if got := h["Cookie"]; !slices.Equal(got, tc.want) {
+			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
+		}
+		if strings.Contains(strings.Join(h["Cookie"], ""), "canary") {
+			t.Errorf("%q: a cookie of the front reached the app", tc.in)
+		}
+	}
+}
+
+// FuzzStripOwnCookies: whatever the Cookie fields, no pair named as one of
+// the front's cookies is left, and every other non-empty pair is kept, in
+// order.
+func FuzzStripOwnCookies(f *testing.F) {
+	f.Add("passerelle=x; a=1", "b=2")
+	f.Add(`__Host-passerelle=x;c="d;e"`, "")
+	f.Add(" ; ;passerelle-login-ab=1;; z ", "passerelle-account=2")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		h := http.Header{"Cookie": {a, b}}
+		stripOwnCookies(h)
+		var want []string
+		for _, field := range []string{a, b} {
+			for pair := range strings.SplitSeq(field, ";") {
+				name, _, _ := strings.Cut(pair, "=")
+				if p := strings.TrimSpace(pair); p != "" && !isOwnCookie(strings.TrimSpace(name)) {
+					want = append(want, p)
+				}
+			}
+		}
+		var got []string
+		for _, field := range h["Cookie"] {
+			for pair := range strings.SplitSeq(field, ";") {
+				name, _, _ := strings.Cut(pair, "=")
+				if isOwnCookie(strings.TrimSpace(name)) {
+					t.Fatalf("own cookie %q kept from %q %q", name, a, b)
+				}
+				if p := strings.TrimSpace(pair); p != "" {
+					got = append(got, p)
+				}
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("from %q %q: kept %q, want %q", a, b, got, want)
+		}
+	})
+}
+
+// TestProxyStripsOwnCookies: the request the app receives through the
+// front carries the app's cookies and none of the front's.
+func TestProxyStripsOwnCookies(t *testing.T) {
+	sessions, err := session.New(session.Config{Store: session.NewMemory(0, nil), Secret: []byte(strings.Repeat("s", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Front{sessions: sessions}
+	var got []string
+	app := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		got = r.Header["Cookie"]
+		return nil
+	})
+	r := httptest.NewRequest(http.MethodGet, "/page", nil)
+	r.Header.Set("Cookie", "passerelle=TICKET-canary; PHPSESSID=abc; passerelle-account=SEALED-canary")
+	if err := f.proxy(httptest.NewRecorder(), r, app); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"PHPSESSID=abc"}) {
+		t.Fatalf("the app received the cookies %q", got)
+	}
+}
