@@ -60,6 +60,7 @@ type dataPassState struct {
 	redis     *datapass.Redis // nil without Redis
 	resync    *datapass.Resync
 	every     time.Duration
+	key       string // storeKey of the habilitations file
 }
 
 // memoryStores keeps the records of gateways without Redis across config
@@ -92,9 +93,11 @@ func memoryStore(habilitations string, resync bool) *datapass.Memory {
 	if m, ok := memoryStores.Load(key); ok {
 		return m.(*datapass.Memory)
 	}
-	m := datapass.NewMemory()
+	var m *datapass.Memory
 	if resync {
 		m = datapass.NewMemoryUntilResync()
+	} else {
+		m = datapass.NewMemory()
 	}
 	v, _ := memoryStores.LoadOrStore(key, m)
 	return v.(*datapass.Memory)
@@ -192,7 +195,8 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 		st.redis = datapass.NewRedis(rdb)
 		logger := a.logger // not a: the store may outlive this configuration
 		st.redis.Log = func(msg string, err error) { logger.Warn(msg, zap.Error(err)) }
-		st.redis.Adopt(redisStoreInForce(storeKey(a.Habilitations)))
+		st.key = storeKey(a.Habilitations)
+		st.redis.Adopt(redisStoreInForce(st.key))
 		// Read the records now, so that a reload or a start does not refuse
 		// the bound habilitations until the subscription is up; if Redis
 		// does not answer, they are refused until it does.
@@ -278,7 +282,7 @@ func (a *App) startDataPass(ctx context.Context) {
 		return
 	}
 	if r := a.datapass.redis; r != nil {
-		startRedisStore(storeKey(a.Habilitations), r)
+		startRedisStore(a.datapass.key, r)
 		go r.Run(ctx)
 	}
 	if a.datapass.resync != nil {
@@ -291,7 +295,7 @@ func (a *App) startDataPass(ctx context.Context) {
 // that failed). Stop and Cleanup both call it; once is enough.
 func (a *App) stopDataPass() {
 	if a.datapass != nil && a.datapass.redis != nil {
-		stopRedisStore(storeKey(a.Habilitations), a.datapass.redis)
+		stopRedisStore(a.datapass.key, a.datapass.redis)
 	}
 }
 

@@ -15,9 +15,8 @@ import (
 
 // Bounds of the resync interval.
 const (
-	defaultResyncEvery = 6 * time.Hour
-	minResyncEvery     = time.Minute
-	maxResyncEvery     = 24 * time.Hour
+	minResyncEvery = time.Minute
+	maxResyncEvery = 24 * time.Hour
 )
 
 // loadResync prepares the resync from DataPass's API, when configured.
@@ -28,7 +27,7 @@ func (a *App) loadResync(st *dataPassState) error {
 	}
 	st.every = time.Duration(c.Every)
 	if st.every == 0 {
-		st.every = defaultResyncEvery
+		st.every = datapass.DefaultResyncEvery
 	}
 	if st.every < minResyncEvery || st.every > maxResyncEvery {
 		return errors.New("passerelle: datapass api every: want 1m to 24h")

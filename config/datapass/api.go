@@ -18,6 +18,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 // Bounds of the API client.
@@ -180,6 +182,16 @@ const apiParticulierClass = "AuthorizationRequest::APIParticulier"
 // scopeNameRe is the shape of a scope or modality name kept.
 var scopeNameRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 
+// ValidScopeName reports whether s has the shape of a scope or modality
+// name the API client keeps.
+func ValidScopeName(s string) bool { return scopeNameRe.MatchString(s) }
+
+// Delivered reports whether DataPass counts a webhook delivery attempt
+// answered with status as delivered (200, 201, 204).
+func Delivered(status int) bool {
+	return status == http.StatusOK || status == http.StatusCreated || status == http.StatusNoContent
+}
+
 type rawHabilitation struct {
 	ID                        json.RawMessage `json:"id"`
 	RequestID                 json.RawMessage `json:"request_id"`
@@ -315,7 +327,7 @@ func (a *API) Habilitations(ctx context.Context, siret string) ([]APIHabilitatio
 // version name it so. DataPass returns at most the 100 latest attempts: the
 // count is a lower bound when 100 come back.
 func (a *API) FailedDeliveries(ctx context.Context, webhookID string, since time.Time) (int, error) {
-	if !idRe.MatchString(webhookID) {
+	if !habilitation.ValidDataPassID(webhookID) {
 		return 0, fmt.Errorf("%w: a webhook id is a number", ErrAPIConfig)
 	}
 	q := url.Values{
@@ -350,9 +362,7 @@ func countFailed(body []byte) (int, error) {
 			failed++
 			continue
 		}
-		switch n {
-		case http.StatusOK, http.StatusCreated, http.StatusNoContent:
-		default:
+		if !Delivered(n) {
 			failed++
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 const (
@@ -418,7 +420,7 @@ func FuzzHabilitationsPage(f *testing.F) {
 			t.Fatalf("%d items of a page of %d", len(items), n)
 		}
 		for _, h := range items {
-			if !idRe.MatchString(h.ID) || !idRe.MatchString(h.RequestID) ||
+			if !habilitation.ValidDataPassID(h.ID) || !habilitation.ValidDataPassID(h.RequestID) ||
 				h.SIRET != "" && !siretRe.MatchString(h.SIRET) ||
 				h.State != "" && !nameRe.MatchString(h.State) || h.DefinitionID != "" && !nameRe.MatchString(h.DefinitionID) ||
 				len(h.Scopes) > maxScopes || len(h.Modalities) > maxScopes {

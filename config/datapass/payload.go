@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 // MaxBodySize bounds a webhook body (DataPass sends a few kilobytes).
@@ -67,7 +69,6 @@ type Authorization struct {
 }
 
 var (
-	idRe    = regexp.MustCompile(`^[1-9][0-9]{0,18}$`)
 	siretRe = regexp.MustCompile(`^[0-9]{14}$`)
 	nameRe  = regexp.MustCompile(`^[a-z_]{1,40}$`)
 )
@@ -199,19 +200,15 @@ func parseTime(raw json.RawMessage) (time.Time, bool) {
 	return t.UTC(), true
 }
 
-// parseID reads a DataPass id, a JSON number or string of digits.
+// parseID reads a DataPass id, a JSON number or string of digits
+// (json.Number takes both).
 func parseID(raw json.RawMessage) (string, bool) {
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		var n json.Number
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.UseNumber()
-		if d.Decode(&n) != nil {
-			return "", false
-		}
-		s = n.String()
+	var n json.Number
+	if json.Unmarshal(raw, &n) != nil {
+		return "", false
 	}
-	if !idRe.MatchString(s) {
+	s := n.String()
+	if !habilitation.ValidDataPassID(s) {
 		return "", false
 	}
 	if _, err := strconv.ParseInt(s, 10, 64); err != nil {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 // The exact sample of DataPass's documentation (HOMOLOGATION.md §4).
@@ -107,7 +109,7 @@ func FuzzParse(f *testing.F) {
 		if ev.Test || ev.ModelType != ModelType {
 			return
 		}
-		if !idRe.MatchString(ev.RequestID) || !siretRe.MatchString(ev.SIRET) || !nameRe.MatchString(ev.Name) || ev.FiredAt.IsZero() {
+		if !habilitation.ValidDataPassID(ev.RequestID) || !siretRe.MatchString(ev.SIRET) || !nameRe.MatchString(ev.Name) || ev.FiredAt.IsZero() {
 			t.Fatalf("event fields out of shape: %+v", ev)
 		}
 		rec := Derive(ev, known)

@@ -163,6 +163,6 @@ func (p *Processor) Deliver(ctx context.Context, signature, environment string, 
 // habilitation of the file has its SIRET, or SIRETs lists it (the
 // organisations a resync reads).
 func (p *Processor) serves(r *habilitation.Registry, siret string) bool {
-	_, found := slices.BinarySearch(servedSIRETs(r, p.SIRETs), siret)
-	return found
+	return slices.Contains(p.SIRETs, siret) ||
+		slices.ContainsFunc(r.All(), func(h *habilitation.Habilitation) bool { return h.SIRET == siret })
 }

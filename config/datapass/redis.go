@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 // Redis keys and channel of the records (the ACL of deploy/compose/redis
@@ -249,10 +251,16 @@ func (s *Redis) Reload(ctx context.Context) error {
 		return fmt.Errorf("datapass: reading the records: %w", err)
 	}
 	recs := make([]Record, 0, len(all))
+	decoded := make(map[string]Record, len(all)) // Redis's copies that decode, for the write-back
 	bad := 0
 	for id, raw := range all {
 		var r Record
-		if json.Unmarshal([]byte(raw), &r) != nil || r.RequestID != id {
+		if json.Unmarshal([]byte(raw), &r) != nil {
+			bad++
+			continue
+		}
+		decoded[id] = r
+		if r.RequestID != id {
 			bad++
 			continue
 		}
@@ -264,8 +272,7 @@ func (s *Redis) Reload(ctx context.Context) error {
 	// caught up, a change applied here while Redis was down) are written
 	// back.
 	for _, r := range s.live.Records() {
-		var remote Record
-		if raw, ok := all[r.RequestID]; !ok || json.Unmarshal([]byte(raw), &remote) != nil || later(r, remote) {
+		if remote, ok := decoded[r.RequestID]; !ok || later(r, remote) {
 			if err := s.writeBack(ctx, r); err != nil {
 				return fmt.Errorf("datapass: writing back a record: %w", err)
 			}
@@ -340,7 +347,7 @@ func (s *Redis) Run(ctx context.Context) {
 
 // fetch reads one record announced on the channel.
 func (s *Redis) fetch(ctx context.Context, id string) {
-	if !idRe.MatchString(id) {
+	if !habilitation.ValidDataPassID(id) {
 		return
 	}
 	r, err := readRecord(ctx, s.rdb, id)

@@ -25,6 +25,10 @@ var (
 	nameRe     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,39}$`)
 )
 
+// ValidDataPassID reports whether s has the shape of a DataPass number (a
+// request, a webhook): 1 to 19 digits, no leading zero.
+func ValidDataPassID(s string) bool { return dataPassRe.MatchString(s) }
+
 var paris = mustLoadParis()
 
 func mustLoadParis() *time.Location {
@@ -204,7 +208,7 @@ func parseEntry(n *yaml.Node) (*Habilitation, []error) {
 			}
 		case "datapass_id":
 			s, ok := scalarString(v)
-			if !ok || !dataPassRe.MatchString(s) {
+			if !ok || !ValidDataPassID(s) {
 				fail(key, "must be a DataPass request number (1–19 digits, no leading zero)")
 			} else {
 				h.DataPassID = s

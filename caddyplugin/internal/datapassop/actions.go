@@ -40,7 +40,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxActionBody))
 	if err != nil || len(bytes.TrimSpace(raw)) > 0 && json.Unmarshal(raw, &body) != nil ||
-		slices.ContainsFunc(body.Scopes, func(sc string) bool { return !scopeRe.MatchString(sc) }) {
+		slices.ContainsFunc(body.Scopes, func(sc string) bool { return !datapass.ValidScopeName(sc) }) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `the body, when present, is {"scopes": [names...]}`})
 		return
 	}

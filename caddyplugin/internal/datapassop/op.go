@@ -118,9 +118,7 @@ type Attempt struct {
 }
 
 // Delivered reports whether DataPass counts the attempt as delivered.
-func (a Attempt) Delivered() bool {
-	return a.StatusCode == http.StatusOK || a.StatusCode == http.StatusCreated || a.StatusCode == http.StatusNoContent
-}
+func (a Attempt) Delivered() bool { return datapass.Delivered(a.StatusCode) }
 
 // Server is the stand-in. Its zero value is not usable: see New.
 type Server struct {
@@ -168,7 +166,6 @@ type token struct {
 var (
 	idRe    = regexp.MustCompile(`^[1-9][0-9]{0,17}$`)
 	siretRe = regexp.MustCompile(`^[0-9]{14}$`)
-	scopeRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 )
 
 // New checks cfg and returns a Server holding its requests.
@@ -241,7 +238,7 @@ func (s *Server) add(rq Request, created time.Time) error {
 	if rq.State != datapass.StateActive && rq.State != "revoked" {
 		return fmt.Errorf("datapassop: request %s: state: active or revoked", rq.ID)
 	}
-	if len(rq.Scopes) == 0 || slices.ContainsFunc(rq.Scopes, func(sc string) bool { return !scopeRe.MatchString(sc) }) {
+	if len(rq.Scopes) == 0 || slices.ContainsFunc(rq.Scopes, func(sc string) bool { return !datapass.ValidScopeName(sc) }) {
 		return fmt.Errorf("datapassop: request %s: scopes: plain names required", rq.ID)
 	}
 	if len(rq.Modalities) == 0 {
