@@ -5,11 +5,21 @@ import (
 	"strings"
 )
 
-// The front's own cookies, in both their plain-HTTP and HTTPS spellings
-// (cookieName, accountCookie, bindingCookie).
+// The front's own cookies: the session ticket (cookieName), the sealed
+// account in use (accountCookie) and one binding per pending login
+// (bindingCookie), prefixed with __Host- or __Secure- on HTTPS.
+const (
+	sessionCookie       = "passerelle"
+	accountCookieName   = "passerelle-account"
+	bindingCookiePrefix = "passerelle-login-"
+	hostPrefix          = "__Host-"
+	securePrefix        = "__Secure-"
+)
+
+// Every spelling of them, for stripOwnCookies.
 var (
-	ownCookies        = []string{"passerelle", "__Host-passerelle", "passerelle-account", "__Host-passerelle-account"}
-	ownCookiePrefixes = []string{"passerelle-login-", "__Secure-passerelle-login-"}
+	ownCookies        = []string{sessionCookie, hostPrefix + sessionCookie, accountCookieName, hostPrefix + accountCookieName}
+	ownCookiePrefixes = []string{bindingCookiePrefix, securePrefix + bindingCookiePrefix}
 )
 
 // isOwnCookie reports whether a cookie name is one the front sets.
@@ -41,20 +51,22 @@ func stripOwnCookies(h http.Header) {
 	}
 	kept := fields[:0:0]
 	for _, field := range fields {
-		if !strings.Contains(field, "passerelle") {
+		if !strings.Contains(field, sessionCookie) {
 			kept = append(kept, field) // the common case: nothing to cut
 			continue
 		}
 		var b strings.Builder
+		b.Grow(len(field))
 		for pair := range strings.SplitSeq(field, ";") {
+			pair = strings.TrimSpace(pair)
 			name, _, _ := strings.Cut(pair, "=")
-			if isOwnCookie(strings.TrimSpace(name)) || strings.TrimSpace(pair) == "" {
+			if pair == "" || isOwnCookie(strings.TrimSpace(name)) {
 				continue
 			}
 			if b.Len() > 0 {
 				b.WriteString("; ")
 			}
-			b.WriteString(strings.TrimSpace(pair))
+			b.WriteString(pair)
 		}
 		if b.Len() > 0 {
 			kept = append(kept, b.String())

@@ -98,3 +98,32 @@ func TestProxyStripsOwnCookies(t *testing.T) {
 		t.Fatalf("the app received the cookies %q", got)
 	}
 }
+
+// TestAppLogoutStripsOwnCookies: the app's logout path receives the app's
+// cookies and none of the front's, and the front still ends its session.
+func TestAppLogoutStripsOwnCookies(t *testing.T) {
+	sessions, err := session.New(session.Config{Store: session.NewMemory(0, nil), Secret: []byte(strings.Repeat("s", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Front{sessions: sessions, AppLogout: "/deconnexion", AfterLogout: "/", cache: &assertions{}}
+	var got []string
+	app := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		got = r.Header["Cookie"]
+		return nil
+	})
+	r := httptest.NewRequest(http.MethodGet, "/deconnexion", nil)
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	r.Header.Set("Sec-Fetch-Mode", "navigate")
+	r.Header.Set("Cookie", "passerelle=TICKET-canary; PHPSESSID=abc")
+	w := httptest.NewRecorder()
+	if err := f.appLogout(w, r, app); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"PHPSESSID=abc"}) {
+		t.Fatalf("the app's logout received the cookies %q", got)
+	}
+	if !strings.Contains(strings.Join(w.Header().Values("Set-Cookie"), ""), "passerelle=;") || w.Code != http.StatusSeeOther {
+		t.Fatalf("the front did not end its session: %d %v", w.Code, w.Header())
+	}
+}

@@ -301,9 +301,9 @@ func (f *Front) sessionOf(r *http.Request) (*session.Session, string, error) {
 // Secure), passerelle on a plain-HTTP loopback sandbox.
 func (f *Front) cookieName() string {
 	if f.secure {
-		return "__Host-passerelle"
+		return hostPrefix + sessionCookie
 	}
-	return "passerelle"
+	return sessionCookie
 }
 
 // bindingCookie names the browser's binding of one pending login: one
@@ -311,9 +311,9 @@ func (f *Front) cookieName() string {
 // the callback only.
 func (f *Front) bindingCookie(state string) string {
 	sum := sha256.Sum256([]byte(state))
-	name := "passerelle-login-" + hex.EncodeToString(sum[:8])
+	name := bindingCookiePrefix + hex.EncodeToString(sum[:8])
 	if f.secure {
-		return "__Secure-" + name // __Host- needs Path=/
+		return securePrefix + name // __Host- needs Path=/
 	}
 	return name
 }

@@ -46,8 +46,13 @@ func (f *Front) appLogout(w http.ResponseWriter, r *http.Request, next caddyhttp
 		f.writePage(w, "logout", pageData{Action: f.AppLogout, Retry: f.AfterLogout})
 		return nil
 	}
+	// The app gets the request without the front's cookies (as in
+	// proxy); logoutNow still reads the session from r.
+	toApp := r.WithContext(r.Context())
+	toApp.Header = r.Header.Clone()
+	stripOwnCookies(toApp.Header)
 	app := &headerRecorder{header: http.Header{}}
-	if err := next.ServeHTTP(app, r); err != nil {
+	if err := next.ServeHTTP(app, toApp); err != nil {
 		f.logger.Warn("the app's logout failed", zap.String("reason", "app_error"))
 	}
 	for _, c := range app.header.Values("Set-Cookie") {

@@ -258,9 +258,9 @@ const accountTTL = 30 * time.Minute
 // accountCookie holds the sealed account in use.
 func (f *Front) accountCookie() string {
 	if f.secure {
-		return "__Host-passerelle-account"
+		return hostPrefix + accountCookieName
 	}
-	return "passerelle-account"
+	return accountCookieName
 }
 
 // accountOf opens the browser's account cookie; nil when there is none,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -111,16 +110,8 @@ http://127.0.0.1:%[1]d {
 func startDPGateway(t *testing.T, port int, cfg string) string {
 	t.Helper()
 	logPath := startBinary(t, binary(t), "", "run", "--config", cfg, "--adapter", "caddyfile")
-	for range 100 {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			return logPath
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	log, _ := os.ReadFile(logPath)
-	t.Fatalf("gateway on %d did not start: %s", port, log)
-	return ""
+	waitListening(t, port, logPath, "gateway")
+	return logPath
 }
 
 // dpHabilitations is a copy of the sandbox habilitations file, whose
@@ -354,11 +345,11 @@ func TestDataPassReloadKeepsLocalRevocation(t *testing.T) {
 	setDataPassEnv(t)
 	srv := redistest.Start(t)
 	const admin = "127.0.0.1:18183"
-	cfgText, err := os.ReadFile(dpGateway(t, dpPortA, srv.Addr, writeKey(t), dpHabilitations(t), true))
+	cfg := dpGateway(t, dpPortA, srv.Addr, writeKey(t), dpHabilitations(t), true)
+	cfgText, err := os.ReadFile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(cfg, bytes.Replace(cfgText, []byte("admin off"), []byte("admin "+admin), 1), 0o600); err != nil {
 		t.Fatal(err)
 	}

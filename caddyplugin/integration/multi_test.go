@@ -140,15 +140,22 @@ http://127.0.0.1:%d {
 		t.Fatal(err)
 	}
 	logPath := startBinary(t, bin, "", "run", "--config", path, "--adapter", "caddyfile")
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", secondGatewayPort)); err == nil {
+	waitListening(t, secondGatewayPort, logPath, "second gateway")
+}
+
+// waitListening waits up to 10 s for a gateway started by startBinary to
+// accept connections on port; it fails the test with the gateway's log.
+func waitListening(t *testing.T, port int, logPath, what string) {
+	t.Helper()
+	for range 100 {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			c.Close()
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	log, _ := os.ReadFile(logPath)
-	t.Fatalf("second gateway did not start: %s", log)
+	t.Fatalf("%s on %d did not start: %s", what, port, log)
 }
 
 // TestB08_TwoInstancesOneRedis: two gateways (the in-process Caddy and the

@@ -28,6 +28,7 @@ const EnvAddr = "PASSERELLE_REDIS_ADDR"
 type Server struct {
 	Addr string
 
+	bin  string // redis-server, for Restart
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -85,12 +86,8 @@ func start(bin string) (*Server, error) {
 // crash.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal(err)
-	}
 	s.Kill()
-	n, err := startOn(bin, s.Addr)
+	n, err := startOn(s.bin, s.Addr)
 	if err != nil {
 		t.Fatalf("redistest: restarting redis-server: %v", err)
 	}
@@ -111,7 +108,7 @@ func startOn(bin, addr string) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: addr, cmd: cmd, done: make(chan struct{})}
+	s := &Server{Addr: addr, bin: bin, cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
