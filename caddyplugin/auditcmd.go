@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
@@ -74,16 +72,10 @@ func runAudit(cmd *cobra.Command) int {
 		fmt.Fprintln(errOut, err)
 		return 2
 	}
-	var ignores []audit.Ignore
-	if ignorePath != "" {
-		data, err := os.ReadFile(ignorePath)
-		if err == nil {
-			ignores, err = audit.ParseIgnore(data)
-		}
-		if err != nil {
-			fmt.Fprintln(errOut, "passerelle audit: ignore file:", err)
-			return 2
-		}
+	ignores, err := readIgnores(ignorePath)
+	if err != nil {
+		fmt.Fprintln(errOut, "passerelle audit: ignore file:", err)
+		return 2
 	}
 	kept, ignored := audit.Apply(findings, ignores)
 	if err := audit.Report(out, format, kept, ignored); err != nil {
@@ -103,22 +95,21 @@ func auditFile(path, adapter string) ([]audit.Finding, error) {
 	if path == "" {
 		return nil, errors.New("passerelle audit: --config is required")
 	}
-	body, err := os.ReadFile(path)
+	body, err := adaptConfig(path, adapter)
 	if err != nil {
-		return nil, fmt.Errorf("passerelle audit: reading %s: %w", path, err)
-	}
-	if adapter == "" && strings.HasPrefix(strings.ToLower(filepath.Base(path)), "caddyfile") {
-		adapter = "caddyfile"
-	}
-	if adapter != "" && adapter != "json" {
-		a := caddyconfig.GetAdapter(adapter)
-		if a == nil {
-			return nil, fmt.Errorf("passerelle audit: unknown adapter %q", adapter)
-		}
-		body, _, err = a.Adapt(body, map[string]any{"filename": path})
-		if err != nil {
-			return nil, fmt.Errorf("passerelle audit: adapting %s: %w", path, err)
-		}
+		return nil, fmt.Errorf("passerelle audit: %w", err)
 	}
 	return audit.Run(body, audit.Options{ReadFile: os.ReadFile, Getenv: os.Getenv})
+}
+
+// readIgnores reads a file of accepted findings; none when path is "".
+func readIgnores(path string) ([]audit.Ignore, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return audit.ParseIgnore(data)
 }

@@ -122,11 +122,7 @@ func dossierInput(cmd *cobra.Command) (dossier.Input, string, error) {
 		return in, "", fmt.Errorf("--date %q: YYYY-MM-DD", in.Date)
 	}
 	if p := get("ignore"); p != "" {
-		data, err := os.ReadFile(p)
-		if err == nil {
-			in.Ignores, err = audit.ParseIgnore(data)
-		}
-		if err != nil {
+		if in.Ignores, err = readIgnores(p); err != nil {
 			return in, "", fmt.Errorf("ignore file: %w", err)
 		}
 		in.IgnoreName = filepath.Base(p)
@@ -158,8 +154,9 @@ func dossierInput(cmd *cobra.Command) (dossier.Input, string, error) {
 	return in, get("out"), nil
 }
 
-// adaptConfig reads a configuration and adapts it to Caddy's JSON, as
-// `passerelle audit` does.
+// adaptConfig reads a configuration and adapts it to Caddy's JSON (a file
+// named Caddyfile… with the caddyfile adapter unless one is named), for
+// `passerelle audit` and `passerelle dossier`.
 func adaptConfig(path, adapter string) ([]byte, error) {
 	body, err := os.ReadFile(path)
 	if err != nil {

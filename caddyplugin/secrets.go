@@ -7,16 +7,13 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/passerelle-gw/passerelle/config/audit"
 )
 
 // isReference reports whether v is exactly one runtime reference, {env.NAME}
-// or {file.path}, and nothing else.
-func isReference(v string) bool {
-	if !strings.HasPrefix(v, "{env.") && !strings.HasPrefix(v, "{file.") {
-		return false
-	}
-	return strings.HasSuffix(v, "}") && strings.Count(v, "{") == 1 && strings.Count(v, "}") == 1
-}
+// or {file.path}, and nothing else (the rule passerelle audit applies too).
+func isReference(v string) bool { return audit.IsReference(v) }
 
 // resolveSecret resolves a secret field at Provision (SECURITY.md H01). Only
 // {env.NAME} and {file.path} references are accepted in production: a literal

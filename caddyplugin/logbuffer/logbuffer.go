@@ -345,6 +345,9 @@ func (b *Buffer) Close() error {
 	b.flushMu.Lock()
 	defer b.flushMu.Unlock()
 	err := b.flushLocked(false)
+	if err != nil {
+		LostBatches.Inc() // as in loop: Caddy only prints a Close error
+	}
 	if cerr := b.inner.Close(); err == nil {
 		err = cerr
 	}

@@ -167,12 +167,16 @@ func ParseIgnore(data []byte) ([]Ignore, error) {
 	return out, nil
 }
 
+// Matches reports whether the ignore line accepts f: same rule, and same
+// path unless the line names none.
+func (ig Ignore) Matches(f Finding) bool {
+	return ig.Rule == f.Rule && (ig.Path == "" || ig.Path == f.Path)
+}
+
 // Apply returns the findings not ignored, and those ignored.
 func Apply(findings []Finding, ignores []Ignore) (kept, ignored []Finding) {
 	for _, f := range findings {
-		if slices.ContainsFunc(ignores, func(ig Ignore) bool {
-			return ig.Rule == f.Rule && (ig.Path == "" || ig.Path == f.Path)
-		}) {
+		if slices.ContainsFunc(ignores, func(ig Ignore) bool { return ig.Matches(f) }) {
 			ignored = append(ignored, f)
 			continue
 		}

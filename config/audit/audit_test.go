@@ -144,6 +144,11 @@ func TestEachRule(t *testing.T) {
 		{"PA02", func(c map[string]any) {
 			obj(c, "apps", "passerelle", "upstreams", "CNAV")["header_value"] = "Bearer s3cr3t-value-canary"
 		}},
+		// Two references around a literal: the gateway takes it as a
+		// literal (refused in production), so the audit does too.
+		{"PA02", func(c map[string]any) {
+			obj(c, "apps", "passerelle", "franceconnect")["client_secret"] = "{env.A}s3cr3t-value-canary{env.B}"
+		}},
 		{"PA03", func(c map[string]any) {
 			obj(c, "apps", "passerelle", "franceconnect")["issuer"] = "http://fc.example/api/v2"
 		}},

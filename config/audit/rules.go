@@ -79,7 +79,7 @@ var secretFields = [][]string{
 func checkLiteralSecrets(c *cfg) []Finding {
 	var out []Finding
 	literal := func(path, v string) {
-		if v != "" && !isReference(v) {
+		if v != "" && !IsReference(v) {
 			out = append(out, find("PA02", path, "a literal value"))
 		}
 	}

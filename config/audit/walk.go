@@ -113,11 +113,14 @@ func strs(v any, keys ...string) []string {
 	return out
 }
 
-// isReference reports whether a secret is given as {env.NAME} or
-// {file.path} (Caddy placeholders resolved at load).
-func isReference(v string) bool {
-	return strings.HasPrefix(v, "{env.") && strings.HasSuffix(v, "}") ||
-		strings.HasPrefix(v, "{file.") && strings.HasSuffix(v, "}")
+// IsReference reports whether a secret is exactly one runtime reference,
+// {env.NAME} or {file.path} (Caddy placeholders resolved at load), and
+// nothing else: the gateway's own rule for secrets (caddyplugin).
+func IsReference(v string) bool {
+	if !strings.HasPrefix(v, "{env.") && !strings.HasPrefix(v, "{file.") {
+		return false
+	}
+	return strings.HasSuffix(v, "}") && strings.Count(v, "{") == 1 && strings.Count(v, "}") == 1
 }
 
 // loopbackHost reports whether a host (or host:port, a dial address, a

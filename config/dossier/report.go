@@ -182,7 +182,7 @@ func findingText(f audit.Finding) string {
 // justification returns the why of the ignore line that accepted f.
 func justification(f audit.Finding, ignores []audit.Ignore) string {
 	for _, ig := range ignores {
-		if ig.Rule == f.Rule && (ig.Path == "" || ig.Path == f.Path) {
+		if ig.Matches(f) {
 			return ig.Why
 		}
 	}
