@@ -366,13 +366,19 @@ func (c *cfg) logs() map[string]any {
 	return l
 }
 
+// Includes reports whether a log's include entry takes a logger: the
+// logger itself or one of its parents (passerelle takes passerelle.audit).
+func Includes(include, logger string) bool {
+	return logger == include || strings.HasPrefix(logger, include+".")
+}
+
 // sinkOf returns the log that receives a logger's entries: the first log
-// including it (by prefix), else the default one.
+// including it (Includes), else the default one.
 func (c *cfg) sinkOf(logger string) (string, map[string]any) {
 	logs := c.logs()
 	for _, name := range slices.Sorted(maps.Keys(logs)) {
 		for _, inc := range strs(logs[name], "include") {
-			if logger == inc || strings.HasPrefix(logger, inc+".") {
+			if Includes(inc, logger) {
 				m, _ := logs[name].(map[string]any)
 				return name, m
 			}

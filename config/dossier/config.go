@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/passerelle-gw/passerelle/config/audit"
 )
 
 // deployed is what the dossier reads from the deployed configuration
@@ -123,7 +125,8 @@ func readDeployed(config []byte) (*deployed, error) {
 		s := sinkOf(name, dig(l, "writer"))
 		includes := strs(l, "include")
 		switch {
-		case slices.Contains(includes, "passerelle.audit"):
+		case d.audit == nil && slices.ContainsFunc(includes, func(i string) bool { return audit.Includes(i, "passerelle.audit") }):
+			// The first log that takes the trail, as the audit's PA14 reads it.
 			d.audit = &s
 		case slices.ContainsFunc(includes, func(i string) bool { return strings.HasPrefix(i, "http.log.access") }):
 			d.access = append(d.access, s)

@@ -351,3 +351,17 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("a configuration that is not an object: %v", err)
 	}
 }
+
+// TestAuditLogAsTheAuditReadsIt: the trail's log is found as PA14 finds it,
+// a parent logger included, the first log in name order winning.
+func TestAuditLogAsTheAuditReadsIt(t *testing.T) {
+	d, err := readDeployed([]byte(`{"logging":{"logs":{
+		"a_trail":{"include":["passerelle"],"writer":{"output":"file","filename":"/var/log/passerelle/audit.log"}},
+		"b_other":{"include":["passerelle.audit"],"writer":{"output":"stderr"}}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.audit == nil || d.audit.name != "a_trail" {
+		t.Fatalf("audit log %+v, want the first log taking passerelle.audit (a_trail)", d.audit)
+	}
+}
