@@ -45,6 +45,21 @@ func TestAuditCommand(t *testing.T) {
 		t.Fatalf("production template: exit %d\n%s", code, out)
 	}
 	dir := t.TempDir()
+	// The provider reached from the site's error routes, as the Caddyfile
+	// adapter writes handle_errors: PA05.
+	prod, err := os.ReadFile("../../deploy/Caddyfile.production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const end = "\t\t\tlb_retries 1\n\t\t}\n\t}\n"
+	if !strings.Contains(string(prod), end) {
+		t.Fatal("the production template's provider block changed: update this test")
+	}
+	errs := filepath.Join(dir, "Caddyfile.errors")
+	_ = os.WriteFile(errs, []byte(strings.Replace(string(prod), end, end+"\thandle_errors {\n\t\treverse_proxy https://provider.example\n\t}\n", 1)), 0o600)
+	if code, out := audit(t, habs, "--config", errs, "--adapter", "caddyfile"); code != 1 || !strings.Contains(out, "PA05 HIGH") || !strings.Contains(out, ".errors.routes[0]") {
+		t.Fatalf("a provider reached from handle_errors: exit %d\n%s", code, out)
+	}
 	ignore := filepath.Join(dir, "ignore")
 	_ = os.WriteFile(ignore, []byte("PA01 -- the sandbox, on a developer's machine\n"), 0o600)
 	if code, out := audit(t, nil, "--config", "Caddyfile.example", "--ignore", ignore, "--fail-on", "critical"); code != 0 || !strings.Contains(out, "PA02") {

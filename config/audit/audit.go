@@ -111,9 +111,13 @@ func Run(config []byte, opts Options) ([]Finding, error) {
 		if a.Rule != b.Rule {
 			return strings.Compare(a.Rule, b.Rule)
 		}
-		return strings.Compare(a.Path, b.Path)
+		if a.Path != b.Path {
+			return strings.Compare(a.Path, b.Path)
+		}
+		return strings.Compare(a.Detail, b.Detail)
 	})
-	return out, nil
+	// A named route invoked twice is walked twice: one finding each.
+	return slices.Compact(out), nil
 }
 
 // Rule describes one rule, for the documentation and the reports.

@@ -3,6 +3,7 @@ package audit
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 )
 
@@ -37,7 +38,11 @@ func (h handler) after(name string) bool {
 	return false
 }
 
-// index walks apps.http.servers.*.routes, subroutes included.
+// index walks every handler of every server, as Caddy runs them: the
+// server's routes and its error routes (handle_errors), subroutes, the named
+// routes where a route invokes them, the provider of a passerelle_front and
+// reverse_proxy's handle_response routes. A handler reached through two
+// invocations of one named route is listed once per invocation.
 func (c *cfg) index() {
 	c.servers = map[string]map[string]any{}
 	servers, _ := dig(c.root, "apps", "http", "servers").(map[string]any)
@@ -47,34 +52,82 @@ func (c *cfg) index() {
 			continue
 		}
 		c.servers[name] = srv
+		w := walker{c: c, server: name, named: srv["named_routes"]}
+		base := "apps.http.servers." + name
 		routes, _ := srv["routes"].([]any)
-		c.walkRoutes(name, "apps.http.servers."+name+".routes", routes, nil)
+		w.routes(base+".routes", routes, nil)
+		// handle_errors: the routes run after a handler failed, with
+		// none of the main chain's handlers before them.
+		errRoutes, _ := dig(srv, "errors", "routes").([]any)
+		w.routes(base+".errors.routes", errRoutes, nil)
 	}
 }
 
-func (c *cfg) walkRoutes(server, path string, routes []any, before []string) {
+// walker lists the handlers of one server.
+type walker struct {
+	c      *cfg
+	server string
+	named  any      // the server's named_routes
+	stack  []string // the named routes being walked (one may invoke itself)
+}
+
+func (w *walker) routes(path string, routes []any, before []string) {
 	for i, r := range routes {
-		route, ok := r.(map[string]any)
-		if !ok {
-			continue
-		}
-		chain := append([]string(nil), before...)
-		hs, _ := route["handle"].([]any)
-		for j, h := range hs {
-			obj, ok := h.(map[string]any)
-			if !ok {
-				continue
-			}
-			hp := fmt.Sprintf("%s[%d].handle[%d]", path, i, j)
-			c.handlers = append(c.handlers, handler{server: server, path: hp, obj: obj, before: append([]string(nil), chain...)})
-			if sub, ok := obj["routes"].([]any); ok && obj["handler"] == "subroute" {
-				c.walkRoutes(server, hp+".routes", sub, chain)
-			}
-			if name, _ := obj["handler"].(string); name != "" && name != "subroute" {
-				chain = append(chain, name)
-			}
+		if route, ok := r.(map[string]any); ok {
+			w.route(fmt.Sprintf("%s[%d]", path, i), route, before)
 		}
 	}
+}
+
+func (w *walker) route(path string, route map[string]any, before []string) {
+	chain := slices.Clone(before)
+	hs, _ := route["handle"].([]any)
+	for j, h := range hs {
+		if obj, ok := h.(map[string]any); ok {
+			chain = w.handler(fmt.Sprintf("%s.handle[%d]", path, j), obj, chain)
+		}
+	}
+}
+
+// handler lists one handler with the chain before it, walks the handlers
+// it holds, and returns the chain of the handlers after it.
+func (w *walker) handler(path string, obj map[string]any, chain []string) []string {
+	w.c.handlers = append(w.c.handlers, handler{server: w.server, path: path, obj: obj, before: slices.Clone(chain)})
+	name, _ := obj["handler"].(string)
+	switch name {
+	case "":
+		return chain
+	case "subroute":
+		sub, _ := obj["routes"].([]any)
+		w.routes(path+".routes", sub, chain)
+		return chain
+	case "invoke":
+		w.invoke(str(obj, "name"), chain)
+	case "passerelle_front":
+		// The front's provider is called by the pipeline only, as
+		// passerelle's own next handler is.
+		if p, ok := obj["provider"].(map[string]any); ok {
+			w.handler(path+".provider", p, append(slices.Clone(chain), name, "passerelle"))
+		}
+	case "reverse_proxy":
+		responses, _ := obj["handle_response"].([]any)
+		for i, hr := range responses {
+			sub, _ := dig(hr, "routes").([]any)
+			w.routes(fmt.Sprintf("%s.handle_response[%d].routes", path, i), sub, append(slices.Clone(chain), name))
+		}
+	}
+	return append(chain, name)
+}
+
+// invoke walks a named route where a route invokes it.
+func (w *walker) invoke(name string, chain []string) {
+	route, ok := dig(w.named, name).(map[string]any)
+	if !ok || slices.Contains(w.stack, name) {
+		return
+	}
+	w.stack = append(w.stack, name)
+	w.route("apps.http.servers."+w.server+".named_routes."+name, route, chain)
+	w.stack = w.stack[:len(w.stack)-1]
 }
 
 // named returns the handlers of one module name.

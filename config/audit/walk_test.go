@@ -1,0 +1,118 @@
+package audit
+
+import (
+	"slices"
+	"testing"
+)
+
+// proxyTo is a reverse_proxy to one upstream, over TLS unless plain.
+func proxyTo(dial string, plain bool) map[string]any {
+	h := map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": dial}}}
+	if !plain {
+		h["transport"] = map[string]any{"protocol": "http", "tls": map[string]any{}}
+	}
+	return h
+}
+
+// front is a passerelle_front whose in-process datasets go to provider,
+// in its subroute as the Caddyfile adapts `provider { reverse_proxy … }`.
+func front(provider map[string]any) map[string]any {
+	return map[string]any{
+		"handler": "passerelle_front", "secret": "{env.FRONT_SECRET}", "assertion_key": "{file./run/credentials/p/assertion.pem}",
+		"franceconnect": map[string]any{"issuer": "https://oidc.franceconnect.gouv.fr/api/v2", "client_secret": "{env.FS_SECRET}"},
+		"provider":      map[string]any{"handler": "subroute", "routes": []any{map[string]any{"handle": []any{provider}}}},
+	}
+}
+
+// addRoute appends a route of handlers to the public server.
+func addRoute(c map[string]any, handlers ...any) {
+	srv := obj(c, "apps", "http", "servers", "public")
+	srv["routes"] = append(srv["routes"].([]any), map[string]any{"handle": handlers})
+}
+
+// TestHandlersEverywhere: the rules on handlers see every handler Caddy
+// runs, not only those of the servers' main routes: the error routes
+// (handle_errors), named routes where a route invokes them, a front's
+// provider and reverse_proxy's handle_response routes. Each case hides the
+// fault in one of those places; before, the audit passed them all.
+func TestHandlersEverywhere(t *testing.T) {
+	srv := func(c map[string]any) map[string]any { return obj(c, "apps", "http", "servers", "public") }
+	cases := []struct {
+		name   string
+		rule   string
+		change func(c map[string]any)
+	}{
+		{"provider reached from handle_errors", "PA05", func(c map[string]any) {
+			srv(c)["errors"] = map[string]any{"routes": []any{map[string]any{"handle": []any{proxyTo("provider.example:443", false)}}}}
+		}},
+		{"sandbox module in handle_errors", "PA01", func(c map[string]any) {
+			obj(c, "apps", "http", "servers", "internal")["errors"] = map[string]any{"routes": []any{
+				map[string]any{"handle": []any{map[string]any{"handler": "passerelle_sandbox_fc"}}}}}
+		}},
+		{"provider reached from a named route invoked without passerelle", "PA05", func(c map[string]any) {
+			srv(c)["named_routes"] = map[string]any{"direct": map[string]any{"handle": []any{proxyTo("provider.example:443", false)}}}
+			addRoute(c, map[string]any{"handler": "invoke", "name": "direct"})
+		}},
+		{"front's provider over plain HTTP", "PA03", func(c map[string]any) {
+			addRoute(c, front(proxyTo("provider.example:80", true)), proxyTo("app.internal:8080", true))
+		}},
+		{"front's provider retrying three times", "PA17", func(c map[string]any) {
+			p := proxyTo("provider.example:443", false)
+			p["load_balancing"] = map[string]any{"retries": 3.0}
+			addRoute(c, front(p), proxyTo("app.internal:8080", true))
+		}},
+		{"provider reached from handle_response", "PA05", func(c map[string]any) {
+			app := proxyTo("app.internal:8080", true)
+			app["handle_response"] = []any{map[string]any{"routes": []any{map[string]any{"handle": []any{proxyTo("provider.example:443", false)}}}}}
+			addRoute(c, app)
+		}},
+	}
+	for _, tc := range cases {
+		c := clean()
+		tc.change(c)
+		if got := rulesOf(run(t, c)); !slices.Contains(got, tc.rule) {
+			t.Errorf("%s: %s not tripped (got %v)", tc.name, tc.rule, got)
+		}
+	}
+}
+
+// TestHandlersEverywhereClean: what those places may hold without a
+// finding. A named route invoked after passerelle is behind it; a front's
+// provider over TLS is a provider behind the pipeline (a direct
+// reverse_proxy to it elsewhere trips PA05), and the app behind the front
+// is not a provider; a route invoking itself ends.
+func TestHandlersEverywhereClean(t *testing.T) {
+	c := clean()
+	srv := obj(c, "apps", "http", "servers", "public")
+	srv["named_routes"] = map[string]any{
+		"provider": map[string]any{"handle": []any{proxyTo("provider.example:443", false)}},
+		"loop":     map[string]any{"handle": []any{map[string]any{"handler": "invoke", "name": "loop"}}},
+	}
+	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
+	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
+	addRoute(c, map[string]any{"handler": "invoke", "name": "loop"})
+	addRoute(c, front(proxyTo("dataset-provider.example:443", false)), proxyTo("app.internal:8080", true))
+	if fs := run(t, c); len(fs) != 0 {
+		t.Fatalf("findings %+v", fs)
+	}
+	addRoute(c, proxyTo("dataset-provider.example:443", false))
+	fs := run(t, c)
+	if len(fs) != 1 || fs[0].Rule != "PA05" {
+		t.Fatalf("a direct reverse_proxy to the front's provider: %+v", fs)
+	}
+}
+
+// TestNamedRouteFindingsOnce: a named route invoked from two routes holds
+// one fault: one finding.
+func TestNamedRouteFindingsOnce(t *testing.T) {
+	c := clean()
+	p := proxyTo("provider.example:443", false)
+	p["load_balancing"] = map[string]any{"retries": 3.0}
+	obj(c, "apps", "http", "servers", "public")["named_routes"] = map[string]any{"provider": map[string]any{"handle": []any{p}}}
+	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
+	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
+	fs := run(t, c)
+	if len(fs) != 1 || fs[0].Rule != "PA17" {
+		t.Fatalf("findings %+v", fs)
+	}
+}
