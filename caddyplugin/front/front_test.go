@@ -234,6 +234,9 @@ func TestAccountHeaderNeverSent(t *testing.T) {
 	for _, c := range resp.Cookies() {
 		if c.Name == "passerelle-account" {
 			sealed = c.Value
+			if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.MaxAge != int(accountTTL.Seconds()) {
+				t.Fatalf("account cookie attributes: %+v", c)
+			}
 		}
 	}
 	var acct reconcile.Account

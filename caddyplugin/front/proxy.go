@@ -244,9 +244,7 @@ func (a *accountCapture) capture() {
 		a.f.logger.Error("account not kept", zap.String("reason", "sealing"))
 		return
 	}
-	c := &http.Cookie{Name: a.f.accountCookie(), Value: sealed, Path: "/", MaxAge: int(accountTTL.Seconds()),
-		HttpOnly: true, Secure: a.f.secure, SameSite: http.SameSiteLaxMode}
-	h.Add("Set-Cookie", c.String())
+	a.f.setCookie(a.ResponseWriter, a.f.accountCookie(), sealed, accountTTL)
 	// A shared cache must not give one citizen's cookie to another.
 	h.Set("Cache-Control", "private, no-store")
 }
