@@ -48,7 +48,7 @@ func clean() map[string]any {
 					"listen":              []any{":443"},
 					"read_header_timeout": 10e9, "read_timeout": 30e9, "idle_timeout": 120e9,
 					"logs": map[string]any{"logger_names": map[string]any{"api.mairie.example": []any{"log0"}}},
-					"routes": []any{map[string]any{"handle": []any{map[string]any{"handler": "subroute", "routes": []any{
+					"routes": []any{map[string]any{"match": []any{map[string]any{"host": []any{"api.mairie.example"}}}, "handle": []any{map[string]any{"handler": "subroute", "routes": []any{
 						map[string]any{"handle": []any{
 							map[string]any{"handler": "passerelle"},
 							map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": "provider.example:443"}},
@@ -168,11 +168,12 @@ func TestEachRule(t *testing.T) {
 			obj(c, "apps", "passerelle", "franceconnect")["key_algorithms"] = []any{"RSA1_5"}
 		}},
 		{"PA04", func(c map[string]any) { obj(c, "apps", "passerelle", "franceconnect")["skew"] = 120e9 }},
+		// reverse_proxy /direct/* to the provider, before passerelle.
 		{"PA05", func(c map[string]any) {
-			rs := route(c)
-			rs = append(rs, map[string]any{"handle": []any{map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": "provider.example:443"}},
-				"transport": map[string]any{"protocol": "http", "tls": map[string]any{}}}}})
-			obj(c, "apps", "http", "servers", "public", "routes", 0, "handle", 0)["routes"] = rs
+			direct := map[string]any{"match": []any{map[string]any{"path": []any{"/direct/*"}}},
+				"handle": []any{map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": "provider.example:443"}},
+					"transport": map[string]any{"protocol": "http", "tls": map[string]any{}}}}}
+			obj(c, "apps", "http", "servers", "public", "routes", 0, "handle", 0)["routes"] = append([]any{direct}, route(c)...)
 		}},
 		{"PA07", func(c map[string]any) { srv(c)["listen"] = []any{":80"} }},
 		{"PA08", func(c map[string]any) {

@@ -57,7 +57,9 @@ func (c *cfg) internalNetworkOnly(server string) bool {
 		}
 	}
 	for _, h := range c.handlers {
-		if h.server == server && !slices.Contains(probeHandlers, h.name()) {
+		// Error routes answer the failures of the routes: they serve no
+		// route of their own (an error page, a rewrite).
+		if h.server == server && !h.errorRoute && !slices.Contains(probeHandlers, h.name()) {
 			return false
 		}
 	}

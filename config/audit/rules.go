@@ -225,7 +225,11 @@ func checkBypass(c *cfg) []Finding {
 		}
 		for _, d := range dials(h.obj) {
 			if providers[d] {
-				out = append(out, find("PA05", h.path, "reverse_proxy to "+d+" without passerelle before it"))
+				detail := "reverse_proxy to " + d + " without passerelle before it"
+				if h.via != "" {
+					detail += " (run by the invoke at " + h.via + ")"
+				}
+				out = append(out, find("PA05", h.path, detail))
 			}
 		}
 	}

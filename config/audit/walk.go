@@ -25,6 +25,10 @@ type handler struct {
 	// before are the names of the handlers that run before it in its
 	// route chain (enclosing subroutes included).
 	before []string
+	// via names the invokes that run it, when it is in a named route.
+	via string
+	// errorRoute: it is in error routes (handle_errors).
+	errorRoute bool
 }
 
 func (h handler) name() string { s, _ := h.obj["handler"].(string); return s }
@@ -38,11 +42,11 @@ func (h handler) after(name string) bool {
 	return false
 }
 
-// index walks every handler of every server, as Caddy runs them: the
-// server's routes and its error routes (handle_errors), subroutes, the named
-// routes where a route invokes them, the provider of a passerelle_front and
-// reverse_proxy's handle_response routes. A handler reached through two
-// invocations of one named route is listed once per invocation.
+// index walks every handler of every server as Caddy chains them: the
+// server's routes and error routes (handle_errors), subroutes and their
+// error routes, named routes where an invoke runs them (once per
+// invocation), the provider of a passerelle_front, and the handle_response
+// routes of reverse_proxy and intercept.
 func (c *cfg) index() {
 	c.servers = map[string]map[string]any{}
 	servers, _ := dig(c.root, "apps", "http", "servers").(map[string]any)
@@ -58,10 +62,13 @@ func (c *cfg) index() {
 		w.routes(base+".routes", routes, nil)
 		// handle_errors: the routes run after a handler failed, with
 		// none of the main chain's handlers before them.
-		errRoutes, _ := dig(srv, "errors", "routes").([]any)
-		w.routes(base+".errors.routes", errRoutes, nil)
+		w.errorRoutes(base+".errors.routes", srv, nil)
 	}
 }
+
+// maxHandlers bounds the walk: named routes invoking one another twice at
+// each level would be walked an exponential number of times.
+const maxHandlers = 1 << 16
 
 // walker lists the handlers of one server.
 type walker struct {
@@ -69,17 +76,30 @@ type walker struct {
 	server string
 	named  any      // the server's named_routes
 	stack  []string // the named routes being walked (one may invoke itself)
+	via    []string // the paths of the invokes that run them
+	errors bool     // walking error routes
 }
 
-func (w *walker) routes(path string, routes []any, before []string) {
+// routes walks a route list, which Caddy compiles into one chain: the
+// handlers of a route without matchers come before those of the routes
+// after it. It returns the chain after the list: what every request runs.
+func (w *walker) routes(path string, routes []any, before []string) []string {
+	chain := before
 	for i, r := range routes {
-		if route, ok := r.(map[string]any); ok {
-			w.route(fmt.Sprintf("%s[%d]", path, i), route, before)
+		route, ok := r.(map[string]any)
+		if !ok {
+			continue
+		}
+		after := w.route(fmt.Sprintf("%s[%d]", path, i), route, chain)
+		if _, conditional := route["match"]; !conditional {
+			chain = after
 		}
 	}
+	return chain
 }
 
-func (w *walker) route(path string, route map[string]any, before []string) {
+// route walks one route's handlers and returns the chain after them.
+func (w *walker) route(path string, route map[string]any, before []string) []string {
 	chain := slices.Clone(before)
 	hs, _ := route["handle"].([]any)
 	for j, h := range hs {
@@ -87,29 +107,43 @@ func (w *walker) route(path string, route map[string]any, before []string) {
 			chain = w.handler(fmt.Sprintf("%s.handle[%d]", path, j), obj, chain)
 		}
 	}
+	return chain
+}
+
+// errorRoutes walks the error routes of a server or a subroute.
+func (w *walker) errorRoutes(path string, owner map[string]any, before []string) {
+	routes, _ := dig(owner, "errors", "routes").([]any)
+	if len(routes) == 0 {
+		return
+	}
+	outer := w.errors
+	w.errors = true
+	w.routes(path, routes, before)
+	w.errors = outer
 }
 
 // handler lists one handler with the chain before it, walks the handlers
 // it holds, and returns the chain of the handlers after it.
 func (w *walker) handler(path string, obj map[string]any, chain []string) []string {
-	w.c.handlers = append(w.c.handlers, handler{server: w.server, path: path, obj: obj, before: slices.Clone(chain)})
+	w.c.handlers = append(w.c.handlers, handler{server: w.server, path: path, obj: obj,
+		before: slices.Clone(chain), via: strings.Join(w.via, ", then "), errorRoute: w.errors})
 	name, _ := obj["handler"].(string)
 	switch name {
 	case "":
 		return chain
 	case "subroute":
 		sub, _ := obj["routes"].([]any)
-		w.routes(path+".routes", sub, chain)
-		return chain
+		w.errorRoutes(path+".errors.routes", obj, chain)
+		return w.routes(path+".routes", sub, chain)
 	case "invoke":
-		w.invoke(str(obj, "name"), chain)
+		return w.invoke(path, str(obj, "name"), chain)
 	case "passerelle_front":
 		// The front's provider is called by the pipeline only, as
 		// passerelle's own next handler is.
 		if p, ok := obj["provider"].(map[string]any); ok {
 			w.handler(path+".provider", p, append(slices.Clone(chain), name, "passerelle"))
 		}
-	case "reverse_proxy":
+	case "reverse_proxy", "intercept":
 		responses, _ := obj["handle_response"].([]any)
 		for i, hr := range responses {
 			sub, _ := dig(hr, "routes").([]any)
@@ -119,15 +153,18 @@ func (w *walker) handler(path string, obj map[string]any, chain []string) []stri
 	return append(chain, name)
 }
 
-// invoke walks a named route where a route invokes it.
-func (w *walker) invoke(name string, chain []string) {
+// invoke walks a named route where the invoke at path runs it, and
+// returns the chain after it: Caddy runs the named route with the rest of
+// the invoking route as its next handler.
+func (w *walker) invoke(path, name string, chain []string) []string {
 	route, ok := dig(w.named, name).(map[string]any)
-	if !ok || slices.Contains(w.stack, name) {
-		return
+	if !ok || slices.Contains(w.stack, name) || len(w.c.handlers) > maxHandlers {
+		return chain
 	}
-	w.stack = append(w.stack, name)
-	w.route("apps.http.servers."+w.server+".named_routes."+name, route, chain)
-	w.stack = w.stack[:len(w.stack)-1]
+	w.stack, w.via = append(w.stack, name), append(w.via, path)
+	chain = w.route("apps.http.servers."+w.server+".named_routes."+name, route, chain)
+	w.stack, w.via = w.stack[:len(w.stack)-1], w.via[:len(w.via)-1]
+	return chain
 }
 
 // named returns the handlers of one module name.

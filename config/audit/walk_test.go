@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -24,10 +26,13 @@ func front(provider map[string]any) map[string]any {
 	}
 }
 
-// addRoute appends a route of handlers to the public server.
+// addRoute appends a site of its own to the public server: a route
+// matching one more host, with these handlers.
 func addRoute(c map[string]any, handlers ...any) {
 	srv := obj(c, "apps", "http", "servers", "public")
-	srv["routes"] = append(srv["routes"].([]any), map[string]any{"handle": handlers})
+	routes := srv["routes"].([]any)
+	host := fmt.Sprintf("site%d.example", len(routes))
+	srv["routes"] = append(routes, map[string]any{"match": []any{map[string]any{"host": []any{host}}}, "handle": handlers})
 }
 
 // TestHandlersEverywhere: the rules on handlers see every handler Caddy
@@ -114,5 +119,109 @@ func TestNamedRouteFindingsOnce(t *testing.T) {
 	fs := run(t, c)
 	if len(fs) != 1 || fs[0].Rule != "PA17" {
 		t.Fatalf("findings %+v", fs)
+	}
+}
+
+// TestChainAsCaddyRunsIt: a handler's chain is the one Caddy compiles.
+// Handlers of a route without matchers come before the routes after it
+// (the Caddyfile puts `passerelle` and a `reverse_proxy @matcher` in routes
+// of their own); Caddy runs a named route with the rest of the invoking
+// route after it, and a subroute likewise.
+func TestChainAsCaddyRunsIt(t *testing.T) {
+	plainProvider := proxyTo("provider-b.example:80", true)
+	cases := []struct {
+		name string
+		add  []any
+	}{
+		{"routes of one list", []any{map[string]any{"handler": "subroute", "routes": []any{
+			map[string]any{"handle": []any{map[string]any{"handler": "passerelle"}}},
+			map[string]any{"match": []any{map[string]any{"path": []any{"/qf/*"}}}, "handle": []any{plainProvider}},
+		}}}},
+		{"after an invoke", []any{map[string]any{"handler": "invoke", "name": "gate"}, plainProvider}},
+		{"after a subroute", []any{map[string]any{"handler": "subroute", "routes": []any{
+			map[string]any{"handle": []any{map[string]any{"handler": "passerelle"}}}}}, plainProvider}},
+	}
+	for _, tc := range cases {
+		c := clean()
+		obj(c, "apps", "http", "servers", "public")["named_routes"] = map[string]any{
+			"gate": map[string]any{"handle": []any{map[string]any{"handler": "passerelle"}}}}
+		addRoute(c, tc.add...)
+		fs := run(t, c)
+		if len(fs) != 1 || fs[0].Rule != "PA03" || !strings.Contains(fs[0].Detail, "provider-b.example:80") {
+			t.Errorf("%s: the provider behind passerelle over plain HTTP: %+v", tc.name, fs)
+		}
+	}
+}
+
+// TestMoreHandlerPlaces: a subroute's own error routes and intercept's
+// handle_response routes are walked too; a PA05 in a named route names
+// the invoke that bypasses passerelle.
+func TestMoreHandlerPlaces(t *testing.T) {
+	direct := proxyTo("provider.example:443", false)
+	c := clean()
+	addRoute(c, map[string]any{"handler": "subroute", "routes": []any{},
+		"errors": map[string]any{"routes": []any{map[string]any{"handle": []any{direct}}}}})
+	if got := rulesOf(run(t, c)); !slices.Contains(got, "PA05") {
+		t.Errorf("a subroute's error routes: %v", got)
+	}
+	c = clean()
+	addRoute(c, map[string]any{"handler": "intercept", "handle_response": []any{
+		map[string]any{"routes": []any{map[string]any{"handle": []any{direct}}}}}})
+	if got := rulesOf(run(t, c)); !slices.Contains(got, "PA05") {
+		t.Errorf("intercept's handle_response: %v", got)
+	}
+	c = clean()
+	obj(c, "apps", "http", "servers", "public")["named_routes"] = map[string]any{"provider": map[string]any{"handle": []any{direct}}}
+	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
+	addRoute(c, map[string]any{"handler": "invoke", "name": "provider"})
+	fs := run(t, c)
+	if len(fs) != 1 || fs[0].Rule != "PA05" || !strings.Contains(fs[0].Detail, "invoke at apps.http.servers.public.routes[2].handle[0]") {
+		t.Errorf("the bypassing invoke is named: %+v", fs)
+	}
+}
+
+// TestNamedRouteTwoFindings: a named route invoked twice, whose proxy has
+// two plain upstreams: one finding per upstream, each once.
+func TestNamedRouteTwoFindings(t *testing.T) {
+	c := clean()
+	p := proxyTo("provider-a.example:80", true)
+	p["upstreams"] = append(p["upstreams"].([]any), map[string]any{"dial": "provider-b.example:80"})
+	obj(c, "apps", "http", "servers", "public")["named_routes"] = map[string]any{"provider": map[string]any{"handle": []any{p}}}
+	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
+	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
+	fs := run(t, c)
+	if len(fs) != 2 || fs[0].Detail == fs[1].Detail {
+		t.Fatalf("findings %+v", fs)
+	}
+}
+
+// TestErrorRoutesKeepInternal: error pages on a metrics listener of a
+// private network do not make it public (PA11, as TestPA11InternalNetwork).
+func TestErrorRoutesKeepInternal(t *testing.T) {
+	c := clean()
+	internal := obj(c, "apps", "http", "servers", "internal")
+	internal["listen"] = []any{"10.0.3.7:9090"}
+	internal["errors"] = map[string]any{"routes": []any{map[string]any{"handle": []any{
+		map[string]any{"handler": "rewrite", "uri": "/error.html"}, map[string]any{"handler": "file_server", "root": "/srv/errors"}}}}}
+	if got := rulesOf(run(t, c)); slices.Contains(got, "PA11") {
+		t.Fatalf("PA11 for error pages: %v", got)
+	}
+}
+
+// TestInvokeWalkBounded: named routes invoking the next one twice, twenty
+// deep, would be 2^20 walks; the walk stops near maxHandlers.
+func TestInvokeWalkBounded(t *testing.T) {
+	named := map[string]any{}
+	for i := range 20 {
+		next := map[string]any{"handler": "invoke", "name": fmt.Sprintf("r%d", i+1)}
+		named[fmt.Sprintf("r%d", i)] = map[string]any{"handle": []any{next, next}}
+	}
+	c := clean()
+	obj(c, "apps", "http", "servers", "public")["named_routes"] = named
+	addRoute(c, map[string]any{"handler": "invoke", "name": "r0"})
+	root := &cfg{root: c}
+	root.index()
+	if n := len(root.handlers); n > maxHandlers+64 {
+		t.Fatalf("%d handlers walked", n)
 	}
 }
