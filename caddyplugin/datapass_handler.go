@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/time/rate"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/framing"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 	"github.com/passerelle-gw/passerelle/config/datapass"
 )
@@ -67,6 +68,7 @@ func (h *DataPassHandler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP handles one delivery.
 func (h *DataPassHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	framing.CloseIfChunked(w, r)
 	w.Header().Del("Server")
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")

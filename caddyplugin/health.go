@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/framing"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
@@ -66,6 +67,7 @@ func (p *Health) Provision(ctx caddy.Context) error {
 
 // ServeHTTP answers the probe.
 func (p *Health) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	framing.CloseIfChunked(w, r)
 	status, checks := "ok", map[string]string{}
 	if p.Check == "ready" {
 		checks = p.app.readiness(r.Context())

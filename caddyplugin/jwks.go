@@ -6,6 +6,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/framing"
 )
 
 func init() {
@@ -37,6 +39,7 @@ func (j *JWKSHandler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP answers GET and HEAD with the JWKS.
 func (j *JWKSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	framing.CloseIfChunked(w, r)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		w.WriteHeader(http.StatusMethodNotAllowed)

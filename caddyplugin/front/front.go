@@ -46,6 +46,7 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/rp"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/session"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/framing"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 )
@@ -187,6 +188,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	// into the headers).
 	handoff.Strip(r.Header, f.StripHeaders)
 	handoff.Strip(r.Trailer, f.StripHeaders)
+	framing.CloseIfChunked(w, r)
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &trailerGuard{ReadCloser: r.Body, r: r, extra: f.StripHeaders}
 	}

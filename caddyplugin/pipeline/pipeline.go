@@ -28,6 +28,7 @@ import (
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/framing"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache"
@@ -211,6 +212,7 @@ func (p *Pipeline) Start(w http.ResponseWriter, r *http.Request) *Call {
 
 func (p *Pipeline) start(w http.ResponseWriter, r *http.Request, c *Call) {
 	c.rec = auditRecord{start: p.Now(), method: r.Method, requestID: newRequestID()}
+	framing.CloseIfChunked(w, r)
 	hdr := w.Header()
 	hdr.Del("Server")
 	c.requestIDValue[0] = c.rec.requestID
