@@ -16,9 +16,11 @@ package pipeline
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	mathrand "math/rand/v2"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -141,6 +143,9 @@ type Call struct {
 	// identifiant call looks up, and personBasis what it was computed from
 	// (civil_status, identifier); "" on FranceConnect routes.
 	person, personBasis string
+	// answered: the answer was begun (Refuse or WriteOK); recorded: Record
+	// was called. recoverPanic reads them.
+	answered, recorded bool
 
 	// Storage for the small values a request hands to headers and to the
 	// audit logger. A Call lives on the heap (the audit record refers to
@@ -185,9 +190,10 @@ type Call struct {
 // Every answer carries X-Request-Id, Cache-Control: no-store and
 // X-Content-Type-Options: nosniff. provider is never called for a refused
 // request. Every request is counted; one that matched an endpoint is
-// audited.
+// audited, a panic included (recoverPanic).
 func (p *Pipeline) Serve(w http.ResponseWriter, r *http.Request, provider Provider) {
 	var c Call
+	defer p.recoverPanic(w, &c)
 	p.start(w, r, &c)
 	aerr := p.authorize(r, &c)
 	c.SetRateLimitHeaders(w.Header())
@@ -197,7 +203,34 @@ func (p *Pipeline) Serve(w http.ResponseWriter, r *http.Request, provider Provid
 	if aerr != nil {
 		p.Refuse(w, &c, aerr)
 	}
+	c.recorded = true
 	p.Record(&c, aerr)
+}
+
+// recoverPanic ends a call whose pipeline panicked (SECURITY.md I15): a
+// 500 when no answer was begun, the audit record with internal_error, and
+// a server log line with the panic's type and stack, never its value,
+// which may quote request data. http.ErrAbortHandler goes on: it asks the
+// server to cut the answer. A panic in the audit record itself is not
+// recorded twice.
+func (p *Pipeline) recoverPanic(w http.ResponseWriter, c *Call) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel itself is the panic value
+		panic(v)
+	}
+	p.Logger.Error("pipeline panic", zap.String("type", fmt.Sprintf("%T", v)), zap.ByteString("stack", debug.Stack()))
+	aerr := apierror.Internal()
+	if !c.answered {
+		w.Header().Set("Connection", "close")
+		p.Refuse(w, c, aerr)
+	}
+	if !c.recorded {
+		c.recorded = true
+		p.Record(c, aerr)
+	}
 }
 
 // Start begins a call on a route that is not a catalogue route: it stamps
@@ -255,6 +288,7 @@ func (p *Pipeline) Record(c *Call, aerr *apierror.Error) {
 // Refuse writes an API Particulier error answer: in the v2 shape on a
 // legacy route, except for a rejected FranceConnect token.
 func (p *Pipeline) Refuse(w http.ResponseWriter, c *Call, e *apierror.Error) {
+	c.answered = true
 	if ce := p.Logger.Check(zapcore.DebugLevel, "request refused"); ce != nil {
 		endpoint := ""
 		if c.ep != nil {

@@ -113,6 +113,7 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 	}
 	p.Pings.Record(ep.ProviderName, pings.OK)
 	*out = filtered
+	c.answered = true
 	WriteOK(w, filtered)
 	return nil
 }

@@ -1,0 +1,80 @@
+package caddyplugin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// TestI15_PanicAnsweredAndAudited: a panic while the provider answers (a
+// bug in a handler the pipeline calls) ends in a 500 in API Particulier's
+// format, the audit record with internal_error, an error log line naming
+// the panic's type but not its value, and a gateway that keeps serving.
+// http.ErrAbortHandler still cuts the answer.
+// req: I15
+func TestI15_PanicAnsweredAndAudited(t *testing.T) {
+	f := newFixture(t)
+	logCore, serverLogs := observer.New(zap.InfoLevel)
+	f.h.pipe.Logger = zap.New(logCore)
+	serve := func(next caddyhttp.HandlerFunc) *httptest.ResponseRecorder {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodGet, "/v3/dss/quotient_familial/france_connect?recipient="+testSIRET, nil)
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+		w := httptest.NewRecorder()
+		if err := f.h.ServeHTTP(w, r, next); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	w := serve(func(http.ResponseWriter, *http.Request) error {
+		panic(errors.New("CANARYPANIC value quoting DUBOIS Angela"))
+	})
+	if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), `"00500"`) || w.Header().Get("Connection") != "close" {
+		t.Fatalf("panic: %d %v %s", w.Code, w.Header(), w.Body)
+	}
+	recs := f.audit.All()
+	if len(recs) != 1 || recs[0].ContextMap()["reason"] != "internal_error" || recs[0].ContextMap()["decision"] != "error" {
+		t.Fatalf("audit records: %v", recs)
+	}
+	lines := serverLogs.FilterMessage("pipeline panic").All()
+	if len(lines) != 1 || lines[0].ContextMap()["type"] != "*errors.errorString" {
+		t.Fatalf("panic log lines: %v", serverLogs.All())
+	}
+	for _, e := range serverLogs.All() {
+		for k, v := range e.ContextMap() {
+			if s, _ := v.(string); strings.Contains(s, "CANARYPANIC") || strings.Contains(s, "DUBOIS") {
+				t.Errorf("the panic's value reached the log (%s)", k)
+			}
+		}
+	}
+
+	// The gateway keeps serving.
+	if w := serve(func(w http.ResponseWriter, _ *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(unitBody))
+		return nil
+	}); w.Code != http.StatusOK {
+		t.Fatalf("after the panic: %d %s", w.Code, w.Body)
+	}
+
+	// reverse_proxy's abort is not a bug: it becomes a 502, no panic log.
+	if w := serve(func(w http.ResponseWriter, _ *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"data":`))
+		panic(http.ErrAbortHandler)
+	}); w.Code != http.StatusBadGateway {
+		t.Fatalf("abort: %d %s", w.Code, w.Body)
+	}
+	if n := serverLogs.FilterMessage("pipeline panic").Len(); n != 1 {
+		t.Errorf("%d panic log lines after an abort, want 1", n)
+	}
+}
