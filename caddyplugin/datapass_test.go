@@ -2,6 +2,8 @@ package caddyplugin
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,5 +113,19 @@ func TestRedisStoreInForce(t *testing.T) {
 	stopRedisStore(key, c) // Cleanup after Stop
 	if redisStoreInForce(key) != b {
 		t.Fatal("a second stop changed the store in force")
+	}
+}
+
+// TestDataPassWebhookChunkedCloses: a delivery framed by Transfer-Encoding
+// closes its connection after the answer (SECURITY.md D11).
+func TestDataPassWebhookChunkedCloses(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "/datapass/webhook", nil)
+	r.TransferEncoding = []string{"chunked"}
+	w := httptest.NewRecorder()
+	if err := new(DataPassHandler).ServeHTTP(w, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Connection") != "close" {
+		t.Fatalf("%d %v", w.Code, w.Header())
 	}
 }

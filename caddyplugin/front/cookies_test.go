@@ -127,3 +127,29 @@ func TestAppLogoutStripsOwnCookies(t *testing.T) {
 		t.Fatalf("the front did not end its session: %d %v", w.Code, w.Header())
 	}
 }
+
+// TestChunkedRequestClosesConnection: a request framed by
+// Transfer-Encoding, proxied to the app, closes its connection after the
+// answer (SECURITY.md D11, internal/framing).
+func TestChunkedRequestClosesConnection(t *testing.T) {
+	sessions, err := session.New(session.Config{Store: session.NewMemory(0, nil), Secret: []byte(strings.Repeat("s", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Front{sessions: sessions}
+	app := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	for _, te := range [][]string{nil, {"chunked"}} {
+		r := httptest.NewRequest(http.MethodPost, "/page", strings.NewReader("a=b"))
+		r.TransferEncoding = te
+		w := httptest.NewRecorder()
+		if err := f.ServeHTTP(w, r, app); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := w.Header().Get("Connection"), map[bool]string{false: "", true: "close"}[te != nil]; got != want {
+			t.Errorf("Transfer-Encoding %v: Connection %q, want %q", te, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -115,7 +116,7 @@ func TestD03_HopByHop(t *testing.T) {
 			t.Errorf("%s %q reached the provider", h, v)
 		}
 	}
-	if c := got.Header.Get("Connection"); c != "" && !strings.EqualFold(c, "close") && !strings.EqualFold(c, "keep-alive") {
+	if c := got.Header.Get("Connection"); c != "" && !strings.EqualFold(c, "close") {
 		t.Errorf("Connection %q reached the provider", c)
 	}
 
@@ -159,24 +160,18 @@ func TestD11_Framing(t *testing.T) {
 			qf("recipient="+siret), smuggled),
 	}
 	for name, raw := range cases {
-		conn := dial(t, recordPort)
-		_, _ = io.WriteString(conn, raw)
-		r := bufio.NewReader(conn)
-		resp, err := http.ReadResponse(r, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+		if status := firstAnswerThenClosed(t, name, recordPort, raw); status < 400 {
+			t.Errorf("%s: status %d, want a refusal", name, status)
 		}
-		resp.Body.Close()
-		if resp.StatusCode < 400 {
-			t.Errorf("%s: status %d, want a refusal", name, resp.StatusCode)
-		}
-		// Nothing more on this connection: the smuggled request was not
-		// served.
-		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
-		if second, err := http.ReadResponse(r, nil); err == nil {
-			second.Body.Close()
-			t.Errorf("%s: a second answer (%d) on the connection", name, second.StatusCode)
-		}
+	}
+	// The other Passerelle handlers close too: the published keys and the
+	// health probe answer, then the connection ends.
+	for _, target := range []struct {
+		port int
+		path string
+	}{{gatewayPort, "/.well-known/passerelle/jwks.json"}, {internalPort, "/live"}} {
+		raw := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n%s", target.path, smuggled)
+		firstAnswerThenClosed(t, target.path, target.port, raw)
 	}
 	if n := calls.Load(); n != 0 {
 		t.Errorf("the provider was called %d times", n)
@@ -184,37 +179,41 @@ func TestD11_Framing(t *testing.T) {
 }
 
 // TestC01_HabilitationFromTokenAudienceOnly: a caller cannot pick a
-// habilitation by header, path or query: a token whose audience pairs with
-// no habilitation stays refused (403) whatever client id it claims
-// elsewhere, and a paired token's rights do not change.
+// habilitation by header, path or query. A token whose audience pairs with
+// no habilitation stays refused (403) whatever client id or habilitation
+// it names elsewhere; a paired token naming another caller's gets exactly
+// its own answer, from the same provider request.
 // req: C01
 func TestC01_HabilitationFromTokenAudienceOnly(t *testing.T) {
 	rec := newRecorder(t)
 	start(t, options{MaxEntries: 1401, Recorder: rec.srv.URL})
-	claims := []string{"X-Client-Id", fsClientID, "X-Passerelle-Habilitation", "sandbox-mairie", "X-Habilitation-Id", "sandbox-mairie",
+	const habID = "sandbox-toutes-donnees"
+	claims := []string{"X-Client-Id", fsClientID, "X-Passerelle-Habilitation", habID, "X-Habilitation-Id", habID,
 		"Client-Id", fsClientID, "X-Forwarded-Client-Id", fsClientID}
 	a := get(t, recordPort, qf("recipient="+siret), append(bearer("unpaired_service"), claims...)...)
 	if a.status != http.StatusForbidden {
 		t.Fatalf("unpaired token with a claimed client id: status %d %s", a.status, a.body)
 	}
-	for _, q := range []string{"&client_id=" + fsClientID, "&habilitation=sandbox-mairie", "&aud=" + fsClientID} {
-		a := get(t, recordPort, qf("recipient="+siret+q), bearer("unpaired_service")...)
-		if a.status != http.StatusForbidden && a.status != http.StatusUnprocessableEntity {
+	for _, q := range []string{"&client_id=" + fsClientID, "&habilitation=" + habID, "&aud=" + fsClientID} {
+		if a := get(t, recordPort, qf("recipient="+siret+q), bearer("unpaired_service")...); a.status != http.StatusForbidden {
 			t.Errorf("unpaired token, %s: status %d %s", q, a.status, a.body)
 		}
 	}
-	a = get(t, recordPort, qf("recipient="+siret)+"/"+fsClientID, bearer("unpaired_service")...)
-	if a.status == http.StatusOK {
-		t.Errorf("a client id in the path served the unpaired token")
+	if a := get(t, recordPort, qfPath+"/"+fsClientID+"?recipient="+siret, bearer("unpaired_service")...); a.status != http.StatusNotFound {
+		t.Errorf("a client id in the path: status %d %s", a.status, a.body)
 	}
 	if n := rec.count(); n != 0 {
-		t.Errorf("the provider was called %d times for an unpaired caller", n)
+		t.Fatalf("the provider was called %d times for an unpaired caller", n)
 	}
-	// A paired token with another caller's claims: its own rights.
-	plain := get(t, recordPort, qf("recipient="+siret), bearer("low_scopes")...)
-	spoofed := get(t, recordPort, qf("recipient="+siret), append(bearer("low_scopes"), claims...)...)
-	if plain.status != spoofed.status {
-		t.Errorf("claims changed a paired token's answer: %d %s / %d %s", plain.status, plain.body, spoofed.status, spoofed.body)
+
+	plain := get(t, recordPort, qf("recipient="+siret), bearer("cnaf_qfv2")...)
+	if plain.status != http.StatusOK {
+		t.Fatalf("paired token: status %d %s", plain.status, plain.body)
+	}
+	asked := rec.last(t).URL.String()
+	spoofed := get(t, recordPort, qf("recipient="+siret), append(bearer("cnaf_qfv2"), claims...)...)
+	if spoofed.status != http.StatusOK || string(spoofed.body) != string(plain.body) || rec.last(t).URL.String() != asked {
+		t.Errorf("claims changed a paired token's answer: %d %s\nwant %s", spoofed.status, spoofed.body, plain.body)
 	}
 }
 
@@ -235,17 +234,44 @@ func TestD04_UntrustedForwardedFor(t *testing.T) {
 	setEnv(t)
 	caddytest.NewTester(t).InitServer(cfg, "caddyfile")
 	g := freshGroup()
-	get(t, ipv6GatewayPort, qf("recipient="+siret), "X-Forwarded-For", fmt.Sprintf("198.51.%d.%d", g>>8, g&0xff))
+	addr := func(i int) string { return fmt.Sprintf("10.%d.%d.%d", g>>8, g&0xff, i) }
+	get(t, ipv6GatewayPort, qf("recipient="+siret), "X-Forwarded-For", addr(1))
 	for i, h := range [][]string{
-		{"X-Forwarded-For", "203.0.113.1"},
-		{"X-Forwarded-For", "203.0.113.2, 198.51.100.9"},
-		{"Forwarded", "for=203.0.113.3"},
-		{"X-Real-IP", "203.0.113.4"},
+		{"X-Forwarded-For", addr(2)},
+		{"X-Forwarded-For", addr(3) + ", " + addr(4)},
+		{"Forwarded", "for=" + addr(5)},
+		{"X-Real-IP", addr(6)},
 	} {
 		if a := get(t, ipv6GatewayPort, qf("recipient="+siret), h...); a.status != http.StatusTooManyRequests {
 			t.Errorf("case %d (%s): status %d, want 429: the header chose the quota key", i, h[0], a.status)
 		}
 	}
+}
+
+// firstAnswerThenClosed sends raw on a new connection to port, reads one
+// answer and returns its status, and fails unless the server then closes
+// the connection (EOF, not a timeout): a request hidden after the first
+// one's chunks is never read.
+func firstAnswerThenClosed(t *testing.T, name string, port int, raw string) int {
+	t.Helper()
+	conn := dial(t, port)
+	_, _ = io.WriteString(conn, raw)
+	r := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	second, err := http.ReadResponse(r, nil)
+	switch {
+	case err == nil:
+		second.Body.Close()
+		t.Errorf("%s: a second answer (%d) on the connection", name, second.StatusCode)
+	case !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
+		t.Errorf("%s: the connection stayed open (%v)", name, err)
+	}
+	return resp.StatusCode
 }
 
 func dial(t *testing.T, port int) net.Conn {

@@ -35,7 +35,7 @@ func TestSmuggledRequestNotServed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = conn.SetDeadline(time.Now().Add(500 * time.Millisecond))
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
 		fmt.Fprint(conn, "POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
 		r := bufio.NewReader(conn)
 		for {
