@@ -38,6 +38,10 @@ const (
 
 // canaries are values that must never reach a span, a metric or an audit
 // record: the token, the sub, the identity, the credential.
+// acrTokenPrefix: the fixture's FranceConnect answers a token
+// acrTokenPrefix+v like testToken, with acr v.
+const acrTokenPrefix = "unit-acr-"
+
 var canaries = []string{testToken, testSub, "DUBOIS", "Angela", "1962-08-24", "75107", "provider-key-canary", "CANARYDATA"}
 
 // fixture is a provisioned app and handler in sandbox mode, in front of a
@@ -68,8 +72,12 @@ func newFixture(t testing.TB, opts ...func(*App)) *fixture {
 			_ = r.ParseForm()
 			now := time.Now()
 			ti := map[string]any{"active": false}
-			if r.PostForm.Get("token") == testToken {
+			tok := r.PostForm.Get("token")
+			if acr, ok := strings.CutPrefix(tok, acrTokenPrefix); ok || tok == testToken {
 				ti = fcissuer.Introspection(testFS, testSub, now, "openid identite_pivot cnaf_quotient_familial cnaf_enfants")
+				if ok {
+					ti["acr"] = acr
+				}
 			}
 			key, err := fcissuer.SelectEncryptionKey(app.PublicJWKS())
 			if err != nil {
