@@ -3,6 +3,7 @@ package caddyplugin
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -73,9 +74,12 @@ type App struct {
 	datapass *dataPassState         // nil without DataPass
 	core     *core
 	coreKey  string
-	fdSecret string          // resolved FD client secret, handed only to the sandbox
-	shared   pipeline.Config // what every handler's pipeline shares
-	cancel   context.CancelFunc
+	fdSecret string // resolved FD client secret, handed only to the sandbox
+	// cacheSecretSum is the SHA-256 of the resolved cache secret, that the
+	// pseudonym key must not equal (the secret itself is not kept here).
+	cacheSecretSum [sha256.Size]byte
+	shared         pipeline.Config // what every handler's pipeline shares
+	cancel         context.CancelFunc
 }
 
 // FranceConnectConfig configures FranceConnect v2 checktoken verification.
@@ -338,6 +342,11 @@ func (a *App) loadPseudonymizer() error {
 		key = string(sandboxPseudonymKey())
 	case len(key) < 32:
 		return errors.New("passerelle: audit pseudonym_key: at least 32 bytes")
+	case sha256.Sum256([]byte(key)) == a.cacheSecretSum:
+		// One key for both would let whoever holds the cache's secret
+		// (every instance, Redis's sealed values) link audit records to
+		// citizens (SECURITY.md G02).
+		return errors.New("passerelle: audit pseudonym_key: must differ from the cache secret")
 	}
 	version := a.Audit.PseudonymKeyVersion
 	if version == "" {

@@ -171,6 +171,7 @@ func (a *App) loadCore() (*core, string, error) {
 		return nil, "", err
 	}
 	a.fdSecret = r.fcSecret
+	a.cacheSecretSum = sha256.Sum256(r.cacheSecret)
 	shape, _ := json.Marshal(struct {
 		FC        FranceConnectConfig
 		Cache     CacheConfig

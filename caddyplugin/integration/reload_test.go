@@ -17,6 +17,7 @@ import (
 // cached token while the configuration is reloaded and the habilitations
 // file rewritten several times: no request fails, the token cache survives
 // the reloads (one checktoken call), and no goroutine is left behind.
+// req: B12
 func TestI13_ReloadUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")

@@ -1,6 +1,9 @@
 package pipeline
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -10,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
@@ -75,5 +79,49 @@ func TestG05_AuditMethod(t *testing.T) {
 		if got := auditMethod(m); got != want {
 			t.Errorf("auditMethod(%.20q) = %q, want %q", m, got, want)
 		}
+	}
+}
+
+// TestG02_CitizenKey: citizen_key is HMAC-SHA256(key, iss ‖ 0 ‖ sub) in
+// hex: the same for the same subject, another for another key, issuer or
+// subject, the separator keeping (iss, sub) pairs apart; a record carries
+// the key version, and facts cached before a key rotation are keyed again
+// with the new key.
+// req: G02
+func TestG02_CitizenKey(t *testing.T) {
+	key := []byte("g02-unit-key-0123456789abcdef0123456789")
+	p := NewPseudonymizer(key, "v7", "https://fc.example/api/v2")
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("https://fc.example/api/v2\x00sub-1"))
+	if got, want := p.CitizenKey("sub-1"), hex.EncodeToString(m.Sum(nil)); got != want || p.CitizenKey("sub-1") != got {
+		t.Fatalf("CitizenKey = %s, want %s", got, want)
+	}
+	others := []string{
+		NewPseudonymizer([]byte("g02-unit-key-other-456789abcdef0123456789"), "v7", "https://fc.example/api/v2").CitizenKey("sub-1"),
+		NewPseudonymizer(key, "v7", "https://other.example/api/v2").CitizenKey("sub-1"),
+		p.CitizenKey("sub-2"),
+	}
+	for i, o := range others {
+		if o == p.CitizenKey("sub-1") {
+			t.Errorf("case %d: same pseudonym", i)
+		}
+	}
+	if NewPseudonymizer(key, "v7", "a").CitizenKey("bc") == NewPseudonymizer(key, "v7", "ab").CitizenKey("c") {
+		t.Error("(a, bc) and (ab, c) share a pseudonym")
+	}
+	if p.CitizenKey("") != "" || p.Version() != "v7" {
+		t.Error("empty sub or version")
+	}
+
+	// A record of facts cached under v6: keyed again with v7.
+	core, logs := observer.New(zap.InfoLevel)
+	pipe := New(Config{Audit: zap.New(core), Pseudonymizer: p}, nil, 0)
+	ep := &catalogue.Endpoint{ID: "dss_quotient_familial_fc", ProviderName: "CNAV"}
+	c := &Call{rec: auditRecord{start: time.Now(), method: "GET", requestID: newRequestID(), decision: "allow"}, ep: ep,
+		facts: &fcverify.Facts{Sub: "sub-1", ClientID: "fs", ACR: "eidas1", CitizenKey: "stale-v6-key", CitizenKeyVersion: "v6"}}
+	pipe.writeAudit(c)
+	rec := logs.All()[0].ContextMap()
+	if rec["citizen_key"] != p.CitizenKey("sub-1") || rec["pseudonym_key_version"] != "v7" || rec["citizen_key_basis"] != "sub" {
+		t.Fatalf("record %v", rec)
 	}
 }
