@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
@@ -39,11 +41,22 @@ func (f *Front) fetchDatasets(r *http.Request, accessToken string) map[string]ha
 			defer wg.Done()
 			var status int
 			var body []byte
-			if d.Remote != "" {
-				status, body = f.fetchRemote(ctx, d, accessToken)
-			} else {
-				status, body = f.fetchInProcess(ctx, r, d, accessToken)
-			}
+			func() {
+				// A panic in a dataset call is that dataset's failure: on
+				// this goroutine, net/http's recovery would not catch it
+				// and the process would end.
+				defer func() {
+					if v := recover(); v != nil {
+						status, body = 0, nil
+						f.logger.Error("dataset call panicked", zap.String("dataset", d.Name), zap.String("type", fmt.Sprintf("%T", v)))
+					}
+				}()
+				if d.Remote != "" {
+					status, body = f.fetchRemote(ctx, d, accessToken)
+				} else {
+					status, body = f.fetchInProcess(ctx, r, d, accessToken)
+				}
+			}()
 			res := parseAnswer(status, body)
 			f.metric(datasetsTotal, res.Status)
 			mu.Lock()

@@ -20,7 +20,8 @@ import (
 	mathrand "math/rand/v2"
 	"net/http"
 	"net/url"
-	"runtime/debug"
+	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -208,11 +209,14 @@ func (p *Pipeline) Serve(w http.ResponseWriter, r *http.Request, provider Provid
 }
 
 // recoverPanic ends a call whose pipeline panicked (SECURITY.md I15): a
-// 500 when no answer was begun, the audit record with internal_error, and
-// a server log line with the panic's type and stack, never its value,
-// which may quote request data. http.ErrAbortHandler goes on: it asks the
-// server to cut the answer. A panic in the audit record itself is not
-// recorded twice.
+// server log line with the panic's type, the request id, the endpoint and
+// the call stack as function:file:line (never the panic's value nor the
+// functions' arguments, which may hold request data), the audit record
+// with internal_error unless Record already ran, then a 500 when no answer
+// was begun, or the connection cut (http.ErrAbortHandler) when one was:
+// a half-written answer must not pass for a complete one.
+// http.ErrAbortHandler itself goes on: it asks the server to cut the
+// answer.
 func (p *Pipeline) recoverPanic(w http.ResponseWriter, c *Call) {
 	v := recover()
 	if v == nil {
@@ -221,15 +225,43 @@ func (p *Pipeline) recoverPanic(w http.ResponseWriter, c *Call) {
 	if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel itself is the panic value
 		panic(v)
 	}
-	p.Logger.Error("pipeline panic", zap.String("type", fmt.Sprintf("%T", v)), zap.ByteString("stack", debug.Stack()))
-	aerr := apierror.Internal()
-	if !c.answered {
-		w.Header().Set("Connection", "close")
-		p.Refuse(w, c, aerr)
+	endpoint := ""
+	if c.ep != nil {
+		endpoint = c.ep.ID
 	}
+	p.Logger.Error("pipeline panic", zap.String("type", fmt.Sprintf("%T", v)), zap.String("request_id", c.rec.requestID),
+		zap.String("endpoint", endpoint), zap.String("stack", callStack()))
+	// A second panic (the audit sink, the error writer) cuts the answer,
+	// its value unlogged too.
+	defer func() {
+		if recover() != nil {
+			panic(http.ErrAbortHandler)
+		}
+	}()
+	aerr := apierror.Internal()
 	if !c.recorded {
 		c.recorded = true
 		p.Record(c, aerr)
+	}
+	if c.answered {
+		panic(http.ErrAbortHandler)
+	}
+	w.Header().Set("Connection", "close")
+	p.Refuse(w, c, aerr)
+}
+
+// callStack lists the calls of the panicking goroutine, one
+// function file:line a line, without their arguments.
+func callStack() string {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	var b strings.Builder
+	for {
+		f, more := frames.Next()
+		fmt.Fprintf(&b, "%s %s:%d\n", f.Function, f.File, f.Line)
+		if !more {
+			return b.String()
+		}
 	}
 }
 
@@ -288,7 +320,6 @@ func (p *Pipeline) Record(c *Call, aerr *apierror.Error) {
 // Refuse writes an API Particulier error answer: in the v2 shape on a
 // legacy route, except for a rejected FranceConnect token.
 func (p *Pipeline) Refuse(w http.ResponseWriter, c *Call, e *apierror.Error) {
-	c.answered = true
 	if ce := p.Logger.Check(zapcore.DebugLevel, "request refused"); ce != nil {
 		endpoint := ""
 		if c.ep != nil {
@@ -296,6 +327,7 @@ func (p *Pipeline) Refuse(w http.ResponseWriter, c *Call, e *apierror.Error) {
 		}
 		ce.Write(zap.String("endpoint", endpoint), zap.String("code", e.Code), zap.String("reason", e.Reason))
 	}
+	c.answered = true
 	if c.ep != nil && c.ep.API == catalogue.APIv2 && !apierror.IsFranceConnectToken(e) {
 		// Legacy routes answer {error, reason, message}, except for a
 		// rejected FranceConnect token (50001–50004), as API Particulier v2.
