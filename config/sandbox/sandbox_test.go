@@ -25,8 +25,6 @@ const (
 	integIssuer  = "https://fcp-low.integ01.dev-franceconnect.fr/api/v2"
 )
 
-var qfScopes = []string{"cnaf_quotient_familial", "cnaf_allocataires", "cnaf_enfants", "cnaf_adresse"}
-
 // Required fields of spec/france_connect_json_schema.json (siade_staging_data).
 // TestOfficialSchemaRequiredFields checks this copy against the schema when
 // ../shared is present.

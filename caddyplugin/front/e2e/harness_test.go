@@ -194,12 +194,13 @@ func startEnv(t testing.TB, opts envOptions) *env {
 	for i := range 2 {
 		waitFor(t, fmt.Sprintf("http://127.0.0.1:%d/.passerelle/jwks.json", pGW[i]))
 		u, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", pGW[i]))
-		rp := httputil.NewSingleHostReverseProxy(u)
 		// A load balancer keeps the public Host, and says where the
 		// client is; the gateways do not trust it (no trusted_proxies).
-		director := rp.Director
-		rp.Director = func(r *http.Request) { host := r.Host; director(r); r.Host = host }
-		e.lb.targets[i] = rp
+		e.lb.targets[i] = &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+		}}
 	}
 	srv := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", pLB), Handler: e.lb, ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", srv.Addr)

@@ -324,7 +324,10 @@ func TestIDTokenRefused(t *testing.T) {
 			return tok
 		}
 	}
-	ecPub := pub.Key.(*ecdsa.PublicKey)
+	point, err := pub.Key.(*ecdsa.PublicKey).Bytes() // 0x04 ‖ X ‖ Y
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name   string
 		tamper func(map[string]any) string
@@ -332,7 +335,7 @@ func TestIDTokenRefused(t *testing.T) {
 	}{
 		{"alg none", forge("none", nil), ReasonIDToken},
 		{"HS256 keyed with the public JWK", forge(jose.HS256, pubJSON), ReasonIDToken},
-		{"HS256 keyed with the public point", forge(jose.HS256, append(ecPub.X.Bytes(), ecPub.Y.Bytes()...)), ReasonIDToken},
+		{"HS256 keyed with the public point", forge(jose.HS256, point), ReasonIDToken},
 		{"signed by another key, same kid", func(c map[string]any) string { tok, _ := otherKey(t, s).Sign(c); return tok }, ReasonIDToken},
 		{"wrong aud", func(c map[string]any) string { c["aud"] = "another-service"; return sign(c) }, ReasonIDToken},
 		{"wrong iss", func(c map[string]any) string { c["iss"] = "https://evil.example/api/v2"; return sign(c) }, ReasonIDToken},

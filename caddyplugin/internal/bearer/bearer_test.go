@@ -23,9 +23,7 @@ type reqOpt func(*http.Request)
 
 func hdr(k string, vs ...string) reqOpt {
 	return func(r *http.Request) {
-		for _, v := range vs {
-			r.Header[k] = append(r.Header[k], v) // raw key, no canonicalisation
-		}
+		r.Header[k] = append(r.Header[k], vs...) // raw key, no canonicalisation
 	}
 }
 

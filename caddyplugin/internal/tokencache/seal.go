@@ -23,7 +23,7 @@ const (
 	hkdfInfo = "passerelle/fc-cache/v1"
 	// valueVersion is the first byte of every sealed value.
 	valueVersion byte = 1
-	nonceLen          = 12
+	nonceLen     int  = 12
 	// maxValueLen bounds what we try to open; a sealed Facts is far smaller.
 	maxValueLen = 64 << 10
 )
