@@ -182,7 +182,9 @@ func TestE02_RedirectNotFollowed(t *testing.T) {
 	}
 	// A caller-supplied client gets the same policy.
 	e2 := newEnv(t, func(c *Config) { c.HTTPClient = &http.Client{} })
-	e2.stub.setAnswer(func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, target.URL, http.StatusTemporaryRedirect) })
+	e2.stub.setAnswer(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL, http.StatusTemporaryRedirect)
+	})
 	_, err := e2.v.CheckToken(context.Background(), tokenCanary)
 	wantErr(t, err, ErrBadResponse)
 	if canary != 0 {
