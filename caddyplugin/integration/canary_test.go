@@ -115,3 +115,40 @@ func waitForLines(t *testing.T, path string, n int) []byte {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestE10_ProviderCredentialAtDebug: the platform credential travels in
+// Authorization, which Caddy redacts: with the server log at DEBUG, where
+// reverse_proxy prints every header of the request it sends, the
+// credential appears nowhere, on answered and failed provider calls alike,
+// and the debug lines that would carry it are there (REDACTED).
+// req: E10
+func TestE10_ProviderCredentialAtDebug(t *testing.T) {
+	dir := t.TempDir()
+	rec := newRecorder(t)
+	start(t, options{MaxEntries: 1801, LogDir: dir, LogLevel: "DEBUG", Recorder: rec.srv.URL})
+	if a := get(t, recordPort, qf("recipient="+siret), bearer("cnaf_qfv2")...); a.status != 200 {
+		t.Fatalf("status %d %s", a.status, a.body)
+	}
+	rec.set(http.StatusInternalServerError, "application/json", `{"error":"boom"}`)
+	get(t, recordPort, qf("recipient="+siret), bearer("cnaf_qfv2")...)
+	if got := rec.last(t).Header.Get("Authorization"); got != providerKey {
+		t.Fatalf("the provider got Authorization %q", got)
+	}
+	var log []byte
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		log, _ = os.ReadFile(filepath.Join(dir, "server.log"))
+		if bytes.Count(log, []byte(`"upstream roundtrip"`)) >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if n := bytes.Count(log, []byte(`"upstream roundtrip"`)); n < 2 {
+		t.Fatalf("%d debug lines of the provider calls: the log is not at DEBUG", n)
+	}
+	if !bytes.Contains(log, []byte(`"Authorization":["REDACTED"]`)) {
+		t.Error("the debug lines do not show Authorization redacted")
+	}
+	secret := strings.TrimPrefix(providerKey, "Bearer ")
+	if bytes.Contains(log, []byte(secret)) {
+		t.Fatal("the provider credential reached the server log")
+	}
+}

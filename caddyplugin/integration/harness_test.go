@@ -156,6 +156,7 @@ type options struct {
 	Habilitations string // file path; default: a copy of the sandbox file
 	OAuth2URL     string // token endpoint base URL: the CNAV credential becomes OAuth2
 	LogDir        string // when set, server and access logs are written there
+	LogLevel      string // the server log's level (default INFO)
 	HabQuota      string // habilitation quota; default: high enough never to bite
 	DecryptionKey string // key file path; default: the sandbox's ephemeral key
 	// FCTimeout and JWKSCooldown set franceconnect's timeout and
@@ -194,7 +195,11 @@ func config(t testing.TB, o options) string {
 	auto_https off
 `)
 	if o.LogDir != "" {
-		fmt.Fprintf(&b, "\tlog {\n\t\toutput file %s/server.log\n\t\tlevel INFO\n\t}\n", o.LogDir)
+		level := o.LogLevel
+		if level == "" {
+			level = "INFO"
+		}
+		fmt.Fprintf(&b, "\tlog {\n\t\toutput file %s/server.log\n\t\tlevel %s\n\t}\n", o.LogDir, level)
 		// The audit trail on its own log, through the batching writer.
 		fmt.Fprintf(&b, "\tlog audit {\n\t\tinclude passerelle.audit\n\t\toutput passerelle_buffered {\n\t\t\tflush_interval 50ms\n\t\t\toutput file %s/audit.log\n\t\t}\n\t}\n", o.LogDir)
 	}
