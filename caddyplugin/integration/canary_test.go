@@ -3,8 +3,10 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -150,5 +152,64 @@ func TestE10_ProviderCredentialAtDebug(t *testing.T) {
 	secret := strings.TrimPrefix(providerKey, "Bearer ")
 	if bytes.Contains(log, []byte(secret)) {
 		t.Fatal("the provider credential reached the server log")
+	}
+}
+
+// TestH07_CallerInputNeverExpanded: placeholders a caller writes in a
+// query, a header, the path or the Host stay literal: no answer, provider
+// request or log line ever holds what they would expand to (a secret from
+// the environment, a file, the host name, the caller's own credential).
+// req: H07
+func TestH07_CallerInputNeverExpanded(t *testing.T) {
+	dir := t.TempDir()
+	rec := newRecorder(t)
+	start(t, options{MaxEntries: 1901, LogDir: dir, Recorder: rec.srv.URL})
+	hostname, _ := os.Hostname()
+	placeholders := []string{"{env.PASSERELLE_TEST_FC_SECRET}", "{env.PASSERELLE_TEST_PROVIDER_KEY}", "{file./etc/hostname}",
+		"{system.hostname}", "{http.request.header.Authorization}", "{http.request.header.X-Probe}"}
+	expansions := []string{"fd-secret-canary", "sandbox-provider-key-canary", "Bearer cnaf_qfv2", "X-PROBE-CANARY"}
+	if len(hostname) >= 6 {
+		expansions = append(expansions, hostname)
+	}
+	var seen []byte
+	keep := func(a answer) {
+		seen = append(seen, a.body...)
+		for k, vs := range a.header {
+			seen = append(seen, k+": "+strings.Join(vs, ",")+"\n"...)
+		}
+	}
+	for _, p := range placeholders {
+		q := url.QueryEscape(p)
+		keep(get(t, recordPort, qf("recipient="+siret+"&annee="+q), append(bearer("cnaf_qfv2"), "X-Probe", "X-PROBE-CANARY")...))
+		keep(get(t, recordPort, qf("recipient="+q), append(bearer("cnaf_qfv2"), "X-Probe", "X-PROBE-CANARY")...))
+		keep(get(t, recordPort, qf(q+"="+siret), bearer("cnaf_qfv2")...))
+		keep(get(t, recordPort, qf("recipient="+siret), append(bearer("cnaf_qfv2"), "X-Request-Id", p, "Accept", p, "User-Agent", p, "X-Probe", "X-PROBE-CANARY")...))
+		keep(get(t, recordPort, qfPath+"/"+url.PathEscape(p)+"?recipient="+siret, bearer("cnaf_qfv2")...))
+		keep(get(t, recordPort, "/v3/dss/quotient_familial/identite?recipient="+siret+"&nomNaissance="+q+"&prenoms[]=Paul&anneeDateNaissance=1962&sexeEtatCivil=M",
+			bearer("sandbox_all_scopes")...))
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", recordPort, qf("recipient="+siret)), nil)
+		req.Host = p
+		req.Header.Set("Authorization", "Bearer cnaf_qfv2")
+		keep(do(t, req))
+	}
+	rec.mu.Lock()
+	for _, r := range rec.reqs {
+		seen = append(seen, r.URL.String()+"\n"...)
+		for k, vs := range r.Header {
+			if k != "Authorization" { // the platform credential, set by configuration
+				seen = append(seen, k+": "+strings.Join(vs, ",")+"\n"...)
+			}
+		}
+	}
+	rec.mu.Unlock()
+	time.Sleep(200 * time.Millisecond) // the audit trail's batch
+	for _, name := range []string{"server.log", "access.log", "audit.log"} {
+		data, _ := os.ReadFile(filepath.Join(dir, name))
+		seen = append(seen, data...)
+	}
+	for _, e := range expansions {
+		if strings.Contains(string(seen), e) {
+			t.Errorf("a placeholder was expanded: %q appears", e)
+		}
 	}
 }
