@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/outbound"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 	"github.com/passerelle-gw/passerelle/config/datapass"
 )
@@ -39,7 +40,8 @@ func (a *App) loadResync(st *dataPassState) error {
 	if c.ClientID == "" || secret == "" {
 		return errors.New("passerelle: datapass api: client_id and client_secret are required")
 	}
-	api, err := datapass.NewAPI(datapass.APIConfig{BaseURL: c.URL, TokenURL: c.TokenURL, ClientID: c.ClientID, ClientSecret: secret})
+	api, err := datapass.NewAPI(datapass.APIConfig{BaseURL: c.URL, TokenURL: c.TokenURL, ClientID: c.ClientID, ClientSecret: secret,
+		HTTPClient: outbound.Client(datapass.DefaultAPITimeout)})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/outbound"
 )
 
 // maxDatasetAnswer bounds a remote answer (the pipeline bounds its own).
@@ -123,7 +124,7 @@ func (f *Front) fetchRemote(ctx context.Context, d *Dataset, accessToken string)
 
 // remoteClient calls remote API Particulier bases; redirects are not
 // followed (the token would go elsewhere).
-var remoteClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+var remoteClient = outbound.Client(0) // SECURITY.md E03, E08; the dataset's context bounds each call
 
 // parseAnswer turns an API Particulier answer into a dataset: the data
 // member of a 200 (the whole body for a bare v2 answer), or the first of

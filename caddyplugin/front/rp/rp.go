@@ -27,6 +27,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/outbound"
 )
 
 // Config configures a Client.
@@ -159,8 +161,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.HTTPClient == nil {
 		// No redirect is followed: a 307 from the token endpoint would
 		// post the code and the client secret elsewhere.
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		cfg.HTTPClient = outbound.Client(10 * time.Second) // SECURITY.md E03, E08
 	}
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = 10 * time.Second

@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/outbound"
 )
 
 // Shipped defaults (SECURITY.md A12, A17, E08).
@@ -237,31 +238,10 @@ func fitsKeyAlgorithm(key any, alg string) error {
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// defaultHTTPClient follows SECURITY.md E03 and E08. Per-call deadlines come
-// from contexts (checktoken Timeout, 5 s JWKS).
+// defaultHTTPClient follows SECURITY.md E03 and E08 (internal/outbound).
+// Per-call deadlines come from contexts (checktoken Timeout, 5 s JWKS).
 func defaultHTTPClient() *http.Client {
-	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
-			ForceAttemptHTTP2:     true,
-			TLSHandshakeTimeout:   3 * time.Second,
-			ResponseHeaderTimeout: 10 * time.Second,
-			IdleConnTimeout:       90 * time.Second,
-			MaxIdleConnsPerHost:   32,
-			TLSClientConfig: &tls.Config{
-				MinVersion: tls.VersionTLS12,
-				CipherSuites: []uint16{
-					tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-					tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-					tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-					tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-					tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-					tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-				},
-			},
-		},
-		CheckRedirect: noRedirect,
-	}
+	t := outbound.Transport()
+	t.MaxIdleConnsPerHost = 32
+	return &http.Client{Transport: t, CheckRedirect: noRedirect}
 }

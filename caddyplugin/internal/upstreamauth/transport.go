@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/outbound"
 )
 
 // maxTokenResponse bounds a token endpoint answer.
@@ -70,7 +72,7 @@ func tokenClient(base *http.Client, timeout time.Duration) *http.Client {
 	}
 	rt := hc.Transport
 	if rt == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
+		t := outbound.Transport() // SECURITY.md E03, E08
 		t.MaxIdleConnsPerHost = 2
 		t.ResponseHeaderTimeout = timeout
 		rt = t
