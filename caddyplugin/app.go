@@ -295,7 +295,7 @@ func (a *App) loadPipeline() {
 	s.Catalogue, s.Registry = a.cat, a.Registry
 	s.Cache, s.Verifier, s.Limiter = a.core.cache, a.core.verifier, a.core.limiter
 	s.ClientIPKey, s.ClientIPv6Prefix = a.core.ipKey, a.RateLimits.ClientIPv6Prefix
-	s.Credentials, s.Pings = a.core.upstreams, a.pings
+	s.Credentials, s.Pings, s.Guards = a.core.upstreams, a.pings, guardsFor(a.cat)
 	s.Logger, s.Audit = a.logger, a.audit
 	s.Now, s.ClientIP, s.ErrorStatus = time.Now, clientIP, errorStatus
 }
@@ -348,6 +348,7 @@ func (a *App) loadPseudonymizer() error {
 		// citizens (SECURITY.md G02).
 		return errors.New("passerelle: audit pseudonym_key: must differ from the cache secret")
 	}
+	a.cacheSecretSum = [sha256.Size]byte{} // compared once, not kept
 	version := a.Audit.PseudonymKeyVersion
 	if version == "" {
 		version = "v1"

@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/hkdf"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/outbound"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
@@ -230,7 +230,8 @@ func (a *App) newCore(r *resolved) (*core, error) {
 			Password: r.redisPass, DB: rc.DB,
 		}
 		if rc.TLS {
-			opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: rc.TLSServerName}
+			opts.TLS = outbound.TLSConfig() // SECURITY.md E03
+			opts.TLS.ServerName = rc.TLSServerName
 		}
 		routeRedisLogs()
 		c.redis = tokencache.NewRedisClient(opts)

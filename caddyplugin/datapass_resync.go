@@ -2,6 +2,7 @@ package caddyplugin
 
 import (
 	"errors"
+	"net/http"
 	"slices"
 	"time"
 
@@ -41,7 +42,7 @@ func (a *App) loadResync(st *dataPassState) error {
 		return errors.New("passerelle: datapass api: client_id and client_secret are required")
 	}
 	api, err := datapass.NewAPI(datapass.APIConfig{BaseURL: c.URL, TokenURL: c.TokenURL, ClientID: c.ClientID, ClientSecret: secret,
-		HTTPClient: outbound.Client(datapass.DefaultAPITimeout)})
+		HTTPClient: dataPassClient()})
 	if err != nil {
 		return err
 	}
@@ -83,4 +84,13 @@ func (a *App) auditResync(rep datapass.Report) {
 		zap.String("event", "datapass_resync"), zap.String("result", "ok"),
 		zap.Int("organisations", rep.SIRETs), zap.Int("requests", rep.Requests), zap.Int("changed", rep.Applied),
 		zap.Int("narrowed", rep.Narrowed), zap.Int("widened", rep.Widened), zap.Int("failed_deliveries", rep.FailedDeliveries))
+}
+
+// dataPassClient calls DataPass's API with the outbound policy (SECURITY.md
+// E03, E08), except for the response headers, awaited for the whole call's
+// bound: DataPass builds a whole page (up to 8 MiB) before its headers.
+func dataPassClient() *http.Client {
+	hc := outbound.Client(datapass.DefaultAPITimeout)
+	hc.Transport.(*http.Transport).ResponseHeaderTimeout = datapass.DefaultAPITimeout
+	return hc
 }

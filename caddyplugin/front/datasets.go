@@ -122,9 +122,15 @@ func (f *Front) fetchRemote(ctx context.Context, d *Dataset, accessToken string)
 	return resp.StatusCode, body
 }
 
-// remoteClient calls remote API Particulier bases; redirects are not
-// followed (the token would go elsewhere).
-var remoteClient = outbound.Client(0) // SECURITY.md E03, E08; the dataset's context bounds each call
+// remoteClient calls remote API Particulier bases with the outbound policy
+// (SECURITY.md E03, E08); redirects are not followed (the token would go
+// elsewhere). The dataset's context (dataset_timeout) bounds each call,
+// headers included.
+var remoteClient = func() *http.Client {
+	hc := outbound.Client(0)
+	hc.Transport.(*http.Transport).ResponseHeaderTimeout = 0
+	return hc
+}()
 
 // parseAnswer turns an API Particulier answer into a dataset: the data
 // member of a 200 (the whole body for a bare v2 answer), or the first of
