@@ -163,6 +163,20 @@ func (f *fixture) serveMethod(t testing.TB, ctx context.Context, method, token, 
 	return w
 }
 
+// serveWith runs one quotient familial request with token through the
+// handler, next answering as the provider.
+func (f *fixture) serveWith(t testing.TB, ctx context.Context, token string, next caddyhttp.Handler) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/v3/dss/quotient_familial/france_connect?recipient="+testSIRET, nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	w := httptest.NewRecorder()
+	if err := f.h.ServeHTTP(w, r, next); err != nil {
+		t.Error(err)
+	}
+	return w
+}
+
 const unitBody = `{"data":{"quotient_familial":{"valeur":1},"enfants":[],"allocataires":[{"nom":"CANARYDATA"}]},"links":{},"meta":{}}`
 
 // TestG07_SpansNestedAndFreeOfPersonalData: each step has a span under the

@@ -27,6 +27,10 @@ var (
 		Help:    "Duration of provider calls, by provider and status class.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
 	}, []string{"provider", "status_class"})
+	metricShed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "provider_shed_total",
+		Help: "Provider calls refused at once, by provider and cause (in_flight: at the cap; circuit_open).",
+	}, []string{"provider", "cause"})
 	metricRateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "rate_limited_total",
 		Help: "Requests refused by a quota, by quota (habilitation, client_ip).",
@@ -35,10 +39,10 @@ var (
 
 // Collectors returns the pipeline's collectors, for registration on a
 // metrics registry: caddy_passerelle_requests_total, _token_checks_total,
-// _provider_duration_seconds and _rate_limited_total. They are shared by
+// _provider_duration_seconds, _rate_limited_total and _provider_shed_total. They are shared by
 // every pipeline of the process.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricRateLimited}
+	return []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricRateLimited, metricShed}
 }
 
 // statusClass returns "2xx", "4xx"… or "error" when no status was received.
@@ -78,6 +82,9 @@ var (
 	}}
 	tokenCheckCounters = labelMemo[labels2, prometheus.Counter]{child: func(k labels2) prometheus.Counter {
 		return metricTokenChecks.WithLabelValues(k.a, k.b)
+	}}
+	shedCounters = labelMemo[labels2, prometheus.Counter]{child: func(k labels2) prometheus.Counter {
+		return metricShed.WithLabelValues(k.a, k.b)
 	}}
 	providerDurations = labelMemo[labels2, prometheus.Observer]{child: func(k labels2) prometheus.Observer {
 		return metricProviderDuration.WithLabelValues(k.a, k.b)

@@ -34,6 +34,7 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/framing"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/shed"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
@@ -76,6 +77,10 @@ type Config struct {
 	Pseudonymizer *Pseudonymizer
 	// Pings records the outcome of each provider call for the status routes.
 	Pings *pings.Tracker
+	// Guards cap the calls in flight to each provider and break its
+	// circuit while it fails, by catalogue provider name. Optional: a
+	// provider without one is never refused.
+	Guards map[string]*shed.Guard
 	// Logger receives the server log lines (refusals at debug level,
 	// FranceConnect failures).
 	Logger *zap.Logger

@@ -12,6 +12,7 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/respfilter"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/shed"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
@@ -80,6 +81,14 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 		endSpan(sp, "")
 	}
 
+	// A saturated or failing provider is refused at once (SECURITY.md
+	// F07, I06): no queue, no call while its circuit is open.
+	ticket, serr := p.Guards[ep.ProviderName].Enter()
+	if serr != nil {
+		return p.shed(ep.ProviderName, serr)
+	}
+	outcome := shed.Abandoned // until the provider answered (a panic)
+	defer func() { ticket.Done(outcome) }()
 	rec := getCapture(p.maxResponseBytes)
 	defer putCapture(rec)
 	err = p.callProvider(up, provider, rec, c)
@@ -99,6 +108,7 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 			err = p.callProvider(up, provider, rec, c)
 		}
 	}
+	outcome = callOutcome(r, rec, err)
 	if aerr := p.providerError(ep, rec, err); aerr != nil {
 		// A 200 that ends in an error was unusable (too large, not JSON).
 		p.Pings.Record(ep.ProviderName, ProviderOutcome(rec.status, err, rec.status == http.StatusOK))
@@ -172,6 +182,32 @@ func (p *Pipeline) callProvider(r *http.Request, provider Provider, rec *capture
 		endSpan(sp, "")
 	}
 	return err
+}
+
+// shed answers a call the provider's guard refused: 503 with Retry-After,
+// counted by provider and cause.
+func (p *Pipeline) shed(provider string, err error) *apierror.Error {
+	if errors.Is(err, shed.ErrOpen) {
+		shedCounters.get(labels2{provider, "circuit_open"}).Inc()
+		return apierror.Unavailable(apierror.ReasonProviderError)
+	}
+	shedCounters.get(labels2{provider, "in_flight"}).Inc()
+	// G04 has no capacity reason: load shedding passes internal_error.
+	return apierror.Unavailable(apierror.ReasonInternalError)
+}
+
+// callOutcome tells the provider's guard how its call went: a transport
+// error, an abort or a 5xx is a failure; any other answer, a 4xx
+// included, shows a provider that works; a call the caller abandoned says
+// nothing.
+func callOutcome(r *http.Request, rec *capture, err error) shed.Outcome {
+	switch {
+	case r.Context().Err() != nil:
+		return shed.Abandoned
+	case err != nil || rec.status == 0 || rec.status >= 500:
+		return shed.Failure
+	}
+	return shed.Success
 }
 
 // errProviderAborted: reverse_proxy aborted the answer mid-stream (the

@@ -69,6 +69,10 @@ type Config struct {
 	MaxIssuedAge time.Duration
 	// Timeout bounds one checktoken exchange, body included (default 2 s).
 	Timeout time.Duration
+	// MaxInFlight caps the checktoken exchanges in flight (default 32,
+	// SECURITY.md F07): past it a check fails at once with ErrUnavailable
+	// instead of queueing behind a stalled FranceConnect.
+	MaxInFlight int64
 	// JWKSRefreshCooldown: at most one JWKS fetch per cooldown (default 30 s).
 	JWKSRefreshCooldown time.Duration
 	// JWKSRefreshInterval: keys older than this are refreshed in the
@@ -83,6 +87,9 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
+
+// DefaultMaxInFlight is the default cap on checktoken exchanges in flight.
+const DefaultMaxInFlight = 32
 
 // withDefaults returns a copy of c with defaults applied and every problem
 // found, joined. Messages name fields, never values.
@@ -104,6 +111,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.JWKSURL = strings.TrimSuffix(c.Issuer, "/") + "/jwks"
 	} else if err := checkURL(c.JWKSURL); err != nil {
 		fail("jwks url: %v", err)
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.ClientID == "" {
 		fail("client_id is required")

@@ -12,12 +12,15 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/shed"
 )
 
 // Verifier calls FranceConnect checktoken and verifies its answers. It is
 // safe for concurrent use. Share one per issuer: it holds the JWKS cache.
 type Verifier struct {
 	cfg     Config
+	guard   *shed.Guard // the cap on exchanges in flight
 	keyAlgs []jose.KeyAlgorithm
 	keys    *keySet
 	oidc    *oidc.IDTokenVerifier
@@ -30,7 +33,7 @@ func New(cfg Config) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Verifier{cfg: cfg}
+	v := &Verifier{cfg: cfg, guard: shed.New(shed.Settings{Name: "franceconnect", MaxInFlight: cfg.MaxInFlight})}
 	for _, a := range cfg.KeyAlgorithms {
 		v.keyAlgs = append(v.keyAlgs, jose.KeyAlgorithm(a))
 	}
@@ -65,7 +68,12 @@ func (v *Verifier) CheckToken(ctx context.Context, token string) (*Facts, error)
 	if !validToken(token) {
 		return nil, ErrTokenMalformed
 	}
+	ticket, err := v.guard.Enter()
+	if err != nil {
+		return nil, fmt.Errorf("%w: too many checks in flight", ErrUnavailable)
+	}
 	body, err := v.exchange(ctx, token)
+	ticket.Done(shed.Success) // the cap only: no circuit to report to
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcissuer"
 )
 
@@ -355,5 +356,47 @@ func TestReason(t *testing.T) {
 		if got := Reason(err); got != want {
 			t.Errorf("Reason(%v) = %q, want %q", err, got, want)
 		}
+	}
+}
+
+// TestF07_CheckTokenInFlightCap: with MaxInFlight checktoken exchanges
+// waiting on a stalled FranceConnect, one more check fails at once with
+// ErrUnavailable (503 for the caller) instead of queueing; the waiting
+// ones end normally once FranceConnect answers.
+// req: F07
+func TestF07_CheckTokenInFlightCap(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxInFlight = 3; c.Timeout = 10 * time.Second })
+	body := e.answer(e.claims(nil))
+	release, arrived := make(chan struct{}), make(chan struct{}, 8)
+	e.stub.setAnswer(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.Header().Set("Content-Type", "application/token-introspection+jwt")
+		_, _ = io.WriteString(w, body)
+	})
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := e.v.CheckToken(context.Background(), tokenCanary)
+			errs <- err
+		}()
+	}
+	for range 3 {
+		<-arrived
+	}
+	start := time.Now()
+	_, err := e.v.CheckToken(context.Background(), tokenCanary)
+	if !errors.Is(err, ErrUnavailable) || time.Since(start) > time.Second {
+		t.Fatalf("past the cap: %v after %v", err, time.Since(start))
+	}
+	assertPIIFree(t, err)
+	close(release)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a check in flight: %v", err)
+		}
+	}
+	if _, err := e.v.CheckToken(context.Background(), tokenCanary); err != nil {
+		t.Fatalf("after the checks ended: %v", err)
 	}
 }

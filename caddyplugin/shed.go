@@ -1,0 +1,58 @@
+package caddyplugin
+
+import (
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/shed"
+	"github.com/passerelle-gw/passerelle/config/catalogue"
+)
+
+// The provider guards' settings (SECURITY.md F07, I06): 64 calls in
+// flight per provider, the circuit opened by 5 consecutive failures, a
+// probe after 10 s.
+const (
+	providerMaxInFlight = 64
+	providerFailures    = 5
+	providerOpenFor     = 10 * time.Second
+)
+
+// guards holds one guard per provider name for the life of the process: a
+// configuration reload keeps the calls in flight counted and an open
+// circuit open.
+var guards = struct {
+	sync.Mutex
+	byName map[string]*shed.Guard
+}{byName: map[string]*shed.Guard{}}
+
+// guardsFor returns the guards of the catalogue's providers.
+func guardsFor(c *catalogue.Catalogue) map[string]*shed.Guard {
+	guards.Lock()
+	defer guards.Unlock()
+	out := make(map[string]*shed.Guard, len(c.Providers))
+	for name := range c.Providers {
+		g, ok := guards.byName[name]
+		if !ok {
+			g = shed.New(shed.Settings{Name: name, MaxInFlight: providerMaxInFlight, Failures: providerFailures,
+				OpenFor: providerOpenFor, OnStateChange: logCircuit})
+			guards.byName[name] = g
+		}
+		out[name] = g
+	}
+	return out
+}
+
+// logCircuit logs a provider's circuit opening or closing, on the logger
+// of the configuration in force.
+func logCircuit(provider string, open bool) {
+	l := caddy.Log().Named("passerelle")
+	if open {
+		l.Warn("provider circuit open: calls refused", zap.String("provider", provider),
+			zap.Int("consecutive_failures", providerFailures), zap.Duration("retry_after", providerOpenFor))
+		return
+	}
+	l.Info("provider circuit closed", zap.String("provider", provider))
+}
