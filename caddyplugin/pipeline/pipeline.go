@@ -120,6 +120,12 @@ func New(c Config, allowed map[*catalogue.Endpoint]bool, maxResponseBytes int) *
 	if maxResponseBytes <= 0 {
 		maxResponseBytes = DefaultMaxResponseBytes
 	}
+	// The shed counters of the guarded providers exist from the start, at
+	// 0, so that an alert on their increase sees the first refusal.
+	for name := range c.Guards {
+		shedCounters.get(labels2{name, "in_flight"})
+		shedCounters.get(labels2{name, "circuit_open"})
+	}
 	return &Pipeline{Config: c, allowed: allowed, maxResponseBytes: maxResponseBytes, filters: new(sync.Map)}
 }
 
