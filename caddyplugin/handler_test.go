@@ -381,7 +381,7 @@ func TestG08_MetricLabelsBounded(t *testing.T) {
 		"decision": {"allow": true, "deny": true, "error": true},
 		"source":   {"l1": true, "l2": true, "checktoken": true},
 		"result":   {"active": true, "inactive": true, "error": true, "ok": true, "refused": true}, // token checks; habilitation reloads
-		"provider": {}, // the catalogue's providers, below
+		"provider": {},                                                                             // the catalogue's providers, below
 		"cause":    {"in_flight": true, "circuit_open": true},
 		"mode":     {"sandbox": true, "production": true},
 		"quota":    {"habilitation": true, "client_ip": true},

@@ -12,12 +12,13 @@ import (
 )
 
 // The provider guards' settings (SECURITY.md F07, I06): 64 calls in
-// flight per provider, the circuit opened by 5 consecutive failures, a
-// probe after 10 s.
+// flight per provider, the circuit opened by 5 consecutive failures
+// within a minute, a probe after 10 s.
 const (
 	providerMaxInFlight = 64
 	providerFailures    = 5
 	providerOpenFor     = 10 * time.Second
+	providerForget      = time.Minute
 )
 
 // guards holds one guard per provider name for the life of the process: a
@@ -37,7 +38,9 @@ func guardsFor(c *catalogue.Catalogue) map[string]*shed.Guard {
 		g, ok := guards.byName[name]
 		if !ok {
 			g = shed.New(shed.Settings{Name: name, MaxInFlight: providerMaxInFlight, Failures: providerFailures,
-				OpenFor: providerOpenFor, OnStateChange: logCircuit})
+				OpenFor: providerOpenFor, Forget: providerForget,
+				// Called under the breaker's lock: the line is written off it.
+				OnStateChange: func(name string, open bool) { go logCircuit(name, open) }})
 			guards.byName[name] = g
 		}
 		out[name] = g

@@ -57,9 +57,10 @@ func freshGuards(t *testing.T) {
 	t.Cleanup(reset)
 }
 
-// TestI06_ProviderCircuit: five consecutive provider failures open the
-// provider's circuit; the next calls are answered 503 at once, without
-// reaching the provider, and counted; a 4xx is an answer, not a failure.
+// TestI06_ProviderCircuit: five consecutive provider failures (503 here)
+// open the provider's circuit; the next calls are answered 503 at once,
+// without reaching the provider, and counted; a 4xx or a 500 is an answer,
+// not a failure (a caller's input may provoke a 500).
 // req: I06
 func TestI06_ProviderCircuit(t *testing.T) {
 	freshGuards(t)
@@ -78,11 +79,12 @@ func TestI06_ProviderCircuit(t *testing.T) {
 		w := f.serveWith(t, context.Background(), testToken, next)
 		return w.Code
 	}
-	status = http.StatusNotFound
-	for range 6 {
-		serve() // answers: the circuit stays closed
+	for _, status = range []int{http.StatusNotFound, http.StatusInternalServerError} {
+		for range 6 {
+			serve() // answers: the circuit stays closed
+		}
 	}
-	status = http.StatusInternalServerError
+	status = http.StatusServiceUnavailable
 	for i := range 5 {
 		if code := serve(); code == http.StatusServiceUnavailable {
 			t.Fatalf("failure %d refused: the circuit opened early", i+1)
@@ -164,5 +166,11 @@ func TestF07_ProviderInFlightCap(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("a call in flight ended %d", code)
 		}
+	}
+	if n := shedCount(t, "CNAV", "in_flight"); n < 1 {
+		t.Errorf("provider_shed_total{cause=in_flight} = %v", n)
+	}
+	if w := f.serveWith(t, context.Background(), testToken, slow); w.Code != http.StatusOK {
+		t.Errorf("after the calls ended, a call: %d", w.Code)
 	}
 }

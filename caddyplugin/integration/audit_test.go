@@ -51,7 +51,7 @@ func TestAuditCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const end = "\t\t\tlb_retries 1\n\t\t}\n\t}\n"
+	const end = "\t\t\t\tresponse_header_timeout 10s\n\t\t\t}\n\t\t}\n\t}\n"
 	if !strings.Contains(string(prod), end) {
 		t.Fatal("the production template's provider block changed: update this test")
 	}

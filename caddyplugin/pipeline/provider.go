@@ -197,14 +197,17 @@ func (p *Pipeline) shed(provider string, err error) *apierror.Error {
 }
 
 // callOutcome tells the provider's guard how its call went: a transport
-// error, an abort or a 5xx is a failure; any other answer, a 4xx
-// included, shows a provider that works; a call the caller abandoned says
-// nothing.
+// error, a timeout, an abort, or a 502, 503 or 504 (the provider or its
+// own gateway down) is a failure; any other answer, a 500 included (a
+// caller's input may provoke one: it must not open the circuit for every
+// caller), shows a provider that answers; a call the caller abandoned
+// says nothing.
 func callOutcome(r *http.Request, rec *capture, err error) shed.Outcome {
 	switch {
 	case r.Context().Err() != nil:
 		return shed.Abandoned
-	case err != nil || rec.status == 0 || rec.status >= 500:
+	case err != nil || rec.status == 0 || rec.status == http.StatusBadGateway ||
+		rec.status == http.StatusServiceUnavailable || rec.status == http.StatusGatewayTimeout:
 		return shed.Failure
 	}
 	return shed.Success

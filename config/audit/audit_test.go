@@ -52,7 +52,8 @@ func clean() map[string]any {
 						map[string]any{"handle": []any{
 							map[string]any{"handler": "passerelle"},
 							map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": "provider.example:443"}},
-								"transport": map[string]any{"protocol": "http", "tls": map[string]any{}}, "load_balancing": map[string]any{"retries": 1.0}},
+								"transport":      map[string]any{"protocol": "http", "tls": map[string]any{}, "response_header_timeout": 10e9},
+								"load_balancing": map[string]any{"retries": 1.0}},
 						}},
 					}}}}},
 				},
@@ -199,6 +200,7 @@ func TestEachRule(t *testing.T) {
 		{"PA17", func(c map[string]any) {
 			obj(proxy(c), "load_balancing")["retry_match"] = []any{map[string]any{"method": []any{"POST"}}}
 		}},
+		{"PA19", func(c map[string]any) { delete(obj(proxy(c), "transport"), "response_header_timeout") }},
 		{"PA18", func(c map[string]any) {
 			srv(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}
 		}},

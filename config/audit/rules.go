@@ -43,6 +43,7 @@ var rules = []rule{
 	{"PA16", Medium, "public server without timeouts, or with oversized header limits", "servers { timeouts { read_header 10s; read_body 30s; idle 2m } max_header_size 16KB }", checkTimeouts},
 	{"PA17", Medium, "retries beyond one, or of non-GET requests", "lb_retries 1 at most, retry_match on GET only", checkRetries},
 	{"PA18", Critical, "every address trusted as a proxy", "trusted_proxies static <the load balancers' addresses>", checkTrustEveryone},
+	{"PA19", Medium, "a provider without a response header timeout", "reverse_proxy … { transport http { dial_timeout 2s; response_header_timeout 10s } }: a hung provider then fails and opens its circuit", checkProviderTimeouts},
 }
 
 var ruleByID = func() map[string]rule {
@@ -561,6 +562,23 @@ func checkTrustEveryone(c *cfg) []Finding {
 			if r == "0.0.0.0/0" || r == "::/0" {
 				out = append(out, find("PA18", "apps.http.servers."+name+".trusted_proxies", r))
 			}
+		}
+	}
+	return out
+}
+
+// checkProviderTimeouts: a reverse_proxy behind passerelle (a provider)
+// needs a response header timeout (SECURITY.md E08): Caddy sets none, and a
+// provider that accepts connections and never answers would hold each call
+// until its caller gives up, without ever opening its circuit (I06).
+func checkProviderTimeouts(c *cfg) []Finding {
+	var out []Finding
+	for _, h := range c.named("reverse_proxy") {
+		if !h.after("passerelle") {
+			continue
+		}
+		if d, ok := duration(dig(h.obj, "transport", "response_header_timeout")); !ok || d <= 0 {
+			out = append(out, find("PA19", h.path+".transport", "no response_header_timeout"))
 		}
 	}
 	return out

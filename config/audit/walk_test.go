@@ -7,13 +7,14 @@ import (
 	"testing"
 )
 
-// proxyTo is a reverse_proxy to one upstream, over TLS unless plain.
+// proxyTo is a reverse_proxy to one upstream, over TLS unless plain, with
+// a response header timeout.
 func proxyTo(dial string, plain bool) map[string]any {
-	h := map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": dial}}}
+	transport := map[string]any{"protocol": "http", "response_header_timeout": 10e9}
 	if !plain {
-		h["transport"] = map[string]any{"protocol": "http", "tls": map[string]any{}}
+		transport["tls"] = map[string]any{}
 	}
-	return h
+	return map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": dial}}, "transport": transport}
 }
 
 // front is a passerelle_front whose in-process datasets go to provider,

@@ -115,6 +115,7 @@ var ruleTitles = map[string]string{
 	"PA16": "serveur public sans délais d'expiration, ou limite d'en-têtes trop large",
 	"PA17": "plus d'une nouvelle tentative, ou nouvelle tentative d'une requête non GET",
 	"PA18": "toute adresse considérée comme mandataire de confiance",
+	"PA19": "fournisseur sans délai d'attente des en-têtes de réponse",
 }
 
 // ruleTitle is a rule's French title, its own when none is known.

@@ -72,8 +72,10 @@ func (v *Verifier) CheckToken(ctx context.Context, token string) (*Facts, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: too many checks in flight", ErrUnavailable)
 	}
-	body, err := v.exchange(ctx, token)
-	ticket.Done(shed.Success) // the cap only: no circuit to report to
+	body, err := func() (string, error) {
+		defer ticket.Done(shed.Success) // the cap only: no circuit to report to; a panic frees the place too
+		return v.exchange(ctx, token)
+	}()
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -368,6 +369,9 @@ func TestF07_CheckTokenInFlightCap(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.MaxInFlight = 3; c.Timeout = 10 * time.Second })
 	body := e.answer(e.claims(nil))
 	release, arrived := make(chan struct{}), make(chan struct{}, 8)
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // a failure must not leave the stub's handlers blocked
 	e.stub.setAnswer(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
 		<-release
@@ -390,7 +394,7 @@ func TestF07_CheckTokenInFlightCap(t *testing.T) {
 		t.Fatalf("past the cap: %v after %v", err, time.Since(start))
 	}
 	assertPIIFree(t, err)
-	close(release)
+	free()
 	for range 3 {
 		if err := <-errs; err != nil {
 			t.Fatalf("a check in flight: %v", err)

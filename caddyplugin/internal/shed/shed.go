@@ -32,6 +32,9 @@ type Settings struct {
 	Failures uint32
 	// OpenFor is how long the circuit stays open before one probe.
 	OpenFor time.Duration
+	// Forget clears the failures counted while the circuit is closed
+	// every Forget (0: never; failures spread over days then add up).
+	Forget time.Duration
 	// OnStateChange, when set, is told when the circuit opens (open true)
 	// and when it closes again.
 	OnStateChange func(name string, open bool)
@@ -55,6 +58,7 @@ func New(s Settings) *Guard {
 			Name:        s.Name,
 			MaxRequests: 1, // one probe when half-open
 			Timeout:     s.OpenFor,
+			Interval:    s.Forget,
 			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= s.Failures },
 			// A call the caller abandoned says nothing of the dependency.
 			IsExcluded: func(err error) bool { return errors.Is(err, errAbandoned) },

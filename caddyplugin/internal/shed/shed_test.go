@@ -55,7 +55,7 @@ func TestCapRefusesAtOnce(t *testing.T) {
 func TestCircuitOpensProbesAndCloses(t *testing.T) {
 	var mu sync.Mutex
 	var changes []bool
-	g := New(Settings{Name: "CNAV", Failures: 5, OpenFor: 100 * time.Millisecond, OnStateChange: func(name string, open bool) {
+	g := New(Settings{Name: "CNAV", Failures: 5, OpenFor: 200 * time.Millisecond, OnStateChange: func(name string, open bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		if name != "CNAV" {
@@ -90,7 +90,7 @@ func TestCircuitOpensProbesAndCloses(t *testing.T) {
 			t.Fatalf("while open: %v", err)
 		}
 	}
-	time.Sleep(120 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	probe, err := g.Enter()
 	if err != nil {
 		t.Fatalf("the probe: %v", err)
@@ -102,7 +102,7 @@ func TestCircuitOpensProbesAndCloses(t *testing.T) {
 	if !g.Open() {
 		t.Fatal("a failed probe did not open the circuit again")
 	}
-	time.Sleep(120 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	if err := call(Success); err != nil {
 		t.Fatalf("second probe: %v", err)
 	}
@@ -137,4 +137,27 @@ func TestNilGuardAdmits(t *testing.T) {
 		t.Fatal(err)
 	}
 	tk.Done(Failure)
+}
+
+// TestFailuresForgotten: failures further apart than Forget do not add up
+// to open the circuit.
+func TestFailuresForgotten(t *testing.T) {
+	g := New(Settings{Failures: 2, OpenFor: time.Hour, Forget: 100 * time.Millisecond})
+	fail := func() {
+		tk, err := g.Enter()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.Done(Failure)
+	}
+	fail()
+	time.Sleep(250 * time.Millisecond)
+	fail()
+	if g.Open() {
+		t.Fatal("two failures a Forget apart opened the circuit")
+	}
+	fail()
+	if !g.Open() {
+		t.Fatal("two consecutive failures within Forget left it closed")
+	}
 }
