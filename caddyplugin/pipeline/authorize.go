@@ -307,6 +307,11 @@ func (p *Pipeline) tokenError(err error) *apierror.Error {
 		return apierror.TokenMalformed()
 	}
 	reason := fcverify.Reason(err)
+	if errors.Is(err, fcverify.ErrBusy) {
+		// Shed, not failed: counted apart from FranceConnect's failures.
+		shedCounters.get(labels2{"franceconnect", "in_flight"}).Inc()
+		return apierror.Unavailable(reason)
+	}
 	if reason == fcverify.ReasonClientAuth {
 		// Our own credentials are refused: an operator must act (SECURITY.md
 		// I02). The caller sees FranceConnect as unavailable.

@@ -13,6 +13,9 @@ var (
 	// ErrUnavailable: FranceConnect could not be reached or answered 5xx or
 	// 429 (transport error, checktoken deadline). Caller answers 503 (I01).
 	ErrUnavailable = errors.New("fcverify: franceconnect unavailable")
+	// ErrBusy: the checktoken exchanges in flight are at the cap; the
+	// check was not sent. It is an ErrUnavailable.
+	ErrBusy = fmt.Errorf("%w: too many checks in flight", ErrUnavailable)
 	// ErrClientAuth: FranceConnect answered 400 or 401 to checktoken, which
 	// means our own data-provider credentials or request are wrong. Caller
 	// answers 503 and alerts (I02); never retry in a loop.

@@ -70,7 +70,7 @@ func (v *Verifier) CheckToken(ctx context.Context, token string) (*Facts, error)
 	}
 	ticket, err := v.guard.Enter()
 	if err != nil {
-		return nil, fmt.Errorf("%w: too many checks in flight", ErrUnavailable)
+		return nil, ErrBusy
 	}
 	body, err := func() (string, error) {
 		defer ticket.Done(shed.Success) // the cap only: no circuit to report to; a panic frees the place too
