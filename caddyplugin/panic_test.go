@@ -27,14 +27,7 @@ func TestI15_PanicAnsweredAndAudited(t *testing.T) {
 	f.h.pipe.Logger = zap.New(logCore)
 	serve := func(next caddyhttp.HandlerFunc) *httptest.ResponseRecorder {
 		t.Helper()
-		r := httptest.NewRequest(http.MethodGet, "/v3/dss/quotient_familial/france_connect?recipient="+testSIRET, nil)
-		r.Header.Set("Authorization", "Bearer "+testToken)
-		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
-		w := httptest.NewRecorder()
-		if err := f.h.ServeHTTP(w, r, next); err != nil {
-			t.Fatal(err)
-		}
-		return w
+		return f.serveWith(t, context.Background(), testToken, next)
 	}
 	w := serve(func(http.ResponseWriter, *http.Request) error {
 		panic(errors.New("CANARYPANIC value quoting DUBOIS Angela"))
