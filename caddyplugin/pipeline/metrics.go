@@ -39,8 +39,8 @@ var (
 
 // Collectors returns the pipeline's collectors, for registration on a
 // metrics registry: caddy_passerelle_requests_total, _token_checks_total,
-// _provider_duration_seconds, _rate_limited_total and _provider_shed_total. They are shared by
-// every pipeline of the process.
+// _provider_duration_seconds, _rate_limited_total and _provider_shed_total.
+// They are shared by every pipeline of the process.
 func Collectors() []prometheus.Collector {
 	return []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricRateLimited, metricShed}
 }

@@ -85,7 +85,7 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 	// F07, I06): no queue, no call while its circuit is open.
 	ticket, serr := p.Guards[ep.ProviderName].Enter()
 	if serr != nil {
-		return p.shed(ep.ProviderName, serr)
+		return shedAnswer(ep.ProviderName, serr)
 	}
 	outcome := shed.Abandoned // until the provider answered (a panic)
 	defer func() { ticket.Done(outcome) }()
@@ -184,9 +184,9 @@ func (p *Pipeline) callProvider(r *http.Request, provider Provider, rec *capture
 	return err
 }
 
-// shed answers a call the provider's guard refused: 503 with Retry-After,
-// counted by provider and cause.
-func (p *Pipeline) shed(provider string, err error) *apierror.Error {
+// shedAnswer answers a call the provider's guard refused: 503 with
+// Retry-After, counted by provider and cause.
+func shedAnswer(provider string, err error) *apierror.Error {
 	if errors.Is(err, shed.ErrOpen) {
 		shedCounters.get(labels2{provider, "circuit_open"}).Inc()
 		return apierror.Unavailable(apierror.ReasonProviderError)

@@ -70,7 +70,7 @@ type Config struct {
 	// Timeout bounds one checktoken exchange, body included (default 2 s).
 	Timeout time.Duration
 	// MaxInFlight caps the checktoken exchanges in flight (default 32,
-	// SECURITY.md F07): past it a check fails at once with ErrUnavailable
+	// SECURITY.md F07): past it a check fails at once with ErrBusy
 	// instead of queueing behind a stalled FranceConnect.
 	MaxInFlight int64
 	// JWKSRefreshCooldown: at most one JWKS fetch per cooldown (default 30 s).
