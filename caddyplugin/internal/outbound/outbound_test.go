@@ -153,3 +153,67 @@ func TestClientFollowsNoRedirect(t *testing.T) {
 		t.Fatalf("status %d, %d requests elsewhere", resp.StatusCode, hits)
 	}
 }
+
+// TestE08_StalledPhases: a server that accepts the connection and never
+// completes the TLS handshake fails the call at TLSHandshakeTimeout; one
+// that reads the request and never answers fails it at
+// ResponseHeaderTimeout; each within 10 % of its deadline (0.5 s at
+// least), whatever longer bound the caller set.
+// req: E08
+func TestE08_StalledPhases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the real deadlines (3 s and 10 s)")
+	}
+	stall := func(t *testing.T, serve func(net.Conn)) string {
+		t.Helper()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go serve(c)
+			}
+		}()
+		return ln.Addr().String()
+	}
+	hold := func(c net.Conn) { // reads whatever comes, never answers
+		defer c.Close()
+		buf := make([]byte, 4096)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	}
+	cases := []struct {
+		name     string
+		url      string
+		deadline time.Duration
+	}{
+		{"TLS handshake", "https://" + stall(t, hold), TLSHandshakeTimeout},
+		{"response headers", "http://" + stall(t, hold), ResponseHeaderTimeout},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			resp, err := Client(time.Minute).Get(tc.url)
+			took := time.Since(start)
+			if err == nil {
+				resp.Body.Close()
+				t.Fatal("a stalled server answered")
+			}
+			// +10 %, and at least half a second for a machine busy with
+			// other packages' tests.
+			if slack := max(tc.deadline/10, 500*time.Millisecond); took < tc.deadline || took > tc.deadline+slack {
+				t.Fatalf("failed after %v, want %v (+%v): %v", took, tc.deadline, slack, err)
+			}
+		})
+	}
+}
