@@ -79,10 +79,7 @@ func FuzzStripOwnCookies(f *testing.F) {
 // TestProxyStripsOwnCookies: the request the app receives through the
 // front carries the app's cookies and none of the front's.
 func TestProxyStripsOwnCookies(t *testing.T) {
-	sessions, err := session.New(session.Config{Store: session.NewMemory(0, nil), Secret: []byte(strings.Repeat("s", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sessions := memorySessions(t)
 	f := &Front{sessions: sessions}
 	var got []string
 	app := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -102,10 +99,7 @@ func TestProxyStripsOwnCookies(t *testing.T) {
 // TestAppLogoutStripsOwnCookies: the app's logout path receives the app's
 // cookies and none of the front's, and the front still ends its session.
 func TestAppLogoutStripsOwnCookies(t *testing.T) {
-	sessions, err := session.New(session.Config{Store: session.NewMemory(0, nil), Secret: []byte(strings.Repeat("s", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sessions := memorySessions(t)
 	f := &Front{sessions: sessions, AppLogout: "/deconnexion", AfterLogout: "/", cache: &assertions{}}
 	var got []string
 	app := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -132,10 +126,7 @@ func TestAppLogoutStripsOwnCookies(t *testing.T) {
 // Transfer-Encoding, proxied to the app, closes its connection after the
 // answer (SECURITY.md D11, internal/framing).
 func TestChunkedRequestClosesConnection(t *testing.T) {
-	sessions, err := session.New(session.Config{Store: session.NewMemory(0, nil), Secret: []byte(strings.Repeat("s", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sessions := memorySessions(t)
 	f := &Front{sessions: sessions}
 	app := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
@@ -152,4 +143,14 @@ func TestChunkedRequestClosesConnection(t *testing.T) {
 			t.Errorf("Transfer-Encoding %v: Connection %q, want %q", te, got, want)
 		}
 	}
+}
+
+// memorySessions is a session manager on an in-process store.
+func memorySessions(t *testing.T) *session.Manager {
+	t.Helper()
+	sessions, err := session.New(session.Config{Store: session.NewMemory(0, nil), Secret: []byte(strings.Repeat("s", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sessions
 }

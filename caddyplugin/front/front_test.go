@@ -18,7 +18,6 @@ import (
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/reconcile"
-	"github.com/passerelle-gw/passerelle/caddyplugin/front/session"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 )
@@ -192,10 +191,7 @@ func TestLoginStartRateLimited(t *testing.T) {
 // answer, informational answers included (103 Early Hints, 100 Continue,
 // which send the header map as it is), and comes back sealed in a cookie.
 func TestAccountHeaderNeverSent(t *testing.T) {
-	sessions, err := session.New(session.Config{Store: session.NewMemory(0, nil), Secret: []byte(strings.Repeat("s", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sessions := memorySessions(t)
 	f := &Front{sessions: sessions}
 	app := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set(reconcile.AccountHeader, "family_name=DUBOIS&given_name=Angela&birthdate=1962-08-24")
