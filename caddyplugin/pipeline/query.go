@@ -235,23 +235,13 @@ func callerQuery(ep *catalogue.Endpoint, params []queryParam) string {
 	for i := range ep.Params {
 		p := &ep.Params[i]
 		for _, qp := range params {
-			if qp.name != p.Name {
-				continue
+			if qp.name == p.Name {
+				addQueryParam(&b, p.Name, qp.value) // normalised by checkQuery
 			}
-			if b.Len() > 0 {
-				b.WriteByte('&')
-			}
-			b.WriteString(url.QueryEscape(p.Name))
-			b.WriteByte('=')
-			b.WriteString(url.QueryEscape(qp.value)) // normalised by checkQuery
 		}
 	}
 	if _, v := count(params, "recipient"); v != "" && ep.RecipientAccepted() {
-		if b.Len() > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString("recipient=")
-		b.WriteString(url.QueryEscape(v))
+		addQueryParam(&b, "recipient", v)
 	}
 	return b.String()
 }

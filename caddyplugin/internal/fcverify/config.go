@@ -251,7 +251,7 @@ func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastRe
 // defaultHTTPClient follows SECURITY.md E03 and E08 (internal/outbound).
 // Per-call deadlines come from contexts (checktoken Timeout, 5 s JWKS).
 func defaultHTTPClient() *http.Client {
-	t := outbound.Transport()
-	t.MaxIdleConnsPerHost = 32
-	return &http.Client{Transport: t, CheckRedirect: noRedirect}
+	hc := outbound.Client(0)
+	hc.Transport.(*http.Transport).MaxIdleConnsPerHost = 32
+	return hc
 }

@@ -1,16 +1,17 @@
 // Package shed refuses calls to a dependency that is saturated or failing,
 // at once, instead of letting them queue (SECURITY.md F07, I06): a cap on
-// the calls in flight, and a circuit breaker (github.com/sony/gobreaker)
+// the calls in flight (a counter: a call never waits for a place), and a
+// circuit breaker (github.com/sony/gobreaker)
 // that opens after consecutive failures, refuses every call while open,
 // then lets one probe through.
 package shed
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
-	"golang.org/x/sync/semaphore"
 )
 
 // The refusals of Enter.
@@ -43,16 +44,14 @@ type Settings struct {
 // Guard admits calls to one dependency. Its methods are safe for
 // concurrent use.
 type Guard struct {
-	sem *semaphore.Weighted
-	cb  *gobreaker.TwoStepCircuitBreaker[struct{}]
+	max      int64        // 0: no cap
+	inFlight atomic.Int64 // admitted calls not yet Done
+	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
 }
 
 // New returns a Guard with the settings.
 func New(s Settings) *Guard {
-	g := new(Guard)
-	if s.MaxInFlight > 0 {
-		g.sem = semaphore.NewWeighted(s.MaxInFlight)
-	}
+	g := &Guard{max: max(s.MaxInFlight, 0)}
 	if s.Failures > 0 {
 		st := gobreaker.Settings{
 			Name:        s.Name,
@@ -104,16 +103,15 @@ func (g *Guard) Enter() (Ticket, error) {
 	if g == nil {
 		return Ticket{}, nil
 	}
-	if g.sem != nil && !g.sem.TryAcquire(1) {
+	if g.max > 0 && g.inFlight.Add(1) > g.max {
+		g.inFlight.Add(-1)
 		return Ticket{}, ErrBusy
 	}
 	t := Ticket{g: g}
 	if g.cb != nil {
 		done, err := g.cb.Allow()
 		if err != nil {
-			if g.sem != nil {
-				g.sem.Release(1)
-			}
+			g.release()
 			return Ticket{}, ErrOpen
 		}
 		t.done = done
@@ -136,8 +134,12 @@ func (t Ticket) Done(o Outcome) {
 			t.done(nil)
 		}
 	}
-	if t.g.sem != nil {
-		t.g.sem.Release(1)
+	t.g.release()
+}
+
+func (g *Guard) release() {
+	if g.max > 0 {
+		g.inFlight.Add(-1)
 	}
 }
 
