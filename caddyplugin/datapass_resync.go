@@ -90,7 +90,7 @@ func (a *App) auditResync(rep datapass.Report) {
 // E03, E08), except for the response headers, awaited for the whole call's
 // bound: DataPass builds a whole page (up to 8 MiB) before its headers.
 func dataPassClient() *http.Client {
-	hc := outbound.Client(datapass.DefaultAPITimeout)
-	hc.Transport.(*http.Transport).ResponseHeaderTimeout = datapass.DefaultAPITimeout
-	return hc
+	t := outbound.Transport()
+	t.ResponseHeaderTimeout = datapass.DefaultAPITimeout
+	return &http.Client{Transport: t} // NewAPI sets the timeout and refuses redirects
 }

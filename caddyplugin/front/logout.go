@@ -48,8 +48,7 @@ func (f *Front) appLogout(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	// The app gets the request without the front's cookies (as in
 	// proxy); logoutNow still reads the session from r.
-	toApp := r.WithContext(r.Context())
-	toApp.Header = r.Header.Clone()
+	toApp := r.Clone(r.Context())
 	stripOwnCookies(toApp.Header)
 	app := &headerRecorder{header: http.Header{}}
 	if err := next.ServeHTTP(app, toApp); err != nil {

@@ -126,7 +126,6 @@ func route(c map[string]any) []any {
 // req: B10, E05, G06, H04
 func TestEachRule(t *testing.T) {
 	pp := func(c map[string]any) map[string]any { return obj(c, "apps", "passerelle") }
-	srv := func(c map[string]any) map[string]any { return obj(c, "apps", "http", "servers", "public") }
 	proxy := func(c map[string]any) map[string]any {
 		return obj(c, "apps", "http", "servers", "public", "routes", 0, "handle", 0, "routes", 0, "handle", 1)
 	}
@@ -176,9 +175,9 @@ func TestEachRule(t *testing.T) {
 					"transport": map[string]any{"protocol": "http", "tls": map[string]any{}}}}}
 			obj(c, "apps", "http", "servers", "public", "routes", 0, "handle", 0)["routes"] = append([]any{direct}, route(c)...)
 		}},
-		{"PA07", func(c map[string]any) { srv(c)["listen"] = []any{":80"} }},
+		{"PA07", func(c map[string]any) { publicServer(c)["listen"] = []any{":80"} }},
 		{"PA08", func(c map[string]any) {
-			srv(c)["tls_connection_policies"] = []any{map[string]any{"protocol_min": "tls1.0"}}
+			publicServer(c)["tls_connection_policies"] = []any{map[string]any{"protocol_min": "tls1.0"}}
 		}},
 		{"PA09", func(c map[string]any) { obj(proxy(c), "transport", "tls")["insecure_skip_verify"] = true }},
 		{"PA10", func(c map[string]any) { obj(c, "admin")["listen"] = "0.0.0.0:2019" }},
@@ -188,21 +187,21 @@ func TestEachRule(t *testing.T) {
 			delete(obj(c, "logging", "logs", "log0", "encoder", "fields"), "request>headers>X-Api-Key")
 		}},
 		{"PA13", func(c map[string]any) { obj(c, "logging", "logs", "log0")["level"] = "DEBUG" }},
-		{"PA13", func(c map[string]any) { obj(srv(c), "logs")["should_log_credentials"] = true }},
+		{"PA13", func(c map[string]any) { obj(publicServer(c), "logs")["should_log_credentials"] = true }},
 		{"PA14", func(c map[string]any) { delete(obj(c, "logging", "logs"), "audit") }},
 		{"PA14", func(c map[string]any) {
 			obj(c, "logging", "logs", "audit")["writer"] = map[string]any{"output": "file", "filename": "/var/log/passerelle/access.log"}
 		}},
 		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["habilitation"] = "1000000/s" }},
-		{"PA16", func(c map[string]any) { delete(srv(c), "read_header_timeout") }},
-		{"PA16", func(c map[string]any) { srv(c)["max_header_bytes"] = float64(8 << 20) }},
+		{"PA16", func(c map[string]any) { delete(publicServer(c), "read_header_timeout") }},
+		{"PA16", func(c map[string]any) { publicServer(c)["max_header_bytes"] = float64(8 << 20) }},
 		{"PA17", func(c map[string]any) { obj(proxy(c), "load_balancing")["retries"] = 3.0 }},
 		{"PA17", func(c map[string]any) {
 			obj(proxy(c), "load_balancing")["retry_match"] = []any{map[string]any{"method": []any{"POST"}}}
 		}},
 		{"PA19", func(c map[string]any) { delete(obj(proxy(c), "transport"), "response_header_timeout") }},
 		{"PA18", func(c map[string]any) {
-			srv(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}
+			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}
 		}},
 	}
 	tried := map[string]bool{}

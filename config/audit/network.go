@@ -51,8 +51,8 @@ func (c *cfg) internalNetworkOnly(server string) bool {
 		if loopbackHost(l) {
 			continue
 		}
-		host, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(l, "tcp/"), "tcp4/"))
-		if ip := net.ParseIP(strings.Trim(host, "[]")); err != nil || ip == nil || !ip.IsPrivate() {
+		host, port := listenHost(l)
+		if ip := net.ParseIP(host); !port || ip == nil || !ip.IsPrivate() {
 			return false
 		}
 	}

@@ -371,26 +371,35 @@ func (c *cfg) logs() map[string]any {
 	return l
 }
 
-// Includes reports whether a log's include entry takes a logger: the
+// includes reports whether a log's include entry takes a logger: the
 // logger itself or one of its parents (passerelle takes passerelle.audit).
-func Includes(include, logger string) bool {
+func includes(include, logger string) bool {
 	return logger == include || strings.HasPrefix(logger, include+".")
 }
 
-// sinkOf returns the log that receives a logger's entries: the first log
-// including it (Includes), else the default one.
-func (c *cfg) sinkOf(logger string) (string, map[string]any) {
-	logs := c.logs()
+// LogFor returns the name of the log of Caddy's logging.logs (as JSON
+// decodes it) that takes a logger's entries: the first one, in name order,
+// whose include takes it (includes); "" when none does and the entries go
+// to the default log.
+func LogFor(logs map[string]any, logger string) string {
 	for _, name := range slices.Sorted(maps.Keys(logs)) {
-		for _, inc := range strs(logs[name], "include") {
-			if Includes(inc, logger) {
-				m, _ := logs[name].(map[string]any)
-				return name, m
-			}
+		if slices.ContainsFunc(strs(logs[name], "include"), func(inc string) bool { return includes(inc, logger) }) {
+			return name
 		}
 	}
-	d, _ := logs["default"].(map[string]any)
-	return "default", d
+	return ""
+}
+
+// sinkOf returns the log that receives a logger's entries: LogFor's, else
+// the default one.
+func (c *cfg) sinkOf(logger string) (string, map[string]any) {
+	logs := c.logs()
+	name := LogFor(logs, logger)
+	if name == "" {
+		name = "default"
+	}
+	m, _ := logs[name].(map[string]any)
+	return name, m
 }
 
 func checkAccessLogQuery(c *cfg) []Finding {

@@ -213,6 +213,17 @@ func IsReference(v string) bool {
 	return strings.HasSuffix(v, "}") && strings.Count(v, "{") == 1 && strings.Count(v, "}") == 1
 }
 
+// listenHost returns the host of a host:port (a dial or listen address, a
+// tcp/ or tcp4/ network prefix allowed), brackets trimmed; port says
+// whether addr had a port. Without one, addr itself is the host.
+func listenHost(addr string) (host string, port bool) {
+	a := strings.TrimPrefix(strings.TrimPrefix(addr, "tcp/"), "tcp4/")
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		return strings.Trim(h, "[]"), true
+	}
+	return strings.Trim(a, "[]"), false
+}
+
 // loopbackHost reports whether a host (or host:port, a dial address, a
 // listen address) is a loopback one or a unix socket.
 func loopbackHost(addr string) bool {
@@ -220,11 +231,7 @@ func loopbackHost(addr string) bool {
 	if strings.HasPrefix(a, "unix/") || strings.HasPrefix(a, "unix:") {
 		return true
 	}
-	host := a
-	if h, _, err := net.SplitHostPort(a); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
+	host, _ := listenHost(addr)
 	if host == "localhost" {
 		return true
 	}

@@ -30,7 +30,7 @@ func front(provider map[string]any) map[string]any {
 // addRoute appends a site of its own to the public server: a route
 // matching one more host, with these handlers.
 func addRoute(c map[string]any, handlers ...any) {
-	srv := obj(c, "apps", "http", "servers", "public")
+	srv := publicServer(c)
 	routes := srv["routes"].([]any)
 	host := fmt.Sprintf("site%d.example", len(routes))
 	srv["routes"] = append(routes, map[string]any{"match": []any{map[string]any{"host": []any{host}}}, "handle": handlers})
@@ -42,21 +42,20 @@ func addRoute(c map[string]any, handlers ...any) {
 // provider and reverse_proxy's handle_response routes. Each case hides the
 // fault in one of those places; before, the audit passed them all.
 func TestHandlersEverywhere(t *testing.T) {
-	srv := func(c map[string]any) map[string]any { return obj(c, "apps", "http", "servers", "public") }
 	cases := []struct {
 		name   string
 		rule   string
 		change func(c map[string]any)
 	}{
 		{"provider reached from handle_errors", "PA05", func(c map[string]any) {
-			srv(c)["errors"] = map[string]any{"routes": []any{map[string]any{"handle": []any{proxyTo("provider.example:443", false)}}}}
+			publicServer(c)["errors"] = map[string]any{"routes": []any{map[string]any{"handle": []any{proxyTo("provider.example:443", false)}}}}
 		}},
 		{"sandbox module in handle_errors", "PA01", func(c map[string]any) {
 			obj(c, "apps", "http", "servers", "internal")["errors"] = map[string]any{"routes": []any{
 				map[string]any{"handle": []any{map[string]any{"handler": "passerelle_sandbox_fc"}}}}}
 		}},
 		{"provider reached from a named route invoked without passerelle", "PA05", func(c map[string]any) {
-			srv(c)["named_routes"] = map[string]any{"direct": map[string]any{"handle": []any{proxyTo("provider.example:443", false)}}}
+			publicServer(c)["named_routes"] = map[string]any{"direct": map[string]any{"handle": []any{proxyTo("provider.example:443", false)}}}
 			addRoute(c, map[string]any{"handler": "invoke", "name": "direct"})
 		}},
 		{"front's provider over plain HTTP", "PA03", func(c map[string]any) {
@@ -89,7 +88,7 @@ func TestHandlersEverywhere(t *testing.T) {
 // is not a provider; a route invoking itself ends.
 func TestHandlersEverywhereClean(t *testing.T) {
 	c := clean()
-	srv := obj(c, "apps", "http", "servers", "public")
+	srv := publicServer(c)
 	srv["named_routes"] = map[string]any{
 		"provider": map[string]any{"handle": []any{proxyTo("provider.example:443", false)}},
 		"loop":     map[string]any{"handle": []any{map[string]any{"handler": "invoke", "name": "loop"}}},
@@ -114,7 +113,7 @@ func TestNamedRouteFindingsOnce(t *testing.T) {
 	c := clean()
 	p := proxyTo("provider.example:443", false)
 	p["load_balancing"] = map[string]any{"retries": 3.0}
-	obj(c, "apps", "http", "servers", "public")["named_routes"] = map[string]any{"provider": map[string]any{"handle": []any{p}}}
+	publicServer(c)["named_routes"] = map[string]any{"provider": map[string]any{"handle": []any{p}}}
 	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
 	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
 	fs := run(t, c)
@@ -144,7 +143,7 @@ func TestChainAsCaddyRunsIt(t *testing.T) {
 	}
 	for _, tc := range cases {
 		c := clean()
-		obj(c, "apps", "http", "servers", "public")["named_routes"] = map[string]any{
+		publicServer(c)["named_routes"] = map[string]any{
 			"gate": map[string]any{"handle": []any{map[string]any{"handler": "passerelle"}}}}
 		addRoute(c, tc.add...)
 		fs := run(t, c)
@@ -172,7 +171,7 @@ func TestMoreHandlerPlaces(t *testing.T) {
 		t.Errorf("intercept's handle_response: %v", got)
 	}
 	c = clean()
-	obj(c, "apps", "http", "servers", "public")["named_routes"] = map[string]any{"provider": map[string]any{"handle": []any{direct}}}
+	publicServer(c)["named_routes"] = map[string]any{"provider": map[string]any{"handle": []any{direct}}}
 	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
 	addRoute(c, map[string]any{"handler": "invoke", "name": "provider"})
 	fs := run(t, c)
@@ -187,7 +186,7 @@ func TestNamedRouteTwoFindings(t *testing.T) {
 	c := clean()
 	p := proxyTo("provider-a.example:80", true)
 	p["upstreams"] = append(p["upstreams"].([]any), map[string]any{"dial": "provider-b.example:80"})
-	obj(c, "apps", "http", "servers", "public")["named_routes"] = map[string]any{"provider": map[string]any{"handle": []any{p}}}
+	publicServer(c)["named_routes"] = map[string]any{"provider": map[string]any{"handle": []any{p}}}
 	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
 	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
 	fs := run(t, c)
@@ -218,11 +217,16 @@ func TestInvokeWalkBounded(t *testing.T) {
 		named[fmt.Sprintf("r%d", i)] = map[string]any{"handle": []any{next, next}}
 	}
 	c := clean()
-	obj(c, "apps", "http", "servers", "public")["named_routes"] = named
+	publicServer(c)["named_routes"] = named
 	addRoute(c, map[string]any{"handler": "invoke", "name": "r0"})
 	root := &cfg{root: c}
 	root.index()
 	if n := len(root.handlers); n > maxHandlers+64 {
 		t.Fatalf("%d handlers walked", n)
 	}
+}
+
+// publicServer is the clean configuration's public server.
+func publicServer(c map[string]any) map[string]any {
+	return obj(c, "apps", "http", "servers", "public")
 }

@@ -97,12 +97,18 @@ func (s *Redis) Adopt(prev *Redis) {
 	defer s.pendingMu.Unlock()
 	for _, r := range recs {
 		if cur, ok := s.pending[r.RequestID]; !ok || later(r, cur) {
-			if s.pending == nil {
-				s.pending = map[string]Record{}
-			}
-			s.pending[r.RequestID] = r
+			s.setPendingLocked(r)
 		}
 	}
+}
+
+// setPendingLocked keeps rec as a record Redis does not hold yet;
+// s.pendingMu is held.
+func (s *Redis) setPendingLocked(rec Record) {
+	if s.pending == nil {
+		s.pending = map[string]Record{}
+	}
+	s.pending[rec.RequestID] = rec
 }
 
 // written drops id's pending record once Redis holds rec, when rec is as
@@ -194,10 +200,7 @@ func (s *Redis) applyLocallyIfNarrower(next Record) {
 	if rec, changed := Merge(cur, next); changed && narrowerThan(rec, cur) {
 		s.live.put(rec)
 		s.pendingMu.Lock()
-		if s.pending == nil {
-			s.pending = map[string]Record{}
-		}
-		s.pending[rec.RequestID] = rec
+		s.setPendingLocked(rec)
 		s.pendingMu.Unlock()
 	}
 }

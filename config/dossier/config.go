@@ -120,15 +120,14 @@ func readDeployed(config []byte) (*deployed, error) {
 		}
 	})
 	logs, _ := dig(root, "logging", "logs").(map[string]any)
+	auditLog := audit.LogFor(logs, "passerelle.audit") // as the audit's PA14 reads it
 	for _, name := range slices.Sorted(maps.Keys(logs)) {
 		l := logs[name]
 		s := sinkOf(name, dig(l, "writer"))
-		includes := strs(l, "include")
 		switch {
-		case d.audit == nil && slices.ContainsFunc(includes, func(i string) bool { return audit.Includes(i, "passerelle.audit") }):
-			// The first log that takes the trail, as the audit's PA14 reads it.
+		case name == auditLog:
 			d.audit = &s
-		case slices.ContainsFunc(includes, func(i string) bool { return strings.HasPrefix(i, "http.log.access") }):
+		case slices.ContainsFunc(strs(l, "include"), func(i string) bool { return strings.HasPrefix(i, "http.log.access") }):
 			d.access = append(d.access, s)
 		}
 	}
