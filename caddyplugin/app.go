@@ -19,8 +19,9 @@ import (
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 
-	// The passerelle_buffered log writer, for the audit log of busy gateways.
-	_ "github.com/passerelle-gw/passerelle/caddyplugin/logbuffer"
+	// The passerelle_buffered log writer of the audit trail; data routes stop
+	// while it refuses records (Refusing).
+	"github.com/passerelle-gw/passerelle/caddyplugin/logbuffer"
 )
 
 func init() {
@@ -296,7 +297,7 @@ func (a *App) loadPipeline() {
 	s.Cache, s.Verifier, s.Limiter = a.core.cache, a.core.verifier, a.core.limiter
 	s.ClientIPKey, s.ClientIPv6Prefix = a.core.ipKey, a.RateLimits.ClientIPv6Prefix
 	s.Credentials, s.Pings, s.Guards = a.core.upstreams, a.pings, guardsFor(a.cat)
-	s.Logger, s.Audit = a.logger, a.audit
+	s.Logger, s.Audit, s.AuditRefusing = a.logger, a.audit, logbuffer.Refusing
 	s.Now, s.ClientIP, s.ErrorStatus = time.Now, clientIP, errorStatus
 }
 

@@ -35,8 +35,10 @@ func init() {
 // FranceConnect key set is held (fetched on demand, at most once per
 // cooldown), when Redis is configured Redis answers PING, and the
 // habilitations file has not been deleted (an empty registry serves
-// nothing); otherwise 503. The body names each check: {"status", "checks":
-// {"franceconnect_keys", "redis", "habilitations"}}; habilitations is the
+// nothing), and the audit trail takes records (its passerelle_buffered
+// writer is not full: data routes answer 503 audit_unavailable meanwhile);
+// otherwise 503. The body names each check: {"status", "checks":
+// {"franceconnect_keys", "redis", "habilitations", "audit"}}; habilitations is the
 // registry's reload state: ok, refused (the file on disk was refused: the
 // previous registry serves, with the revocations and removals the refused
 // file carries), unreadable (the previous registry serves) or missing.
@@ -88,7 +90,10 @@ func (p *Health) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 // readiness runs the readiness checks, each under its own deadline.
 func (a *App) readiness(ctx context.Context) map[string]string {
 	checks := map[string]string{"franceconnect_keys": "ok", "redis": "not_configured",
-		"habilitations": a.watcher.Status().State}
+		"habilitations": a.watcher.Status().State, "audit": "ok"}
+	if a.shared.AuditRefusing() {
+		checks["audit"] = "unavailable"
+	}
 	if checks["habilitations"] == habilitation.StateMissing {
 		checks["habilitations"] = "unavailable"
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/reconcile"
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/session"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 )
@@ -184,6 +185,33 @@ func TestLoginStartRateLimited(t *testing.T) {
 	}
 	if w := start("[2001:db8:1:3::1]:5000"); w.Code != http.StatusOK {
 		t.Fatalf("another network: %d", w.Code)
+	}
+}
+
+// TestI11_FrontRefusesWhileAuditRefuses (SECURITY.md I11, G09): while the
+// audit trail cannot take records, a login start and a FranceConnect
+// callback get the French "suspended" page (503): FranceConnect is not
+// asked (the front has no client here: reaching it would panic) and the
+// pending state is not consumed.
+func TestI11_FrontRefusesWhileAuditRefuses(t *testing.T) {
+	base, _ := url.Parse("http://127.0.0.1:8082")
+	f := &Front{base: base, BaseURL: base.String(), ServiceName: "Test", sessions: memorySessions(t),
+		pipe: &pipeline.Pipeline{Config: pipeline.Config{AuditRefusing: func() bool { return true }}}}
+	if err := f.sessions.PutPending(t.Context(), "state-1", &session.Pending{Nonce: "n", Binding: "b", ReturnTo: "/"}); err != nil {
+		t.Fatal(err)
+	}
+	start := httptest.NewRequest(http.MethodPost, "/.passerelle/fc/start", nil)
+	start.Header.Set("Origin", "http://127.0.0.1:8082")
+	w := httptest.NewRecorder()
+	if err := f.start(w, start); err != nil || w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "momentanément indisponible") {
+		t.Fatalf("login start: %d %v", w.Code, err)
+	}
+	w = httptest.NewRecorder()
+	if err := f.callback(w, httptest.NewRequest(http.MethodGet, "/.passerelle/fc/callback?state=state-1&code=c", nil)); err != nil || w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("callback: %d %v", w.Code, err)
+	}
+	if p, err := f.sessions.TakePending(t.Context(), "state-1"); err != nil || p.Nonce != "n" {
+		t.Fatalf("the pending login was consumed: %v", err)
 	}
 }
 

@@ -34,6 +34,9 @@ func (f *Front) start(w http.ResponseWriter, r *http.Request) error {
 		f.writePage(w, "forbidden", pageData{})
 		return nil
 	}
+	if f.auditRefusing(w) {
+		return nil
+	}
 	if !f.allowLogin(r) {
 		f.metric(loginsTotal, "rate_limited")
 		f.writePage(w, "too_many", pageData{})
@@ -72,6 +75,18 @@ func (f *Front) start(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// auditRefusing answers the "suspended" page when the audit trail cannot
+// take records (SECURITY.md G09, I11): no identity is fetched nor handed
+// over without its audit record.
+func (f *Front) auditRefusing(w http.ResponseWriter) bool {
+	if f.pipe.AuditRefusing == nil || !f.pipe.AuditRefusing() {
+		return false
+	}
+	f.metric(loginsTotal, "audit_unavailable")
+	f.writePage(w, "suspended", pageData{})
+	return true
+}
+
 // allowLogin takes one login start from the client address's quota.
 func (f *Front) allowLogin(r *http.Request) bool {
 	ip := f.pipe.ClientAddr(r)
@@ -92,6 +107,9 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 		f.metric(loginsTotal, "bad_request")
 		f.writePage(w, "expired", pageData{})
 		return nil
+	}
+	if f.auditRefusing(w) {
+		return nil // the state stays pending: the citizen may come back
 	}
 	state := q.Get("state")
 	p, err := f.sessions.TakePending(r.Context(), state)

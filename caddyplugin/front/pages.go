@@ -70,6 +70,8 @@ var pages = map[string]pageText{
 <p>Utilisez un autre moyen de connexion proposé par le service, ou réessayez plus tard.</p>`},
 	"unavailable": {http.StatusServiceUnavailable, "FranceConnect est momentanément indisponible",
 		`<p>Réessayez dans quelques minutes : <a href="{{.Retry}}">revenir au service</a>.</p>`},
+	"suspended": {http.StatusServiceUnavailable, "Service momentanément indisponible",
+		`<p>Ce service ne peut pas recevoir vos données pour le moment. Réessayez dans quelques minutes.</p>`},
 	"cookies": {http.StatusBadRequest, "Ce site a besoin des cookies",
 		`<p>Votre navigateur n’a pas renvoyé le cookie qui protège votre connexion. Autorisez les cookies pour ce site, puis <a href="{{.Retry}}">recommencez</a>.</p>`},
 	"expired": {http.StatusBadRequest, "Votre connexion a expiré",

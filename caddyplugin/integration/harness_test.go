@@ -163,6 +163,11 @@ type options struct {
 	// jwks_refresh_cooldown; ProviderTimeout the recorder site's
 	// reverse_proxy response_header_timeout. Empty: the defaults.
 	FCTimeout, JWKSCooldown, ProviderTimeout string
+	// AuditOutput replaces the audit trail's inner writer (default: a file
+	// in LogDir) and AuditMaxPending its buffer's max_pending (default
+	// 10 000).
+	AuditOutput     string
+	AuditMaxPending int
 }
 
 func writeHabilitations(t testing.TB) string {
@@ -201,7 +206,14 @@ func config(t testing.TB, o options) string {
 		}
 		fmt.Fprintf(&b, "\tlog {\n\t\toutput file %s/server.log\n\t\tlevel %s\n\t}\n", o.LogDir, level)
 		// The audit trail on its own log, through the batching writer.
-		fmt.Fprintf(&b, "\tlog audit {\n\t\tinclude passerelle.audit\n\t\toutput passerelle_buffered {\n\t\t\tflush_interval 50ms\n\t\t\toutput file %s/audit.log\n\t\t}\n\t}\n", o.LogDir)
+		output := "file " + o.LogDir + "/audit.log"
+		if o.AuditOutput != "" {
+			output = o.AuditOutput
+		}
+		if o.AuditMaxPending == 0 {
+			o.AuditMaxPending = 10000
+		}
+		fmt.Fprintf(&b, "\tlog audit {\n\t\tinclude passerelle.audit\n\t\toutput passerelle_buffered {\n\t\t\tflush_interval 50ms\n\t\t\tmax_pending %d\n\t\t\toutput %s\n\t\t}\n\t}\n", o.AuditMaxPending, output)
 	}
 	fmt.Fprintf(&b, `	passerelle {
 		mode sandbox

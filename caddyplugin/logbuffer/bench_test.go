@@ -31,7 +31,7 @@ func BenchmarkFileWrite(b *testing.B) {
 		})
 	})
 	b.Run("passerelle_buffered", func(b *testing.B) {
-		w := New(open(b), DefaultBufferSize, DefaultFlushInterval)
+		w := New(open(b), Options{Size: DefaultBufferSize, Interval: DefaultFlushInterval})
 		defer w.Close()
 		b.SetBytes(int64(len(record)))
 		b.RunParallel(func(pb *testing.PB) {

@@ -18,6 +18,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/logging" // the file writer
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // sink records every Write it receives, as separate calls.
@@ -64,7 +66,7 @@ func line(i int) []byte { return fmt.Appendf(nil, `{"n":%03d}`+"\n", i) }
 // write, in order.
 func TestBatches(t *testing.T) {
 	s := new(sink)
-	b := New(s, 4096, time.Hour)
+	b := New(s, Options{Size: 4096, Interval: time.Hour})
 	var want strings.Builder
 	for i := range 10 {
 		want.Write(line(i))
@@ -90,11 +92,12 @@ func TestBatches(t *testing.T) {
 // whatever the interval.
 func TestWritesWhenFull(t *testing.T) {
 	s := new(sink)
-	b := New(s, 3*len(line(0)), time.Hour)
+	b := New(s, Options{Size: 3 * len(line(0)), Interval: time.Hour})
 	defer b.Close()
 	for i := range 3 {
 		_, _ = b.Write(line(i))
 	}
+	waitFor(t, func() bool { return s.calls() > 0 })
 	if s.calls() != 1 || s.all() != string(line(0))+string(line(1))+string(line(2)) {
 		t.Fatalf("full buffer: %d writes holding %q", s.calls(), s.all())
 	}
@@ -107,7 +110,7 @@ func TestWritesWhenFull(t *testing.T) {
 // TestFlushesOnInterval: a line waits at most about the flush interval.
 func TestFlushesOnInterval(t *testing.T) {
 	s := new(sink)
-	b := New(s, 1<<20, 20*time.Millisecond)
+	b := New(s, Options{Size: 1 << 20, Interval: 20 * time.Millisecond})
 	defer b.Close()
 	_, _ = b.Write(line(1))
 	deadline := time.Now().Add(5 * time.Second)
@@ -126,7 +129,7 @@ func TestFlushesOnInterval(t *testing.T) {
 // refused, not written to a closed writer.
 func TestCloseWritesWhatWaits(t *testing.T) {
 	s := new(sink)
-	b := New(s, 1<<20, time.Hour)
+	b := New(s, Options{Size: 1 << 20, Interval: time.Hour})
 	_, _ = b.Write(line(1))
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -151,7 +154,7 @@ func TestCloseWritesWhatWaits(t *testing.T) {
 func TestCloseRacingWriters(t *testing.T) {
 	for range 50 {
 		s := new(closingSink)
-		b := New(s, 256, time.Millisecond)
+		b := New(s, Options{Size: 256, Interval: time.Millisecond})
 		var wg sync.WaitGroup
 		accepted := make([][]int, 4)
 		for w := range 4 {
@@ -265,13 +268,14 @@ func (countingCloser) Close() error                { closedCount.Add(1); return 
 
 func init() { caddy.RegisterModule(countingWriter{}) }
 
-// TestRefusedBatchIsNotSticky: a batch the inner writer refuses is reported
-// and dropped; the next batches are written (bufio.Writer would refuse every
-// later write).
-func TestRefusedBatchIsNotSticky(t *testing.T) {
+// TestRefusedBatchIsKept (SECURITY.md I11): a batch the inner writer
+// refuses is kept and written first at the next flush, before the lines
+// that came meanwhile; the refusal is counted, nothing is lost.
+func TestRefusedBatchIsKept(t *testing.T) {
 	s := &sink{fail: 1}
-	b := New(s, 1<<20, time.Hour)
+	b := New(s, Options{Size: 1 << 20, Interval: time.Hour})
 	defer b.Close()
+	failures, lost := counter(WriteFailures), counter(LostLines)
 	_, _ = b.Write(line(1))
 	if err := b.Flush(); err == nil {
 		t.Fatal("the refused batch was not reported")
@@ -280,8 +284,193 @@ func TestRefusedBatchIsNotSticky(t *testing.T) {
 	if err := b.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if s.all() != string(line(2)) {
-		t.Fatalf("written: %q", s.all())
+	if s.calls() != 1 || s.all() != string(line(1))+string(line(2)) {
+		t.Fatalf("%d writes holding %q, want lines 1 and 2 in one", s.calls(), s.all())
+	}
+	if got := counter(WriteFailures) - failures; got != 1 {
+		t.Fatalf("%v refusals counted, want 1", got)
+	}
+	if got := counter(LostLines) - lost; got != 0 {
+		t.Fatalf("%v lines counted lost", got)
+	}
+}
+
+// partialSink takes the first half of the first write, then refuses it.
+type partialSink struct {
+	sink
+	done bool
+}
+
+func (p *partialSink) Write(b []byte) (int, error) {
+	if !p.done {
+		p.done = true
+		half := len(b) / 2
+		_, _ = p.sink.Write(b[:half])
+		return half, io.ErrShortWrite
+	}
+	return p.sink.Write(b)
+}
+
+// TestPartialWrite: after a partial write, the rest of the batch is
+// written, and only the rest.
+func TestPartialWrite(t *testing.T) {
+	s := new(partialSink)
+	b := New(s, Options{Size: 1 << 20, Interval: time.Hour})
+	defer b.Close()
+	var want strings.Builder
+	for i := range 7 {
+		want.Write(line(i))
+		_, _ = b.Write(line(i))
+	}
+	if err := b.Flush(); err == nil {
+		t.Fatal("the partial write was not reported")
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if s.all() != want.String() {
+		t.Fatalf("written %q, want %q", s.all(), want.String())
+	}
+}
+
+// TestRefusesWhenFull (SECURITY.md G09, I11): while the inner writer refuses
+// lines, the buffer keeps them; with MaxPending lines waiting it refuses
+// (Refusing: data routes answer 503), keeps up to twice as many (the
+// requests already past the check), drops and counts the next, and stops
+// refusing once the writer took them, in order. While the writer refuses,
+// only the periodic flush tries it again, not every writer.
+func TestRefusesWhenFull(t *testing.T) {
+	s := &sink{fail: 1 << 30}
+	b := New(s, Options{Size: 1, Interval: time.Hour, MaxPending: 5})
+	defer b.Close()
+	lost := counter(LostLines)
+	_, _ = b.Write(line(0)) // a full batch: written at once, refused
+	waitFor(t, func() bool { return b.failing.Load() })
+	for i := 1; i < 4; i++ {
+		_, _ = b.Write(line(i))
+	}
+	if Refusing() {
+		t.Fatal("refusing with 4 of 5 lines waiting")
+	}
+	_, _ = b.Write(line(4))
+	if !Refusing() {
+		t.Fatal("not refusing with 5 of 5 lines waiting")
+	}
+	for i := 5; i < 11; i++ {
+		if n, err := b.Write(line(i)); err != nil || n != len(line(i)) {
+			t.Fatalf("Write beyond the bound: %d, %v (zap would print an error per line)", n, err)
+		}
+	}
+	if got := counter(LostLines) - lost; got != 1 {
+		t.Fatalf("%v lines lost, want 1 (the 11th, beyond twice max_pending)", got)
+	}
+	s.mu.Lock()
+	tries := 1<<30 - s.fail
+	s.fail = 0
+	s.mu.Unlock()
+	if tries != 1 {
+		t.Fatalf("the refusing writer was tried %d times, want once", tries)
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for i := range 10 {
+		want.Write(line(i))
+	}
+	if s.all() != want.String() {
+		t.Fatalf("written %q, want %q", s.all(), want.String())
+	}
+	if Refusing() {
+		t.Fatal("still refusing once the writer took the lines")
+	}
+}
+
+// TestDropWhenFull: with on_full drop, a full buffer drops new lines and
+// never refuses data routes.
+func TestDropWhenFull(t *testing.T) {
+	s := &sink{fail: 1 << 30}
+	b := New(s, Options{Size: 1 << 20, Interval: time.Hour, MaxPending: 3, Drop: true})
+	defer b.Close()
+	lost := counter(LostLines)
+	for i := range 5 {
+		_, _ = b.Write(line(i))
+	}
+	if Refusing() {
+		t.Fatal("a drop buffer refuses data routes")
+	}
+	if got := counter(LostLines) - lost; got != 2 {
+		t.Fatalf("%v lines lost, want 2", got)
+	}
+}
+
+// stallSink blocks every write until release is closed.
+type stallSink struct {
+	sink
+	release chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (s *stallSink) Write(p []byte) (int, error) {
+	s.once.Do(func() { close(s.entered) })
+	<-s.release
+	return s.sink.Write(p)
+}
+
+// TestStalledWriterBlocksNoWriter: a sink that stops answering holds no
+// writer (a request never waits for the audit trail); the buffer fills and
+// refuses, then drains once the sink answers again.
+func TestStalledWriterBlocksNoWriter(t *testing.T) {
+	s := &stallSink{release: make(chan struct{}), entered: make(chan struct{})}
+	b := New(s, Options{Size: 1, Interval: 10 * time.Millisecond, MaxPending: 50})
+	defer b.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 60 {
+			_, _ = b.Write(line(i))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a writer waited for the stalled sink")
+	}
+	<-s.entered
+	if !Refusing() {
+		t.Fatal("not refusing with the sink stalled and the buffer full")
+	}
+	close(s.release)
+	deadline := time.Now().Add(10 * time.Second)
+	for Refusing() || strings.Count(s.all(), "\n") != 60 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the stall: refusing %v, %d lines written", Refusing(), strings.Count(s.all(), "\n"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestCloseCountsRefusedLines: lines the writer still refuses at Close are
+// counted lost, and the buffer no longer refuses data routes.
+func TestCloseCountsRefusedLines(t *testing.T) {
+	s := &sink{fail: 1 << 30}
+	b := New(s, Options{Size: 1 << 20, Interval: time.Hour, MaxPending: 2})
+	lost := counter(LostLines)
+	for i := range 3 {
+		_, _ = b.Write(line(i))
+	}
+	if !Refusing() {
+		t.Fatal("not refusing")
+	}
+	if err := b.Close(); err == nil {
+		t.Fatal("Close did not report the refused lines")
+	}
+	if got := counter(LostLines) - lost; got != 3 {
+		t.Fatalf("%v lines counted lost at Close, want 3", got)
+	}
+	if Refusing() {
+		t.Fatal("a closed buffer still refuses data routes")
 	}
 }
 
@@ -289,7 +478,7 @@ func TestRefusedBatchIsNotSticky(t *testing.T) {
 // buffers and periodic flushes, every line arrives once and whole.
 func TestConcurrentWritersKeepLinesWhole(t *testing.T) {
 	s := new(sink)
-	b := New(s, 512, time.Millisecond)
+	b := New(s, Options{Size: 512, Interval: time.Millisecond})
 	var wg sync.WaitGroup
 	const writers, each = 8, 500
 	for w := range writers {
@@ -326,6 +515,8 @@ func TestCaddyfile(t *testing.T) {
 	d := caddyfile.NewTestDispenser(`passerelle_buffered {
 		flush_interval 250ms
 		buffer_size 128KiB
+		max_pending 500
+		on_full drop
 		output file /var/log/passerelle/audit.log {
 			roll_size 10MiB
 		}
@@ -333,8 +524,8 @@ func TestCaddyfile(t *testing.T) {
 	if err := w.UnmarshalCaddyfile(d); err != nil {
 		t.Fatal(err)
 	}
-	if time.Duration(w.FlushInterval) != 250*time.Millisecond || w.BufferSize != 128<<10 {
-		t.Fatalf("options: %v %d", time.Duration(w.FlushInterval), w.BufferSize)
+	if time.Duration(w.FlushInterval) != 250*time.Millisecond || w.BufferSize != 128<<10 || w.MaxPending != 500 || w.OnFull != "drop" {
+		t.Fatalf("options: %v %d %d %q", time.Duration(w.FlushInterval), w.BufferSize, w.MaxPending, w.OnFull)
 	}
 	var inner map[string]any
 	if err := json.Unmarshal(w.WriterRaw, &inner); err != nil {
@@ -352,6 +543,11 @@ func TestCaddyfile(t *testing.T) {
 		"passerelle_buffered {\n buffer_size 0\n}":                     "buffer_size",
 		"passerelle_buffered {\n buffer_size 1GiB\n}":                  "buffer_size",
 		"passerelle_buffered {\n buffer_szie 1KiB\n}":                  "unknown passerelle_buffered option",
+		"passerelle_buffered {\n max_pending 0\n}":                     "max_pending",
+		"passerelle_buffered {\n max_pending many\n}":                  "max_pending",
+		"passerelle_buffered {\n max_pending\n}":                       "wrong argument count",
+		"passerelle_buffered {\n on_full block\n}":                     "on_full",
+		"passerelle_buffered {\n on_full\n}":                           "wrong argument count",
 		"passerelle_buffered {\n output passerelle_buffered\n}":        "cannot wrap itself",
 		"passerelle_buffered {\n output nowhere\n}":                    "nowhere",
 		"passerelle_buffered {\n output\n}":                            "wrong argument count",
@@ -377,8 +573,9 @@ func TestProvision(t *testing.T) {
 	if err := w.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if time.Duration(w.FlushInterval) != DefaultFlushInterval || w.BufferSize != DefaultBufferSize || w.String() != "buffered stderr" {
-		t.Fatalf("defaults: %v %d %q", time.Duration(w.FlushInterval), w.BufferSize, w.String())
+	if time.Duration(w.FlushInterval) != DefaultFlushInterval || w.BufferSize != DefaultBufferSize || w.String() != "buffered stderr" ||
+		w.MaxPending != DefaultMaxPending || w.OnFull != "refuse" {
+		t.Fatalf("defaults: %v %d %q %d %q", time.Duration(w.FlushInterval), w.BufferSize, w.String(), w.MaxPending, w.OnFull)
 	}
 
 	path := t.TempDir() + "/audit.log"
@@ -412,6 +609,7 @@ func TestProvision(t *testing.T) {
 	for _, bad := range []*Writer{
 		{BufferSize: -1}, {BufferSize: maxBufferSize + 1},
 		{FlushInterval: caddy.Duration(time.Nanosecond)}, {FlushInterval: -1},
+		{MaxPending: -1}, {MaxPending: maxPendingLimit + 1}, {OnFull: "block"},
 	} {
 		if err := bad.Provision(ctx); err == nil {
 			t.Errorf("accepted: buffer_size %d, flush_interval %v", bad.BufferSize, time.Duration(bad.FlushInterval))
@@ -422,4 +620,25 @@ func TestProvision(t *testing.T) {
 func readFile(path string) (string, error) {
 	data, err := os.ReadFile(path)
 	return string(data), err
+}
+
+// counter reads a counter's value.
+func counter(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// waitFor waits up to 10 s for cond.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -86,6 +86,11 @@ type Config struct {
 	Logger *zap.Logger
 	// Audit receives one audit record per request that matched an endpoint.
 	Audit *zap.Logger
+	// AuditRefusing reports that the audit trail cannot take records (its
+	// buffered writer is full: logbuffer.Refusing): no provider is called,
+	// the request is answered 503 audit_unavailable (SECURITY.md G09, I11).
+	// Optional: without it the audit trail is never refusing.
+	AuditRefusing func() bool
 	// Now returns the current time (time.Now when nil).
 	Now func() time.Time
 	// ClientIP returns the client address of a request as the server
@@ -184,7 +189,8 @@ type Call struct {
 //  6. the request is rebuilt: provider path and query from the catalogue and
 //     the identity pivot, every caller header dropped, the platform
 //     credential set;
-//  7. provider answers it; its answer is buffered, and only the fields
+//  7. provider answers it, unless the audit trail refuses records (503
+//     audit_unavailable); its answer is buffered, and only the fields
 //     released by the effective scopes are returned (404 → provider
 //     not-found code, timeout → 504, anything else → 502).
 //

@@ -26,7 +26,8 @@ func clean() map[string]any {
 			},
 			"audit": map[string]any{
 				"include": []any{"passerelle.audit"},
-				"writer":  map[string]any{"output": "file", "filename": "/var/log/passerelle/audit.log"},
+				"writer": map[string]any{"output": "passerelle_buffered",
+					"writer": map[string]any{"output": "file", "filename": "/var/log/passerelle/audit.log"}},
 			},
 		}},
 		"apps": map[string]any{
@@ -200,6 +201,10 @@ func TestEachRule(t *testing.T) {
 			obj(proxy(c), "load_balancing")["retry_match"] = []any{map[string]any{"method": []any{"POST"}}}
 		}},
 		{"PA19", func(c map[string]any) { delete(obj(proxy(c), "transport"), "response_header_timeout") }},
+		{"PA20", func(c map[string]any) {
+			obj(c, "logging", "logs", "audit")["writer"] = map[string]any{"output": "file", "filename": "/var/log/passerelle/audit.log"}
+		}},
+		{"PA20", func(c map[string]any) { obj(c, "logging", "logs", "audit", "writer")["on_full"] = "drop" }},
 		{"PA18", func(c map[string]any) {
 			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}
 		}},

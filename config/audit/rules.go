@@ -44,6 +44,7 @@ var rules = []rule{
 	{"PA17", Medium, "retries beyond one, or of non-GET requests", "lb_retries 1 at most, retry_match on GET only", checkRetries},
 	{"PA18", Critical, "every address trusted as a proxy", "trusted_proxies static <the load balancers' addresses>", checkTrustEveryone},
 	{"PA19", Medium, "a provider without a response header timeout", "reverse_proxy … { transport http { dial_timeout 2s; response_header_timeout 10s } }: a hung provider then fails and opens its circuit", checkProviderTimeouts},
+	{"PA20", Medium, "an audit trail that does not stop data routes when its sink fails", "log audit { include passerelle.audit; output passerelle_buffered { output file /var/log/passerelle/audit.log } } (on_full refuse, the default)", checkAuditFailClosed},
 }
 
 var ruleByID = func() map[string]rule {

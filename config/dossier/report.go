@@ -116,6 +116,7 @@ var ruleTitles = map[string]string{
 	"PA17": "plus d'une nouvelle tentative, ou nouvelle tentative d'une requête non GET",
 	"PA18": "toute adresse considérée comme mandataire de confiance",
 	"PA19": "fournisseur sans délai d'attente des en-têtes de réponse",
+	"PA20": "journal d'audit qui n'arrête pas les routes de données quand son puits échoue",
 }
 
 // ruleTitle is a rule's French title, its own when none is known.

@@ -12,6 +12,8 @@
 //	    output passerelle_buffered {
 //	        flush_interval 1s     # longest time a line waits in memory (default 1s)
 //	        buffer_size    64KiB  # a batch this large is written at once (default 64KiB)
+//	        max_pending    10000  # lines kept while the writer refuses them (default 10000)
+//	        on_full        refuse # or drop (default refuse)
 //	        output file /var/log/passerelle/audit.log
 //	    }
 //	}
@@ -19,20 +21,27 @@
 // The inner `output` takes any Caddy log writer (file, net, stderr, stdout…)
 // with its usual options; stderr when omitted.
 //
+// When the inner writer refuses a batch (a full disk, a log collector down),
+// the batch is kept and tried again every flush_interval; nothing is lost
+// while at most max_pending lines wait. With max_pending lines waiting,
+// `on_full refuse` makes Passerelle's data routes answer 503
+// audit_unavailable until the writer takes lines again (SECURITY.md G09,
+// I11: no access to personal data goes untraced); `on_full drop` drops the
+// new lines instead. Lost lines are counted
+// (caddy_passerelle_log_lines_lost_total) and reported on stderr.
+//
 // What a buffer costs: lines not yet written are lost if the process dies
-// abruptly (SIGKILL, power loss), at most flush_interval of them. A
-// graceful stop or a config reload writes them first. A batch the inner
-// writer refuses is dropped and the error reported, as an unbuffered writer
-// would have lost the same lines. Buffered writers on one inner writer
-// (same file) share it; do not also point an unbuffered output at it.
+// abruptly (SIGKILL, power loss), at most flush_interval of them while the
+// writer works. A graceful stop or a config reload writes them first.
+// Buffered writers on one inner writer (same file) share it; do not also
+// point an unbuffered output at it.
 package logbuffer
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"sync"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -42,14 +51,33 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// LostBatches counts the batches the inner writer refused on a timed flush,
-// where nobody waits for the error (a full buffer's error goes back to the
-// logger, which reports it). The passerelle app registers it on Caddy's
-// metrics registry; deploy/prometheus/alerts.yaml alerts on any increase.
-var LostBatches = prometheus.NewCounter(prometheus.CounterOpts{
-	Namespace: "caddy", Subsystem: "passerelle", Name: "log_batches_lost_total",
-	Help: "Batches of log lines (the audit trail's, when buffered) that the inner log writer refused and that were lost.",
-})
+// Metrics of the buffered writers; the passerelle app registers them on
+// Caddy's metrics registry, and deploy/prometheus/alerts.yaml alerts on
+// them.
+var (
+	// LostLines counts the lines dropped: beyond the bound while the inner
+	// writer refused them or could not keep up, or still refused at Close.
+	LostLines = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "log_lines_lost_total",
+		Help: "Log lines (the audit trail's, when buffered) dropped because the inner log writer refused them or could not keep up.",
+	})
+	// WriteFailures counts the batches the inner writer refused (kept and
+	// tried again).
+	WriteFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "log_write_failures_total",
+		Help: "Batches of log lines the inner log writer refused; they are kept and tried again.",
+	})
+	// RefusingGauge is 1 while Refusing: data routes answer 503.
+	RefusingGauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "audit_refusing",
+		Help: "1 while a buffered log writer with on_full refuse is full: data routes answer 503 audit_unavailable.",
+	}, func() float64 {
+		if Refusing() {
+			return 1
+		}
+		return 0
+	})
+)
 
 func init() {
 	caddy.RegisterModule(Writer{})
@@ -61,6 +89,10 @@ const (
 	DefaultBufferSize    = 64 << 10
 	minFlushInterval     = 10 * time.Millisecond
 	maxBufferSize        = 64 << 20
+	maxPendingLimit      = 1_000_000
+
+	onFullRefuse = "refuse"
+	onFullDrop   = "drop"
 )
 
 // Writer is the `passerelle_buffered` log writer module.
@@ -70,6 +102,13 @@ type Writer struct {
 	// BufferSize is the batch size, in bytes, written as soon as reached
 	// (default 64 KiB).
 	BufferSize int `json:"buffer_size,omitempty"`
+	// MaxPending is how many lines are kept while the inner writer refuses
+	// them or cannot keep up (default 10 000).
+	MaxPending int `json:"max_pending,omitempty"`
+	// OnFull is what happens with MaxPending lines waiting: "refuse" (the
+	// default: data routes answer 503 until the writer takes lines again)
+	// or "drop" (new lines are dropped).
+	OnFull string `json:"on_full,omitempty"`
 	// WriterRaw is the writer that receives the batches (default stderr).
 	// Its JSON key is "writer": "output" names this module itself in the
 	// enclosing log.
@@ -91,8 +130,17 @@ func (w *Writer) Provision(ctx caddy.Context) error {
 	if w.BufferSize == 0 {
 		w.BufferSize = DefaultBufferSize
 	}
+	if w.MaxPending == 0 {
+		w.MaxPending = DefaultMaxPending
+	}
+	if w.OnFull == "" {
+		w.OnFull = onFullRefuse
+	}
 	if time.Duration(w.FlushInterval) < minFlushInterval || w.BufferSize < 1 || w.BufferSize > maxBufferSize {
 		return fmt.Errorf("passerelle_buffered: flush_interval must be at least %v and buffer_size from 1 B to 64 MiB", minFlushInterval)
+	}
+	if w.MaxPending < 1 || w.MaxPending > maxPendingLimit || (w.OnFull != onFullRefuse && w.OnFull != onFullDrop) {
+		return fmt.Errorf("passerelle_buffered: max_pending must be from 1 to %d lines and on_full refuse or drop", maxPendingLimit)
 	}
 	if w.WriterRaw == nil {
 		w.inner = caddy.StderrWriter{}
@@ -112,7 +160,7 @@ func (w *Writer) String() string { return "buffered " + w.inner.String() }
 // WriterKey identifies the configuration: Caddy keeps one open writer per
 // key across config reloads.
 func (w *Writer) WriterKey() string {
-	return fmt.Sprintf("passerelle_buffered:%d:%d:%s", time.Duration(w.FlushInterval), w.BufferSize, w.inner.WriterKey())
+	return fmt.Sprintf("passerelle_buffered:%d:%d:%d:%s:%s", time.Duration(w.FlushInterval), w.BufferSize, w.MaxPending, w.OnFull, w.inner.WriterKey())
 }
 
 // OpenWriter opens the inner writer and starts the periodic flush.
@@ -130,7 +178,8 @@ func (w *Writer) OpenWriter() (io.WriteCloser, error) {
 		return nil, err
 	}
 	release := &pooled{WriteCloser: v.(sharedWriter), key: key}
-	return New(release, w.BufferSize, time.Duration(w.FlushInterval)), nil
+	return New(release, Options{Size: w.BufferSize, Interval: time.Duration(w.FlushInterval),
+		MaxPending: w.MaxPending, Drop: w.OnFull == onFullDrop}), nil
 }
 
 // innerWriters holds the open inner writers, by their writer key.
@@ -160,6 +209,8 @@ func (p *pooled) Close() error {
 //	output passerelle_buffered {
 //	    flush_interval <duration>
 //	    buffer_size    <size>
+//	    max_pending    <lines>
+//	    on_full        refuse|drop
 //	    output         <writer> [<args…>] [{ … }]
 //	}
 func (w *Writer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -187,6 +238,23 @@ func (w *Writer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("buffer_size: a size from 1 B to 64 MiB is required, got %q", d.Val())
 			}
 			w.BufferSize = int(v)
+		case "max_pending":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			v, err := strconv.Atoi(d.Val())
+			if err != nil || v < 1 || v > maxPendingLimit {
+				return d.Errf("max_pending: a number of lines from 1 to %d is required, got %q", maxPendingLimit, d.Val())
+			}
+			w.MaxPending = v
+		case "on_full":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if v := d.Val(); v != onFullRefuse && v != onFullDrop {
+				return d.Errf("on_full: refuse or drop, got %q", v)
+			}
+			w.OnFull = d.Val()
 		case "output":
 			if !d.NextArg() {
 				return d.ArgErr()
@@ -218,140 +286,6 @@ func (w *Writer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
-}
-
-// Buffer batches writes to an io.WriteCloser. It is safe for concurrent use;
-// each Write is kept whole, in order.
-type Buffer struct {
-	inner io.WriteCloser
-	size  int
-
-	mu     sync.Mutex // guards buf and closed
-	buf    []byte
-	closed bool // Close began: Write refuses new lines
-
-	flushMu sync.Mutex // one flush at a time, so batches keep their order
-	spare   []byte     // the batch being written, reused; guarded by flushMu
-
-	stop chan struct{}
-	done chan struct{}
-}
-
-// New returns a Buffer that writes to inner whenever size bytes are waiting
-// and at least every interval.
-func New(inner io.WriteCloser, size int, interval time.Duration) *Buffer {
-	b := &Buffer{inner: inner, size: size, buf: make([]byte, 0, size), stop: make(chan struct{}), done: make(chan struct{})}
-	go b.loop(interval)
-	return b
-}
-
-func (b *Buffer) loop(interval time.Duration) {
-	defer close(b.done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			if err := b.Flush(); err != nil {
-				LostBatches.Inc()
-				// Nobody waits for this batch: say so where zap reports its
-				// own write errors.
-				fmt.Fprintf(os.Stderr, "%s passerelle_buffered: a batch of log lines was lost: %v\n", time.Now().UTC().Format(time.RFC3339), err)
-			}
-		case <-b.stop:
-			return
-		}
-	}
-}
-
-// Write keeps p for the next batch; it writes the batch when it reaches the
-// buffer size. p is copied. After Close, Write fails with os.ErrClosed.
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return 0, os.ErrClosed
-	}
-	b.buf = append(b.buf, p...)
-	full := len(b.buf) >= b.size
-	b.mu.Unlock()
-	if full {
-		if err := b.flush(true); err != nil {
-			return len(p), err
-		}
-	}
-	return len(p), nil
-}
-
-// Flush writes what is waiting. Writers are not held during the write
-// system call: they fill a fresh batch meanwhile.
-func (b *Buffer) Flush() error { return b.flush(false) }
-
-// Sync writes what is waiting and syncs the inner writer when it can. (Caddy
-// hands zap its own wrapper of a log writer, so zap's Sync before a Fatal
-// exit does not reach here: such lines wait for the next flush.)
-func (b *Buffer) Sync() error {
-	if err := b.Flush(); err != nil {
-		return err
-	}
-	if s, ok := b.inner.(interface{ Sync() error }); ok {
-		return s.Sync()
-	}
-	return nil
-}
-
-// flush writes the waiting batch; onlyIfFull skips it when another writer
-// flushed while this one waited (no trickle of tiny batches).
-func (b *Buffer) flush(onlyIfFull bool) error {
-	b.flushMu.Lock()
-	defer b.flushMu.Unlock()
-	return b.flushLocked(onlyIfFull)
-}
-
-// flushLocked needs flushMu.
-func (b *Buffer) flushLocked(onlyIfFull bool) error {
-	b.mu.Lock()
-	if onlyIfFull && len(b.buf) < b.size {
-		b.mu.Unlock()
-		return nil
-	}
-	batch := b.buf
-	b.buf = b.spare[:0]
-	b.mu.Unlock()
-	if len(batch) == 0 {
-		b.spare = batch
-		return nil
-	}
-	_, err := b.inner.Write(batch)
-	if cap(batch) > 4*b.size {
-		batch = make([]byte, 0, b.size) // one burst does not pin a large array
-	}
-	b.spare = batch[:0]
-	return err
-}
-
-// Close stops the periodic flush, writes what is waiting, last, and
-// closes the inner writer.
-func (b *Buffer) Close() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
-	}
-	b.closed = true // no line joins the buffer from now on
-	b.mu.Unlock()
-	close(b.stop)
-	<-b.done
-	b.flushMu.Lock()
-	defer b.flushMu.Unlock()
-	err := b.flushLocked(false)
-	if err != nil {
-		LostBatches.Inc() // as in loop: Caddy only prints a Close error
-	}
-	if cerr := b.inner.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Interface guards.
