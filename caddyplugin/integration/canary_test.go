@@ -155,12 +155,12 @@ func TestE10_ProviderCredentialAtDebug(t *testing.T) {
 	}
 }
 
-// TestH07_CallerInputNeverExpanded: placeholders a caller writes in a
+// TestH07_NoReexpansion: placeholders a caller writes in a
 // query, a header, the path or the Host stay literal: no answer, provider
 // request or log line ever holds what they would expand to (a secret from
 // the environment, a file, the host name, the caller's own credential).
 // req: H07
-func TestH07_CallerInputNeverExpanded(t *testing.T) {
+func TestH07_NoReexpansion(t *testing.T) {
 	dir := t.TempDir()
 	rec := newRecorder(t)
 	start(t, options{MaxEntries: 1901, LogDir: dir, Recorder: rec.srv.URL})

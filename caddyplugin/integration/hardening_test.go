@@ -217,11 +217,11 @@ func TestC01_HabilitationFromTokenAudienceOnly(t *testing.T) {
 	}
 }
 
-// TestD04_UntrustedForwardedFor: without trusted_proxies, the client
+// TestD04_UntrustedXFFIgnored: without trusted_proxies, the client
 // address of the quotas is the TCP peer: a caller rotating X-Forwarded-For
 // (or Forwarded, X-Real-IP) does not get a new quota.
 // req: D04
-func TestD04_UntrustedForwardedFor(t *testing.T) {
+func TestD04_UntrustedXFFIgnored(t *testing.T) {
 	cfg := ipv6QuotaConfig(t, 0)
 	trusted := "\tservers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t\tclient_ip_headers X-Forwarded-For\n\t}\n"
 	if !strings.Contains(cfg, trusted) {

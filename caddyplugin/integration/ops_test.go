@@ -32,14 +32,22 @@ func TestReadinessFlipsWithRedis(t *testing.T) {
 	}
 }
 
-// TestD09_NoProbeOnThePublicListener: health paths on the API listener are
-// not probes and skip no authentication.
-func TestD09_NoProbeOnThePublicListener(t *testing.T) {
+// TestD09_NoHealthBypass (SECURITY.md §4 row 11, oauth2-proxy
+// GHSA-5hvv-m4w4-gf6v): health paths on the API listener are not probes
+// and skip no authentication, and a probe's User-Agent or a health-looking
+// path on a data route gets no special case either.
+func TestD09_NoHealthBypass(t *testing.T) {
 	start(t, options{MaxEntries: 10002})
-	for _, p := range []string{"/live", "/ready", "/health", "/metrics", "/api/ping"} {
+	for _, p := range []string{"/live", "/ready", "/health", "/metrics", "/api/ping",
+		qfPath + "/health", qfPath + "/ping", "/ping" + qfPath} {
 		a := get(t, gatewayPort, p, "User-Agent", "kube-probe/1.29")
 		if a.status != 404 {
 			t.Errorf("%s on the public listener: status %d", p, a.status)
+		}
+	}
+	for _, ua := range []string{"kube-probe/1.29", "ELB-HealthChecker/2.0", "GoogleHC/1.0"} {
+		if a := get(t, gatewayPort, qf("recipient="+siret), "User-Agent", ua); a.status != 401 || a.code(t) != "50004" {
+			t.Errorf("a data route without a token, User-Agent %s: %d %s", ua, a.status, a.body)
 		}
 	}
 }

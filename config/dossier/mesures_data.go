@@ -117,7 +117,7 @@ var measures = []Measure{
 		[]string{"test:TestF04_ClientQuotaBeforeFranceConnect", "test:TestLoginStartRateLimited"}},
 	{"AUTH.10", "0092", "S'assurer que tous les accès au système d'information sont authentifiés via a minima un secret", thIAM, "ANSSI", ind, "protection", Fait,
 		"Toute route de données exige un jeton FranceConnect vérifié ou un jeton API d'habilitation, sans exception; sondes et métriques sur l'écoute interne seulement. Seuls la JWKS publique, /api/pings et /api/openapi.json répondent sans crédit: GET sous quota, sans donnée personnelle.",
-		[]string{"test:TestA01_Placement", "test:TestD09_NoProbeOnThePublicListener", "test:TestA19_APITokenNeverSentToFranceConnect", "rule:PA11"}},
+		[]string{"test:TestA01_Placement", "test:TestD09_NoHealthBypass", "test:TestA19_APITokenNeverSentToFranceConnect", "rule:PA11"}},
 	{"AUTH.11", "0162", "Protéger les mots de passe stockés", thIAM, "ANSSI", ind, "protection", Fait,
 		"Jetons API conservés sous forme d'empreinte SHA-256; secrets lus dans des fichiers (credentials systemd, secrets Kubernetes), jamais dans la configuration JSON.",
 		[]string{"test:TestA19_APITokensStoredAsDigests", "test:TestH01_LiteralSecretRefusedInProduction", "rule:PA02"}},

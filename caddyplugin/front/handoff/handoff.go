@@ -35,6 +35,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -200,19 +201,45 @@ func Precision(known string) string {
 }
 
 // Strip deletes from a client's request every header the front may set:
-// anything starting with X-Passerelle- and the extra names. A citizen must
-// never be able to forge them, whether or not the front sets them on this
-// request (a header left in place when the front has nothing to say is the
-// forward_auth spoofing of GHSA-7r4p-vjf4-gxv4).
+// anything starting with X-Passerelle- and the extra names, whatever their
+// case and whether their "-" are written "_" or "." (a PHP or CGI app reads
+// X_Passerelle_Sub as X-Passerelle-Sub: GHSA-f59h-q822-g45g; Caddy drops
+// such names unless expected_underscore_headers or expected_dot_headers
+// keep them). A citizen must never be able to forge them, whether or not
+// the front sets them on this request (a header left in place when the
+// front has nothing to say is the forward_auth spoofing of
+// GHSA-7r4p-vjf4-gxv4).
 func Strip(h http.Header, extra []string) {
 	for name := range h {
-		if len(name) >= len(Prefix) && strings.EqualFold(name[:len(Prefix)], Prefix) {
+		if foldedPrefix(name, Prefix) || slices.ContainsFunc(extra, func(e string) bool { return len(e) == len(name) && foldedPrefix(name, e) }) {
 			delete(h, name)
 		}
 	}
-	for _, name := range extra {
-		h.Del(name)
+}
+
+// foldedPrefix reports whether name starts with prefix, ASCII case folded
+// and "_" and "." read as "-".
+func foldedPrefix(name, prefix string) bool {
+	if len(name) < len(prefix) {
+		return false
 	}
+	for i := range len(prefix) {
+		c := name[i]
+		if c == '_' || c == '.' {
+			c = '-'
+		}
+		if lowerASCII(c) != lowerASCII(prefix[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(b byte) byte {
+	if 'A' <= b && b <= 'Z' {
+		return b + 'a' - 'A'
+	}
+	return b
 }
 
 // SetHeaders sets the plain headers of c (not the assertion) on h.

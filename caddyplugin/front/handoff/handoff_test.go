@@ -127,12 +127,17 @@ func TestStrip(t *testing.T) {
 		"X-Passerelle-Sub":       {"forged"},
 		"X-Passerelle-Anything":  {"forged"},
 		"x-passerelle-lower":     {"forged"}, // a key set without canonicalisation
+		"X_Passerelle_Sub":       {"forged"}, // what a PHP or CGI app reads as X-Passerelle-Sub
+		"X.Passerelle.Acr":       {"forged"},
+		"x_passerelle-mixed":     {"forged"},
 		"Remote-User":            {"forged"},
+		"Remote_User":            {"forged"},
+		"Remote-Users":           {"kept"},
 		"Cookie":                 {"kept"},
 		"X-Passerelles":          {"kept"},
 	}
 	Strip(h, []string{"Remote-User"})
-	if len(h) != 2 || h.Get("Cookie") != "kept" || h.Get("X-Passerelles") != "kept" {
+	if len(h) != 3 || h.Get("Cookie") != "kept" || h.Get("X-Passerelles") != "kept" || h.Get("Remote-Users") != "kept" {
 		t.Fatalf("after Strip: %v", h)
 	}
 }
