@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -212,6 +213,29 @@ func TestI11_FrontRefusesWhileAuditRefuses(t *testing.T) {
 	}
 	if p, err := f.sessions.TakePending(t.Context(), "state-1"); err != nil || p.Nonce != "n" {
 		t.Fatalf("the pending login was consumed: %v", err)
+	}
+
+	// The hand-offs: a Cas 1 session on a protected path, the Cas 2
+	// return. The app is not reached, the Cas 2 data stays for later.
+	f.protect = caddyhttp.MatchPath{"/espace/*"}
+	app := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		t.Fatal("the app was reached")
+		return nil
+	})
+	identity := &handoff.Identity{FamilyName: "DUPONT", GivenName: "Paul"}
+	cas1, _ := f.sessions.Create(t.Context(), &session.Session{Subject: "sub-1", Moment: handoff.MomentLogin, Identity: identity})
+	cas2, _ := f.sessions.Create(t.Context(), &session.Session{Subject: "sub-2", Moment: handoff.MomentTransmit, ReturnTo: "/demarche", Identity: identity})
+	for ticket, target := range map[string]string{cas1: "/espace/", cas2: "/demarche"} {
+		r := httptest.NewRequest(http.MethodGet, target, nil)
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+		r.AddCookie(&http.Cookie{Name: f.cookieName(), Value: ticket})
+		w := httptest.NewRecorder()
+		if err := f.proxy(w, r, app); err != nil || w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "Service momentanément indisponible") {
+			t.Fatalf("hand-off on %s: %d %v", target, w.Code, err)
+		}
+	}
+	if s, err := f.sessions.Get(t.Context(), cas2); err != nil || s.Identity == nil {
+		t.Fatalf("the Cas 2 data was consumed: %v", err)
 	}
 }
 

@@ -34,7 +34,8 @@ func (f *Front) start(w http.ResponseWriter, r *http.Request) error {
 		f.writePage(w, "forbidden", pageData{})
 		return nil
 	}
-	if f.auditRefusing(w) {
+	if f.auditRefusing(w, "") {
+		f.metric(loginsTotal, "audit_unavailable")
 		return nil
 	}
 	if !f.allowLogin(r) {
@@ -77,13 +78,12 @@ func (f *Front) start(w http.ResponseWriter, r *http.Request) error {
 
 // auditRefusing answers the "suspended" page when the audit trail cannot
 // take records (SECURITY.md G09, I11): no identity is fetched nor handed
-// over without its audit record.
-func (f *Front) auditRefusing(w http.ResponseWriter) bool {
+// over without its audit record. retry is where its link goes ("" for /).
+func (f *Front) auditRefusing(w http.ResponseWriter, retry string) bool {
 	if f.pipe.AuditRefusing == nil || !f.pipe.AuditRefusing() {
 		return false
 	}
-	f.metric(loginsTotal, "audit_unavailable")
-	f.writePage(w, "suspended", pageData{})
+	f.writePage(w, "suspended", pageData{Retry: retry})
 	return true
 }
 
@@ -108,7 +108,8 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 		f.writePage(w, "expired", pageData{})
 		return nil
 	}
-	if f.auditRefusing(w) {
+	if f.auditRefusing(w, "") {
+		f.metric(loginsTotal, "audit_unavailable")
 		return nil // the state stays pending: the citizen may come back
 	}
 	state := q.Get("state")

@@ -31,11 +31,17 @@ func (f *Front) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		f.loginRequired(w, r)
 		return nil
 	case protected:
+		if f.auditRefusing(w, "") {
+			return nil
+		}
 		if !f.handOffLogin(r, s, ticket) {
 			f.writePage(w, "unavailable", pageData{})
 			return nil
 		}
 	case s != nil && s.Moment == handoff.MomentTransmit && s.ReturnTo != "" && r.Method == http.MethodGet && r.URL.RequestURI() == s.ReturnTo:
+		if f.auditRefusing(w, s.ReturnTo) {
+			return nil // the data stays in the session until it can be handed over
+		}
 		if !f.handOffTransmit(w, r, ticket) {
 			return nil
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,10 +57,11 @@ func (c *collector) received() string {
 // TestI11_AuditSinkDown (SECURITY.md I11, G09): the audit trail's
 // collector is down. The gateway keeps the records (passerelle_buffered,
 // max_pending 5) and serves; once the buffer is full, data routes answer
-// 503 audit_unavailable without calling the provider, and readiness and
-// the metrics say why. When the collector is back, the buffered records
-// reach it — every request that got data has its record there — and data
-// routes serve again.
+// 503 audit_unavailable without calling the provider (their own records
+// are counted, not written: they would take the place of records that
+// must be kept), and readiness and the metrics say why. When the collector
+// is back, the buffered records reach it — every request that got data has
+// its record there, none was lost — and data routes serve again.
 func TestI11_AuditSinkDown(t *testing.T) {
 	free, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,6 +73,7 @@ func TestI11_AuditSinkDown(t *testing.T) {
 	start(t, options{LogDir: t.TempDir(), Recorder: rec.srv.URL, AuditMaxPending: 5,
 		AuditOutput: "net " + addr + " {\n\t\t\t\tsoft_start\n\t\t\t\tdial_timeout 1s\n\t\t\t}"})
 
+	lostBefore := linesLost(t)
 	var served []string // X-Request-Id of the answers that carried data
 	refusedAt := -1
 	for i := range 12 {
@@ -139,7 +142,24 @@ func TestI11_AuditSinkDown(t *testing.T) {
 			t.Fatalf("request %s got data and its audit record never reached the collector", missing)
 		}
 	}
-	if got := c.received(); !strings.Contains(got, `"reason":"audit_unavailable"`) {
-		t.Fatal("the refusals' own records did not reach the collector")
+	if lost := linesLost(t) - lostBefore; lost != 0 {
+		t.Errorf("%v audit records lost", lost)
 	}
+}
+
+// linesLost reads caddy_passerelle_log_lines_lost_total (process-wide).
+func linesLost(t *testing.T) float64 {
+	t.Helper()
+	m := get(t, internalPort, "/metrics")
+	for l := range strings.Lines(string(m.body)) {
+		if v, ok := strings.CutPrefix(l, "caddy_passerelle_log_lines_lost_total "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatal("no caddy_passerelle_log_lines_lost_total on the metrics page")
+	return 0
 }

@@ -2,6 +2,7 @@ package logbuffer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,17 +33,18 @@ type Options struct {
 //
 // A writer never waits for the inner writer: the buffer's own goroutine
 // writes the batches, when one reaches the buffer size and at every
-// interval. A batch the inner writer refuses
-// (an error, or a partial write) is kept, in front of the lines that came
-// since, and tried again at the next periodic flush; meanwhile a full
-// batch does not trigger a write.
+// interval, in writes of at most the buffer size cut at line ends (a file
+// writer refuses a write larger than its roll_size). What the inner writer
+// refuses (an error, or a partial write) is kept, in front of the lines
+// that came since, and tried again at the next periodic flush; meanwhile a
+// full batch does not trigger a write.
 type Buffer struct {
 	inner io.WriteCloser
 	o     Options
 
 	mu       sync.Mutex // guards the fields below it
 	buf      []byte
-	bufLines int  // lines in buf
+	bufLines int  // lines ("\n") in buf
 	pending  int  // lines accepted and not written yet: bufLines + the batch being written
 	full     bool // pending ≥ MaxPending; counted in refusing unless Drop
 	lost     int  // lines dropped since the last report
@@ -123,9 +125,10 @@ func (b *Buffer) Write(p []byte) (int, error) {
 		LostLines.Inc()
 		return len(p), nil
 	}
+	lines := bytes.Count(p, newline)
 	b.buf = append(b.buf, p...)
-	b.bufLines++
-	b.pending++
+	b.bufLines += lines
+	b.pending += lines
 	b.setFullLocked()
 	write := len(b.buf) >= b.o.Size && !b.failing.Load()
 	b.mu.Unlock()
@@ -162,6 +165,7 @@ func (b *Buffer) Sync() error {
 // flushLocked writes the waiting batch; onlyIfFull skips it when another
 // writer flushed meanwhile (no trickle of tiny batches). It needs flushMu.
 func (b *Buffer) flushLocked(onlyIfFull bool) error {
+	b.takeOverLocked()
 	b.mu.Lock()
 	if onlyIfFull && len(b.buf) < b.o.Size || len(b.buf) == 0 {
 		b.mu.Unlock()
@@ -171,23 +175,15 @@ func (b *Buffer) flushLocked(onlyIfFull bool) error {
 	b.buf, b.bufLines = b.spare[:0], 0
 	b.mu.Unlock()
 
-	n, err := b.inner.Write(batch)
-	if err == nil && n < len(batch) {
-		err = io.ErrShortWrite
-	}
-	written := lines
-	if err != nil {
-		n = max(0, min(n, len(batch)))
-		written = bytes.Count(batch[:n], newline)
-	}
+	n, err := b.writeChunks(batch)
 	b.mu.Lock()
-	b.pending -= written
 	if err != nil {
 		// The rest goes back in front of the lines that came meanwhile.
 		kept := make([]byte, 0, len(batch)-n+len(b.buf))
 		b.buf = append(append(kept, batch[n:]...), b.buf...)
-		b.bufLines += lines - written
+		b.bufLines += lines - bytes.Count(batch[:n], newline)
 	}
+	b.pending = b.bufLines // the batch is written, or back in buf
 	b.setFullLocked()
 	b.mu.Unlock()
 
@@ -197,6 +193,35 @@ func (b *Buffer) flushLocked(onlyIfFull bool) error {
 	b.spare = batch[:0]
 	b.noteFailure(err)
 	return err
+}
+
+// writeChunks writes batch in writes of at most the buffer size, cut after
+// a line end (a longer line goes alone), and stops at the first refusal.
+// It returns the bytes written.
+func (b *Buffer) writeChunks(batch []byte) (int, error) {
+	done := 0
+	for done < len(batch) {
+		chunk := batch[done:]
+		if len(chunk) > b.o.Size {
+			cut := bytes.LastIndexByte(chunk[:b.o.Size], '\n') + 1
+			if cut == 0 {
+				cut = bytes.IndexByte(chunk, '\n') + 1
+			}
+			if cut > 0 {
+				chunk = chunk[:cut]
+			}
+		}
+		n, err := b.inner.Write(chunk)
+		n = max(0, min(n, len(chunk)))
+		done += n
+		if err == nil && n < len(chunk) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
 }
 
 var newline = []byte{'\n'}
@@ -246,9 +271,16 @@ func (b *Buffer) reportLost() {
 
 func stamp() string { return time.Now().UTC().Format(time.RFC3339) }
 
+// closeWait bounds how long Close waits for a write under way.
+var closeWait = 3 * time.Second
+
 // Close stops the periodic flush, writes what is waiting, last, and
-// closes the inner writer. Lines the inner writer still refuses are lost
-// (counted in LostLines).
+// closes the inner writer (gives its use back: see sharedWriter). Lines the
+// inner writer still refuses go to the next buffer on the same inner
+// writer (a reload that changed this buffer's settings), with the refusal
+// when they were as many as max_pending; without one, they are lost
+// (LostLines). A write under way that does not return within closeWait
+// (a collector that stopped reading) is left behind.
 func (b *Buffer) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -258,20 +290,97 @@ func (b *Buffer) Close() error {
 	b.closed = true // no line joins the buffer from now on
 	b.mu.Unlock()
 	close(b.stop)
-	<-b.done
-	b.flushMu.Lock()
-	defer b.flushMu.Unlock()
-	err := b.flushLocked(false)
+	err := errStalled
+	if b.lockFlush(closeWait) {
+		err = b.flushLocked(false)
+		b.flushMu.Unlock()
+	}
 	b.mu.Lock()
-	lost := b.pending
+	left, lines, full, stuck := b.buf, b.bufLines, b.full, b.pending-b.bufLines
+	b.mu.Unlock()
+	if lines > 0 {
+		if c, ok := b.inner.(carrier); ok {
+			c.handOver(left, lines, full && !b.o.Drop)
+		} else {
+			LostLines.Add(float64(lines))
+			b.mu.Lock()
+			b.lost += lines
+			b.mu.Unlock()
+			b.reportLost()
+		}
+	}
+	if stuck > 0 {
+		fmt.Fprintf(os.Stderr, "%s passerelle_buffered: %d log lines are in a write that has not returned\n", stamp(), stuck)
+	}
+	b.mu.Lock()
 	b.pending, b.buf, b.bufLines = 0, nil, 0
-	b.lost += lost
 	b.setFullLocked()
 	b.mu.Unlock()
-	LostLines.Add(float64(lost))
-	b.reportLost()
 	if cerr := b.inner.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// errStalled: Close gave up waiting for a write under way.
+var errStalled = errors.New("passerelle_buffered: a write to the log writer did not return")
+
+// lockFlush takes flushMu once the periodic flush has stopped, waiting at
+// most wait; false when it could not (a write under way never returned).
+func (b *Buffer) lockFlush(wait time.Duration) bool {
+	const waiting, taken, abandoned = 0, 1, 2
+	var state atomic.Int32
+	got := make(chan struct{})
+	go func() {
+		<-b.done
+		b.flushMu.Lock()
+		if !state.CompareAndSwap(waiting, taken) {
+			b.flushMu.Unlock()
+			return
+		}
+		close(got)
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-got:
+		return true
+	case <-t.C:
+		if state.CompareAndSwap(waiting, abandoned) {
+			return false
+		}
+		<-got
+		return true
+	}
+}
+
+// carrier is an inner writer that keeps lines a closed buffer could not
+// write for the next buffer on it (sharedWriter, through pooled).
+type carrier interface {
+	// handOver keeps lines; full: data routes stay refused until they are
+	// taken.
+	handOver(lines []byte, count int, full bool)
+	// takeOver returns the lines kept (nil if none), their count, and what
+	// to call once they are in the taker's buffer.
+	takeOver() (lines []byte, count int, taken func())
+}
+
+// takeOverLocked moves into buf the lines a closed buffer handed over on
+// the same inner writer. It needs flushMu.
+func (b *Buffer) takeOverLocked() {
+	c, ok := b.inner.(carrier)
+	if !ok {
+		return
+	}
+	carried, count, taken := c.takeOver()
+	if taken == nil {
+		return
+	}
+	b.mu.Lock()
+	b.buf = append(carried, b.buf...)
+	b.bufLines += count
+	b.pending += count
+	b.setFullLocked()
+	b.mu.Unlock()
+	taken()
 }

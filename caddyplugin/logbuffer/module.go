@@ -39,9 +39,12 @@ package logbuffer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -172,12 +175,12 @@ func (w *Writer) OpenWriter() (io.WriteCloser, error) {
 	key := w.inner.WriterKey()
 	v, _, err := innerWriters.LoadOrNew(key, func() (caddy.Destructor, error) {
 		inner, err := w.inner.OpenWriter()
-		return sharedWriter{inner}, err
+		return &sharedWriter{WriteCloser: inner}, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	release := &pooled{WriteCloser: v.(sharedWriter), key: key}
+	release := &pooled{sharedWriter: v.(*sharedWriter), key: key}
 	return New(release, Options{Size: w.BufferSize, Interval: time.Duration(w.FlushInterval),
 		MaxPending: w.MaxPending, Drop: w.OnFull == onFullDrop}), nil
 }
@@ -185,17 +188,66 @@ func (w *Writer) OpenWriter() (io.WriteCloser, error) {
 // innerWriters holds the open inner writers, by their writer key.
 var innerWriters = caddy.NewUsagePool()
 
-// sharedWriter is an inner writer in the pool; it is closed when its last
-// user lets it go.
-type sharedWriter struct{ io.WriteCloser }
+// sharedWriter is an inner writer in the pool, with the lines a closed
+// buffer on it could not write, kept for the next buffer on it (a reload
+// that changes a buffer's settings opens the new buffer before it closes
+// the old one). It is closed when its last user lets it go.
+type sharedWriter struct {
+	io.WriteCloser
 
-// Destruct implements caddy.Destructor.
-func (s sharedWriter) Destruct() error { return s.WriteCloser.Close() }
+	mu    sync.Mutex
+	carry []byte
+	lines int
+	full  bool // counted in refusing until taken
+}
+
+func (s *sharedWriter) handOver(lines []byte, count int, full bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.carry = append(s.carry, lines...)
+	s.lines += count
+	if full && !s.full {
+		s.full = true
+		refusing.Add(1)
+	}
+}
+
+func (s *sharedWriter) takeOver() ([]byte, int, func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lines == 0 && len(s.carry) == 0 {
+		return nil, 0, nil
+	}
+	lines, count, full := s.carry, s.lines, s.full
+	s.carry, s.lines, s.full = nil, 0, false
+	return lines, count, func() {
+		if full {
+			refusing.Add(-1)
+		}
+	}
+}
+
+// Destruct implements caddy.Destructor: lines still kept are lost, and a
+// panicking inner writer (Caddy's net writer that never connected) does
+// not take the process down.
+func (s *sharedWriter) Destruct() (err error) {
+	if _, count, taken := s.takeOver(); taken != nil {
+		taken()
+		LostLines.Add(float64(count))
+		fmt.Fprintf(os.Stderr, "%s passerelle_buffered: %d log lines lost: their writer closed before taking them\n", stamp(), count)
+	}
+	defer func() {
+		if recover() != nil {
+			err = errors.New("passerelle_buffered: the inner log writer panicked while closing")
+		}
+	}()
+	return s.WriteCloser.Close()
+}
 
 // pooled is one buffer's use of a shared inner writer: closing it gives the
 // use back.
 type pooled struct {
-	io.WriteCloser
+	*sharedWriter
 	key string
 }
 
@@ -294,5 +346,6 @@ var (
 	_ caddy.WriterOpener    = (*Writer)(nil)
 	_ caddyfile.Unmarshaler = (*Writer)(nil)
 	_ io.WriteCloser        = (*Buffer)(nil)
-	_ caddy.Destructor      = sharedWriter{}
+	_ caddy.Destructor      = (*sharedWriter)(nil)
+	_ carrier               = (*pooled)(nil)
 )

@@ -161,8 +161,9 @@ type Call struct {
 	// (civil_status, identifier); "" on FranceConnect routes.
 	person, personBasis string
 	// answered: the answer was begun (Refuse or WriteOK); recorded: Record
-	// was called. recoverPanic reads them.
-	answered, recorded bool
+	// was called. recoverPanic reads them. called: the request was handed
+	// to the provider.
+	answered, recorded, called bool
 
 	// Storage for the small values a request hands to headers and to the
 	// audit logger. A Call lives on the heap (the audit record refers to
@@ -315,7 +316,8 @@ func (c *Call) SetRateLimitHeaders(h http.Header) {
 
 // Record counts the request and writes its audit record. Requests that
 // matched no endpoint are counted but not audited: no personal data was at
-// stake.
+// stake; nor are, while the audit trail refuses records, refusals that
+// reached no provider.
 func (p *Pipeline) Record(c *Call, aerr *apierror.Error) {
 	rec := &c.rec
 	rec.decision, rec.providerStatus = "allow", c.status
@@ -331,6 +333,12 @@ func (p *Pipeline) Record(c *Call, aerr *apierror.Error) {
 	}
 	rec.endpoint, rec.provider = c.ep.ID, c.ep.ProviderName
 	requestCounters.get(labels3{rec.endpoint, rec.decision, rec.code}).Inc()
+	if aerr != nil && !c.called && p.AuditRefusing != nil && p.AuditRefusing() {
+		// The audit trail cannot take records: a refusal that sent
+		// nothing to a provider is counted only, so that its record does
+		// not take the place of one of a request that got data (G09, I11).
+		return
+	}
 	p.writeAudit(c)
 }
 

@@ -172,6 +172,7 @@ func (p *Pipeline) callProvider(r *http.Request, provider Provider, rec *capture
 		injectTraceContext(ctx, r.Header)
 	}
 	start := time.Now()
+	c.called = true
 	err := serveProvider(provider, rec, r)
 	c.status = rec.status
 	class := statusClass(rec.status)

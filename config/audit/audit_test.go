@@ -205,6 +205,9 @@ func TestEachRule(t *testing.T) {
 			obj(c, "logging", "logs", "audit")["writer"] = map[string]any{"output": "file", "filename": "/var/log/passerelle/audit.log"}
 		}},
 		{"PA20", func(c map[string]any) { obj(c, "logging", "logs", "audit", "writer")["on_full"] = "drop" }},
+		{"PA20", func(c map[string]any) {
+			obj(c, "logging", "logs", "audit", "writer")["writer"] = map[string]any{"output": "net", "address": "tcp/logs.example:514"}
+		}},
 		{"PA18", func(c map[string]any) {
 			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}
 		}},
