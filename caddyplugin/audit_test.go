@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -48,5 +50,33 @@ func TestG05_NewlineCannotForgeRecord(t *testing.T) {
 		if len(l) > 2048 {
 			t.Errorf("line %d: %d bytes", i, len(l))
 		}
+	}
+}
+
+// TestI11_RecordsWhileRefusing (SECURITY.md I11, G09): while the audit
+// trail refuses records, a request refused before any provider call writes
+// none (its record would take the place of one that must be kept), and one
+// whose provider call was under way when the trail started refusing writes
+// its record whatever the provider answered.
+func TestI11_RecordsWhileRefusing(t *testing.T) {
+	f := newFixture(t)
+	var out bytes.Buffer
+	f.h.pipe.Audit = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&out), zapcore.InfoLevel))
+	var refusing atomic.Bool
+	f.h.pipe.AuditRefusing = refusing.Load
+	provider := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+		refusing.Store(true) // the sink fails while the provider answers
+		w.WriteHeader(http.StatusInternalServerError)
+		return nil
+	})
+	if w := f.serveWith(t, context.Background(), testToken, provider); w.Code != http.StatusBadGateway {
+		t.Fatalf("provider error: %d", w.Code)
+	}
+	if w := f.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("while refusing: %d", w.Code)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], `"reason":"provider_error"`) {
+		t.Fatalf("audit records: %q, want the provider call's only", lines)
 	}
 }

@@ -49,6 +49,9 @@ type Buffer struct {
 	full     bool // pending ≥ MaxPending; counted in refusing unless Drop
 	lost     int  // lines dropped since the last report
 	closed   bool // Close began: Write refuses new lines
+	// abandoned: Close gave up waiting for a write under way; if that
+	// write fails, its lines are counted lost, not kept.
+	abandoned bool
 
 	failing atomic.Bool // the inner writer refused the last batch
 
@@ -96,7 +99,7 @@ func (b *Buffer) loop() {
 			b.reportLost()
 		case <-b.full1:
 			b.flushMu.Lock()
-			_ = b.flushLocked(true)
+			_ = b.flushLocked(true, false)
 			b.flushMu.Unlock()
 		case <-b.stop:
 			return
@@ -146,7 +149,7 @@ func (b *Buffer) Write(p []byte) (int, error) {
 func (b *Buffer) Flush() error {
 	b.flushMu.Lock()
 	defer b.flushMu.Unlock()
-	return b.flushLocked(false)
+	return b.flushLocked(false, false)
 }
 
 // Sync writes what is waiting and syncs the inner writer when it can. (Caddy
@@ -163,8 +166,16 @@ func (b *Buffer) Sync() error {
 }
 
 // flushLocked writes the waiting batch; onlyIfFull skips it when another
-// writer flushed meanwhile (no trickle of tiny batches). It needs flushMu.
-func (b *Buffer) flushLocked(onlyIfFull bool) error {
+// writer flushed meanwhile (no trickle of tiny batches). Once Close began,
+// only its own flush (final) writes: a late tick must not take over lines
+// handed to the next buffer. It needs flushMu.
+func (b *Buffer) flushLocked(onlyIfFull, final bool) error {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed && !final {
+		return nil
+	}
 	b.takeOverLocked()
 	b.mu.Lock()
 	if onlyIfFull && len(b.buf) < b.o.Size || len(b.buf) == 0 {
@@ -177,6 +188,16 @@ func (b *Buffer) flushLocked(onlyIfFull bool) error {
 
 	n, err := b.writeChunks(batch)
 	b.mu.Lock()
+	if err != nil && b.abandoned {
+		// Close left this write behind and handed the rest on: what it
+		// refused is lost.
+		lost := lines - bytes.Count(batch[:n], newline)
+		b.lost += lost
+		b.mu.Unlock()
+		LostLines.Add(float64(lost))
+		b.reportLost()
+		return err
+	}
 	if err != nil {
 		// The rest goes back in front of the lines that came meanwhile.
 		kept := make([]byte, 0, len(batch)-n+len(b.buf))
@@ -292,8 +313,12 @@ func (b *Buffer) Close() error {
 	close(b.stop)
 	err := errStalled
 	if b.lockFlush(closeWait) {
-		err = b.flushLocked(false)
+		err = b.flushLocked(false, true)
 		b.flushMu.Unlock()
+	} else {
+		b.mu.Lock()
+		b.abandoned = true
+		b.mu.Unlock()
 	}
 	b.mu.Lock()
 	left, lines, full, stuck := b.buf, b.bufLines, b.full, b.pending-b.bufLines

@@ -813,3 +813,79 @@ func TestCloseBoundedOnStalledWriter(t *testing.T) {
 		t.Fatal("Close waited for a stalled write")
 	}
 }
+
+// TestAbandonedWriteFailingLate: a write Close left behind (stalled) that
+// fails afterwards neither brings the refusal back nor keeps its lines:
+// they are counted lost; a late tick does not take over lines handed to
+// the next buffer.
+func TestAbandonedWriteFailingLate(t *testing.T) {
+	defer func(w time.Duration) { closeWait = w }(closeWait)
+	closeWait = 50 * time.Millisecond
+	s := &failAfterStall{release: make(chan struct{}), entered: make(chan struct{})}
+	const key = "passerelle_test_abandoned"
+	shared, _, _ := innerWriters.LoadOrNew(key, func() (caddy.Destructor, error) { return &sharedWriter{WriteCloser: s}, nil })
+	_, _, _ = innerWriters.LoadOrNew(key, nil) // the next buffer's use
+	b := New(&pooled{sharedWriter: shared.(*sharedWriter), key: key}, Options{Size: 1 << 20, Interval: 10 * time.Millisecond, MaxPending: 3})
+	lost := counter(LostLines)
+	for i := range 3 {
+		_, _ = b.Write(line(i))
+	}
+	<-s.entered
+	if err := b.Close(); !errors.Is(err, errStalled) {
+		t.Fatalf("Close: %v", err)
+	}
+	shared.(*sharedWriter).handOver(line(9), 1, false) // another buffer's lines, for the next one
+	close(s.release)                                   // the stalled write fails now
+	waitFor(t, func() bool { return counter(LostLines)-lost == 3 })
+	time.Sleep(50 * time.Millisecond) // ticks of the closed buffer, if any
+	_ = b.Flush()                     // a late Flush or Sync
+	if Refusing() {
+		t.Fatal("the abandoned write brought the refusal back")
+	}
+	if _, count, taken := shared.(*sharedWriter).takeOver(); taken == nil || count != 1 {
+		t.Fatal("the closed buffer took over lines handed to the next one")
+	}
+	_, _ = innerWriters.Delete(key)
+}
+
+// failAfterStall blocks its first write until release, then refuses it.
+type failAfterStall struct {
+	sink
+	release chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (f *failAfterStall) Write(p []byte) (int, error) {
+	first := false
+	f.once.Do(func() { first = true; close(f.entered) })
+	if first {
+		<-f.release
+		return 0, errors.New("connection reset")
+	}
+	return f.sink.Write(p)
+}
+
+// panicCloser panics when closed, as Caddy's net writer does when it never
+// connected.
+type panicCloser struct{ sink }
+
+func (*panicCloser) Close() error { panic("nil connection") }
+
+// TestDestructReleasesAndContains: the last user closing an inner writer
+// releases the refusal of lines still kept (counted lost), and a panicking
+// inner Close is an error, not a crash.
+func TestDestructReleasesAndContains(t *testing.T) {
+	w := &sharedWriter{WriteCloser: new(panicCloser)}
+	lost := counter(LostLines)
+	w.handOver(line(1), 1, true)
+	if !Refusing() {
+		t.Fatal("full lines handed over do not refuse")
+	}
+	if err := w.Destruct(); err == nil {
+		t.Fatal("a panicking Close reported no error")
+	}
+	if Refusing() || counter(LostLines)-lost != 1 {
+		t.Fatalf("after Destruct: refusing %v, %v lost", Refusing(), counter(LostLines)-lost)
+	}
+}
