@@ -28,7 +28,7 @@ import (
 // garbage, a 5 MiB body, the JWKS endpoint down, a rotated signing key.
 type faultFC struct {
 	srv        *httptest.Server
-	encKey     jose.JSONWebKey // the gateway's key, to encrypt answers to
+	encKey     jose.JSONWebKey // the gateway's key, to encrypt answers to; guarded by mu
 	mode       atomic.Pointer[string]
 	jwksDown   atomic.Bool
 	mu         sync.Mutex
@@ -45,9 +45,7 @@ func newFaultFC(t *testing.T, gatewayKeyFile string) *faultFC {
 		t.Fatal(err)
 	}
 	fc := new(faultFC)
-	if err := json.Unmarshal(data, &fc.encKey); err != nil {
-		t.Fatal(err)
-	}
+	fc.encryptTo(t, data)
 	fc.setMode("ok")
 	fc.rotate(t)
 	fc.srv = httptest.NewServer(http.HandlerFunc(fc.serve))
@@ -56,6 +54,20 @@ func newFaultFC(t *testing.T, gatewayKeyFile string) *faultFC {
 }
 
 func (fc *faultFC) setMode(m string) { fc.mode.Store(&m) }
+
+// encryptTo makes the stand-in encrypt its answers to the gateway key in
+// jwk (a JWK document), as FranceConnect does once it fetched the
+// gateway's JWKS again.
+func (fc *faultFC) encryptTo(t *testing.T, jwk []byte) {
+	t.Helper()
+	var k jose.JSONWebKey
+	if err := json.Unmarshal(jwk, &k); err != nil {
+		t.Fatal(err)
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.encKey = k
+}
 
 // rotate signs with a new key (a new kid) from now on, publishing it next
 // to the previous one, as FranceConnect does during a rotation.
@@ -114,9 +126,9 @@ func (fc *faultFC) serve(w http.ResponseWriter, r *http.Request) {
 				"openid identite_pivot cnaf_quotient_familial cnaf_allocataires cnaf_enfants cnaf_adresse")
 		}
 		fc.mu.Lock()
-		signer := fc.signer
+		signer, encKey := fc.signer, fc.encKey
 		fc.mu.Unlock()
-		answer, err := signer.Answer(fcissuer.Claims(fmt.Sprintf("http://127.0.0.1:%d/api/v2", sandboxPort), fdClientID, now, ti), fc.encKey)
+		answer, err := signer.Answer(fcissuer.Claims(fmt.Sprintf("http://127.0.0.1:%d/api/v2", sandboxPort), fdClientID, now, ti), encKey)
 		if err != nil {
 			w.WriteHeader(http.StatusInternalServerError)
 			return

@@ -158,7 +158,7 @@ type options struct {
 	LogDir        string // when set, server and access logs are written there
 	LogLevel      string // the server log's level (default INFO)
 	HabQuota      string // habilitation quota; default: high enough never to bite
-	DecryptionKey string // key file path; default: the sandbox's ephemeral key
+	DecryptionKey string // key file paths, comma-separated; default: the sandbox's ephemeral key
 	// FCTimeout and JWKSCooldown set franceconnect's timeout and
 	// jwks_refresh_cooldown; ProviderTimeout the recorder site's
 	// reverse_proxy response_header_timeout. Empty: the defaults.
@@ -222,8 +222,10 @@ func config(t testing.TB, o options) string {
 			client_id %s
 			client_secret {env.PASSERELLE_TEST_FC_SECRET}
 `, sandboxPort, fdClientID)
-	if o.DecryptionKey != "" {
-		fmt.Fprintf(&b, "\t\t\tdecryption_key {file.%s}\n", o.DecryptionKey)
+	for k := range strings.SplitSeq(o.DecryptionKey, ",") {
+		if k != "" {
+			fmt.Fprintf(&b, "\t\t\tdecryption_key {file.%s}\n", k)
+		}
 	}
 	if o.CheckTokenURL != "" {
 		fmt.Fprintf(&b, "\t\t\tchecktoken_url %s\n\t\t\tjwks_url %s\n", o.CheckTokenURL+"/api/v2/checktoken", o.CheckTokenURL+"/api/v2/jwks")
