@@ -27,7 +27,10 @@
 // `on_full refuse` makes Passerelle's data routes answer 503
 // audit_unavailable until the writer takes lines again (SECURITY.md G09,
 // I11: no access to personal data goes untraced); `on_full drop` drops the
-// new lines instead. Lost lines are counted
+// new lines instead. Writes are at most buffer_size long: keep it below the
+// inner file writer's roll_size (1 MiB at least), which refuses longer ones.
+// Lines handed to the next buffer at a reload may reach the log after
+// lines that buffer wrote first. Lost lines are counted
 // (caddy_passerelle_log_lines_lost_total) and reported on stderr.
 //
 // What a buffer costs: lines not yet written are lost if the process dies
