@@ -298,6 +298,7 @@ func (a *App) loadPipeline() {
 	s.ClientIPKey, s.ClientIPv6Prefix = a.core.ipKey, a.RateLimits.ClientIPv6Prefix
 	s.Credentials, s.Pings, s.Guards = a.core.upstreams, a.pings, guardsFor(a.cat)
 	s.Logger, s.Audit, s.AuditRefusing = a.logger, a.audit, logbuffer.Refusing
+	s.MemoryPressure = memoryGuard().Pressure
 	s.Now, s.ClientIP, s.ErrorStatus = time.Now, clientIP, errorStatus
 }
 

@@ -36,9 +36,11 @@ func init() {
 // cooldown), when Redis is configured Redis answers PING, and the
 // habilitations file has not been deleted (an empty registry serves
 // nothing), and the audit trail takes records (its passerelle_buffered
-// writer is not full: data routes answer 503 audit_unavailable meanwhile);
-// otherwise 503. The body names each check: {"status", "checks":
-// {"franceconnect_keys", "redis", "habilitations", "audit"}}; habilitations is the
+// writer is not full: data routes answer 503 audit_unavailable meanwhile),
+// and the process is under 90 % of its memory limit (data routes answer 503
+// meanwhile); otherwise 503. The body names each check: {"status",
+// "checks": {"franceconnect_keys", "redis", "habilitations", "audit",
+// "memory"}}; habilitations is the
 // registry's reload state: ok, refused (the file on disk was refused: the
 // previous registry serves, with the revocations and removals the refused
 // file carries), unreadable (the previous registry serves) or missing.
@@ -90,9 +92,12 @@ func (p *Health) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 // readiness runs the readiness checks, each under its own deadline.
 func (a *App) readiness(ctx context.Context) map[string]string {
 	checks := map[string]string{"franceconnect_keys": "ok", "redis": "not_configured",
-		"habilitations": a.watcher.Status().State, "audit": "ok"}
+		"habilitations": a.watcher.Status().State, "audit": "ok", "memory": "ok"}
 	if a.shared.AuditRefusing() {
 		checks["audit"] = "unavailable"
+	}
+	if a.shared.MemoryPressure() {
+		checks["memory"] = "unavailable"
 	}
 	if checks["habilitations"] == habilitation.StateMissing {
 		checks["habilitations"] = "unavailable"

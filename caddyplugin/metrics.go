@@ -37,6 +37,15 @@ var (
 		Namespace: "caddy", Subsystem: "passerelle", Name: "audit_write_errors_total",
 		Help: "Audit records (or batches of them) that the audit log's writer refused (SECURITY.md G01): a decision without its record.",
 	})
+	metricMemoryPressure = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "memory_pressure",
+		Help: "1 while the process is above 90 % of its memory limit (until it is under 80 %): data routes answer 503 (SECURITY.md F09, I16).",
+	}, func() float64 {
+		if memoryGuard().Pressure() {
+			return 1
+		}
+		return 0
+	})
 	metricMode = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "mode",
 		Help: "1 for the mode the gateway runs in (production or sandbox; SECURITY.md H03).",
@@ -46,7 +55,7 @@ var (
 // registerMetrics registers the app's and the pipeline's collectors on a
 // config's registry.
 func registerMetrics(reg prometheus.Registerer) error {
-	for _, c := range append(pipeline.Collectors(), metricHabilitationReloads, metricCacheErrors, metricRateLimitRedisErrors, metricAuditWriteErrors, logbuffer.LostLines, logbuffer.WriteFailures, logbuffer.RefusingGauge, metricMode) {
+	for _, c := range append(pipeline.Collectors(), metricHabilitationReloads, metricCacheErrors, metricRateLimitRedisErrors, metricAuditWriteErrors, logbuffer.LostLines, logbuffer.WriteFailures, logbuffer.RefusingGauge, metricMemoryPressure, metricMode) {
 		if err := registerCollector(reg, c); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/memguard"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/shed"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
@@ -58,4 +59,21 @@ func logCircuit(provider string, open bool) {
 		return
 	}
 	l.Info("provider circuit closed", zap.String("provider", provider))
+}
+
+// memory is the process's memory guard (SECURITY.md F09, I16), sampled
+// four times a second from the first configuration on, for the life of the
+// process.
+var memory struct {
+	once  sync.Once
+	guard *memguard.Guard
+}
+
+// memoryGuard returns the process's memory guard, started on first use.
+func memoryGuard() *memguard.Guard {
+	memory.once.Do(func() {
+		memory.guard = memguard.New(nil)
+		go memory.guard.Run(250*time.Millisecond, nil)
+	})
+	return memory.guard
 }

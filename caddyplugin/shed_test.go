@@ -174,3 +174,29 @@ func TestF07_ProviderInFlightCap(t *testing.T) {
 		t.Errorf("after the calls ended, a call: %d", w.Code)
 	}
 }
+
+// TestF09_I16_MemoryPressureSheds (SECURITY.md F09, I16): near the memory
+// limit a data request is refused at once, 503 with Retry-After, before
+// any token check or provider call; once the pressure is gone, served.
+func TestF09_I16_MemoryPressureSheds(t *testing.T) {
+	f := newFixture(t)
+	var pressure atomic.Bool
+	f.h.pipe.MemoryPressure = pressure.Load
+	pressure.Store(true)
+	f.upstream = nil
+	w := f.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || f.upstream != nil {
+		t.Fatalf("under memory pressure: %d, Retry-After %q, provider called %v", w.Code, w.Header().Get("Retry-After"), f.upstream != nil)
+	}
+	if !strings.Contains(w.Body.String(), `"code":"00503"`) {
+		t.Fatalf("body %s", w.Body)
+	}
+	f.h.app.shared.MemoryPressure = pressure.Load
+	if got := f.h.app.readiness(context.Background())["memory"]; got != "unavailable" {
+		t.Fatalf("readiness under memory pressure: memory %q", got)
+	}
+	pressure.Store(false)
+	if w := f.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody); w.Code != http.StatusOK {
+		t.Fatalf("after the pressure: %d", w.Code)
+	}
+}

@@ -91,6 +91,9 @@ type Config struct {
 	// the request is answered 503 audit_unavailable (SECURITY.md G09, I11).
 	// Optional: without it the audit trail is never refusing.
 	AuditRefusing func() bool
+	// MemoryPressure reports that the process nears its memory limit: new
+	// requests are refused at once, 503 (SECURITY.md F09, I16). Optional.
+	MemoryPressure func() bool
 	// Now returns the current time (time.Now when nil).
 	Now func() time.Time
 	// ClientIP returns the client address of a request as the server
@@ -195,7 +198,9 @@ type Call struct {
 //     released by the effective scopes are returned (404 → provider
 //     not-found code, timeout → 504, anything else → 502).
 //
-// The client address quota is taken before step 1, the habilitation's
+// Near the process's memory limit (Config.MemoryPressure) a request is
+// refused before step 1 (503). The client address quota is taken before
+// step 1, the habilitation's
 // quota in step 4. On an identite or identifiant route, steps 2 and 3 are
 // replaced by the habilitation's API token (401 00101 otherwise; a
 // FranceConnect token is never sent anywhere), effective scopes are
@@ -214,7 +219,14 @@ func (p *Pipeline) Serve(w http.ResponseWriter, r *http.Request, provider Provid
 	var c Call
 	defer p.recoverPanic(w, &c)
 	p.start(w, r, &c)
-	aerr := p.authorize(r, &c)
+	var aerr *apierror.Error
+	if p.MemoryPressure != nil && p.MemoryPressure() {
+		// Near the memory limit, nothing more is taken on: no token check,
+		// no provider call, no buffered answer.
+		aerr = apierror.Unavailable(apierror.ReasonInternalError)
+	} else {
+		aerr = p.authorize(r, &c)
+	}
 	c.SetRateLimitHeaders(w.Header())
 	if aerr == nil {
 		aerr = p.forward(w, r, provider, &c)
