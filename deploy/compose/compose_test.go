@@ -106,6 +106,11 @@ func TestComposeHardening(t *testing.T) {
 		case len(s.Devices) > 0 || len(s.DeviceCgroupRules) > 0 || len(s.Sysctls) > 0:
 			t.Errorf("%s: devices or sysctls", name)
 		}
+		if gateway && s.MemLimit == 0 {
+			// Without a limit GOMEMLIMIT stays unset and memory-pressure
+			// shedding (SECURITY.md F09, I16) never starts.
+			t.Errorf("%s: no mem_limit", name)
+		}
 		uid, _, _ := strings.Cut(s.User, ":")
 		if uid == "" || uid == "0" || uid == "root" {
 			t.Errorf("%s: user %q: runs as root", name, s.User)
