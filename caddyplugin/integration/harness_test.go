@@ -168,6 +168,9 @@ type options struct {
 	// 10 000).
 	AuditOutput     string
 	AuditMaxPending int
+	// ProviderTransport is more of the recorder site's reverse_proxy
+	// transport http block (lines starting with "\n\t\t\t").
+	ProviderTransport string
 }
 
 func writeHabilitations(t testing.TB) string {
@@ -310,7 +313,10 @@ http://127.0.0.1:%[3]d {
 	if o.Recorder != "" {
 		transport := ""
 		if o.ProviderTimeout != "" {
-			transport = " {\n\t\ttransport http {\n\t\t\tresponse_header_timeout " + o.ProviderTimeout + "\n\t\t}\n\t}"
+			o.ProviderTransport += "\n\t\t\tresponse_header_timeout " + o.ProviderTimeout
+		}
+		if o.ProviderTransport != "" {
+			transport = " {\n\t\ttransport http {" + o.ProviderTransport + "\n\t\t}\n\t}"
 		}
 		// No host in the site address: any Host reaches the handler, so
 		// that a test can spoof it.
