@@ -3,12 +3,14 @@ package caddyplugin
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -176,8 +178,9 @@ func TestF07_ProviderInFlightCap(t *testing.T) {
 }
 
 // TestF09_I16_MemoryPressureSheds (SECURITY.md F09, I16): near the memory
-// limit a data request is refused at once, 503 with Retry-After, before
-// any token check or provider call; once the pressure is gone, served.
+// limit a data request is refused at once, once routed, 503 with
+// Retry-After, before any quota, token check or provider call; readiness
+// says so; once the pressure is gone, served.
 func TestF09_I16_MemoryPressureSheds(t *testing.T) {
 	f := newFixture(t)
 	var pressure atomic.Bool
@@ -190,6 +193,13 @@ func TestF09_I16_MemoryPressureSheds(t *testing.T) {
 	}
 	if !strings.Contains(w.Body.String(), `"code":"00503"`) {
 		t.Fatalf("body %s", w.Body)
+	}
+	// Routing comes first: an unknown route is still a 404.
+	r := httptest.NewRequest(http.MethodGet, "/v3/unknown?recipient="+testSIRET, nil)
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	unknown := httptest.NewRecorder()
+	if err := f.h.ServeHTTP(unknown, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })); err != nil || unknown.Code != http.StatusNotFound {
+		t.Fatalf("an unknown route under memory pressure: %d %v", unknown.Code, err)
 	}
 	f.h.app.shared.MemoryPressure = pressure.Load
 	if got := f.h.app.readiness(context.Background())["memory"]; got != "unavailable" {

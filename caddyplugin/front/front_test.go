@@ -239,6 +239,21 @@ func TestI11_FrontRefusesWhileAuditRefuses(t *testing.T) {
 	}
 }
 
+// TestF09_FrontLoginShedsUnderMemoryPressure (SECURITY.md F09, I16): near
+// the memory limit no FranceConnect login is begun: the "suspended" page,
+// FranceConnect not asked (the front has no client here).
+func TestF09_FrontLoginShedsUnderMemoryPressure(t *testing.T) {
+	base, _ := url.Parse("http://127.0.0.1:8082")
+	f := &Front{base: base, BaseURL: base.String(), ServiceName: "Test", sessions: memorySessions(t),
+		pipe: &pipeline.Pipeline{Config: pipeline.Config{MemoryPressure: func() bool { return true }}}}
+	r := httptest.NewRequest(http.MethodPost, "/.passerelle/fc/start", nil)
+	r.Header.Set("Origin", "http://127.0.0.1:8082")
+	w := httptest.NewRecorder()
+	if err := f.start(w, r); err != nil || w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "Service momentanément indisponible") {
+		t.Fatalf("login start under memory pressure: %d %v", w.Code, err)
+	}
+}
+
 // TestAccountHeaderNeverSent: the app's account header is taken off its
 // answer, informational answers included (103 Early Hints, 100 Continue,
 // which send the header map as it is), and comes back sealed in a cookie.

@@ -38,6 +38,12 @@ func (f *Front) start(w http.ResponseWriter, r *http.Request) error {
 		f.metric(loginsTotal, "audit_unavailable")
 		return nil
 	}
+	if f.pipe.MemoryPressure != nil && f.pipe.MemoryPressure() {
+		// Near the memory limit no login is begun (SECURITY.md F09, I16).
+		f.metric(loginsTotal, "memory_pressure")
+		f.writePage(w, "suspended", pageData{})
+		return nil
+	}
 	if !f.allowLogin(r) {
 		f.metric(loginsTotal, "rate_limited")
 		f.writePage(w, "too_many", pageData{})

@@ -205,19 +205,27 @@ func TestH04_AdminNotReachable(t *testing.T) {
 		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
-	for _, attempt := range [][]string{
+	for _, attempt := range []struct {
+		header []string
+		status int
+	}{
 		// A form-like cross-site POST replacing the configuration.
-		{"Content-Type", "text/plain", "Origin", "http://evil.example"},
-		{"Content-Type", "application/json", "Origin", "http://evil.example"},
-		{"Content-Type", "application/json", "Origin", "null"},
-		{"Content-Type", "application/json", "Sec-Fetch-Mode", "no-cors"},
+		{[]string{"Content-Type", "text/plain", "Origin", "http://evil.example"}, http.StatusForbidden},
+		{[]string{"Content-Type", "application/json", "Origin", "http://evil.example"}, http.StatusForbidden},
 		// DNS rebinding: the page's own host name, resolving to 127.0.0.1.
-		{"Content-Type", "application/json", "Host", "evil.example:2999"},
+		{[]string{"Content-Type", "application/json", "Host", "evil.example:2999"}, http.StatusForbidden},
+		// Caddy names these tricks with a 400: a null Origin (a sandboxed
+		// frame), a no-cors fetch.
+		{[]string{"Content-Type", "application/json", "Origin", "null"}, http.StatusBadRequest},
+		{[]string{"Content-Type", "application/json", "Sec-Fetch-Mode", "no-cors"}, http.StatusBadRequest},
 	} {
-		// 403, or 400 where Caddy names the trick (a null Origin, no-cors).
-		if status := admin(http.MethodPost, "/load", attempt...); status != http.StatusForbidden && status != http.StatusBadRequest {
-			t.Errorf("POST /load with %v: %d, want 403 or 400", attempt, status)
+		if status := admin(http.MethodPost, "/load", attempt.header...); status != attempt.status {
+			t.Errorf("POST /load with %v: %d, want %d", attempt.header, status, attempt.status)
 		}
+	}
+	// The simple request that needs no body: stopping the server.
+	if status := admin(http.MethodPost, "/stop", "Origin", "http://evil.example"); status != http.StatusForbidden {
+		t.Errorf("cross-site POST /stop: %d, want 403", status)
 	}
 	if status := admin(http.MethodGet, "/config/", "Host", "evil.example:2999"); status != http.StatusForbidden {
 		t.Errorf("GET /config/ by another host name: %d", status)

@@ -31,6 +31,12 @@ func (p *Pipeline) authorize(r *http.Request, c *Call) *apierror.Error {
 		return aerr
 	}
 	c.ep = ep
+	if p.MemoryPressure != nil && p.MemoryPressure() {
+		// Near the memory limit nothing more is taken on: no quota, no
+		// token check, no provider call, no buffered answer.
+		delete(r.Header, bearer.APIKeyHeader)
+		return apierror.Unavailable(apierror.ReasonInternalError)
+	}
 	if aerr := p.LimitClient(r, c); aerr != nil {
 		return aerr
 	}

@@ -199,8 +199,8 @@ type Call struct {
 //     not-found code, timeout → 504, anything else → 502).
 //
 // Near the process's memory limit (Config.MemoryPressure) a request is
-// refused before step 1 (503). The client address quota is taken before
-// step 1, the habilitation's
+// refused once routed, before step 1 (503). The client address quota is
+// taken before step 1, the habilitation's
 // quota in step 4. On an identite or identifiant route, steps 2 and 3 are
 // replaced by the habilitation's API token (401 00101 otherwise; a
 // FranceConnect token is never sent anywhere), effective scopes are
@@ -219,14 +219,7 @@ func (p *Pipeline) Serve(w http.ResponseWriter, r *http.Request, provider Provid
 	var c Call
 	defer p.recoverPanic(w, &c)
 	p.start(w, r, &c)
-	var aerr *apierror.Error
-	if p.MemoryPressure != nil && p.MemoryPressure() {
-		// Near the memory limit, nothing more is taken on: no token check,
-		// no provider call, no buffered answer.
-		aerr = apierror.Unavailable(apierror.ReasonInternalError)
-	} else {
-		aerr = p.authorize(r, &c)
-	}
+	aerr := p.authorize(r, &c)
 	c.SetRateLimitHeaders(w.Header())
 	if aerr == nil {
 		aerr = p.forward(w, r, provider, &c)

@@ -201,14 +201,14 @@ func Precision(known string) string {
 }
 
 // Strip deletes from a client's request every header the front may set:
-// anything starting with X-Passerelle- and the extra names, whatever their
-// case and whether their "-" are written "_" or "." (a PHP or CGI app reads
-// X_Passerelle_Sub as X-Passerelle-Sub: GHSA-f59h-q822-g45g; Caddy drops
-// such names unless expected_underscore_headers or expected_dot_headers
-// keep them). A citizen must never be able to forge them, whether or not
-// the front sets them on this request (a header left in place when the
-// front has nothing to say is the forward_auth spoofing of
-// GHSA-7r4p-vjf4-gxv4).
+// anything starting with X-Passerelle- and the extra names, compared
+// folded: case aside, and any byte that is not a letter or a digit read as
+// "-" (a PHP or CGI app reads X_Passerelle_Sub, even X.Passerelle.Sub, as
+// X-Passerelle-Sub: GHSA-f59h-q822-g45g; Caddy drops names with "_" or "."
+// unless expected_underscore_headers or expected_dot_headers keep them). A
+// citizen must never be able to forge them, whether or not the front sets
+// them on this request (a header left in place when the front has nothing
+// to say is the forward_auth spoofing of GHSA-7r4p-vjf4-gxv4).
 func Strip(h http.Header, extra []string) {
 	for name := range h {
 		if foldedPrefix(name, Prefix) || slices.ContainsFunc(extra, func(e string) bool { return len(e) == len(name) && foldedPrefix(name, e) }) {
@@ -217,29 +217,29 @@ func Strip(h http.Header, extra []string) {
 	}
 }
 
-// foldedPrefix reports whether name starts with prefix, ASCII case folded
-// and "_" and "." read as "-".
+// foldedPrefix reports whether name starts with prefix, both folded.
 func foldedPrefix(name, prefix string) bool {
 	if len(name) < len(prefix) {
 		return false
 	}
 	for i := range len(prefix) {
-		c := name[i]
-		if c == '_' || c == '.' {
-			c = '-'
-		}
-		if lowerASCII(c) != lowerASCII(prefix[i]) {
+		if fold(name[i]) != fold(prefix[i]) {
 			return false
 		}
 	}
 	return true
 }
 
-func lowerASCII(b byte) byte {
-	if 'A' <= b && b <= 'Z' {
+// fold lower-cases an ASCII letter and reads any byte that is not a letter
+// or a digit as "-", as CGI gateways name their variables.
+func fold(b byte) byte {
+	switch {
+	case 'A' <= b && b <= 'Z':
 		return b + 'a' - 'A'
+	case 'a' <= b && b <= 'z', '0' <= b && b <= '9':
+		return b
 	}
-	return b
+	return '-'
 }
 
 // SetHeaders sets the plain headers of c (not the assertion) on h.

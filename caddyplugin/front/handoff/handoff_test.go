@@ -140,6 +140,12 @@ func TestStrip(t *testing.T) {
 	if len(h) != 3 || h.Get("Cookie") != "kept" || h.Get("X-Passerelles") != "kept" || h.Get("Remote-Users") != "kept" {
 		t.Fatalf("after Strip: %v", h)
 	}
+	// Extra names configured with "_" match every spelling too.
+	h = http.Header{"Remote-User": {"forged"}, "remote_user": {"forged"}, "X~Passerelle~Sub": {"forged"}, "Remote-Users": {"kept"}}
+	Strip(h, []string{"REMOTE_USER"})
+	if len(h) != 1 || h.Get("Remote-Users") != "kept" {
+		t.Fatalf("after Strip with an underscore name: %v", h)
+	}
 }
 
 func TestPrecision(t *testing.T) {

@@ -3,18 +3,21 @@
 // all its time collecting or the kernel kills it (SECURITY.md F09, I16).
 //
 // The limit is the Go memory limit (GOMEMLIMIT; Caddy sets it to 90 % of
-// the cgroup's memory limit when there is one). A sampler reads the memory
-// the Go runtime holds from the operating system (runtime/metrics
-// /memory/classes/total:bytes less what it released) a few times a
-// second; above the high watermark (90 % of the limit) the guard reports
-// pressure, until the memory falls under the low one (80 %). Without a
-// limit, the guard never reports pressure. The request path only reads an
-// atomic flag.
+// the cgroup's memory limit, or of the host's memory without one). The
+// measure is what the process would hold right after a collection: the
+// live heap at the last collection, plus the runtime's memory that is not
+// heap objects nor free heap (stacks, metadata, buffers). Not the memory
+// mapped: the runtime lets the heap grow up to the limit on purpose and
+// keeps freed pages a while, so that figure sits near the limit on a
+// healthy process. A sampler reads it a few times a second; above the high
+// watermark (90 % of the limit) the guard reports pressure, until it falls
+// under the low one (80 %). Without a limit, or under 64 MiB (a limit set
+// for something else), the guard never reports pressure. The request path
+// only reads an atomic flag.
 package memguard
 
 import (
 	"math"
-	"runtime/debug"
 	"runtime/metrics"
 	"sync/atomic"
 	"time"
@@ -79,18 +82,42 @@ func (g *Guard) Run(interval time.Duration, stop <-chan struct{}) {
 	}
 }
 
-// runtimeSamples are the runtime/metrics RuntimeReader reads.
-var runtimeSamples = []string{"/memory/classes/total:bytes", "/memory/classes/heap/released:bytes"}
+// minLimit: a smaller limit is not the container's.
+const minLimit = 64 << 20
 
-// RuntimeReader reads the memory the Go runtime holds from the operating
-// system, less what it released, and the Go memory limit.
+// runtimeSamples are the runtime/metrics RuntimeReader reads.
+var runtimeSamples = []string{
+	"/gc/heap/live:bytes",
+	"/memory/classes/total:bytes",
+	"/memory/classes/heap/released:bytes",
+	"/memory/classes/heap/free:bytes",
+	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/unused:bytes",
+	"/gc/gomemlimit:bytes",
+}
+
+// RuntimeReader reads what the process would hold right after a
+// collection (the live heap plus the runtime's memory outside the heap's
+// objects and free pages) and the Go memory limit.
 func RuntimeReader() (inUse, limit uint64) {
-	s := []metrics.Sample{{Name: runtimeSamples[0]}, {Name: runtimeSamples[1]}}
-	metrics.Read(s)
-	total, released := s[0].Value.Uint64(), s[1].Value.Uint64()
-	l := debug.SetMemoryLimit(-1) // reads the limit without changing it
-	if l <= 0 {
-		return total - released, 0
+	s := make([]metrics.Sample, len(runtimeSamples))
+	for i, name := range runtimeSamples {
+		s[i].Name = name
 	}
-	return total - released, uint64(l)
+	metrics.Read(s)
+	v := func(i int) uint64 {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return s[i].Value.Uint64()
+	}
+	live, total, released, free, objects, unused, l := v(0), v(1), v(2), v(3), v(4), v(5), v(6)
+	inUse = live
+	if other := total - released - free - objects - unused; other < total {
+		inUse += other
+	}
+	if l < minLimit {
+		return inUse, 0
+	}
+	return inUse, l
 }
