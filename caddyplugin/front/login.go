@@ -86,12 +86,15 @@ func (f *Front) start(w http.ResponseWriter, r *http.Request) error {
 // take records (SECURITY.md G09, I11): no identity is fetched nor handed
 // over without its audit record. retry is where its link goes ("" for /).
 func (f *Front) auditRefusing(w http.ResponseWriter, retry string) bool {
-	if f.pipe.AuditRefusing == nil || !f.pipe.AuditRefusing() {
+	if !f.auditRefuses() {
 		return false
 	}
 	f.writePage(w, "suspended", pageData{Retry: retry})
 	return true
 }
+
+// auditRefuses reports the pipeline's AuditRefusing (false without it).
+func (f *Front) auditRefuses() bool { return f.pipe.AuditRefusing != nil && f.pipe.AuditRefusing() }
 
 // allowLogin takes one login start from the client address's quota.
 func (f *Front) allowLogin(r *http.Request) bool {

@@ -83,7 +83,7 @@ func (f *Front) logoutNow(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, f.AfterLogout, http.StatusSeeOther)
 		return nil
 	}
-	if f.pipe.AuditRefusing == nil || !f.pipe.AuditRefusing() {
+	if !f.auditRefuses() {
 		// While the audit trail refuses records, a logout (no data) is
 		// counted only: its record would take the place of one of a
 		// request that got data (G09, I11).

@@ -198,7 +198,7 @@ func TestH04_AdminNotReachable(t *testing.T) {
 			}
 			req.Header.Set(header[i], header[i+1])
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := timeoutClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,36 +284,18 @@ http://127.0.0.1:%[1]d {
 
 	forged := []string{"X_Passerelle_Sub", "x_passerelle_sub", "X_PASSERELLE_ASSERTION", "X-Passerelle_Acr",
 		"X_Passerelle-Birthdate", "X.Passerelle.Sub", "X-Passerelle-Sub"}
-	send := func(port int, target string) {
-		t.Helper()
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		req := "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer cnaf_qfv2\r\nConnection: close\r\n"
-		for _, name := range forged {
-			req += name + ": forged-" + name + "\r\n"
-		}
-		if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: status %d", target, resp.StatusCode)
-		}
+	var lines []string
+	for _, name := range forged {
+		lines = append(lines, name+": forged-"+name)
 	}
 	for _, c := range []struct {
 		port   int
 		target string
 		to     *recorder
 	}{{frontPort, "/demarche/", app}, {recordPort, qf("recipient=" + siret), rec}} {
-		send(c.port, c.target)
+		if status, _ := rawGet(t, c.port, c.target, lines...); status != 200 {
+			t.Fatalf("%s: status %d", c.target, status)
+		}
 		got := c.to.last(t)
 		for name, values := range got.Header {
 			for _, v := range values {

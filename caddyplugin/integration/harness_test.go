@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
@@ -398,6 +399,34 @@ func (a answer) data(t testing.TB) map[string]any {
 }
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+// timeoutClient is client failing a request after 10 s, for requests sent
+// from goroutines (load helpers): a stuck gateway fails the test instead
+// of hanging it.
+var timeoutClient = &http.Client{Transport: client.Transport, Timeout: 10 * time.Second}
+
+// runUntil runs each(worker) in a loop in n goroutines until the returned
+// stop is called; stop waits for them.
+func runUntil(n int, each func(worker int)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				each(w)
+			}
+		})
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
 
 func get(t testing.TB, port int, target string, header ...string) answer {
 	t.Helper()

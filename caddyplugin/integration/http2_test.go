@@ -133,35 +133,21 @@ func watchGoroutines() (stop func() int) {
 func normalTraffic() (stop func() (served, failed int, slowest time.Duration)) {
 	var served, failed int
 	var slowest time.Duration
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			began := time.Now()
-			if status, err := plainGet(); err == nil && status == 200 {
-				served++
-			} else {
-				failed++
-			}
-			slowest = max(slowest, time.Since(began))
-			time.Sleep(5 * time.Millisecond)
+	stopLoop := runUntil(1, func(int) {
+		began := time.Now()
+		if status, err := plainGet(); err == nil && status == 200 {
+			served++
+		} else {
+			failed++
 		}
+		slowest = max(slowest, time.Since(began))
+		time.Sleep(5 * time.Millisecond)
 	})
 	return func() (int, int, time.Duration) {
-		close(done)
-		wg.Wait()
+		stopLoop()
 		return served, failed, slowest
 	}
 }
-
-// timeoutClient fails a request after 10 s: a stuck gateway fails the
-// test instead of hanging it.
-var timeoutClient = &http.Client{Timeout: 10 * time.Second}
 
 // plainGet sends one cached-token data request over HTTP/1.1, from any
 // goroutine.

@@ -22,7 +22,7 @@ func timedGet(target string, token string) (int, time.Duration) {
 	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", recordPort, target), nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	began := time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := timeoutClient.Do(req)
 	if err != nil {
 		return 0, time.Since(began)
 	}
@@ -98,32 +98,20 @@ func TestI07_SlowProviderIsolated(t *testing.T) {
 	}
 
 	var slowOK, slowShed, slowOther atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 100 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				switch status, _ := timedGet(qf("recipient="+siret), "cnaf_qfv2"); status {
-				case 200:
-					slowOK.Add(1)
-				case 503:
-					slowShed.Add(1)
-					time.Sleep(100 * time.Millisecond)
-				default:
-					slowOther.Add(1)
-				}
-			}
-		})
-	}
+	stop := runUntil(100, func(int) {
+		switch status, _ := timedGet(qf("recipient="+siret), "cnaf_qfv2"); status {
+		case 200:
+			slowOK.Add(1)
+		case 503:
+			slowShed.Add(1)
+			time.Sleep(100 * time.Millisecond)
+		default:
+			slowOther.Add(1)
+		}
+	})
 	time.Sleep(300 * time.Millisecond) // CNAV's places taken
 	loaded, failed := cnousLatencies(time.Second)
-	close(stop)
-	wg.Wait()
+	stop()
 
 	t.Logf("CNOUS p95 %v alone, %v with CNAV slow (%d and %d calls); CNAV: %d served, %d refused at once, %d other",
 		p95(base), p95(loaded), len(base), len(loaded), slowOK.Load(), slowShed.Load(), slowOther.Load())

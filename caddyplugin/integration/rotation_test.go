@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,45 +16,33 @@ import (
 func rotationLoad(prefix string) (stop func() (ok, failed int64, first string)) {
 	var okN, failedN, seq atomic.Int64
 	var firstFailure atomic.Pointer[string]
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", recordPort, qf("recipient="+siret)), nil)
-				req.Header.Set("Authorization", fmt.Sprintf("Bearer matrix-%s-%d-%d", prefix, g, seq.Add(1)))
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					// A kept-alive connection the reload closed under the
-					// request (Caddy's listener handover, as the load
-					// harness's reload check counts): a client retries
-					// an idempotent GET once. Keys play no part in that.
-					resp, err = http.DefaultClient.Do(req)
-				}
-				if err == nil && resp.StatusCode == http.StatusOK {
-					okN.Add(1)
-				} else {
-					failedN.Add(1)
-					what := fmt.Sprint(err)
-					if resp != nil {
-						what = resp.Status
-					}
-					firstFailure.CompareAndSwap(nil, &what)
-				}
-				if resp != nil {
-					_ = resp.Body.Close()
-				}
+	stopLoop := runUntil(4, func(g int) {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", recordPort, qf("recipient="+siret)), nil)
+		req.Header.Set("Authorization", fmt.Sprintf("Bearer matrix-%s-%d-%d", prefix, g, seq.Add(1)))
+		resp, err := timeoutClient.Do(req)
+		if err != nil {
+			// A kept-alive connection the reload closed under the request
+			// (Caddy's listener handover, as the load harness's reload
+			// check counts): a client retries an idempotent GET once. Keys
+			// play no part in that.
+			resp, err = timeoutClient.Do(req)
+		}
+		if err == nil && resp.StatusCode == http.StatusOK {
+			okN.Add(1)
+		} else {
+			failedN.Add(1)
+			what := fmt.Sprint(err)
+			if resp != nil {
+				what = resp.Status
 			}
-		})
-	}
+			firstFailure.CompareAndSwap(nil, &what)
+		}
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+	})
 	return func() (int64, int64, string) {
-		close(done)
-		wg.Wait()
+		stopLoop()
 		first := ""
 		if f := firstFailure.Load(); f != nil {
 			first = *f

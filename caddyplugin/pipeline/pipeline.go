@@ -338,7 +338,7 @@ func (p *Pipeline) Record(c *Call, aerr *apierror.Error) {
 	}
 	rec.endpoint, rec.provider = c.ep.ID, c.ep.ProviderName
 	requestCounters.get(labels3{rec.endpoint, rec.decision, rec.code}).Inc()
-	if aerr != nil && !c.called && p.AuditRefusing != nil && p.AuditRefusing() {
+	if aerr != nil && !c.called && p.auditRefuses() {
 		// The audit trail cannot take records: a refusal that sent
 		// nothing to a provider is counted only, so that its record does
 		// not take the place of one of a request that got data (G09, I11).
@@ -346,6 +346,9 @@ func (p *Pipeline) Record(c *Call, aerr *apierror.Error) {
 	}
 	p.writeAudit(c)
 }
+
+// auditRefuses reports Config.AuditRefusing (false without it).
+func (p *Pipeline) auditRefuses() bool { return p.AuditRefusing != nil && p.AuditRefusing() }
 
 // Refuse writes an API Particulier error answer: in the v2 shape on a
 // legacy route, except for a rejected FranceConnect token.

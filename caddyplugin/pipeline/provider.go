@@ -50,7 +50,7 @@ func (p *Pipeline) paths(ep *catalogue.Endpoint, mask uint64) (*respfilter.Paths
 // forward runs steps 6 and 7. It writes the answer itself on success and
 // returns the error to answer otherwise.
 func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Provider, c *Call) *apierror.Error {
-	if p.AuditRefusing != nil && p.AuditRefusing() {
+	if p.auditRefuses() {
 		// No access to personal data without its audit record (G09, I11).
 		return apierror.Unavailable(apierror.ReasonAuditUnavailable)
 	}

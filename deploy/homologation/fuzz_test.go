@@ -1,12 +1,13 @@
 package homologation
 
 import (
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/passerelle-gw/passerelle/config/dossier"
 )
 
 // TestJ02_FuzzSeedsAndRuns: every fuzz target of the repository has its
@@ -15,33 +16,22 @@ import (
 // deploy/supplychain/fuzz.sh, the script of the 10-minute run before a
 // release (`bash deploy/supplychain/fuzz.sh 10m`).
 func TestJ02_FuzzSeedsAndRuns(t *testing.T) {
-	target := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
-	found := 0
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		src, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for _, m := range target.FindAllSubmatch(src, -1) {
-			found++
-			seeds, err := os.ReadDir(filepath.Join(filepath.Dir(path), "testdata", "fuzz", string(m[1])))
-			if err != nil || len(seeds) == 0 {
-				t.Errorf("%s: %s has no committed seeds under testdata/fuzz/%s", path, m[1], m[1])
-			}
-		}
-		return nil
-	})
+	idx, err := dossier.ScanTests(os.DirFS(root))
 	if err != nil {
 		t.Fatal(err)
+	}
+	found := 0
+	for name, dirs := range idx.Packages {
+		if !strings.HasPrefix(name, "Fuzz") {
+			continue
+		}
+		for _, dir := range dirs {
+			found++
+			seeds, err := os.ReadDir(filepath.Join(root, dir, "testdata", "fuzz", name))
+			if err != nil || len(seeds) == 0 {
+				t.Errorf("%s: %s has no committed seeds under testdata/fuzz/%s", dir, name, name)
+			}
+		}
 	}
 	if found < 20 {
 		t.Fatalf("only %d fuzz targets found", found)
