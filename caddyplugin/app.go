@@ -186,6 +186,13 @@ type RateLimitConfig struct {
 	// holds a whole /64). IPv4 addresses, IPv4-mapped ones included, count
 	// one by one (/32).
 	ClientIPv6Prefix int `json:"client_ipv6_prefix,omitempty"`
+	// Citizen is the quota of one citizen within one habilitation (default
+	// "30/h" in production mode, "off" in sandbox mode, whose few test
+	// identities serve every test; "off": none): the FranceConnect token's citizen, or the
+	// person an identite or identifiant call looks up, known by its
+	// pseudonym (SECURITY.md F05). A refusal is a security alert: a caller
+	// asking about the same person again and again may be enumerating.
+	Citizen string `json:"citizen,omitempty"`
 }
 
 // AuditConfig configures the pseudonymous citizen key of audit records
@@ -302,8 +309,9 @@ func (a *App) loadPipeline() {
 	s.Now, s.ClientIP, s.ErrorStatus = time.Now, clientIP, errorStatus
 }
 
-// loadQuotas parses the default quotas of the pipeline and sets the IPv6
-// prefix of client addresses (default 64).
+// loadQuotas parses the default quotas of the pipeline (the citizen quota
+// may be "off", its default in sandbox mode) and sets the IPv6 prefix of
+// client addresses (default 64).
 func (a *App) loadQuotas() error {
 	parse := func(field, v, def string) (ratelimit.Quota, error) {
 		if v == "" {
@@ -321,6 +329,15 @@ func (a *App) loadQuotas() error {
 	}
 	if a.shared.ClientQuota, err = parse("client_ip", a.RateLimits.ClientIP, "1000/m"); err != nil {
 		return err
+	}
+	citizen := a.RateLimits.Citizen
+	if citizen == "" && !a.production() {
+		citizen = "off" // the sandbox's few test identities serve every test and demo
+	}
+	if citizen != "off" {
+		if a.shared.CitizenQuota, err = parse("citizen", citizen, "30/h"); err != nil {
+			return err
+		}
 	}
 	switch bits := a.RateLimits.ClientIPv6Prefix; {
 	case bits == 0:

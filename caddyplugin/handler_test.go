@@ -384,7 +384,7 @@ func TestG08_MetricLabelsBounded(t *testing.T) {
 		"provider": {},                                                                             // the catalogue's providers, below
 		"cause":    {"in_flight": true, "circuit_open": true},
 		"mode":     {"sandbox": true, "production": true},
-		"quota":    {"habilitation": true, "client_ip": true},
+		"quota":    {"habilitation": true, "client_ip": true, "citizen": true},
 		"kind":     {"error": true, "corrupt": true},
 	}
 	for name := range f.h.app.Catalog().Providers {

@@ -159,6 +159,7 @@ type options struct {
 	LogDir        string // when set, server and access logs are written there
 	LogLevel      string // the server log's level (default INFO)
 	HabQuota      string // habilitation quota; default: high enough never to bite
+	CitizenQuota  string // citizen quota; default: high enough never to bite
 	DecryptionKey string // key file paths, comma-separated; default: the sandbox's ephemeral key
 	// FCTimeout and JWKSCooldown set franceconnect's timeout and
 	// jwks_refresh_cooldown; ProviderTimeout the recorder site's
@@ -197,6 +198,9 @@ func config(t testing.TB, o options) string {
 	}
 	if o.HabQuota == "" {
 		o.HabQuota = "1000000/s"
+	}
+	if o.CitizenQuota == "" {
+		o.CitizenQuota = "1000000/s"
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `{
@@ -245,10 +249,11 @@ func config(t testing.TB, o options) string {
 		rate_limit {
 			habilitation %s
 			client_ip 1000000/s
+			citizen %s
 		}
 		cache {
 			max_entries %d
-`, o.Habilitations, o.HabQuota, o.MaxEntries)
+`, o.Habilitations, o.HabQuota, o.CitizenQuota, o.MaxEntries)
 	if o.Redis != "" {
 		fmt.Fprintf(&b, "\t\t\tsecret {env.PASSERELLE_TEST_CACHE_SECRET}\n\t\t\tredis {\n\t\t\t\taddrs %s\n\t\t\t}\n", o.Redis)
 	}

@@ -1,6 +1,9 @@
 package integration
 
 import (
+	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache/redistest"
 )
 
@@ -88,8 +94,9 @@ func writeKey(t *testing.T) string {
 
 // startSecondGateway runs the built binary as another instance: same
 // FranceConnect client, key, cache secret, Redis, credentials and
-// habilitations; its own listener in front of the same provider.
-func startSecondGateway(t *testing.T, o options) {
+// habilitations; its own listener in front of the same provider. It
+// returns the path of the instance's log.
+func startSecondGateway(t *testing.T, o options) string {
 	t.Helper()
 	bin := binary(t)
 	cfg := fmt.Sprintf(`{
@@ -109,6 +116,7 @@ func startSecondGateway(t *testing.T, o options) {
 		rate_limit {
 			habilitation %s
 			client_ip 1000000/s
+			citizen %s
 		}
 		cache {
 			max_entries %d
@@ -133,14 +141,15 @@ http://127.0.0.1:%d {
 	passerelle
 	reverse_proxy %s
 }
-`, sandboxPort, fdClientID, o.DecryptionKey, o.CheckTokenURL, o.CheckTokenURL, o.Habilitations, o.HabQuota,
-		o.MaxEntries, o.Redis, o.OAuth2URL, secondGatewayPort, o.Recorder)
+`, sandboxPort, fdClientID, o.DecryptionKey, o.CheckTokenURL, o.CheckTokenURL, o.Habilitations, cmp.Or(o.HabQuota, "1000000/s"),
+		cmp.Or(o.CitizenQuota, "1000000/s"), o.MaxEntries, o.Redis, o.OAuth2URL, secondGatewayPort, o.Recorder)
 	path := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logPath := startBinary(t, bin, "", "run", "--config", path, "--adapter", "caddyfile")
 	waitListening(t, secondGatewayPort, logPath, "second gateway")
+	return logPath
 }
 
 // waitListening waits up to 10 s for a gateway started by startBinary to
@@ -212,6 +221,73 @@ func TestF03_QuotaAcrossInstances(t *testing.T) {
 	}
 	if allowed < quota*9/10 || allowed > quota*11/10 {
 		t.Fatalf("%d requests allowed across two instances, want %d ± 10%%", allowed, quota)
+	}
+}
+
+// TestF05_CitizenQuotaAcrossInstances: one citizen's quota within a
+// habilitation holds across two gateways on one Redis; the refusal is 429
+// without a provider call, names its quota in the RateLimit headers, and
+// raises a security alert that names no citizen; another citizen of the
+// same habilitation is served; the Redis keys hold no pseudonym.
+func TestF05_CitizenQuotaAcrossInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a second gateway process")
+	}
+	srv := redistest.Start(t)
+	fc := newFCCounter(t)
+	te := newTokenEndpoint(t)
+	rec := newRecorder(t)
+	o := options{MaxEntries: 8003, Redis: srv.Addr, CheckTokenURL: fc.srv.URL, Recorder: rec.srv.URL,
+		OAuth2URL: te.srv.URL, DecryptionKey: writeKey(t), Habilitations: writeHabilitations(t), CitizenQuota: "3/h"}
+	start(t, o)
+	logPath := startSecondGateway(t, o)
+	ports := []int{recordPort, secondGatewayPort}
+	for i := range 3 {
+		a := get(t, ports[i%2], qf("recipient="+siret), bearer("cnaf_qfv2")...)
+		if a.status != 200 || a.header.Get("RateLimit-Limit") == "3" {
+			t.Fatalf("request %d: status %d, RateLimit-Limit %q (the habilitation's, not the citizen's)", i, a.status, a.header.Get("RateLimit-Limit"))
+		}
+	}
+	called := rec.count()
+	a := get(t, secondGatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...)
+	if a.status != 429 || a.code(t) != "00429" || a.header.Get("Retry-After") == "" || a.header.Get("RateLimit-Limit") != "3" {
+		t.Fatalf("4th request of one citizen: status %d code %s headers %v", a.status, a.code(t), a.header)
+	}
+	if a := get(t, recordPort, qf("recipient="+siret), bearer("cnaf_qfv2")...); a.status != 429 {
+		t.Fatalf("5th request, other instance: status %d", a.status)
+	}
+	if n := rec.count(); n != called {
+		t.Fatalf("the refused requests reached the provider (%d calls)", n-called)
+	}
+	if a := get(t, recordPort, qf("recipient="+siret), bearer("cnaf_qf_partial")...); a.status != 200 {
+		t.Fatalf("another citizen of the habilitation: status %d", a.status)
+	}
+
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	keys, err := rdb.Keys(context.Background(), "rate:"+ratelimit.KeyPrefix+ratelimit.CitizenKind+":*").Result()
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("citizen keys in Redis: %v, %v; want 2", keys, err)
+	}
+	for _, k := range keys {
+		if leak := contains([]byte(k), "hab", "d2a4e19edbff", "Georges", "cz1"); leak != "" {
+			t.Errorf("Redis key %q holds %q", k, leak)
+		}
+	}
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		log, _ := os.ReadFile(logPath)
+		if bytes.Contains(log, []byte(`"alert":"citizen_quota"`)) {
+			if leak := contains(log, "Georges", "2002-01-01", "d2a4e19edbff", "cnaf_qfv2"); leak != "" {
+				t.Fatalf("the gateway's log holds %q", leak)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no citizen_quota alert in the second gateway's log:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

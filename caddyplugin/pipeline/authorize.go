@@ -112,7 +112,7 @@ var errAPITokenOnFCRoute = errors.New("passerelle: API token on a FranceConnect 
 // Redis key.
 func (p *Pipeline) LimitClient(r *http.Request, c *Call) *apierror.Error {
 	key := p.Limiter.ClientKey(p.ClientIPKey, p.ClientAddr(r), p.ClientIPv6Prefix)
-	return p.limit(r.Context(), key, p.ClientQuota, "client_ip", c)
+	return p.limit(r.Context(), key, p.ClientQuota, quotaClientIP, c)
 }
 
 // ClientAddr is the client address of a request: Config.ClientIP's (the
@@ -127,8 +127,35 @@ func (p *Pipeline) ClientAddr(r *http.Request) string {
 	return ip
 }
 
+// Quota names, as the rate_limited_total metric counts refusals.
+const (
+	quotaClientIP     = "client_ip"
+	quotaHabilitation = "habilitation"
+	quotaCitizen      = "citizen"
+)
+
+// limitCitizen takes one request from the quota of one citizen within one
+// habilitation (SECURITY.md F05; Config.CitizenQuota). A caller asking
+// about the same person again and again is refused 429, and each refusal
+// is a security alert (possible enumeration by a compromised caller): a
+// warning naming the habilitation and the endpoint, never the citizen,
+// whose pseudonym is in the audit record of the refusal.
+func (p *Pipeline) limitCitizen(ctx context.Context, hab *habilitation.Habilitation, citizen string, c *Call) *apierror.Error {
+	if p.CitizenQuota.Requests <= 0 || citizen == "" {
+		return nil
+	}
+	key := p.Limiter.CitizenKey(p.ClientIPKey, hab.LimiterKey(), citizen)
+	aerr := p.limit(ctx, key, p.CitizenQuota, quotaCitizen, c)
+	if aerr != nil && aerr.Reason == apierror.ReasonRateLimited {
+		p.Logger.Warn("citizen quota exceeded: possible enumeration",
+			zap.String("alert", "citizen_quota"), zap.String("habilitation", hab.ID), zap.String("endpoint", c.ep.ID))
+	}
+	return aerr
+}
+
 // limit takes one request from a quota; the decision feeds the RateLimit
-// headers.
+// headers. A citizen's quota shows in them only when it refuses: they keep
+// telling the habilitation's quota, as API Particulier's do.
 func (p *Pipeline) limit(ctx context.Context, key string, q ratelimit.Quota, name string, c *Call) *apierror.Error {
 	// The limiter reads the clock itself: a request's start time can be a
 	// FranceConnect round trip old, and an earlier time would rewind an
@@ -136,6 +163,9 @@ func (p *Pipeline) limit(ctx context.Context, key string, q ratelimit.Quota, nam
 	d, err := p.Limiter.Allow(ctx, key, q)
 	if err != nil {
 		return apierror.Internal()
+	}
+	if d.Allowed && name == quotaCitizen {
+		return nil
 	}
 	c.rate = d
 	if !d.Allowed {
@@ -240,7 +270,7 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 	if !hab.RateLimit.IsZero() {
 		quota = ratelimit.Quota{Requests: hab.RateLimit.Requests, Per: hab.RateLimit.Per}
 	}
-	if aerr := p.limit(r.Context(), hab.LimiterKey(), quota, "habilitation", c); aerr != nil {
+	if aerr := p.limit(r.Context(), hab.LimiterKey(), quota, quotaHabilitation, c); aerr != nil {
 		return aerr
 	}
 
@@ -252,8 +282,15 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 	if aerr := checkQuery(params, ep, hab, now); aerr != nil {
 		return aerr
 	}
+	citizen := ""
 	if ep.Modality.CallerGivesIdentity() {
 		c.personBasis, c.person = p.Pseudonymizer.personKey(ep, params)
+		citizen = c.person
+	} else {
+		citizen = facts.CitizenKey
+	}
+	if aerr := p.limitCitizen(r.Context(), hab, citizen, c); aerr != nil {
+		return aerr
 	}
 
 	for i := range ep.Scopes {

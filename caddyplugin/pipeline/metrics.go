@@ -33,7 +33,7 @@ var (
 	}, []string{"provider", "cause"})
 	metricRateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "rate_limited_total",
-		Help: "Requests refused by a quota, by quota (habilitation, client_ip).",
+		Help: "Requests refused by a quota, by quota (habilitation, client_ip, citizen).",
 	}, []string{"quota"})
 )
 

@@ -60,7 +60,8 @@ type Config struct {
 	Verifier *fcverify.Verifier
 	// Limiter enforces the quotas.
 	Limiter *ratelimit.Limiter
-	// ClientIPKey is the HMAC key of client addresses in limiter keys.
+	// ClientIPKey is the HMAC key of client addresses and citizen
+	// pseudonyms in limiter keys shared through Redis.
 	ClientIPKey []byte
 	// ClientIPv6Prefix is the length of the IPv6 prefix that shares one
 	// client quota.
@@ -70,6 +71,11 @@ type Config struct {
 	HabilitationQuota ratelimit.Quota
 	// ClientQuota is the quota of one client address (network).
 	ClientQuota ratelimit.Quota
+	// CitizenQuota is the quota of one citizen within one habilitation
+	// (SECURITY.md F05): the FranceConnect token's citizen, or the person
+	// an identite or identifiant call looks up. Optional: zero, no such
+	// quota.
+	CitizenQuota ratelimit.Quota
 	// Credentials are the platform credentials, by catalogue provider
 	// name; a provider without one is called without a credential.
 	Credentials map[string]upstreamauth.Source
@@ -128,11 +134,15 @@ func New(c Config, allowed map[*catalogue.Endpoint]bool, maxResponseBytes int) *
 	if maxResponseBytes <= 0 {
 		maxResponseBytes = DefaultMaxResponseBytes
 	}
-	// The shed counters of the guarded providers exist from the start, at
-	// 0, so that an alert on their increase sees the first refusal.
+	// The shed counters of the guarded providers and the quota counters
+	// exist from the start, at 0, so that an alert on their increase sees
+	// the first refusal.
 	for name := range c.Guards {
 		shedCounters.get(labels2{name, "in_flight"})
 		shedCounters.get(labels2{name, "circuit_open"})
+	}
+	for _, quota := range []string{quotaClientIP, quotaHabilitation, quotaCitizen} {
+		metricRateLimited.WithLabelValues(quota)
 	}
 	return &Pipeline{Config: c, allowed: allowed, maxResponseBytes: maxResponseBytes, filters: new(sync.Map)}
 }

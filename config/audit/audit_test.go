@@ -194,6 +194,8 @@ func TestEachRule(t *testing.T) {
 			obj(c, "logging", "logs", "audit")["writer"] = map[string]any{"output": "file", "filename": "/var/log/passerelle/access.log"}
 		}},
 		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["habilitation"] = "1000000/s" }},
+		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["citizen"] = "off" }},
+		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["citizen"] = "100/m" }},
 		{"PA16", func(c map[string]any) { delete(publicServer(c), "read_header_timeout") }},
 		{"PA16", func(c map[string]any) { publicServer(c)["max_header_bytes"] = float64(8 << 20) }},
 		{"PA17", func(c map[string]any) { obj(proxy(c), "load_balancing")["retries"] = 3.0 }},

@@ -39,7 +39,7 @@ var rules = []rule{
 	{"PA12", Medium, "access log keeping query strings or the X-Api-Key header", "log { format filter { request>uri regexp \\?.* ?redacted; request>headers>X-Api-Key delete } } (identite calls carry civil status in the query; X-Api-Key is an API token)", checkAccessLogQuery},
 	{"PA13", High, "credentials, DEBUG or trace logging", "remove log_credentials and trace; log at INFO or above", checkLogLevels},
 	{"PA14", Medium, "audit records sharing the access log's sink", "log audit { include passerelle.audit; output file /var/log/passerelle/audit.log } apart from the access log", checkAuditSink},
-	{"PA15", Medium, "quotas that do not limit", "rate_limit { habilitation 20/s; client_ip 1000/m } or lower", checkQuotas},
+	{"PA15", Medium, "quotas that do not limit", "rate_limit { habilitation 20/s; client_ip 1000/m; citizen 30/h } or lower", checkQuotas},
 	{"PA16", Medium, "public server without timeouts, or with oversized header limits", "servers { timeouts { read_header 10s; read_body 30s; idle 2m } max_header_size 16KB }", checkTimeouts},
 	{"PA17", Medium, "retries beyond one, or of non-GET requests", "lb_retries 1 at most, retry_match on GET only", checkRetries},
 	{"PA18", Critical, "every address trusted as a proxy", "trusted_proxies static <the load balancers' addresses>", checkTrustEveryone},
@@ -492,6 +492,10 @@ func checkAuditSink(c *cfg) []Finding {
 // maxQuota is the fastest quota that still limits: 1000 requests a second.
 const maxQuota = 1000.0
 
+// maxCitizenQuota is the fastest citizen quota that still limits: one
+// request a second.
+const maxCitizenQuota = 1.0
+
 func checkQuotas(c *cfg) []Finding {
 	var out []Finding
 	for _, f := range []string{"habilitation", "client_ip"} {
@@ -502,6 +506,14 @@ func checkQuotas(c *cfg) []Finding {
 		if perSecond, ok := rate(v); ok && perSecond > maxQuota {
 			out = append(out, find("PA15", pp+".rate_limits."+f, v))
 		}
+	}
+	// A citizen's quota (default 30/h) is what reveals enumeration by a
+	// compromised caller (SECURITY.md F05): off, or faster than one a
+	// second, it reveals nothing.
+	if v := str(c.root, "apps", "passerelle", "rate_limits", "citizen"); v == "off" {
+		out = append(out, find("PA15", pp+".rate_limits.citizen", v))
+	} else if perSecond, ok := rate(v); ok && perSecond > maxCitizenQuota {
+		out = append(out, find("PA15", pp+".rate_limits.citizen", v))
 	}
 	return out
 }

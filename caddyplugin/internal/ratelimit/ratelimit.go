@@ -11,9 +11,11 @@
 // Client addresses count per network (F04): an IPv4 address alone, an IPv6
 // address with the rest of its prefix (/64 by default), since a single
 // subscriber commonly holds a whole /64 and picks addresses in it at will.
-// In process, client limiters live apart from the others (habilitations):
-// each kind has its own bounded store, so that a flood of client networks
-// evicts client limiters only and never resets a habilitation's quota.
+// Citizens count per habilitation (F05, see CitizenKey).
+// In process, client and citizen limiters live apart from the others
+// (habilitations): each kind has its own bounded store, so that a flood of
+// client networks or citizens evicts limiters of its own kind only and
+// never resets a habilitation's quota.
 package ratelimit
 
 import (
@@ -55,11 +57,12 @@ type Decision struct {
 
 // Limiter decides quotas. It is safe for concurrent use.
 type Limiter struct {
-	redis   *redis_rate.Limiter
-	timeout time.Duration
-	local   *store // every key but the client ones (habilitations)
-	clients *store // keys of kind ClientKind
-	errors  func() // called on every Redis failure (metrics)
+	redis    *redis_rate.Limiter
+	timeout  time.Duration
+	local    *store // every key but the client and citizen ones (habilitations)
+	clients  *store // keys of kind ClientKind
+	citizens *store // keys of kind CitizenKind
+	errors   func() // called on every Redis failure (metrics)
 }
 
 // store holds the in-process limiters of one kind of key.
@@ -82,10 +85,13 @@ type Config struct {
 	Redis redis.UniversalClient
 	// RedisTimeout bounds one decision in Redis (default 50ms).
 	RedisTimeout time.Duration
-	// MaxLocalKeys bounds the in-process limiters of each store, client
-	// networks and the others apart (default 100 000 each; the least
+	// MaxLocalKeys bounds the in-process limiters of client networks and
+	// of habilitations, each kind apart (default 100 000 each; the least
 	// recently used of a store are forgotten).
 	MaxLocalKeys int
+	// MaxCitizenKeys bounds the in-process limiters of citizens (default
+	// 20 000, about 6 MB): a citizen forgotten gets a whole quota again.
+	MaxCitizenKeys int
 	// OnRedisError is called when Redis fails and the local limiter
 	// decides instead.
 	OnRedisError func()
@@ -95,6 +101,9 @@ type Config struct {
 func New(cfg Config) (*Limiter, error) {
 	if cfg.MaxLocalKeys <= 0 {
 		cfg.MaxLocalKeys = 100_000
+	}
+	if cfg.MaxCitizenKeys <= 0 {
+		cfg.MaxCitizenKeys = 20_000
 	}
 	if cfg.RedisTimeout <= 0 {
 		cfg.RedisTimeout = 50 * time.Millisecond
@@ -107,7 +116,11 @@ func New(cfg Config) (*Limiter, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Limiter{local: local, clients: clients, timeout: cfg.RedisTimeout, errors: cfg.OnRedisError}
+	citizens, err := newStore(cfg.MaxCitizenKeys)
+	if err != nil {
+		return nil, err
+	}
+	l := &Limiter{local: local, clients: clients, citizens: citizens, timeout: cfg.RedisTimeout, errors: cfg.OnRedisError}
 	if cfg.Redis != nil {
 		l.redis = redis_rate.NewLimiter(cfg.Redis)
 	}
@@ -120,8 +133,9 @@ func New(cfg Config) (*Limiter, error) {
 // ErrBadQuota reports a quota that cannot be enforced.
 var ErrBadQuota = errors.New("ratelimit: quota must be positive")
 
-// Allow takes one request from key's quota. A key of kind ClientKind
-// ("ip:…", see ClientKey) is kept in process in the client store, any other
+// Allow takes one request from key's quota. In process, a key of kind
+// ClientKind ("ip:…", see ClientKey) is kept in the client store, one of
+// kind CitizenKind ("cz:…", see CitizenKey) in the citizen store, any other
 // in the main store.
 func (l *Limiter) Allow(ctx context.Context, key string, q Quota) (Decision, error) {
 	if q.Requests <= 0 || q.Per <= 0 {
@@ -167,11 +181,14 @@ type localKey struct {
 	q   Quota
 }
 
-// storeOf returns the in-process store of key: client networks apart from
-// the rest.
+// storeOf returns the in-process store of key: client networks and
+// citizens apart from the rest.
 func (l *Limiter) storeOf(key string) *store {
-	if strings.HasPrefix(key, ClientKind+":") {
+	switch {
+	case strings.HasPrefix(key, ClientKind+":"):
 		return l.clients
+	case strings.HasPrefix(key, CitizenKind+":"):
+		return l.citizens
 	}
 	return l.local
 }
@@ -256,4 +273,21 @@ func (l *Limiter) ClientKey(secret []byte, addr string, v6Bits int) string {
 		return KeyFor(secret, ClientKind, string(b[len(ClientKind)+1:]))
 	}
 	return string(b)
+}
+
+// CitizenKind is the kind of citizen keys ("cz:…"), which have an
+// in-process store of their own.
+const CitizenKind = "cz"
+
+// CitizenKey returns the limiter key of one citizen within one
+// habilitation (SECURITY.md F05): CitizenKind + ":" + scope + ":" + citizen
+// in process, where scope is the habilitation's limiter key and citizen
+// its pseudonym (the audit trail's citizen key); when decisions go through
+// Redis, the HMAC of both under secret (KeyFor), so that no pseudonym that
+// the audit trail could link leaves the process.
+func (l *Limiter) CitizenKey(secret []byte, scope, citizen string) string {
+	if l.Shared() {
+		return KeyFor(secret, CitizenKind, scope+"\x00"+citizen)
+	}
+	return CitizenKind + ":" + scope + ":" + citizen
 }

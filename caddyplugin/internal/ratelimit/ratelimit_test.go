@@ -287,6 +287,51 @@ func TestClientKeyAllocations(t *testing.T) {
 	}
 }
 
+// TestF05_CitizenQuotaPerHabilitation: a citizen's quota is one per
+// habilitation, keyed by pseudonym (hashed when it leaves for Redis), and
+// a flood of citizens evicts citizen limiters only.
+func TestF05_CitizenQuotaPerHabilitation(t *testing.T) {
+	const size = 16
+	l, _ := New(Config{MaxCitizenKeys: size})
+	q := Quota{Requests: 2, Per: time.Hour}
+	alice, bob := "cz1-alice-pseudonym", "cz1-bob-pseudonym"
+	if allowed, last := count(t, l, l.CitizenKey(nil, "hab:a", alice), q, 3); allowed != 2 || last.Allowed || last.RetryAfter <= 0 {
+		t.Fatalf("citizen quota: %d allowed, last %+v", allowed, last)
+	}
+	if a, _ := count(t, l, l.CitizenKey(nil, "hab:a", bob), q, 1); a != 1 {
+		t.Fatal("another citizen of the habilitation refused")
+	}
+	if a, _ := count(t, l, l.CitizenKey(nil, "hab:b", alice), q, 1); a != 1 {
+		t.Fatal("the same citizen under another habilitation refused")
+	}
+	if allowed, _ := count(t, l, "hab:a", Quota{Requests: 3, Per: time.Hour}, 4); allowed != 3 {
+		t.Fatalf("habilitation quota: %d allowed", allowed)
+	}
+	for i := range 4 * size {
+		if a, _ := count(t, l, l.CitizenKey(nil, "hab:a", fmt.Sprint("citizen-", i)), q, 1); a != 1 {
+			t.Fatalf("citizen %d refused", i)
+		}
+	}
+	if n := l.citizens.cache.Len(); n != size {
+		t.Fatalf("citizen store holds %d limiters, want its bound %d", n, size)
+	}
+	if d, _ := l.Allow(context.Background(), "hab:a", Quota{Requests: 3, Per: time.Hour}); d.Allowed {
+		t.Fatal("citizen churn reset the habilitation's quota")
+	}
+
+	secret := []byte("secret-secret-secret-secret-1234")
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	t.Cleanup(func() { _ = rdb.Close() })
+	shared, _ := New(Config{Redis: rdb})
+	key := shared.CitizenKey(secret, "hab:a", alice)
+	if strings.Contains(key, alice) || strings.Contains(key, "hab:a") || !strings.HasPrefix(key, CitizenKind+":") {
+		t.Fatalf("shared citizen key %q shows its parts", key)
+	}
+	if key == shared.CitizenKey(secret, "hab:b", alice) || key == shared.CitizenKey(secret, "hab:a", bob) {
+		t.Fatal("shared citizen keys collide")
+	}
+}
+
 type quietRedis struct{}
 
 func (quietRedis) Printf(context.Context, string, ...any) {}
