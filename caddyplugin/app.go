@@ -304,6 +304,7 @@ func (a *App) loadPipeline() {
 	s.Cache, s.Verifier, s.Limiter = a.core.cache, a.core.verifier, a.core.limiter
 	s.ClientIPKey, s.ClientIPv6Prefix = a.core.ipKey, a.RateLimits.ClientIPv6Prefix
 	s.Credentials, s.Pings, s.Guards = a.core.upstreams, a.pings, guardsFor(a.cat)
+	s.Retries, s.Unsent = budgetsFor(a.cat), unsentError
 	s.Logger, s.Audit, s.AuditRefusing = a.logger, a.audit, logbuffer.Refusing
 	s.MemoryPressure = memoryGuard().Pressure
 	s.Now, s.ClientIP, s.ErrorStatus = time.Now, clientIP, errorStatus

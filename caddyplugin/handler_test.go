@@ -385,6 +385,7 @@ func TestG08_MetricLabelsBounded(t *testing.T) {
 		"cause":    {"in_flight": true, "circuit_open": true},
 		"mode":     {"sandbox": true, "production": true},
 		"quota":    {"habilitation": true, "client_ip": true, "citizen": true},
+		"outcome":  {"retried": true, "budget_exhausted": true, "deadline": true},
 		"kind":     {"error": true, "corrupt": true},
 	}
 	for name := range f.h.app.Catalog().Providers {

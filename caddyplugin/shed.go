@@ -1,13 +1,16 @@
 package caddyplugin
 
 import (
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/memguard"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/retry"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/shed"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
@@ -47,6 +50,39 @@ func guardsFor(c *catalogue.Catalogue) map[string]*shed.Guard {
 		out[name] = g
 	}
 	return out
+}
+
+// budgets holds one retry budget per provider name for the life of the
+// process: a configuration reload does not hand out new retries.
+var budgets = struct {
+	sync.Mutex
+	byName map[string]*retry.Budget
+}{byName: map[string]*retry.Budget{}}
+
+// budgetsFor returns the retry budgets of the catalogue's providers
+// (SECURITY.md E09): 10 % of a provider's calls over the last minute, at
+// least 3 a minute.
+func budgetsFor(c *catalogue.Catalogue) map[string]*retry.Budget {
+	budgets.Lock()
+	defer budgets.Unlock()
+	out := make(map[string]*retry.Budget, len(c.Providers))
+	for name := range c.Providers {
+		b, ok := budgets.byName[name]
+		if !ok {
+			b = retry.NewBudget(retry.DefaultRatio, retry.DefaultFloor, retry.DefaultWindow)
+			budgets.byName[name] = b
+		}
+		out[name] = b
+	}
+	return out
+}
+
+// unsentError reports that reverse_proxy could not connect to the
+// provider (its DialError): the request was never sent, and may be retried
+// once (SECURITY.md E09).
+func unsentError(err error) bool {
+	var de reverseproxy.DialError
+	return errors.As(err, &de)
 }
 
 // logCircuit logs a provider's circuit opening or closing, on the logger

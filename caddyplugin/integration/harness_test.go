@@ -278,11 +278,10 @@ http://127.0.0.1:%[1]d {
 	}
 	handle {
 		passerelle
-		# One retry after a connection failure (SECURITY.md E09): here the
-		# provider stand-in is swapped by every reload of this very config.
-		reverse_proxy 127.0.0.1:%[2]d {
-			lb_retries 1
-		}
+		# No lb_retries: passerelle retries a call it could not send, once
+		# (SECURITY.md E09); here the provider stand-in is swapped by every
+		# reload of this very config.
+		reverse_proxy 127.0.0.1:%[2]d
 	}
 }
 

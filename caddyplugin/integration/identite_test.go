@@ -125,3 +125,56 @@ func TestIdentiteEveryDSSRoute(t *testing.T) {
 		t.Fatal("no identite route in the catalogue")
 	}
 }
+
+// TestF05_CitizenQuotaIdentite: on an identite route the citizen quota
+// counts the person looked up however the caller spells it — case,
+// accents, given names, date precision — and refuses the 4th call without
+// a provider call; a call without a birth date counts too, under the same
+// name without a year; another person, and a call refused for its
+// parameters, take nothing from it.
+func TestF05_CitizenQuotaIdentite(t *testing.T) {
+	fc := newFCCounter(t)
+	rec := newRecorder(t)
+	start(t, options{MaxEntries: 12011, CheckTokenURL: fc.srv.URL, Recorder: rec.srv.URL, CitizenQuota: "3/h"})
+	call := func(mutate func(url.Values)) answer {
+		q := dupont()
+		mutate(q)
+		return get(t, recordPort, qfIdentite+"?"+q.Encode(), bearer("sandbox_all_scopes")...)
+	}
+	noDate := func(q url.Values) {
+		q.Del("anneeDateNaissance")
+		q.Del("moisDateNaissance")
+		q.Del("jourDateNaissance")
+	}
+	if a := call(func(q url.Values) { q.Set("moisDateNaissance", "13") }); a.status != 422 {
+		t.Fatalf("malformed month: status %d", a.status)
+	}
+	for i, mutate := range []func(url.Values){
+		func(url.Values) {},
+		func(q url.Values) { q.Set("nomNaissance", "dupont"); q["prenoms[]"] = []string{"Paul"} },
+		func(q url.Values) { q.Del("jourDateNaissance"); q.Del("moisDateNaissance") },
+		noDate, noDate, noDate,
+	} {
+		if a := call(mutate); a.status != 200 || a.header.Get("RateLimit-Limit") == "3" {
+			t.Fatalf("call %d: status %d, RateLimit-Limit %q: %s", i, a.status, a.header.Get("RateLimit-Limit"), a.body)
+		}
+	}
+	called := rec.count()
+	for name, mutate := range map[string]func(url.Values){
+		"same call":        func(url.Values) {},
+		"accents and case": func(q url.Values) { q.Set("nomNaissance", "Dupônt") },
+		"given names":      func(q url.Values) { q["prenoms[]"] = []string{"Paul", "Jean"} },
+		"month only":       func(q url.Values) { q.Del("jourDateNaissance") },
+		"no birth date":    noDate,
+	} {
+		if a := call(mutate); a.status != 429 || a.code(t) != "00429" || a.header.Get("RateLimit-Limit") != "3" {
+			t.Errorf("%s: status %d, headers %v: %s", name, a.status, a.header, a.body)
+		}
+	}
+	if n := rec.count(); n != called {
+		t.Fatalf("refused calls reached the provider (%d calls)", n-called)
+	}
+	if a := call(func(q url.Values) { q.Set("nomNaissance", "DURAND") }); a.status != 200 {
+		t.Fatalf("another person: status %d: %s", a.status, a.body)
+	}
+}

@@ -91,15 +91,7 @@ func (p *Pseudonymizer) CitizenKey(sub string) string {
 // catalogue.Endpoint.Person's text. Both are "" when the parameters
 // designate nobody.
 func (p *Pseudonymizer) personKey(ep *catalogue.Endpoint, params []queryParam) (basis, key string) {
-	basis, person, ok := ep.Person(func(name string) []string {
-		var vals []string
-		for _, qp := range params {
-			if qp.name == name {
-				vals = append(vals, qp.value)
-			}
-		}
-		return vals
-	})
+	basis, person, ok := ep.Person(paramValues(params))
 	if !ok {
 		return "", ""
 	}
@@ -108,6 +100,33 @@ func (p *Pseudonymizer) personKey(ep *catalogue.Endpoint, params []queryParam) (
 	m.Write([]byte{0})
 	m.Write([]byte(person))
 	return basis, hex.EncodeToString(m.Sum(nil))
+}
+
+// quotaKey returns the pseudonym one citizen's quota counts on an
+// identite or identifiant route (catalogue.Endpoint.QuotaSubject, hashed
+// apart from the audit pseudonyms), or "" when the call names nobody.
+func (p *Pseudonymizer) quotaKey(ep *catalogue.Endpoint, params []queryParam) string {
+	subject, ok := ep.QuotaSubject(paramValues(params))
+	if !ok {
+		return ""
+	}
+	m := hmac.New(sha256.New, p.key)
+	m.Write([]byte("quota\x00"))
+	m.Write([]byte(subject))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// paramValues returns the values of a query parameter, in order.
+func paramValues(params []queryParam) func(name string) []string {
+	return func(name string) []string {
+		var vals []string
+		for _, qp := range params {
+			if qp.name == name {
+				vals = append(vals, qp.value)
+			}
+		}
+		return vals
+	}
 }
 
 // auditRecord is filled along one request.

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -136,21 +138,44 @@ const (
 
 // limitCitizen takes one request from the quota of one citizen within one
 // habilitation (SECURITY.md F05; Config.CitizenQuota). A caller asking
-// about the same person again and again is refused 429, and each refusal
-// is a security alert (possible enumeration by a compromised caller): a
-// warning naming the habilitation and the endpoint, never the citizen,
-// whose pseudonym is in the audit record of the refusal.
+// about the same person again and again is refused 429, and the refusals
+// are a security alert (possible enumeration by a compromised caller):
+// each is counted, and a warning names the habilitation and the endpoint,
+// never the citizen (the audit record of each refusal carries its
+// pseudonym), at most once a minute for each.
 func (p *Pipeline) limitCitizen(ctx context.Context, hab *habilitation.Habilitation, citizen string, c *Call) *apierror.Error {
 	if p.CitizenQuota.Requests <= 0 || citizen == "" {
 		return nil
 	}
 	key := p.Limiter.CitizenKey(p.ClientIPKey, hab.LimiterKey(), citizen)
 	aerr := p.limit(ctx, key, p.CitizenQuota, quotaCitizen, c)
-	if aerr != nil && aerr.Reason == apierror.ReasonRateLimited {
+	if aerr != nil && aerr.Reason == apierror.ReasonRateLimited && citizenAlerts.due(labels2{hab.ID, c.ep.ID}, time.Now()) {
 		p.Logger.Warn("citizen quota exceeded: possible enumeration",
 			zap.String("alert", "citizen_quota"), zap.String("habilitation", hab.ID), zap.String("endpoint", c.ep.ID))
 	}
 	return aerr
+}
+
+// citizenAlerts spaces the citizen quota's warnings: one a minute for each
+// habilitation and endpoint (a bounded set), however many refusals.
+var citizenAlerts = alertThrottle{every: time.Minute}
+
+// alertThrottle reports when a warning is due again for a key.
+type alertThrottle struct {
+	every time.Duration
+	last  sync.Map // labels2 → *atomic.Int64, Unix nanoseconds of the last warning
+}
+
+// due reports whether no warning was given for k within every, and if so
+// records one at now.
+func (a *alertThrottle) due(k labels2, now time.Time) bool {
+	v, _ := a.last.LoadOrStore(k, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	prev := last.Load()
+	if prev != 0 && now.UnixNano()-prev < int64(a.every) {
+		return false
+	}
+	return last.CompareAndSwap(prev, now.UnixNano())
 }
 
 // limit takes one request from a quota; the decision feeds the RateLimit
@@ -282,15 +307,8 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 	if aerr := checkQuery(params, ep, hab, now); aerr != nil {
 		return aerr
 	}
-	citizen := ""
 	if ep.Modality.CallerGivesIdentity() {
 		c.personBasis, c.person = p.Pseudonymizer.personKey(ep, params)
-		citizen = c.person
-	} else {
-		citizen = facts.CitizenKey
-	}
-	if aerr := p.limitCitizen(r.Context(), hab, citizen, c); aerr != nil {
-		return aerr
 	}
 
 	for i := range ep.Scopes {
@@ -302,7 +320,17 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 	if c.mask == 0 {
 		return apierror.Forbidden()
 	}
-	return nil
+	// Last: only a call that would reach the provider takes from the
+	// citizen's quota.
+	citizen := ""
+	if p.CitizenQuota.Requests > 0 {
+		if facts != nil {
+			citizen = facts.CitizenKey
+		} else {
+			citizen = p.Pseudonymizer.quotaKey(ep, params)
+		}
+	}
+	return p.limitCitizen(r.Context(), hab, citizen, c)
 }
 
 // maxRequestURI bounds the request target (SECURITY.md F01): the longest

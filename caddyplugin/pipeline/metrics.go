@@ -31,6 +31,10 @@ var (
 		Namespace: "caddy", Subsystem: "passerelle", Name: "provider_shed_total",
 		Help: "Provider calls refused at once, by provider and cause (in_flight: at the cap; circuit_open).",
 	}, []string{"provider", "cause"})
+	metricRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "provider_retries_total",
+		Help: "Provider calls never sent (connection failed), by provider and outcome (retried; budget_exhausted or deadline: not retried).",
+	}, []string{"provider", "outcome"})
 	metricRateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "rate_limited_total",
 		Help: "Requests refused by a quota, by quota (habilitation, client_ip, citizen).",
@@ -39,10 +43,10 @@ var (
 
 // Collectors returns the pipeline's collectors, for registration on a
 // metrics registry: caddy_passerelle_requests_total, _token_checks_total,
-// _provider_duration_seconds, _rate_limited_total and _provider_shed_total.
-// They are shared by every pipeline of the process.
+// _provider_duration_seconds, _rate_limited_total, _provider_shed_total and
+// _provider_retries_total. They are shared by every pipeline of the process.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricRateLimited, metricShed}
+	return []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricRateLimited, metricShed, metricRetries}
 }
 
 // statusClass returns "2xx", "4xx"… or "error" when no status was received.
@@ -85,6 +89,9 @@ var (
 	}}
 	shedCounters = labelMemo[labels2, prometheus.Counter]{child: func(k labels2) prometheus.Counter {
 		return metricShed.WithLabelValues(k.a, k.b)
+	}}
+	retryCounters = labelMemo[labels2, prometheus.Counter]{child: func(k labels2) prometheus.Counter {
+		return metricRetries.WithLabelValues(k.a, k.b)
 	}}
 	providerDurations = labelMemo[labels2, prometheus.Observer]{child: func(k labels2) prometheus.Observer {
 		return metricProviderDuration.WithLabelValues(k.a, k.b)

@@ -34,6 +34,7 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/framing"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/retry"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/shed"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
@@ -87,6 +88,14 @@ type Config struct {
 	// circuit while it fails, by catalogue provider name. Optional: a
 	// provider without one is never refused.
 	Guards map[string]*shed.Guard
+	// Retries are the retry budgets of the providers, by catalogue
+	// provider name (SECURITY.md E09). Optional: a provider without one
+	// is never retried.
+	Retries map[string]*retry.Budget
+	// Unsent reports that a Provider's error means the request was never
+	// sent (its connection could not be made): only such a call is
+	// retried. Optional: without it no call is retried.
+	Unsent func(err error) bool
 	// Logger receives the server log lines (refusals at debug level,
 	// FranceConnect failures).
 	Logger *zap.Logger
@@ -140,6 +149,11 @@ func New(c Config, allowed map[*catalogue.Endpoint]bool, maxResponseBytes int) *
 	for name := range c.Guards {
 		shedCounters.get(labels2{name, "in_flight"})
 		shedCounters.get(labels2{name, "circuit_open"})
+	}
+	for name := range c.Retries {
+		retryCounters.get(labels2{name, retryRetried})
+		retryCounters.get(labels2{name, retryBudgetExhausted})
+		retryCounters.get(labels2{name, retryDeadline})
 	}
 	for _, quota := range []string{quotaClientIP, quotaHabilitation, quotaCitizen} {
 		metricRateLimited.WithLabelValues(quota)

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/respfilter"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/retry"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/shed"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
@@ -95,14 +97,24 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 	defer func() { ticket.Done(outcome) }()
 	rec := getCapture(p.maxResponseBytes)
 	defer putCapture(rec)
+	budget := p.Retries[ep.ProviderName]
+	if budget != nil {
+		budget.Call(c.rec.start)
+	}
 	err = p.callProvider(up, provider, rec, c)
-	if err == nil && rec.status == http.StatusUnauthorized && cred != nil {
+	retried := err != nil && p.mayRetry(r.Context(), ep.ProviderName, budget, rec, err)
+	if retried {
+		rec.reset(p.maxResponseBytes)
+		err = p.callProvider(up, provider, rec, c)
+	}
+	if !retried && err == nil && rec.status == http.StatusUnauthorized && cred != nil {
 		// One refresh and one retry when the provider refuses our credential
 		// (SECURITY.md B11). Invalidate reads the credential as sent (the
 		// proxy forwarded a clone of up.Header): only that token is dropped,
 		// so a late 401 about an older one keeps the fresh token. No retry
 		// for a static credential, nor within the cooldown of the last
-		// forced refresh: the 401 is then answered as a provider error.
+		// forced refresh, nor after a retry already made (one at most, E09):
+		// the 401 is then answered as a provider error.
 		if cred.Invalidate(r.Context(), up.Header) {
 			delete(up.Header, "Authorization")
 			if aerr := applyAgain(up, cred); aerr != nil {
@@ -130,6 +142,35 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 	c.answered = true
 	WriteOK(w, filtered)
 	return nil
+}
+
+// Outcomes of a provider call never sent, as provider_retries_total
+// counts them.
+const (
+	retryRetried         = "retried"
+	retryBudgetExhausted = "budget_exhausted"
+	retryDeadline        = "deadline"
+)
+
+// mayRetry decides the one retry of a provider call (SECURITY.md E09): the
+// request was never sent (Config.Unsent: its connection could not be
+// made, so nothing came back), the provider's retry budget allows one
+// more, and a random delay fits before the request's deadline; that delay
+// is waited here. A call whose answer had begun is never retried.
+func (p *Pipeline) mayRetry(ctx context.Context, provider string, budget *retry.Budget, rec *capture, err error) bool {
+	if budget == nil || p.Unsent == nil || rec.wroteHeader || !p.Unsent(err) {
+		return false
+	}
+	if !budget.Take(time.Now()) {
+		retryCounters.get(labels2{provider, retryBudgetExhausted}).Inc()
+		return false
+	}
+	if !retry.Wait(ctx, retry.Jitter(retry.DefaultMaxDelay)) {
+		retryCounters.get(labels2{provider, retryDeadline}).Inc()
+		return false
+	}
+	retryCounters.get(labels2{provider, retryRetried}).Inc()
+	return true
 }
 
 // providerRequest returns the request handed to the provider: a shallow

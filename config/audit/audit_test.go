@@ -53,8 +53,7 @@ func clean() map[string]any {
 						map[string]any{"handle": []any{
 							map[string]any{"handler": "passerelle"},
 							map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": "provider.example:443"}},
-								"transport":      map[string]any{"protocol": "http", "tls": map[string]any{}, "response_header_timeout": 10e9},
-								"load_balancing": map[string]any{"retries": 1.0}},
+								"transport": map[string]any{"protocol": "http", "tls": map[string]any{}, "response_header_timeout": 10e9}},
 						}},
 					}}}}},
 				},
@@ -198,9 +197,10 @@ func TestEachRule(t *testing.T) {
 		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["citizen"] = "100/m" }},
 		{"PA16", func(c map[string]any) { delete(publicServer(c), "read_header_timeout") }},
 		{"PA16", func(c map[string]any) { publicServer(c)["max_header_bytes"] = float64(8 << 20) }},
-		{"PA17", func(c map[string]any) { obj(proxy(c), "load_balancing")["retries"] = 3.0 }},
+		{"PA17", func(c map[string]any) { proxy(c)["load_balancing"] = map[string]any{"retries": 3.0} }},
+		{"PA17", func(c map[string]any) { proxy(c)["load_balancing"] = map[string]any{"retries": 1.0} }}, // behind passerelle: none
 		{"PA17", func(c map[string]any) {
-			obj(proxy(c), "load_balancing")["retry_match"] = []any{map[string]any{"method": []any{"POST"}}}
+			proxy(c)["load_balancing"] = map[string]any{"retry_match": []any{map[string]any{"method": []any{"POST"}}}}
 		}},
 		{"PA19", func(c map[string]any) { delete(obj(proxy(c), "transport"), "response_header_timeout") }},
 		{"PA20", func(c map[string]any) {

@@ -41,7 +41,7 @@ var rules = []rule{
 	{"PA14", Medium, "audit records sharing the access log's sink", "log audit { include passerelle.audit; output file /var/log/passerelle/audit.log } apart from the access log", checkAuditSink},
 	{"PA15", Medium, "quotas that do not limit", "rate_limit { habilitation 20/s; client_ip 1000/m; citizen 30/h } or lower", checkQuotas},
 	{"PA16", Medium, "public server without timeouts, or with oversized header limits", "servers { timeouts { read_header 10s; read_body 30s; idle 2m } max_header_size 16KB }", checkTimeouts},
-	{"PA17", Medium, "retries beyond one, or of non-GET requests", "lb_retries 1 at most, retry_match on GET only", checkRetries},
+	{"PA17", Medium, "retries beyond one, of non-GET requests, or of a provider (passerelle retries it)", "no lb_retries behind passerelle; elsewhere lb_retries 1 at most, retry_match on GET only", checkRetries},
 	{"PA18", Critical, "every address trusted as a proxy", "trusted_proxies static <the load balancers' addresses>", checkTrustEveryone},
 	{"PA19", Medium, "a provider without a response header timeout", "reverse_proxy … { transport http { dial_timeout 2s; response_header_timeout 10s } }: a hung provider then fails and opens its circuit", checkProviderTimeouts},
 	{"PA20", Medium, "an audit trail that does not stop data routes when its sink fails", "log audit { include passerelle.audit; output passerelle_buffered { output file /var/log/passerelle/audit.log } } (on_full refuse, the default)", checkAuditFailClosed},
@@ -559,10 +559,18 @@ func checkTimeouts(c *cfg) []Finding {
 	return out
 }
 
+// checkRetries: at most one retry, of GET requests only. Behind passerelle
+// (a provider) none at all: the pipeline retries a call it could not send
+// itself, once, with jitter and a budget (SECURITY.md E09), and Caddy's
+// retries would come on top of its own, without either.
 func checkRetries(c *cfg) []Finding {
 	var out []Finding
 	for _, h := range c.named("reverse_proxy") {
-		if n, ok := dig(h.obj, "load_balancing", "retries").(float64); ok && n > 1 {
+		limit := 1.0
+		if h.after("passerelle") {
+			limit = 0
+		}
+		if n, ok := dig(h.obj, "load_balancing", "retries").(float64); ok && n > limit {
 			out = append(out, find("PA17", h.path+".load_balancing.retries", strconv.Itoa(int(n))))
 		}
 		matchers, _ := dig(h.obj, "load_balancing", "retry_match").([]any)

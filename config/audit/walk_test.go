@@ -96,7 +96,9 @@ func TestHandlersEverywhereClean(t *testing.T) {
 	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
 	addRoute(c, map[string]any{"handler": "passerelle"}, map[string]any{"handler": "invoke", "name": "provider"})
 	addRoute(c, map[string]any{"handler": "invoke", "name": "loop"})
-	addRoute(c, front(proxyTo("dataset-provider.example:443", false)), proxyTo("app.internal:8080", true))
+	app := proxyTo("app.internal:8080", true)
+	app["load_balancing"] = map[string]any{"retries": 1.0} // the app's, not a provider's: one retry allowed
+	addRoute(c, front(proxyTo("dataset-provider.example:443", false)), app)
 	if fs := run(t, c); len(fs) != 0 {
 		t.Fatalf("findings %+v", fs)
 	}

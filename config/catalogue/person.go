@@ -3,6 +3,9 @@ package catalogue
 import (
 	"fmt"
 	"strings"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // The identity elements a caller's parameter may carry (Param.Pivot): what
@@ -86,6 +89,64 @@ func (e *Endpoint) Person(values func(name string) []string) (kind, text string,
 		return "", "", false
 	}
 	return PersonCivilStatus, family + "\x00" + given + "\x00" + date, true
+}
+
+// QuotaSubject returns the text one citizen's quota counts on an identite
+// or identifiant route (SECURITY.md F05), from the same parameters as
+// Person: the identifier in its namespace when the call gives one; else
+// the birth name and the first given name reduced to their letters
+// (accents and case folded; hyphens, apostrophes and spaces dropped) and
+// the birth year, empty when the call gives none. It is coarser than
+// Person on purpose: the spellings, given names and date precisions a
+// provider may match as one person count as one, and a call that leaves
+// the birth date out still counts; namesakes born the same year share a
+// quota. ok is false when the call names nobody. Personal data: hash it.
+func (e *Endpoint) QuotaSubject(values func(name string) []string) (string, bool) {
+	var family, given, year string
+	for i := range e.Params {
+		p := &e.Params[i]
+		v := values(p.Name)
+		if len(v) == 0 || v[0] == "" {
+			continue
+		}
+		if p.Identifier != "" {
+			return PersonIdentifier + "\x00" + p.Identifier + "\x00" + v[0], true
+		}
+		switch p.Pivot {
+		case PivotFamilyName:
+			family = foldLetters(v[0])
+		case PivotGivenNames:
+			first, _, _ := strings.Cut(strings.TrimSpace(v[0]), " ")
+			given = foldLetters(first)
+		case PivotBirthYear:
+			year = v[0]
+		case PivotBirthdate:
+			year, _, _ = strings.Cut(v[0], "-")
+		}
+	}
+	if family == "" {
+		return "", false
+	}
+	return PersonCivilStatus + "\x00" + family + "\x00" + given + "\x00" + year, true
+}
+
+// foldLetters keeps the letters of a name, upper case and without their
+// accents (NFD, combining marks dropped), the ligatures spelt out: Œ is
+// OE, Æ AE.
+func foldLetters(s string) string {
+	var b strings.Builder
+	for _, r := range norm.NFD.String(s) {
+		switch {
+		case unicode.Is(unicode.Mn, r) || !unicode.IsLetter(r):
+		case r == 'œ' || r == 'Œ':
+			b.WriteString("OE")
+		case r == 'æ' || r == 'Æ':
+			b.WriteString("AE")
+		default:
+			b.WriteRune(unicode.ToUpper(unicode.ToLower(r)))
+		}
+	}
+	return b.String()
 }
 
 // pad2 writes a month or day with two digits, as in YYYY-MM-DD.

@@ -113,7 +113,7 @@ var ruleTitles = map[string]string{
 	"PA14": "piste d'audit dans la même sortie que le journal d'accès",
 	"PA15": "quotas qui ne limitent pas",
 	"PA16": "serveur public sans délais d'expiration, ou limite d'en-têtes trop large",
-	"PA17": "plus d'une nouvelle tentative, ou nouvelle tentative d'une requête non GET",
+	"PA17": "plus d'une nouvelle tentative, nouvelle tentative d'une requête non GET, ou d'un fournisseur (la passerelle s'en charge)",
 	"PA18": "toute adresse considérée comme mandataire de confiance",
 	"PA19": "fournisseur sans délai d'attente des en-têtes de réponse",
 	"PA20": "journal d'audit qui n'arrête pas les routes de données quand son puits échoue",

@@ -90,7 +90,8 @@ type Config struct {
 	// recently used of a store are forgotten).
 	MaxLocalKeys int
 	// MaxCitizenKeys bounds the in-process limiters of citizens (default
-	// 20 000, about 6 MB): a citizen forgotten gets a whole quota again.
+	// 100 000, some 25 MB at most): a citizen forgotten gets a whole quota
+	// again.
 	MaxCitizenKeys int
 	// OnRedisError is called when Redis fails and the local limiter
 	// decides instead.
@@ -103,7 +104,7 @@ func New(cfg Config) (*Limiter, error) {
 		cfg.MaxLocalKeys = 100_000
 	}
 	if cfg.MaxCitizenKeys <= 0 {
-		cfg.MaxCitizenKeys = 20_000
+		cfg.MaxCitizenKeys = 100_000
 	}
 	if cfg.RedisTimeout <= 0 {
 		cfg.RedisTimeout = 50 * time.Millisecond
