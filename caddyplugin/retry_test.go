@@ -120,6 +120,10 @@ func TestE09_RetryOnlyUnsentWithinBudget(t *testing.T) {
 	for name, fail := range map[string]func(w http.ResponseWriter) error{
 		"answer begun": func(w http.ResponseWriter) error {
 			w.WriteHeader(http.StatusOK)
+			return dialErr // as if: only the headers' arrival stops a retry
+		},
+		"cut mid-body": func(w http.ResponseWriter) error {
+			w.WriteHeader(http.StatusOK)
 			return caddyhttp.Error(http.StatusBadGateway, errors.New("body cut"))
 		},
 		"timeout": func(http.ResponseWriter) error {

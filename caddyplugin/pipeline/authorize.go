@@ -169,7 +169,10 @@ type alertThrottle struct {
 // due reports whether no warning was given for k within every, and if so
 // records one at now.
 func (a *alertThrottle) due(k labels2, now time.Time) bool {
-	v, _ := a.last.LoadOrStore(k, new(atomic.Int64))
+	v, ok := a.last.Load(k)
+	if !ok {
+		v, _ = a.last.LoadOrStore(k, new(atomic.Int64))
+	}
 	last := v.(*atomic.Int64)
 	prev := last.Load()
 	if prev != 0 && now.UnixNano()-prev < int64(a.every) {
@@ -320,8 +323,8 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 	if c.mask == 0 {
 		return apierror.Forbidden()
 	}
-	// Last: only a call that would reach the provider takes from the
-	// citizen's quota.
+	// Last of the decisions: a call refused for its query, habilitation
+	// or scopes takes nothing from the citizen's quota.
 	citizen := ""
 	if p.CitizenQuota.Requests > 0 {
 		if facts != nil {

@@ -99,7 +99,7 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 	defer putCapture(rec)
 	budget := p.Retries[ep.ProviderName]
 	if budget != nil {
-		budget.Call(c.rec.start)
+		budget.Call(time.Now())
 	}
 	err = p.callProvider(up, provider, rec, c)
 	retried := err != nil && p.mayRetry(r.Context(), ep.ProviderName, budget, rec, err)
@@ -161,11 +161,16 @@ func (p *Pipeline) mayRetry(ctx context.Context, provider string, budget *retry.
 	if budget == nil || p.Unsent == nil || rec.wroteHeader || !p.Unsent(err) {
 		return false
 	}
+	delay := retry.Jitter(retry.DefaultMaxDelay)
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= delay {
+		retryCounters.get(labels2{provider, retryDeadline}).Inc()
+		return false
+	}
 	if !budget.Take(time.Now()) {
 		retryCounters.get(labels2{provider, retryBudgetExhausted}).Inc()
 		return false
 	}
-	if !retry.Wait(ctx, retry.Jitter(retry.DefaultMaxDelay)) {
+	if !retry.Wait(ctx, delay) {
 		retryCounters.get(labels2{provider, retryDeadline}).Inc()
 		return false
 	}

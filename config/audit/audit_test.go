@@ -199,6 +199,7 @@ func TestEachRule(t *testing.T) {
 		{"PA16", func(c map[string]any) { publicServer(c)["max_header_bytes"] = float64(8 << 20) }},
 		{"PA17", func(c map[string]any) { proxy(c)["load_balancing"] = map[string]any{"retries": 3.0} }},
 		{"PA17", func(c map[string]any) { proxy(c)["load_balancing"] = map[string]any{"retries": 1.0} }}, // behind passerelle: none
+		{"PA17", func(c map[string]any) { proxy(c)["load_balancing"] = map[string]any{"try_duration": 5e9} }},
 		{"PA17", func(c map[string]any) {
 			proxy(c)["load_balancing"] = map[string]any{"retry_match": []any{map[string]any{"method": []any{"POST"}}}}
 		}},

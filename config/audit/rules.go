@@ -41,7 +41,7 @@ var rules = []rule{
 	{"PA14", Medium, "audit records sharing the access log's sink", "log audit { include passerelle.audit; output file /var/log/passerelle/audit.log } apart from the access log", checkAuditSink},
 	{"PA15", Medium, "quotas that do not limit", "rate_limit { habilitation 20/s; client_ip 1000/m; citizen 30/h } or lower", checkQuotas},
 	{"PA16", Medium, "public server without timeouts, or with oversized header limits", "servers { timeouts { read_header 10s; read_body 30s; idle 2m } max_header_size 16KB }", checkTimeouts},
-	{"PA17", Medium, "retries beyond one, of non-GET requests, or of a provider (passerelle retries it)", "no lb_retries behind passerelle; elsewhere lb_retries 1 at most, retry_match on GET only", checkRetries},
+	{"PA17", Medium, "retries beyond one, of non-GET requests, or of a provider (passerelle retries it)", "no lb_retries nor lb_try_duration behind passerelle; elsewhere lb_retries 1 at most, retry_match on GET only", checkRetries},
 	{"PA18", Critical, "every address trusted as a proxy", "trusted_proxies static <the load balancers' addresses>", checkTrustEveryone},
 	{"PA19", Medium, "a provider without a response header timeout", "reverse_proxy … { transport http { dial_timeout 2s; response_header_timeout 10s } }: a hung provider then fails and opens its circuit", checkProviderTimeouts},
 	{"PA20", Medium, "an audit trail that does not stop data routes when its sink fails", "log audit { include passerelle.audit; output passerelle_buffered { output file /var/log/passerelle/audit.log } } (on_full refuse, the default)", checkAuditFailClosed},
@@ -572,6 +572,11 @@ func checkRetries(c *cfg) []Finding {
 		}
 		if n, ok := dig(h.obj, "load_balancing", "retries").(float64); ok && n > limit {
 			out = append(out, find("PA17", h.path+".load_balancing.retries", strconv.Itoa(int(n))))
+		}
+		// lb_try_duration retries a connection failure until it runs out,
+		// whatever lb_retries says.
+		if d, ok := duration(dig(h.obj, "load_balancing", "try_duration")); ok && d > 0 && limit == 0 {
+			out = append(out, find("PA17", h.path+".load_balancing.try_duration", d.String()))
 		}
 		matchers, _ := dig(h.obj, "load_balancing", "retry_match").([]any)
 		for _, m := range matchers {

@@ -93,8 +93,9 @@ func (e *Endpoint) Person(values func(name string) []string) (kind, text string,
 
 // QuotaSubject returns the text one citizen's quota counts on an identite
 // or identifiant route (SECURITY.md F05), from the same parameters as
-// Person: the identifier in its namespace when the call gives one; else
-// the birth name and the first given name reduced to their letters
+// Person: the identifier in its namespace, upper case, when the call
+// gives one; else the birth name and the first given name (up to a space
+// or a hyphen) reduced to their letters
 // (accents and case folded; hyphens, apostrophes and spaces dropped) and
 // the birth year, empty when the call gives none. It is coarser than
 // Person on purpose: the spellings, given names and date precisions a
@@ -110,13 +111,15 @@ func (e *Endpoint) QuotaSubject(values func(name string) []string) (string, bool
 			continue
 		}
 		if p.Identifier != "" {
-			return PersonIdentifier + "\x00" + p.Identifier + "\x00" + v[0], true
+			return PersonIdentifier + "\x00" + p.Identifier + "\x00" + strings.ToUpper(v[0]), true
 		}
 		switch p.Pivot {
 		case PivotFamilyName:
 			family = foldLetters(v[0])
 		case PivotGivenNames:
-			first, _, _ := strings.Cut(strings.TrimSpace(v[0]), " ")
+			// The first given name up to a space or a hyphen: Jean-Paul
+			// and Jean Paul are one.
+			first, _, _ := strings.Cut(strings.TrimSpace(strings.ReplaceAll(v[0], "-", " ")), " ")
 			given = foldLetters(first)
 		case PivotBirthYear:
 			year = v[0]

@@ -133,3 +133,73 @@ endpoints:
 		t.Errorf("complete civil status refused: %v", err)
 	}
 }
+
+// TestF05_QuotaSubjectFolds: spellings, given names and date precisions
+// of one person give one quota subject on every identite route; another
+// name or birth year gives another; an identifier comes first, whatever
+// its case.
+func TestF05_QuotaSubjectFolds(t *testing.T) {
+	c := mustDefault(t)
+	subject := func(ep *Endpoint, byPivot map[string][]string) string {
+		s, ok := ep.QuotaSubject(func(name string) []string {
+			if p, ok := ep.Param(name); ok {
+				return byPivot[p.Pivot]
+			}
+			return nil
+		})
+		if !ok {
+			t.Fatalf("%s: no subject for %v", ep.Path, byPivot)
+		}
+		return s
+	}
+	n := 0
+	for i := range c.Endpoints {
+		ep := &c.Endpoints[i]
+		if ep.Modality != ModalityIdentite {
+			continue
+		}
+		n++
+		base := subject(ep, map[string][]string{PivotFamilyName: {"DUPONT"}, PivotGivenNames: {"JEAN-PAUL"}, PivotBirthYear: {"1962"}, PivotBirthdate: {"1962-08-24"}})
+		for _, same := range []map[string][]string{
+			{PivotFamilyName: {"DUPÔNT"}, PivotGivenNames: {"JEAN PAUL", "LOUIS"}, PivotBirthYear: {"1962"}, PivotBirthMonth: {"8"}, PivotBirthdate: {"1962-08"}},
+			{PivotFamilyName: {"DU-PONT"}, PivotGivenNames: {"JEAN"}, PivotBirthYear: {"1962"}, PivotBirthDay: {"24"}, PivotBirthdate: {"1962"}},
+		} {
+			if got := subject(ep, same); got != base {
+				t.Errorf("%s: %v gives another subject", ep.Path, same)
+			}
+		}
+		for _, other := range []map[string][]string{
+			{PivotFamilyName: {"DURAND"}, PivotGivenNames: {"JEAN"}, PivotBirthYear: {"1962"}, PivotBirthdate: {"1962-08-24"}},
+			{PivotFamilyName: {"DUPONT"}, PivotGivenNames: {"JEAN"}, PivotBirthYear: {"1963"}, PivotBirthdate: {"1963-08-24"}},
+		} {
+			if got := subject(ep, other); got == base {
+				t.Errorf("%s: %v shares DUPONT Jean 1962's subject", ep.Path, other)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no identite route")
+	}
+	ep, ok := c.Lookup("/v3/france_travail/statut/identifiant")
+	if !ok {
+		t.Fatal("no France Travail identifiant route")
+	}
+	id := func(v string) string {
+		s, ok := ep.QuotaSubject(func(name string) []string {
+			if name == "identifiant" {
+				return []string{v}
+			}
+			return nil
+		})
+		if !ok {
+			t.Fatalf("identifier %q: no subject", v)
+		}
+		return s
+	}
+	if id("abc123") != id("ABC123") || id("ABC123") == id("ABC124") {
+		t.Error("identifier subjects: case splits one, or two share one")
+	}
+	if foldLetters(foldLetters("Œdipe-Ærø l'Éclair")) != foldLetters("Œdipe-Ærø l'Éclair") || foldLetters("Œdipe-Ærø l'Éclair") != "OEDIPEAERØLECLAIR" {
+		t.Errorf("foldLetters = %q", foldLetters("Œdipe-Ærø l'Éclair"))
+	}
+}

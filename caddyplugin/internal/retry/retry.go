@@ -87,6 +87,9 @@ func (b *Budget) roll(now time.Time) {
 // Jitter returns a random delay in [0, maxDelay): retries of calls that
 // failed together do not reach the provider together.
 func Jitter(maxDelay time.Duration) time.Duration {
+	if maxDelay <= 0 {
+		return 0
+	}
 	return time.Duration(rand.Int64N(int64(maxDelay)))
 }
 
