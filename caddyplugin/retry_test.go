@@ -12,38 +12,14 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/retry"
-	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 )
 
 // retryCount reads caddy_passerelle_provider_retries_total{provider, outcome}.
 func retryCount(t *testing.T, provider, outcome string) float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	for _, c := range pipeline.Collectors() {
-		reg.MustRegister(c)
-	}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range families {
-		if mf.GetName() != "caddy_passerelle_provider_retries_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["provider"] == provider && labels["outcome"] == outcome {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return pipelineCounter(t, "caddy_passerelle_provider_retries_total", map[string]string{"provider": provider, "outcome": outcome})
 }
 
 // freshBudgets gives a test retry budgets of their own: they live for the

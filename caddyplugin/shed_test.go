@@ -2,6 +2,7 @@ package caddyplugin
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -21,6 +22,13 @@ import (
 // shedCount reads caddy_passerelle_provider_shed_total{provider, cause}.
 func shedCount(t *testing.T, provider, cause string) float64 {
 	t.Helper()
+	return pipelineCounter(t, "caddy_passerelle_provider_shed_total", map[string]string{"provider": provider, "cause": cause})
+}
+
+// pipelineCounter reads the counter name of the pipeline's collectors
+// whose labels include want (0 when there is none).
+func pipelineCounter(t *testing.T, name string, want map[string]string) float64 {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	for _, c := range pipeline.Collectors() {
 		reg.MustRegister(c)
@@ -30,7 +38,7 @@ func shedCount(t *testing.T, provider, cause string) float64 {
 		t.Fatal(err)
 	}
 	for _, mf := range families {
-		if mf.GetName() != "caddy_passerelle_provider_shed_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -38,7 +46,7 @@ func shedCount(t *testing.T, provider, cause string) float64 {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["provider"] == provider && labels["cause"] == cause {
+			if maps.Equal(labels, want) {
 				return m.GetCounter().GetValue()
 			}
 		}

@@ -167,6 +167,29 @@ func waitListening(t *testing.T, port int, logPath, what string) {
 	t.Fatalf("%s on %d did not start: %s", what, port, log)
 }
 
+// cluster is two gateways (the in-process Caddy and the built binary) on
+// one real redis-server, with their stand-ins: FranceConnect, the OAuth2
+// token endpoint and the recording provider.
+type cluster struct {
+	redis   string
+	fc      *fcCounter
+	te      *tokenEndpoint
+	rec     *recorder
+	logPath string // the second instance's log
+}
+
+// startCluster starts a cluster; o sets the cache size and the quotas, the
+// rest is the cluster's.
+func startCluster(t *testing.T, o options) cluster {
+	t.Helper()
+	c := cluster{redis: redistest.Start(t).Addr, fc: newFCCounter(t), te: newTokenEndpoint(t), rec: newRecorder(t)}
+	o.Redis, o.CheckTokenURL, o.Recorder, o.OAuth2URL = c.redis, c.fc.srv.URL, c.rec.srv.URL, c.te.srv.URL
+	o.DecryptionKey, o.Habilitations = writeKey(t), writeHabilitations(t)
+	start(t, o)
+	c.logPath = startSecondGateway(t, o)
+	return c
+}
+
 // TestB08_TwoInstancesOneRedis: two gateways (the in-process Caddy and the
 // built binary) on one real redis-server make, for 100 concurrent requests
 // with one new token split across both, exactly one checktoken call and one
@@ -175,14 +198,8 @@ func TestB08_TwoInstancesOneRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a second gateway process")
 	}
-	srv := redistest.Start(t)
-	fc := newFCCounter(t)
-	te := newTokenEndpoint(t)
-	rec := newRecorder(t)
-	o := options{MaxEntries: 8001, Redis: srv.Addr, CheckTokenURL: fc.srv.URL, Recorder: rec.srv.URL,
-		OAuth2URL: te.srv.URL, DecryptionKey: writeKey(t), Habilitations: writeHabilitations(t), HabQuota: "1000000/s"}
-	start(t, o)
-	startSecondGateway(t, o)
+	c := startCluster(t, options{MaxEntries: 8001})
+	fc, te := c.fc, c.te
 
 	concurrentGets(t, 100, "all_fc", recordPort, secondGatewayPort)
 	if n := fc.checktoken.Load(); n != 1 {
@@ -199,15 +216,8 @@ func TestF03_QuotaAcrossInstances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a second gateway process")
 	}
-	srv := redistest.Start(t)
-	fc := newFCCounter(t)
-	te := newTokenEndpoint(t)
-	rec := newRecorder(t)
 	const quota = 40
-	o := options{MaxEntries: 8002, Redis: srv.Addr, CheckTokenURL: fc.srv.URL, Recorder: rec.srv.URL,
-		OAuth2URL: te.srv.URL, DecryptionKey: writeKey(t), Habilitations: writeHabilitations(t), HabQuota: fmt.Sprintf("%d/m", quota)}
-	start(t, o)
-	startSecondGateway(t, o)
+	startCluster(t, options{MaxEntries: 8002, HabQuota: fmt.Sprintf("%d/m", quota)})
 	allowed := 0
 	for i := 0; i < 2*quota; i++ {
 		port := []int{recordPort, secondGatewayPort}[i%2]
@@ -233,14 +243,8 @@ func TestF05_CitizenQuotaAcrossInstances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a second gateway process")
 	}
-	srv := redistest.Start(t)
-	fc := newFCCounter(t)
-	te := newTokenEndpoint(t)
-	rec := newRecorder(t)
-	o := options{MaxEntries: 8003, Redis: srv.Addr, CheckTokenURL: fc.srv.URL, Recorder: rec.srv.URL,
-		OAuth2URL: te.srv.URL, DecryptionKey: writeKey(t), Habilitations: writeHabilitations(t), CitizenQuota: "3/h"}
-	start(t, o)
-	logPath := startSecondGateway(t, o)
+	c := startCluster(t, options{MaxEntries: 8003, CitizenQuota: "3/h"})
+	rec, logPath := c.rec, c.logPath
 	ports := []int{recordPort, secondGatewayPort}
 	for i := range 3 {
 		a := get(t, ports[i%2], qf("recipient="+siret), bearer("cnaf_qfv2")...)
@@ -263,7 +267,7 @@ func TestF05_CitizenQuotaAcrossInstances(t *testing.T) {
 		t.Fatalf("another citizen of the habilitation: status %d", a.status)
 	}
 
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	rdb := redis.NewClient(&redis.Options{Addr: c.redis})
 	t.Cleanup(func() { _ = rdb.Close() })
 	keys, err := rdb.Keys(context.Background(), "rate:"+ratelimit.KeyPrefix+ratelimit.CitizenKind+":*").Result()
 	if err != nil || len(keys) != 2 {
