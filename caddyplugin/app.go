@@ -65,6 +65,11 @@ type App struct {
 	// DataPass makes the habilitations live: webhooks and resync
 	// (datapass.go).
 	DataPass *DataPassConfig `json:"datapass,omitempty"`
+	// ProviderTimeout bounds each whole provider call, from its
+	// credential to the last byte of its answer, a retry included
+	// (SECURITY.md E08): 1s to 60s, default 15s. reverse_proxy's transport
+	// timeouts bound the phases within it.
+	ProviderTimeout caddy.Duration `json:"provider_timeout,omitempty"`
 
 	logger   *zap.Logger
 	audit    *zap.Logger // passerelle.audit (the audit trail: see package pipeline)
@@ -308,6 +313,7 @@ func (a *App) loadPipeline() {
 	s.Logger, s.Audit, s.AuditRefusing = a.logger, a.audit, logbuffer.Refusing
 	s.MemoryPressure = memoryGuard().Pressure
 	s.Now, s.ClientIP, s.ErrorStatus = time.Now, clientIP, errorStatus
+	s.ProviderTimeout = time.Duration(a.ProviderTimeout)
 }
 
 // loadQuotas parses the default quotas of the pipeline (the citizen quota
@@ -383,6 +389,9 @@ func (a *App) Validate() error {
 	fc := a.FranceConnect
 	if c := time.Duration(fc.JWKSRefreshCooldown); c != 0 && (c < time.Second || c > 5*time.Minute) {
 		return errors.New("passerelle: franceconnect jwks_refresh_cooldown: want 1s to 5m")
+	}
+	if t := time.Duration(a.ProviderTimeout); t != 0 && (t < time.Second || t > time.Minute) {
+		return errors.New("passerelle: provider_timeout: want 1s to 60s")
 	}
 	if !a.production() {
 		return nil

@@ -88,9 +88,12 @@ func BenchmarkOverhead(b *testing.B) {
 }
 
 // TestCachedPathAllocations bounds the allocations the cached-token path
-// adds to a request (10 at this commit: the call, its request id and
+// adds to a request (15 at this commit: the call, its request id and
 // RateLimit values, the provider request, its URL query and headers, the
-// audit record's time). A regression here is GC work on every request.
+// audit record's time, the citizen quota's decision, and 4 for the
+// deadline of the whole provider call: its context, timer and cancel
+// function, and the request context's list of children). A regression
+// here is GC work on every request.
 func TestCachedPathAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items at random under the race detector")
@@ -98,8 +101,8 @@ func TestCachedPathAllocations(t *testing.T) {
 	o := newOverheadBench(t)
 	provider := testing.AllocsPerRun(200, func() { o.serve(t, false) })
 	passerelle := testing.AllocsPerRun(200, func() { o.serve(t, true) })
-	if added := passerelle - provider; added > 12 {
-		t.Fatalf("the cached-token path allocates %.0f times per request, want at most 12", added)
+	if added := passerelle - provider; added > 15 {
+		t.Fatalf("the cached-token path allocates %.0f times per request, want at most 15", added)
 	}
 }
 

@@ -64,6 +64,7 @@ func init() {
 //	        pseudonym_key_version <version>
 //	    }
 //	    datapass { … }                 # live habilitations: DataPass webhooks and resync (datapass.go)
+//	    provider_timeout <duration>    # each whole provider call, a retry included: 1s to 60s, default 15s
 //	    upstream <provider> {          # a provider name of the catalogue; quote names with spaces ("France Travail")
 //	        header <name> <{env.NAME}|{file.path}>
 //	        oauth2 {
@@ -105,6 +106,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 		case "catalogue":
 			err = oneArg(d, &app.Catalogue)
+		case "provider_timeout":
+			err = durationArg(d, &app.ProviderTimeout)
 		case "cache":
 			err = parseCache(d, &app.Cache)
 		case "rate_limit":

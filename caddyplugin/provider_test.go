@@ -4,7 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 )
 
 // TestD06_DeclaredTrailerRefused: a GET that declares trailers (HTTP/2
@@ -20,5 +26,26 @@ func TestD06_DeclaredTrailerRefused(t *testing.T) {
 	}
 	if w.Code != http.StatusBadRequest {
 		t.Fatalf("status %d, want 400", w.Code)
+	}
+}
+
+// TestE08_ProviderTimeoutBounds: provider_timeout is 1s to 60s, or unset
+// (the pipeline's 15 s), in either mode.
+func TestE08_ProviderTimeoutBounds(t *testing.T) {
+	for _, tc := range []struct {
+		timeout time.Duration
+		ok      bool
+	}{{0, true}, {time.Second, true}, {15 * time.Second, true}, {time.Minute, true},
+		{500 * time.Millisecond, false}, {61 * time.Second, false}, {-time.Second, false}} {
+		for _, mode := range []string{ModeSandbox, ModeProduction} {
+			a := &App{Mode: mode, ProviderTimeout: caddy.Duration(tc.timeout)}
+			err := a.Validate()
+			if refused := err != nil && strings.Contains(err.Error(), "provider_timeout"); refused == tc.ok {
+				t.Errorf("%s mode, provider_timeout %v: %v", mode, tc.timeout, err)
+			}
+		}
+	}
+	if p := pipeline.New(pipeline.Config{}, nil, 0); p.ProviderTimeout != 15*time.Second {
+		t.Errorf("default provider timeout %v, want 15s", p.ProviderTimeout)
 	}
 }

@@ -176,6 +176,16 @@ func newFaultProvider(t *testing.T) *faultProvider {
 			return
 		case "slow":
 			time.Sleep(1500 * time.Millisecond)
+		case "trickle": // headers at once, then a byte every 100 ms for 3 s
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			for range 30 {
+				_, _ = io.WriteString(w, " ")
+				w.(http.Flusher).Flush()
+				time.Sleep(100 * time.Millisecond)
+			}
+			_, _ = io.WriteString(w, qfBody)
+			return
 		case "redirect":
 			http.Redirect(w, r, p.srv.URL+"/elsewhere", http.StatusFound)
 			return
@@ -225,7 +235,7 @@ func metricValue(t *testing.T, series string) float64 {
 // the same request succeeds again. At the end no log and no error answer
 // holds a token, the identity or a secret. The README's operations table
 // ("Faults") documents the same rows.
-// req: I03, I05, I08, I10
+// req: E08, I03, I05, I08, I10
 func TestFaultMatrix(t *testing.T) {
 	keyFile := writeKey(t)
 	fc := newFaultFC(t, keyFile)
@@ -239,7 +249,7 @@ func TestFaultMatrix(t *testing.T) {
 	start(t, options{
 		MaxEntries: 14001, CheckTokenURL: "http://" + fcProxy.addr, Recorder: "http://" + provProxy.addr,
 		Redis: redisProxy.addr, OAuth2URL: te.srv.URL, LogDir: dir, DecryptionKey: keyFile,
-		FCTimeout: "500ms", JWKSCooldown: "1s", ProviderTimeout: "500ms",
+		FCTimeout: "500ms", JWKSCooldown: "1s", ProviderHeaderTimeout: "500ms", ProviderTimeout: "1s",
 	})
 
 	const (
@@ -252,8 +262,9 @@ func TestFaultMatrix(t *testing.T) {
 		inject, clear func()
 		status        int
 		code          string
-		calls         int64  // provider calls made by the faulty request
-		metric        string // a series that must grow ("" none)
+		calls         int64         // provider calls made by the faulty request
+		metric        string        // a series that must grow ("" none)
+		maxTime       time.Duration // the faulty request's longest answer time (0: not checked)
 		check         func(t *testing.T)
 	}
 	var jwksBefore int64
@@ -300,6 +311,9 @@ func TestFaultMatrix(t *testing.T) {
 			status: 504, code: "37001", metric: `caddy_passerelle_requests_total{code="37001",decision="error",endpoint="dss_quotient_familial_fc"}`},
 		{fault: "provider slower than its timeout", inject: func() { prov.setMode("slow") }, clear: func() { prov.setMode("ok") },
 			status: 504, code: "37002", calls: 1, metric: `caddy_passerelle_requests_total{code="37002",decision="error",endpoint="dss_quotient_familial_fc"}`},
+		{fault: "provider trickles its answer past provider_timeout", inject: func() { prov.setMode("trickle") }, clear: func() { prov.setMode("ok") },
+			status: 504, code: "37002", calls: 1, maxTime: 1500 * time.Millisecond,
+			metric: `caddy_passerelle_requests_total{code="37002",decision="error",endpoint="dss_quotient_familial_fc"}`},
 		{fault: "provider answers 500", inject: func() { prov.setMode("500") }, clear: func() { prov.setMode("ok") },
 			status: 502, code: "37999", calls: 1, metric: providerErrors},
 		{fault: "provider answers garbage", inject: func() { prov.setMode("garbage") }, clear: func() { prov.setMode("ok") },
@@ -344,7 +358,11 @@ func TestFaultMatrix(t *testing.T) {
 			}
 			calls := prov.calls.Load()
 			r.inject()
+			began := time.Now()
 			a := get(t, recordPort, target, bearer(token)...)
+			if took := time.Since(began); r.maxTime != 0 && took > r.maxTime {
+				t.Errorf("answered after %v, want at most %v", took, r.maxTime)
+			}
 			if a.status != r.status || (r.code != "" && a.code(t) != r.code) {
 				t.Errorf("answer %d %s, want %d %s", a.status, a.body, r.status, r.code)
 			}

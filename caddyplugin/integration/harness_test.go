@@ -162,9 +162,10 @@ type options struct {
 	CitizenQuota  string // citizen quota; default: high enough never to bite
 	DecryptionKey string // key file paths, comma-separated; default: the sandbox's ephemeral key
 	// FCTimeout and JWKSCooldown set franceconnect's timeout and
-	// jwks_refresh_cooldown; ProviderTimeout the recorder site's
-	// reverse_proxy response_header_timeout. Empty: the defaults.
-	FCTimeout, JWKSCooldown, ProviderTimeout string
+	// jwks_refresh_cooldown; ProviderHeaderTimeout the recorder site's
+	// reverse_proxy response_header_timeout; ProviderTimeout the global
+	// provider_timeout (a whole provider call). Empty: the defaults.
+	FCTimeout, JWKSCooldown, ProviderHeaderTimeout, ProviderTimeout string
 	// AuditOutput replaces the audit trail's inner writer (default: a file
 	// in LogDir) and AuditMaxPending its buffer's max_pending (default
 	// 10 000).
@@ -258,6 +259,9 @@ func config(t testing.TB, o options) string {
 		fmt.Fprintf(&b, "\t\t\tsecret {env.PASSERELLE_TEST_CACHE_SECRET}\n\t\t\tredis {\n\t\t\t\taddrs %s\n\t\t\t}\n", o.Redis)
 	}
 	b.WriteString("\t\t}\n")
+	if o.ProviderTimeout != "" {
+		fmt.Fprintf(&b, "\t\tprovider_timeout %s\n", o.ProviderTimeout)
+	}
 	if o.OAuth2URL != "" {
 		fmt.Fprintf(&b, "\t\tupstream CNAV {\n\t\t\toauth2 {\n\t\t\t\ttoken_url %s/token\n\t\t\t\tclient_id passerelle\n\t\t\t\tclient_secret {env.PASSERELLE_TEST_PROVIDER_KEY}\n\t\t\t\tscopes cnav.read\n\t\t\t}\n\t\t}\n", o.OAuth2URL)
 	} else {
@@ -317,8 +321,8 @@ http://127.0.0.1:%[3]d {
 `, gatewayPort, sandboxPort, plainPort, accessLog(o.LogDir), internalPort)
 	if o.Recorder != "" {
 		transport := ""
-		if o.ProviderTimeout != "" {
-			o.ProviderTransport += "\n\t\t\tresponse_header_timeout " + o.ProviderTimeout
+		if o.ProviderHeaderTimeout != "" {
+			o.ProviderTransport += "\n\t\t\tresponse_header_timeout " + o.ProviderHeaderTimeout
 		}
 		if o.ProviderTransport != "" {
 			transport = " {\n\t\ttransport http {" + o.ProviderTransport + "\n\t\t}\n\t}"

@@ -46,6 +46,10 @@ import (
 // bound of its own (1 MiB).
 const DefaultMaxResponseBytes = 1 << 20
 
+// DefaultProviderTimeout bounds a whole provider call when the
+// configuration sets no bound of its own (SECURITY.md E08).
+const DefaultProviderTimeout = 15 * time.Second
+
 // Config is what a pipeline depends on: the state shared by every handler
 // of one configuration, and the hooks into the server it runs in. Every
 // field is required unless its comment says otherwise.
@@ -115,6 +119,10 @@ type Config struct {
 	// established it (trusted proxies honoured), or "" when it has none: the
 	// connection's remote address is then used. Optional.
 	ClientIP func(r *http.Request) string
+	// ProviderTimeout bounds each whole provider call: its credential,
+	// the call, its answer's body, a retry and a credential refresh
+	// (SECURITY.md E08). Zero: DefaultProviderTimeout.
+	ProviderTimeout time.Duration
 	// ErrorStatus returns the HTTP status a Provider's error stands for
 	// (504 when the provider timed out), or 0 when it carries none.
 	// Optional: without it no provider error is a timeout.
@@ -142,6 +150,9 @@ func New(c Config, allowed map[*catalogue.Endpoint]bool, maxResponseBytes int) *
 	}
 	if maxResponseBytes <= 0 {
 		maxResponseBytes = DefaultMaxResponseBytes
+	}
+	if c.ProviderTimeout <= 0 {
+		c.ProviderTimeout = DefaultProviderTimeout
 	}
 	// The shed counters of the guarded providers and the quota counters
 	// exist from the start, at 0, so that an alert on their increase sees

@@ -72,14 +72,20 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 	}
 	cred := p.Credentials[ep.ProviderName]
 
+	// The whole provider call, its credential, a retry and a credential
+	// refresh included, ends at ProviderTimeout (SECURITY.md E08): the
+	// transport's own timeouts bound each phase, not a provider that
+	// trickles its answer.
+	ctx, cancel := context.WithTimeout(r.Context(), p.ProviderTimeout)
+	defer cancel()
 	// A new request: nothing of the caller's headers, Host, path or query
 	// reaches the provider (SECURITY.md D01, D02, E01), and the caller's
 	// request stays as Caddy logs it (its access log is routed by r.Host).
 	c.upRequestID[0] = c.rec.requestID
-	up := providerRequest(r, &c.upURL, ep.UpstreamPath, query, c.upRequestID[:])
+	up := providerRequest(ctx, r, &c.upURL, ep.UpstreamPath, query, c.upRequestID[:])
 	if cred != nil {
-		_, sp := startSpan(r.Context(), c.tracer, spanCredential, trace.SpanKindInternal, attrProvider.String(ep.ProviderName))
-		err := cred.Apply(r.Context(), up.Header)
+		_, sp := startSpan(ctx, c.tracer, spanCredential, trace.SpanKindInternal, attrProvider.String(ep.ProviderName))
+		err := cred.Apply(ctx, up.Header)
 		if err != nil {
 			endSpan(sp, apierror.ReasonProviderError)
 			return apierror.Unavailable(apierror.ReasonProviderError)
@@ -102,7 +108,7 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 		budget.Call(time.Now())
 	}
 	err = p.callProvider(up, provider, rec, c)
-	retried := err != nil && p.mayRetry(r.Context(), ep.ProviderName, budget, rec, err)
+	retried := err != nil && p.mayRetry(ctx, ep.ProviderName, budget, rec, err)
 	if retried {
 		rec.reset(p.maxResponseBytes)
 		err = p.callProvider(up, provider, rec, c)
@@ -115,7 +121,7 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 		// for a static credential, nor within the cooldown of the last
 		// forced refresh, nor after a retry already made (one at most, E09):
 		// the 401 is then answered as a provider error.
-		if cred.Invalidate(r.Context(), up.Header) {
+		if cred.Invalidate(ctx, up.Header) {
 			delete(up.Header, "Authorization")
 			if aerr := applyAgain(up, cred); aerr != nil {
 				return aerr
@@ -125,7 +131,7 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 		}
 	}
 	outcome = callOutcome(r, rec, err)
-	if aerr := p.providerError(ep, rec, err); aerr != nil {
+	if aerr := p.providerError(ep, rec, err, ctx.Err() != nil && r.Context().Err() == nil); aerr != nil {
 		// A 200 that ends in an error was unusable (too large, not JSON).
 		p.Pings.Record(ep.ProviderName, ProviderOutcome(rec.status, err, rec.status == http.StatusOK))
 		return aerr
@@ -179,7 +185,7 @@ func (p *Pipeline) mayRetry(ctx context.Context, provider string, budget *retry.
 }
 
 // providerRequest returns the request handed to the provider: a shallow
-// copy of the caller's r (same context, connection state and method) with
+// copy of the caller's r (same connection state and method, context ctx) with
 // its own URL (u, overwritten), the provider path and query, no body, and
 // only the headers set here (requestID is X-Request-Id's value). Its Host is
 // empty, so the transport sends the upstream's own (an HTTPS upstream gets
@@ -188,8 +194,8 @@ func (p *Pipeline) mayRetry(ctx context.Context, provider string, budget *retry.
 // which reverse_proxy's log lines print, is the provider path only: the
 // caller's query may hold a civil status. Nothing the caller declared
 // (trailers, a parsed form) is carried over.
-func providerRequest(r *http.Request, u *url.URL, path, query string, requestID []string) *http.Request {
-	up := r.WithContext(r.Context())
+func providerRequest(ctx context.Context, r *http.Request, u *url.URL, path, query string, requestID []string) *http.Request {
+	up := r.WithContext(ctx)
 	*u = url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: path, RawQuery: query}
 	up.URL = u
 	up.Host, up.RequestURI = "", path
@@ -294,10 +300,12 @@ func applyAgain(r *http.Request, cred upstreamauth.Source) *apierror.Error {
 
 // providerError maps a provider answer that cannot be relayed to API
 // Particulier's codes (SECURITY.md C10): nothing of its body is kept.
-func (p *Pipeline) providerError(ep *catalogue.Endpoint, rec *capture, err error) *apierror.Error {
+// timedOut: the call ran out of ProviderTimeout, whatever error the
+// provider's transport made of it (an answer cut mid-body included).
+func (p *Pipeline) providerError(ep *catalogue.Endpoint, rec *capture, err error, timedOut bool) *apierror.Error {
 	prefix, name := ep.Provider.ErrorPrefix, ep.ProviderName
 	if err != nil {
-		if p.ErrorStatus != nil && p.ErrorStatus(err) == http.StatusGatewayTimeout {
+		if timedOut || p.ErrorStatus != nil && p.ErrorStatus(err) == http.StatusGatewayTimeout {
 			return apierror.ProviderTimeout(prefix, name)
 		}
 		if rec.overflow || rec.wroteHeader {

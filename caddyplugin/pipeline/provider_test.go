@@ -21,7 +21,7 @@ func TestD01_ProviderRequestCarriesNothingOfTheCaller(t *testing.T) {
 	r.Header.Set("X-Injected", "1")
 	r.Trailer = http.Header{"X-Passerelle-User": nil}
 	r.Form = url.Values{"nomNaissance": {"DUPONT"}}
-	up := providerRequest(r, new(url.URL), "/v3/x/identite", "nomNaissance=DUPONT", []string{"rid"})
+	up := providerRequest(r.Context(), r, new(url.URL), "/v3/x/identite", "nomNaissance=DUPONT", []string{"rid"})
 	switch {
 	case up.Host != "" || up.URL.Path != "/v3/x/identite" || up.URL.RawQuery != "nomNaissance=DUPONT" || up.RequestURI != "/v3/x/identite":
 		t.Errorf("provider request target: host %q url %v requestURI %q", up.Host, up.URL, up.RequestURI)
