@@ -46,6 +46,9 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, c *pipeline
 		if !hab.ActiveAt(now) {
 			return apierror.TokenNotFound()
 		}
+		if !hab.AcceptsClientCertificate(pipeline.ClientCertificate(r)) {
+			return apierror.ClientCertificateMismatch() // SECURITY.md C09
+		}
 		return writeIntrospection(w, hab, hab.Scopes)
 	}
 	facts, aerr := h.pipe.CheckToken(r.Context(), token, c)
@@ -58,6 +61,9 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, c *pipeline
 	}
 	if !hab.Allows(habilitation.ModalityFranceConnect) {
 		return apierror.ModalityDenied() // the service's tokens open nothing here
+	}
+	if !hab.AcceptsClientCertificate(pipeline.ClientCertificate(r)) {
+		return apierror.ClientCertificateMismatch() // SECURITY.md C09
 	}
 	scopes := make([]string, 0, len(facts.Scopes))
 	for _, s := range facts.Scopes {

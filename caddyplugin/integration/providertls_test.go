@@ -39,7 +39,8 @@ func newTestCA(t *testing.T, name string) *testCA {
 	return &testCA{cert: cert, key: key, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
 }
 
-// issue makes a leaf certificate: a server's for 127.0.0.1, or a client's.
+// issue makes a leaf certificate: a server's for 127.0.0.1 and the DNS
+// name name, or a client's.
 func (ca *testCA) issue(t *testing.T, name string, client bool) (tls.Certificate, string, string) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -50,6 +51,7 @@ func (ca *testCA) issue(t *testing.T, name string, client bool) (tls.Certificate
 	} else {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+		tmpl.DNSNames = []string{name}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

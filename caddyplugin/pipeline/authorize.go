@@ -294,6 +294,11 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 		// introspects, or a FranceConnect pairing, opens no other route.
 		return apierror.ModalityDenied()
 	}
+	if !hab.AcceptsClientCertificate(ClientCertificate(r)) {
+		// A token bound to its caller's certificate is of no use to
+		// another party (SECURITY.md C09): refused before the quota.
+		return apierror.ClientCertificateMismatch()
+	}
 	quota := p.HabilitationQuota
 	if !hab.RateLimit.IsZero() {
 		quota = ratelimit.Quota{Requests: hab.RateLimit.Requests, Per: hab.RateLimit.Per}
@@ -467,4 +472,15 @@ func habHasAny(hab *habilitation.Habilitation, s *catalogue.Scope) bool {
 		}
 	}
 	return false
+}
+
+// ClientCertificate returns the DER encoding of the certificate the
+// caller presented in the request's TLS handshake, or nil (plain HTTP, or
+// no certificate asked or given). Caddy asks for one when the site's tls
+// block has client_auth; the handshake proved the caller holds its key.
+func ClientCertificate(r *http.Request) []byte {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return nil
+	}
+	return r.TLS.PeerCertificates[0].Raw
 }

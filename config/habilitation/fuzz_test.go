@@ -2,6 +2,7 @@ package habilitation
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -13,6 +14,7 @@ func FuzzHabilitationsYAML(f *testing.F) {
 		"x: &a [*a]\nhabilitations: []",
 		"habilitations:\n  - {id: \"1\", label: a, siret: \"35600000049837\", scopes: [a], modalities: [identite, identifiant], valid_from: \"2025-06-01T08:00:00.5+01:00\", valid_until: 9999-12-31}",
 		"habilitations:\n  - {id: \"1\", label: a, siret: 21930048000015, scopes: [a, a], modalities: [identite, identite, x], france_connect_client_ids: [x, x], revoked: TRUE}",
+		"habilitations:\n  - {id: \"1\", label: a, siret: 21930048000015, scopes: [a], modalities: [france_connect], client_certificates: [\"sha256 Fingerprint=" + strings.Repeat("AB:", 31) + "AB\", " + strings.Repeat("0", 64) + "]}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -43,6 +45,11 @@ func FuzzHabilitationsYAML(f *testing.F) {
 			}
 			if len(h.Modalities) == 0 {
 				t.Fatalf("habilitation without modalities accepted")
+			}
+			for k, fp := range h.ClientCertificates {
+				if slices.Contains(h.ClientCertificates[:k], fp) {
+					t.Fatalf("client_certificates repeats a fingerprint")
+				}
 			}
 			for k, m := range h.Modalities {
 				if m != ModalityFranceConnect && m != ModalityIdentite && m != ModalityIdentifiant || slices.Contains(h.Modalities[:k], m) {

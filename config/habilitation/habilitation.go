@@ -33,6 +33,11 @@
 //	    revoked: false              # optional, default false
 //	    rate_limit: "20/s"          # optional quota: <n>/s, <n>/m or <n>/h; default: the gateway's
 //	    api_token_sha256: [<64 hex>] # optional: SHA-256 of the API bearer tokens (never the tokens)
+//	    client_certificates:        # optional: SHA-256 fingerprints of the callers' TLS client
+//	      - "AB:CD:…"               #   certificates (64 hex digits, bare or colon-separated, as
+//	                                #   openssl x509 -noout -fingerprint -sha256 prints them); when
+//	                                #   set, every call of the habilitation (its FranceConnect
+//	                                #   tokens, its API tokens) must present one of them over TLS
 //
 // A modality is opened by [Habilitation.Allows], never by the mere presence of
 // a credential: a habilitation with api_token_sha256 but neither identite nor
@@ -126,6 +131,11 @@ type Habilitation struct {
 	// bearer tokens (identity and identifier modalities, /api/introspect).
 	// Only digests are stored; `passerelle api-token` mints a token.
 	APITokenSHA256 []string
+	// ClientCertificates are the fingerprints of the TLS client
+	// certificates the habilitation's callers present (SECURITY.md C09):
+	// when any is declared, a call without one of them is refused, so a
+	// token that leaked is of no use to another party. Empty: no binding.
+	ClientCertificates []CertFingerprint
 
 	limiterKey string // "hab:" + ID, built once
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Paris must resolve on hosts without a zoneinfo database
@@ -291,6 +292,25 @@ func parseEntry(n *yaml.Node) (*Habilitation, []error) {
 				}
 			}
 			h.APITokenSHA256 = items
+		case "client_certificates":
+			items, ok := stringList(v)
+			if !ok || len(items) == 0 {
+				fail(key, "must be a non-empty list of certificate SHA-256 fingerprints")
+				break
+			}
+			h.ClientCertificates = make([]CertFingerprint, 0, len(items))
+			for k, item := range items {
+				fp, ok := ParseCertFingerprint(item)
+				if !ok {
+					fail(fmt.Sprintf("%s[%d]", key, k), "must be a SHA-256 fingerprint: 64 hex digits, bare or colon-separated")
+					continue
+				}
+				if slices.Contains(h.ClientCertificates, fp) {
+					fail(fmt.Sprintf("%s[%d]", key, k), "repeats an earlier fingerprint")
+					continue
+				}
+				h.ClientCertificates = append(h.ClientCertificates, fp)
+			}
 		case "rate_limit":
 			str, ok := scalarString(v)
 			if !ok {

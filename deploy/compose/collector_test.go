@@ -203,7 +203,7 @@ func TestCollectorRedaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	legit := []string{"allow", "deny", "error", "l1", "l2", "checktoken", "2xx", "4xx", "5xx", "GET", "200", "429", "https", "1.1", "2", "12345", "ok", "login_required", "modality_denied"}
+	legit := []string{"allow", "deny", "error", "l1", "l2", "checktoken", "2xx", "4xx", "5xx", "GET", "200", "429", "https", "1.1", "2", "12345", "ok", "login_required", "modality_denied", "client_certificate_mismatch"}
 	for _, ep := range cat.Endpoints {
 		legit = append(legit, ep.ID, ep.Path, ep.ProviderName)
 	}

@@ -47,6 +47,9 @@ const (
 	// ReasonModalityDenied: the habilitation was not granted the route's
 	// calling modality (france_connect, identite, identifiant).
 	ReasonModalityDenied = "modality_denied"
+	// ReasonClientCertificate: the habilitation declares client
+	// certificates and the caller presented none of them (C09).
+	ReasonClientCertificate = "client_certificate_mismatch"
 )
 
 var reasons = map[string]bool{
@@ -57,6 +60,7 @@ var reasons = map[string]bool{
 	ReasonRecipientMismatch: true, ReasonParamRefused: true, ReasonRateLimited: true,
 	ReasonProviderError: true, ReasonProviderTimeout: true, ReasonFilterFailed: true,
 	ReasonAuditUnavailable: true, ReasonInternalError: true, ReasonModalityDenied: true,
+	ReasonClientCertificate: true,
 }
 
 // IsReason reports whether s belongs to the G04 closed list.

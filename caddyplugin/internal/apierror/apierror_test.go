@@ -218,6 +218,7 @@ func TestG04_TableRows(t *testing.T) {
 		{HabilitationUnknown(), 403, "00100", ReasonHabilitationUnknown},
 		{HabilitationInactive(), 403, "00100", ReasonHabilitationInactive},
 		{ModalityDenied(), 403, "00100", ReasonModalityDenied},
+		{ClientCertificateMismatch(), 403, "00100", ReasonClientCertificate},
 		{RecipientMismatch(), 403, "00100", ReasonRecipientMismatch},
 		{RecipientMissing(), 422, "00203", ReasonParamRefused},
 		{RecipientInvalid(), 422, "00210", ReasonParamRefused},

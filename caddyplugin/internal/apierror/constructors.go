@@ -165,6 +165,15 @@ func ModalityDenied() *Error {
 	return e
 }
 
+// ClientCertificateMismatch: the habilitation declares client
+// certificates and the caller's TLS handshake presented none of them
+// (403 00100, C09). Same answer as Forbidden, other audit reason.
+func ClientCertificateMismatch() *Error {
+	e := Forbidden()
+	e.Reason = ReasonClientCertificate
+	return e
+}
+
 // RecipientMismatch: recipient is a SIRET other than the habilitation
 // holder's (403 00100, C07). The detail quotes no SIRET.
 func RecipientMismatch() *Error {
