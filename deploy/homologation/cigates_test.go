@@ -10,7 +10,8 @@ import (
 // TestJ01_CIGates: the CI script (.ci/test, run by .ci/run on every change)
 // keeps its gates, each a command that fails the build on a finding:
 // go vet, staticcheck, the race-enabled tests without cache, govulncheck,
-// and go mod verify with read-only module resolution (J03's CI part).
+// go mod verify with read-only module resolution (J03's CI part), and the
+// release job with the test of its artefacts (J03, J04).
 // Removing one fails here, in the same CI run.
 // req: J01
 func TestJ01_CIGates(t *testing.T) {
@@ -31,12 +32,14 @@ func TestJ01_CIGates(t *testing.T) {
 		"govulncheck":   `(?m)^bash deploy/supplychain/govulncheck\.sh`,
 		"go mod verify": `(?m)^go mod verify$`,
 		"-mod=readonly": `(?m)^export GOFLAGS="[^"]*-mod=readonly[^"]*"$`,
+		"release job":   `(?m)^RELEASE_FUZZTIME=0 RELEASE_ALLOW_DIRTY=1 bash deploy/supplychain/release\.sh "\$release_dir"$`,
+		"release check": `(?m)^PASSERELLE_RELEASE_DIR="\$release_dir" go test -count=1 -run '\^TestJ03_J04_ReleaseArtefacts\$' \./deploy/homologation/$`,
 	} {
 		if !regexp.MustCompile(pattern).Match(script) {
 			t.Errorf(".ci/test lost its %s gate (%s)", name, pattern)
 		}
 	}
-	for _, tool := range []string{"staticcheck.sh", "govulncheck.sh"} {
+	for _, tool := range []string{"staticcheck.sh", "govulncheck.sh", "release.sh", "sbom.sh"} {
 		sh, err := os.ReadFile(filepath.Join(root, "deploy", "supplychain", tool))
 		if err != nil || !regexp.MustCompile(`(?m)^set -euo pipefail$`).Match(sh) {
 			t.Errorf("%s must fail on the first failing command: %v", tool, err)
