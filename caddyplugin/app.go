@@ -67,7 +67,7 @@ type App struct {
 	DataPass *DataPassConfig `json:"datapass,omitempty"`
 	// ProviderTimeout bounds each whole provider call, from its
 	// credential to the last byte of its answer, a retry included
-	// (SECURITY.md E08): 1s to 60s, default 15s. reverse_proxy's transport
+	// (SECURITY.md E08): 1s to 15s, default 15s. reverse_proxy's transport
 	// timeouts bound the phases within it.
 	ProviderTimeout caddy.Duration `json:"provider_timeout,omitempty"`
 
@@ -390,8 +390,8 @@ func (a *App) Validate() error {
 	if c := time.Duration(fc.JWKSRefreshCooldown); c != 0 && (c < time.Second || c > 5*time.Minute) {
 		return errors.New("passerelle: franceconnect jwks_refresh_cooldown: want 1s to 5m")
 	}
-	if t := time.Duration(a.ProviderTimeout); t != 0 && (t < time.Second || t > time.Minute) {
-		return errors.New("passerelle: provider_timeout: want 1s to 60s")
+	if t := time.Duration(a.ProviderTimeout); t != 0 && (t < time.Second || t > pipeline.DefaultProviderTimeout) {
+		return errors.New("passerelle: provider_timeout: want 1s to 15s")
 	}
 	if !a.production() {
 		return nil

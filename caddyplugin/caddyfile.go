@@ -64,7 +64,7 @@ func init() {
 //	        pseudonym_key_version <version>
 //	    }
 //	    datapass { … }                 # live habilitations: DataPass webhooks and resync (datapass.go)
-//	    provider_timeout <duration>    # each whole provider call, a retry included: 1s to 60s, default 15s
+//	    provider_timeout <duration>    # each whole provider call, a retry included: 1s to 15s (the default)
 //	    upstream <provider> {          # a provider name of the catalogue; quote names with spaces ("France Travail")
 //	        header <name> <{env.NAME}|{file.path}>
 //	        oauth2 {

@@ -46,8 +46,8 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, c *pipeline
 		if !hab.ActiveAt(now) {
 			return apierror.TokenNotFound()
 		}
-		if !hab.AcceptsClientCertificate(pipeline.ClientCertificate(r)) {
-			return apierror.ClientCertificateMismatch() // SECURITY.md C09
+		if !hab.AcceptsClientCertificate(pipeline.ClientCertificate(r), now) {
+			return h.pipe.RefuseCertificate(hab, "introspect", now) // SECURITY.md C09
 		}
 		return writeIntrospection(w, hab, hab.Scopes)
 	}
@@ -62,8 +62,8 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, c *pipeline
 	if !hab.Allows(habilitation.ModalityFranceConnect) {
 		return apierror.ModalityDenied() // the service's tokens open nothing here
 	}
-	if !hab.AcceptsClientCertificate(pipeline.ClientCertificate(r)) {
-		return apierror.ClientCertificateMismatch() // SECURITY.md C09
+	if !hab.AcceptsClientCertificate(pipeline.ClientCertificate(r), now) {
+		return h.pipe.RefuseCertificate(hab, "introspect", now) // SECURITY.md C09
 	}
 	scopes := make([]string, 0, len(facts.Scopes))
 	for _, s := range facts.Scopes {

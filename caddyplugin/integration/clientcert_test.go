@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +47,8 @@ func opensslFingerprint(der []byte) string {
 // /api/introspect work with A's certificate; with another party's
 // certificate (issued by the same CA), without one, or over plain HTTP
 // they are refused (403 00100; introspect: its v2 401 access_denied)
-// before any provider call, and the audit record names the reason.
+// before any provider call, over HTTP/2; the audit record names the reason,
+// and each refusal is a security alert (metric, WARN line).
 // req: C09
 func TestC09_ClientCertificateBinding(t *testing.T) {
 	ca := newTestCA(t, "callers CA")
@@ -81,12 +83,14 @@ https://%s:%d {
 		dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return new(net.Dialer).DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", mtlsPort))
 		}
-		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial,
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial, ForceAttemptHTTP2: true,
 			TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs, MinVersion: tls.VersionTLS12}}}
 	}
 	callers := map[string]*http.Client{"service A": clientWith(certA), "another party": clientWith(certB), "no certificate": clientWith()}
 	fcRoute := qf("recipient=" + siret)
 	identite := plainTarget
+	const refusals = "caddy_passerelle_client_certificate_refusals_total"
+	refusalsBefore := metricValue(t, refusals)
 	for _, tc := range []struct {
 		caller, target, token string
 		status                int
@@ -102,6 +106,7 @@ https://%s:%d {
 		{"another party", "/api/introspect", "cnaf_qfv2", 401},
 		{"no certificate", fcRoute, "cnaf_qfv2", 403},
 		{"no certificate", identite, "sandbox_all_scopes", 403},
+		{"no certificate", "/api/introspect", "sandbox_all_scopes", 401},
 	} {
 		t.Run(tc.caller+" "+strings.SplitN(tc.target, "?", 2)[0]+" "+tc.token, func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://%s:%d%s", mtlsHost, mtlsPort, tc.target), nil)
@@ -112,6 +117,9 @@ https://%s:%d {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if resp.ProtoMajor != 2 {
+				t.Errorf("served over %s, want HTTP/2", resp.Proto)
+			}
 			a := answer{status: resp.StatusCode, header: resp.Header, body: body}
 			if a.status != tc.status {
 				t.Fatalf("status %d, want %d: %s", a.status, tc.status, a.body)
@@ -146,5 +154,29 @@ https://%s:%d {
 	}
 	if refused != 5 {
 		t.Errorf("%d refusals recorded, want 5", refused)
+	}
+
+	// The security alert: 8 refusals counted (introspect's included), and
+	// a WARN line for each habilitation and endpoint (at most once a
+	// minute each), naming no certificate.
+	if n := metricValue(t, refusals) - refusalsBefore; n != 8 {
+		t.Errorf("%s grew by %v, want 8", refusals, n)
+	}
+	serverLog, err := os.ReadFile(filepath.Join(dir, "server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned := 0
+	for l := range strings.Lines(string(serverLog)) {
+		if strings.Contains(l, "client certificate refused") {
+			warned++
+			if !strings.Contains(l, `"alert":"client_certificate"`) || !strings.Contains(l, `"habilitation":"sandbox-toutes-donnees"`) ||
+				strings.Contains(l, "another party") || strings.Contains(l, "service A") {
+				t.Errorf("alert line %s", l)
+			}
+		}
+	}
+	if warned == 0 || warned > 3 {
+		t.Errorf("%d alert lines, want one for each of the 3 endpoints", warned)
 	}
 }

@@ -347,13 +347,35 @@ func accessLog(dir string) string {
 	return "log {\n\t\toutput file " + dir + "/access.log\n\t\tformat filter {\n\t\t\trequest>uri regexp \\?.* ?redacted\n\t\t\trequest>headers>X-Api-Key delete\n\t\t}\n\t}"
 }
 
-// start loads a configuration into the in-process Caddy.
+// start loads a configuration into the in-process Caddy. With a LogDir
+// (a test's temporary directory), the test's end loads an empty
+// configuration first, so that no log is still written there when the
+// directory is removed.
 func start(t testing.TB, o options) *caddytest.Tester {
 	t.Helper()
 	setEnv(t)
 	tester := caddytest.NewTester(t)
+	if o.LogDir != "" {
+		// Registered before InitServer's own cleanup, so it runs after it
+		// (that one prints the configuration of a failed test).
+		t.Cleanup(func() { unload(t) })
+	}
 	tester.InitServer(config(t, o), "caddyfile")
 	return tester
+}
+
+// unload replaces the in-process Caddy's configuration with one that has
+// only its admin endpoint: every site, app and log of the test closes.
+func unload(t testing.TB) {
+	resp, err := http.Post("http://localhost:2999/load", "application/json", strings.NewReader(`{"admin":{"listen":"localhost:2999"}}`))
+	if err != nil {
+		t.Logf("unloading the configuration: %v", err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Logf("unloading the configuration: %s", resp.Status)
+	}
 }
 
 // setEnv sets the secrets the test configurations reference. They are

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"math"
 	"net"
@@ -160,6 +161,24 @@ func (p *Pipeline) limitCitizen(ctx context.Context, hab *habilitation.Habilitat
 // habilitation and endpoint (a bounded set), however many refusals.
 var citizenAlerts = alertThrottle{every: time.Minute}
 
+// certificateAlerts spaces RefuseCertificate's warnings the same way.
+var certificateAlerts = alertThrottle{every: time.Minute}
+
+// RefuseCertificate answers a call of hab, bound to client certificates,
+// that presented none of them (SECURITY.md C09) on endpoint (a catalogue
+// endpoint id, or "introspect"): most likely a token that leaked, tried by
+// another party. A security alert: client_certificate_refusals_total, and
+// a WARN line naming the habilitation and the endpoint, never the
+// certificate, at most once a minute for each.
+func (p *Pipeline) RefuseCertificate(hab *habilitation.Habilitation, endpoint string, now time.Time) *apierror.Error {
+	metricCertificateRefusals.Inc()
+	if p.Logger != nil && certificateAlerts.due(labels2{hab.ID, endpoint}, now) {
+		p.Logger.Warn("client certificate refused: a token of a certificate-bound habilitation came without its certificate",
+			zap.String("alert", "client_certificate"), zap.String("habilitation", hab.ID), zap.String("endpoint", endpoint))
+	}
+	return apierror.ClientCertificateMismatch()
+}
+
 // alertThrottle reports when a warning is due again for a key.
 type alertThrottle struct {
 	every time.Duration
@@ -294,10 +313,10 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 		// introspects, or a FranceConnect pairing, opens no other route.
 		return apierror.ModalityDenied()
 	}
-	if !hab.AcceptsClientCertificate(ClientCertificate(r)) {
+	if !hab.AcceptsClientCertificate(ClientCertificate(r), now) {
 		// A token bound to its caller's certificate is of no use to
 		// another party (SECURITY.md C09): refused before the quota.
-		return apierror.ClientCertificateMismatch()
+		return p.RefuseCertificate(hab, ep.ID, now)
 	}
 	quota := p.HabilitationQuota
 	if !hab.RateLimit.IsZero() {
@@ -474,13 +493,13 @@ func habHasAny(hab *habilitation.Habilitation, s *catalogue.Scope) bool {
 	return false
 }
 
-// ClientCertificate returns the DER encoding of the certificate the
-// caller presented in the request's TLS handshake, or nil (plain HTTP, or
-// no certificate asked or given). Caddy asks for one when the site's tls
-// block has client_auth; the handshake proved the caller holds its key.
-func ClientCertificate(r *http.Request) []byte {
+// ClientCertificate returns the certificate the caller presented in the
+// request's TLS handshake, or nil (plain HTTP, or no certificate asked or
+// given). Caddy asks for one when the site's tls block has client_auth;
+// the handshake proved the caller holds its key.
+func ClientCertificate(r *http.Request) *x509.Certificate {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil
 	}
-	return r.TLS.PeerCertificates[0].Raw
+	return r.TLS.PeerCertificates[0]
 }

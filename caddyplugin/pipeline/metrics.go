@@ -39,6 +39,10 @@ var (
 		Namespace: "caddy", Subsystem: "passerelle", Name: "rate_limited_total",
 		Help: "Requests refused by a quota, by quota (habilitation, client_ip, citizen).",
 	}, []string{"quota"})
+	metricCertificateRefusals = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "client_certificate_refusals_total",
+		Help: "Calls of a habilitation bound to client certificates that presented none of them (SECURITY.md C09): a token tried by another party.",
+	})
 )
 
 // Collectors returns the pipeline's collectors, for registration on a
@@ -46,7 +50,7 @@ var (
 // _provider_duration_seconds, _rate_limited_total, _provider_shed_total and
 // _provider_retries_total. They are shared by every pipeline of the process.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricRateLimited, metricShed, metricRetries}
+	return []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricRateLimited, metricShed, metricRetries, metricCertificateRefusals}
 }
 
 // statusClass returns "2xx", "4xx"… or "error" when no status was received.

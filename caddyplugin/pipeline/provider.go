@@ -133,7 +133,10 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 	outcome = callOutcome(r, rec, err)
 	if aerr := p.providerError(ep, rec, err, ctx.Err() != nil && r.Context().Err() == nil); aerr != nil {
 		// A 200 that ends in an error was unusable (too large, not JSON).
-		p.Pings.Record(ep.ProviderName, ProviderOutcome(rec.status, err, rec.status == http.StatusOK))
+		// A caller that hung up says nothing of the provider.
+		if outcome != shed.Abandoned {
+			p.Pings.Record(ep.ProviderName, ProviderOutcome(rec.status, err, rec.status == http.StatusOK))
+		}
 		return aerr
 	}
 	out := getBuffer()
@@ -193,9 +196,15 @@ func (p *Pipeline) mayRetry(ctx context.Context, provider string, budget *retry.
 // add none: the caller's Host never reaches the provider. Its RequestURI,
 // which reverse_proxy's log lines print, is the provider path only: the
 // caller's query may hold a civil status. Nothing the caller declared
-// (trailers, a parsed form) is carried over.
+// (trailers, a parsed form, its client certificate, whose name
+// reverse_proxy's debug line would print) is carried over.
 func providerRequest(ctx context.Context, r *http.Request, u *url.URL, path, query string, requestID []string) *http.Request {
 	up := r.WithContext(ctx)
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		state := *r.TLS
+		state.PeerCertificates, state.VerifiedChains = nil, nil
+		up.TLS = &state
+	}
 	*u = url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: path, RawQuery: query}
 	up.URL = u
 	up.Host, up.RequestURI = "", path

@@ -2,6 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,16 +15,21 @@ import (
 
 // TestD01_ProviderRequestCarriesNothingOfTheCaller: the request handed to
 // reverse_proxy holds the provider path and query and the headers set by
-// the gateway only: no caller Host, header, declared trailer or parsed form;
-// and the caller's request is left as Caddy logs it (its Host routes the
-// access log).
+// the gateway only: no caller Host, header, declared trailer, parsed form
+// or client certificate; and the caller's request is left as Caddy logs it
+// (its Host routes the access log).
 // req: E01
 func TestD01_ProviderRequestCarriesNothingOfTheCaller(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "http://caller.example/v3/x/identite?nomNaissance=DUPONT", nil)
 	r.Header.Set("X-Injected", "1")
 	r.Trailer = http.Header{"X-Passerelle-User": nil}
 	r.Form = url.Values{"nomNaissance": {"DUPONT"}}
+	caller := &x509.Certificate{Subject: pkix.Name{CommonName: "Agent DUPONT"}}
+	r.TLS = &tls.ConnectionState{Version: tls.VersionTLS13, PeerCertificates: []*x509.Certificate{caller}}
 	up := providerRequest(r.Context(), r, new(url.URL), "/v3/x/identite", "nomNaissance=DUPONT", []string{"rid"})
+	if up.TLS == nil || up.TLS.Version != tls.VersionTLS13 || up.TLS.PeerCertificates != nil || len(r.TLS.PeerCertificates) != 1 {
+		t.Errorf("provider request TLS state %+v: the caller's certificate (whose name reverse_proxy logs) is carried over, or the caller's own was dropped", up.TLS)
+	}
 	switch {
 	case up.Host != "" || up.URL.Path != "/v3/x/identite" || up.URL.RawQuery != "nomNaissance=DUPONT" || up.RequestURI != "/v3/x/identite":
 		t.Errorf("provider request target: host %q url %v requestURI %q", up.Host, up.URL, up.RequestURI)

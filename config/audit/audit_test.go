@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // clean is a production configuration that trips no rule: each case below
@@ -205,7 +204,6 @@ func TestEachRule(t *testing.T) {
 			proxy(c)["load_balancing"] = map[string]any{"retry_match": []any{map[string]any{"method": []any{"POST"}}}}
 		}},
 		{"PA19", func(c map[string]any) { delete(obj(proxy(c), "transport"), "response_header_timeout") }},
-		{"PA19", func(c map[string]any) { obj(c, "apps", "passerelle")["provider_timeout"] = float64(30 * time.Second) }},
 		{"PA20", func(c map[string]any) {
 			obj(c, "logging", "logs", "audit")["writer"] = map[string]any{"output": "file", "filename": "/var/log/passerelle/audit.log"}
 		}},

@@ -43,7 +43,7 @@ var rules = []rule{
 	{"PA16", Medium, "public server without timeouts, or with oversized header limits", "servers { timeouts { read_header 10s; read_body 30s; idle 2m } max_header_size 16KB }", checkTimeouts},
 	{"PA17", Medium, "retries beyond one, of non-GET requests, or of a provider (passerelle retries it)", "no lb_retries nor lb_try_duration behind passerelle; elsewhere lb_retries 1 at most, retry_match on GET only", checkRetries},
 	{"PA18", Critical, "every address trusted as a proxy", "trusted_proxies static <the load balancers' addresses>", checkTrustEveryone},
-	{"PA19", Medium, "a provider without a response header timeout, or a whole provider call above 15 s", "reverse_proxy … { transport http { dial_timeout 2s; response_header_timeout 10s } } and passerelle { provider_timeout 15s } or less: a hung provider then fails and opens its circuit", checkProviderTimeouts},
+	{"PA19", Medium, "a provider without a response header timeout", "reverse_proxy … { transport http { dial_timeout 2s; response_header_timeout 10s } }: a hung provider then fails and opens its circuit", checkProviderTimeouts},
 	{"PA20", Medium, "an audit trail that does not stop data routes when its sink fails", "log audit { include passerelle.audit; output passerelle_buffered { output file /var/log/passerelle/audit.log } } (on_full refuse, the default)", checkAuditFailClosed},
 }
 

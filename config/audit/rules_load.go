@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // The rules on load and failure handling: quotas (PA15), server timeouts
@@ -112,20 +111,13 @@ func checkRetries(c *cfg) []Finding {
 	return out
 }
 
-// maxProviderTimeout is the longest whole provider call SECURITY.md E08
-// allows.
-const maxProviderTimeout = 15 * time.Second
-
 // checkProviderTimeouts: a reverse_proxy behind passerelle (a provider)
 // needs a response header timeout (SECURITY.md E08): Caddy sets none, and a
 // provider that accepts connections and never answers would hold each call
-// until its caller gives up, without ever opening its circuit (I06). The
-// whole call (passerelle's provider_timeout) is 15 s at most.
+// until its caller gives up, without ever opening its circuit (I06). (The
+// whole call, passerelle's provider_timeout, is refused above 15 s.)
 func checkProviderTimeouts(c *cfg) []Finding {
 	var out []Finding
-	if d, ok := duration(dig(c.root, "apps", "passerelle", "provider_timeout")); ok && d > maxProviderTimeout {
-		out = append(out, find("PA19", pp+".provider_timeout", d.String()))
-	}
 	for _, h := range c.named("reverse_proxy") {
 		if !h.after("passerelle") {
 			continue

@@ -3,8 +3,10 @@ package habilitation
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"strings"
+	"time"
 )
 
 // CertFingerprint is the SHA-256 of a certificate's DER encoding, as
@@ -46,18 +48,20 @@ func (h *Habilitation) BindsClientCertificate() bool {
 	return h != nil && len(h.ClientCertificates) > 0
 }
 
-// AcceptsClientCertificate reports whether der, the DER encoding of the
-// certificate the caller presented in its TLS handshake (nil: none), is
-// one of h's client certificates. A habilitation that declares none
-// accepts any caller, with or without a certificate.
-func (h *Habilitation) AcceptsClientCertificate(der []byte) bool {
+// AcceptsClientCertificate reports whether cert, the certificate the
+// caller presented in its TLS handshake (nil: none), is one of h's client
+// certificates and valid at now (its own dates: a pinned certificate
+// expires like any other; no chain is needed, the fingerprint pins it). A
+// habilitation that declares none accepts any caller, with or without a
+// certificate.
+func (h *Habilitation) AcceptsClientCertificate(cert *x509.Certificate, now time.Time) bool {
 	if !h.BindsClientCertificate() {
 		return true
 	}
-	if len(der) == 0 {
+	if cert == nil || now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return false
 	}
-	sum := sha256.Sum256(der)
+	sum := sha256.Sum256(cert.Raw)
 	ok := 0
 	for i := range h.ClientCertificates {
 		ok |= subtle.ConstantTimeCompare(sum[:], h.ClientCertificates[i][:])

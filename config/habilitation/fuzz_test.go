@@ -62,6 +62,7 @@ func FuzzHabilitationsYAML(f *testing.F) {
 
 // FuzzRefusedReload: whatever a refused file says, the registry in force is
 // only narrowed: no new habilitation, client id, token, scope or modality,
+// no client certificate added to a binding nor a binding dropped,
 // no un-revocation, consistent indexes, and the registry in force unchanged.
 func FuzzRefusedReload(f *testing.F) {
 	for _, s := range []string{
@@ -69,10 +70,14 @@ func FuzzRefusedReload(f *testing.F) {
 		regYAML(hab("A", map[string]string{"revoked": "true"}), hab("B", badSIRET), hab("D", nil)),
 		regYAML(hab("B", map[string]string{"scopes": "[s1, s9]"}), hab("C", map[string]string{"revoked": "false"})),
 		"habilitations:\n  - {id: A, id: B, revoked: yes}\nhabilitations:\n  - {id: C}",
+		"habilitations:\n  - {id: B, client_certificates: [\"" + strings.Repeat("02", 32) + "\", x]}\n  - {id: A, client_certificates: 3}\n  - {id: C, siret: 1}",
 	} {
 		f.Add([]byte(s))
 	}
-	base, err := Parse([]byte(reloadBase))
+	// B is bound to two client certificates (C09): a refused file may only
+	// narrow that too.
+	base, err := Parse([]byte(regYAML(hab("A", nil), hab("B", map[string]string{"client_certificates": `["` + strings.Repeat("01", 32) + `", "` + strings.Repeat("02", 32) + `"]`}),
+		hab("C", map[string]string{"revoked": "true"}))))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -97,6 +102,10 @@ func FuzzRefusedReload(f *testing.F) {
 				!slices.Equal(h.FranceConnectClientIDs, b.FranceConnectClientIDs) || !slices.Equal(h.APITokenSHA256, b.APITokenSHA256) ||
 				h.ValidFrom != b.ValidFrom || h.ValidUntil != b.ValidUntil || h.LimiterKey() != b.LimiterKey() {
 				t.Fatalf("habilitation %q widened or altered", h.ID)
+			}
+			if b.BindsClientCertificate() && (!h.BindsClientCertificate() ||
+				slices.ContainsFunc(h.ClientCertificates, func(fp CertFingerprint) bool { return !slices.Contains(b.ClientCertificates, fp) })) {
+				t.Fatalf("habilitation %q bound to more certificates", h.ID)
 			}
 			if got, _ := r.ByID(h.ID); got != h {
 				t.Fatalf("ByID(%q) inconsistent", h.ID)

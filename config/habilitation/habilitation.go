@@ -64,8 +64,10 @@
 // or that the caller's check refuses ([Registry.CheckProduction] in
 // production), is not applied, but what it removes or revokes still is: the
 // registry in force loses every habilitation whose id the new file no longer
-// lists, and every habilitation that the new file marks revoked becomes
-// revoked. A refused file never widens access. A deleted file removes every
+// lists, every habilitation that the new file marks revoked becomes revoked,
+// and client certificate bindings narrow to what both files bind (one the
+// new file binds to no readable certificate is revoked). A refused file
+// never widens access. A deleted file removes every
 // habilitation; any other read error keeps the registry in force.
 // [Watcher.Status] tells which case is in force.
 //

@@ -141,7 +141,7 @@ func TestC02_RefusedFileStillRevokes(t *testing.T) {
 				t.Error("the previous registry was mutated")
 			}
 			checkStatus(t, w, StateRefused, 1)
-			if n := log.count(); n != 1 || log.errs[0] == nil || !strings.Contains(log.msgs[0], `1 habilitation(s) revoked or removed: "A"`) {
+			if n := log.count(); n != 1 || log.errs[0] == nil || !strings.Contains(log.msgs[0], `1 habilitation(s) revoked, removed or bound to fewer client certificates: "A"`) {
 				t.Errorf("logs = %q %v", log.msgs, log.errs)
 			}
 			for _, v := range []string{"Zm9vYmFy", SandboxAPITokenSHA256, "client-", "Habilitation A"} {
@@ -486,7 +486,7 @@ func TestC02_CheckOnReload(t *testing.T) {
 	}
 	checkKept(t, before, r, "B")
 	checkStatus(t, w, StateRefused, 2)
-	if log.count() != 1 || !strings.Contains(log.msgs[0], `2 habilitation(s) revoked or removed: "A", "C"`) {
+	if log.count() != 1 || !strings.Contains(log.msgs[0], `2 habilitation(s) revoked, removed or bound to fewer client certificates: "A", "C"`) {
 		t.Errorf("logs = %q", log.msgs)
 	}
 }
