@@ -114,10 +114,11 @@ func readItemIntent(item *yaml.Node, in *intent) {
 			in.revoked[id] = true
 		}
 		if binds {
+			bound := certs
 			if prev, seen := in.certs[id]; seen {
-				certs = common(prev, certs)
+				bound = common(prev, certs)
 			}
-			in.certs[id] = certs
+			in.certs[id] = bound
 		}
 	}
 }

@@ -18,7 +18,8 @@
 #   SHA256SUMS                      the SHA-256 of every file above
 #
 # then fuzzes every target for RELEASE_FUZZTIME each (default 10m; 0 skips
-# it: the release test, TestJ03_J04_ReleaseJob, fuzzes apart in .ci/test).
+# it: .ci/test runs the job so, then TestJ03_J04_ReleaseArtefacts, and
+# fuzzes apart).
 # Fails on a build that does not reproduce, on any reachable vulnerability
 # (source) or any vulnerable symbol in the binary, on a fuzz failure, and
 # when the checkout has uncommitted changes (RELEASE_ALLOW_DIRTY=1 lets a
