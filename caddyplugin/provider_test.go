@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 )
@@ -47,5 +48,34 @@ func TestE08_ProviderTimeoutBounds(t *testing.T) {
 	}
 	if p := pipeline.New(pipeline.Config{}, nil, 0); p.ProviderTimeout != 15*time.Second {
 		t.Errorf("default provider timeout %v, want 15s", p.ProviderTimeout)
+	}
+}
+
+// TestE08_CredentialFetchWithinDeadline: a platform token endpoint that
+// stalls holds the call only until provider_timeout, which then answers
+// 504 (the provider's timeout code); the provider is not called.
+func TestE08_CredentialFetchWithinDeadline(t *testing.T) {
+	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(1500 * time.Millisecond):
+		}
+	}))
+	t.Cleanup(stall.Close)
+	f := newFixture(t, func(a *App) {
+		a.Upstreams = map[string]*UpstreamConfig{"CNAV": {OAuth2: &OAuth2Config{
+			TokenURL: stall.URL + "/token", ClientID: "passerelle", ClientSecret: "unit-oauth-secret", Scopes: []string{"read"}}}}
+		a.ProviderTimeout = caddy.Duration(time.Second)
+	})
+	began := time.Now()
+	w := f.serveWith(t, context.Background(), testToken, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		t.Error("the provider was called without its credential")
+		return nil
+	}))
+	if took := time.Since(began); took > 1500*time.Millisecond {
+		t.Errorf("answered after %v, want about provider_timeout (1s)", took)
+	}
+	if w.Code != http.StatusGatewayTimeout || !strings.Contains(w.Body.String(), `"code":"37002"`) {
+		t.Errorf("answer %d %s, want 504 37002", w.Code, w.Body)
 	}
 }

@@ -88,6 +88,10 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 		err := cred.Apply(ctx, up.Header)
 		if err != nil {
 			endSpan(sp, apierror.ReasonProviderError)
+			if ctx.Err() != nil && r.Context().Err() == nil {
+				// The platform's token endpoint used up the call's time.
+				return apierror.ProviderTimeout(ep.Provider.ErrorPrefix, ep.ProviderName)
+			}
 			return apierror.Unavailable(apierror.ReasonProviderError)
 		}
 		endSpan(sp, "")
