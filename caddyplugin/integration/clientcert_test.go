@@ -75,7 +75,9 @@ https://%s:%d {
 }
 `, mtlsHost, mtlsPort, writeFile(t, "server.pem", serverPEM), writeFile(t, "server-key.pem", serverKeyPEM), sandboxPort)
 	setEnv(t)
-	caddytest.NewTester(t).InitServer(cfg, "caddyfile")
+	tester := caddytest.NewTester(t)
+	t.Cleanup(func() { unload(t) }) // before dir goes (see start)
+	tester.InitServer(cfg, "caddyfile")
 
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.cert)

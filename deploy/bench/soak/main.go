@@ -96,6 +96,7 @@ type config struct {
 	probe         time.Duration
 	workers       uint64
 	fraction      float64
+	rate          int
 	rotate        time.Duration
 	reloadEvery   time.Duration
 	rewriteEvery  time.Duration
@@ -116,6 +117,7 @@ func main() {
 	flag.DurationVar(&c.probe, "probe", 15*time.Second, "duration of the maximum-throughput probe")
 	flag.Uint64Var(&c.workers, "workers", 32, "concurrent requests of the probe")
 	flag.Float64Var(&c.fraction, "fraction", 0.5, "soak rate as a fraction of the probed maximum")
+	flag.IntVar(&c.rate, "rate", 0, "soak rate in requests per second, instead of -fraction (to compare two builds at one rate)")
 	flag.DurationVar(&c.rotate, "rotate", 20*time.Second, "lifetime of a cached token: keep it below the cache's ttl_cap")
 	flag.DurationVar(&c.reloadEvery, "reload-every", time.Minute, "configuration reload period")
 	flag.DurationVar(&c.rewriteEvery, "rewrite-every", 2*time.Minute, "habilitations rewrite period")
@@ -227,6 +229,9 @@ func run(c config) error {
 	fmt.Printf("probe: %d answers in %.1f s: %.0f/s; %s; latency p50 %s p99 %s\n",
 		answered, elapsed.Seconds(), maxRate, &probe, probe.latency.Latencies.P50, probe.latency.Latencies.P99)
 	rate := int(maxRate * c.fraction)
+	if c.rate > 0 {
+		rate = c.rate
+	}
 	if answered == 0 || rate < 1 {
 		return errors.New("probe: the gateway answered nothing")
 	}
@@ -246,7 +251,7 @@ func run(c config) error {
 		return err
 	}
 	fmt.Printf("soak: %d min at %d/s (%.0f %% of %.0f/s), cached token rotated every %s, reload every %s, habilitations rewritten every %s\n",
-		c.minutes, rate, 100*c.fraction, maxRate, c.rotate, c.reloadEvery, c.rewriteEvery)
+		c.minutes, rate, 100*float64(rate)/maxRate, maxRate, c.rotate, c.reloadEvery, c.rewriteEvery)
 
 	var (
 		mu      sync.Mutex // guards broken and the counters below
