@@ -26,13 +26,8 @@ func retryCount(t *testing.T, provider, outcome string) float64 {
 // process.
 func freshBudgets(t *testing.T) {
 	t.Helper()
-	reset := func() {
-		budgets.Lock()
-		budgets.byName = map[string]*retry.Budget{}
-		budgets.Unlock()
-	}
-	reset()
-	t.Cleanup(reset)
+	budgets.reset()
+	t.Cleanup(budgets.reset)
 }
 
 // dialFailure is what reverse_proxy returns when it cannot connect: Caddy's

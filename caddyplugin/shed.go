@@ -25,57 +25,59 @@ const (
 	providerForget      = time.Minute
 )
 
-// guards holds one guard per provider name for the life of the process: a
-// configuration reload keeps the calls in flight counted and an open
-// circuit open.
-var guards = struct {
-	sync.Mutex
-	byName map[string]*shed.Guard
-}{byName: map[string]*shed.Guard{}}
+// perProvider holds one T per provider name for the life of the process,
+// made by newT on first use: a configuration reload keeps the state of
+// every provider it still names.
+type perProvider[T any] struct {
+	mu     sync.Mutex
+	byName map[string]T
+	newT   func(name string) T
+}
+
+// forCatalogue returns the values of the catalogue's providers.
+func (p *perProvider[T]) forCatalogue(c *catalogue.Catalogue) map[string]T {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]T, len(c.Providers))
+	for name := range c.Providers {
+		v, ok := p.byName[name]
+		if !ok {
+			v = p.newT(name)
+			p.byName[name] = v
+		}
+		out[name] = v
+	}
+	return out
+}
+
+// reset forgets every value (tests).
+func (p *perProvider[T]) reset() {
+	p.mu.Lock()
+	p.byName = map[string]T{}
+	p.mu.Unlock()
+}
+
+// guards: one guard per provider, so that a reload keeps the calls in
+// flight counted and an open circuit open.
+var guards = &perProvider[*shed.Guard]{byName: map[string]*shed.Guard{}, newT: func(name string) *shed.Guard {
+	return shed.New(shed.Settings{Name: name, MaxInFlight: providerMaxInFlight, Failures: providerFailures,
+		OpenFor: providerOpenFor, Forget: providerForget,
+		// Called under the breaker's lock: the line is written off it.
+		OnStateChange: func(name string, open bool) { go logCircuit(name, open) }})
+}}
+
+// budgets: one retry budget per provider (SECURITY.md E09): 10 % of its
+// calls over the last minute, at least 3 a minute; a reload hands out no
+// new retries.
+var budgets = &perProvider[*retry.Budget]{byName: map[string]*retry.Budget{}, newT: func(string) *retry.Budget {
+	return retry.NewBudget(retry.DefaultRatio, retry.DefaultFloor, retry.DefaultWindow)
+}}
 
 // guardsFor returns the guards of the catalogue's providers.
-func guardsFor(c *catalogue.Catalogue) map[string]*shed.Guard {
-	guards.Lock()
-	defer guards.Unlock()
-	out := make(map[string]*shed.Guard, len(c.Providers))
-	for name := range c.Providers {
-		g, ok := guards.byName[name]
-		if !ok {
-			g = shed.New(shed.Settings{Name: name, MaxInFlight: providerMaxInFlight, Failures: providerFailures,
-				OpenFor: providerOpenFor, Forget: providerForget,
-				// Called under the breaker's lock: the line is written off it.
-				OnStateChange: func(name string, open bool) { go logCircuit(name, open) }})
-			guards.byName[name] = g
-		}
-		out[name] = g
-	}
-	return out
-}
+func guardsFor(c *catalogue.Catalogue) map[string]*shed.Guard { return guards.forCatalogue(c) }
 
-// budgets holds one retry budget per provider name for the life of the
-// process: a configuration reload does not hand out new retries.
-var budgets = struct {
-	sync.Mutex
-	byName map[string]*retry.Budget
-}{byName: map[string]*retry.Budget{}}
-
-// budgetsFor returns the retry budgets of the catalogue's providers
-// (SECURITY.md E09): 10 % of a provider's calls over the last minute, at
-// least 3 a minute.
-func budgetsFor(c *catalogue.Catalogue) map[string]*retry.Budget {
-	budgets.Lock()
-	defer budgets.Unlock()
-	out := make(map[string]*retry.Budget, len(c.Providers))
-	for name := range c.Providers {
-		b, ok := budgets.byName[name]
-		if !ok {
-			b = retry.NewBudget(retry.DefaultRatio, retry.DefaultFloor, retry.DefaultWindow)
-			budgets.byName[name] = b
-		}
-		out[name] = b
-	}
-	return out
-}
+// budgetsFor returns the retry budgets of the catalogue's providers.
+func budgetsFor(c *catalogue.Catalogue) map[string]*retry.Budget { return budgets.forCatalogue(c) }
 
 // unsentError reports that reverse_proxy could not connect to the
 // provider (its DialError): the request was never sent, and may be retried

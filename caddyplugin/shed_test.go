@@ -15,7 +15,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/passerelle-gw/passerelle/caddyplugin/internal/shed"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 )
 
@@ -58,13 +57,8 @@ func pipelineCounter(t *testing.T, name string, want map[string]string) float64 
 // and an open circuit would refuse the next tests' calls.
 func freshGuards(t *testing.T) {
 	t.Helper()
-	reset := func() {
-		guards.Lock()
-		guards.byName = map[string]*shed.Guard{}
-		guards.Unlock()
-	}
-	reset()
-	t.Cleanup(reset)
+	guards.reset()
+	t.Cleanup(guards.reset)
 }
 
 // TestI06_ProviderCircuit: five consecutive provider failures (503 here)
