@@ -78,6 +78,8 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 	// trickles its answer.
 	ctx, cancel := context.WithTimeout(r.Context(), p.ProviderTimeout)
 	defer cancel()
+	// ranOut: the call's time is up while its caller still waits.
+	ranOut := func() bool { return ctx.Err() != nil && r.Context().Err() == nil }
 	// A new request: nothing of the caller's headers, Host, path or query
 	// reaches the provider (SECURITY.md D01, D02, E01), and the caller's
 	// request stays as Caddy logs it (its access log is routed by r.Host).
@@ -88,7 +90,7 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 		err := cred.Apply(ctx, up.Header)
 		if err != nil {
 			endSpan(sp, apierror.ReasonProviderError)
-			if ctx.Err() != nil && r.Context().Err() == nil {
+			if ranOut() {
 				// The platform's token endpoint used up the call's time.
 				return apierror.ProviderTimeout(ep.Provider.ErrorPrefix, ep.ProviderName)
 			}
@@ -135,7 +137,7 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 		}
 	}
 	outcome = callOutcome(r, rec, err)
-	if aerr := p.providerError(ep, rec, err, ctx.Err() != nil && r.Context().Err() == nil); aerr != nil {
+	if aerr := p.providerError(ep, rec, err, ranOut()); aerr != nil {
 		// A 200 that ends in an error was unusable (too large, not JSON).
 		// A caller that hung up says nothing of the provider.
 		if outcome != shed.Abandoned {

@@ -18,8 +18,9 @@ type CertFingerprint [sha256.Size]byte
 // form, with or without its "sha256 Fingerprint=" prefix).
 func ParseCertFingerprint(s string) (CertFingerprint, bool) {
 	var fp CertFingerprint
-	if _, v, ok := strings.Cut(s, "="); ok && strings.HasPrefix(strings.ToLower(s), "sha256 fingerprint=") {
-		s = v
+	const opensslPrefix = "sha256 Fingerprint="
+	if len(s) > len(opensslPrefix) && strings.EqualFold(s[:len(opensslPrefix)], opensslPrefix) {
+		s = s[len(opensslPrefix):]
 	}
 	if strings.Contains(s, ":") {
 		pairs := strings.Split(s, ":")

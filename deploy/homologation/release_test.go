@@ -117,11 +117,12 @@ func TestJ03_J04_ReleaseArtefacts(t *testing.T) {
 		deps[d.Path] = d.Version
 	}
 	text := string(read("passerelle.buildinfo.txt"))
+	type component struct {
+		PURL string `json:"purl"`
+	}
 	var sbom struct {
-		BOMFormat  string `json:"bomFormat"`
-		Components []struct {
-			PURL string `json:"purl"`
-		} `json:"components"`
+		BOMFormat  string      `json:"bomFormat"`
+		Components []component `json:"components"`
 	}
 	if err := json.Unmarshal(read("passerelle.cdx.json"), &sbom); err != nil || sbom.BOMFormat != "CycloneDX" {
 		t.Fatalf("SBOM: %v, format %q", err, sbom.BOMFormat)
@@ -135,9 +136,7 @@ func TestJ03_J04_ReleaseArtefacts(t *testing.T) {
 		if !strings.Contains(text, "\tdep\t"+path+"\t"+v+"\t") {
 			t.Errorf("passerelle.buildinfo.txt lacks %s %s", path, v)
 		}
-		if !slices.ContainsFunc(sbom.Components, func(c struct {
-			PURL string `json:"purl"`
-		}) bool {
+		if !slices.ContainsFunc(sbom.Components, func(c component) bool {
 			purl, qualifiers, _ := strings.Cut(c.PURL, "?")
 			return purl == "pkg:golang/"+path+"@"+v && slices.Contains(strings.Split(qualifiers, "&"), "type=module")
 		}) {
