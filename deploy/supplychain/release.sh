@@ -38,10 +38,8 @@ fi
 mkdir -p "$out"
 echo "== reproducible build, SBOM, build info (sbom.sh)"
 bash deploy/supplychain/sbom.sh "$out"
-echo "== govulncheck -mode=binary"
-bash deploy/supplychain/govulncheck.sh --binary "$out/passerelle" "$out/passerelle.govulncheck.json"
-echo "== govulncheck on the source"
-bash deploy/supplychain/govulncheck.sh "$out/module.govulncheck.json"
+echo "== govulncheck on the source and -mode=binary"
+bash deploy/supplychain/govulncheck.sh "$out/module.govulncheck.json" --binary "$out/passerelle" "$out/passerelle.govulncheck.json"
 echo "== the homologation dossier of this release"
 "$out/passerelle" dossier --config deploy/Caddyfile.production --source . --out "$out/dossier" \
 	--sbom "$out/passerelle.cdx.json" --govulncheck "$out/module.govulncheck.json" --date "$(date -u +%F)" >/dev/null
