@@ -49,6 +49,7 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/framing"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
+	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
 
 func init() {
@@ -171,6 +172,8 @@ type Dataset struct {
 	// or another Passerelle); empty, the call runs in process through this
 	// gateway's pipeline.
 	Remote string `json:"remote,omitempty"`
+
+	endpoint *catalogue.Endpoint // Route's, for in-process calls (set at provisioning)
 }
 
 // CaddyModule returns the Caddy module information.

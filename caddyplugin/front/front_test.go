@@ -3,6 +3,7 @@ package front
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -16,12 +17,16 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/reconcile"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/session"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
+	"github.com/passerelle-gw/passerelle/config/catalogue"
+	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 func TestSameOrigin(t *testing.T) {
@@ -308,5 +313,73 @@ func TestAccountHeaderNeverSent(t *testing.T) {
 	}
 	if err := sessions.OpenValue("other-purpose", sealed, &acct); err == nil {
 		t.Fatal("a value sealed for the account opens for another purpose")
+	}
+}
+
+// TestFrontWarnsWhenHabilitationsRefuseItsDatasets: at provisioning, the
+// front names each in-process dataset that the habilitations in force
+// refuse whatever the token (pipeline.Preflight), with the audit reason:
+// nothing paired with its client id, a revoked habilitation, one without
+// the france_connect modality or the route's scopes, and one bound to
+// client certificates, which the front's in-process calls do not present.
+// A habilitation that serves the route gets no warning; nor does a remote
+// dataset.
+func TestFrontWarnsWhenHabilitationsRefuseItsDatasets(t *testing.T) {
+	cat, err := catalogue.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qf, ok := cat.Lookup("/v3/dss/quotient_familial/france_connect")
+	if !ok {
+		t.Fatal("quotient familial route missing")
+	}
+	const entry = `
+  - id: "%s"
+    label: Mairie
+    siret: "13002526500013"
+    modalities: [%s]
+    france_connect_client_ids: [%s]
+    scopes: [%s]
+`
+	reg, err := habilitation.Parse([]byte("habilitations:" +
+		fmt.Sprintf(entry, "h-ok", "france_connect", "fs-ok", "cnaf_quotient_familial") +
+		fmt.Sprintf(entry, "h-revoked", "france_connect", "fs-revoked", "cnaf_quotient_familial") + "    revoked: true\n" +
+		fmt.Sprintf(entry, "h-identite", "identite", "fs-identite", "cnaf_quotient_familial") +
+		fmt.Sprintf(entry, "h-scopes", "france_connect", "fs-scopes", "cnous_statut_boursier") +
+		fmt.Sprintf(entry, "h-cert", "france_connect", "fs-cert", "cnaf_quotient_familial") +
+		"    client_certificates: [\"" + strings.Repeat("ab", 32) + "\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe := &pipeline.Pipeline{Config: pipeline.Config{Registry: func() *habilitation.Registry { return reg }}}
+	for clientID, want := range map[string]string{
+		"fs-ok":       "",
+		"fs-unpaired": "habilitation_unknown",
+		"fs-revoked":  "habilitation_inactive",
+		"fs-identite": "modality_denied",
+		"fs-scopes":   "scope_denied",
+		"fs-cert":     "client_certificate_mismatch",
+	} {
+		core, logs := observer.New(zap.WarnLevel)
+		f := &Front{AppID: "app", pipe: pipe, logger: zap.New(core), now: time.Now,
+			Datasets: []Dataset{
+				{Name: "qf", Route: qf.Path, endpoint: qf},
+				{Name: "remote_qf", Route: qf.Path, Remote: "https://particulier.api.gouv.fr"},
+			}}
+		f.FranceConnect.ClientID = clientID
+		f.warnRefusedDatasets()
+		got := logs.All()
+		if want == "" {
+			if len(got) != 0 {
+				t.Errorf("%s: warned %v", clientID, got[0].ContextMap())
+			}
+			continue
+		}
+		if len(got) != 1 {
+			t.Fatalf("%s: %d warnings, want 1 (the in-process dataset)", clientID, len(got))
+		}
+		if m := got[0].ContextMap(); m["reason"] != want || m["dataset"] != "qf" || m["route"] != qf.Path {
+			t.Errorf("%s: %v, want reason %s", clientID, m, want)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/go-jose/go-jose/v4"
+	"go.uber.org/zap"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
@@ -121,6 +122,7 @@ func (f *Front) Provision(ctx caddy.Context) error {
 	if err := f.provisionDatasets(ctx); err != nil {
 		return err
 	}
+	f.warnRefusedDatasets()
 	if len(f.Protect) > 0 {
 		f.protect = caddyhttp.MatchPath(f.Protect)
 		if err := f.protect.Provision(ctx); err != nil {
@@ -249,6 +251,7 @@ func (f *Front) provisionDatasets(ctx caddy.Context) error {
 		if !ok || ep.Modality.CallerGivesIdentity() {
 			return errf("dataset %s: route %q is not a FranceConnect route of the catalogue", d.Name, d.Route)
 		}
+		d.endpoint = ep
 	}
 	if !inProcess {
 		return nil
@@ -268,6 +271,36 @@ func (f *Front) provisionDatasets(ctx caddy.Context) error {
 		return mh.ServeHTTP(w, r, notFound)
 	})
 	return nil
+}
+
+// warnRefusedDatasets logs a warning for each in-process dataset whose
+// calls the habilitations in force refuse whatever the citizen's token
+// (pipeline.Preflight): no habilitation paired with the front's
+// FranceConnect client id, an inactive one, one without the
+// france_connect modality or the route's scopes, or one bound to client
+// certificates, which the front's in-process calls do not present. The
+// configuration still loads: the habilitations may change without a
+// reload (file watch, DataPass). Identifiers and the closed-list reason
+// only.
+func (f *Front) warnRefusedDatasets() {
+	now := f.now()
+	for i := range f.Datasets {
+		d := &f.Datasets[i]
+		if d.endpoint == nil { // a remote dataset
+			continue
+		}
+		hab, reason := f.pipe.Preflight(f.FranceConnect.ClientID, d.endpoint, now)
+		if reason == "" {
+			continue
+		}
+		id := ""
+		if hab != nil {
+			id = hab.ID
+		}
+		f.logger.Warn("passerelle_front: this dataset's calls will be refused under the habilitations in force",
+			zap.String("app_id", f.AppID), zap.String("dataset", d.Name), zap.String("route", d.Route),
+			zap.String("habilitation", id), zap.String("reason", reason))
+	}
 }
 
 // notFound ends the provider handler chain: nothing answered.
