@@ -154,7 +154,8 @@ type RedisConfig struct {
 }
 
 // UpstreamConfig is the platform credential sent to one provider: either a
-// static header or an OAuth2 client-credentials token.
+// static header or an OAuth2 client-credentials token; and the cap on the
+// calls in flight to it.
 type UpstreamConfig struct {
 	// HeaderName and HeaderValue set a static credential header, e.g.
 	// Authorization / "Bearer {env.CNAV_TOKEN}" (the value is a secret).
@@ -162,6 +163,11 @@ type UpstreamConfig struct {
 	HeaderValue string `json:"header_value,omitempty"`
 	// OAuth2 fetches a client-credentials token, shared through Redis.
 	OAuth2 *OAuth2Config `json:"oauth2,omitempty"`
+	// MaxInFlight caps this instance's calls in flight to the provider,
+	// 1 to MaxProviderInFlight (0: DefaultProviderInFlight, SECURITY.md
+	// F07); a call past it gets 503 at once. A provider answering in L
+	// seconds serves at most MaxInFlight / L calls a second.
+	MaxInFlight int64 `json:"max_in_flight,omitempty"`
 }
 
 // OAuth2Config configures a client-credentials token source.
@@ -393,6 +399,11 @@ func (a *App) Validate() error {
 	if t := time.Duration(a.ProviderTimeout); t != 0 && (t < time.Second || t > pipeline.DefaultProviderTimeout) {
 		return errors.New("passerelle: provider_timeout: want 1s to 15s")
 	}
+	for name, u := range a.Upstreams {
+		if u != nil && (u.MaxInFlight < 0 || u.MaxInFlight > MaxProviderInFlight) {
+			return fmt.Errorf("passerelle: upstream %s: max_in_flight: 1 to %d", name, MaxProviderInFlight)
+		}
+	}
 	if !a.production() {
 		return nil
 	}
@@ -422,6 +433,7 @@ func (a *App) Validate() error {
 func (a *App) Start() error {
 	metricMode.Reset()
 	metricMode.WithLabelValues(a.Mode).Set(1)
+	a.applyInFlightCaps()
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	go a.watcher.Run(ctx)

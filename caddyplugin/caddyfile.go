@@ -73,6 +73,7 @@ func init() {
 //	            client_secret <{env.NAME}|{file.path}>
 //	            scopes        <scope...>
 //	        }
+//	        max_in_flight <n>          # this instance's calls in flight to the provider, 1 to 10000 (default 64); past it, 503 at once
 //	    }
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -279,6 +280,15 @@ func parseUpstream(d *caddyfile.Dispenser, u *UpstreamConfig) error {
 				return d.ArgErr()
 			}
 			u.HeaderName, u.HeaderValue = args[0], args[1]
+		case "max_in_flight":
+			var n int
+			if err := intArg(d, &n); err != nil {
+				return err
+			}
+			if n < 1 || n > MaxProviderInFlight {
+				return d.Errf("max_in_flight: 1 to %d", MaxProviderInFlight)
+			}
+			u.MaxInFlight = int64(n)
 		case "oauth2":
 			if d.NextArg() {
 				return d.ArgErr()

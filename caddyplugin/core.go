@@ -172,12 +172,20 @@ func (a *App) loadCore() (*core, string, error) {
 	}
 	a.fdSecret = r.fcSecret
 	a.cacheSecretSum = sha256.Sum256(r.cacheSecret)
+	// The credentials only: a new cap on calls in flight (max_in_flight)
+	// needs no new core, nor resets the in-process quotas.
+	credentials := make(map[string]UpstreamConfig, len(a.Upstreams))
+	for name, u := range a.Upstreams {
+		c := *u
+		c.MaxInFlight = 0
+		credentials[name] = c
+	}
 	shape, _ := json.Marshal(struct {
 		FC        FranceConnectConfig
 		Cache     CacheConfig
-		Upstreams map[string]*UpstreamConfig
+		Upstreams map[string]UpstreamConfig
 		Mode      string
-	}{a.FranceConnect, a.Cache, a.Upstreams, a.Mode})
+	}{a.FranceConnect, a.Cache, credentials, a.Mode})
 	h := sha256.New()
 	h.Write(shape)
 	// Secrets enter the key only through a hash, never in clear.

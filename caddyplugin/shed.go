@@ -16,13 +16,15 @@ import (
 )
 
 // The provider guards' settings (SECURITY.md F07, I06): 64 calls in
-// flight per provider, the circuit opened by 5 consecutive failures
-// within a minute, a probe after 10 s.
+// flight per provider unless its upstream block says otherwise
+// (max_in_flight, up to 10 000), the circuit opened by 5 consecutive
+// failures within a minute, a probe after 10 s.
 const (
-	providerMaxInFlight = 64
-	providerFailures    = 5
-	providerOpenFor     = 10 * time.Second
-	providerForget      = time.Minute
+	DefaultProviderInFlight = 64
+	MaxProviderInFlight     = 10_000
+	providerFailures        = 5
+	providerOpenFor         = 10 * time.Second
+	providerForget          = time.Minute
 )
 
 // perProvider holds one T per provider name for the life of the process,
@@ -60,11 +62,24 @@ func (p *perProvider[T]) reset() {
 // guards: one guard per provider, so that a reload keeps the calls in
 // flight counted and an open circuit open.
 var guards = &perProvider[*shed.Guard]{byName: map[string]*shed.Guard{}, newT: func(name string) *shed.Guard {
-	return shed.New(shed.Settings{Name: name, MaxInFlight: providerMaxInFlight, Failures: providerFailures,
+	return shed.New(shed.Settings{Name: name, MaxInFlight: DefaultProviderInFlight, Failures: providerFailures,
 		OpenFor: providerOpenFor, Forget: providerForget,
 		// Called under the breaker's lock: the line is written off it.
 		OnStateChange: func(name string, open bool) { go logCircuit(name, open) }})
 }}
+
+// applyInFlightCaps sets the cap of each provider's guard to what this
+// configuration says. Called once the configuration starts: one refused
+// during its load changes nothing. The calls in flight stay counted.
+func (a *App) applyInFlightCaps() {
+	for name, g := range guardsFor(a.cat) {
+		limit := int64(DefaultProviderInFlight)
+		if u := a.Upstreams[name]; u != nil && u.MaxInFlight > 0 {
+			limit = u.MaxInFlight
+		}
+		g.SetMax(limit)
+	}
+}
 
 // budgets: one retry budget per provider (SECURITY.md E09): 10 % of its
 // calls over the last minute, at least 3 a minute; a reload hands out no

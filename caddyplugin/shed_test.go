@@ -2,6 +2,7 @@ package caddyplugin
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -120,62 +121,180 @@ func TestI06_ProviderCircuit(t *testing.T) {
 // req: F07
 func TestF07_ProviderInFlightCap(t *testing.T) {
 	freshGuards(t)
-	f := newFixture(t, func(a *App) {
+	f := newCapFixture(t, 0)
+	p := occupyProvider(t, f, DefaultProviderInFlight)
+	if code := p.pastCap(t, f); code != http.StatusServiceUnavailable {
+		t.Errorf("call past the cap: %d, want 503", code)
+	}
+	p.end(t)
+	if n := shedCount(t, "CNAV", "in_flight"); n < 1 {
+		t.Errorf("provider_shed_total{cause=in_flight} = %v", n)
+	}
+	if w := f.serveWith(t, context.Background(), testToken, p.slow); w.Code != http.StatusOK {
+		t.Errorf("after the calls ended, a call: %d", w.Code)
+	}
+}
+
+// TestF07_ProviderInFlightCapConfigured: an upstream's max_in_flight is
+// the provider's cap once its configuration starts; a configuration that
+// is loaded but never started (a refused reload) changes nothing; the next
+// one that starts brings the cap it says, the calls in flight counted.
+// req: F07
+func TestF07_ProviderInFlightCapConfigured(t *testing.T) {
+	freshGuards(t)
+	f := newCapFixture(t, 3)
+	if err := f.h.app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.h.app.Stop() })
+	p := occupyProvider(t, f, 3)
+	if code := p.pastCap(t, f); code != http.StatusServiceUnavailable {
+		t.Errorf("fourth call with max_in_flight 3: %d, want 503", code)
+	}
+	newCapFixture(t, 10) // provisioned, never started
+	if code := p.pastCap(t, f); code != http.StatusServiceUnavailable {
+		t.Errorf("a configuration that did not start changed the cap: %d, want 503", code)
+	}
+	next := newCapFixture(t, 0) // the default, 64
+	if err := next.h.app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = next.h.app.Stop() })
+	p.more(t, f, 2) // 5 in flight: under 64
+	p.end(t)
+}
+
+// TestF07_MaxInFlightBounds: an upstream's max_in_flight is 1 to 10 000,
+// or unset (64), in either mode.
+func TestF07_MaxInFlightBounds(t *testing.T) {
+	for n, ok := range map[int64]bool{0: true, 1: true, 10_000: true, 10_001: false, -1: false} {
+		for _, mode := range []string{ModeSandbox, ModeProduction} {
+			a := &App{Mode: mode, Upstreams: map[string]*UpstreamConfig{"CNAV": {MaxInFlight: n}}}
+			err := a.Validate()
+			if refused := err != nil && strings.Contains(err.Error(), "max_in_flight"); refused == ok {
+				t.Errorf("%s mode, max_in_flight %d: %v", mode, n, err)
+			}
+		}
+	}
+}
+
+// TestMaxInFlightKeepsTheCore: a configuration that changes only an
+// upstream's max_in_flight shares the running one's core (credentials,
+// limiter, in-process quotas), as any reload with the same credentials.
+func TestMaxInFlightKeepsTheCore(t *testing.T) {
+	f := newCapFixture(t, 3)
+	raw, err := json.Marshal(f.h.app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := new(App)
+	if err := json.Unmarshal(raw, next); err != nil {
+		t.Fatal(err)
+	}
+	next.Upstreams["CNAV"].MaxInFlight = 200
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := next.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = next.Cleanup() })
+	if next.core != f.h.app.core {
+		t.Fatal("a new max_in_flight made a new core")
+	}
+	other := new(App)
+	_ = json.Unmarshal(raw, other)
+	other.Upstreams["CNAV"].HeaderValue = "Bearer another-key"
+	if err := other.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Cleanup() })
+	if other.core == f.h.app.core {
+		t.Fatal("a new credential kept the core")
+	}
+}
+
+// newCapFixture is a fixture whose upstream CNAV has max_in_flight n (0:
+// unset), with quotas that never bite.
+func newCapFixture(t *testing.T, n int64) *fixture {
+	return newFixture(t, func(a *App) {
 		a.Cache.MaxEntries = 2002
 		a.RateLimits = RateLimitConfig{Habilitation: "1000000/s", ClientIP: "1000000/s"}
+		a.Upstreams["CNAV"].MaxInFlight = n
 	})
-	release := make(chan struct{})
-	var inside atomic.Int64
-	slow := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		inside.Add(1)
-		<-release
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(unitBody))
-		return nil
-	})
+}
+
+// heldCalls are provider calls held in flight until end.
+type heldCalls struct {
+	slow    caddyhttp.HandlerFunc // a provider that holds each call
+	release chan struct{}
+	inside  atomic.Int64
+	wg      sync.WaitGroup
+	codes   chan int
+}
+
+// occupyProvider caches the token's facts, then starts n calls that the
+// provider holds, and returns once all n are inside.
+func occupyProvider(t *testing.T, f *fixture, n int) *heldCalls {
+	t.Helper()
 	f.serveWith(t, context.Background(), testToken, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(unitBody))
 		return nil
 	})) // the token's facts in cache: the calls below only wait on the provider
-	var wg sync.WaitGroup
-	codes := make(chan int, providerMaxInFlight)
-	for range providerMaxInFlight {
-		wg.Add(1)
+	p := &heldCalls{release: make(chan struct{}), codes: make(chan int, n+16)}
+	p.slow = func(w http.ResponseWriter, r *http.Request) error {
+		p.inside.Add(1)
+		select {
+		case <-p.release:
+		case <-r.Context().Done(): // a call admitted past the cap, given up
+			return r.Context().Err()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(unitBody))
+		return nil
+	}
+	p.more(t, f, n)
+	return p
+}
+
+// more starts n more held calls and waits until they are inside.
+func (p *heldCalls) more(t *testing.T, f *fixture, n int) {
+	t.Helper()
+	want := p.inside.Load() + int64(n)
+	for range n {
+		p.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			codes <- f.serveWith(t, context.Background(), testToken, slow).Code
+			defer p.wg.Done()
+			p.codes <- f.serveWith(t, context.Background(), testToken, p.slow).Code
 		}()
 	}
-	for deadline := time.Now().Add(10 * time.Second); inside.Load() < providerMaxInFlight; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); p.inside.Load() < want; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			close(release)
-			t.Fatalf("%d calls reached the provider", inside.Load())
+			close(p.release)
+			t.Fatalf("%d calls reached the provider, want %d", p.inside.Load(), want)
 		}
 	}
-	done := make(chan int, 1)
-	go func() { done <- f.serveWith(t, context.Background(), testToken, slow).Code }()
-	select {
-	case code := <-done:
-		if code != http.StatusServiceUnavailable {
-			t.Errorf("call past the cap: %d, want 503", code)
-		}
-	case <-time.After(5 * time.Second):
-		t.Error("the call past the cap waited for a place")
-	}
-	close(release)
-	wg.Wait()
-	close(codes)
-	for code := range codes {
+}
+
+// pastCap makes one more call, given up after 2 s if admitted, and
+// returns its status.
+func (p *heldCalls) pastCap(t *testing.T, f *fixture) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return f.serveWith(t, ctx, testToken, p.slow).Code
+}
+
+// end releases the held calls and checks that each was answered 200.
+func (p *heldCalls) end(t *testing.T) {
+	t.Helper()
+	close(p.release)
+	p.wg.Wait()
+	close(p.codes)
+	for code := range p.codes {
 		if code != http.StatusOK {
 			t.Fatalf("a call in flight ended %d", code)
 		}
-	}
-	if n := shedCount(t, "CNAV", "in_flight"); n < 1 {
-		t.Errorf("provider_shed_total{cause=in_flight} = %v", n)
-	}
-	if w := f.serveWith(t, context.Background(), testToken, slow); w.Code != http.StatusOK {
-		t.Errorf("after the calls ended, a call: %d", w.Code)
 	}
 }
 

@@ -44,14 +44,15 @@ type Settings struct {
 // Guard admits calls to one dependency. Its methods are safe for
 // concurrent use.
 type Guard struct {
-	max      int64        // 0: no cap
+	max      atomic.Int64 // 0: no cap; SetMax changes it
 	inFlight atomic.Int64 // admitted calls not yet Done
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
 }
 
 // New returns a Guard with the settings.
 func New(s Settings) *Guard {
-	g := &Guard{max: max(s.MaxInFlight, 0)}
+	g := new(Guard)
+	g.SetMax(s.MaxInFlight)
 	if s.Failures > 0 {
 		st := gobreaker.Settings{
 			Name:        s.Name,
@@ -103,7 +104,7 @@ func (g *Guard) Enter() (Ticket, error) {
 	if g == nil {
 		return Ticket{}, nil
 	}
-	if g.max > 0 && g.inFlight.Add(1) > g.max {
+	if n, limit := g.inFlight.Add(1), g.max.Load(); limit > 0 && n > limit {
 		g.inFlight.Add(-1)
 		return Ticket{}, ErrBusy
 	}
@@ -137,11 +138,15 @@ func (t Ticket) Done(o Outcome) {
 	t.g.release()
 }
 
-func (g *Guard) release() {
-	if g.max > 0 {
-		g.inFlight.Add(-1)
-	}
-}
+func (g *Guard) release() { g.inFlight.Add(-1) }
+
+// SetMax changes the cap on calls in flight (0 or less: no cap). Calls
+// already admitted are not refused; past a lowered cap, new calls are
+// until enough of them ended.
+func (g *Guard) SetMax(n int64) { g.max.Store(max(n, 0)) }
+
+// Max returns the cap on calls in flight (0: no cap).
+func (g *Guard) Max() int64 { return g.max.Load() }
 
 // Open reports whether the circuit is open now.
 func (g *Guard) Open() bool {

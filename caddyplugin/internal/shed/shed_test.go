@@ -7,6 +7,43 @@ import (
 	"time"
 )
 
+// TestSetMax: a new cap applies to the next call, counting the calls
+// already in flight, admitted under the old one; 0 lifts the cap.
+func TestSetMax(t *testing.T) {
+	g := New(Settings{MaxInFlight: 2})
+	var in []Ticket
+	enter := func() error {
+		tk, err := g.Enter()
+		if err == nil {
+			in = append(in, tk)
+		}
+		return err
+	}
+	if enter() != nil || enter() != nil || !errors.Is(enter(), ErrBusy) {
+		t.Fatal("cap 2 not applied")
+	}
+	g.SetMax(3)
+	if err := enter(); err != nil || g.Max() != 3 {
+		t.Fatalf("raised to 3: %v", err)
+	}
+	g.SetMax(1)
+	in[0].Done(Success)
+	if !errors.Is(enter(), ErrBusy) {
+		t.Fatal("lowered to 1 with 2 calls in flight: admitted")
+	}
+	in[1].Done(Success)
+	in[2].Done(Success)
+	if err := enter(); err != nil {
+		t.Fatalf("lowered to 1, none in flight: %v", err)
+	}
+	g.SetMax(0)
+	for range 100 {
+		if err := enter(); err != nil {
+			t.Fatalf("no cap: %v", err)
+		}
+	}
+}
+
 // TestCapRefusesAtOnce: past MaxInFlight, Enter refuses at once (no
 // queue); an ended call frees its place.
 func TestCapRefusesAtOnce(t *testing.T) {
