@@ -257,6 +257,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("passerelle: loading catalogue: %w", err)
 	}
 	a.pings = trackerFor(a.cat)
+	for name, u := range a.Upstreams {
+		if _, ok := a.cat.Providers[name]; !ok {
+			return fmt.Errorf("passerelle: upstream %s: not a provider of the catalogue", name)
+		}
+		if u == nil {
+			return fmt.Errorf("passerelle: upstream %s: a header or an oauth2 block is required", name)
+		}
+	}
 
 	if a.Habilitations == "" {
 		return errors.New("passerelle: habilitations: a habilitations file is required")
@@ -400,7 +408,7 @@ func (a *App) Validate() error {
 		return errors.New("passerelle: provider_timeout: want 1s to 15s")
 	}
 	for name, u := range a.Upstreams {
-		if u != nil && (u.MaxInFlight < 0 || u.MaxInFlight > MaxProviderInFlight) {
+		if u.MaxInFlight < 0 || u.MaxInFlight > MaxProviderInFlight {
 			return fmt.Errorf("passerelle: upstream %s: max_in_flight: 1 to %d", name, MaxProviderInFlight)
 		}
 	}
@@ -428,8 +436,9 @@ func (a *App) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Start starts the habilitations watcher and publishes the mode (only a
-// configuration that runs does, not one refused during its load).
+// Start starts the habilitations watcher, publishes the mode and applies
+// the upstreams' caps on calls in flight (only a configuration that runs
+// does, not one refused during its load).
 func (a *App) Start() error {
 	metricMode.Reset()
 	metricMode.WithLabelValues(a.Mode).Set(1)
@@ -441,12 +450,14 @@ func (a *App) Start() error {
 	return nil
 }
 
-// Stop stops the watcher.
+// Stop stops the watcher, and puts back the caps on calls in flight that
+// this configuration set if none started after it.
 func (a *App) Stop() error {
 	if a.cancel != nil {
 		a.cancel()
 	}
 	a.stopDataPass()
+	a.restoreInFlightCaps()
 	return nil
 }
 

@@ -79,3 +79,25 @@ func TestE08_CredentialFetchWithinDeadline(t *testing.T) {
 		t.Errorf("answer %d %s, want 504 37002", w.Code, w.Body)
 	}
 }
+
+// TestUpstreamNamesAProvider: an upstream block names a provider of the
+// catalogue and holds a credential: a misspelled name, which would leave
+// its provider without credential nor cap, or an empty block is refused
+// at load.
+func TestUpstreamNamesAProvider(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	for name, tc := range map[string]struct {
+		upstreams map[string]*UpstreamConfig
+		want      string
+	}{
+		"misspelled": {map[string]*UpstreamConfig{"CNAV": {HeaderName: "Authorization", HeaderValue: "k"}, "CNAVV": {HeaderName: "Authorization", HeaderValue: "k"}},
+			"upstream CNAVV: not a provider of the catalogue"},
+		"empty": {map[string]*UpstreamConfig{"CNAV": nil}, "upstream CNAV: a header or an oauth2 block is required"},
+	} {
+		a := &App{Mode: ModeSandbox, Upstreams: tc.upstreams}
+		if err := a.Provision(ctx); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}

@@ -68,17 +68,47 @@ var guards = &perProvider[*shed.Guard]{byName: map[string]*shed.Guard{}, newT: f
 		OnStateChange: func(name string, open bool) { go logCircuit(name, open) }})
 }}
 
+// inFlightCaps remembers the configuration whose caps on calls in flight
+// are in force, and the caps before it started.
+var inFlightCaps struct {
+	mu    sync.Mutex
+	owner *App
+	prev  map[*shed.Guard]int64
+}
+
 // applyInFlightCaps sets the cap of each provider's guard to what this
-// configuration says. Called once the configuration starts: one refused
-// during its load changes nothing. The calls in flight stay counted.
+// configuration says (max_in_flight, default 64). Called when the
+// configuration starts: one refused during its load changes nothing. The
+// calls in flight stay counted.
 func (a *App) applyInFlightCaps() {
+	inFlightCaps.mu.Lock()
+	defer inFlightCaps.mu.Unlock()
+	prev := map[*shed.Guard]int64{}
 	for name, g := range guardsFor(a.cat) {
 		limit := int64(DefaultProviderInFlight)
 		if u := a.Upstreams[name]; u != nil && u.MaxInFlight > 0 {
 			limit = u.MaxInFlight
 		}
+		prev[g] = g.Max()
 		g.SetMax(limit)
 	}
+	inFlightCaps.owner, inFlightCaps.prev = a, prev
+}
+
+// restoreInFlightCaps, when a configuration stops, puts back the caps it
+// replaced if no configuration started after it: Caddy stops the apps of
+// a configuration whose start failed after this one's (another app's
+// listener, say) and keeps the one that was running.
+func (a *App) restoreInFlightCaps() {
+	inFlightCaps.mu.Lock()
+	defer inFlightCaps.mu.Unlock()
+	if inFlightCaps.owner != a {
+		return
+	}
+	for g, limit := range inFlightCaps.prev {
+		g.SetMax(limit)
+	}
+	inFlightCaps.owner, inFlightCaps.prev = nil, nil
 }
 
 // budgets: one retry budget per provider (SECURITY.md E09): 10 % of its

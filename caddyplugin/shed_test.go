@@ -137,16 +137,21 @@ func TestF07_ProviderInFlightCap(t *testing.T) {
 
 // TestF07_ProviderInFlightCapConfigured: an upstream's max_in_flight is
 // the provider's cap once its configuration starts; a configuration that
-// is loaded but never started (a refused reload) changes nothing; the next
-// one that starts brings the cap it says, the calls in flight counted.
+// is loaded but never started (a refused reload), or started then stopped
+// before any other (a reload whose start failed later), leaves the cap in
+// force; the next one that starts brings its own, the calls in flight
+// counted against it.
 // req: F07
 func TestF07_ProviderInFlightCapConfigured(t *testing.T) {
 	freshGuards(t)
-	f := newCapFixture(t, 3)
-	if err := f.h.app.Start(); err != nil {
-		t.Fatal(err)
+	start := func(f *fixture) {
+		if err := f.h.app.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.h.app.Stop() })
 	}
-	t.Cleanup(func() { _ = f.h.app.Stop() })
+	f := newCapFixture(t, 3)
+	start(f)
 	p := occupyProvider(t, f, 3)
 	if code := p.pastCap(t, f); code != http.StatusServiceUnavailable {
 		t.Errorf("fourth call with max_in_flight 3: %d, want 503", code)
@@ -155,12 +160,19 @@ func TestF07_ProviderInFlightCapConfigured(t *testing.T) {
 	if code := p.pastCap(t, f); code != http.StatusServiceUnavailable {
 		t.Errorf("a configuration that did not start changed the cap: %d, want 503", code)
 	}
-	next := newCapFixture(t, 0) // the default, 64
-	if err := next.h.app.Start(); err != nil {
+	aborted := newCapFixture(t, 10_000)
+	start(aborted)
+	if err := aborted.h.app.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = next.h.app.Stop() })
-	p.more(t, f, 2) // 5 in flight: under 64
+	if code := p.pastCap(t, f); code != http.StatusServiceUnavailable {
+		t.Errorf("a configuration started then stopped left its cap: %d, want 503", code)
+	}
+	start(newCapFixture(t, 4))
+	p.more(t, f, 1) // 4 in flight, the 3 admitted under the old cap counted
+	if code := p.pastCap(t, f); code != http.StatusServiceUnavailable {
+		t.Errorf("fifth call with max_in_flight 4: %d, want 503", code)
+	}
 	p.end(t)
 }
 

@@ -317,69 +317,86 @@ func TestAccountHeaderNeverSent(t *testing.T) {
 }
 
 // TestFrontWarnsWhenHabilitationsRefuseItsDatasets: at provisioning, the
-// front names each in-process dataset that the habilitations in force
-// refuse whatever the token (pipeline.Preflight), with the audit reason:
-// nothing paired with its client id, a revoked habilitation, one without
-// the france_connect modality or the route's scopes, and one bound to
-// client certificates, which the front's in-process calls do not present.
-// A habilitation that serves the route gets no warning; nor does a remote
-// dataset.
+// front names each in-process dataset whose calls are refused whatever the
+// token (pipeline.Preflight), with the audit reason the request path gives
+// them: nothing paired with its client id, a revoked habilitation (before
+// its certificates), one without the france_connect modality, another
+// SIRET than the dataset's recipient, none of the route's scopes, one
+// bound to client certificates, which the front's in-process calls do not
+// present; or the front's own FranceConnect scopes without the identity
+// pivot or the route's scopes. A habilitation that serves the route, by a
+// scope's name or its alias, gets no warning; nor does a remote dataset.
 func TestFrontWarnsWhenHabilitationsRefuseItsDatasets(t *testing.T) {
 	cat, err := catalogue.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	qf, ok := cat.Lookup("/v3/dss/quotient_familial/france_connect")
-	if !ok {
-		t.Fatal("quotient familial route missing")
+	qf, _ := cat.Lookup("/v3/dss/quotient_familial/france_connect")
+	eaje, _ := cat.Lookup("/v3/dss/participation_familiale_eaje/france_connect")
+	if qf == nil || eaje == nil {
+		t.Fatal("routes missing")
 	}
-	const entry = `
+	const siret, otherSIRET = "13002526500013", "21930048000015"
+	entry := func(id, modality, clientID, scope, extra string) string {
+		return fmt.Sprintf(`
   - id: "%s"
     label: Mairie
-    siret: "13002526500013"
+    siret: "%s"
     modalities: [%s]
     france_connect_client_ids: [%s]
     scopes: [%s]
-`
+%s`, id, siret, modality, clientID, scope, extra)
+	}
+	cert := `    client_certificates: ["` + strings.Repeat("ab", 32) + `"]` + "\n"
 	reg, err := habilitation.Parse([]byte("habilitations:" +
-		fmt.Sprintf(entry, "h-ok", "france_connect", "fs-ok", "cnaf_quotient_familial") +
-		fmt.Sprintf(entry, "h-revoked", "france_connect", "fs-revoked", "cnaf_quotient_familial") + "    revoked: true\n" +
-		fmt.Sprintf(entry, "h-identite", "identite", "fs-identite", "cnaf_quotient_familial") +
-		fmt.Sprintf(entry, "h-scopes", "france_connect", "fs-scopes", "cnous_statut_boursier") +
-		fmt.Sprintf(entry, "h-cert", "france_connect", "fs-cert", "cnaf_quotient_familial") +
-		"    client_certificates: [\"" + strings.Repeat("ab", 32) + "\"]\n"))
+		entry("h-ok", "france_connect", "fs-ok", "cnaf_quotient_familial, eaje_enfants", "") +
+		entry("h-revoked", "france_connect", "fs-revoked", "cnaf_quotient_familial", "    revoked: true\n"+cert) +
+		entry("h-identite", "identite", "fs-identite", "cnaf_quotient_familial", "") +
+		entry("h-scopes", "france_connect", "fs-scopes", "cnous_statut_boursier", "") +
+		entry("h-cert", "france_connect", "fs-cert", "cnaf_quotient_familial", cert)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pipe := &pipeline.Pipeline{Config: pipeline.Config{Registry: func() *habilitation.Registry { return reg }}}
-	for clientID, want := range map[string]string{
-		"fs-ok":       "",
-		"fs-unpaired": "habilitation_unknown",
-		"fs-revoked":  "habilitation_inactive",
-		"fs-identite": "modality_denied",
-		"fs-scopes":   "scope_denied",
-		"fs-cert":     "client_certificate_mismatch",
+	fcScopes := []string{"openid", "identite_pivot", "cnaf_quotient_familial", "eaje_enfants"}
+	for _, tc := range []struct {
+		name, clientID, recipient string
+		scopes                    []string
+		want                      string
+	}{
+		{"served", "fs-ok", siret, fcScopes, ""},
+		{"unpaired", "fs-unpaired", siret, fcScopes, "habilitation_unknown"},
+		{"revoked and bound", "fs-revoked", siret, fcScopes, "habilitation_inactive"},
+		{"identite only", "fs-identite", siret, fcScopes, "modality_denied"},
+		{"other recipient", "fs-ok", otherSIRET, fcScopes, "recipient_mismatch"},
+		{"other scopes", "fs-scopes", siret, fcScopes, "scope_denied"},
+		{"bound to certificates", "fs-cert", siret, fcScopes, "client_certificate_mismatch"},
+		{"front without the pivot", "fs-ok", siret, []string{"openid", "cnaf_quotient_familial", "eaje_enfants"}, "scope_denied"},
+		{"front without the route's scopes", "fs-ok", siret, []string{"openid", "identite_pivot", "cnaf_enfants"}, "scope_denied"},
 	} {
 		core, logs := observer.New(zap.WarnLevel)
 		f := &Front{AppID: "app", pipe: pipe, logger: zap.New(core), now: time.Now,
 			Datasets: []Dataset{
-				{Name: "qf", Route: qf.Path, endpoint: qf},
-				{Name: "remote_qf", Route: qf.Path, Remote: "https://particulier.api.gouv.fr"},
+				{Name: "qf", Route: qf.Path, Recipient: tc.recipient, endpoint: qf},
+				{Name: "eaje", Route: eaje.Path, Recipient: tc.recipient, endpoint: eaje}, // the habilitation's alias
+				{Name: "remote_qf", Route: qf.Path, Recipient: otherSIRET, Remote: "https://particulier.api.gouv.fr"},
 			}}
-		f.FranceConnect.ClientID = clientID
+		f.FranceConnect.ClientID, f.FranceConnect.Scopes = tc.clientID, tc.scopes
 		f.warnRefusedDatasets()
 		got := logs.All()
-		if want == "" {
-			if len(got) != 0 {
-				t.Errorf("%s: warned %v", clientID, got[0].ContextMap())
+		if tc.want == "" {
+			for _, e := range got {
+				t.Errorf("%s: warned %v", tc.name, e.ContextMap())
 			}
 			continue
 		}
-		if len(got) != 1 {
-			t.Fatalf("%s: %d warnings, want 1 (the in-process dataset)", clientID, len(got))
+		if len(got) != 2 {
+			t.Fatalf("%s: %d warnings, want 2 (the in-process datasets)", tc.name, len(got))
 		}
-		if m := got[0].ContextMap(); m["reason"] != want || m["dataset"] != "qf" || m["route"] != qf.Path {
-			t.Errorf("%s: %v, want reason %s", clientID, m, want)
+		for i, d := range f.Datasets[:2] {
+			if m := got[i].ContextMap(); m["reason"] != tc.want || m["dataset"] != d.Name || m["route"] != d.Route {
+				t.Errorf("%s: %v, want reason %s", tc.name, m, tc.want)
+			}
 		}
 	}
 }

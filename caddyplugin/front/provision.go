@@ -26,6 +26,7 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/rp"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/session"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
+	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
@@ -251,6 +252,11 @@ func (f *Front) provisionDatasets(ctx caddy.Context) error {
 		if !ok || ep.Modality.CallerGivesIdentity() {
 			return errf("dataset %s: route %q is not a FranceConnect route of the catalogue", d.Name, d.Route)
 		}
+		for _, p := range ep.Params {
+			if p.Required { // a dataset sends the recipient only
+				return errf("dataset %s: route %q needs the parameter %s, which a dataset does not send", d.Name, d.Route, p.Name)
+			}
+		}
 		d.endpoint = ep
 	}
 	if !inProcess {
@@ -274,14 +280,15 @@ func (f *Front) provisionDatasets(ctx caddy.Context) error {
 }
 
 // warnRefusedDatasets logs a warning for each in-process dataset whose
-// calls the habilitations in force refuse whatever the citizen's token
-// (pipeline.Preflight): no habilitation paired with the front's
-// FranceConnect client id, an inactive one, one without the
-// france_connect modality or the route's scopes, or one bound to client
-// certificates, which the front's in-process calls do not present. The
-// configuration still loads: the habilitations may change without a
-// reload (file watch, DataPass). Identifiers and the closed-list reason
-// only.
+// calls are refused whatever the citizen's token (pipeline.Preflight):
+// the front's FranceConnect scopes without the identity pivot or any of
+// the route's scopes; no habilitation paired with its client id, an
+// inactive one, one without the france_connect modality, another SIRET
+// than the dataset's recipient, none of the route's scopes, or one bound
+// to client certificates, which the front's in-process calls do not
+// present. The configuration still loads: the habilitations may change
+// without a reload (file watch, DataPass). Identifiers and the
+// closed-list reason only.
 func (f *Front) warnRefusedDatasets() {
 	now := f.now()
 	for i := range f.Datasets {
@@ -289,7 +296,8 @@ func (f *Front) warnRefusedDatasets() {
 		if d.endpoint == nil { // a remote dataset
 			continue
 		}
-		hab, reason := f.pipe.Preflight(f.FranceConnect.ClientID, d.endpoint, now)
+		hab, reason := f.pipe.Preflight(d.endpoint, pipeline.PlannedCall{
+			ClientID: f.FranceConnect.ClientID, Scopes: f.FranceConnect.Scopes, Recipient: d.Recipient}, now)
 		if reason == "" {
 			continue
 		}

@@ -65,3 +65,19 @@ func TestFrontProductionRules(t *testing.T) {
 	tester := caddytest.NewTester(t)
 	tester.InitServer(productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", frontBlock(t)), "caddyfile")
 }
+
+// TestFrontDatasetNeedsOnlyTheRecipient: a dataset sends the recipient
+// only, so one on a route that requires another parameter (ANTS's
+// registration plate) is refused at load, not answered 422 at every login.
+func TestFrontDatasetNeedsOnlyTheRecipient(t *testing.T) {
+	setEnv(t)
+	block := frontBlock(t, "protect /espace-famille/*", `protect /espace-famille/*
+		dataset vehicule /v3/ants/extrait_immatriculation_vehicule/france_connect {
+			recipient 13002526500013
+		}
+		provider {
+			reverse_proxy 127.0.0.1:9
+		}`)
+	caddytest.AssertLoadError(t, productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", block), "caddyfile",
+		"needs the parameter immatriculation, which a dataset does not send")
+}

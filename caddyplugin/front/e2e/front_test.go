@@ -22,6 +22,13 @@ func TestFront(t *testing.T) {
 	t.Run("refusals", func(t *testing.T) { testRefusals(t, e) })
 	t.Run("two instances", func(t *testing.T) { testTwoInstances(t, e) })
 	t.Run("metrics", func(t *testing.T) { testMetrics(t, e) })
+	t.Run("no refused-dataset warning", func(t *testing.T) {
+		// The fronts' habilitation serves their in-process datasets: the
+		// load-time check (pipeline.Preflight) must not cry wolf.
+		if logs := e.logsText(t); strings.Contains(logs, "dataset's calls will be refused") {
+			t.Error("a front warned that its datasets will be refused")
+		}
+	})
 	// Last: everything above wrote logs, audit records and Redis values.
 	t.Run("no identity in logs, audit or Redis", func(t *testing.T) { testNoIdentityStored(t, e) })
 }

@@ -42,6 +42,17 @@ func TestSetMax(t *testing.T) {
 			t.Fatalf("no cap: %v", err)
 		}
 	}
+	// From no cap to a cap: the calls admitted without one count.
+	g.SetMax(101)
+	if !errors.Is(enter(), ErrBusy) {
+		t.Fatal("cap 101 with 101 calls in flight: admitted")
+	}
+	for _, tk := range in[len(in)-2:] {
+		tk.Done(Success)
+	}
+	if err := enter(); err != nil {
+		t.Fatalf("cap 101 with 99 calls in flight: %v", err)
+	}
 }
 
 // TestCapRefusesAtOnce: past MaxInFlight, Enter refuses at once (no
