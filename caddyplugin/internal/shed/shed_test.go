@@ -19,8 +19,10 @@ func TestSetMax(t *testing.T) {
 		}
 		return err
 	}
-	if enter() != nil || enter() != nil || !errors.Is(enter(), ErrBusy) {
-		t.Fatal("cap 2 not applied")
+	for i, want := range []error{nil, nil, ErrBusy} {
+		if err := enter(); !errors.Is(err, want) {
+			t.Fatalf("call %d under cap 2: %v, want %v", i+1, err, want)
+		}
 	}
 	g.SetMax(3)
 	if err := enter(); err != nil || g.Max() != 3 {

@@ -259,11 +259,28 @@ func run(c config) error {
 		series  [4][]float64 // RSS MiB, heap in use MiB, goroutines, fds
 		minutes []float64
 	)
+	// Per minute, next to the answers: the provider calls the gateway
+	// shed at its in-flight cap (they are 503s, counted unexpected), and
+	// the share of the machine's CPU the hypervisor stole: a starved VM
+	// stalls every process at once, and an open-model load piles up calls
+	// in flight meanwhile.
+	shedLabels := map[string]string{"provider": "CNAV", "cause": "in_flight"}
+	lastShed, _ := gw.counter(ctx, "caddy_passerelle_provider_shed_total", shedLabels)
+	lastSteal, lastTotal, _ := cpuTimes()
 	report := func(m int, t *tally) {
 		line := fmt.Sprintf("minute %3d:", m)
 		if t != nil {
 			t.latency.Close()
-			line += fmt.Sprintf(" %7d req (%6.1f/s)  %s  p99 %-9s |", t.requests, float64(t.requests)/60, t, t.latency.Latencies.P99.Round(10*time.Microsecond))
+			line += fmt.Sprintf(" %7d req (%6.1f/s)  %s  p99 %-9s", t.requests, float64(t.requests)/60, t, t.latency.Latencies.P99.Round(10*time.Microsecond))
+			if shed, err := gw.counter(ctx, "caddy_passerelle_provider_shed_total", shedLabels); err == nil {
+				line += fmt.Sprintf("  shed %.0f", shed-lastShed)
+				lastShed = shed
+			}
+			if steal, total, err := cpuTimes(); err == nil && total > lastTotal {
+				line += fmt.Sprintf("  steal %.1f %%", 100*float64(steal-lastSteal)/float64(total-lastTotal))
+				lastSteal, lastTotal = steal, total
+			}
+			line += " |"
 		}
 		s, err := gw.sample(ctx)
 		if err != nil {

@@ -122,3 +122,20 @@ func TestNearReload(t *testing.T) {
 		t.Error("no reload, yet a reload's error")
 	}
 }
+
+// TestParseCPULine: steal is the eighth figure; guest times, already in
+// user and nice, are not added twice; a malformed line is an error.
+func TestParseCPULine(t *testing.T) {
+	steal, total, err := parseCPULine("cpu  100 2 30 500 4 0 6 8 50 0")
+	if err != nil || steal != 8 || total != 650 {
+		t.Fatalf("steal %d total %d, %v", steal, total, err)
+	}
+	for _, bad := range []string{"", "cpu 1 2 3", "cpu0 1 2 3 4 5 6 7 8", "cpu 1 2 3 4 5 6 7 x"} {
+		if _, _, err := parseCPULine(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if steal, total, err := cpuTimes(); err != nil || total == 0 || steal > total {
+		t.Errorf("this machine: steal %d total %d, %v", steal, total, err)
+	}
+}
