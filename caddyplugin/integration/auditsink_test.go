@@ -70,7 +70,7 @@ func TestI11_AuditSinkDown(t *testing.T) {
 	addr := free.Addr().String()
 	_ = free.Close() // the collector is down
 	rec := newRecorder(t)
-	start(t, options{LogDir: t.TempDir(), Recorder: rec.srv.URL, AuditMaxPending: 5,
+	start(t, options{LogDir: logDir(t), Recorder: rec.srv.URL, AuditMaxPending: 5,
 		AuditOutput: "net " + addr + " {\n\t\t\t\tsoft_start\n\t\t\t\tdial_timeout 1s\n\t\t\t}"})
 
 	lostBefore := linesLost(t)

@@ -22,7 +22,7 @@ import (
 // B01).
 // req: G03
 func TestJ08_CanarySweep(t *testing.T) {
-	dir := t.TempDir()
+	dir := logDir(t)
 	start(t, options{MaxEntries: 6001, LogDir: dir})
 	var answers []byte
 	keep := func(a answer) {
@@ -125,7 +125,7 @@ func waitForLines(t *testing.T, path string, n int) []byte {
 // and the debug lines that would carry it are there (REDACTED).
 // req: E10
 func TestE10_ProviderCredentialAtDebug(t *testing.T) {
-	dir := t.TempDir()
+	dir := logDir(t)
 	rec := newRecorder(t)
 	start(t, options{MaxEntries: 1801, LogDir: dir, LogLevel: "DEBUG", Recorder: rec.srv.URL})
 	if a := get(t, recordPort, qf("recipient="+siret), bearer("cnaf_qfv2")...); a.status != 200 {
@@ -161,7 +161,7 @@ func TestE10_ProviderCredentialAtDebug(t *testing.T) {
 // the environment, a file, the host name, the caller's own credential).
 // req: H07
 func TestH07_NoReexpansion(t *testing.T) {
-	dir := t.TempDir()
+	dir := logDir(t)
 	rec := newRecorder(t)
 	start(t, options{MaxEntries: 1901, LogDir: dir, Recorder: rec.srv.URL})
 	hostname, _ := os.Hostname()

@@ -61,7 +61,7 @@ func TestC09_ClientCertificateBinding(t *testing.T) {
 	}
 	habs := writeFile(t, "habilitations.yaml", strings.Replace(string(sandbox),
 		"    api_token_sha256:\n", "    client_certificates: [\""+opensslFingerprint(certA.Certificate[0])+"\"]\n    api_token_sha256:\n", 1))
-	dir := t.TempDir()
+	dir := logDir(t)
 	cfg := config(t, options{MaxEntries: 2911, Habilitations: habs, LogDir: dir}) + fmt.Sprintf(`
 https://%s:%d {
 	bind 127.0.0.1

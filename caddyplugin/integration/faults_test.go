@@ -245,7 +245,7 @@ func TestFaultMatrix(t *testing.T) {
 	redisSrv := redistest.Start(t)
 	redisProxy := newFaultProxy(t, redisSrv.Addr)
 	te := newTokenEndpoint(t)
-	dir := t.TempDir()
+	dir := logDir(t)
 	start(t, options{
 		MaxEntries: 14001, CheckTokenURL: "http://" + fcProxy.addr, Recorder: "http://" + provProxy.addr,
 		Redis: redisProxy.addr, OAuth2URL: te.srv.URL, LogDir: dir, DecryptionKey: keyFile,

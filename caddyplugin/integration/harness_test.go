@@ -364,6 +364,34 @@ func start(t testing.TB, o options) *caddytest.Tester {
 	return tester
 }
 
+// logDir returns a directory for a test's log files (options.LogDir),
+// removed when the test ends, after start's unload. Unlike t.TempDir's, a
+// removal that finds the directory not empty again (a log file written by
+// a writer Caddy was still closing) is retried for up to 5 s, then only
+// reported: the directory is scratch, not what the test checks.
+func logDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "passerelle-test-logs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 50 {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		var left []string
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			left = append(left, e.Name())
+		}
+		t.Logf("removing the log directory: %v (left: %v)", err, left)
+	})
+	return dir
+}
+
 // unload replaces the in-process Caddy's configuration with one that has
 // only its admin endpoint: every site, app and log of the test closes.
 func unload(t testing.TB) {

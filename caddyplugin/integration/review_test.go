@@ -51,7 +51,7 @@ func TestIssue8_ProviderCutMidStream(t *testing.T) {
 		}
 	}))
 	t.Cleanup(cut.Close)
-	dir := t.TempDir()
+	dir := logDir(t)
 	start(t, options{MaxEntries: 13002, Recorder: cut.URL, LogDir: dir})
 
 	q := dupont()
@@ -93,7 +93,7 @@ func TestIssue8_ProviderCutMidStream(t *testing.T) {
 // person another key, an identifier its own basis; FranceConnect records
 // keep theirs, from the sub.
 func TestIssue8_LookupPseudonyms(t *testing.T) {
-	dir := t.TempDir()
+	dir := logDir(t)
 	start(t, options{MaxEntries: 13003, LogDir: dir})
 	v3 := dupont()
 	v2 := url.Values{"nomNaissance": {"Dupont"}, "prenoms[]": {"Paul", "Louis"}, "anneeDateDeNaissance": {"1962"},
@@ -168,7 +168,7 @@ func TestIssue8_ModalitiesPerHabilitation(t *testing.T) {
     scopes: [cnaf_quotient_familial, cnous_statut_boursier]
 `)
 	rec := newRecorder(t)
-	dir := t.TempDir()
+	dir := logDir(t)
 	start(t, options{MaxEntries: 13004, Habilitations: habs, Recorder: rec.srv.URL, LogDir: dir})
 	other := "21930048000015"
 	q := dupont()
