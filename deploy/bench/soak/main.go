@@ -313,6 +313,9 @@ func run(c config) error {
 		// within reloadWindow of a reload are counted apart.
 		reloadTimes []time.Time
 		reloadRaces int64
+		// Unexpected statuses (not transport errors) within reloadWindow
+		// of a reload: a reload's load-time work competes for the CPU.
+		nearReloads int64
 	)
 	soak := newTraffic(c.gatewayURL, label+"s", c.rotate)
 	atk = attacker(c, vegeta.MaxWorkers(10000))
@@ -331,6 +334,9 @@ func run(c config) error {
 			}
 			minute.add(r, k)
 			if total.add(r, k) {
+				if r.Code != 0 && nearReload(reloadTimes, r.Timestamp) {
+					nearReloads++
+				}
 				name := "?"
 				if k < nKinds {
 					name = kindNames[k]
@@ -429,7 +435,9 @@ func run(c config) error {
 	fmt.Printf("\nsoak: %d requests in %.1f min at %d/s asked (%.1f/s answered); %s; latency p50 %s p99 %s max %s\n",
 		total.requests, took.Minutes(), rate, float64(total.requests-total.transport)/took.Seconds(), &total,
 		total.latency.Latencies.P50, total.latency.Latencies.P99, total.latency.Latencies.Max)
-	fmt.Printf("unexpected answers: %d, transport errors among them %d: %s\n", total.unexpected, total.transport, verdict(total.unexpected == 0))
+	fmt.Printf("unexpected answers: %d, transport errors among them %d, other answers within %s of a reload %d (those windows: %.0f %% of the run): %s\n",
+		total.unexpected, total.transport, reloadWindow, nearReloads,
+		min(100, 100*float64(reloads)*(reloadWindow+time.Second).Seconds()/took.Seconds()), verdict(total.unexpected == 0))
 	fmt.Printf("transport errors within %s of a reload (a keep-alive connection closed by the replaced server): %d for %d reloads: %s (at most 2 per reload)\n",
 		reloadWindow, reloadRaces, reloads, verdict(reloadRaces <= 2*int64(reloads)))
 	for _, k := range sortedKeys(odd) {
