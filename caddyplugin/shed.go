@@ -84,7 +84,7 @@ func (a *App) applyInFlightCaps() {
 	inFlightCaps.mu.Lock()
 	defer inFlightCaps.mu.Unlock()
 	prev := map[*shed.Guard]int64{}
-	for name, g := range guardsFor(a.cat) {
+	for name, g := range a.shared.Guards { // the pipeline's: the catalogue's providers
 		limit := int64(DefaultProviderInFlight)
 		if u := a.Upstreams[name]; u != nil && u.MaxInFlight > 0 {
 			limit = u.MaxInFlight

@@ -123,7 +123,6 @@ func (f *Front) Provision(ctx caddy.Context) error {
 	if err := f.provisionDatasets(ctx); err != nil {
 		return err
 	}
-	f.warnRefusedDatasets()
 	if len(f.Protect) > 0 {
 		f.protect = caddyhttp.MatchPath(f.Protect)
 		if err := f.protect.Provision(ctx); err != nil {
@@ -143,7 +142,11 @@ func (f *Front) Provision(ctx caddy.Context) error {
 	f.cache = &assertions{m: map[string]*handOff{}}
 	f.active = new(sessionCount)
 	liveFronts.Store(f, struct{}{})
-	return registerMetrics(ctx.GetMetricsRegistry())
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	f.warnRefusedDatasets() // once the block is known to load
+	return nil
 }
 
 func loopback(host string) bool {

@@ -79,7 +79,7 @@ func (p *Pipeline) authorize(r *http.Request, c *Call) *apierror.Error {
 			return aerr
 		}
 		c.facts = facts
-		if !coversIdentity(facts) {
+		if !coversIdentity(facts.Scopes) {
 			return apierror.IdentityScopesMissing()
 		}
 		if have, ok := catalogue.ACRLevel(facts.ACR); !ok || have < mustACR(ep.MinACR) {
@@ -434,12 +434,12 @@ var identityScopes = map[string][]string{
 	"birth":          {"birthplace", "birthcountry"},
 }
 
-// coversIdentity reports whether the token's scopes release the whole
+// coversIdentity reports whether a token's scopes release the whole
 // identity pivot.
-func coversIdentity(f *fcverify.Facts) bool {
+func coversIdentity(scopes []string) bool {
 	const all = 1<<6 - 1
 	bits := 0
-	for _, s := range f.Scopes {
+	for _, s := range scopes {
 		claims, ok := identityScopes[s]
 		if !ok {
 			claims = []string{s}

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
-	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
@@ -38,8 +37,7 @@ type PlannedCall struct {
 // calls, which present no client certificate, cannot succeed); the
 // request path never calls it.
 func (p *Pipeline) Preflight(ep *catalogue.Endpoint, c PlannedCall, now time.Time) (*habilitation.Habilitation, string) {
-	token := &fcverify.Facts{Scopes: c.Scopes}
-	if !coversIdentity(token) {
+	if !coversIdentity(c.Scopes) {
 		return nil, apierror.ReasonScopeDenied
 	}
 	hab, ok := p.Registry().ByClientID(c.ClientID)
@@ -58,7 +56,7 @@ func (p *Pipeline) Preflight(ep *catalogue.Endpoint, c PlannedCall, now time.Tim
 		return hab, aerr.Reason
 	}
 	for i := range ep.Scopes {
-		if hasAnyName(token.Scopes, &ep.Scopes[i]) && habHasAny(hab, &ep.Scopes[i]) {
+		if hasAnyName(c.Scopes, &ep.Scopes[i]) && habHasAny(hab, &ep.Scopes[i]) {
 			return hab, ""
 		}
 	}
