@@ -69,7 +69,7 @@ func TestI13_ReloadUnderLoad(t *testing.T) {
 	// reset on the first read): no kernel setting prevents that, so it is
 	// bounded in both cases. Every HTTP answer must be a 200.
 	var m vegeta.Metrics
-	resets, dialResets, sample := 0, 0, ""
+	resets, dialResets, sample, refused := 0, 0, "", ""
 	for res := range attacker.Attack(vegeta.NewStaticTargeter(target), vegeta.Rate{Freq: 150, Per: time.Second}, 4*time.Second, "reload") {
 		if res.Code == 0 && (strings.Contains(res.Error, "connection reset by peer") || strings.HasSuffix(res.Error, ": EOF")) {
 			resets++
@@ -79,12 +79,17 @@ func TestI13_ReloadUnderLoad(t *testing.T) {
 			}
 			continue
 		}
+		if res.Code != 0 && res.Code != http.StatusOK && refused == "" {
+			// The first refusal as the caller saw it (API Particulier's
+			// error body: its code says which step refused).
+			refused = fmt.Sprintf("%d %.400s", res.Code, res.Body)
+		}
 		m.Add(res)
 	}
 	m.Close()
 	<-done
 	if m.Requests < 500 || m.Success != 1 {
-		t.Fatalf("%d requests reached the gateway, success ratio %.4f, status codes %v, errors %v", m.Requests, m.Success, m.StatusCodes, m.Errors)
+		t.Fatalf("%d requests reached the gateway, success ratio %.4f, status codes %v, errors %v, first refusal %q", m.Requests, m.Success, m.StatusCodes, m.Errors, refused)
 	}
 	migrate, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_migrate_req")
 	switch {
