@@ -47,6 +47,7 @@ func clean() map[string]any {
 			"http": map[string]any{"servers": map[string]any{
 				"public": map[string]any{
 					"listen":              []any{":443"},
+					"automatic_https":     map[string]any{"disable_redirects": true},
 					"read_header_timeout": 10e9, "read_timeout": 30e9, "idle_timeout": 120e9,
 					"logs": map[string]any{"logger_names": map[string]any{"api.mairie.example": []any{"log0"}}},
 					"routes": []any{map[string]any{"match": []any{map[string]any{"host": []any{"api.mairie.example"}}}, "handle": []any{map[string]any{"handler": "subroute", "routes": []any{
@@ -179,6 +180,12 @@ func TestEachRule(t *testing.T) {
 		{"PA08", func(c map[string]any) {
 			publicServer(c)["tls_connection_policies"] = []any{map[string]any{"protocol_min": "tls1.0"}}
 		}},
+		{"PA08", func(c map[string]any) {
+			publicServer(c)["tls_connection_policies"] = []any{map[string]any{"cipher_suites": []any{"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"}}}
+		}},
+		{"PA08", func(c map[string]any) {
+			publicServer(c)["tls_connection_policies"] = []any{map[string]any{"cipher_suites": []any{"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_WITH_AES_128_GCM_SHA256"}}}
+		}},
 		{"PA09", func(c map[string]any) { obj(proxy(c), "transport", "tls")["insecure_skip_verify"] = true }},
 		{"PA10", func(c map[string]any) { obj(c, "admin")["listen"] = "0.0.0.0:2019" }},
 		{"PA11", func(c map[string]any) { obj(c, "apps", "http", "servers", "internal")["listen"] = []any{":9090"} }},
@@ -211,6 +218,7 @@ func TestEachRule(t *testing.T) {
 		{"PA20", func(c map[string]any) {
 			obj(c, "logging", "logs", "audit", "writer")["writer"] = map[string]any{"output": "net", "address": "tcp/logs.example:514"}
 		}},
+		{"PA21", func(c map[string]any) { delete(publicServer(c), "automatic_https") }},
 		{"PA18", func(c map[string]any) {
 			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}
 		}},

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +31,7 @@ var rules = []rule{
 	{"PA05", High, "a provider reachable without passerelle before it", "route every reverse_proxy to a provider through the passerelle handler", checkBypass},
 	{"PA06", Medium, "habilitations file refused, or scopes the catalogue does not know", "fix the habilitations file (`passerelle` validates it at load)", checkHabilitations},
 	{"PA07", High, "public listener without TLS and without trusted_proxies", "serve HTTPS, or, behind a load balancer, set trusted_proxies to its addresses", checkPublicPlain},
-	{"PA08", High, "TLS below 1.2 accepted", "protocols tls1.2 tls1.3", checkTLSVersion},
+	{"PA08", High, "TLS below 1.2, or TLS 1.2 suites other than ECDHE with AES-GCM or ChaCha20-Poly1305, accepted", "protocols tls1.2 tls1.3; no ciphers line (Caddy's defaults), or TLS_ECDHE_*_GCM_* and TLS_ECDHE_*_CHACHA20_* only", checkTLSPolicy},
 	{"PA09", Critical, "TLS certificate verification disabled", "remove insecure_skip_verify; trust the provider's CA with tls_trust_pool", checkSkipVerify},
 	{"PA10", High, "admin API off loopback without mTLS", "admin on localhost or a unix socket (admin unix//run/passerelle/admin.sock)", checkAdmin},
 	{"PA11", Medium, "metrics or health probes on a public listener", "serve metrics and passerelle_health on an internal listener (127.0.0.1 or the cluster network)", checkInternalOnPublic},
@@ -45,6 +44,7 @@ var rules = []rule{
 	{"PA18", Critical, "every address trusted as a proxy", "trusted_proxies static <the load balancers' addresses>", checkTrustEveryone},
 	{"PA19", Medium, "a provider without a response header timeout", "reverse_proxy … { transport http { dial_timeout 2s; response_header_timeout 10s } }: a hung provider then fails and opens its circuit", checkProviderTimeouts},
 	{"PA20", Medium, "an audit trail that does not stop data routes when its sink fails", "log audit { include passerelle.audit; output passerelle_buffered { output file /var/log/passerelle/audit.log } } (on_full refuse, the default)", checkAuditFailClosed},
+	{"PA21", High, "API calls over plain HTTP redirected to HTTPS", "auto_https disable_redirects (nothing listens on the HTTP port), or an http:// site for the API's name that answers an error without redirecting", checkAPIRedirect},
 }
 
 var ruleByID = func() map[string]rule {
@@ -288,29 +288,13 @@ func checkPublicPlain(c *cfg) []Finding {
 			continue
 		}
 		// Automatic HTTPS serves the HTTPS port (443, or https_port).
-		port := ":443"
-		if p, ok := dig(c.root, "apps", "http", "https_port").(float64); ok {
-			port = ":" + strconv.Itoa(int(p))
-		}
+		port := c.port("https_port", 443)
 		https := false
 		for _, l := range strs(srv, "listen") {
 			https = https || strings.HasSuffix(l, port) && dig(srv, "automatic_https", "disable") != true
 		}
 		if !https {
 			out = append(out, find("PA07", "apps.http.servers."+name+".listen", strings.Join(strs(srv, "listen"), " ")))
-		}
-	}
-	return out
-}
-
-func checkTLSVersion(c *cfg) []Finding {
-	var out []Finding
-	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
-		pols, _ := c.servers[name]["tls_connection_policies"].([]any)
-		for i, p := range pols {
-			if v := str(p, "protocol_min"); v == "tls1.0" || v == "tls1.1" {
-				out = append(out, find("PA08", fmt.Sprintf("apps.http.servers.%s.tls_connection_policies[%d].protocol_min", name, i), v))
-			}
 		}
 	}
 	return out

@@ -104,7 +104,7 @@ var ruleTitles = map[string]string{
 	"PA05": "fournisseur joignable sans le gestionnaire passerelle devant lui",
 	"PA06": "fichier d'habilitations refusé, ou scopes inconnus du catalogue",
 	"PA07": "écoute publique sans TLS ni trusted_proxies",
-	"PA08": "TLS inférieur à 1.2 accepté",
+	"PA08": "TLS inférieur à 1.2, ou suites TLS 1.2 autres qu'ECDHE avec AES-GCM ou ChaCha20-Poly1305, acceptés",
 	"PA09": "vérification des certificats TLS désactivée",
 	"PA10": "API d'administration hors boucle locale sans mTLS",
 	"PA11": "métriques ou sondes sur une écoute publique",
@@ -117,6 +117,7 @@ var ruleTitles = map[string]string{
 	"PA18": "toute adresse considérée comme mandataire de confiance",
 	"PA19": "fournisseur sans délai d'attente des en-têtes de réponse",
 	"PA20": "journal d'audit qui n'arrête pas les routes de données quand son puits échoue",
+	"PA21": "appels d'API en HTTP clair redirigés vers HTTPS",
 }
 
 // ruleTitle is a rule's French title, its own when none is known.
