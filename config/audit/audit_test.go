@@ -18,7 +18,7 @@ func clean() map[string]any {
 			"default": map[string]any{"exclude": []any{"http.log.access.log0", "passerelle.audit"}},
 			"log0": map[string]any{
 				"include": []any{"http.log.access.log0"},
-				"writer":  map[string]any{"output": "file", "filename": "/var/log/passerelle/access.log"},
+				"writer":  map[string]any{"output": "file", "filename": "/var/log/passerelle/access.log", "roll_keep_days": 183.0, "roll_keep": 1830.0},
 				"encoder": map[string]any{"format": "filter", "fields": map[string]any{
 					"request>uri":               map[string]any{"filter": "regexp", "regexp": `\?.*`, "value": "?redacted"},
 					"request>headers>X-Api-Key": map[string]any{"filter": "delete"},
@@ -27,7 +27,7 @@ func clean() map[string]any {
 			"audit": map[string]any{
 				"include": []any{"passerelle.audit"},
 				"writer": map[string]any{"output": "passerelle_buffered",
-					"writer": map[string]any{"output": "file", "filename": "/var/log/passerelle/audit.log"}},
+					"writer": map[string]any{"output": "file", "filename": "/var/log/passerelle/audit.log", "roll_keep_days": 365.0, "roll_keep": 3650.0}},
 			},
 		}},
 		"apps": map[string]any{
@@ -199,6 +199,10 @@ func TestEachRule(t *testing.T) {
 		{"PA14", func(c map[string]any) {
 			obj(c, "logging", "logs", "audit")["writer"] = map[string]any{"output": "file", "filename": "/var/log/passerelle/access.log"}
 		}},
+		// The same file through passerelle_buffered, rotated otherwise.
+		{"PA14", func(c map[string]any) {
+			obj(c, "logging", "logs", "audit", "writer", "writer")["filename"] = "/var/log/passerelle/../passerelle/access.log"
+		}},
 		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["habilitation"] = "1000000/s" }},
 		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["citizen"] = "off" }},
 		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["citizen"] = "100/m" }},
@@ -219,6 +223,12 @@ func TestEachRule(t *testing.T) {
 			obj(c, "logging", "logs", "audit", "writer")["writer"] = map[string]any{"output": "net", "address": "tcp/logs.example:514"}
 		}},
 		{"PA21", func(c map[string]any) { delete(publicServer(c), "automatic_https") }},
+		{"PA22", func(c map[string]any) { delete(obj(c, "logging", "logs", "log0", "writer"), "roll_keep_days") }}, // 90 days
+		{"PA22", func(c map[string]any) {
+			obj(c, "logging", "logs", "audit", "writer", "writer")["roll_keep_days"] = 400.0
+		}},
+		{"PA22", func(c map[string]any) { delete(obj(c, "logging", "logs", "audit", "writer", "writer"), "roll_keep") }}, // 10 files
+		{"PA22", func(c map[string]any) { obj(c, "logging", "logs", "log0", "writer")["roll"] = false }},
 		{"PA18", func(c map[string]any) {
 			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}
 		}},

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
-	"reflect"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -45,6 +45,7 @@ var rules = []rule{
 	{"PA19", Medium, "a provider without a response header timeout", "reverse_proxy … { transport http { dial_timeout 2s; response_header_timeout 10s } }: a hung provider then fails and opens its circuit", checkProviderTimeouts},
 	{"PA20", Medium, "an audit trail that does not stop data routes when its sink fails", "log audit { include passerelle.audit; output passerelle_buffered { output file /var/log/passerelle/audit.log } } (on_full refuse, the default)", checkAuditFailClosed},
 	{"PA21", High, "API calls over plain HTTP redirected to HTTPS", "auto_https disable_redirects (nothing listens on the HTTP port), or an http:// site for the API's name that answers an error without redirecting", checkAPIRedirect},
+	{"PA22", Medium, "a log file kept less than 6 months or more than 12, or deleted by count before its time", "log { output file … { roll_keep_for 4380h to 8760h; roll_keep ≥ one file a day over that time (default 10) } }; a longer retention needs a justification (ignore line)", checkRetention},
 }
 
 var ruleByID = func() map[string]rule {
@@ -464,13 +465,33 @@ func checkAuditSink(c *cfg) []Finding {
 		}
 		for _, logger := range accessLoggers(logsCfg) {
 			lname, llog := c.sinkOf(logger)
-			if lname == aname || reflect.DeepEqual(dig(alog, "writer"), dig(llog, "writer")) && dig(alog, "writer") != nil {
+			if lname == aname || sink(alog) == sink(llog) {
 				out = append(out, find("PA14", "logging.logs."+aname, "the same sink as the access log of server "+name))
 				break
 			}
 		}
 	}
 	return out
+}
+
+// sink names where a log's records end up, whatever writes them there:
+// the innermost writer (passerelle_buffered wraps another) and its file or
+// address; stderr when the log names no writer.
+func sink(log map[string]any) string {
+	w, _ := log["writer"].(map[string]any)
+	for str(w, "output") == "passerelle_buffered" {
+		w, _ = w["writer"].(map[string]any)
+	}
+	switch out := str(w, "output"); out {
+	case "":
+		return "stderr"
+	case "file":
+		return "file " + filepath.Clean(str(w, "filename"))
+	case "net":
+		return "net " + str(w, "address")
+	default:
+		return out
+	}
 }
 
 func checkTrustEveryone(c *cfg) []Finding {

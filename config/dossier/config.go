@@ -39,11 +39,12 @@ type deployed struct {
 type logSink struct {
 	name   string
 	output string // file, net, stderr, …
-	// keepDays is roll_keep_days of a file writer (Caddy's default 90
-	// when unset); rollOff: rotation disabled (files kept forever).
-	keepDays int
-	rollOff  bool
-	buffered bool // behind passerelle_buffered
+	// keepDays and keepFiles are roll_keep_days and roll_keep of a file
+	// writer (Caddy's defaults 90 and 10 when unset): rolled files go at
+	// whichever comes first; rollOff: rotation disabled (kept forever).
+	keepDays, keepFiles int
+	rollOff             bool
+	buffered            bool // behind passerelle_buffered
 }
 
 // Caddy's defaults and the gateway's (caddyplugin/app.go).
@@ -51,6 +52,7 @@ const (
 	defaultTTLCap      = 30 * time.Second
 	defaultNegativeTTL = 5 * time.Second
 	caddyRollKeepDays  = 90
+	caddyRollKeep      = 10
 )
 
 // readDeployed reads the configuration; it fails only on JSON that is not
@@ -145,9 +147,12 @@ func sinkOf(name string, w any) logSink {
 		s.output = o
 	}
 	if s.output == "file" {
-		s.keepDays = caddyRollKeepDays
+		s.keepDays, s.keepFiles = caddyRollKeepDays, caddyRollKeep
 		if n, ok := dig(w, "roll_keep_days").(float64); ok && n > 0 {
 			s.keepDays = int(n)
+		}
+		if n, ok := dig(w, "roll_keep").(float64); ok && n > 0 {
+			s.keepFiles = int(n)
 		}
 		s.rollOff = dig(w, "roll_disabled") == true || dig(w, "roll") == false
 	}
@@ -162,7 +167,7 @@ func (s *logSink) retention() string {
 	case s.output == "file" && s.rollOff:
 		return "fichier sans rotation: conservé sans limite (à borner par l'exploitant)"
 	case s.output == "file":
-		return fmt.Sprintf("%d jours dans le fichier (roll_keep_for), puis selon le puits de l'exploitant", s.keepDays)
+		return fmt.Sprintf("%d jours dans le fichier (roll_keep_for), et pas plus de %d fichiers (roll_keep; règle PA22), puis selon le puits de l'exploitant", s.keepDays, s.keepFiles)
 	}
 	return "selon le puits de l'exploitant (sortie " + s.output + ")"
 }

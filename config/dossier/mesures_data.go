@@ -164,7 +164,7 @@ var measures = []Measure{
 		"Une ligne d'audit par décision, raison dans une liste fermée, sur un journal séparé; l'envoi vers un stockage central en ajout seul revient à l'exploitant (SECURITY.md G09).",
 		[]string{"test:TestG01_AuditRecords", "test:TestG04_TableRows", "rule:PA14", "file:" + docDir + "08-journalisation.md"}},
 	{"SUPERVISION.5", "0158", "Stocker les journaux et évènements de sécurité pour une durée minimum de trois mois", thSurv, "ANSSI", rec, "defense", Partiel,
-		"Modèle: audit 365 jours, accès 90 jours (roll_keep_for); durée effective dans le puits central: collectivité.",
+		"Modèle: audit 365 jours, accès 183 jours (roll_keep_for; bornes de 6 à 12 mois vérifiées par la règle PA22); durée effective dans le puits central: collectivité.",
 		[]string{"file:deploy/Caddyfile.production", "file:" + docDir + "08-journalisation.md"}},
 	{"SUPERVISION.7", "0160", "Conserver et centraliser le journal des évènements de sécurité intervenus sur le système d'information", thSurv, "ANSSI", rec, "defense", Partiel,
 		"Refus et erreurs journalisés avec leur raison; alertes Prometheus (FranceConnect, fournisseurs, Redis, habilitations, pertes d'audit, certificat). Centralisation: collectivité.",
