@@ -59,11 +59,11 @@ func inboundConfig(t *testing.T, redirects bool, certFile, keyFile string) strin
 	if !redirects {
 		global += "\n\tauto_https disable_redirects"
 	}
-	cfg := strings.Replace(config(t, options{MaxEntries: 18092}), "auto_https off", global, 1)
-	if cfg == config(t, options{MaxEntries: 18092}) {
+	base := config(t, options{MaxEntries: 18092})
+	if !strings.Contains(base, "\tauto_https off\n") {
 		t.Fatal("the harness's global options changed: update this test")
 	}
-	return cfg + fmt.Sprintf(`
+	return strings.Replace(base, "auto_https off", global, 1) + fmt.Sprintf(`
 https://%s {
 	bind 127.0.0.1
 	tls %s %s

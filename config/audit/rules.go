@@ -44,7 +44,7 @@ var rules = []rule{
 	{"PA18", Critical, "every address trusted as a proxy", "trusted_proxies static <the load balancers' addresses>", checkTrustEveryone},
 	{"PA19", Medium, "a provider without a response header timeout", "reverse_proxy … { transport http { dial_timeout 2s; response_header_timeout 10s } }: a hung provider then fails and opens its circuit", checkProviderTimeouts},
 	{"PA20", Medium, "an audit trail that does not stop data routes when its sink fails", "log audit { include passerelle.audit; output passerelle_buffered { output file /var/log/passerelle/audit.log } } (on_full refuse, the default)", checkAuditFailClosed},
-	{"PA21", High, "API calls over plain HTTP redirected to HTTPS", "auto_https disable_redirects (nothing listens on the HTTP port), or an http:// site for the API's name that answers an error without redirecting", checkAPIRedirect},
+	{"PA21", High, "API calls over plain HTTP redirected to HTTPS", "auto_https disable_redirects (global option): nothing then listens on the HTTP port but an ACME HTTP challenge while it runs", checkAPIRedirect},
 	{"PA22", Medium, "a log file kept less than 6 months or more than 12, or deleted by count before its time", "log { output file … { roll_keep_for 4380h to 8760h; roll_keep ≥ one file a day over that time (default 10) } }; a longer retention needs a justification (ignore line)", checkRetention},
 }
 
@@ -281,21 +281,24 @@ func public(srv map[string]any) bool {
 	return false
 }
 
+// checkPublicPlain (PA07): a public listener serves plain HTTP when its
+// server has no TLS (no connection policy, and automatic HTTPS does not
+// serve the HTTPS port), or when it is on the HTTP port: Caddy never serves
+// TLS there, whatever the server's policies.
 func checkPublicPlain(c *cfg) []Finding {
 	var out []Finding
+	httpPort, httpsPort := c.port("http_port", 80), c.port("https_port", 443)
 	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
 		srv := c.servers[name]
-		if !public(srv) || srv["tls_connection_policies"] != nil || srv["trusted_proxies"] != nil {
+		if !public(srv) || srv["trusted_proxies"] != nil {
 			continue
 		}
-		// Automatic HTTPS serves the HTTPS port (443, or https_port).
-		port := c.port("https_port", 443)
-		https := false
-		for _, l := range strs(srv, "listen") {
-			https = https || strings.HasSuffix(l, port) && dig(srv, "automatic_https", "disable") != true
-		}
-		if !https {
-			out = append(out, find("PA07", "apps.http.servers."+name+".listen", strings.Join(strs(srv, "listen"), " ")))
+		listen := strs(srv, "listen")
+		plain := srv["tls_connection_policies"] == nil && (dig(srv, "automatic_https", "disable") == true ||
+			!slices.ContainsFunc(listen, func(l string) bool { return strings.HasSuffix(l, httpsPort) }))
+		plain = plain || slices.ContainsFunc(listen, func(l string) bool { return !loopbackHost(l) && strings.HasSuffix(l, httpPort) })
+		if plain {
+			out = append(out, find("PA07", "apps.http.servers."+name+".listen", strings.Join(listen, " ")))
 		}
 	}
 	return out
