@@ -442,6 +442,7 @@ func (a *App) Validate() error {
 func (a *App) Start() error {
 	metricMode.Reset()
 	metricMode.WithLabelValues(a.Mode).Set(1)
+	warnUnsynchronisedClock(a.logger)
 	a.applyInFlightCaps()
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel

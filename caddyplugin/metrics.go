@@ -55,7 +55,7 @@ var (
 // registerMetrics registers the app's and the pipeline's collectors on a
 // config's registry.
 func registerMetrics(reg prometheus.Registerer) error {
-	for _, c := range append(pipeline.Collectors(), metricHabilitationReloads, metricCacheErrors, metricRateLimitRedisErrors, metricAuditWriteErrors, logbuffer.LostLines, logbuffer.WriteFailures, logbuffer.RefusingGauge, metricMemoryPressure, metricMode) {
+	for _, c := range append(pipeline.Collectors(), metricHabilitationReloads, metricCacheErrors, metricRateLimitRedisErrors, metricAuditWriteErrors, logbuffer.LostLines, logbuffer.WriteFailures, logbuffer.RefusingGauge, metricMemoryPressure, metricMode, clockState{}) {
 		if err := registerCollector(reg, c); err != nil {
 			return err
 		}

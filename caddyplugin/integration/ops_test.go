@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/clock"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache/redistest"
 )
 
@@ -83,5 +85,37 @@ func TestMetricsEndpointScraped(t *testing.T) {
 	}
 	if leak := contains(ours, "cnaf_qfv2", "nope", "Georges", siret, "127.0.0.1"); leak != "" {
 		t.Errorf("passerelle series hold %q", leak)
+	}
+}
+
+// TestG11_ClockExported (SECURITY.md G11): the metrics page tells whether
+// the kernel reports the clock synchronised, and its error bound, as the
+// kernel has them; PasserelleClockNotSynchronised alerts on them
+// (TestAlertRulesNameExposedMetrics checks the rule names them). The
+// audit records' times are UTC (TestG01_AuditRecords).
+// req: G11
+func TestG11_ClockExported(t *testing.T) {
+	state, err := clock.Read()
+	if err != nil {
+		t.Skipf("this system does not tell the clock's state: %v", err)
+	}
+	start(t, options{MaxEntries: 10011})
+	a := get(t, internalPort, "/metrics")
+	values := map[string]float64{}
+	for line := range strings.Lines(string(a.body)) {
+		if name, v, ok := strings.Cut(strings.TrimSpace(line), " "); ok && strings.HasPrefix(name, "caddy_passerelle_clock_") {
+			values[name], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	want := 0.0
+	if state.Synchronised {
+		want = 1
+	}
+	if got, ok := values["caddy_passerelle_clock_synchronised"]; !ok || got != want {
+		t.Errorf("caddy_passerelle_clock_synchronised %v (exported: %v), the kernel says %v", got, ok, state.Synchronised)
+	}
+	// The kernel grows maxerror by 500 µs a second while nothing updates it.
+	if got, ok := values["caddy_passerelle_clock_max_error_seconds"]; !ok || got < state.MaxError.Seconds()-1 || got > state.MaxError.Seconds()+1 {
+		t.Errorf("caddy_passerelle_clock_max_error_seconds %v (exported: %v), the kernel says %v", got, ok, state.MaxError)
 	}
 }
