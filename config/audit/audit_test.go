@@ -18,7 +18,7 @@ func clean() map[string]any {
 			"default": map[string]any{"exclude": []any{"http.log.access.log0", "passerelle.audit"}},
 			"log0": map[string]any{
 				"include": []any{"http.log.access.log0"},
-				"writer":  map[string]any{"output": "file", "filename": "/var/log/passerelle/access.log", "roll_keep_days": 183.0, "roll_keep": 1830.0},
+				"writer":  map[string]any{"output": "file", "filename": "/var/log/passerelle/access.log", "roll_keep_days": 183.0, "roll_keep": -1.0, "roll_interval": 86400e9},
 				"encoder": map[string]any{"format": "filter", "fields": map[string]any{
 					"request>uri":               map[string]any{"filter": "regexp", "regexp": `\?.*`, "value": "?redacted"},
 					"request>headers>X-Api-Key": map[string]any{"filter": "delete"},
@@ -27,7 +27,7 @@ func clean() map[string]any {
 			"audit": map[string]any{
 				"include": []any{"passerelle.audit"},
 				"writer": map[string]any{"output": "passerelle_buffered",
-					"writer": map[string]any{"output": "file", "filename": "/var/log/passerelle/audit.log", "roll_keep_days": 365.0, "roll_keep": 3650.0}},
+					"writer": map[string]any{"output": "file", "filename": "/var/log/passerelle/audit.log", "roll_keep_days": 363.0, "roll_keep": -1.0, "roll_interval": 86400e9}},
 			},
 		}},
 		"apps": map[string]any{

@@ -45,7 +45,7 @@ var rules = []rule{
 	{"PA19", Medium, "a provider without a response header timeout", "reverse_proxy … { transport http { dial_timeout 2s; response_header_timeout 10s } }: a hung provider then fails and opens its circuit", checkProviderTimeouts},
 	{"PA20", Medium, "an audit trail that does not stop data routes when its sink fails", "log audit { include passerelle.audit; output passerelle_buffered { output file /var/log/passerelle/audit.log } } (on_full refuse, the default)", checkAuditFailClosed},
 	{"PA21", High, "API calls over plain HTTP redirected to HTTPS", "auto_https disable_redirects (global option): nothing then listens on the HTTP port but an ACME HTTP challenge while it runs", checkAPIRedirect},
-	{"PA22", Medium, "a log file kept less than 6 months or more than 12, or deleted by count before its time", "log { output file … { roll_keep_for 4380h to 8760h; roll_keep ≥ one file a day over that time (default 10) } }; a longer retention needs a justification (ignore line)", checkRetention},
+	{"PA22", Medium, "a log file not kept 6 to 12 months by age alone", "log { output file … { roll_interval 24h; roll_keep -1; roll_keep_for 4392h to 8736h } }; size the disk for 12 months; a longer retention needs a justification (ignore line)", checkRetention},
 }
 
 var ruleByID = func() map[string]rule {
@@ -294,7 +294,10 @@ func checkPublicPlain(c *cfg) []Finding {
 			continue
 		}
 		listen := strs(srv, "listen")
-		plain := srv["tls_connection_policies"] == nil && (dig(srv, "automatic_https", "disable") == true ||
+		// An empty list of policies is no TLS: automatic HTTPS adds one only
+		// where there is none at all.
+		pols, set := srv["tls_connection_policies"].([]any)
+		plain := set && len(pols) == 0 || !set && (dig(srv, "automatic_https", "disable") == true ||
 			!slices.ContainsFunc(listen, func(l string) bool { return strings.HasSuffix(l, httpsPort) }))
 		plain = plain || slices.ContainsFunc(listen, func(l string) bool { return !loopbackHost(l) && strings.HasSuffix(l, httpPort) })
 		if plain {

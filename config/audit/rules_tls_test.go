@@ -116,6 +116,12 @@ func TestPlainHTTPPort(t *testing.T) {
 	if slices.Contains(rulesOf(run(t, c)), "PA07") {
 		t.Fatal("loopback :80 flagged")
 	}
+	// An empty list of policies: Caddy serves no TLS, even on :443.
+	publicServer(c)["listen"] = []any{":443"}
+	publicServer(c)["tls_connection_policies"] = []any{}
+	if !slices.Contains(rulesOf(run(t, c)), "PA07") {
+		t.Fatal("tls_connection_policies []: not flagged")
+	}
 }
 
 // TestTLSSuites: PA08 accepts the TLS 1.2 suites of SECURITY.md E03 as

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 )
 
 // checkAuditFailClosed (PA20): the audit trail goes through
@@ -42,6 +43,11 @@ func orNone(s string) string {
 const (
 	minRetentionDays = 183
 	maxRetentionDays = 366
+	// rollSlackDays: with a roll every day at least, a record outlives
+	// roll_keep_for by up to two days: the day before its file is rolled,
+	// and the day until the next roll deletes what has aged out (timberjack
+	// deletes when it rolls, by the roll's date).
+	rollSlackDays = 2
 )
 
 // Caddy's file writer defaults (modules/logging/filewriter.go).
@@ -52,11 +58,20 @@ const (
 
 // checkRetention (PA22): every log written to a file on this host (the
 // audit trail and the access logs, directly or through passerelle_buffered)
-// is rotated, its rolled files are kept between 6 and 12 months
-// (roll_keep_for, 90 days by default), and the number of files kept
-// (roll_keep, 10 by default) is at least one a day over that time: rolled
-// files beyond roll_keep are deleted whatever their age, so with the
-// default the trail holds ten files, a few days at any steady traffic.
+// keeps its records between 6 and 12 months, by age alone:
+//   - it is rotated (not roll false), at least once a day (roll_interval
+//     24h or less, or roll_at / roll_minutes): a file rolled only when full
+//     keeps its first records past roll_keep_for by the time it took to
+//     fill, weeks at low traffic;
+//   - roll_keep_for (90 days by default) plus that slack lies in 6 to 12
+//     months;
+//   - roll_keep is -1: rolled files beyond roll_keep (10 by default) are
+//     deleted whatever their age, so a positive count keeps 6 months or
+//     not depending on the traffic (10 files of 100 MiB: months for a small
+//     collectivité, days for a large one). The disk is then sized for 12
+//     months of records; a full disk stops data routes (SECURITY.md G09),
+//     it loses nothing.
+//
 // Logs shipped elsewhere (stdout, stderr, net) are retained by what
 // receives them.
 func checkRetention(c *cfg) []Finding {
@@ -76,15 +91,41 @@ func checkRetention(c *cfg) []Finding {
 			out = append(out, find("PA22", path+".roll", "never rotated: kept without limit"))
 			continue
 		}
-		days, keep := intOr(w, "roll_keep_days", defaultRollKeepDays), intOr(w, "roll_keep", defaultRollKeep)
-		if days < minRetentionDays || days > maxRetentionDays {
-			out = append(out, find("PA22", path+".roll_keep_days", fmt.Sprintf("rolled files kept %d days, want %d to %d", days, minRetentionDays, maxRetentionDays)))
+		switch days := intOr(w, "roll_keep_days", defaultRollKeepDays); {
+		case days < 0:
+			out = append(out, find("PA22", path+".roll_keep_days", "rolled files never deleted by age"))
+		case days < minRetentionDays || days+rollSlackDays > maxRetentionDays:
+			out = append(out, find("PA22", path+".roll_keep_days", fmt.Sprintf("records kept %d to %d days, want within %d to %d (roll_keep_for %dh to %dh)",
+				days, days+rollSlackDays, minRetentionDays, maxRetentionDays, minRetentionDays*24, (maxRetentionDays-rollSlackDays)*24)))
 		}
-		if keep < min(days, maxRetentionDays) {
-			out = append(out, find("PA22", path+".roll_keep", fmt.Sprintf("at most %d rolled files kept, fewer than one a day over %d days: the oldest go before their time", keep, days)))
+		if keep := intOr(w, "roll_keep", defaultRollKeep); keep > 0 {
+			out = append(out, find("PA22", path+".roll_keep", fmt.Sprintf("rolled files beyond %d deleted whatever their age: whether 6 months are kept depends on the traffic; roll_keep -1 deletes by age alone", keep)))
+		}
+		if !dailyRoll(w) {
+			out = append(out, find("PA22", path+".roll_interval", "not rolled every day: a file's first records outlive roll_keep_for by the time it takes to fill; roll_interval 24h"))
 		}
 	}
 	return out
+}
+
+// dailyRoll reports whether a file writer rolls its file every day at
+// least: roll_interval of 24 h or less (a number of nanoseconds, or a Go
+// duration), or rolls at set times (roll_at, daily; roll_minutes, hourly).
+func dailyRoll(w map[string]any) bool {
+	if len(strs(w, "roll_at")) > 0 {
+		return true
+	}
+	if m, _ := w["roll_minutes"].([]any); len(m) > 0 {
+		return true
+	}
+	var d time.Duration
+	switch v := w["roll_interval"].(type) {
+	case float64:
+		d = time.Duration(v)
+	case string:
+		d, _ = time.ParseDuration(v)
+	}
+	return d > 0 && d <= 24*time.Hour
 }
 
 // intOr is the number at key, or def when it is missing or zero (Caddy's

@@ -151,8 +151,8 @@ func sinkOf(name string, w any) logSink {
 		if n, ok := dig(w, "roll_keep_days").(float64); ok && n > 0 {
 			s.keepDays = int(n)
 		}
-		if n, ok := dig(w, "roll_keep").(float64); ok && n > 0 {
-			s.keepFiles = int(n)
+		if n, ok := dig(w, "roll_keep").(float64); ok && n != 0 {
+			s.keepFiles = int(n) // negative: no limit by count
 		}
 		s.rollOff = dig(w, "roll_disabled") == true || dig(w, "roll") == false
 	}
@@ -167,7 +167,10 @@ func (s *logSink) retention() string {
 	case s.output == "file" && s.rollOff:
 		return "fichier sans rotation: conservé sans limite (à borner par l'exploitant)"
 	case s.output == "file":
-		return fmt.Sprintf("%d jours dans le fichier (roll_keep_for), et pas plus de %d fichiers (roll_keep; règle PA22), puis selon le puits de l'exploitant", s.keepDays, s.keepFiles)
+		if s.keepFiles <= 0 {
+			return fmt.Sprintf("%d jours après la rotation de leur fichier (roll_keep_for; règle PA22), puis selon le puits de l'exploitant", s.keepDays)
+		}
+		return fmt.Sprintf("%d jours après la rotation de leur fichier (roll_keep_for) au plus, mais pas plus de %d fichiers (roll_keep), quel que soit leur âge (règle PA22), puis selon le puits de l'exploitant", s.keepDays, s.keepFiles)
 	}
 	return "selon le puits de l'exploitant (sortie " + s.output + ")"
 }

@@ -118,7 +118,7 @@ var ruleTitles = map[string]string{
 	"PA19": "fournisseur sans délai d'attente des en-têtes de réponse",
 	"PA20": "journal d'audit qui n'arrête pas les routes de données quand son puits échoue",
 	"PA21": "appels d'API en HTTP clair redirigés vers HTTPS",
-	"PA22": "journal écrit dans un fichier gardé moins de 6 mois ou plus de 12, ou supprimé par nombre de fichiers avant son terme",
+	"PA22": "journal écrit dans un fichier qui n'est pas gardé de 6 à 12 mois par son âge seul",
 }
 
 // ruleTitle is a rule's French title, its own when none is known.
