@@ -25,7 +25,7 @@ func testConfig(mode string) []byte {
 		"admin": map[string]any{"listen": "unix//run/passerelle/admin.sock"},
 		"logging": map[string]any{"logs": map[string]any{
 			"audit": map[string]any{"include": []any{"passerelle.audit"}, "writer": map[string]any{
-				"output": "passerelle_buffered", "writer": map[string]any{"output": "file", "filename": "/var/log/a.log", "roll_keep_days": 200}}},
+				"output": "passerelle_buffered", "writer": map[string]any{"output": "file", "filename": "/var/log/a.log", "roll_keep_days": 200, "roll_keep": -1}}},
 			"log0": map[string]any{"include": []any{"http.log.access.log0"}, "writer": map[string]any{"output": "file", "filename": "/var/log/b.log"}},
 		}},
 		"apps": map[string]any{
@@ -127,7 +127,9 @@ func TestFlux(t *testing.T) {
 	f := generate(t, testInput("production"))["flux.md"]
 	contains(t, "flux.md", f,
 		"au plus 45 s (ttl_cap)", "au plus 5 s (negative_ttl)",
-		"200 jours dans le fichier", "90 jours dans le fichier", "clé 2026", "écritures groupées",
+		"200 jours après la rotation de leur fichier (roll_keep_for; règle PA22)",
+		"90 jours après la rotation de leur fichier (roll_keep_for) au plus, mais pas plus de 10 fichiers (roll_keep)",
+		"clé 2026", "écritures groupées",
 		"Redis (clé HMAC-SHA256",
 		"CNAV<br>OAuth2 client credentials", "ANTS<br>en-tête statique X-Api-Key",
 		"MEN<br>aucun crédit configuré",
