@@ -298,8 +298,8 @@ func checkPublicPlain(c *cfg) []Finding {
 		// where there is none at all.
 		pols, set := srv["tls_connection_policies"].([]any)
 		plain := set && len(pols) == 0 || !set && (dig(srv, "automatic_https", "disable") == true ||
-			!slices.ContainsFunc(listen, func(l string) bool { return strings.HasSuffix(l, httpsPort) }))
-		plain = plain || slices.ContainsFunc(listen, func(l string) bool { return !loopbackHost(l) && strings.HasSuffix(l, httpPort) })
+			!slices.ContainsFunc(listen, func(l string) bool { return onPort(l, httpsPort) }))
+		plain = plain || slices.ContainsFunc(listen, func(l string) bool { return !loopbackHost(l) && onPort(l, httpPort) })
 		if plain {
 			out = append(out, find("PA07", "apps.http.servers."+name+".listen", strings.Join(listen, " ")))
 		}

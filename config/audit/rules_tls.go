@@ -74,10 +74,7 @@ func (c *cfg) autoRedirects(server string) (string, bool) {
 	srv := c.servers[server]
 	listen := strs(srv, "listen")
 	httpPort, httpsPort := c.port("http_port", 80), c.port("https_port", 443)
-	onlyOn := func(port string) bool {
-		return len(listen) > 0 && !slices.ContainsFunc(listen, func(l string) bool { return !strings.HasSuffix(l, port) })
-	}
-	if dig(srv, "automatic_https", "disable") == true || dig(srv, "automatic_https", "disable_redirects") == true || onlyOn(httpPort) {
+	if dig(srv, "automatic_https", "disable") == true || dig(srv, "automatic_https", "disable_redirects") == true || onlyOn(listen, httpPort) {
 		return "", false
 	}
 	// The names of the server's routes' host matchers, but those skipped.
@@ -98,18 +95,19 @@ func (c *cfg) autoRedirects(server string) (string, bool) {
 	// No name: redirects for every name when the server has TLS (a
 	// policy, or Caddy adds one to a server on the HTTPS port only).
 	pols, _ := srv["tls_connection_policies"].([]any)
-	if len(pols) > 0 || onlyOn(httpsPort) {
+	if len(pols) > 0 || onlyOn(listen, httpsPort) {
 		return "every name", true
 	}
 	return "", false
 }
 
-// port returns ":N", N the http app's setting key or its default.
-func (c *cfg) port(key string, def int) string {
+// port returns the http app's setting key (http_port, https_port), or its
+// default.
+func (c *cfg) port(key string, def int) int {
 	if p, ok := dig(c.root, "apps", "http", key).(float64); ok {
-		def = int(p)
+		return int(p)
 	}
-	return fmt.Sprintf(":%d", def)
+	return def
 }
 
 // routeHosts returns the names of a route's host matchers.

@@ -62,6 +62,12 @@ func TestAPIRedirect(t *testing.T) {
 			publicServer(c)["listen"] = []any{":8443"}
 			publicServer(c)["tls_connection_policies"] = []any{map[string]any{}}
 		}, "public"},
+		// A range covering the HTTPS port counts as on it (Caddy adds TLS).
+		{"no name, a range covering the HTTPS port", func(c map[string]any) {
+			delete(publicServer(c), "automatic_https")
+			delete(obj(c, "apps", "http", "servers", "public", "routes", 0), "match")
+			publicServer(c)["listen"] = []any{":443-444"}
+		}, "public"},
 		{"no name and no TLS", func(c map[string]any) {
 			delete(publicServer(c), "automatic_https")
 			delete(obj(c, "apps", "http", "servers", "public", "routes", 0), "match")

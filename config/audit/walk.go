@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -222,6 +223,36 @@ func listenHost(addr string) (host string, port bool) {
 		return strings.Trim(h, "[]"), true
 	}
 	return strings.Trim(a, "[]"), false
+}
+
+// listenPorts returns the port range of a listen address (host:port or
+// host:lo-hi, a network prefix allowed); ok is false without a port.
+func listenPorts(addr string) (lo, hi int, ok bool) {
+	a := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(addr, "tcp/"), "tcp4/"), "tcp6/")
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return 0, 0, false
+	}
+	first, last, isRange := strings.Cut(port, "-")
+	lo, err1 := strconv.Atoi(first)
+	hi, err2 := lo, error(nil)
+	if isRange {
+		hi, err2 = strconv.Atoi(last)
+	}
+	return lo, hi, err1 == nil && err2 == nil
+}
+
+// onPort reports whether a listen address covers port.
+func onPort(addr string, port int) bool {
+	lo, hi, ok := listenPorts(addr)
+	return ok && lo <= port && port <= hi
+}
+
+// onlyOn reports whether every listen address covers port: Caddy's
+// servers whose listeners use no other port (a range counts as using the
+// port it covers; a unix socket uses another).
+func onlyOn(listen []string, port int) bool {
+	return len(listen) > 0 && !slices.ContainsFunc(listen, func(l string) bool { return !onPort(l, port) })
 }
 
 // loopbackHost reports whether a host (or host:port, a dial address, a

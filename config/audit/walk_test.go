@@ -232,3 +232,24 @@ func TestInvokeWalkBounded(t *testing.T) {
 func publicServer(c map[string]any) map[string]any {
 	return obj(c, "apps", "http", "servers", "public")
 }
+
+// TestListenPorts: listen addresses as Caddy writes them, ranges included,
+// and onlyOn as Caddy's "no listener uses another port".
+func TestListenPorts(t *testing.T) {
+	for _, tc := range []struct {
+		addr   string
+		lo, hi int
+		ok     bool
+	}{
+		{":443", 443, 443, true}, {"127.0.0.1:9090", 9090, 9090, true}, {"tcp/[::1]:80", 80, 80, true},
+		{":443-444", 443, 444, true}, {"unix//run/passerelle/admin.sock", 0, 0, false}, {"localhost", 0, 0, false},
+	} {
+		lo, hi, ok := listenPorts(tc.addr)
+		if lo != tc.lo || hi != tc.hi || ok != tc.ok {
+			t.Errorf("%s: %d-%d %v", tc.addr, lo, hi, ok)
+		}
+	}
+	if !onlyOn([]string{":443-444"}, 443) || onlyOn([]string{":443", ":8443"}, 443) || onlyOn(nil, 443) || !onlyOn([]string{":80", "127.0.0.1:80"}, 80) {
+		t.Error("onlyOn")
+	}
+}
