@@ -17,20 +17,28 @@ import (
 // cached token while the configuration is reloaded and the habilitations
 // file rewritten several times: no request fails, the token cache survives
 // the reloads (one checktoken call), and no goroutine is left behind.
+//
+// The provider runs outside the reloaded configuration, as a real one
+// does (the recorder, behind the recordPort site). The sandbox provider of
+// the same configuration would be restarted by each reload: its closing
+// server then ends a connection the gateway had just opened to it without
+// an answer (EOF, a 504 37001 about once in 6 400 calls over 30 reloads),
+// an artefact of the stand-in's own reload, not of the gateway's.
 // req: B12
 func TestI13_ReloadUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
 	fc := newFCCounter(t)
+	provider := newRecorder(t)
 	habs := writeHabilitations(t)
-	o := options{MaxEntries: 9001, CheckTokenURL: fc.srv.URL, Habilitations: habs}
+	o := options{MaxEntries: 9001, CheckTokenURL: fc.srv.URL, Habilitations: habs, Recorder: provider.srv.URL}
 	setEnv(t)
 	tester := caddytest.NewTester(t)
 	cfg := config(t, o)
 	tester.InitServer(cfg, "caddyfile")
-	if a := get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...); a.status != 200 {
-		t.Fatalf("warm-up: status %d", a.status)
+	if a := get(t, recordPort, qf("recipient="+siret), bearer("cnaf_qfv2")...); a.status != 200 {
+		t.Fatalf("warm-up: status %d %s", a.status, a.body)
 	}
 	client.CloseIdleConnections()
 	time.Sleep(300 * time.Millisecond)
@@ -40,7 +48,7 @@ func TestI13_ReloadUnderLoad(t *testing.T) {
 	// (each holding a server goroutine) can be closed before the leak check.
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	attacker := vegeta.NewAttacker(vegeta.Client(&http.Client{Transport: tr, Timeout: 5 * time.Second}))
-	target := vegeta.Target{Method: http.MethodGet, URL: fmt.Sprintf("http://127.0.0.1:%d%s", gatewayPort, qf("recipient="+siret)),
+	target := vegeta.Target{Method: http.MethodGet, URL: fmt.Sprintf("http://127.0.0.1:%d%s", recordPort, qf("recipient="+siret)),
 		Header: http.Header{"Authorization": {"Bearer cnaf_qfv2"}}}
 	const reloads = 6
 	done := make(chan struct{})
@@ -103,12 +111,21 @@ func TestI13_ReloadUnderLoad(t *testing.T) {
 		t.Logf("%d connections ended without an answer by a closing server (%d at connect; net.ipv4.tcp_migrate_req=%s): %s",
 			resets, dialResets, strings.TrimSpace(string(migrate)), sample)
 	}
+	if calls := provider.count(); uint64(calls) < 1+m.Requests {
+		t.Errorf("the provider got %d calls for %d answers and the warm-up", calls, m.Requests)
+	}
 	if n := fc.checktoken.Load(); n != 1 {
 		t.Errorf("%d checktoken calls across %d reloads, want 1 (the cache is shared across reloads, B12)", n, reloads)
 	}
 	attacker.Stop()
 	tr.CloseIdleConnections()
 	client.CloseIdleConnections()
+	// A connection to the provider that a replaced configuration's
+	// transport had in use at the reload goes back to that transport's
+	// idle pool, already emptied by Caddy at its cleanup: it stays until
+	// its idle timeout (2 minutes; deploy/bench/run.sh waits for it). The
+	// provider ends them here, so that what is left is a leak.
+	provider.srv.CloseClientConnections()
 	// Old configurations stop gracefully: give them a few seconds.
 	after := runtime.NumGoroutine()
 	for deadline := time.Now().Add(10 * time.Second); after > before+5 && time.Now().Before(deadline); after = runtime.NumGoroutine() {
