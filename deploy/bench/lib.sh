@@ -36,7 +36,7 @@ bench_wait_for() {
 
 bench_start() {
 	local gw_conf=$1 up_conf=$2 port
-	for port in 9080 9081 9082 9083 9084 9085 9090 2919; do
+	for port in 9080 9081 9082 9083 9084 9085 9090 9443 9444 2919; do
 		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			echo "port $port is in use: stop the other instance first" >&2
 			exit 1

@@ -12,6 +12,9 @@
 #            credential header), :9090 metrics and probes, admin localhost:2919;
 #   upstream (deploy/bench/upstream.Caddyfile): :9081 the sandbox FranceConnect
 #            and the sandbox provider, `admin off`.
+# BENCH_TLS=1: wrk and curl speak TLS to both sites (deploy/bench/Caddyfile.tls:
+# :9443 Passerelle, :9444 the baseline, Caddy's default TLS policy, a
+# certificate that deploy/bench/tlscert makes for the run); the rest unchanged.
 # The gateway's CPU time (/proc/<pid>/stat) is thus the gateway's only (the
 # sandbox FranceConnect fetches the gateway's JWKS at most once a minute, as
 # FranceConnect caches a data provider's keys).
@@ -62,6 +65,18 @@ reloads=10
 gw_conf=${BENCH_CADDYFILE:-deploy/bench/Caddyfile}
 up_conf=deploy/bench/upstream.Caddyfile
 admin=localhost:2919
+# BENCH_TLS=1: the callers (wrk, curl) speak TLS to both sites, as in
+# production (SECURITY.md J06): deploy/bench/Caddyfile.tls, :9443 and
+# :9444, Caddy's default TLS policy, a certificate made for the run.
+scheme=http gw_port=9080 plain_port=9082 curl_tls=()
+if [ "${BENCH_TLS:-0}" = 1 ]; then
+	gw_conf=${BENCH_CADDYFILE:-deploy/bench/Caddyfile.tls}
+	scheme=https gw_port=9443 plain_port=9444 curl_tls=(-k)
+	bench_prepare() {
+		export BENCH_TLS_DIR=$work
+		go run ./deploy/bench/tlscert "$work" || broke "deploy/bench/tlscert"
+	}
+fi
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 wrk_pid=''
@@ -90,13 +105,13 @@ goroutines() { curl -sf "http://$admin/debug/pprof/goroutine?debug=1" | awk 'NR 
 idle_kb=$(rss_kb "$gw_pid")
 echo "gateway pid $gw_pid, idle RSS $(mib "$idle_kb") MiB; upstream pid $up_pid, RSS $(mib "$(rss_kb "$up_pid")") MiB"
 
-gw='http://127.0.0.1:9080/v3/dss/quotient_familial/france_connect?recipient=13002526500013'
-plain='http://127.0.0.1:9082/v3/dss/quotient_familial/identite?nomNaissance=CNAF&prenoms%5B%5D=Georges&anneeDateNaissance=2002&moisDateNaissance=1&jourDateNaissance=1&sexeEtatCivil=M&codeCogInseePaysNaissance=99100&codeCogInseeCommuneNaissance=75002&recipient=13002526500013'
-identite='http://127.0.0.1:9080/v3/dss/quotient_familial/identite?recipient=13002526500013&nomNaissance=DUPONT&nomUsage=MARTIN&prenoms%5B%5D=Paul&prenoms%5B%5D=Louis&anneeDateNaissance=1962&moisDateNaissance=8&jourDateNaissance=24&sexeEtatCivil=M&codeCogInseePaysNaissance=99100&codeCogInseeCommuneNaissance=75107'
-curl -sf -o /dev/null -H 'Authorization: Bearer cnaf_qfv2' "$gw" || broke "gateway warm-up (cached token)"
-curl -sf -o /dev/null -H "Authorization: Bearer cnaf_qfv2~warmup-$$" "$gw" || broke "gateway warm-up (new token)"
-curl -sf -o /dev/null -H 'Authorization: Bearer sandbox_all_scopes' "$identite" || broke "gateway warm-up (identité)"
-curl -sf -o /dev/null "$plain" || broke "baseline warm-up"
+gw="$scheme://127.0.0.1:$gw_port/v3/dss/quotient_familial/france_connect?recipient=13002526500013"
+plain="$scheme://127.0.0.1:$plain_port/v3/dss/quotient_familial/identite?nomNaissance=CNAF&prenoms%5B%5D=Georges&anneeDateNaissance=2002&moisDateNaissance=1&jourDateNaissance=1&sexeEtatCivil=M&codeCogInseePaysNaissance=99100&codeCogInseeCommuneNaissance=75002&recipient=13002526500013"
+identite="$scheme://127.0.0.1:$gw_port/v3/dss/quotient_familial/identite?recipient=13002526500013&nomNaissance=DUPONT&nomUsage=MARTIN&prenoms%5B%5D=Paul&prenoms%5B%5D=Louis&anneeDateNaissance=1962&moisDateNaissance=8&jourDateNaissance=24&sexeEtatCivil=M&codeCogInseePaysNaissance=99100&codeCogInseeCommuneNaissance=75107"
+curl -sf "${curl_tls[@]}" -o /dev/null -H 'Authorization: Bearer cnaf_qfv2' "$gw" || broke "gateway warm-up (cached token)"
+curl -sf "${curl_tls[@]}" -o /dev/null -H "Authorization: Bearer cnaf_qfv2~warmup-$$" "$gw" || broke "gateway warm-up (new token)"
+curl -sf "${curl_tls[@]}" -o /dev/null -H 'Authorization: Bearer sandbox_all_scopes' "$identite" || broke "gateway warm-up (identité)"
+curl -sf "${curl_tls[@]}" -o /dev/null "$plain" || broke "baseline warm-up"
 
 # cpu_ticks: user+system clock ticks the gateway process has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$gw_pid/stat"; }
@@ -153,7 +168,7 @@ for r in $(seq 1 "$rounds"); do
 	g=$rps gc=$cpu
 	((peak_kb > load_peak_kb)) && load_peak_kb=$peak_kb
 	calls=$(checktoken_calls)
-	load "$seconds" -s deploy/bench/mixed.lua http://127.0.0.1:9080 -- "r$r-$$-$(date +%s)"
+	load "$seconds" -s deploy/bench/mixed.lua "$scheme://127.0.0.1:$gw_port" -- "r$r-$$-$(date +%s)"
 	calls=$(($(checktoken_calls) - calls))
 	((peak_kb > load_peak_kb)) && load_peak_kb=$peak_kb
 	mixed_rps+=("$rps") mixed_cpu+=("$cpu")
