@@ -338,12 +338,7 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 		c.personBasis, c.person = p.Pseudonymizer.personKey(ep, params)
 	}
 
-	for i := range ep.Scopes {
-		// On an identite route there is no token scope: habilitation ∩ endpoint.
-		if (facts == nil || hasAnyName(facts.Scopes, &ep.Scopes[i])) && habHasAny(hab, &ep.Scopes[i]) {
-			c.mask |= 1 << i
-		}
-	}
+	c.mask |= effectiveMask(ep, hab, facts)
 	if c.mask == 0 {
 		return apierror.Forbidden()
 	}
@@ -465,6 +460,20 @@ func coversIdentity(scopes []string) bool {
 		}
 	}
 	return false
+}
+
+// effectiveMask returns the endpoint's scopes (bit i: ep.Scopes[i]) that
+// the habilitation grants and, on a FranceConnect route, the token carries
+// (SECURITY.md C03). On an identite route there is no token (facts nil):
+// habilitation ∩ endpoint.
+func effectiveMask(ep *catalogue.Endpoint, hab *habilitation.Habilitation, facts *fcverify.Facts) uint64 {
+	var mask uint64
+	for i := range ep.Scopes {
+		if (facts == nil || hasAnyName(facts.Scopes, &ep.Scopes[i])) && habHasAny(hab, &ep.Scopes[i]) {
+			mask |= 1 << i
+		}
+	}
+	return mask
 }
 
 func hasAnyName(scopes []string, s *catalogue.Scope) bool {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
@@ -55,10 +56,8 @@ func (p *Pipeline) Preflight(ep *catalogue.Endpoint, c PlannedCall, now time.Tim
 	if aerr := checkQuery(query, ep, hab, now); aerr != nil {
 		return hab, aerr.Reason
 	}
-	for i := range ep.Scopes {
-		if hasAnyName(c.Scopes, &ep.Scopes[i]) && habHasAny(hab, &ep.Scopes[i]) {
-			return hab, ""
-		}
+	if effectiveMask(ep, hab, &fcverify.Facts{Scopes: c.Scopes}) == 0 {
+		return hab, apierror.ReasonScopeDenied
 	}
-	return hab, apierror.ReasonScopeDenied
+	return hab, ""
 }

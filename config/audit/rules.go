@@ -480,14 +480,24 @@ func checkAuditSink(c *cfg) []Finding {
 	return out
 }
 
+// innerWriter returns the writer that writes a log's records, looking
+// through passerelle_buffered (which wraps another), and its JSON path
+// from the log; nil when the log names none (stderr).
+func innerWriter(log map[string]any) (map[string]any, string) {
+	w, _ := log["writer"].(map[string]any)
+	path := ".writer"
+	for str(w, "output") == "passerelle_buffered" {
+		w, _ = w["writer"].(map[string]any)
+		path += ".writer"
+	}
+	return w, path
+}
+
 // sink names where a log's records end up, whatever writes them there:
 // the innermost writer (passerelle_buffered wraps another) and its file or
 // address; stderr when the log names no writer.
 func sink(log map[string]any) string {
-	w, _ := log["writer"].(map[string]any)
-	for str(w, "output") == "passerelle_buffered" {
-		w, _ = w["writer"].(map[string]any)
-	}
+	w, _ := innerWriter(log)
 	switch out := str(w, "output"); out {
 	case "":
 		return "stderr"

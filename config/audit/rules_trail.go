@@ -50,10 +50,11 @@ const (
 	rollSlackDays = 2
 )
 
-// Caddy's file writer defaults (modules/logging/filewriter.go).
+// Caddy's file writer defaults (modules/logging/filewriter.go), which a
+// writer without roll_keep or roll_keep_days gets.
 const (
-	defaultRollKeep     = 10
-	defaultRollKeepDays = 90
+	CaddyRollKeep     = 10
+	CaddyRollKeepDays = 90
 )
 
 // checkRetention (PA22): every log written to a file on this host (the
@@ -78,27 +79,24 @@ func checkRetention(c *cfg) []Finding {
 	var out []Finding
 	logs := c.logs()
 	for _, name := range slices.Sorted(maps.Keys(logs)) {
-		path := "logging.logs." + name + ".writer"
-		w, _ := dig(logs[name], "writer").(map[string]any)
-		for w != nil && str(w, "output") != "file" {
-			w, _ = w["writer"].(map[string]any) // passerelle_buffered
-			path += ".writer"
-		}
-		if w == nil {
+		log, _ := logs[name].(map[string]any)
+		w, at := innerWriter(log)
+		if str(w, "output") != "file" {
 			continue
 		}
+		path := "logging.logs." + name + at
 		if w["roll"] == false {
 			out = append(out, find("PA22", path+".roll", "never rotated: kept without limit"))
 			continue
 		}
-		switch days := intOr(w, "roll_keep_days", defaultRollKeepDays); {
+		switch days := intOr(w, "roll_keep_days", CaddyRollKeepDays); {
 		case days < 0:
 			out = append(out, find("PA22", path+".roll_keep_days", "rolled files never deleted by age"))
 		case days < minRetentionDays || days+rollSlackDays > maxRetentionDays:
 			out = append(out, find("PA22", path+".roll_keep_days", fmt.Sprintf("records kept %d to %d days, want within %d to %d (roll_keep_for %dh to %dh)",
 				days, days+rollSlackDays, minRetentionDays, maxRetentionDays, minRetentionDays*24, (maxRetentionDays-rollSlackDays)*24)))
 		}
-		if keep := intOr(w, "roll_keep", defaultRollKeep); keep > 0 {
+		if keep := intOr(w, "roll_keep", CaddyRollKeep); keep > 0 {
 			out = append(out, find("PA22", path+".roll_keep", fmt.Sprintf("rolled files beyond %d deleted whatever their age: whether 6 months are kept depends on the traffic; roll_keep -1 deletes by age alone", keep)))
 		}
 		if !dailyRoll(w) {
@@ -118,13 +116,7 @@ func dailyRoll(w map[string]any) bool {
 	if m, _ := w["roll_minutes"].([]any); len(m) > 0 {
 		return true
 	}
-	var d time.Duration
-	switch v := w["roll_interval"].(type) {
-	case float64:
-		d = time.Duration(v)
-	case string:
-		d, _ = time.ParseDuration(v)
-	}
+	d, _ := duration(w["roll_interval"])
 	return d > 0 && d <= 24*time.Hour
 }
 

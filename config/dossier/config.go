@@ -47,12 +47,11 @@ type logSink struct {
 	buffered            bool // behind passerelle_buffered
 }
 
-// Caddy's defaults and the gateway's (caddyplugin/app.go).
+// The gateway's defaults (caddyplugin/app.go); Caddy's file writer's are
+// audit.CaddyRollKeep and audit.CaddyRollKeepDays.
 const (
 	defaultTTLCap      = 30 * time.Second
 	defaultNegativeTTL = 5 * time.Second
-	caddyRollKeepDays  = 90
-	caddyRollKeep      = 10
 )
 
 // readDeployed reads the configuration; it fails only on JSON that is not
@@ -147,7 +146,7 @@ func sinkOf(name string, w any) logSink {
 		s.output = o
 	}
 	if s.output == "file" {
-		s.keepDays, s.keepFiles = caddyRollKeepDays, caddyRollKeep
+		s.keepDays, s.keepFiles = audit.CaddyRollKeepDays, audit.CaddyRollKeep
 		if n, ok := dig(w, "roll_keep_days").(float64); ok && n > 0 {
 			s.keepDays = int(n)
 		}
