@@ -72,10 +72,7 @@ scheme=http gw_port=9080 plain_port=9082 curl_tls=()
 if [ "${BENCH_TLS:-0}" = 1 ]; then
 	gw_conf=${BENCH_CADDYFILE:-deploy/bench/Caddyfile.tls}
 	scheme=https gw_port=9443 plain_port=9444 curl_tls=(-k)
-	bench_prepare() {
-		export BENCH_TLS_DIR=$work
-		go run ./deploy/bench/tlscert "$work" || broke "deploy/bench/tlscert"
-	}
+	bench_prepare() { bench_tls_cert; }
 fi
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }

@@ -15,6 +15,10 @@
 # directory (BENCH_HABILITATIONS), which the load generator rewrites; the
 # upstream logs its checktoken calls there (BENCH_CHECKTOKEN_LOG).
 #
+# BENCH_TLS=1: the load speaks TLS to the gateway, as in production
+# (deploy/bench/Caddyfile.tls on :9443, a certificate made for the run;
+# deploy/bench/report.sh runs the soak so).
+#
 # Then deploy/bench/soak (its package documentation has the details):
 #   1. probes the maximum throughput of the mixed traffic for 15 s
 #      (SOAK_PROBE, a Go duration), with SOAK_WORKERS (32) requests in flight;
@@ -62,28 +66,34 @@ cd "$(dirname "$0")/../.."
 minutes=${1:-30}
 gw_conf=deploy/bench/Caddyfile
 up_conf=deploy/bench/upstream.Caddyfile
+base=http://127.0.0.1:9080 curl_tls=() soak_tls=()
+[ "${BENCH_TLS:-0}" != 1 ] || { gw_conf=deploy/bench/Caddyfile.tls base=https://127.0.0.1:9443; }
 
 # The gateway reads a copy of the habilitations, which the soak rewrites.
 bench_prepare() {
 	cp deploy/bench/habilitations.yaml "$work/habilitations.yaml"
 	export BENCH_HABILITATIONS=$work/habilitations.yaml
+	if [ "${BENCH_TLS:-0}" = 1 ]; then
+		bench_tls_cert
+		curl_tls=(--cacert "$BENCH_TLS_DIR/cert.pem") soak_tls=(-gateway "$base" -cacert "$BENCH_TLS_DIR/cert.pem")
+	fi
 }
 # shellcheck source=deploy/bench/lib.sh
 . deploy/bench/lib.sh
 bench_start "$gw_conf" "$up_conf"
 GOFLAGS=-tags=nobadger,nomysql,nopgx go build -o "$work/soak" ./deploy/bench/soak
 civility='nomNaissance=DUPONT&nomUsage=MARTIN&prenoms%5B%5D=Paul&prenoms%5B%5D=Louis&anneeDateNaissance=1962&moisDateNaissance=8&jourDateNaissance=24&sexeEtatCivil=M&codeCogInseePaysNaissance=99100&codeCogInseeCommuneNaissance=75107'
-curl -sf -o /dev/null -H "Authorization: Bearer cnaf_qfv2~soak-warmup-$$" \
-	'http://127.0.0.1:9080/v3/dss/quotient_familial/france_connect?recipient=13002526500013' || broke "warm-up (FranceConnect token)"
-curl -sf -o /dev/null -H 'Authorization: Bearer sandbox_all_scopes' \
-	"http://127.0.0.1:9080/v3/dss/quotient_familial/identite?recipient=13002526500013&$civility" || broke "warm-up (identité)"
-curl -sf -o /dev/null -H 'Authorization: Bearer bench_quota_5_per_second' \
-	"http://127.0.0.1:9080/v3/dss/quotient_familial/identite?recipient=21930048000015&$civility" || broke "warm-up (bench-quota habilitation)"
+curl -sf "${curl_tls[@]}" -o /dev/null -H "Authorization: Bearer cnaf_qfv2~soak-warmup-$$" \
+	"$base/v3/dss/quotient_familial/france_connect?recipient=13002526500013" || broke "warm-up (FranceConnect token)"
+curl -sf "${curl_tls[@]}" -o /dev/null -H 'Authorization: Bearer sandbox_all_scopes' \
+	"$base/v3/dss/quotient_familial/identite?recipient=13002526500013&$civility" || broke "warm-up (identité)"
+curl -sf "${curl_tls[@]}" -o /dev/null -H 'Authorization: Bearer bench_quota_5_per_second' \
+	"$base/v3/dss/quotient_familial/identite?recipient=21930048000015&$civility" || broke "warm-up (bench-quota habilitation)"
 echo "gateway pid $gw_pid, upstream pid $up_pid"
 
 status=0
 "$work/soak" -pid "$gw_pid" -bin "$bin" -config "$gw_conf" -habilitations "$BENCH_HABILITATIONS" \
-	-checktoken-log "$BENCH_CHECKTOKEN_LOG" -minutes "$minutes" \
+	-checktoken-log "$BENCH_CHECKTOKEN_LOG" -minutes "$minutes" "${soak_tls[@]}" \
 	-probe "${SOAK_PROBE:-15s}" -workers "${SOAK_WORKERS:-32}" -fraction "${SOAK_FRACTION:-0.5}" -rate "${SOAK_RATE:-0}" || status=$?
 kill -0 "$gw_pid" 2>/dev/null || broke "the gateway died"
 kill -0 "$up_pid" 2>/dev/null || broke "the upstream died"

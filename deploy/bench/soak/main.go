@@ -66,6 +66,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -102,6 +104,8 @@ type config struct {
 	rewriteEvery  time.Duration
 	timeout       time.Duration
 	checktokenLog string
+	cacert        string
+	roots         *x509.CertPool // from cacert; nil: the system's
 }
 
 func main() {
@@ -123,11 +127,24 @@ func main() {
 	flag.DurationVar(&c.rewriteEvery, "rewrite-every", 2*time.Minute, "habilitations rewrite period")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Second, "timeout of one request")
 	flag.StringVar(&c.checktokenLog, "checktoken-log", "", "the upstream's access log of checktoken calls, one line per call (required)")
+	flag.StringVar(&c.cacert, "cacert", "", "PEM certificate an https -gateway's certificate chains to")
 	flag.Parse()
 	if c.pid == 0 || c.bin == "" || c.habilitations == "" || c.checktokenLog == "" || c.minutes < 1 || c.workers < 1 ||
 		c.fraction <= 0 || c.rotate <= 0 || c.reloadEvery <= 0 || c.rewriteEvery <= 0 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if c.cacert != "" {
+		pem, err := os.ReadFile(c.cacert)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "soak:", err)
+			os.Exit(2)
+		}
+		c.roots = x509.NewCertPool()
+		if !c.roots.AppendCertsFromPEM(pem) {
+			fmt.Fprintln(os.Stderr, "soak: -cacert: no PEM certificate")
+			os.Exit(2)
+		}
 	}
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
@@ -136,11 +153,12 @@ func main() {
 }
 
 // attacker returns a vegeta Attacker for loopback traffic: no proxy,
-// keep-alive, bodies drained but not kept.
+// keep-alive, HTTP/1.1, bodies drained but not kept.
 func attacker(c config, opts ...func(*vegeta.Attacker)) *vegeta.Attacker {
 	noProxy := func(*http.Request) (*url.URL, error) { return nil, nil }
 	return vegeta.NewAttacker(append([]func(*vegeta.Attacker){
-		vegeta.Proxy(noProxy), vegeta.KeepAlive(true), vegeta.Timeout(c.timeout), vegeta.MaxBody(0),
+		vegeta.Proxy(noProxy), vegeta.KeepAlive(true), vegeta.Timeout(c.timeout), vegeta.MaxBody(0), vegeta.HTTP2(false),
+		vegeta.TLSConfig(&tls.Config{RootCAs: c.roots, MinVersion: tls.VersionTLS12}),
 	}, opts...)...)
 }
 

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+)
+
+// relay forwards TCP connections from a loopback address to another one,
+// and can be cut: the gateway reaches FranceConnect's checktoken through it
+// (BENCH_FC_CHECKTOKEN_URL), so cutting it is a FranceConnect outage that
+// leaves the provider, in the same upstream process, up.
+type relay struct {
+	addr, target string
+
+	mu    sync.Mutex
+	ln    net.Listener // nil while cut
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// newRelay listens on addr and forwards to target.
+func newRelay(addr, target string) (*relay, error) {
+	r := &relay{addr: addr, target: target, conns: map[net.Conn]struct{}{}}
+	return r, r.restore()
+}
+
+// restore listens again after cut (a no-op while listening).
+func (r *relay) restore() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		return err
+	}
+	r.ln = ln
+	r.wg.Add(1)
+	go r.accept(ln)
+	return nil
+}
+
+// cut closes the listener and every relayed connection: from then on a
+// connection to addr is refused, and one in use ends.
+func (r *relay) cut() {
+	r.mu.Lock()
+	ln := r.ln
+	r.ln = nil
+	for c := range r.conns {
+		c.Close()
+	}
+	r.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	r.wg.Wait()
+}
+
+func (r *relay) accept(ln net.Listener) {
+	defer r.wg.Done()
+	for {
+		in, err := ln.Accept()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		} else if err != nil {
+			continue
+		}
+		out, err := net.Dial("tcp", r.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		if !r.track(ln, in, out) {
+			in.Close()
+			out.Close()
+			return
+		}
+		r.wg.Add(2)
+		go r.pipe(in, out)
+		go r.pipe(out, in)
+	}
+}
+
+// track registers a relayed pair, unless ln was cut meanwhile.
+func (r *relay) track(ln net.Listener, in, out net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ln != ln {
+		return false
+	}
+	r.conns[in], r.conns[out] = struct{}{}, struct{}{}
+	return true
+}
+
+// pipe copies src to dst, then closes both.
+func (r *relay) pipe(dst, src net.Conn) {
+	defer r.wg.Done()
+	io.Copy(dst, src) //nolint:errcheck // the end of either side ends the pair
+	r.mu.Lock()
+	delete(r.conns, src)
+	delete(r.conns, dst)
+	r.mu.Unlock()
+	src.Close()
+	dst.Close()
+}
