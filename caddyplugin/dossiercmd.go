@@ -23,7 +23,7 @@ func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name: "dossier",
 		Usage: "--config <path> [--adapter <name>] [--out <dir>] [--source <repo>] [--ignore <path>] " +
-			"[--sbom <cdx.json>] [--govulncheck <report.json>] [--no-binary] [--date YYYY-MM-DD]",
+			"[--sbom <cdx.json>] [--govulncheck <report.json>] [--load-report <load-report.json>] [--no-binary] [--date YYYY-MM-DD]",
 		Short: "Writes the generated parts of the homologation dossier",
 		Long: `Writes the generated parts of the homologation dossier (in French) for a
 deployed configuration (a Caddyfile, adapted, or Caddy's JSON):
@@ -32,13 +32,14 @@ deployed configuration (a Caddyfile, adapted, or Caddy's JSON):
     04-mesures-mss.csv              MonServiceSécurisé measures, status and evidence
     05-exigences-tests.md           security requirements → tests (needs --source)
     06-audit-configuration.md       passerelle audit of the configuration (--ignore: accepted findings)
-    07-chaine-approvisionnement.md  this binary's SHA-256 and build info, the SBOM and govulncheck reports
+    07-chaine-approvisionnement.md  this binary's SHA-256 and build info, the SBOM, govulncheck and load reports
     09-aipd.pia.json, 09-aipd.md    an AIPD starting point for the CNIL PIA tool
 
 --source is a checkout of the repository at the deployed revision (for the
-traceability); without it 05 says so. --sbom and --govulncheck take the
-files of deploy/supplychain/sbom.sh (passerelle.cdx.json) and
-deploy/supplychain/govulncheck.sh <report.json>. --no-binary leaves this
+traceability); without it 05 says so. --sbom, --govulncheck and
+--load-report take the files of deploy/supplychain/sbom.sh
+(passerelle.cdx.json), deploy/supplychain/govulncheck.sh <report.json> and
+deploy/bench/report.sh (load-report.json). --no-binary leaves this
 binary out of 07, as the dossier committed in the repository does. Files
 the configuration names (habilitations, catalogue) are read relative to
 the working directory, as the gateway reads them. The output holds no
@@ -66,6 +67,7 @@ func dossierFlags(cmd *cobra.Command) {
 	cmd.Flags().String("ignore", "", "File of accepted audit findings, each with its justification")
 	cmd.Flags().String("sbom", "", "CycloneDX JSON SBOM of the binary (deploy/supplychain/sbom.sh)")
 	cmd.Flags().String("govulncheck", "", "govulncheck JSON report (deploy/supplychain/govulncheck.sh <file>)")
+	cmd.Flags().String("load-report", "", "load report of the binary (deploy/bench/report.sh: load-report.json)")
 	cmd.Flags().Bool("no-binary", false, "Leave this binary's SHA-256 and build info out (the committed dossier)")
 	cmd.Flags().String("date", "", "Date of the dossier, YYYY-MM-DD (default: undated)")
 }
@@ -137,7 +139,7 @@ func dossierInput(cmd *cobra.Command) (dossier.Input, string, error) {
 	for _, r := range []struct {
 		flag string
 		dst  **dossier.Report
-	}{{"sbom", &in.SBOM}, {"govulncheck", &in.Govulncheck}} {
+	}{{"sbom", &in.SBOM}, {"govulncheck", &in.Govulncheck}, {"load-report", &in.Load}} {
 		if p := get(r.flag); p != "" {
 			data, err := os.ReadFile(p)
 			if err != nil {

@@ -6,7 +6,7 @@
 //	04-mesures-mss.csv            MonServiceSécurisé V2 measures, status and evidence, in MSS' CSV export layout
 //	05-exigences-tests.md         SECURITY.md requirements → tests (the traceability of TestTraceability)
 //	06-audit-configuration.md     `passerelle audit` of the configuration, with the accepted findings
-//	07-chaine-approvisionnement.md  the binary, its build, the SBOM and govulncheck reports
+//	07-chaine-approvisionnement.md  the binary, its build, the SBOM, govulncheck and load reports
 //	09-aipd.pia.json, 09-aipd.md  a starting point for the AIPD, in the CNIL PIA tool's import format
 //
 // The output is deterministic: sorted, and dated only when Input.Date is
@@ -58,6 +58,9 @@ type Input struct {
 	// Govulncheck the JSON report of deploy/supplychain/govulncheck.sh;
 	// nil: "not provided".
 	SBOM, Govulncheck *Report
+	// Load is the load report of deploy/bench/report.sh (load-report.json,
+	// SECURITY.md J06); nil: "not provided".
+	Load *Report
 	// Binary describes the running binary; nil: not described (the
 	// dossier committed in the repository).
 	Binary *Binary
@@ -93,6 +96,7 @@ type gen struct {
 	findings []audit.Finding
 	sbom     *sbomSummary
 	vulns    *vulnSummary
+	load     *loadSummary
 }
 
 // Generate writes every generated file, in the order of the list above.
@@ -135,6 +139,11 @@ func Generate(in Input) ([]File, error) {
 	}
 	if in.Govulncheck != nil {
 		if g.vulns, err = readGovulncheck(in.Govulncheck.Data); err != nil {
+			return nil, err
+		}
+	}
+	if in.Load != nil {
+		if g.load, err = readLoadReport(in.Load.Data); err != nil {
 			return nil, err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -233,6 +234,47 @@ func TestSupplyChain(t *testing.T) {
 		in.SBOM, in.Govulncheck = bad.SBOM, bad.Govulncheck
 		if _, err := Generate(in); err == nil {
 			t.Errorf("bad report accepted: %+v", bad)
+		}
+	}
+}
+
+// TestLoadReportSection: 07 states the load report's binary against the
+// one it describes, the machine and load, every bar's verdict and the
+// soak's; a report of another binary, a failed bar and a missing soak are
+// said so; a file that is not a load report is an error.
+func TestLoadReportSection(t *testing.T) {
+	s := generate(t, testInput("production"))["07-chaine-approvisionnement.md"]
+	contains(t, "07", s, "Non fourni (`--load-report`)")
+
+	report := func(bin string, pass bool, soak string) []byte {
+		return []byte(`{"date":"2026-12-07T02:05:30Z","method":{"binary_sha256":"` + bin + `","revision":"613a600","cpu":"AMD EPYC",` +
+			`"logical_cpus":2,"memory_mib":24105,"kernel":"Linux 6.18","tls":"TLS 1.3, TLS_AES_128_GCM_SHA256","rate_per_second":200,` +
+			`"duration":"30s","repetitions":5,"reloads":50,"soak_minutes":60,"release_method":` + strconv.FormatBool(pass) + `},"scenarios":[{"name":"Nominal: cached token against reverse_proxy","verdicts":[` +
+			`{"name":"p99 overhead over reverse_proxy ≤ 10 ms in every repetition","value":"worst +0.43 ms","pass":` + strconv.FormatBool(pass) + `}]}]` +
+			soak + `,"pass":` + strconv.FormatBool(pass) + `}`)
+	}
+	in := testInput("production")
+	in.Binary = &Binary{SHA256: "abc123"}
+	in.Load = &Report{"load-report.json", report("abc123", true, `,"soak":{"minutes":60,"verdicts":["a: PASS","b: PASS","c: PASS"],"pass":true}`)}
+	s = generate(t, in)["07-chaine-approvisionnement.md"]
+	contains(t, "07", s, "## Charge et endurance (SECURITY.md J06)", "`load-report.json`, SHA-256 `"+digest(in.Load.Data)+"`",
+		"Binaire mesuré: `abc123` (le binaire décrit ci-dessus)", "AMD EPYC, 2 processeurs logiques, 24105 Mio, Linux 6.18; TLS: TLS 1.3",
+		"200 requêtes/s (débit constant), 30s par mesure, 5 répétitions du scénario nominal, 50 rechargements, endurance de 60 min: la méthode de publication",
+		"Verdict d'ensemble: conforme",
+		"| Nominal: cached token against reverse_proxy | p99 overhead over reverse_proxy ≤ 10 ms in every repetition | worst +0.43 ms | conforme |",
+		"| Endurance, 60 min (`deploy/bench/soak.sh`) | 3 critères | voir `load-report.md` | conforme |")
+
+	in.Load = &Report{"load-report.json", report("def456", false, "")}
+	s = generate(t, in)["07-chaine-approvisionnement.md"]
+	contains(t, "07", s, "(**un autre binaire que celui décrit ci-dessus**)", "Verdict d'ensemble: **non conforme**",
+		"endurance de 60 min: **un essai court, pas la méthode de publication**",
+		"worst +0.43 ms | **non conforme** |", "| Endurance (`deploy/bench/soak.sh`) | — | **non lancée** | — |")
+
+	for _, bad := range [][]byte{[]byte(`not json`), []byte(`{"method":{},"scenarios":[{}]}`), []byte(`{"method":{"binary_sha256":"x"}}`)} {
+		in := testInput("production")
+		in.Load = &Report{"x", bad}
+		if _, err := Generate(in); err == nil {
+			t.Errorf("bad load report accepted: %s", bad)
 		}
 	}
 }

@@ -188,6 +188,8 @@ var measures = []Measure{
 		"DMIA à fixer par la collectivité (01-perimetre.md); PDMA sans objet pour Passerelle, qui ne stocke pas de données.",
 		[]string{"file:" + docDir + "01-perimetre.md"}},
 	{"CONTINU.6", "0121", "Recourir à une ou plusieurs solutions garantissant un haut niveau de disponibilité du système d'information", thSurv, "ANSSI", rec, "defense", Partiel,
-		"Plusieurs instances sans état partageant Redis (Sentinel), 2 répliques réparties, PodDisruptionBudget, rechargement sans coupure; disponibilité de l'hébergement: collectivité.",
-		[]string{"test:TestB08_TwoInstancesOneRedis", "test:TestI13_ReloadUnderLoad", "file:deploy/k8s/base/pdb.yaml"}},
+		"Plusieurs instances sans état partageant Redis (Sentinel), 2 répliques réparties, PodDisruptionBudget, rechargement sans coupure; " +
+			"rapport de charge et d'endurance de chaque version (panne de FranceConnect, rechargements en rafale, une heure d'endurance: load/ de la publication, 07); " +
+			"disponibilité de l'hébergement: collectivité.",
+		[]string{"test:TestB08_TwoInstancesOneRedis", "test:TestI13_ReloadUnderLoad", "test:TestJ06_LoadReport", "file:deploy/k8s/base/pdb.yaml"}},
 }

@@ -135,9 +135,10 @@ var levelLabel = map[string]string{"symbol": "atteignable (fonction appelée)", 
 func supplyChain(g *gen) []byte {
 	var b bytes.Buffer
 	header(&b, g, "Chaîne d'approvisionnement",
-		"Le binaire déployé, sa construction, sa nomenclature logicielle (SBOM) et l'analyse de vulnérabilités. "+
-			"Les rapports sont produits par `deploy/supplychain/sbom.sh <dossier>` (binaire, SHA-256, `go version -m`, SBOM CycloneDX) et "+
-			"`deploy/supplychain/govulncheck.sh <fichier.json>` (rapport JSON), puis passés à `passerelle dossier --sbom … --govulncheck …`.")
+		"Le binaire déployé, sa construction, sa nomenclature logicielle (SBOM), l'analyse de vulnérabilités et sa tenue en charge. "+
+			"Les rapports sont produits par `deploy/supplychain/sbom.sh <dossier>` (binaire, SHA-256, `go version -m`, SBOM CycloneDX), "+
+			"`deploy/supplychain/govulncheck.sh <fichier.json>` (rapport JSON) et `deploy/bench/report.sh <dossier>` (`load-report.json`), "+
+			"puis passés à `passerelle dossier --sbom … --govulncheck … --load-report …`.")
 
 	b.WriteString("## Binaire\n\n")
 	if bin := g.in.Binary; bin == nil {
@@ -178,24 +179,31 @@ func supplyChain(g *gen) []byte {
 		fmt.Fprintf(&b, "- Fichier: `%s`, SHA-256 `%s`\n- Format: %s %s\n- Composant principal: %s\n- Composants: %d\n\n", g.in.SBOM.Name, s.sha256, s.format, s.spec, orDash(s.main), s.components)
 	}
 
+	vulnSection(&b, g)
+	loadSection(&b, g)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// vulnSection writes the govulncheck report's part of 07.
+func vulnSection(b *bytes.Buffer, g *gen) {
 	b.WriteString("## Vulnérabilités connues (govulncheck)\n\n")
 	if g.vulns == nil {
 		b.WriteString("Non fourni (`--govulncheck`): produire le rapport JSON avec `deploy/supplychain/govulncheck.sh <fichier.json>`. " +
-			"La CI exécute govulncheck à chaque changement et échoue sur toute vulnérabilité atteignable.\n")
-		return b.Bytes()
+			"La CI exécute govulncheck à chaque changement et échoue sur toute vulnérabilité atteignable.\n\n")
+		return
 	}
 	v := g.vulns
-	fmt.Fprintf(&b, "- Fichier: `%s`, SHA-256 `%s`\n- Outil: %s, niveau d'analyse %s, Go %s\n- Base: %s (modifiée le %s)\n",
+	fmt.Fprintf(b, "- Fichier: `%s`, SHA-256 `%s`\n- Outil: %s, niveau d'analyse %s, Go %s\n- Base: %s (modifiée le %s)\n",
 		g.in.Govulncheck.Name, v.sha256, orDash(v.scanner), orDash(v.scanLevel), orDash(v.goVersion), orDash(v.db), orDash(v.dbModified))
-	fmt.Fprintf(&b, "- **%d vulnérabilité(s) atteignable(s)**, %d au total dans les modules requis\n\n", v.reachable(), len(v.findings))
+	fmt.Fprintf(b, "- **%d vulnérabilité(s) atteignable(s)**, %d au total dans les modules requis\n\n", v.reachable(), len(v.findings))
 	if len(v.findings) > 0 {
 		b.WriteString("| Avis | Niveau | Module | Corrigé en |\n|---|---|---|---|\n")
 		for _, f := range v.findings {
-			fmt.Fprintf(&b, "| %s | %s | `%s` | %s |\n", f.id, levelLabel[f.level], f.module, orDash(f.fixed))
+			fmt.Fprintf(b, "| %s | %s | `%s` | %s |\n", f.id, levelLabel[f.level], f.module, orDash(f.fixed))
 		}
 		b.WriteString("\nUne vulnérabilité atteignable se corrige sous 7 jours (SECURITY.md J03, 10-mco-mcs.md); les autres n'exposent pas le binaire mais sont suivies.\n")
 	}
-	return b.Bytes()
+	b.WriteString("\n")
 }
 
 func digest(data []byte) string {

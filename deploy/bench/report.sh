@@ -5,34 +5,37 @@
 #   bash deploy/bench/report.sh <out dir>
 #
 # The release job (deploy/supplychain/release.sh) runs it on the release's
-# binary and archives <out dir> with the release; run by hand, it builds the
-# checkout's. Writes:
+# binary and archives <out dir> with the release; run by hand, it measures
+# the checkout's build, or BENCH_BIN. Writes:
 #   load-report.md, load-report.json   the method and every scenario
 #                                      (deploy/bench/loadreport: its package
 #                                      documentation has the scenarios and
 #                                      their bars)
 #   soak.txt                           the soak's output, when one ran
 #
-# Method: the load harness's two processes of the binary on loopback
-# (deploy/bench/lib.sh): the gateway (deploy/bench/Caddyfile.tls: Passerelle
-# on :9443, Caddy's plain reverse_proxy on :9444, TLS with Caddy's default
-# policy and a certificate made for the run) and the upstream (sandbox
-# FranceConnect and provider, :9081). The gateway reaches FranceConnect's
-# checktoken through a relay of the load generator (127.0.0.1:9086), which
-# it cuts for the outage. Every load is open-loop at LOAD_RATE requests a
-# second (default 200) for LOAD_DURATION (default 30s; at least 15 s for the
-# reload storm, at most 20 s for the outage), the nominal scenario repeated
-# LOAD_REPEAT times (default 5). First, unless LOAD_SOAK_MINUTES is 0, the
-# soak (deploy/bench/soak.sh, over TLS, default 60 minutes) in its own
-# processes; its verdicts go into the report.
+# Method: the load harness's two processes on loopback (deploy/bench/lib.sh):
+# the gateway, the binary measured (deploy/bench/Caddyfile.tls: Passerelle on
+# :9443, Caddy's plain reverse_proxy on :9444, TLS with Caddy's default policy
+# and a certificate made for the run), and the upstream, built from the
+# checkout (sandbox FranceConnect and provider on :9081; a release leaves the
+# sandbox out). The gateway reaches FranceConnect's checktoken through a relay
+# of the load generator (127.0.0.1:9086), which it cuts and stalls for the
+# outage. Every load is open-loop at LOAD_RATE requests a second (default
+# 200), the runs last LOAD_DURATION (default 30s), the nominal scenario is
+# repeated LOAD_REPEAT times (default 5) and the reload storm has LOAD_RELOADS
+# reloads (default 50). First, unless LOAD_SOAK_MINUTES is 0, the soak
+# (deploy/bench/soak.sh, over TLS, default 60 minutes) in its own processes;
+# its verdicts go into the report. The defaults are the release method; a
+# report made with less says it is a short run.
 #
 # Exits 0 when every bar holds, 3 when one does not (the report is written
-# either way), 1 when something broke. BENCH_BIN: the binary to measure
-# (default: built from the checkout). Ports 9080-9086, 9090, 9443, 9444 and
-# 2919 must be free.
+# either way), 1 when something broke. LOAD_REVISION names the source
+# revision (default: the checkout's, from git). Ports 9080-9086, 9090, 9443,
+# 9444 and 2919 must be free.
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: report.sh <out dir>" >&2; exit 2; }
 out=$(realpath -m -- "$1")
+[ -z "${BENCH_BIN:-}" ] || BENCH_BIN=$(realpath -- "$BENCH_BIN")
 cd "$(dirname "$0")/../.."
 mkdir -p "$out"
 soak_minutes=${LOAD_SOAK_MINUTES:-60}
@@ -41,7 +44,7 @@ export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 soak_args=()
 if [ "$soak_minutes" != 0 ]; then
 	echo "== soak, $soak_minutes min (deploy/bench/soak.sh, over TLS)"
-	BENCH_TLS=1 bash deploy/bench/soak.sh "$soak_minutes" | tee "$out/soak.txt"
+	env -u BENCH_FC_CHECKTOKEN_URL BENCH_TLS=1 bash deploy/bench/soak.sh "$soak_minutes" | tee "$out/soak.txt"
 	soak_args=(-soak "$out/soak.txt" -soak-minutes "$soak_minutes")
 fi
 
@@ -51,13 +54,18 @@ bench_prepare() { bench_tls_cert; }
 # shellcheck source=deploy/bench/lib.sh
 . deploy/bench/lib.sh
 bench_start deploy/bench/Caddyfile.tls deploy/bench/upstream.Caddyfile
-GOFLAGS=-tags=nobadger,nomysql,nopgx go build -o "$work/loadreport" ./deploy/bench/loadreport
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-[ -z "$(git status --porcelain 2>/dev/null)" ] || revision="$revision (with uncommitted changes)"
+go build -tags nobadger,nomysql,nopgx -o "$work/loadreport" ./deploy/bench/loadreport
+revision=${LOAD_REVISION:-}
+if [ -z "$revision" ]; then
+	revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+	[ -z "$(git status --porcelain 2>/dev/null)" ] || revision="$revision (with uncommitted changes)"
+fi
 status=0
-"$work/loadreport" -revision "$revision" -pid "$gw_pid" -bin "$bin" -config deploy/bench/Caddyfile.tls -cacert "$BENCH_TLS_DIR/cert.pem" \
-	-rate "${LOAD_RATE:-200}" -duration "${LOAD_DURATION:-30s}" -repeat "${LOAD_REPEAT:-5}" -out "$out" \
-	"${soak_args[@]}" || status=$?
+"$work/loadreport" -revision "$revision" -pid "$gw_pid" -bin "$bin" -config deploy/bench/Caddyfile.tls \
+	-setup "mode sandbox; in-process token cache only (no Redis), ttl_cap 30s; access logs off; audit trail batched to a file; quotas on, never biting" \
+	-ttl-cap 30s -checktoken-timeout 2s -cacert "$BENCH_TLS_DIR/cert.pem" -checktoken-log "$BENCH_CHECKTOKEN_LOG" \
+	-rate "${LOAD_RATE:-200}" -duration "${LOAD_DURATION:-30s}" -repeat "${LOAD_REPEAT:-5}" -reloads "${LOAD_RELOADS:-50}" \
+	-out "$out" "${soak_args[@]}" || status=$?
 kill -0 "$gw_pid" 2>/dev/null || broke "the gateway died"
 kill -0 "$up_pid" 2>/dev/null || broke "the upstream died"
 exit "$status"

@@ -54,10 +54,12 @@
 #   heap in use after GC, after the reloads (settled)     ≤ 1.5 × before
 #
 # Needs curl and wrk (Debian package; installed when missing). Every load is
-# bounded in time; both processes are stopped on exit. Ports 9080-9082, 9090
-# and 2919 must be free (checked first: Caddy binds with SO_REUSEPORT, so a
-# second instance would silently share the traffic).
+# bounded in time; both processes are stopped on exit. The harness's ports
+# (deploy/bench/lib.sh: 9080-9086, 9090, 9443, 9444, 2919) must be free
+# (checked first: Caddy binds with SO_REUSEPORT, so a second instance would
+# silently share the traffic).
 set -euo pipefail
+[ -z "${BENCH_BIN:-}" ] || BENCH_BIN=$(realpath -- "$BENCH_BIN")
 cd "$(dirname "$0")/../.."
 rounds=${1:-10} seconds=${2:-5} conns=${3:-32}
 reload_seconds=${BENCH_RELOAD_SECONDS:-15}

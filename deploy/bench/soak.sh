@@ -59,9 +59,11 @@
 #      instances").
 #
 # Exits 0 once the verdicts are printed, whatever they are; 1 when something
-# broke (a process died, a warm-up request failed, a reload failed). Ports
-# 9080-9082, 9090 and 2919 must be free.
+# broke (a process died, a warm-up request failed, a reload failed). The
+# harness's ports (deploy/bench/lib.sh: 9080-9086, 9090, 9443, 9444, 2919)
+# must be free.
 set -euo pipefail
+[ -z "${BENCH_BIN:-}" ] || BENCH_BIN=$(realpath -- "$BENCH_BIN")
 cd "$(dirname "$0")/../.."
 minutes=${1:-30}
 gw_conf=deploy/bench/Caddyfile
@@ -81,7 +83,7 @@ bench_prepare() {
 # shellcheck source=deploy/bench/lib.sh
 . deploy/bench/lib.sh
 bench_start "$gw_conf" "$up_conf"
-GOFLAGS=-tags=nobadger,nomysql,nopgx go build -o "$work/soak" ./deploy/bench/soak
+go build -tags nobadger,nomysql,nopgx -o "$work/soak" ./deploy/bench/soak
 civility='nomNaissance=DUPONT&nomUsage=MARTIN&prenoms%5B%5D=Paul&prenoms%5B%5D=Louis&anneeDateNaissance=1962&moisDateNaissance=8&jourDateNaissance=24&sexeEtatCivil=M&codeCogInseePaysNaissance=99100&codeCogInseeCommuneNaissance=75107'
 curl -sf "${curl_tls[@]}" -o /dev/null -H "Authorization: Bearer cnaf_qfv2~soak-warmup-$$" \
 	"$base/v3/dss/quotient_familial/france_connect?recipient=13002526500013" || broke "warm-up (FranceConnect token)"

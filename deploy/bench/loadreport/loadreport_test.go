@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/passerelle-gw/passerelle/config/loadreport"
 )
 
 // echoServer answers each line with the same line, until the test ends.
@@ -44,7 +46,7 @@ func roundTrip(t *testing.T, c net.Conn) {
 	}
 }
 
-func TestRelayCutAndRestore(t *testing.T) {
+func TestRelayCutStallRestore(t *testing.T) {
 	free, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +86,39 @@ func TestRelayCutAndRestore(t *testing.T) {
 	}
 	defer c2.Close()
 	roundTrip(t, c2)
+
+	// Stalled: the connection in use ends, a new one is accepted and
+	// held, with no answer; restoring ends it and forwards again.
+	if err := r.stall(); err != nil {
+		t.Fatal(err)
+	}
+	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c2.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a relayed connection outlived the stall: %v", err)
+	}
+	held, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial while stalled: %v, want accepted", err)
+	}
+	defer held.Close()
+	io.WriteString(held, "ping\n") //nolint:errcheck // the read below tells
+	held.SetDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := held.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a stalled relay answered: %v", err)
+	}
+	if err := r.restore(); err != nil {
+		t.Fatal(err)
+	}
+	held.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := held.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a held connection outlived the restore: %v", err)
+	}
+	c3, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	roundTrip(t, c3)
 }
 
 func TestPercentile(t *testing.T) {
@@ -102,21 +137,19 @@ func TestPercentile(t *testing.T) {
 	if got := percentile(nil, 0.99); got != 0 {
 		t.Errorf("p99 of nothing = %s", got)
 	}
-	r := Run{latencies: []time.Duration{3 * time.Millisecond, time.Millisecond, 2 * time.Millisecond}}
-	r.summarize()
-	if r.Latency != (LatencySummary{P50: 2, P99: 3, Max: 3}) {
-		t.Errorf("summary of 3, 1, 2 ms: %+v", r.Latency)
+	if got := summarize([]time.Duration{3 * time.Millisecond, time.Millisecond, 2 * time.Millisecond}); got != (loadreport.LatencySummary{P50: 2, P99: 3, Max: 3}) {
+		t.Errorf("summary of 3, 1, 2 ms: %+v", got)
 	}
 }
 
 func TestAllExpected(t *testing.T) {
-	if v := allExpected("x", Run{Requests: 10, Expected: 10}, Run{Requests: 5, Expected: 5}); !v.Pass || v.Value != "15 of 15" {
+	if v := allExpected("x", loadreport.Run{Requests: 10, Expected: 10}, loadreport.Run{Requests: 5, Expected: 5}); !v.Pass || v.Value != "15 of 15" {
 		t.Errorf("all expected: %+v", v)
 	}
-	if v := allExpected("x", Run{Requests: 10, Expected: 10}, Run{Requests: 5, Expected: 4}); v.Pass {
+	if v := allExpected("x", loadreport.Run{Requests: 10, Expected: 10}, loadreport.Run{Requests: 5, Expected: 4}); v.Pass {
 		t.Errorf("one unexpected answer passed: %+v", v)
 	}
-	if v := allExpected("x", Run{}); v.Pass {
+	if v := allExpected("x", loadreport.Run{}); v.Pass {
 		t.Error("no request at all passed")
 	}
 }
@@ -140,44 +173,5 @@ func TestParseSoak(t *testing.T) {
 	}
 	if s := parseSoak("soak: broke before its verdicts\n", 1, 3); s.Pass {
 		t.Errorf("a soak without verdicts passed: %+v", s)
-	}
-}
-
-func TestSettleAndMarkdown(t *testing.T) {
-	rep := &Report{Date: "2026-12-07T00:00:00Z", Method: Method{TLS: "TLS 1.3, TLS_AES_128_GCM_SHA256", Rate: 200}}
-	rep.settle()
-	if rep.Pass {
-		t.Fatal("a report without scenarios passed")
-	}
-	rep.Scenarios = []Scenario{{Name: "Nominal", Runs: []Run{{Label: "1 passerelle", Requests: 3, Expected: 3,
-		Status: map[string]int{"200": 3}, Latency: LatencySummary{P99: 1.5}}},
-		Verdicts: []Verdict{{Name: "every answer 200", Value: "3 of 3", Pass: true}}}}
-	rep.Soak = parseSoak(soakEnd, 1, 3)
-	rep.settle()
-	if !rep.Pass {
-		t.Fatal("a passing report failed")
-	}
-	var md strings.Builder
-	rep.markdown(&md)
-	for _, want := range []string{": PASS\n", "TLS 1.3, TLS_AES_128_GCM_SHA256", "| 1 passerelle | 3 | 3 | 200 ×3 | 0.00 | 1.50 |",
-		"- every answer 200: 3 of 3: **PASS**", "## Soak, 1 min", "one checktoken per token"} {
-		if !strings.Contains(md.String(), want) {
-			t.Errorf("markdown lacks %q:\n%s", want, md.String())
-		}
-	}
-	rep.Scenarios[0].Verdicts = append(rep.Scenarios[0].Verdicts, Verdict{Name: "p99", Pass: false})
-	rep.settle()
-	if rep.Pass {
-		t.Error("a failed bar passed")
-	}
-}
-
-func TestProcStatusMiB(t *testing.T) {
-	rss, err := procStatusMiB(os.Getpid(), "VmRSS")
-	if err != nil || rss <= 1 || rss > 10000 {
-		t.Fatalf("own RSS: %.1f MiB, %v", rss, err)
-	}
-	if _, err := procStatusMiB(os.Getpid(), "NoSuchField"); err == nil {
-		t.Error("a missing field read as a value")
 	}
 }

@@ -10,31 +10,30 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
+
+	"github.com/passerelle-gw/passerelle/config/loadreport"
 )
 
-// method describes the run: the binary, the machine, the TLS the gateway
-// negotiates, the load; and the gateway's RSS now, before any load.
-func method(c config, tlsConfig *tls.Config) (Method, error) {
-	m := Method{Protocol: "HTTP/1.1, keep-alive connections", Rate: c.rate, Duration: c.duration.String(), Repetitions: c.repeat,
-		LoadGenerator: "vegeta " + vegetaVersion() + " (open loop, constant rate), on the same machine", LogicalCPUs: runtime.NumCPU()}
+// method describes the run: the binary, the machine, the gateway's
+// configuration, the TLS the gateway negotiates, the load; and the
+// gateway's RSS now, before any load.
+func method(l *loader, tlsConfig *tls.Config) (loadreport.Method, error) {
+	c := l.c
+	m := loadreport.Method{Protocol: "HTTP/1.1, keep-alive connections", Rate: c.rate, Duration: c.duration.String(), Repetitions: c.repeat,
+		Reloads: c.reloads, SoakMinutes: c.soakMinutes, Gateway: c.setup, LogicalCPUs: runtime.NumCPU(),
+		LoadGenerator: "vegeta " + vegetaVersion() + " (open loop, constant rate), on the same machine"}
 	var err error
-	if m.IdleRSSMiB, err = procStatusMiB(c.pid, "VmRSS"); err != nil {
+	if m.IdleRSSMiB, err = l.rss(); err != nil {
 		return m, err
 	}
-	f, err := os.Open(c.bin)
-	if err != nil {
+	if m.Binary, err = fileSHA256(c.bin); err != nil {
 		return m, err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return m, err
-	}
-	m.Binary = hex.EncodeToString(h.Sum(nil))
 	info, err := buildinfo.ReadFile(c.bin)
 	if err != nil {
 		return m, err
@@ -52,7 +51,13 @@ func method(c config, tlsConfig *tls.Config) (Method, error) {
 	if modified {
 		m.Revision += " (with uncommitted changes)"
 	}
+	if m.ConfigFiles, err = configFiles(c.caddyfile); err != nil {
+		return m, err
+	}
 	m.CPU = procField("/proc/cpuinfo", "model name")
+	if m.CPU == "" { // arm64 names no model
+		m.CPU = strings.TrimSpace(procField("/proc/cpuinfo", "CPU implementer") + " " + procField("/proc/cpuinfo", "CPU part") + " " + runtime.GOARCH)
+	}
 	if kb, err := strconv.ParseInt(strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB"), 10, 64); err == nil {
 		m.MemoryMiB = kb / 1024
 	}
@@ -63,6 +68,44 @@ func method(c config, tlsConfig *tls.Config) (Method, error) {
 		return m, fmt.Errorf("TLS to the gateway: %w", err)
 	}
 	return m, nil
+}
+
+// configFiles names a Caddyfile and the files it imports (one level,
+// relative to the Caddyfile's directory), each with its SHA-256.
+func configFiles(caddyfile string) ([]string, error) {
+	data, err := os.ReadFile(caddyfile)
+	if err != nil {
+		return nil, err
+	}
+	paths := []string{caddyfile}
+	for line := range strings.Lines(string(data)) {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "import" {
+			paths = append(paths, filepath.Join(filepath.Dir(caddyfile), f[1]))
+		}
+	}
+	var out []string
+	for _, p := range paths {
+		sum, err := fileSHA256(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p+" sha256:"+sum)
+	}
+	return out, nil
+}
+
+// fileSHA256 is the hex SHA-256 of a file.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // negotiated is the TLS version and cipher suite of a handshake with the

@@ -8,9 +8,11 @@ import (
 )
 
 // relay forwards TCP connections from a loopback address to another one,
-// and can be cut: the gateway reaches FranceConnect's checktoken through it
-// (BENCH_FC_CHECKTOKEN_URL), so cutting it is a FranceConnect outage that
-// leaves the provider, in the same upstream process, up.
+// and can be cut or stalled: the gateway reaches FranceConnect's checktoken
+// through it (BENCH_FC_CHECKTOKEN_URL), so cutting it is a checktoken
+// outage (connections refused) and stalling it a checktoken that never
+// answers (connections accepted, nothing forwarded), while the provider and
+// FranceConnect's JWKS, in the same upstream process, stay up.
 type relay struct {
 	addr, target string
 
@@ -23,28 +25,38 @@ type relay struct {
 // newRelay listens on addr and forwards to target.
 func newRelay(addr, target string) (*relay, error) {
 	r := &relay{addr: addr, target: target, conns: map[net.Conn]struct{}{}}
-	return r, r.restore()
+	return r, r.listen(false)
 }
 
-// restore listens again after cut (a no-op while listening).
+// stall ends every connection, then accepts new ones and holds them,
+// forwarding nothing, until cut or restore.
+func (r *relay) stall() error {
+	r.cut()
+	return r.listen(true)
+}
+
+// restore ends every connection (held ones included), then forwards again.
 func (r *relay) restore() error {
+	r.cut()
+	return r.listen(false)
+}
+
+// listen accepts connections on addr: held when stalled, else forwarded.
+func (r *relay) listen(stalled bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ln != nil {
-		return nil
-	}
 	ln, err := net.Listen("tcp", r.addr)
 	if err != nil {
 		return err
 	}
 	r.ln = ln
 	r.wg.Add(1)
-	go r.accept(ln)
+	go r.accept(ln, stalled)
 	return nil
 }
 
-// cut closes the listener and every relayed connection: from then on a
-// connection to addr is refused, and one in use ends.
+// cut closes the listener and every connection, relayed or held: from then
+// on a connection to addr is refused, and one in use ends.
 func (r *relay) cut() {
 	r.mu.Lock()
 	ln := r.ln
@@ -52,6 +64,7 @@ func (r *relay) cut() {
 	for c := range r.conns {
 		c.Close()
 	}
+	clear(r.conns)
 	r.mu.Unlock()
 	if ln != nil {
 		ln.Close()
@@ -59,13 +72,20 @@ func (r *relay) cut() {
 	r.wg.Wait()
 }
 
-func (r *relay) accept(ln net.Listener) {
+func (r *relay) accept(ln net.Listener, stalled bool) {
 	defer r.wg.Done()
 	for {
 		in, err := ln.Accept()
 		if errors.Is(err, net.ErrClosed) {
 			return
 		} else if err != nil {
+			continue
+		}
+		if stalled {
+			if !r.track(ln, in) {
+				in.Close()
+				return
+			}
 			continue
 		}
 		out, err := net.Dial("tcp", r.target)
@@ -84,14 +104,17 @@ func (r *relay) accept(ln net.Listener) {
 	}
 }
 
-// track registers a relayed pair, unless ln was cut meanwhile.
-func (r *relay) track(ln net.Listener, in, out net.Conn) bool {
+// track registers relayed or held connections, unless ln was cut
+// meanwhile.
+func (r *relay) track(ln net.Listener, conns ...net.Conn) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ln != ln {
 		return false
 	}
-	r.conns[in], r.conns[out] = struct{}{}, struct{}{}
+	for _, c := range conns {
+		r.conns[c] = struct{}{}
+	}
 	return true
 }
 

@@ -2,89 +2,18 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/passerelle-gw/passerelle/config/loadreport"
 )
 
-// Report is what loadreport writes: load-report.json (read by
-// deploy/homologation's TestJ06_LoadReport) and load-report.md.
-type Report struct {
-	Date      string     `json:"date"`
-	Method    Method     `json:"method"`
-	Scenarios []Scenario `json:"scenarios"`
-	// Soak holds the verdict lines of deploy/bench/soak.sh's output and its
-	// duration; nil when no soak ran.
-	Soak *Soak `json:"soak,omitempty"`
-	Pass bool  `json:"pass"`
-}
-
-// Method is how the figures were made (SECURITY.md J06: hardware, TLS,
-// durations, repetitions).
-type Method struct {
-	Binary        string  `json:"binary_sha256"`
-	GoVersion     string  `json:"go_version"`
-	Revision      string  `json:"revision"` // vcs.revision of the binary, if stamped
-	CPU           string  `json:"cpu"`
-	LogicalCPUs   int     `json:"logical_cpus"`
-	MemoryMiB     int64   `json:"memory_mib"`
-	Kernel        string  `json:"kernel"`
-	TLS           string  `json:"tls"` // version and suite the gateway negotiated
-	Protocol      string  `json:"protocol"`
-	LoadGenerator string  `json:"load_generator"`
-	Rate          int     `json:"rate_per_second"`
-	Duration      string  `json:"duration"`
-	Repetitions   int     `json:"repetitions"`
-	IdleRSSMiB    float64 `json:"idle_rss_mib"`
-}
-
-// Scenario is one J06 scenario: its runs and its verdicts.
-type Scenario struct {
-	Name     string    `json:"name"`
-	What     string    `json:"what"`
-	Runs     []Run     `json:"runs"`
-	Verdicts []Verdict `json:"verdicts"`
-}
-
-// Run is one constant-rate load of a scenario.
-type Run struct {
-	Label     string          `json:"label"`
-	Requests  int             `json:"requests"`
-	Expected  int             `json:"expected"` // answers with the status the request called for
-	Status    map[string]int  `json:"status"`   // "0" counts transport errors
-	Latency   LatencySummary  `json:"latency"`
-	RSSMiB    float64         `json:"rss_mib"` // the gateway's, right after the run
-	latencies []time.Duration // not reported: the summary is
-}
-
-// LatencySummary is a run's latency distribution, in milliseconds.
-type LatencySummary struct {
-	P50 float64 `json:"p50_ms"`
-	P99 float64 `json:"p99_ms"`
-	Max float64 `json:"max_ms"`
-}
-
-// Verdict is one bar of a scenario.
-type Verdict struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-	Pass  bool   `json:"pass"`
-}
-
-// Soak is the end of a soak.sh run.
-type Soak struct {
-	Minutes  int      `json:"minutes"`
-	Verdicts []string `json:"verdicts"` // its lines ending in PASS or FAIL
-	Pass     bool     `json:"pass"`
-}
-
-// summarize sorts the run's latencies and fills its summary.
-func (r *Run) summarize() {
-	slices.Sort(r.latencies)
-	r.Latency = LatencySummary{P50: ms(percentile(r.latencies, 0.50)), P99: ms(percentile(r.latencies, 0.99)),
-		Max: ms(percentile(r.latencies, 1))}
+// summarize sorts latencies and sums them up.
+func summarize(latencies []time.Duration) loadreport.LatencySummary {
+	slices.Sort(latencies)
+	return loadreport.LatencySummary{P50: ms(percentile(latencies, 0.50)), P99: ms(percentile(latencies, 0.99)),
+		Max: ms(percentile(latencies, 1))}
 }
 
 // percentile is the nearest-rank percentile q (0 < q ≤ 1) of sorted
@@ -101,19 +30,19 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // allExpected is a verdict that every answer of runs had the status its
 // request called for, and that there was at least one.
-func allExpected(name string, runs ...Run) Verdict {
+func allExpected(name string, runs ...loadreport.Run) loadreport.Verdict {
 	n, ok := 0, 0
 	for _, r := range runs {
 		n += r.Requests
 		ok += r.Expected
 	}
-	return Verdict{Name: name, Value: fmt.Sprintf("%d of %d", ok, n), Pass: n > 0 && ok == n}
+	return loadreport.Verdict{Name: name, Value: fmt.Sprintf("%d of %d", ok, n), Pass: n > 0 && ok == n}
 }
 
 // parseSoak reads the verdict lines of soak.sh's output: PASS when it has
 // at least want of them and none failed.
-func parseSoak(out string, minutes, want int) *Soak {
-	s := &Soak{Minutes: minutes}
+func parseSoak(out string, minutes, want int) *loadreport.Soak {
+	s := &loadreport.Soak{Minutes: minutes}
 	passed, failed := 0, 0
 	for line := range strings.Lines(out) {
 		line = strings.TrimSpace(line)
@@ -129,78 +58,4 @@ func parseSoak(out string, minutes, want int) *Soak {
 	}
 	s.Pass = passed >= want && failed == 0
 	return s
-}
-
-// settle computes the report's overall verdict.
-func (rep *Report) settle() {
-	rep.Pass = len(rep.Scenarios) > 0
-	for _, s := range rep.Scenarios {
-		for _, v := range s.Verdicts {
-			rep.Pass = rep.Pass && v.Pass
-		}
-	}
-	if rep.Soak != nil {
-		rep.Pass = rep.Pass && rep.Soak.Pass
-	}
-}
-
-func passFail(ok bool) string {
-	if ok {
-		return "PASS"
-	}
-	return "FAIL"
-}
-
-// markdown writes the report for people: the method, then each scenario's
-// runs and verdicts.
-func (rep *Report) markdown(w io.Writer) {
-	m := rep.Method
-	fmt.Fprintf(w, "# Passerelle load report (SECURITY.md J06), %s: %s\n\n", rep.Date, passFail(rep.Pass))
-	fmt.Fprintf(w, "Made by `deploy/bench/report.sh` (its header has the method in full).\n\n## Method\n\n")
-	for _, kv := range [][2]string{
-		{"binary (SHA-256)", m.Binary}, {"built with", m.GoVersion}, {"revision", m.Revision},
-		{"CPU", fmt.Sprintf("%s, %d logical CPUs", m.CPU, m.LogicalCPUs)}, {"memory", fmt.Sprintf("%d MiB", m.MemoryMiB)},
-		{"kernel", m.Kernel}, {"TLS between the callers and the gateway", m.TLS}, {"protocol", m.Protocol},
-		{"load generator", m.LoadGenerator},
-		{"rate, duration, repetitions", fmt.Sprintf("%d requests/s, %s a run, %d repetitions of the nominal scenario", m.Rate, m.Duration, m.Repetitions)},
-		{"gateway RSS idle, before any load", fmt.Sprintf("%.1f MiB", m.IdleRSSMiB)},
-	} {
-		fmt.Fprintf(w, "- %s: %s\n", kv[0], kv[1])
-	}
-	for _, s := range rep.Scenarios {
-		fmt.Fprintf(w, "\n## %s\n\n%s\n\n", s.Name, s.What)
-		if len(s.Runs) > 0 {
-			runTable(w, s.Runs)
-		}
-		for _, v := range s.Verdicts {
-			fmt.Fprintf(w, "- %s: %s: **%s**\n", v.Name, v.Value, passFail(v.Pass))
-		}
-	}
-	if rep.Soak != nil {
-		fmt.Fprintf(w, "\n## Soak, %d min (deploy/bench/soak.sh)\n\n", rep.Soak.Minutes)
-		for _, v := range rep.Soak.Verdicts {
-			fmt.Fprintf(w, "- %s\n", v)
-		}
-	}
-}
-
-// runTable writes one line per run, then a blank line.
-func runTable(w io.Writer, runs []Run) {
-	fmt.Fprintln(w, "| run | requests | expected answers | statuses | p50 ms | p99 ms | max ms | gateway RSS MiB |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
-	for _, r := range runs {
-		fmt.Fprintf(w, "| %s | %d | %d | %s | %.2f | %.2f | %.2f | %.1f |\n", r.Label, r.Requests, r.Expected,
-			statuses(r.Status), r.Latency.P50, r.Latency.P99, r.Latency.Max, r.RSSMiB)
-	}
-	fmt.Fprintln(w)
-}
-
-// statuses writes a status histogram as "200 ×n, 503 ×m" ("0" is a
-// transport error).
-func statuses(m map[string]int) string {
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, fmt.Sprintf("%s ×%d", k, m[k]))
-	}
-	return strings.Join(parts, ", ")
 }

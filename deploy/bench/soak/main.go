@@ -64,14 +64,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -83,6 +81,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/passerelle-gw/passerelle/deploy/bench/internal/gwstat"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -225,8 +224,8 @@ func nearReload(reloads []time.Time, t time.Time) bool {
 
 func run(c config) error {
 	ctx := context.Background()
-	gw := newGateway(c.pid, c.admin, c.metricsURL)
-	if _, err := gw.sample(ctx); err != nil {
+	gw := gwstat.New(c.pid, c.admin, c.metricsURL)
+	if _, err := gw.Sample(ctx); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	label := strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -256,11 +255,11 @@ func run(c config) error {
 
 	// Phase 2: the soak.
 	activeChecks := map[string]string{"result": "active", "source": "checktoken"}
-	checks0, err := gw.counter(ctx, "caddy_passerelle_token_checks_total", activeChecks)
+	checks0, err := gw.Counter(ctx, "caddy_passerelle_token_checks_total", activeChecks)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	calls0, err := countLines(c.checktokenLog)
+	calls0, err := gwstat.CountLines(c.checktokenLog)
 	if err != nil {
 		return err
 	}
@@ -283,14 +282,14 @@ func run(c config) error {
 	// stalls every process at once, and an open-model load piles up calls
 	// in flight meanwhile.
 	shedLabels := map[string]string{"provider": "CNAV", "cause": "in_flight"}
-	lastShed, _ := gw.counter(ctx, "caddy_passerelle_provider_shed_total", shedLabels)
+	lastShed, _ := gw.Counter(ctx, "caddy_passerelle_provider_shed_total", shedLabels)
 	lastSteal, lastTotal, _ := cpuTimes()
 	report := func(m int, t *tally) {
 		line := fmt.Sprintf("minute %3d:", m)
 		if t != nil {
 			t.latency.Close()
 			line += fmt.Sprintf(" %7d req (%6.1f/s)  %s  p99 %-9s", t.requests, float64(t.requests)/60, t, t.latency.Latencies.P99.Round(10*time.Microsecond))
-			if shed, err := gw.counter(ctx, "caddy_passerelle_provider_shed_total", shedLabels); err == nil {
+			if shed, err := gw.Counter(ctx, "caddy_passerelle_provider_shed_total", shedLabels); err == nil {
 				line += fmt.Sprintf("  shed %.0f", shed-lastShed)
 				lastShed = shed
 			}
@@ -300,7 +299,7 @@ func run(c config) error {
 			}
 			line += " |"
 		}
-		s, err := gw.sample(ctx)
+		s, err := gw.Sample(ctx)
 		if err != nil {
 			mu.Lock()
 			broken = append(broken, fmt.Sprintf("minute %d: sample: %v", m, err))
@@ -308,12 +307,12 @@ func run(c config) error {
 			fmt.Printf("%s sample failed: %v\n", line, err)
 			return
 		}
-		values := [4]float64{float64(s.rssKiB) / 1024, float64(s.heapInuse) / (1 << 20), float64(s.goroutines), float64(s.fds)}
+		values := [4]float64{float64(s.RSSKiB) / 1024, float64(s.HeapInuse) / (1 << 20), float64(s.Goroutines), float64(s.FDs)}
 		minutes = append(minutes, float64(m))
 		for i, v := range values {
 			series[i] = append(series[i], v)
 		}
-		fmt.Printf("%s RSS %.1f MiB  heap in use %.1f MiB  goroutines %d  fds %d\n", line, values[0], values[1], s.goroutines, s.fds)
+		fmt.Printf("%s RSS %.1f MiB  heap in use %.1f MiB  goroutines %d  fds %d\n", line, values[0], values[1], s.Goroutines, s.FDs)
 	}
 	report(0, nil)
 
@@ -436,16 +435,16 @@ func run(c config) error {
 	report(c.minutes, take())
 
 	// Verdicts.
-	checks1, err := gw.counter(ctx, "caddy_passerelle_token_checks_total", activeChecks)
+	checks1, err := gw.Counter(ctx, "caddy_passerelle_token_checks_total", activeChecks)
 	if err != nil {
 		broken = append(broken, fmt.Sprintf("metrics: %v", err))
 	}
-	calls1, err := countLines(c.checktokenLog)
+	calls1, err := gwstat.CountLines(c.checktokenLog)
 	if err != nil {
 		broken = append(broken, err.Error())
 	}
-	habOK, _ := gw.counter(ctx, "caddy_passerelle_habilitation_reloads_total", map[string]string{"result": "ok"})
-	habRefused, _ := gw.counter(ctx, "caddy_passerelle_habilitation_reloads_total", map[string]string{"result": "refused"})
+	habOK, _ := gw.Counter(ctx, "caddy_passerelle_habilitation_reloads_total", map[string]string{"result": "ok"})
+	habRefused, _ := gw.Counter(ctx, "caddy_passerelle_habilitation_reloads_total", map[string]string{"result": "refused"})
 	total.latency.Close()
 	mu.Lock()
 	defer mu.Unlock()
@@ -549,28 +548,6 @@ func rewrite(path string, original []byte, n int) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-// countLines counts the lines of a file; a missing file has none.
-func countLines(path string) (int64, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	} else if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	var n int64
-	buf := make([]byte, 256<<10)
-	for {
-		k, err := f.Read(buf)
-		n += int64(bytes.Count(buf[:k], []byte{'\n'}))
-		if err == io.EOF {
-			return n, nil
-		} else if err != nil {
-			return n, err
-		}
-	}
 }
 
 func verdict(ok bool) string {

@@ -84,27 +84,6 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func TestMatchSeries(t *testing.T) {
-	labels := map[string]string{"result": "active", "source": "checktoken"}
-	const name = "caddy_passerelle_token_checks_total"
-	for _, c := range []struct {
-		line string
-		want float64
-		ok   bool
-	}{
-		{`caddy_passerelle_token_checks_total{result="active",source="checktoken"} 42`, 42, true},
-		{`caddy_passerelle_token_checks_total{result="active",source="l1"} 42`, 0, false},
-		{`caddy_passerelle_token_checks_total{result="inactive",source="checktoken"} 1`, 0, false},
-		{`caddy_passerelle_token_checks_total_x{result="active",source="checktoken"} 1`, 0, false},
-		{`# HELP caddy_passerelle_token_checks_total FranceConnect token lookups`, 0, false},
-	} {
-		got, ok := matchSeries(c.line, name, labels)
-		if ok != c.ok || got != c.want {
-			t.Errorf("matchSeries(%q) = %v, %v; want %v, %v", c.line, got, ok, c.want, c.ok)
-		}
-	}
-}
-
 // TestNearReload: a transport error counts as a reload's from 1 s before
 // it to reloadWindow after it, not outside.
 func TestNearReload(t *testing.T) {

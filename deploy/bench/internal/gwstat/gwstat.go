@@ -1,9 +1,15 @@
-package main
+// Package gwstat reads the figures of a running gateway process for the
+// load harness (deploy/bench/soak, deploy/bench/loadreport): from /proc
+// (its pid), from Caddy's admin endpoint and metrics listener on loopback,
+// and the upstream's log of checktoken calls.
+package gwstat
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,17 +19,19 @@ import (
 	"time"
 )
 
-// gateway reads the figures of the gateway process: from /proc (its pid) and
+// Gateway reads the figures of the gateway process: from /proc (its pid) and
 // from Caddy's admin endpoint and metrics listener, on loopback.
-type gateway struct {
+type Gateway struct {
 	pid     int
 	admin   string // host:port of Caddy's admin endpoint
 	metrics string // URL of the metrics endpoint
 	client  *http.Client
 }
 
-func newGateway(pid int, admin, metrics string) *gateway {
-	return &gateway{pid: pid, admin: admin, metrics: metrics, client: &http.Client{
+// New reads the gateway process pid, whose admin endpoint is admin
+// (host:port) and metrics endpoint the URL metrics.
+func New(pid int, admin, metrics string) *Gateway {
+	return &Gateway{pid: pid, admin: admin, metrics: metrics, client: &http.Client{
 		Timeout: 30 * time.Second,
 		// No proxy, and a new connection per call, so that the sampler
 		// leaves no idle connection (a goroutine and an fd) in the gateway.
@@ -31,49 +39,51 @@ func newGateway(pid int, admin, metrics string) *gateway {
 	}}
 }
 
-// sample is the state of the gateway at one instant.
-type sample struct {
-	rssKiB     int64 // VmRSS
-	heapInuse  int64 // memstats.HeapInuse after a forced GC, bytes
-	goroutines int64
-	fds        int64
+// Sample is the state of the gateway at one instant.
+type Sample struct {
+	RSSKiB     int64 // VmRSS
+	HeapInuse  int64 // memstats.HeapInuse after a forced GC, bytes
+	Goroutines int64
+	FDs        int64
 }
 
-func (g *gateway) sample(ctx context.Context) (sample, error) {
-	var s sample
+// Sample reads the gateway's RSS, heap in use after a forced GC,
+// goroutines and open file descriptors.
+func (g *Gateway) Sample(ctx context.Context) (Sample, error) {
+	var s Sample
 	var err error
-	if s.rssKiB, err = g.rss(); err != nil {
+	if s.RSSKiB, err = g.Status("VmRSS"); err != nil {
 		return s, err
 	}
-	if s.heapInuse, err = g.heapInuse(ctx); err != nil {
+	if s.HeapInuse, err = g.heapInuse(ctx); err != nil {
 		return s, err
 	}
-	if s.goroutines, err = g.goroutines(ctx); err != nil {
+	if s.Goroutines, err = g.goroutines(ctx); err != nil {
 		return s, err
 	}
 	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", g.pid))
 	if err != nil {
 		return s, err
 	}
-	s.fds = int64(len(entries))
+	s.FDs = int64(len(entries))
 	return s, nil
 }
 
-// rss reads VmRSS (KiB) from /proc/<pid>/status.
-func (g *gateway) rss() (int64, error) {
+// Status reads a kB field of /proc/<pid>/status (VmRSS, VmHWM), in KiB.
+func (g *Gateway) Status(field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", g.pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, g.pid)
 }
 
-func (g *gateway) get(ctx context.Context, url string) (io.ReadCloser, error) {
+func (g *Gateway) get(ctx context.Context, url string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -91,7 +101,7 @@ func (g *gateway) get(ctx context.Context, url string) (io.ReadCloser, error) {
 
 // heapInuse forces a GC (the heap profile with gc=1), then reads
 // memstats.HeapInuse from the expvar endpoint (/debug/vars).
-func (g *gateway) heapInuse(ctx context.Context) (int64, error) {
+func (g *Gateway) heapInuse(ctx context.Context) (int64, error) {
 	body, err := g.get(ctx, "http://"+g.admin+"/debug/pprof/heap?gc=1")
 	if err != nil {
 		return 0, err
@@ -113,7 +123,7 @@ func (g *gateway) heapInuse(ctx context.Context) (int64, error) {
 
 // goroutines reads "goroutine profile: total N", the first line of the
 // goroutine profile in text form.
-func (g *gateway) goroutines(ctx context.Context) (int64, error) {
+func (g *Gateway) goroutines(ctx context.Context) (int64, error) {
 	body, err := g.get(ctx, "http://"+g.admin+"/debug/pprof/goroutine?debug=1")
 	if err != nil {
 		return 0, err
@@ -127,9 +137,9 @@ func (g *gateway) goroutines(ctx context.Context) (int64, error) {
 	return strconv.ParseInt(v, 10, 64)
 }
 
-// counter returns the value of one series of the metrics endpoint, given its
+// Counter returns the value of one series of the metrics endpoint, given its
 // name and exact labels (0 when the series does not exist yet).
-func (g *gateway) counter(ctx context.Context, name string, labels map[string]string) (float64, error) {
+func (g *Gateway) Counter(ctx context.Context, name string, labels map[string]string) (float64, error) {
 	body, err := g.get(ctx, g.metrics)
 	if err != nil {
 		return 0, err
@@ -138,17 +148,17 @@ func (g *gateway) counter(ctx context.Context, name string, labels map[string]st
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := matchSeries(sc.Text(), name, labels); ok {
+		if v, ok := MatchSeries(sc.Text(), name, labels); ok {
 			return v, nil
 		}
 	}
 	return 0, sc.Err()
 }
 
-// matchSeries parses one line of the Prometheus text format,
+// MatchSeries parses one line of the Prometheus text format,
 // name{a="x",b="y"} value, and returns its value when the name and the label
 // set are exactly those asked for.
-func matchSeries(line, name string, labels map[string]string) (float64, bool) {
+func MatchSeries(line, name string, labels map[string]string) (float64, bool) {
 	rest, ok := strings.CutPrefix(line, name+"{")
 	if !ok {
 		return 0, false
@@ -177,35 +187,24 @@ func matchSeries(line, name string, labels map[string]string) (float64, bool) {
 	return f, err == nil
 }
 
-// cpuTimes reads the machine's CPU time from /proc/stat, in clock ticks:
-// the time stolen by the hypervisor from this VM and the total. Their
-// change over a minute tells whether the VM was starved (a neighbour), a
-// cause of latency that no process here controls.
-func cpuTimes() (steal, total uint64, err error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0, err
+// CountLines counts the lines of a file; a missing file has none.
+func CountLines(path string) (int64, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	return parseCPULine(line)
-}
-
-// parseCPULine reads the "cpu" line of /proc/stat: user nice system idle
-// iowait irq softirq steal, then guest times, which user and nice include.
-func parseCPULine(line string) (steal, total uint64, err error) {
-	fields := strings.Fields(line)
-	if len(fields) < 9 || fields[0] != "cpu" {
-		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
-	}
-	for i, f := range fields[1:9] {
-		v, err := strconv.ParseUint(f, 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
-		}
-		total += v
-		if i == 7 {
-			steal = v
+	defer f.Close()
+	var n int64
+	buf := make([]byte, 256<<10)
+	for {
+		k, err := f.Read(buf)
+		n += int64(bytes.Count(buf[:k], []byte{'\n'}))
+		if err == io.EOF {
+			return n, nil
+		} else if err != nil {
+			return n, err
 		}
 	}
-	return steal, total, nil
 }
