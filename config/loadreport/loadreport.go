@@ -93,12 +93,14 @@ type Soak struct {
 }
 
 // Read reads a load-report.json: it must name the binary it measured and
-// hold scenarios.
+// hold scenarios. Its overall verdict is computed again from the verdicts
+// (Settle), whatever the file says.
 func Read(data []byte) (*Report, error) {
 	var rep Report
 	if err := json.Unmarshal(data, &rep); err != nil || rep.Method.Binary == "" || len(rep.Scenarios) == 0 {
 		return nil, errors.New("loadreport: not a load-report.json of deploy/bench/report.sh")
 	}
+	rep.Settle()
 	return &rep, nil
 }
 

@@ -44,6 +44,14 @@ func TestSettleAndMarkdown(t *testing.T) {
 	if err != nil || !back.Pass || back.Scenarios[0].Runs[0].Latency.P99 != 1.5 || back.Soak.Minutes != 1 {
 		t.Fatalf("round trip: %+v, %v", back, err)
 	}
+	// The overall verdict follows from the verdicts, not from the file's.
+	lying := strings.Replace(string(data), `"pass":true}]}],"soak"`, `"pass":false}]}],"soak"`, 1)
+	if lying == string(data) {
+		t.Fatal("the test's edit did not apply")
+	}
+	if back, err := Read([]byte(lying)); err != nil || back.Pass {
+		t.Errorf("a failed verdict under a PASS overall verdict read as PASS: %v", err)
+	}
 
 	rep.Soak.Pass = false
 	rep.Settle()

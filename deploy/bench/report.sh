@@ -21,17 +21,20 @@
 # sandbox out). The gateway reaches FranceConnect's checktoken through a relay
 # of the load generator (127.0.0.1:9086), which it cuts and stalls for the
 # outage. Every load is open-loop at LOAD_RATE requests a second (default
-# 200), the runs last LOAD_DURATION (default 30s), the nominal scenario is
-# repeated LOAD_REPEAT times (default 5) and the reload storm has LOAD_RELOADS
-# reloads (default 50). First, unless LOAD_SOAK_MINUTES is 0, the soak
-# (deploy/bench/soak.sh, over TLS, default 60 minutes) in its own processes;
-# its verdicts go into the report. The defaults are the release method; a
-# report made with less says it is a short run.
+# 200); the runs last LOAD_DURATION (default 30s; the outage's phases at most
+# 10 s, the reload storm at least 500 ms a reload and 4 s), the nominal
+# scenario is repeated LOAD_REPEAT times (default 5) and the reload storm has
+# LOAD_RELOADS reloads (default 50). First, unless LOAD_SOAK_MINUTES is 0, the
+# soak (deploy/bench/soak.sh, over TLS, default 60 minutes, its SOAK_*
+# settings) in its own processes; its verdicts go into the report. The
+# defaults are the release method; a report made with less says it is a
+# short run.
 #
 # Exits 0 when every bar holds, 3 when one does not (the report is written
 # either way), 1 when something broke. LOAD_REVISION names the source
-# revision (default: the checkout's, from git). Ports 9080-9086, 9090, 9443,
-# 9444 and 2919 must be free.
+# revision of the binary (default: the checkout's when it builds the binary
+# itself; "unknown" for a BENCH_BIN, unless given). Ports 9080-9086, 9090,
+# 9443, 9444 and 2919 must be free.
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: report.sh <out dir>" >&2; exit 2; }
 out=$(realpath -m -- "$1")
@@ -55,14 +58,15 @@ bench_prepare() { bench_tls_cert; }
 . deploy/bench/lib.sh
 bench_start deploy/bench/Caddyfile.tls deploy/bench/upstream.Caddyfile
 go build -tags nobadger,nomysql,nopgx -o "$work/loadreport" ./deploy/bench/loadreport
-revision=${LOAD_REVISION:-}
-if [ -z "$revision" ]; then
+revision=${LOAD_REVISION:-unknown}
+if [ -z "${LOAD_REVISION:-}" ] && [ -z "${BENCH_BIN:-}" ]; then
 	revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 	[ -z "$(git status --porcelain 2>/dev/null)" ] || revision="$revision (with uncommitted changes)"
 fi
 status=0
 "$work/loadreport" -revision "$revision" -pid "$gw_pid" -bin "$bin" -config deploy/bench/Caddyfile.tls \
-	-setup "mode sandbox; in-process token cache only (no Redis), ttl_cap 30s; access logs off; audit trail batched to a file; quotas on, never biting" \
+	-file "${BENCH_HABILITATIONS:-deploy/bench/habilitations.yaml}" -file deploy/bench/upstream.Caddyfile \
+	-setup "mode sandbox; in-process token cache only (no Redis), ttl_cap 30s; checktoken through the relay ($BENCH_FC_CHECKTOKEN_URL), timeout 2s (the default), 32 in flight at most (the default); access logs off; audit trail batched to a file; quotas on, never biting; TLS certificate ECDSA P-256 made for the run" \
 	-ttl-cap 30s -checktoken-timeout 2s -cacert "$BENCH_TLS_DIR/cert.pem" -checktoken-log "$BENCH_CHECKTOKEN_LOG" \
 	-rate "${LOAD_RATE:-200}" -duration "${LOAD_DURATION:-30s}" -repeat "${LOAD_REPEAT:-5}" -reloads "${LOAD_RELOADS:-50}" \
 	-out "$out" "${soak_args[@]}" || status=$?

@@ -22,7 +22,8 @@
 # Then deploy/bench/soak (its package documentation has the details):
 #   1. probes the maximum throughput of the mixed traffic for 15 s
 #      (SOAK_PROBE, a Go duration), with SOAK_WORKERS (32) requests in flight;
-#   2. sends the same mix at half that rate (SOAK_FRACTION, 0.5; SOAK_RATE,
+#   2. sends the same mix, over at most SOAK_CONNECTIONS (64) connections as
+#      a client's pool would, at half that rate (SOAK_FRACTION, 0.5; SOAK_RATE,
 #      requests per second, sets it instead, to compare two builds) for
 #      [minutes]: cached FranceConnect tokens (a new one every 20 s, below the
 #      cache's ttl_cap of 30 s), new tokens, identité calls, unknown tokens
@@ -96,7 +97,8 @@ echo "gateway pid $gw_pid, upstream pid $up_pid"
 status=0
 "$work/soak" -pid "$gw_pid" -bin "$bin" -config "$gw_conf" -habilitations "$BENCH_HABILITATIONS" \
 	-checktoken-log "$BENCH_CHECKTOKEN_LOG" -minutes "$minutes" "${soak_tls[@]}" \
-	-probe "${SOAK_PROBE:-15s}" -workers "${SOAK_WORKERS:-32}" -fraction "${SOAK_FRACTION:-0.5}" -rate "${SOAK_RATE:-0}" || status=$?
+	-probe "${SOAK_PROBE:-15s}" -workers "${SOAK_WORKERS:-32}" -connections "${SOAK_CONNECTIONS:-64}" \
+	-fraction "${SOAK_FRACTION:-0.5}" -rate "${SOAK_RATE:-0}" || status=$?
 kill -0 "$gw_pid" 2>/dev/null || broke "the gateway died"
 kill -0 "$up_pid" 2>/dev/null || broke "the upstream died"
 echo "net.ipv4.tcp_migrate_req=$(cat /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null || echo '?');" \

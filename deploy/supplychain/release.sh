@@ -39,20 +39,25 @@ out=$(realpath -m -- "$1")
 cd "$(dirname "$0")/../.."
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 fuzztime=${RELEASE_FUZZTIME:-10m}
-if [ "${RELEASE_ALLOW_DIRTY:-0}" != 1 ]; then
+release=1 # a release, not a test run of the job
+[ "${RELEASE_ALLOW_DIRTY:-0}" != 1 ] || release=0
+if [ "$release" = 1 ]; then
 	if [ -n "$(git status --porcelain 2>/dev/null)" ]; then
 		echo "release.sh: the checkout has uncommitted changes" >&2
 		exit 1
 	fi
-	# A release's load report follows the release method (report.sh's
-	# defaults): only its rate may be set.
-	if [ "${RELEASE_LOAD:-1}" = 0 ] || env | grep -qE '^LOAD_(SOAK_MINUTES|DURATION|REPEAT|RELOADS)='; then
-		echo "release.sh: a release runs the whole load report (RELEASE_LOAD=0 or LOAD_* set)" >&2
+	# A release's load report follows the release method: report.sh's and
+	# soak.sh's defaults.
+	if [ "${RELEASE_LOAD:-1}" = 0 ] || [ -n "${LOAD_RATE+x}${LOAD_DURATION+x}${LOAD_REPEAT+x}${LOAD_RELOADS+x}${LOAD_SOAK_MINUTES+x}${SOAK_FRACTION+x}${SOAK_RATE+x}${SOAK_CONNECTIONS+x}" ]; then
+		echo "release.sh: a release runs the whole load report (RELEASE_LOAD=0, LOAD_* or SOAK_* set)" >&2
 		exit 1
 	fi
-	LOAD_REVISION=$(git rev-parse HEAD)
-	export LOAD_REVISION
 fi
+# The revision the binary is built from, for the load report (a release
+# binary carries none: -buildvcs=false).
+LOAD_REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+[ -z "$(git status --porcelain 2>/dev/null)" ] || LOAD_REVISION="$LOAD_REVISION (with uncommitted changes)"
+export LOAD_REVISION
 mkdir -p "$out"
 echo "== reproducible build, SBOM, build info (sbom.sh)"
 bash deploy/supplychain/sbom.sh "$out"
@@ -62,6 +67,10 @@ load=()
 if [ "${RELEASE_LOAD:-1}" != 0 ]; then
 	echo "== load report of the binary (deploy/bench/report.sh)"
 	BENCH_BIN="$out/passerelle" bash deploy/bench/report.sh "$out/load"
+	if [ "$release" = 1 ] && ! grep -q '"release_method": true' "$out/load/load-report.json"; then
+		echo "release.sh: the load report did not follow the release method" >&2
+		exit 1
+	fi
 	load=(--load-report "$out/load/load-report.json")
 fi
 echo "== the homologation dossier of this release"

@@ -101,6 +101,11 @@ func TestRelayCutStallRestore(t *testing.T) {
 		t.Fatalf("dial while stalled: %v, want accepted", err)
 	}
 	defer held.Close()
+	for deadline := time.Now().Add(5 * time.Second); r.held.Load() != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("held connections: %d, want 1", r.held.Load())
+		}
+	}
 	io.WriteString(held, "ping\n") //nolint:errcheck // the read below tells
 	held.SetDeadline(time.Now().Add(300 * time.Millisecond))
 	if _, err := held.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {

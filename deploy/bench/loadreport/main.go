@@ -19,28 +19,32 @@
 //     Bars: every answer 200; one checktoken call per token.
 //  3. checktoken outage: the relay that carries checktoken calls (-relay,
 //     BENCH_FC_CHECKTOKEN_URL) refuses connections, then holds them without
-//     an answer (the gateway's checktoken timeout and in-flight cap act);
-//     each phase at most 10 s, below the harness's ttl_cap: nine requests
-//     in ten with a token cached just before, one in ten with a new token.
-//     Bars, each phase: cached tokens 200; new tokens 503 with Retry-After,
-//     within the checktoken timeout (-checktoken-timeout) and 500 ms
-//     (SECURITY.md I01); FranceConnect gets no call; the gateway counts each
-//     503 as a failed checktoken. Then the relay forwards again, and new tokens for at most
-//     10 s: every answer 200, one call each.
+//     an answer (the gateway's checktoken timeout acts, and from 160
+//     requests a second, 32 in flight for its 2 s, its in-flight cap); each
+//     phase lasts -duration, at most 10 s (a token cached just before must
+//     outlive it): nine requests in ten with that token, one in ten with a
+//     new token. Bars, each phase: cached tokens 200; new tokens 503 with
+//     Retry-After, within the checktoken timeout (-checktoken-timeout) and
+//     500 ms (SECURITY.md I01); FranceConnect gets no call; the gateway
+//     counts each 503 as a failed checktoken; stalled, the relay held at
+//     least one connection. Then the relay forwards again, and new tokens
+//     for -duration, at most 10 s: every answer 200, one call each.
 //  4. reload storm (SECURITY.md I13): the cached token at -rate while the
-//     configuration is reloaded -reloads times (`<bin> reload --force`), one
-//     every (duration − 4 s) / reloads (at least 500 ms) from 1 s after the
-//     start, the last at least 3 s before the load's end. Bars: no failed
-//     request (every answer 200, no transport error); every reload done
-//     under load.
+//     configuration is reloaded -reloads times (`<bin> reload --force`): the
+//     load lasts max(-duration, reloads × 500 ms + 4 s), the reloads are
+//     scheduled one every (load − 4 s) / reloads from 1 s after its start,
+//     so the last is due 3 s before its end. Bars: no failed request (every
+//     answer 200, no transport error); every reload done, none failed, the
+//     last finished at least 1 s before the end. Leaks after reloads are
+//     TestI13_ReloadUnderLoad's (goleak) and the soak's (its slopes).
 //  5. memory: the gateway's RSS idle (before any load) at most 100 MiB, its
 //     peak (VmHWM, after every scenario) at most 150 MiB.
 //
 // With -soak <file> (soak.sh's output) and -soak-minutes, the report
 // carries the soak's verdict lines; the soak passes with at least 3
 // verdicts and no FAIL. The method records whether the run followed the
-// release method (releaseMethod: a soak of 60 minutes or more, 30 s runs,
-// 5 repetitions, 50 reloads) or was a short one (CI's).
+// release method (a rate of 200/s or more, a soak of 60 minutes or more,
+// 30 s runs, 5 repetitions, 50 reloads) or was a short one (CI's).
 //
 // It exits 0 when every bar holds, 3 when one does not (the report is
 // written either way), 1 when something broke.
@@ -81,6 +85,7 @@ type config struct {
 	reloads           int
 	ttlCap            time.Duration
 	checktokenTimeout time.Duration
+	files             []string
 	out               string
 	soakFile          string
 	soakMinutes       int
@@ -111,6 +116,7 @@ const (
 
 // The release method: a report made with less is a short run.
 const (
+	releaseRate        = 200
 	releaseSoakMinutes = 60
 	releaseDuration    = 30 * time.Second
 	releaseRepeat      = 5
@@ -127,11 +133,13 @@ func main() {
 	flag.StringVar(&c.bin, "bin", "", "the passerelle binary the gateway runs (required): reloads, build information")
 	flag.StringVar(&c.caddyfile, "config", "deploy/bench/Caddyfile.tls", "the gateway's Caddyfile, for reloads")
 	flag.StringVar(&c.setup, "setup", "", "what the gateway's configuration sets up, for the method (mode, cache, logs)")
+	flag.Func("file", "another file the gateway reads (habilitations…), named in the method with its SHA-256; repeatable",
+		func(v string) error { c.files = append(c.files, v); return nil })
 	flag.StringVar(&c.cacert, "cacert", "", "PEM certificate the gateway's TLS certificate chains to (required)")
 	flag.StringVar(&c.checktokenLog, "checktoken-log", "", "the sandbox FranceConnect's log of checktoken calls, one line per call (required)")
 	flag.StringVar(&c.relayAddr, "relay", "127.0.0.1:9086", "address of the checktoken relay (BENCH_FC_CHECKTOKEN_URL)")
 	flag.StringVar(&c.relayTarget, "relay-to", "127.0.0.1:9081", "the sandbox FranceConnect the relay forwards to")
-	flag.IntVar(&c.rate, "rate", 200, "requests per second of every load (of each site in the nominal scenario)")
+	flag.IntVar(&c.rate, "rate", releaseRate, "requests per second of every load (of each site in the nominal scenario)")
 	flag.DurationVar(&c.duration, "duration", releaseDuration, "duration of one run")
 	flag.IntVar(&c.repeat, "repeat", releaseRepeat, "repetitions of the nominal scenario")
 	flag.IntVar(&c.reloads, "reloads", releaseReloads, "reloads of the reload storm")
@@ -184,15 +192,21 @@ func run(c config) (*loadreport.Report, error) {
 	if rep.Method, err = method(l, tlsConfig); err != nil {
 		return nil, err
 	}
-	// Warm-up, not reported: connections open, the token cached.
-	for _, t := range []string{c.baseline + baselinePath, c.gateway + fcPath} {
-		token := ""
-		if strings.HasPrefix(t, c.gateway) {
-			token = "cnaf_qfv2"
+	// Warm-up, not reported: connections open, a new token checked and
+	// cached, which the checktoken log must show (a wrong -checktoken-log
+	// would count no call anywhere).
+	calls0, err := l.checktokenCalls()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range []struct{ url, token string }{{c.baseline + baselinePath, ""}, {c.gateway + fcPath, "cnaf_qfv2"},
+		{c.gateway + fcPath, l.freshToken("warm-up-")}} {
+		if code, err := l.get(t.url, t.token); err != nil || code != http.StatusOK {
+			return nil, fmt.Errorf("warm-up %s: %d, %v", t.url, code, err)
 		}
-		if code, err := l.get(t, token); err != nil || code != http.StatusOK {
-			return nil, fmt.Errorf("warm-up %s: %d, %v", t, code, err)
-		}
+	}
+	if calls, err := l.checktokenCalls(); err != nil || calls == calls0 {
+		return nil, fmt.Errorf("-checktoken-log %s: no line for a new token's checktoken call (%v)", c.checktokenLog, err)
 	}
 	for _, scenario := range []func() (loadreport.Scenario, error){l.nominal, l.cacheMiss, func() (loadreport.Scenario, error) { return l.outage(rly) }, l.reloadStorm} {
 		s, err := scenario()
@@ -219,8 +233,8 @@ func run(c config) (*loadreport.Report, error) {
 		}
 		rep.Soak = parseSoak(string(out), c.soakMinutes, 3)
 	}
-	rep.Method.ReleaseMethod = c.soakMinutes >= releaseSoakMinutes && c.duration >= releaseDuration && c.repeat >= releaseRepeat &&
-		c.reloads >= releaseReloads
+	rep.Method.ReleaseMethod = c.rate >= releaseRate && c.soakMinutes >= releaseSoakMinutes && c.duration >= releaseDuration &&
+		c.repeat >= releaseRepeat && c.reloads >= releaseReloads
 	rep.Settle()
 	return rep, write(rep, c.out)
 }

@@ -51,7 +51,7 @@ func method(l *loader, tlsConfig *tls.Config) (loadreport.Method, error) {
 	if modified {
 		m.Revision += " (with uncommitted changes)"
 	}
-	if m.ConfigFiles, err = configFiles(c.caddyfile); err != nil {
+	if m.ConfigFiles, err = configFiles(c.caddyfile, c.files); err != nil {
 		return m, err
 	}
 	m.CPU = procField("/proc/cpuinfo", "model name")
@@ -70,9 +70,11 @@ func method(l *loader, tlsConfig *tls.Config) (loadreport.Method, error) {
 	return m, nil
 }
 
-// configFiles names a Caddyfile and the files it imports (one level,
-// relative to the Caddyfile's directory), each with its SHA-256.
-func configFiles(caddyfile string) ([]string, error) {
+// configFiles names a Caddyfile, the files it imports (one level,
+// relative to the Caddyfile's directory; an import that is not a file, a
+// snippet or a glob, is left out) and the other files the gateway reads,
+// each with its SHA-256.
+func configFiles(caddyfile string, others []string) ([]string, error) {
 	data, err := os.ReadFile(caddyfile)
 	if err != nil {
 		return nil, err
@@ -80,11 +82,14 @@ func configFiles(caddyfile string) ([]string, error) {
 	paths := []string{caddyfile}
 	for line := range strings.Lines(string(data)) {
 		if f := strings.Fields(line); len(f) == 2 && f[0] == "import" {
-			paths = append(paths, filepath.Join(filepath.Dir(caddyfile), f[1]))
+			p := filepath.Join(filepath.Dir(caddyfile), f[1])
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+				paths = append(paths, p)
+			}
 		}
 	}
 	var out []string
-	for _, p := range paths {
+	for _, p := range append(paths, others...) {
 		sum, err := fileSHA256(p)
 		if err != nil {
 			return nil, err

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // relay forwards TCP connections from a loopback address to another one,
@@ -20,6 +22,7 @@ type relay struct {
 	ln    net.Listener // nil while cut
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
+	held  atomic.Int64 // connections held while stalled, since the start
 }
 
 // newRelay listens on addr and forwards to target.
@@ -79,6 +82,7 @@ func (r *relay) accept(ln net.Listener, stalled bool) {
 		if errors.Is(err, net.ErrClosed) {
 			return
 		} else if err != nil {
+			time.Sleep(10 * time.Millisecond) // EMFILE and the like: no busy loop
 			continue
 		}
 		if stalled {
@@ -86,6 +90,7 @@ func (r *relay) accept(ln net.Listener, stalled bool) {
 				in.Close()
 				return
 			}
+			r.held.Add(1)
 			continue
 		}
 		out, err := net.Dial("tcp", r.target)

@@ -10,7 +10,12 @@
 //     with -workers workers, each with one request in flight: the maximum
 //     throughput of the mix on this machine;
 //  2. soak: -minutes of the same mix at a constant rate of -fraction of that
-//     maximum (vegeta.Rate{Freq: n, Per: time.Second}).
+//     maximum (vegeta.Rate{Freq: n, Per: time.Second}), over at most
+//     -connections connections, as a client's pool: a request beyond waits
+//     for one. Unbounded, an open loop answers a slower moment (a reload
+//     renews every connection) with more connections, each a TLS handshake
+//     over TLS, which slows the next moment more: a spiral a real client's
+//     pool does not make.
 //
 // The mix, out of every 100 requests, spread evenly (traffic.go):
 //
@@ -96,6 +101,7 @@ type config struct {
 	minutes       int
 	probe         time.Duration
 	workers       uint64
+	connections   int
 	fraction      float64
 	rate          int
 	rotate        time.Duration
@@ -119,6 +125,7 @@ func main() {
 	flag.IntVar(&c.minutes, "minutes", 30, "soak duration in minutes")
 	flag.DurationVar(&c.probe, "probe", 15*time.Second, "duration of the maximum-throughput probe")
 	flag.Uint64Var(&c.workers, "workers", 32, "concurrent requests of the probe")
+	flag.IntVar(&c.connections, "connections", 64, "connections of the soak, at most")
 	flag.Float64Var(&c.fraction, "fraction", 0.5, "soak rate as a fraction of the probed maximum")
 	flag.IntVar(&c.rate, "rate", 0, "soak rate in requests per second, instead of -fraction (to compare two builds at one rate)")
 	flag.DurationVar(&c.rotate, "rotate", 20*time.Second, "lifetime of a cached token: keep it below the cache's ttl_cap")
@@ -128,7 +135,7 @@ func main() {
 	flag.StringVar(&c.checktokenLog, "checktoken-log", "", "the upstream's access log of checktoken calls, one line per call (required)")
 	flag.StringVar(&c.cacert, "cacert", "", "PEM certificate an https -gateway's certificate chains to")
 	flag.Parse()
-	if c.pid == 0 || c.bin == "" || c.habilitations == "" || c.checktokenLog == "" || c.minutes < 1 || c.workers < 1 ||
+	if c.pid == 0 || c.bin == "" || c.habilitations == "" || c.checktokenLog == "" || c.minutes < 1 || c.workers < 1 || c.connections < 1 ||
 		c.fraction <= 0 || c.rotate <= 0 || c.reloadEvery <= 0 || c.rewriteEvery <= 0 {
 		flag.Usage()
 		os.Exit(2)
@@ -335,7 +342,7 @@ func run(c config) error {
 		nearReloads int64
 	)
 	soak := newTraffic(c.gatewayURL, label+"s", c.rotate)
-	atk = attacker(c, vegeta.MaxWorkers(10000))
+	atk = attacker(c, vegeta.MaxWorkers(10000), vegeta.MaxConnections(c.connections))
 	start := time.Now()
 	results := atk.Attack(soak.targeter(), vegeta.Rate{Freq: rate, Per: time.Second}, time.Duration(c.minutes)*time.Minute, "soak")
 	done := make(chan struct{})
