@@ -66,7 +66,7 @@ func TestJ06_LoadReport(t *testing.T) {
 	want := map[string]struct{ runs, verdicts int }{
 		"Nominal: cached token against reverse_proxy":    {2 * m.Repetitions, 3},
 		"Cache miss: a new token on every request":       {1, 2},
-		"FranceConnect checktoken outage, then recovery": {5, 12},
+		"FranceConnect checktoken outage, then recovery": {5, 13},
 		"Reload storm (SECURITY.md I13)":                 {1, 2},
 		"Memory":                                         {0, 2},
 	}
