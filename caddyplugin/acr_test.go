@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,7 +17,9 @@ import (
 // value; one at or above it is served.
 // req: A16
 func TestA16_ACRMatrix(t *testing.T) {
-	f := newFixture(t, func(a *App) { a.Cache.MaxEntries = 1601 })
+	// The test changes a route's level: on a catalogue of its own, since
+	// configurations that load the same catalogue share it (dedup.go).
+	f := newFixture(t, func(a *App) { a.Cache.MaxEntries = 1601; a.Catalogue = privateCatalogue(t) })
 	ep, ok := f.h.app.Catalog().Lookup("/v3/dss/quotient_familial/france_connect")
 	if !ok {
 		t.Fatal("no quotient familial route")
@@ -56,4 +60,20 @@ func checkACRRefusal(t *testing.T, body []byte, route, token string) {
 	if e.Code != "50003" || !strings.Contains(e.Detail, route) || (token != "" && token != route && strings.Contains(e.Detail, token)) {
 		t.Errorf("route %s, token %s: %+v", route, token, e)
 	}
+}
+
+// privateCatalogue writes the embedded catalogue to a file of t's with a
+// comment of its own, so that the configuration loading it shares it with
+// no other.
+func privateCatalogue(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../config/catalogue/default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "catalogue.yaml")
+	if err := os.WriteFile(path, append(data, "\n# "+t.Name()+"\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -72,9 +72,10 @@ type App struct {
 	ProviderTimeout caddy.Duration `json:"provider_timeout,omitempty"`
 
 	logger   *zap.Logger
-	audit    *zap.Logger // passerelle.audit (the audit trail: see package pipeline)
-	cat      *catalogue.Catalogue
-	pings    *pings.Tracker // provider status, shared by configurations with the same providers
+	audit    *zap.Logger          // passerelle.audit (the audit trail: see package pipeline)
+	cat      *catalogue.Catalogue // shared with configurations that loaded the same catalogue (dedup.go)
+	catKey   string               // cat's key in catalogues
+	pings    *pings.Tracker       // provider status, shared by configurations with the same providers
 	watcher  *habilitation.Watcher
 	registry *habilitation.Overlaid // the watcher's registry, overlaid by DataPass's records
 	datapass *dataPassState         // nil without DataPass
@@ -248,12 +249,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 
 	var err error
-	if a.Catalogue != "" {
-		a.cat, err = catalogue.Load(a.Catalogue)
-	} else {
-		a.cat, err = catalogue.Default()
-	}
-	if err != nil {
+	if a.cat, a.catKey, err = loadCatalogue(a.Catalogue); err != nil {
 		return fmt.Errorf("passerelle: loading catalogue: %w", err)
 	}
 	a.pings = trackerFor(a.cat)

@@ -12,7 +12,6 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/apierror"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
-	"github.com/passerelle-gw/passerelle/config/openapi"
 )
 
 func init() {
@@ -41,7 +40,7 @@ type Handler struct {
 	logger  *zap.Logger
 	audit   *zap.Logger // the app's audit logger unless set before provisioning
 	allowed map[*catalogue.Endpoint]bool
-	openAPI []byte // OpenAPI document of the enabled routes
+	openAPI *openAPIDocument // of the enabled routes
 	pipe    *pipeline.Pipeline
 }
 
@@ -82,20 +81,12 @@ func (h *Handler) provisionWith(app *App) error {
 	cfg := app.shared
 	cfg.Logger, cfg.Audit = h.logger, h.audit
 	h.pipe = pipeline.New(cfg, h.allowed, h.MaxResponseBytes)
-	cat := h.app.Catalog()
-	gen := func(version string) ([]byte, error) {
-		return openapi.Generate(cat, openapi.Options{Version: version, Utility: true,
-			Include: func(ep *catalogue.Endpoint) bool { return h.allowed == nil || h.allowed[ep] }})
-	}
-	version, err := documentVersion(gen)
-	if err != nil {
-		return fmt.Errorf("passerelle handler: generating the OpenAPI document: %w", err)
-	}
-	doc, err := gen(version)
+	doc, err := h.openAPIDocument()
 	if err != nil {
 		return fmt.Errorf("passerelle handler: generating the OpenAPI document: %w", err)
 	}
 	h.openAPI = doc
+	cat := h.app.Catalog()
 	for i := range cat.Endpoints {
 		ep := &cat.Endpoints[i]
 		if _, ok := h.app.core.upstreams[ep.ProviderName]; !ok && (h.allowed == nil || h.allowed[ep]) {
