@@ -63,8 +63,8 @@ func checkACRRefusal(t *testing.T, body []byte, route, token string) {
 }
 
 // privateCatalogue writes the embedded catalogue to a file of t's with a
-// comment of its own, so that the configuration loading it shares it with
-// no other.
+// comment of its own (the file's path, new on every run), so that the
+// configuration loading it shares it with no other.
 func privateCatalogue(t *testing.T) string {
 	t.Helper()
 	data, err := os.ReadFile("../config/catalogue/default.yaml")
@@ -72,7 +72,7 @@ func privateCatalogue(t *testing.T) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "catalogue.yaml")
-	if err := os.WriteFile(path, append(data, "\n# "+t.Name()+"\n"...), 0o600); err != nil {
+	if err := os.WriteFile(path, append(data, "\n# "+path+"\n"...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -23,8 +23,9 @@ var (
 const embeddedCatalogue = "embedded"
 
 // loadCatalogue returns the catalogue of the file at path, or the embedded
-// one when path is "", and its key in catalogues: the file's SHA-256.
-// The catalogue is shared: nobody may modify it.
+// one when path is "", and its key in catalogues: "sha256:" and the hex
+// SHA-256 of the file's content, or "embedded". The catalogue is shared:
+// nobody may modify it.
 func loadCatalogue(path string) (*catalogue.Catalogue, string, error) {
 	if path == "" {
 		cat, err := catalogues.Get(embeddedCatalogue, catalogue.Default)

@@ -15,10 +15,13 @@
 package dedup
 
 import (
+	"errors"
 	"runtime"
 	"sync"
 	"weak"
 )
+
+var errNoValue = errors.New("dedup: no value made")
 
 // Table maps keys to shared values. The zero value is ready to use; a Table
 // must not be copied.
@@ -27,19 +30,25 @@ type Table[V any] struct {
 	m  map[string]weak.Pointer[V]
 }
 
-// Get returns the value of key, made by make when no configuration holds
-// one: concurrent callers with one key get one value, made once. make's
+// Get returns the value of key, made by build when no configuration holds
+// one: concurrent callers with one key get one value, built once. build's
 // error is returned and nothing is kept. The value is shared: nobody may
 // modify it.
-func (t *Table[V]) Get(key string, make func() (*V, error)) (*V, error) {
+//
+// build runs under the table's lock (configurations load one at a time):
+// it must not call Get on the same table.
+func (t *Table[V]) Get(key string, build func() (*V, error)) (*V, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if v := t.m[key].Value(); v != nil {
 		return v, nil
 	}
-	v, err := make()
+	v, err := build()
 	if err != nil {
 		return nil, err
+	}
+	if v == nil {
+		return nil, errNoValue
 	}
 	if t.m == nil {
 		t.m = map[string]weak.Pointer[V]{}

@@ -15,15 +15,17 @@ type value struct{ s string }
 func TestSameKeySharesOneValue(t *testing.T) {
 	var tab Table[value]
 	var made atomic.Int32
-	mk := func() (*value, error) { made.Add(1); return &value{"x"}, nil }
-	a, err := tab.Get("k", mk)
-	if err != nil {
-		t.Fatal(err)
+	mk := func() (*value, error) {
+		made.Add(1)
+		time.Sleep(20 * time.Millisecond) // the others arrive while it is made
+		return &value{"x"}, nil
 	}
+	start := make(chan struct{})
 	var wg sync.WaitGroup
 	got := make([]*value, 8)
 	for i := range got {
 		wg.Go(func() {
+			<-start
 			v, err := tab.Get("k", mk)
 			if err != nil {
 				t.Error(err)
@@ -31,23 +33,27 @@ func TestSameKeySharesOneValue(t *testing.T) {
 			got[i] = v
 		})
 	}
+	close(start) // every caller at once, none of them finding a value
 	wg.Wait()
-	for _, v := range got {
-		if v != a {
-			t.Fatal("a second Get of one key returned another value")
+	for _, v := range got[1:] {
+		if v != got[0] {
+			t.Fatal("concurrent callers of one key got different values")
 		}
+	}
+	if n := made.Load(); n != 1 {
+		t.Fatalf("made %d values for one key", n)
 	}
 	b, err := tab.Get("other", mk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b == a {
+	if b == got[0] {
 		t.Fatal("two keys share a value")
 	}
 	if n := made.Load(); n != 2 {
 		t.Fatalf("made %d values for 2 keys", n)
 	}
-	runtime.KeepAlive(a)
+	runtime.KeepAlive(got)
 	runtime.KeepAlive(b)
 }
 
@@ -59,6 +65,9 @@ func TestErrorKeepsNothing(t *testing.T) {
 	}
 	if tab.Len() != 0 {
 		t.Fatal("a failed make left an entry")
+	}
+	if _, err := tab.Get("k", func() (*value, error) { return nil, nil }); err == nil {
+		t.Fatal("a make with neither value nor error: no error")
 	}
 	v, err := tab.Get("k", func() (*value, error) { return &value{"ok"}, nil })
 	if err != nil || v.s != "ok" {
