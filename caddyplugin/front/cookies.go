@@ -7,7 +7,7 @@ import (
 
 // The front's own cookies: the session ticket (cookieName), the sealed
 // account in use (accountCookie) and one binding per pending login
-// (bindingCookie), prefixed with __Host- or __Secure- on HTTPS.
+// (bindingCookie), prefixed with __Host- on HTTPS.
 const (
 	sessionCookie       = "passerelle"
 	accountCookieName   = "passerelle-account"
@@ -16,10 +16,11 @@ const (
 	securePrefix        = "__Secure-"
 )
 
-// Every spelling of them, for stripOwnCookies.
+// Every spelling of them, for stripOwnCookies; __Secure- is the bindings'
+// former prefix, still in browsers that started a login before an upgrade.
 var (
 	ownCookies        = []string{sessionCookie, hostPrefix + sessionCookie, accountCookieName, hostPrefix + accountCookieName}
-	ownCookiePrefixes = []string{bindingCookiePrefix, securePrefix + bindingCookiePrefix}
+	ownCookiePrefixes = []string{bindingCookiePrefix, hostPrefix + bindingCookiePrefix, securePrefix + bindingCookiePrefix}
 )
 
 // isOwnCookie reports whether a cookie name is one the front sets.

@@ -3,6 +3,7 @@ package front
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/session"
+	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 )
 
 // TestOwnCookiesNeverReachTheApp: the session ticket, the sealed account
@@ -23,6 +25,7 @@ func TestOwnCookiesNeverReachTheApp(t *testing.T) {
 		{[]string{`JSESSIONID="q;uoted"; __Host-passerelle=TICKET-canary`}, []string{`JSESSIONID="q; uoted"`}},
 		{[]string{"lang=fr", "__Host-passerelle-account=SEALED-canary", "theme=dark; passerelle-login-0a1b2c3d4e5f6a7b=BINDING-canary"}, []string{"lang=fr", "theme=dark"}},
 		{[]string{"__Secure-passerelle-login-0a1b2c3d4e5f6a7b=BINDING-canary"}, nil},
+		{[]string{"__Host-passerelle-login-0a1b2c3d4e5f6a7b=BINDING-canary; lang=fr"}, []string{"lang=fr"}},
 		{[]string{"passerelle-account=SEALED-canary;passerelle=TICKET-canary"}, nil},
 		{[]string{"app_passerelle=kept; passerelle2=kept"}, []string{"app_passerelle=kept; passerelle2=kept"}},
 		{[]string{"a=1;b=2"}, []string{"a=1;b=2"}}, // untouched: nothing of ours
@@ -153,4 +156,50 @@ func memorySessions(t *testing.T) *session.Manager {
 		t.Fatal(err)
 	}
 	return sessions
+}
+
+// TestLoginBindingIsHostOnly: on HTTPS a login's binding cookie is a
+// __Host- cookie (Secure, Path=/, no Domain), so that no sibling host can
+// plant it: an attacker who started a login, got FranceConnect's code for
+// their own identity and set the binding from x.mairie.fr with
+// Domain=mairie.fr (a __Secure- cookie may carry one) would otherwise log
+// a victim's browser in as themselves (login CSRF by cookie tossing). The
+// callback reads the __Host- cookie only.
+func TestLoginBindingIsHostOnly(t *testing.T) {
+	base, _ := url.Parse("https://demarches.mairie.example")
+	f := &Front{base: base, BaseURL: base.String(), ServiceName: "Test", secure: true, sessions: memorySessions(t),
+		pipe: &pipeline.Pipeline{}}
+	const state, binding = "state-of-the-attackers-login", "binding-of-the-attackers-login"
+
+	w := httptest.NewRecorder()
+	f.setCookie(w, f.bindingCookie(state), binding, pendingTTL)
+	set := w.Header().Get("Set-Cookie")
+	if !strings.HasPrefix(set, "__Host-passerelle-login-") || !strings.Contains(set, "; Path=/;") ||
+		!strings.Contains(set, "; Secure") || strings.Contains(set, "Domain") {
+		t.Fatalf("binding cookie %q: want __Host-, Path=/, Secure, no Domain", set)
+	}
+
+	callback := func(cookie string) *httptest.ResponseRecorder {
+		t.Helper()
+		if err := f.sessions.PutPending(t.Context(), state, &session.Pending{Nonce: "n", Binding: binding, ReturnTo: "/"}); err != nil {
+			t.Fatal(err)
+		}
+		// error=access_denied: a bound callback ends on the "cancelled"
+		// page without reaching FranceConnect (the front has no client).
+		r := httptest.NewRequest(http.MethodGet, "/.passerelle/fc/callback?state="+state+"&error=access_denied", nil)
+		r.Header.Set("Cookie", cookie)
+		w := httptest.NewRecorder()
+		if err := f.callback(w, r); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	name := f.bindingCookie(state)
+	tossed := "__Secure-" + strings.TrimPrefix(name, "__Host-") + "=" + binding // what a sibling host can set
+	if w := callback(tossed); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "Ce site a besoin des cookies") {
+		t.Fatalf("a binding planted under __Secure-: %d, want the cookies page", w.Code)
+	}
+	if w := callback(name + "=" + binding); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "Connexion annulée") {
+		t.Fatalf("the browser's own binding: %d, want the cancelled page", w.Code)
+	}
 }

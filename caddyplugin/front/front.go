@@ -312,25 +312,24 @@ func (f *Front) cookieName() string {
 }
 
 // bindingCookie names the browser's binding of one pending login: one
-// cookie per login (a second tab does not overwrite the first's), sent to
-// the callback only.
+// cookie per login (a second tab does not overwrite the first's). On HTTPS
+// it is a __Host- cookie (this host only, Path=/): a __Secure- one may carry
+// a Domain, so a sibling host (x.mairie.fr) could plant the binding of a
+// login it started for mairie.fr and send its own callback to a victim's
+// browser (login CSRF by cookie tossing).
 func (f *Front) bindingCookie(state string) string {
 	sum := sha256.Sum256([]byte(state))
 	name := bindingCookiePrefix + hex.EncodeToString(sum[:8])
 	if f.secure {
-		return securePrefix + name // __Host- needs Path=/
+		return hostPrefix + name
 	}
 	return name
 }
 
+// setCookie sets an HttpOnly, SameSite=Lax cookie on path / (Secure on
+// HTTPS), without Domain; an empty value deletes it.
 func (f *Front) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
-	f.setCookieAt(w, "/", name, value, maxAge)
-}
-
-// setCookieAt sets an HttpOnly, SameSite=Lax cookie on path (Secure on
-// HTTPS); an empty value deletes it.
-func (f *Front) setCookieAt(w http.ResponseWriter, path, name, value string, maxAge time.Duration) {
-	c := &http.Cookie{Name: name, Value: value, Path: path, HttpOnly: true, Secure: f.secure, SameSite: http.SameSiteLaxMode}
+	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, Secure: f.secure, SameSite: http.SameSiteLaxMode}
 	switch {
 	case value == "":
 		c.MaxAge = -1

@@ -76,7 +76,7 @@ func (f *Front) start(w http.ResponseWriter, r *http.Request) error {
 		f.writePage(w, "unavailable", pageData{Retry: ret})
 		return nil
 	}
-	f.setCookieAt(w, f.route(routeCallback), f.bindingCookie(state), p.Binding, pendingTTL)
+	f.setCookie(w, f.bindingCookie(state), p.Binding, pendingTTL)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, authURL, http.StatusSeeOther)
 	return nil
@@ -130,7 +130,7 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 		f.writePage(w, "expired", pageData{})
 		return nil
 	}
-	f.setCookieAt(w, f.route(routeCallback), f.bindingCookie(state), "", 0)
+	f.setCookie(w, f.bindingCookie(state), "", 0)
 	binding, cerr := r.Cookie(f.bindingCookie(state))
 	switch {
 	case cerr != nil:

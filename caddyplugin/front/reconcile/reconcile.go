@@ -13,8 +13,9 @@
 //	insufficient  otherwise, the account lacks a birth name, given names or birth date
 //	match         birth name, given names and birth date exact; birthplace and gender exact or absent
 //	probable      anything else: approximations (accents, separators, first given
-//	              name only, usage name, presumed or partial dates) or a birthplace
+//	              name only, usage name, presumed or partial dates), a birthplace
 //	              that differs (COG codes change with commune mergers: a weak signal)
+//	              or born abroad on one side only
 //
 // Rules from FranceConnect's data-provider example (accent-folded first
 // given name, birth name, full date) and the Paris identity store's given
@@ -186,16 +187,19 @@ func familyName(a Account, c Citizen) Field {
 // the same names spelt with other accents or separators ("Jean-Pascal" and
 // "Jean Pascal") are approx; when one list starts with the other's names
 // (the CNAF's "ANGELA" for FranceConnect's "Angela Claire Louise"), approx
-// with first_given_name_only; else mismatch.
+// with first_given_name_only; else mismatch. A given name made of
+// separators only ("-", the placeholder some apps keep for "none") is no
+// given name: it never starts another list.
 func givenNames(a Account, c Citizen) Field {
 	fc := c.GivenNameArray
 	if len(fc) == 0 {
 		fc = strings.Fields(c.GivenName)
 	}
+	short, long := foldedList(a.GivenNames), foldedList(fc)
 	switch {
-	case len(a.GivenNames) == 0:
+	case len(short) == 0:
 		return Field{Result: Absent, Reason: ReasonNotInAccount}
-	case len(fc) == 0:
+	case len(long) == 0:
 		// FranceConnect knows the citizen without a given name: an account
 		// with one is someone else, or a record to correct.
 		return Field{Result: Mismatch, Reason: ReasonNotFromFC}
@@ -204,7 +208,6 @@ func givenNames(a Account, c Citizen) Field {
 	if f.Result != Mismatch {
 		return f
 	}
-	short, long := foldedList(a.GivenNames), foldedList(fc)
 	if len(short) > len(long) {
 		short, long = long, short
 	}
@@ -248,21 +251,29 @@ func birthdate(a Account, c Citizen) Field {
 	return Field{Result: Exact}
 }
 
+// franceCOG is France's COG country code.
+const franceCOG = "99100"
+
 // birthplace compares the commune of birth, or the country for a citizen
-// born abroad (FranceConnect then sends no commune).
+// born abroad (FranceConnect then sends no commune). Born abroad on one
+// side and in France on the other is a mismatch (born_abroad), whichever
+// side says so: an account's commune, or a country code in its place, is
+// compared with FranceConnect's country of birth.
 func birthplace(a Account, c Citizen) Field {
-	abroad := c.Birthplace == "" && c.Birthcountry != "" && c.Birthcountry != "99100"
+	abroad := c.Birthplace == "" && c.Birthcountry != "" && c.Birthcountry != franceCOG
 	if abroad {
 		switch {
-		case a.Birthcountry != "":
-			if strings.EqualFold(a.Birthcountry, c.Birthcountry) {
-				return Field{Result: Exact, Reason: ReasonBornAbroad}
-			}
+		case a.Birthplace != "" && !strings.EqualFold(a.Birthplace, c.Birthcountry),
+			a.Birthcountry != "" && !strings.EqualFold(a.Birthcountry, c.Birthcountry):
 			return Field{Result: Mismatch, Reason: ReasonBornAbroad}
-		case a.Birthplace != "":
-			return Field{Result: Mismatch, Reason: ReasonBornAbroad}
+		case a.Birthplace != "" || a.Birthcountry != "":
+			return Field{Result: Exact, Reason: ReasonBornAbroad}
 		}
 		return Field{Result: Absent, Reason: ReasonNotInAccount}
+	}
+	bornInFrance := c.Birthplace != "" || c.Birthcountry == franceCOG
+	if bornInFrance && a.Birthcountry != "" && a.Birthcountry != franceCOG {
+		return Field{Result: Mismatch, Reason: ReasonBornAbroad}
 	}
 	switch {
 	case a.Birthplace == "":
