@@ -37,12 +37,13 @@ func TestIntrospect(t *testing.T) {
 }
 
 // TestA19_APITokenNeverSentToFranceConnect: a habilitation's API token on a
-// FranceConnect route is refused (401 50001) without any checktoken call.
+// FranceConnect route is refused as a token of the wrong kind (401 50002,
+// SECURITY.md §1.3) without any checktoken call.
 func TestA19_APITokenNeverSentToFranceConnect(t *testing.T) {
 	fc := newFCCounter(t)
 	start(t, options{MaxEntries: 11002, CheckTokenURL: fc.srv.URL})
 	a := get(t, gatewayPort, qf("recipient="+siret), bearer("sandbox_all_scopes")...)
-	if a.status != 401 || a.code(t) != "50001" {
+	if a.status != 401 || a.code(t) != "50002" {
 		t.Fatalf("status %d code %s: %s", a.status, a.code(t), a.body)
 	}
 	if n := fc.checktoken.Load(); n != 0 {

@@ -396,8 +396,11 @@ func (p *Pipeline) tokenError(err error) *apierror.Error {
 	switch {
 	case errors.Is(err, fcverify.ErrTokenExpired):
 		return apierror.TokenExpired()
-	case errors.Is(err, fcverify.ErrTokenMalformed), errors.Is(err, errAPITokenOnFCRoute):
+	case errors.Is(err, fcverify.ErrTokenMalformed):
 		return apierror.TokenMalformed()
+	case errors.Is(err, errAPITokenOnFCRoute):
+		// A well-formed credential of the wrong kind (SECURITY.md A19).
+		return apierror.TokenNotFound()
 	}
 	reason := fcverify.Reason(err)
 	if errors.Is(err, fcverify.ErrBusy) {
