@@ -187,19 +187,20 @@ func familyName(a Account, c Citizen) Field {
 // the same names spelt with other accents or separators ("Jean-Pascal" and
 // "Jean Pascal") are approx; when one list starts with the other's names
 // (the CNAF's "ANGELA" for FranceConnect's "Angela Claire Louise"), approx
-// with first_given_name_only; else mismatch. A given name made of
-// separators only ("-", the placeholder some apps keep for "none") is no
-// given name: it never starts another list.
+// with first_given_name_only; else mismatch. A composed given name is one
+// name: "Anne" is not the first given name of "Anne-Laure" (the Paris
+// identity store's rules, FRONT.md §4). A given name made of separators
+// only ("-", the placeholder some apps keep for "none") is no given name.
 func givenNames(a Account, c Citizen) Field {
 	fc := c.GivenNameArray
 	if len(fc) == 0 {
 		fc = strings.Fields(c.GivenName)
 	}
-	short, long := foldedList(a.GivenNames), foldedList(fc)
+	account, citizen := foldedNames(a.GivenNames), foldedNames(fc)
 	switch {
-	case len(short) == 0:
+	case len(account) == 0:
 		return Field{Result: Absent, Reason: ReasonNotInAccount}
-	case len(long) == 0:
+	case len(citizen) == 0:
 		// FranceConnect knows the citizen without a given name: an account
 		// with one is someone else, or a record to correct.
 		return Field{Result: Mismatch, Reason: ReasonNotFromFC}
@@ -208,24 +209,38 @@ func givenNames(a Account, c Citizen) Field {
 	if f.Result != Mismatch {
 		return f
 	}
-	if len(short) > len(long) {
-		short, long = long, short
+	if leads(account, citizen) || leads(citizen, account) {
+		return Field{Result: Approx, Reason: ReasonFirstGivenName}
 	}
-	for i := range short {
-		if short[i] != long[i] {
-			return Field{Result: Mismatch, Reason: ReasonDifferent}
-		}
-	}
-	return Field{Result: Approx, Reason: ReasonFirstGivenName}
+	return Field{Result: Mismatch, Reason: ReasonDifferent}
 }
 
-// foldedList folds each name and splits composed names on separators.
-func foldedList(names []string) []string {
+// foldedNames folds each given name (accents, case; hyphens, apostrophes
+// and spaces as one separator), dropping those left empty.
+func foldedNames(names []string) []string {
 	var out []string
 	for _, n := range names {
-		out = append(out, strings.Fields(Fold(catalogue.NormalizeName(n)))...)
+		if f := Fold(catalogue.NormalizeName(n)); f != "" {
+			out = append(out, f)
+		}
 	}
 	return out
+}
+
+// leads reports whether the names of a, joined, are the first names of b:
+// b's names joined, cut at the end of one of them.
+func leads(a, b []string) bool {
+	want, got := strings.Join(a, " "), ""
+	for _, n := range b {
+		if got != "" {
+			got += " "
+		}
+		got += n
+		if len(got) >= len(want) {
+			return got == want
+		}
+	}
+	return false
 }
 
 // birthdate compares what both sides know of the date: FranceConnect's
@@ -254,14 +269,17 @@ func birthdate(a Account, c Citizen) Field {
 // franceCOG is France's COG country code.
 const franceCOG = "99100"
 
+// foreign reports whether a COG code names a country other than France
+// (99xxx; no commune's code starts with 99).
+func foreign(code string) bool { return strings.HasPrefix(code, "99") && code != franceCOG }
+
 // birthplace compares the commune of birth, or the country for a citizen
 // born abroad (FranceConnect then sends no commune). Born abroad on one
 // side and in France on the other is a mismatch (born_abroad), whichever
 // side says so: an account's commune, or a country code in its place, is
 // compared with FranceConnect's country of birth.
 func birthplace(a Account, c Citizen) Field {
-	abroad := c.Birthplace == "" && c.Birthcountry != "" && c.Birthcountry != franceCOG
-	if abroad {
+	if c.Birthplace == "" && foreign(c.Birthcountry) { // born abroad
 		switch {
 		case a.Birthplace != "" && !strings.EqualFold(a.Birthplace, c.Birthcountry),
 			a.Birthcountry != "" && !strings.EqualFold(a.Birthcountry, c.Birthcountry):
@@ -272,7 +290,7 @@ func birthplace(a Account, c Citizen) Field {
 		return Field{Result: Absent, Reason: ReasonNotInAccount}
 	}
 	bornInFrance := c.Birthplace != "" || c.Birthcountry == franceCOG
-	if bornInFrance && a.Birthcountry != "" && a.Birthcountry != franceCOG {
+	if bornInFrance && (foreign(a.Birthcountry) || foreign(a.Birthplace)) {
 		return Field{Result: Mismatch, Reason: ReasonBornAbroad}
 	}
 	switch {

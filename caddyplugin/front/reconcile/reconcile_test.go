@@ -76,6 +76,8 @@ func TestCompare(t *testing.T) {
 		// A namesake born the same day: the account says Algeria, no commune.
 		{"born in France, the account born abroad", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24&birthcountry=99352",
 			angela, Probable, func(r Result) bool { return r.Birthplace == Field{Mismatch, ReasonBornAbroad} }},
+		{"born in France, the account's commune a country's code", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24&birthplace=99352",
+			angela, Probable, func(r Result) bool { return r.Birthplace == Field{Mismatch, ReasonBornAbroad} }},
 		{"born in France, the account in France", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24&birthcountry=99100",
 			angela, Match, func(r Result) bool { return r.Birthplace == Field{Absent, ReasonNotInAccount} }},
 		{"partial date in the account", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08",
@@ -96,6 +98,17 @@ func TestCompare(t *testing.T) {
 			angela, Insufficient, func(r Result) bool { return r.GivenNames == Field{Absent, ReasonNotInAccount} }},
 		{"an apostrophe for given name", "family_name=DUBOIS&given_name=%27&birthdate=1962-08-24",
 			angela, Insufficient, func(r Result) bool { return r.GivenNames == Field{Absent, ReasonNotInAccount} }},
+		// A composed given name is one name (the Paris identity store):
+		// Anne is not Anne-Laure's first given name, Jean Pierre is
+		// Jean-Pierre Paul's.
+		{"the first half of a composed given name", "family_name=TROIS-DUPRE&given_name=Anne&birthdate=1980-05-03",
+			anneLaure, NoMatch, func(r Result) bool { return r.GivenNames == Field{Mismatch, ReasonDifferent} }},
+		{"a composed first given name, spaced", "family_name=DUBOIS&given_name=Jean+Pierre&birthdate=1962-08-24",
+			Citizen{FamilyName: "DUBOIS", GivenNameArray: []string{"Jean-Pierre", "Paul"}, Birthdate: "1962-08-24"},
+			Probable, func(r Result) bool { return r.GivenNames == Field{Approx, ReasonFirstGivenName} }},
+		{"all given names, FranceConnect's first only", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24",
+			Citizen{FamilyName: "DUBOIS", GivenName: "Angela", Birthdate: "1962-08-24"},
+			Probable, func(r Result) bool { return r.GivenNames == Field{Approx, ReasonFirstGivenName} }},
 		{"no birth date in the account", "family_name=DUBOIS&given_name=Angela",
 			angela, Insufficient, func(r Result) bool { return r.Birthdate == Field{Absent, ReasonNotInAccount} }},
 		{"no given name at FranceConnect", "family_name=MARTIN&given_name=Paul&birthdate=1970-02-02",
