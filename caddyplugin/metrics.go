@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/auditseal"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/clock"
 	"github.com/passerelle-gw/passerelle/caddyplugin/logbuffer"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
@@ -56,7 +57,7 @@ var (
 // registerMetrics registers the app's and the pipeline's collectors on a
 // config's registry.
 func registerMetrics(reg prometheus.Registerer) error {
-	for _, c := range append(pipeline.Collectors(), metricHabilitationReloads, metricCacheErrors, metricRateLimitRedisErrors, metricAuditWriteErrors, logbuffer.LostLines, logbuffer.WriteFailures, logbuffer.RefusingGauge, metricMemoryPressure, metricMode, clockState{clock.Read}) {
+	for _, c := range append(pipeline.Collectors(), metricHabilitationReloads, metricCacheErrors, metricRateLimitRedisErrors, metricAuditWriteErrors, logbuffer.LostLines, logbuffer.WriteFailures, logbuffer.RefusingGauge, metricMemoryPressure, metricMode, clockState{clock.Read}, auditseal.Collector{}) {
 		if err := registerCollector(reg, c); err != nil {
 			return err
 		}

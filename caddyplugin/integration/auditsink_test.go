@@ -62,6 +62,7 @@ func (c *collector) received() string {
 // must be kept), and readiness and the metrics say why. When the collector
 // is back, the buffered records reach it — every request that got data has
 // its record there, none was lost — and data routes serve again.
+// req: G09
 func TestI11_AuditSinkDown(t *testing.T) {
 	free, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -171,6 +171,9 @@ type options struct {
 	// 10 000).
 	AuditOutput     string
 	AuditMaxPending int
+	// AuditSealKey seals the audit trail (passerelle_sealed, key id
+	// "itest") with the key in this file.
+	AuditSealKey string
 	// ProviderTransport is more of the recorder site's reverse_proxy
 	// transport http block (lines starting with "\n\t\t\t").
 	ProviderTransport string
@@ -222,7 +225,11 @@ func config(t testing.TB, o options) string {
 		if o.AuditMaxPending == 0 {
 			o.AuditMaxPending = 10000
 		}
-		fmt.Fprintf(&b, "\tlog audit {\n\t\tinclude passerelle.audit\n\t\toutput passerelle_buffered {\n\t\t\tflush_interval 50ms\n\t\t\tmax_pending %d\n\t\t\toutput %s\n\t\t}\n\t}\n", o.AuditMaxPending, output)
+		format := ""
+		if o.AuditSealKey != "" {
+			format = "\t\tformat passerelle_sealed {\n\t\t\tkey {file." + o.AuditSealKey + "}\n\t\t\tkey_id itest\n\t\t}\n"
+		}
+		fmt.Fprintf(&b, "\tlog audit {\n\t\tinclude passerelle.audit\n%s\t\toutput passerelle_buffered {\n\t\t\tflush_interval 50ms\n\t\t\tmax_pending %d\n\t\t\toutput %s\n\t\t}\n\t}\n", format, o.AuditMaxPending, output)
 	}
 	fmt.Fprintf(&b, `	passerelle {
 		mode sandbox

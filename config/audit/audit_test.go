@@ -26,6 +26,7 @@ func clean() map[string]any {
 			},
 			"audit": map[string]any{
 				"include": []any{"passerelle.audit"},
+				"encoder": map[string]any{"format": "passerelle_sealed", "key": "{file./run/credentials/passerelle.service/audit-seal-key}", "key_id": "2026-12"},
 				"writer": map[string]any{"output": "passerelle_buffered",
 					"writer": map[string]any{"output": "file", "filename": "/var/log/passerelle/audit.log", "roll_keep_days": 363.0, "roll_keep": -1.0, "roll_interval": 86400e9}},
 			},
@@ -229,6 +230,10 @@ func TestEachRule(t *testing.T) {
 		}},
 		{"PA22", func(c map[string]any) { delete(obj(c, "logging", "logs", "audit", "writer", "writer"), "roll_keep") }}, // 10 files
 		{"PA22", func(c map[string]any) { obj(c, "logging", "logs", "log0", "writer")["roll"] = false }},
+		{"PA23", func(c map[string]any) { delete(obj(c, "logging", "logs", "audit"), "encoder") }},
+		{"PA23", func(c map[string]any) {
+			obj(c, "logging", "logs", "audit")["encoder"] = map[string]any{"format": "json"}
+		}},
 		{"PA18", func(c map[string]any) {
 			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}
 		}},

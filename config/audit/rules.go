@@ -46,6 +46,7 @@ var rules = []rule{
 	{"PA20", Medium, "an audit trail that does not stop data routes when its sink fails", "log audit { include passerelle.audit; output passerelle_buffered { output file /var/log/passerelle/audit.log } } (on_full refuse, the default)", checkAuditFailClosed},
 	{"PA21", High, "API calls over plain HTTP redirected to HTTPS", "auto_https disable_redirects (global option): nothing then listens on the HTTP port but an ACME HTTP challenge while it runs", checkAPIRedirect},
 	{"PA22", Medium, "a log file not kept 6 to 12 months by age alone", "log { output file … { roll_interval 24h; roll_keep -1; roll_keep_for 4392h to 8736h } }; size the disk for 12 months; a longer retention needs a justification (ignore line)", checkRetention},
+	{"PA23", Medium, "audit records not sealed", "log audit { format passerelle_sealed { key {file./…/audit-seal.key}; key_id <id> } … }: whoever holds the key tells an altered, added or removed record (passerelle audit-verify)", checkAuditSealed},
 }
 
 var ruleByID = func() map[string]rule {

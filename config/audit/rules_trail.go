@@ -20,7 +20,7 @@ func checkAuditFailClosed(c *cfg) []Finding {
 	path := "logging.logs." + name + ".writer"
 	switch w, _ := log["writer"].(map[string]any); {
 	case str(w, "output") != "passerelle_buffered":
-		return []Finding{find("PA20", path, "written by "+orNone(str(w, "output"))+": a sink that refuses records does not stop data routes")}
+		return []Finding{find("PA20", path, "written by "+orDefault(str(w, "output"), "stderr (the default)")+": a sink that refuses records does not stop data routes")}
 	case str(w, "on_full") == "drop":
 		return []Finding{find("PA20", path+".on_full", "drop: records are dropped when the sink refuses them, data routes keep serving")}
 	case str(w, "writer", "output") == "net":
@@ -29,10 +29,26 @@ func checkAuditFailClosed(c *cfg) []Finding {
 	return nil
 }
 
-// orNone is s, or "stderr (the default)" when s is empty.
-func orNone(s string) string {
+// checkAuditSealed (PA23, SECURITY.md G09): the audit trail's records are
+// sealed by the passerelle_sealed encoder, so that whoever holds the key
+// can tell, wherever the trail went, a record altered, added or removed.
+// An audit trail left in the default log is PA14's.
+func checkAuditSealed(c *cfg) []Finding {
+	name, log := c.sinkOf("passerelle.audit")
+	if name == "default" {
+		return nil
+	}
+	if format := str(log, "encoder", "format"); format != "passerelle_sealed" {
+		return []Finding{find("PA23", "logging.logs."+name+".encoder", orDefault(format, "json (the default)")+
+			": records not sealed; an altered, added or removed record goes unseen")}
+	}
+	return nil
+}
+
+// orDefault is s, or def when s is empty.
+func orDefault(s, def string) string {
 	if s == "" {
-		return "stderr (the default)"
+		return def
 	}
 	return s
 }

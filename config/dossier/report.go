@@ -119,6 +119,7 @@ var ruleTitles = map[string]string{
 	"PA20": "journal d'audit qui n'arrête pas les routes de données quand son puits échoue",
 	"PA21": "appels d'API en HTTP clair redirigés vers HTTPS",
 	"PA22": "journal écrit dans un fichier qui n'est pas gardé de 6 à 12 mois par son âge seul",
+	"PA23": "enregistrements du journal d'audit non scellés",
 }
 
 // ruleTitle is a rule's French title, its own when none is known.

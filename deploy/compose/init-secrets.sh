@@ -5,7 +5,7 @@
 # lists the secrets only the collectivité can provide (README.md).
 #
 #   random values (64 base64url characters): cache-secret, pseudonym-key,
-#     redis-password (the gateways' Redis user), redis-replica-password,
+#     audit-seal-key, redis-password (the gateways' Redis user), redis-replica-password,
 #     redis-sentinel-password, sentinel-peer-password, grafana-admin-password;
 #   redis-acl-hashes: "user sha256" of the three Redis users' passwords
 #     (the Redis nodes get the hashes, never the gateways' password);
@@ -46,6 +46,7 @@ random() { # random FILE OWNER
 
 random cache-secret 65532:65532
 random pseudonym-key 65532:65532
+random audit-seal-key 65532:65532
 random redis-password 65532:65532
 random redis-replica-password 999:1000
 random redis-sentinel-password 999:1000

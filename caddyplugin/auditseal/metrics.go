@@ -1,0 +1,29 @@
+package auditseal
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// sealedDesc describes caddy_passerelle_audit_sealed_total: the last
+// sequence number given under each key id, for the trail's verifier to
+// compare with the last record it holds (a trail cut at its end).
+var sealedDesc = prometheus.NewDesc("caddy_passerelle_audit_sealed_total",
+	"Records the process has sealed (passerelle_sealed), by key id: the last seal_seq given.",
+	[]string{"key_id"}, nil)
+
+// Collector exports caddy_passerelle_audit_sealed_total; the passerelle
+// app registers it on Caddy's metrics registry.
+type Collector struct{}
+
+// Describe implements prometheus.Collector.
+func (Collector) Describe(ch chan<- *prometheus.Desc) { ch <- sealedDesc }
+
+// Collect implements prometheus.Collector.
+func (Collector) Collect(ch chan<- prometheus.Metric) {
+	sequences.Range(func(k, v any) bool {
+		ch <- prometheus.MustNewConstMetric(sealedDesc, prometheus.CounterValue, float64(v.(*atomic.Uint64).Load()), k.(string))
+		return true
+	})
+}

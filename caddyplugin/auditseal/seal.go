@@ -1,0 +1,167 @@
+// Package auditseal seals the records of a JSON log, the audit trail first
+// (SECURITY.md G09), so that whoever holds the key can tell a record that
+// was altered, added or removed since the gateway wrote it, wherever the
+// trail went (a file, a collector, an archive):
+//
+//	{"level":"info",…,"decision":"allow","seal_key":"2026-12","seal_boot":"4f1c…","seal_seq":41,"seal":"9b0e…"}
+//
+// Each record gets, after its own fields:
+//
+//	seal_key   the key's id (several keys verify a trail that spans a rotation)
+//	seal_boot  a random id drawn when the process starts
+//	seal_seq   1, 2, 3… per key id within the process: every record the
+//	           process sealed, whatever the configuration reloads
+//	seal       HMAC-SHA256(key, the record's bytes up to seal_seq included), hex
+//
+// The MAC covers the exact bytes written, so any change to a record breaks
+// its seal; the sequence makes a removed record a gap, a replayed one a
+// duplicate. What a seal cannot show: the records after the last one kept
+// (a trail cut at its end) or a whole boot removed; the gateway's metric
+// caddy_passerelle_audit_sealed_total, scraped off-host, gives the count to
+// compare with. Records the process lost before writing them (a full
+// buffer with on_full drop) are gaps too, as they should be.
+//
+// The sealer works on the bytes a JSON encoder wrote: Caddy's log encoder
+// passerelle_sealed (module.go) wraps one. Verifier checks a trail
+// (`passerelle audit-verify`).
+package auditseal
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// MinKeyBytes is the shortest key accepted: 256 bits.
+const MinKeyBytes = 32
+
+// Field names, in the order the sealer writes them, and the fixed parts
+// of what it appends.
+const (
+	keyField  = `,"seal_key":"`
+	bootField = `","seal_boot":"`
+	seqField  = `","seal_seq":`
+	macField  = `,"seal":"`
+	macHexLen = 2 * sha256.Size
+	bootLen   = 16 // hex digits: 64 random bits
+)
+
+// validKeyID matches a key id: letters, digits, '.', '_' and '-', at most
+// 32 (written in every record without escaping).
+var validKeyID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
+
+// ErrKeyID reports a key id that is not one validKeyID matches.
+var ErrKeyID = errors.New("auditseal: key id: 1 to 32 letters, digits, '.', '_' or '-'")
+
+// ErrKeyTooShort reports a key shorter than MinKeyBytes.
+var ErrKeyTooShort = errors.New("auditseal: key: at least 32 bytes")
+
+// boot is this process's id in the records it seals.
+var boot = func() string {
+	var b [bootLen / 2]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}()
+
+// sequences holds one counter per key id for the whole process, so that
+// the configurations a reload replaces and the next one number their
+// records as one stream.
+var sequences sync.Map // key id → *atomic.Uint64
+
+// Sealer seals records under one key. It is safe for concurrent use.
+type Sealer struct {
+	keyID string
+	seq   *atomic.Uint64
+	macs  sync.Pool // hash.Hash: HMAC-SHA256 under the key
+}
+
+// NewSealer returns the sealer of a key and its id. Two sealers of one key
+// id share their sequence: give each sealed log a key id of its own.
+func NewSealer(key []byte, keyID string) (*Sealer, error) {
+	if !validKeyID.MatchString(keyID) {
+		return nil, ErrKeyID
+	}
+	if len(key) < MinKeyBytes {
+		return nil, ErrKeyTooShort
+	}
+	key = append([]byte(nil), key...)
+	seq, _ := sequences.LoadOrStore(keyID, new(atomic.Uint64))
+	s := &Sealer{keyID: keyID, seq: seq.(*atomic.Uint64)}
+	s.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return s, nil
+}
+
+// Sealed returns how many records the process has sealed under key id so
+// far (the last seal_seq given).
+func Sealed(keyID string) uint64 {
+	if seq, ok := sequences.Load(keyID); ok {
+		return seq.(*atomic.Uint64).Load()
+	}
+	return 0
+}
+
+// Seal appends to dst the record line, one JSON object ended by "\n" as
+// a JSON encoder writes it, with its seal fields, and returns it. A line
+// of another shape is appended unchanged and reported false: the
+// verifier counts it unsealed.
+func (s *Sealer) Seal(dst, line []byte) ([]byte, bool) {
+	body, ok := objectBody(line)
+	if !ok {
+		return append(dst, line...), false
+	}
+	start := len(dst)
+	dst = append(dst, body...)
+	if len(body) > 1 { // not "{": the record has fields of its own
+		dst = append(dst, keyField...)
+	} else {
+		dst = append(dst, keyField[1:]...)
+	}
+	dst = append(dst, s.keyID...)
+	dst = append(dst, bootField...)
+	dst = append(dst, boot...)
+	dst = append(dst, seqField...)
+	dst = strconv.AppendUint(dst, s.seq.Add(1), 10)
+	dst = append(dst, macField...)
+	dst = appendMAC(dst, s.mac(dst[start:len(dst)-len(macField)]))
+	return append(dst, "\"}\n"...), true
+}
+
+// mac returns HMAC-SHA256(key, b).
+func (s *Sealer) mac(b []byte) []byte {
+	m := s.macs.Get().(hash.Hash)
+	defer s.macs.Put(m)
+	m.Reset()
+	m.Write(b)
+	var sum [sha256.Size]byte
+	return m.Sum(sum[:0])
+}
+
+func appendMAC(dst, mac []byte) []byte {
+	var h [macHexLen]byte
+	hex.Encode(h[:], mac)
+	return append(dst, h[:]...)
+}
+
+// objectBody returns a record line without its closing "}" and line end
+// ("\n" or "\r\n"): "{" and the fields. false: the line is not one JSON
+// object (it does not start with "{" and end with "}").
+func objectBody(line []byte) ([]byte, bool) {
+	n := len(line)
+	if n > 0 && line[n-1] == '\n' {
+		n--
+		if n > 0 && line[n-1] == '\r' {
+			n--
+		}
+	}
+	if n < 2 || line[0] != '{' || line[n-1] != '}' {
+		return nil, false
+	}
+	return line[:n-1], true
+}

@@ -1,0 +1,297 @@
+package auditseal
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var testKey = []byte("0123456789abcdef0123456789abcdef-test-key")
+
+// newTestSealer returns a sealer of testKey under a key id of its own (the
+// sequences are the process's).
+func newTestSealer(t testing.TB) (*Sealer, string) {
+	t.Helper()
+	id := fmt.Sprintf("t%d-%s", len(t.Name()), strings.NewReplacer("/", ".", " ", "_", "#", ".").Replace(t.Name()))
+	if len(id) > 32 {
+		id = id[len(id)-32:]
+	}
+	s, err := NewSealer(testKey, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, id
+}
+
+// trail seals records, one a line, as an encoder writes them.
+func trail(s *Sealer, records ...string) [][]byte {
+	var lines [][]byte
+	for _, r := range records {
+		line, _ := s.Seal(nil, []byte(r+"\n"))
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+func verify(t *testing.T, keyID string, lines [][]byte) Report {
+	t.Helper()
+	v := NewVerifier(map[string][]byte{keyID: testKey})
+	if err := v.Read("audit.log", bytes.NewReader(bytes.Join(lines, nil))); err != nil {
+		t.Fatal(err)
+	}
+	return v.Report()
+}
+
+func records(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf(`{"level":"info","logger":"passerelle.audit","decision":"allow","request_id":"r-%d"}`, i))
+	}
+	return out
+}
+
+// TestSealedTrailVerifies: a trail as sealed verifies whole, records of
+// every shape the encoder writes included, and the sequence runs 1 to n.
+func TestSealedTrailVerifies(t *testing.T) {
+	s, id := newTestSealer(t)
+	lines := trail(s, append(records(3), `{}`, `{"msg":"line end \"}\n"}`)...)
+	crlf, _ := s.Seal(nil, []byte(`{"crlf":true}`+"\r\n"))
+	lines = append(lines, crlf)
+	r := verify(t, id, lines)
+	if !r.OK() || r.Lines != 6 || r.Verified != 6 || len(r.Streams) != 1 || r.Streams[0].First != 1 || r.Streams[0].Last != 6 {
+		t.Fatalf("%+v", r)
+	}
+	if !bytes.HasPrefix(lines[3], []byte(`{"seal_key":"`)) || !bytes.HasSuffix(lines[0], []byte("\"}\n")) {
+		t.Fatalf("sealed lines: %s %s", lines[3], lines[0])
+	}
+	if n := Sealed(id); n != 6 {
+		t.Fatalf("Sealed(%s) = %d", id, n)
+	}
+}
+
+// TestTamperedTrail: every change to a sealed trail is caught: an altered
+// field or seal field, a forged record, a removed, replayed or unsealed
+// one, a record under a key the verifier does not hold; records merely
+// out of order (two batches around a reload) are not a failure.
+func TestTamperedTrail(t *testing.T) {
+	s, id := newTestSealer(t)
+	forger, err := NewSealer([]byte("another key of the attacker's, 32 bytes at least"), id+"x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewSealer(testKey, "other-key-id-of-"+id[:min(len(id), 10)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := trail(s, records(6)...)
+	edit := func(f func(l [][]byte) [][]byte) [][]byte {
+		c := make([][]byte, len(base))
+		for i := range base {
+			c[i] = bytes.Clone(base[i])
+		}
+		return f(c)
+	}
+	for _, tc := range []struct {
+		name    string
+		lines   [][]byte
+		kind    string  // the problem, at line
+		line    int     // 1-based
+		missing []Range // in the stream
+	}{
+		{"a decision changed", edit(func(l [][]byte) [][]byte {
+			l[2] = bytes.Replace(l[2], []byte(`"allow"`), []byte(`"deny"`), 1)
+			return l
+		}), KindAltered, 3, []Range{{3, 3}}}, // an altered record counts for none
+		{"a sequence number changed", edit(func(l [][]byte) [][]byte {
+			l[1] = bytes.Replace(l[1], []byte(`"seal_seq":`), []byte(`"seal_seq":1`), 1)
+			return l
+		}), KindAltered, 2, []Range{{2, 2}}},
+		{"a record removed", edit(func(l [][]byte) [][]byte { return slices.Delete(l, 3, 4) }), "", 0, []Range{{4, 4}}},
+		{"two records removed", edit(func(l [][]byte) [][]byte { return slices.Delete(l, 1, 3) }), "", 0, []Range{{2, 3}}},
+		{"a record replayed", edit(func(l [][]byte) [][]byte { return append(l, l[0]) }), KindDuplicate, 7, nil},
+		{"a record forged under another key", edit(func(l [][]byte) [][]byte {
+			f := trail(forger, `{"decision":"allow"}`)[0]
+			f = bytes.Replace(f, []byte(`"seal_key":"`+id+`x"`), []byte(`"seal_key":"`+id+`"`), 1)
+			return append(l, f)
+		}), KindAltered, 7, nil},
+		{"an unsealed record", edit(func(l [][]byte) [][]byte { return append(l, []byte(`{"decision":"allow"}`+"\n")) }), KindUnsealed, 7, nil},
+		{"a seal cut short", edit(func(l [][]byte) [][]byte {
+			l[0] = append(bytes.Clone(l[0][:len(l[0])-5]), "\"}\n"...)
+			return l
+		}), KindUnsealed, 1, nil},
+		{"a key the verifier does not hold", edit(func(l [][]byte) [][]byte { return append(l, trail(other, `{"a":1}`)...) }), KindUnknownKey, 7, nil},
+		{"out of order", edit(func(l [][]byte) [][]byte { l[1], l[4] = l[4], l[1]; return l }), "", 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := verify(t, id, tc.lines)
+			if tc.kind != "" && (len(r.Problems) != 1 || r.Problems[0] != Problem{"audit.log", tc.line, tc.kind}) {
+				t.Fatalf("problems %+v, want %s at line %d", r.Problems, tc.kind, tc.line)
+			}
+			if tc.kind == "" && len(r.Problems) != 0 {
+				t.Fatalf("problems %+v, want none", r.Problems)
+			}
+			if len(r.Streams) != 1 || !slices.Equal(r.Streams[0].Missing, tc.missing) {
+				t.Fatalf("streams %+v, want missing %v", r.Streams, tc.missing)
+			}
+			if ok := tc.kind == "" && tc.missing == nil; r.OK() != ok {
+				t.Fatalf("OK() = %v, want %v", r.OK(), ok)
+			}
+		})
+	}
+}
+
+// TestSequenceSharedAcrossSealers: the sealers of one key id (the
+// configurations before and after a reload) number one stream, even when
+// their records reach the trail out of order.
+func TestSequenceSharedAcrossSealers(t *testing.T) {
+	before, id := newTestSealer(t)
+	after, err := NewSealer(testKey, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := trail(before, records(2)...)
+	b := trail(after, records(2)...)
+	c := trail(before, records(1)...) // the old configuration's last batch, written late
+	r := verify(t, id, append(append(a, b...), c...))
+	if !r.OK() || len(r.Streams) != 1 || r.Streams[0].Last != 5 {
+		t.Fatalf("%+v", r)
+	}
+}
+
+// TestMissingRanges: late records fill the gaps they belong to; those
+// that never come stay missing, as ranges.
+func TestMissingRanges(t *testing.T) {
+	for _, tc := range []struct {
+		seqs    []uint64
+		missing []Range
+		dups    int
+	}{
+		{[]uint64{1, 2, 3}, nil, 0},
+		{[]uint64{1, 5, 3}, []Range{{2, 2}, {4, 4}}, 0},
+		{[]uint64{1, 9, 2, 8, 5}, []Range{{3, 4}, {6, 7}}, 0},
+		{[]uint64{5, 3, 1}, []Range{{2, 2}, {4, 4}}, 0},
+		{[]uint64{4, 4, 2, 2}, []Range{{3, 3}}, 2},
+		{[]uint64{1, 10, 5, 5}, []Range{{2, 4}, {6, 9}}, 1},
+	} {
+		v := NewVerifier(nil)
+		dups := 0
+		for _, n := range tc.seqs {
+			if !v.sequence(streamID{"k", "b"}, n) {
+				dups++
+			}
+		}
+		s := v.Report().Streams[0]
+		if !slices.Equal(s.Missing, tc.missing) || dups != tc.dups {
+			t.Errorf("%v: missing %v, %d duplicates; want %v, %d", tc.seqs, s.Missing, dups, tc.missing, tc.dups)
+		}
+	}
+}
+
+// TestSealerRefuses: short keys, bad key ids, lines that are not one JSON
+// object (passed unchanged, reported).
+func TestSealerRefuses(t *testing.T) {
+	if _, err := NewSealer([]byte("short"), "k1"); err != ErrKeyTooShort {
+		t.Fatalf("short key: %v", err)
+	}
+	for _, id := range []string{"", "a b", `a"b`, strings.Repeat("a", 33), "é"} {
+		if _, err := NewSealer(testKey, id); err != ErrKeyID {
+			t.Errorf("key id %q: %v", id, err)
+		}
+	}
+	s, _ := newTestSealer(t)
+	for _, line := range []string{"", "\n", "text\n", "{\n", `{"a":1} trailing` + "\n", "[1]\n"} {
+		if out, ok := s.Seal(nil, []byte(line)); ok || string(out) != line {
+			t.Errorf("%q: sealed %q", line, out)
+		}
+	}
+}
+
+// TestVerifierRefusesLongLines: a line beyond MaxLineBytes stops the
+// verification with an error naming its line.
+func TestVerifierRefusesLongLines(t *testing.T) {
+	v := NewVerifier(nil)
+	in := "{}\n" + strings.Repeat("a", MaxLineBytes+1) + "\n"
+	if err := v.Read("f", strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("%v", err)
+	}
+}
+
+// FuzzVerify: any input is read without panic and never verifies a line
+// it was not given sealed; a sealed record verifies, and any one byte
+// changed in it does not.
+func FuzzVerify(f *testing.F) {
+	s, err := NewSealer(testKey, "fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	sealed, _ := s.Seal(nil, []byte(`{"decision":"allow"}`+"\n"))
+	for _, seed := range []string{
+		"", "\n\n", "{}", `{"a":1}`, string(sealed), string(sealed) + string(sealed),
+		strings.Replace(string(sealed), "allow", "deny", 1),
+		`{"seal_key":"fuzz","seal_boot":"0123456789abcdef","seal_seq":1,"seal":"` + strings.Repeat("0", 64) + `"}`,
+		`{"seal_key":"fuzz","seal_boot":"0123456789abcdef","seal_seq":01,"seal":"` + strings.Repeat("0", 64) + `"}`,
+		`,"seal":"` + strings.Repeat("z", 64) + `"}`,
+		`{"x":"\"seal_key\":\"fuzz\""}`,
+		"\r\n{\"a\":1}\r\n",
+	} {
+		f.Add([]byte(seed), uint(0))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, at uint) {
+		v := NewVerifier(map[string][]byte{"fuzz": testKey})
+		_ = v.Read("f", bytes.NewReader(data))
+		if r := v.Report(); r.Verified > r.Lines {
+			t.Fatalf("%d verified of %d lines", r.Verified, r.Lines)
+		}
+		record, err := jsonRecord(data)
+		if err != nil {
+			return
+		}
+		line, ok := s.Seal(nil, record)
+		if !ok {
+			t.Fatalf("a JSON object line not sealed: %q", record)
+		}
+		v = NewVerifier(map[string][]byte{"fuzz": testKey})
+		if err := v.Read("f", bytes.NewReader(line)); err != nil || v.Report().Verified != 1 {
+			t.Fatalf("a sealed record does not verify: %q %v", line, err)
+		}
+		i := int(at % uint(len(line)-1)) // not the line end
+		changed := bytes.Clone(line)
+		changed[i] ^= 0x01
+		v = NewVerifier(map[string][]byte{"fuzz": testKey})
+		if err := v.Read("f", bytes.NewReader(changed)); err == nil && v.Report().Verified != 0 {
+			t.Fatalf("byte %d changed, still verified: %q", i, changed)
+		}
+	})
+}
+
+// jsonRecord makes a one-line JSON object of arbitrary bytes, as an
+// encoder would write a field holding them.
+func jsonRecord(data []byte) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`{"msg":`)
+	q := fmt.Sprintf("%q", data) // Go quoting escapes quotes, line ends and controls
+	if strings.ContainsAny(q, "\n\r") {
+		return nil, fmt.Errorf("line end in %q", q)
+	}
+	b.WriteString(q)
+	b.WriteString("}\n")
+	return b.Bytes(), nil
+}
+
+// BenchmarkSeal is what sealing adds to one audit record of the usual
+// size (an allowed FranceConnect call's, ~650 bytes).
+func BenchmarkSeal(b *testing.B) {
+	s, err := NewSealer(testKey, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	record := []byte(`{"level":"info","ts":1796632606.8558002,"logger":"passerelle.audit","msg":"access decision","time":"2026-12-07T08:36:46.854Z","request_id":"09ecb454-b97b-4c3d-bf4e-cd4f25ddee5f","trace_id":"","instance":"vm","endpoint":"dss_quotient_familial_fc","method":"GET","decision":"allow","code":"","reason":"","provider":"CNAV","provider_status":200,"latency_ms":1,"client_id":"6925fb8143c76eded44d32b40c0cb1006065f7f003de52712b78985704f39950","acr":"eidas1","citizen_key":"0ba96e4e1e164661b064de7b92e398ae4cfee4d6d28fce79763ed8b69aca28fd","citizen_key_basis":"sub","pseudonym_key_version":"v1","habilitation_id":"sandbox-toutes-donnees","scopes":["cnaf_quotient_familial","cnaf_allocataires","cnaf_enfants","cnaf_adresse"]}` + "\n")
+	dst := make([]byte, 0, 2048)
+	b.SetBytes(int64(len(record)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dst, _ = s.Seal(dst[:0], record)
+	}
+}

@@ -1,0 +1,276 @@
+package auditseal
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+)
+
+// Problem kinds, a closed list.
+const (
+	// KindUnsealed: a line without a seal, or whose seal fields are not
+	// as the sealer writes them.
+	KindUnsealed = "unsealed"
+	// KindAltered: the seal does not match the record: changed since it
+	// was sealed, or sealed under another key of the same id.
+	KindAltered = "altered"
+	// KindUnknownKey: sealed under a key id the verifier was not given.
+	KindUnknownKey = "unknown_key"
+	// KindDuplicate: a sequence number seen twice in one stream.
+	KindDuplicate = "duplicate"
+)
+
+// MaxLineBytes bounds a record line; a longer one stops the verification.
+const MaxLineBytes = 1 << 20
+
+// maxProblems bounds the problems a Report lists (all are counted).
+const maxProblems = 100
+
+// Problem is one line that failed.
+type Problem struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+	Kind string `json:"kind"`
+}
+
+// Range is an inclusive range of sequence numbers.
+type Range struct {
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
+}
+
+// Stream is what the trail holds of one process's records under one key:
+// sequence numbers First to Last, but Missing.
+type Stream struct {
+	KeyID   string  `json:"key_id"`
+	Boot    string  `json:"boot"`
+	Records int     `json:"records"`
+	First   uint64  `json:"first"`
+	Last    uint64  `json:"last"`
+	Missing []Range `json:"missing,omitempty"`
+}
+
+// Report is the outcome of a verification.
+type Report struct {
+	Lines    int            `json:"lines"`
+	Verified int            `json:"verified"`
+	Problems []Problem      `json:"problems,omitempty"` // the first 100
+	Counts   map[string]int `json:"counts,omitempty"`   // problems by kind
+	Streams  []Stream       `json:"streams"`
+}
+
+// OK reports a trail whose every line is sealed and verified, with no
+// record missing between the first and the last of each stream. A stream
+// that starts after 1 is not a failure: the trail given may begin with a
+// later file.
+func (r Report) OK() bool {
+	if len(r.Counts) > 0 {
+		return false
+	}
+	for _, s := range r.Streams {
+		if len(s.Missing) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Verifier checks sealed trails, file after file. It is not safe for
+// concurrent use.
+type Verifier struct {
+	keys    map[string][]byte
+	streams map[streamID]*stream
+	order   []streamID
+	report  Report
+}
+
+type streamID struct{ keyID, boot string }
+
+// stream tracks one stream's sequence numbers: those above last not seen
+// yet, those below it missing until they come (records of two batches may
+// reach the trail out of order around a reload).
+type stream struct {
+	records     int
+	first, last uint64
+	missing     []Range // sorted, disjoint
+}
+
+// NewVerifier returns a verifier of the records sealed under keys, by key
+// id.
+func NewVerifier(keys map[string][]byte) *Verifier {
+	return &Verifier{keys: keys, streams: map[streamID]*stream{}}
+}
+
+// Read verifies the lines of one file (name is what problems cite). It
+// fails on a read error or a line longer than MaxLineBytes; what was read
+// until then stays counted.
+func (v *Verifier) Read(name string, r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
+	line := 0
+	for sc.Scan() {
+		line++
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		v.report.Lines++
+		if kind := v.line(sc.Bytes()); kind != "" {
+			v.problem(name, line, kind)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return fmt.Errorf("%s: line %d: longer than %d bytes", name, line+1, MaxLineBytes)
+		}
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// line verifies one record line; "" when it holds.
+func (v *Verifier) line(b []byte) string {
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	keyID, boot, seq, mac, signed, ok := parseSeal(b)
+	if !ok {
+		return KindUnsealed
+	}
+	key, known := v.keys[keyID]
+	if !known {
+		return KindUnknownKey
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(signed)
+	if !hmac.Equal(m.Sum(nil), mac) {
+		return KindAltered
+	}
+	if !v.sequence(streamID{keyID, boot}, seq) {
+		return KindDuplicate
+	}
+	v.report.Verified++
+	return ""
+}
+
+// parseSeal splits a sealed line as Sealer.Seal writes it: the key id,
+// boot and sequence number, the MAC, and the bytes it covers.
+func parseSeal(b []byte) (keyID, boot string, seq uint64, mac, signed []byte, ok bool) {
+	i := bytes.LastIndex(b, []byte(macField))
+	if i < 0 || len(b)-i != len(macField)+macHexLen+2 || !bytes.HasSuffix(b, []byte(`"}`)) {
+		return "", "", 0, nil, nil, false
+	}
+	mac = make([]byte, sha256.Size)
+	if _, err := hex.Decode(mac, b[i+len(macField):len(b)-2]); err != nil {
+		return "", "", 0, nil, nil, false
+	}
+	signed = b[:i]
+	k := bytes.LastIndex(signed, []byte(keyField[1:])) // the record may have no field before it
+	if k < 1 {
+		return "", "", 0, nil, nil, false
+	}
+	rest := signed[k+len(keyField)-1:]
+	id, rest, ok1 := bytes.Cut(rest, []byte(bootField))
+	bt, digits, ok2 := bytes.Cut(rest, []byte(seqField))
+	if !ok1 || !ok2 || !validKeyID.Match(id) || len(bt) != bootLen || !isHex(bt) {
+		return "", "", 0, nil, nil, false
+	}
+	n, err := strconv.ParseUint(string(digits), 10, 64)
+	if err != nil || n == 0 || digits[0] == '0' {
+		return "", "", 0, nil, nil, false
+	}
+	return string(id), string(bt), n, mac, signed, true
+}
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// sequence records one sequence number of a stream; false when it was
+// seen already.
+func (v *Verifier) sequence(id streamID, n uint64) bool {
+	s := v.streams[id]
+	if s == nil {
+		v.streams[id] = &stream{records: 1, first: n, last: n}
+		v.order = append(v.order, id)
+		return true
+	}
+	switch {
+	case n > s.last:
+		if n > s.last+1 {
+			s.missing = append(s.missing, Range{s.last + 1, n - 1})
+		}
+		s.last = n
+	case n < s.first:
+		if n < s.first-1 {
+			s.missing = slices.Insert(s.missing, 0, Range{n + 1, s.first - 1})
+		}
+		s.first = n
+	default:
+		if !s.arrived(n) {
+			return false
+		}
+	}
+	s.records++
+	return true
+}
+
+// arrived takes n out of the missing ranges; false when it was not missing.
+func (s *stream) arrived(n uint64) bool {
+	i, found := slices.BinarySearchFunc(s.missing, n, func(r Range, n uint64) int {
+		switch {
+		case r.To < n:
+			return -1
+		case r.From > n:
+			return 1
+		}
+		return 0
+	})
+	if !found {
+		return false
+	}
+	r := s.missing[i]
+	switch {
+	case r.From == r.To:
+		s.missing = slices.Delete(s.missing, i, i+1)
+	case n == r.From:
+		s.missing[i].From++
+	case n == r.To:
+		s.missing[i].To--
+	default:
+		s.missing[i].To = n - 1
+		s.missing = slices.Insert(s.missing, i+1, Range{n + 1, r.To})
+	}
+	return true
+}
+
+func (v *Verifier) problem(file string, line int, kind string) {
+	if v.report.Counts == nil {
+		v.report.Counts = map[string]int{}
+	}
+	v.report.Counts[kind]++
+	if len(v.report.Problems) < maxProblems {
+		v.report.Problems = append(v.report.Problems, Problem{file, line, kind})
+	}
+}
+
+// Report returns the outcome of the files read so far.
+func (v *Verifier) Report() Report {
+	r := v.report
+	r.Streams = make([]Stream, 0, len(v.order))
+	for _, id := range v.order {
+		s := v.streams[id]
+		r.Streams = append(r.Streams, Stream{KeyID: id.keyID, Boot: id.boot, Records: s.records,
+			First: s.first, Last: s.last, Missing: slices.Clone(s.missing)})
+	}
+	return r
+}

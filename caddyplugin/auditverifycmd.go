@@ -1,0 +1,169 @@
+package caddyplugin
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/auditseal"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "audit-verify",
+		Usage: "--key <key_id>=<key file> [--key …] [--format text|json] <file>…",
+		Short: "Verifies the seals of an audit trail",
+		Long: `Verifies a trail sealed by the passerelle_sealed log encoder (SECURITY.md
+G09): every record's seal under the key of its key id, and, for each
+process that wrote it (seal_boot), that no sequence number is missing
+between the first and the last record held, nor seen twice. Give the files
+oldest first; rolled files compressed by Caddy (.gz) are read as they are.
+A key file holds the key as the gateway reads {file.path} (one trailing
+line end removed).
+
+What a seal cannot show: records removed after the last one held. Compare
+each stream's last sequence number with the gateway's
+caddy_passerelle_audit_sealed_total, scraped off-host.
+
+Exit status: 0 when the trail holds, 1 when a record is unsealed,
+altered, under an unknown key, duplicated or missing, 2 when a file or a
+key cannot be read.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.Flags().StringArray("key", nil, "A key: <key_id>=<key file> (repeat for a trail across key rotations)")
+			cmd.Flags().String("format", "text", "Output: text or json")
+			cmd.RunE = func(cmd *cobra.Command, files []string) error {
+				if code := runAuditVerify(cmd, files); code != 0 {
+					os.Exit(code)
+				}
+				return nil
+			}
+		},
+	})
+}
+
+// runAuditVerify runs the command and returns its exit status.
+func runAuditVerify(cmd *cobra.Command, files []string) int {
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	specs, _ := cmd.Flags().GetStringArray("key")
+	format, _ := cmd.Flags().GetString("format")
+	if format != "text" && format != "json" {
+		fmt.Fprintln(errOut, "passerelle audit-verify: --format text or json")
+		return 2
+	}
+	keys, err := readSealKeys(specs)
+	if err == nil && len(files) == 0 {
+		err = errors.New("no file to verify")
+	}
+	if err != nil {
+		fmt.Fprintln(errOut, "passerelle audit-verify:", err)
+		return 2
+	}
+	v := auditseal.NewVerifier(keys)
+	for _, name := range files {
+		if err := verifyFile(v, name); err != nil {
+			fmt.Fprintln(errOut, "passerelle audit-verify:", err)
+			return 2
+		}
+	}
+	report := v.Report()
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(struct {
+			auditseal.Report
+			OK bool `json:"ok"`
+		}{report, report.OK()})
+	} else {
+		writeVerifyReport(out, report)
+	}
+	if !report.OK() {
+		return 1
+	}
+	return 0
+}
+
+// readSealKeys reads the keys of --key <key_id>=<file>.
+func readSealKeys(specs []string) (map[string][]byte, error) {
+	if len(specs) == 0 {
+		return nil, errors.New("--key <key_id>=<key file> is required")
+	}
+	keys := map[string][]byte{}
+	for _, spec := range specs {
+		id, path, ok := strings.Cut(spec, "=")
+		if !ok || id == "" || path == "" {
+			return nil, fmt.Errorf("--key %q: want <key_id>=<key file>", id)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", id, err)
+		}
+		// As Caddy's {file.path} placeholder reads it.
+		key := bytes.TrimSuffix(bytes.TrimSuffix(data, []byte("\n")), []byte("\r"))
+		if len(key) < auditseal.MinKeyBytes {
+			return nil, fmt.Errorf("key %s: shorter than %d bytes", id, auditseal.MinKeyBytes)
+		}
+		keys[id] = key
+	}
+	return keys, nil
+}
+
+// verifyFile verifies one file, gunzipped when its name ends in .gz.
+func verifyFile(v *auditseal.Verifier, name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(name, ".gz") {
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		defer gz.Close()
+		r = gz
+	}
+	return v.Read(name, r)
+}
+
+// writeVerifyReport writes a report as text.
+func writeVerifyReport(w io.Writer, r auditseal.Report) {
+	fmt.Fprintf(w, "%d records, %d verified\n", r.Lines, r.Verified)
+	for _, s := range r.Streams {
+		fmt.Fprintf(w, "key %s, boot %s: %d records, sequence %d to %d", s.KeyID, s.Boot, s.Records, s.First, s.Last)
+		if s.First > 1 {
+			fmt.Fprintf(w, " (1 to %d not in these files)", s.First-1)
+		}
+		fmt.Fprintln(w)
+		for _, m := range s.Missing {
+			fmt.Fprintf(w, "  MISSING %d to %d\n", m.From, m.To)
+		}
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "%s:%d: %s\n", p.File, p.Line, strings.ToUpper(p.Kind))
+	}
+	if n := sum(r.Counts) - len(r.Problems); n > 0 {
+		fmt.Fprintf(w, "… and %d more\n", n)
+	}
+	if r.OK() {
+		fmt.Fprintln(w, "OK")
+	} else {
+		fmt.Fprintln(w, "FAILED")
+	}
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
