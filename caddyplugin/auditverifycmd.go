@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -19,19 +20,23 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "audit-verify",
-		Usage: "--key <key_id>=<key file> [--key …] [--format text|json] <file>…",
+		Usage: "--key <key_id>=<key file> [--key …] [--partial] [--format text|json] <file>…",
 		Short: "Verifies the seals of an audit trail",
 		Long: `Verifies a trail sealed by the passerelle_sealed log encoder (SECURITY.md
 G09): every record's seal under the key of its key id, and, for each
-process that wrote it (seal_boot), that no sequence number is missing
-between the first and the last record held, nor seen twice. Give the files
-oldest first; rolled files compressed by Caddy (.gz) are read as they are.
-A key file holds the key as the gateway reads {file.path} (one trailing
-line end removed).
+process that wrote it (a stream: its seal_boot), that no sequence number
+is missing between the first and the last record held, nor seen twice.
+Every stream but the first starts at 1 (a process started within the
+trail); --partial lets every stream seen before the first that starts at 1
+start later (a window of several instances' trails merged). Give the
+files oldest first; rolled files compressed by Caddy (.gz) are read as
+they are. A key file holds the key as the gateway reads {file.path} (one
+trailing line end removed).
 
-What a seal cannot show: records removed after the last one held. Compare
-each stream's last sequence number with the gateway's
-caddy_passerelle_audit_sealed_total, scraped off-host.
+What a seal cannot show: records removed after the last one a stream
+holds, a stream removed whole, or one copied in from another instance's
+trail. Compare each stream (boot, last sequence number) with the gateway's
+caddy_passerelle_audit_sealed_total{key_id, boot}, scraped off-host.
 
 Exit status: 0 when the trail holds, 1 when a record is unsealed,
 altered, under an unknown key, duplicated or missing, 2 when a file or a
@@ -39,6 +44,7 @@ key cannot be read.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().StringArray("key", nil, "A key: <key_id>=<key file> (repeat for a trail across key rotations)")
 			cmd.Flags().String("format", "text", "Output: text or json")
+			cmd.Flags().Bool("partial", false, "A window of merged trails: streams seen before the first that starts at 1 may start later")
 			cmd.RunE = func(cmd *cobra.Command, files []string) error {
 				if code := runAuditVerify(cmd, files); code != 0 {
 					os.Exit(code)
@@ -54,6 +60,7 @@ func runAuditVerify(cmd *cobra.Command, files []string) int {
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	specs, _ := cmd.Flags().GetStringArray("key")
 	format, _ := cmd.Flags().GetString("format")
+	partial, _ := cmd.Flags().GetBool("partial")
 	if format != "text" && format != "json" {
 		fmt.Fprintln(errOut, "passerelle audit-verify: --format text or json")
 		return 2
@@ -66,7 +73,7 @@ func runAuditVerify(cmd *cobra.Command, files []string) int {
 		fmt.Fprintln(errOut, "passerelle audit-verify:", err)
 		return 2
 	}
-	v := auditseal.NewVerifier(keys)
+	v := auditseal.NewVerifier(auditseal.Options{Keys: keys, Partial: partial})
 	for _, name := range files {
 		if err := verifyFile(v, name); err != nil {
 			fmt.Fprintln(errOut, "passerelle audit-verify:", err)
@@ -90,20 +97,26 @@ func runAuditVerify(cmd *cobra.Command, files []string) int {
 	return 0
 }
 
-// readSealKeys reads the keys of --key <key_id>=<file>.
+// readSealKeys reads the keys of --key <key_id>=<file>. Its errors quote
+// neither a --key's value nor a path: a key typed in their place must not
+// reach the terminal's scrollback.
 func readSealKeys(specs []string) (map[string][]byte, error) {
 	if len(specs) == 0 {
 		return nil, errors.New("--key <key_id>=<key file> is required")
 	}
 	keys := map[string][]byte{}
-	for _, spec := range specs {
+	for i, spec := range specs {
 		id, path, ok := strings.Cut(spec, "=")
-		if !ok || id == "" || path == "" {
-			return nil, fmt.Errorf("--key %q: want <key_id>=<key file>", id)
+		if !ok || !auditseal.ValidKeyID(id) || path == "" {
+			return nil, fmt.Errorf("--key number %d: want <key_id>=<key file>, a key id of letters, digits, '.', '_' or '-'", i+1)
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("key %s: %w", id, err)
+			reason := "unreadable"
+			if errors.Is(err, fs.ErrNotExist) {
+				reason = "no such file"
+			}
+			return nil, fmt.Errorf("key %s: its file: %s", id, reason)
 		}
 		// As Caddy's {file.path} placeholder reads it.
 		key := bytes.TrimSuffix(bytes.TrimSuffix(data, []byte("\n")), []byte("\r"))
@@ -139,8 +152,8 @@ func writeVerifyReport(w io.Writer, r auditseal.Report) {
 	fmt.Fprintf(w, "%d records, %d verified\n", r.Lines, r.Verified)
 	for _, s := range r.Streams {
 		fmt.Fprintf(w, "key %s, boot %s: %d records, sequence %d to %d", s.KeyID, s.Boot, s.Records, s.First, s.Last)
-		if s.First > 1 {
-			fmt.Fprintf(w, " (1 to %d not in these files)", s.First-1)
+		if s.First > 1 && (len(s.Missing) == 0 || s.Missing[0].From != 1) {
+			fmt.Fprintf(w, " (1 to %d in earlier files)", s.First-1)
 		}
 		fmt.Fprintln(w)
 		for _, m := range s.Missing {

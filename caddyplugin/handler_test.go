@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/auditseal"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcissuer"
 )
 
@@ -368,6 +370,12 @@ func TestG08_MetricLabelsBounded(t *testing.T) {
 	if err := registerMetrics(reg); err != nil {
 		t.Fatal(err)
 	}
+	// A sealed audit record: caddy_passerelle_audit_sealed_total{key_id, boot}.
+	sealer, err := auditseal.NewSealer([]byte(strings.Repeat("k", 32)), "g08")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer.Seal(nil, []byte(`{"msg":"access decision"}`+"\n"))
 	for i := 0; i < 50; i++ {
 		tok := []string{testToken, "junk" + strings.Repeat("x", i)}[i%2]
 		f.serve(t, context.Background(), tok, "recipient="+[]string{testSIRET, "2193004800001" + string(rune('0'+i%10))}[i%2], unitBody)
@@ -404,6 +412,9 @@ func TestG08_MetricLabelsBounded(t *testing.T) {
 	if seen == 0 {
 		t.Fatal("no series gathered")
 	}
+	if !slices.ContainsFunc(families, func(f *dto.MetricFamily) bool { return f.GetName() == "caddy_passerelle_audit_sealed_total" }) {
+		t.Fatal("caddy_passerelle_audit_sealed_total not gathered")
+	}
 }
 
 func checkLabel(t *testing.T, fam *dto.MetricFamily, lp *dto.LabelPair, allowed map[string]map[string]bool) {
@@ -422,6 +433,14 @@ func checkLabel(t *testing.T, fam *dto.MetricFamily, lp *dto.LabelPair, allowed 
 	case "status_class":
 		if v != "error" && (len(v) != 3 || !strings.HasSuffix(v, "xx")) {
 			t.Errorf("%s status_class %q", fam.GetName(), v)
+		}
+	case "key_id": // the configuration's seal key ids
+		if !auditseal.ValidKeyID(v) {
+			t.Errorf("%s key_id %q", fam.GetName(), v)
+		}
+	case "boot": // the process's own, one per start
+		if v != auditseal.Boot() {
+			t.Errorf("%s boot %q, not this process's", fam.GetName(), v)
 		}
 	default:
 		if set, ok := allowed[lp.GetName()]; !ok || !set[v] {

@@ -7,11 +7,12 @@ import (
 )
 
 // sealedDesc describes caddy_passerelle_audit_sealed_total: the last
-// sequence number given under each key id, for the trail's verifier to
-// compare with the last record it holds (a trail cut at its end).
+// sequence number given under each key id by this process (boot), for the
+// trail's verifier to compare with each stream's last record (a trail cut
+// at its end) and to tell its streams from records copied in.
 var sealedDesc = prometheus.NewDesc("caddy_passerelle_audit_sealed_total",
-	"Records the process has sealed (passerelle_sealed), by key id: the last seal_seq given.",
-	[]string{"key_id"}, nil)
+	"Records the process has sealed (passerelle_sealed), by key id and boot (seal_boot): the last seal_seq given.",
+	[]string{"key_id", "boot"}, nil)
 
 // Collector exports caddy_passerelle_audit_sealed_total; the passerelle
 // app registers it on Caddy's metrics registry.
@@ -23,7 +24,7 @@ func (Collector) Describe(ch chan<- *prometheus.Desc) { ch <- sealedDesc }
 // Collect implements prometheus.Collector.
 func (Collector) Collect(ch chan<- prometheus.Metric) {
 	sequences.Range(func(k, v any) bool {
-		ch <- prometheus.MustNewConstMetric(sealedDesc, prometheus.CounterValue, float64(v.(*atomic.Uint64).Load()), k.(string))
+		ch <- prometheus.MustNewConstMetric(sealedDesc, prometheus.CounterValue, float64(v.(*atomic.Uint64).Load()), k.(string), boot)
 		return true
 	})
 }

@@ -97,7 +97,8 @@ func (e *Encoder) Provision(ctx caddy.Context) error {
 // its owner only, or an {env.NAME}.
 func resolveKey(ref string) (string, error) {
 	name, isFile := strings.CutPrefix(ref, "{file.")
-	if !isFile && !strings.HasPrefix(ref, "{env.") || !strings.HasSuffix(ref, "}") || strings.Count(ref, "{") != 1 {
+	if !isFile && !strings.HasPrefix(ref, "{env.") || !strings.HasSuffix(ref, "}") ||
+		strings.Count(ref, "{") != 1 || strings.Count(ref, "}") != 1 {
 		return "", errors.New("passerelle_sealed: key: a reference, {file.path} or {env.NAME}, never a literal")
 	}
 	if isFile {

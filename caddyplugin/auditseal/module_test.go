@@ -46,7 +46,7 @@ func TestEncoderSealsRecords(t *testing.T) {
 	logger.With(zap.String("instance", "gw-1")).Info("access decision", zap.Strings("scopes", []string{"a", "b"}))
 	logger.Info("access decision")
 
-	v := NewVerifier(map[string][]byte{"module-test": testKey})
+	v := NewVerifier(Options{Keys: map[string][]byte{"module-test": testKey}})
 	if err := v.Read("audit.log", bytes.NewReader(out.Bytes())); err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +76,8 @@ func TestEncoderRefuses(t *testing.T) {
 	}{
 		{"a literal key", &Encoder{Key: string(testKey), KeyID: "k"}, "never a literal"},
 		{"a literal around a reference", &Encoder{Key: "x{env.HOME}", KeyID: "k"}, "never a literal"},
+		// Stat would check "<file>}x" while the replacer reads "<file>".
+		{"a decoy after the reference", &Encoder{Key: "{file." + keyFile(t, 0o644) + "}x}", KeyID: "k"}, "never a literal"},
 		{"a key file others read", &Encoder{Key: "{file." + keyFile(t, 0o644) + "}", KeyID: "k"}, "chmod 600"},
 		{"no key file", &Encoder{Key: "{file./nonexistent/seal.key}", KeyID: "k"}, "unreadable"},
 		{"an empty variable", &Encoder{Key: "{env.PASSERELLE_TEST_SEAL_EMPTY}", KeyID: "k"}, "empty"},

@@ -13,13 +13,18 @@
 //	           process sealed, whatever the configuration reloads
 //	seal       HMAC-SHA256(key, the record's bytes up to seal_seq included), hex
 //
-// The MAC covers the exact bytes written, so any change to a record breaks
-// its seal; the sequence makes a removed record a gap, a replayed one a
-// duplicate. What a seal cannot show: the records after the last one kept
-// (a trail cut at its end) or a whole boot removed; the gateway's metric
-// caddy_passerelle_audit_sealed_total, scraped off-host, gives the count to
-// compare with. Records the process lost before writing them (a full
-// buffer with on_full drop) are gaps too, as they should be.
+// The MAC covers the record's exact bytes (the line without its line end,
+// "\n" or "\r\n"), so any change to a record breaks its seal; the
+// sequence makes a removed record a gap, a replayed one a duplicate, and,
+// as every process but the trail's first must start at 1, records removed
+// around a restart a gap too. What a seal cannot show: the records after
+// the last one a process's stream keeps (a trail cut at its end, or a
+// process's last records), a whole process's stream removed, or one
+// copied in from another instance's trail: the gateway's metric
+// caddy_passerelle_audit_sealed_total{key_id, boot}, scraped off-host, gives
+// each process's count to compare with, and names its instance. Records
+// the process lost before writing them (a full buffer with on_full drop)
+// are gaps too, as they should be.
 //
 // The sealer works on the bytes a JSON encoder wrote: Caddy's log encoder
 // passerelle_sealed (module.go) wraps one. Verifier checks a trail
@@ -57,6 +62,9 @@ const (
 // 32 (written in every record without escaping).
 var validKeyID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 
+// ValidKeyID reports whether id is a valid key id.
+func ValidKeyID(id string) bool { return validKeyID.MatchString(id) }
+
 // ErrKeyID reports a key id that is not one validKeyID matches.
 var ErrKeyID = errors.New("auditseal: key id: 1 to 32 letters, digits, '.', '_' or '-'")
 
@@ -78,6 +86,7 @@ var sequences sync.Map // key id → *atomic.Uint64
 // Sealer seals records under one key. It is safe for concurrent use.
 type Sealer struct {
 	keyID string
+	boot  string
 	seq   *atomic.Uint64
 	macs  sync.Pool // hash.Hash: HMAC-SHA256 under the key
 }
@@ -91,12 +100,21 @@ func NewSealer(key []byte, keyID string) (*Sealer, error) {
 	if len(key) < MinKeyBytes {
 		return nil, ErrKeyTooShort
 	}
-	key = append([]byte(nil), key...)
 	seq, _ := sequences.LoadOrStore(keyID, new(atomic.Uint64))
-	s := &Sealer{keyID: keyID, seq: seq.(*atomic.Uint64)}
-	s.macs.New = func() any { return hmac.New(sha256.New, key) }
-	return s, nil
+	return newSealer(key, keyID, boot, seq.(*atomic.Uint64)), nil
 }
+
+// newSealer returns a sealer of a process whose boot id and sequence are
+// given (tests seal as another process).
+func newSealer(key []byte, keyID, boot string, seq *atomic.Uint64) *Sealer {
+	key = append([]byte(nil), key...)
+	s := &Sealer{keyID: keyID, boot: boot, seq: seq}
+	s.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return s
+}
+
+// Boot returns this process's boot id (seal_boot).
+func Boot() string { return boot }
 
 // Sealed returns how many records the process has sealed under key id so
 // far (the last seal_seq given).
@@ -125,7 +143,7 @@ func (s *Sealer) Seal(dst, line []byte) ([]byte, bool) {
 	}
 	dst = append(dst, s.keyID...)
 	dst = append(dst, bootField...)
-	dst = append(dst, boot...)
+	dst = append(dst, s.boot...)
 	dst = append(dst, seqField...)
 	dst = strconv.AppendUint(dst, s.seq.Add(1), 10)
 	dst = append(dst, macField...)

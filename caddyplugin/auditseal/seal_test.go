@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -37,7 +38,12 @@ func trail(s *Sealer, records ...string) [][]byte {
 
 func verify(t *testing.T, keyID string, lines [][]byte) Report {
 	t.Helper()
-	v := NewVerifier(map[string][]byte{keyID: testKey})
+	return verifyWith(t, Options{Keys: map[string][]byte{keyID: testKey}}, lines)
+}
+
+func verifyWith(t *testing.T, o Options, lines [][]byte) Report {
+	t.Helper()
+	v := NewVerifier(o)
 	if err := v.Read("audit.log", bytes.NewReader(bytes.Join(lines, nil))); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +127,15 @@ func TestTamperedTrail(t *testing.T) {
 			l[0] = append(bytes.Clone(l[0][:len(l[0])-5]), "\"}\n"...)
 			return l
 		}), KindUnsealed, 1, nil},
+		{"the MAC in upper case", edit(func(l [][]byte) [][]byte {
+			i := bytes.LastIndex(l[5], []byte(macField)) + len(macField)
+			copy(l[5][i:], bytes.ToUpper(l[5][i:i+macHexLen]))
+			return l
+		}), KindUnsealed, 6, nil},
+		{"a second carriage return", edit(func(l [][]byte) [][]byte {
+			l[5] = append(bytes.TrimSuffix(l[5], []byte("\n")), "\r\r\n"...)
+			return l
+		}), KindUnsealed, 6, nil},
 		{"a key the verifier does not hold", edit(func(l [][]byte) [][]byte { return append(l, trail(other, `{"a":1}`)...) }), KindUnknownKey, 7, nil},
 		{"out of order", edit(func(l [][]byte) [][]byte { l[1], l[4] = l[4], l[1]; return l }), "", 0, nil},
 	} {
@@ -137,6 +152,47 @@ func TestTamperedTrail(t *testing.T) {
 			}
 			if ok := tc.kind == "" && tc.missing == nil; r.OK() != ok {
 				t.Fatalf("OK() = %v, want %v", r.OK(), ok)
+			}
+		})
+	}
+}
+
+// TestProcessBoundaries: every stream but the trail's first starts at 1,
+// so that records removed around a restart, the end of one process and
+// the start of the next, are missing; the trail's first stream may start
+// later (the oldest files gone with the retention), and with Partial so
+// may every stream seen before the first that starts at 1 (several
+// instances' trails merged, cut at the window's start).
+func TestProcessBoundaries(t *testing.T) {
+	_, id := newTestSealer(t)
+	process := func(boot string) *Sealer { return newSealer(testKey, id, boot, new(atomic.Uint64)) }
+	a, b, c := process("aaaaaaaaaaaaaaaa"), process("bbbbbbbbbbbbbbbb"), process("cccccccccccccccc")
+	at, bt, ct := trail(a, records(5)...), trail(b, records(5)...), trail(c, records(5)...)
+	join := func(parts ...[][]byte) [][]byte { return slices.Concat(parts...) }
+	for _, tc := range []struct {
+		name    string
+		lines   [][]byte
+		partial bool
+		missing [][]Range // by stream
+	}{
+		{"two processes whole", join(at, bt), false, [][]Range{nil, nil}},
+		{"the end of one and the start of the next removed", join(at[:3], bt[2:]), false, [][]Range{nil, {{1, 2}}}},
+		{"the same, partial", join(at[:3], bt[2:]), true, [][]Range{nil, {{1, 2}}}},
+		{"the trail begins within the first process", join(at[2:], bt), false, [][]Range{nil, nil}},
+		{"two processes begun before the window", join(at[2:], ct[3:], bt), false, [][]Range{nil, {{1, 3}}, nil}},
+		{"two processes begun before the window, partial", join(at[2:], ct[3:], bt), true, [][]Range{nil, nil, nil}},
+		{"partial, a process after a fresh one", join(at, ct[3:]), true, [][]Range{nil, {{1, 3}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := verifyWith(t, Options{Keys: map[string][]byte{id: testKey}, Partial: tc.partial}, tc.lines)
+			var got [][]Range
+			ok := len(r.Problems) == 0
+			for _, s := range r.Streams {
+				got = append(got, s.Missing)
+				ok = ok && s.Missing == nil
+			}
+			if !slices.EqualFunc(got, tc.missing, slices.Equal) || r.OK() != ok {
+				t.Fatalf("missing %v (OK %v), want %v", got, r.OK(), tc.missing)
 			}
 		})
 	}
@@ -175,7 +231,7 @@ func TestMissingRanges(t *testing.T) {
 		{[]uint64{4, 4, 2, 2}, []Range{{3, 3}}, 2},
 		{[]uint64{1, 10, 5, 5}, []Range{{2, 4}, {6, 9}}, 1},
 	} {
-		v := NewVerifier(nil)
+		v := NewVerifier(Options{})
 		dups := 0
 		for _, n := range tc.seqs {
 			if !v.sequence(streamID{"k", "b"}, n) {
@@ -211,7 +267,7 @@ func TestSealerRefuses(t *testing.T) {
 // TestVerifierRefusesLongLines: a line beyond MaxLineBytes stops the
 // verification with an error naming its line.
 func TestVerifierRefusesLongLines(t *testing.T) {
-	v := NewVerifier(nil)
+	v := NewVerifier(Options{})
 	in := "{}\n" + strings.Repeat("a", MaxLineBytes+1) + "\n"
 	if err := v.Read("f", strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("%v", err)
@@ -239,7 +295,7 @@ func FuzzVerify(f *testing.F) {
 		f.Add([]byte(seed), uint(0))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, at uint) {
-		v := NewVerifier(map[string][]byte{"fuzz": testKey})
+		v := NewVerifier(Options{Keys: map[string][]byte{"fuzz": testKey}})
 		_ = v.Read("f", bytes.NewReader(data))
 		if r := v.Report(); r.Verified > r.Lines {
 			t.Fatalf("%d verified of %d lines", r.Verified, r.Lines)
@@ -252,14 +308,14 @@ func FuzzVerify(f *testing.F) {
 		if !ok {
 			t.Fatalf("a JSON object line not sealed: %q", record)
 		}
-		v = NewVerifier(map[string][]byte{"fuzz": testKey})
+		v = NewVerifier(Options{Keys: map[string][]byte{"fuzz": testKey}})
 		if err := v.Read("f", bytes.NewReader(line)); err != nil || v.Report().Verified != 1 {
 			t.Fatalf("a sealed record does not verify: %q %v", line, err)
 		}
 		i := int(at % uint(len(line)-1)) // not the line end
 		changed := bytes.Clone(line)
 		changed[i] ^= 0x01
-		v = NewVerifier(map[string][]byte{"fuzz": testKey})
+		v = NewVerifier(Options{Keys: map[string][]byte{"fuzz": testKey}})
 		if err := v.Read("f", bytes.NewReader(changed)); err == nil && v.Report().Verified != 0 {
 			t.Fatalf("byte %d changed, still verified: %q", i, changed)
 		}

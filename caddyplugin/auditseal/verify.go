@@ -67,9 +67,8 @@ type Report struct {
 }
 
 // OK reports a trail whose every line is sealed and verified, with no
-// record missing between the first and the last of each stream. A stream
-// that starts after 1 is not a failure: the trail given may begin with a
-// later file.
+// record missing between the first and the last of each stream, nor
+// before the first of a stream that must start at 1 (Options.Partial).
 func (r Report) OK() bool {
 	if len(r.Counts) > 0 {
 		return false
@@ -82,12 +81,27 @@ func (r Report) OK() bool {
 	return true
 }
 
+// Options are a verification's settings.
+type Options struct {
+	// Keys are the keys, by key id.
+	Keys map[string][]byte
+	// Partial: the files are a window of a longer trail in which several
+	// processes were writing when it begins (several instances' trails
+	// merged): every stream first seen before a stream that starts at 1
+	// may start later. Otherwise only the trail's first stream may (the
+	// oldest files gone with the retention); any other stream must start
+	// at 1, so that records removed around a restart (the end of one
+	// process and the start of the next) are missing, not unseen.
+	Partial bool
+}
+
 // Verifier checks sealed trails, file after file. It is not safe for
 // concurrent use.
 type Verifier struct {
-	keys    map[string][]byte
+	o       Options
 	streams map[streamID]*stream
 	order   []streamID
+	fresh   int // streams created before the first that started at 1; -1 until one did
 	report  Report
 }
 
@@ -102,10 +116,9 @@ type stream struct {
 	missing     []Range // sorted, disjoint
 }
 
-// NewVerifier returns a verifier of the records sealed under keys, by key
-// id.
-func NewVerifier(keys map[string][]byte) *Verifier {
-	return &Verifier{keys: keys, streams: map[streamID]*stream{}}
+// NewVerifier returns a verifier.
+func NewVerifier(o Options) *Verifier {
+	return &Verifier{o: o, streams: map[streamID]*stream{}, fresh: -1}
 }
 
 // Read verifies the lines of one file (name is what problems cite). It
@@ -121,7 +134,7 @@ func (v *Verifier) Read(name string, r io.Reader) error {
 			continue
 		}
 		v.report.Lines++
-		if kind := v.line(sc.Bytes()); kind != "" {
+		if kind := v.line(sc.Bytes()); kind != "" { // ScanLines took "\n" or "\r\n" off
 			v.problem(name, line, kind)
 		}
 	}
@@ -136,12 +149,11 @@ func (v *Verifier) Read(name string, r io.Reader) error {
 
 // line verifies one record line; "" when it holds.
 func (v *Verifier) line(b []byte) string {
-	b = bytes.TrimSuffix(b, []byte("\r"))
 	keyID, boot, seq, mac, signed, ok := parseSeal(b)
 	if !ok {
 		return KindUnsealed
 	}
-	key, known := v.keys[keyID]
+	key, known := v.o.Keys[keyID]
 	if !known {
 		return KindUnknownKey
 	}
@@ -164,10 +176,12 @@ func parseSeal(b []byte) (keyID, boot string, seq uint64, mac, signed []byte, ok
 	if i < 0 || len(b)-i != len(macField)+macHexLen+2 || !bytes.HasSuffix(b, []byte(`"}`)) {
 		return "", "", 0, nil, nil, false
 	}
+	hexMAC := b[i+len(macField) : len(b)-2]
 	mac = make([]byte, sha256.Size)
-	if _, err := hex.Decode(mac, b[i+len(macField):len(b)-2]); err != nil {
+	if !isHex(hexMAC) { // lower case, as written: no other spelling verifies
 		return "", "", 0, nil, nil, false
 	}
+	_, _ = hex.Decode(mac, hexMAC)
 	signed = b[:i]
 	k := bytes.LastIndex(signed, []byte(keyField[1:])) // the record may have no field before it
 	if k < 1 {
@@ -200,6 +214,9 @@ func isHex(b []byte) bool {
 func (v *Verifier) sequence(id streamID, n uint64) bool {
 	s := v.streams[id]
 	if s == nil {
+		if n == 1 && v.fresh < 0 {
+			v.fresh = len(v.order)
+		}
 		v.streams[id] = &stream{records: 1, first: n, last: n}
 		v.order = append(v.order, id)
 		return true
@@ -267,10 +284,23 @@ func (v *Verifier) problem(file string, line int, kind string) {
 func (v *Verifier) Report() Report {
 	r := v.report
 	r.Streams = make([]Stream, 0, len(v.order))
-	for _, id := range v.order {
+	for i, id := range v.order {
 		s := v.streams[id]
-		r.Streams = append(r.Streams, Stream{KeyID: id.keyID, Boot: id.boot, Records: s.records,
-			First: s.first, Last: s.last, Missing: slices.Clone(s.missing)})
+		st := Stream{KeyID: id.keyID, Boot: id.boot, Records: s.records, First: s.first, Last: s.last}
+		if s.first > 1 && !v.mayStartLate(i) {
+			st.Missing = append(st.Missing, Range{1, s.first - 1})
+		}
+		st.Missing = append(st.Missing, s.missing...)
+		r.Streams = append(r.Streams, st)
 	}
 	return r
+}
+
+// mayStartLate reports whether the i-th stream seen may start after 1
+// (Options.Partial).
+func (v *Verifier) mayStartLate(i int) bool {
+	if v.o.Partial {
+		return v.fresh < 0 || i < v.fresh
+	}
+	return i == 0
 }

@@ -75,7 +75,8 @@ func TestG09_SealedAuditTrail(t *testing.T) {
 	}
 	seq := func(n uint64) string { return strconv.FormatUint(before+n, 10) }
 	code, out := auditVerify(t, "--key", "itest="+key, trail)
-	if code != 0 || !strings.Contains(out, "6 records, 6 verified") || !strings.Contains(out, "sequence "+seq(1)+" to "+seq(6)) || !strings.HasSuffix(out, "OK\n") {
+	if code != 0 || !strings.Contains(out, "6 records, 6 verified") || !strings.Contains(out, "boot "+auditseal.Boot()+": 6 records, sequence "+seq(1)+" to "+seq(6)) ||
+		!strings.HasSuffix(out, "OK\n") {
 		t.Fatalf("the trail as written: exit %d\n%s", code, out)
 	}
 	if strings.Contains(out, "seal-key-canary") {
@@ -130,5 +131,11 @@ func TestG09_SealedAuditTrail(t *testing.T) {
 	}
 	if code, out := auditVerify(t, trail); code != 2 || !strings.Contains(out, "--key") {
 		t.Errorf("no key: exit %d\n%s", code, out)
+	}
+	// A key typed where its file's path goes is never echoed.
+	for _, spec := range []string{"seal-key-canary-typed-in-place", "itest=seal-key-canary-typed-as-path"} {
+		if code, out := auditVerify(t, "--key", spec, trail); code != 2 || strings.Contains(out, "canary") {
+			t.Errorf("--key %s: exit %d\n%s", spec, code, out)
+		}
 	}
 }
