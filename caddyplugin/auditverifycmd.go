@@ -116,12 +116,12 @@ func readSealKeys(specs []string) (map[string][]byte, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				reason = "no such file"
 			}
-			return nil, fmt.Errorf("key %s: its file: %s", id, reason)
+			return nil, fmt.Errorf("--key number %d: its file: %s", i+1, reason)
 		}
 		// As Caddy's {file.path} placeholder reads it.
 		key := bytes.TrimSuffix(bytes.TrimSuffix(data, []byte("\n")), []byte("\r"))
 		if len(key) < auditseal.MinKeyBytes {
-			return nil, fmt.Errorf("key %s: shorter than %d bytes", id, auditseal.MinKeyBytes)
+			return nil, fmt.Errorf("--key number %d: a key shorter than %d bytes", i+1, auditseal.MinKeyBytes)
 		}
 		keys[id] = key
 	}

@@ -47,7 +47,8 @@ type Range struct {
 }
 
 // Stream is what the trail holds of one process's records under one key:
-// sequence numbers First to Last, but Missing.
+// sequence numbers First to Last, but Missing (which also holds 1 to
+// First-1 when the stream had to start at 1: Options.Partial).
 type Stream struct {
 	KeyID   string  `json:"key_id"`
 	Boot    string  `json:"boot"`
