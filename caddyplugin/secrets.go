@@ -2,23 +2,21 @@ package caddyplugin
 
 import (
 	"fmt"
-	"os"
-	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/passerelle-gw/passerelle/config/audit"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/secretref"
 )
 
 // isReference reports whether v is exactly one runtime reference, {env.NAME}
 // or {file.path}, and nothing else (the rule passerelle audit applies too).
-func isReference(v string) bool { return audit.IsReference(v) }
+func isReference(v string) bool { return secretref.IsReference(v) }
 
 // resolveSecret resolves a secret field at Provision (SECURITY.md H01). Only
 // {env.NAME} and {file.path} references are accepted in production: a literal
 // would sit in the JSON config that the admin API serves. Sandbox mode accepts
-// a literal with a warning. Errors name the field, never the value.
+// a literal, and a secret file others can read, with a warning. Errors name
+// the field, never the value.
 func (a *App) resolveSecret(field, v string) (string, error) {
 	if v == "" {
 		return "", nil
@@ -30,21 +28,14 @@ func (a *App) resolveSecret(field, v string) (string, error) {
 		a.logger.Warn("literal secret accepted in sandbox mode", zap.String("field", field))
 		return v, nil
 	}
-	if path, ok := strings.CutPrefix(strings.TrimSuffix(v, "}"), "{file."); ok {
-		info, err := os.Stat(path)
-		if err != nil {
-			return "", fmt.Errorf("%s: secret file unreadable: %w", field, err)
-		}
-		if info.Mode().Perm()&0o077 != 0 {
-			if a.production() {
-				return "", fmt.Errorf("%s: secret file is readable by group or others (chmod 600)", field)
-			}
-			a.logger.Warn("secret file readable by group or others", zap.String("field", field))
-		}
-	}
-	out := caddy.NewReplacer().ReplaceKnown(v, "")
-	if out == "" || out == v {
-		return "", fmt.Errorf("%s: the reference resolves to an empty value", field)
+	out, loose, err := secretref.Resolve(v)
+	switch {
+	case loose && a.production():
+		return "", fmt.Errorf("%s: secret file is readable by group or others (chmod 600)", field)
+	case err != nil:
+		return "", fmt.Errorf("%s: %w", field, err)
+	case loose:
+		a.logger.Warn("secret file readable by group or others", zap.String("field", field))
 	}
 	return out, nil
 }

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -13,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/logging"
 	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/secretref"
 )
 
 func init() {
@@ -94,25 +94,17 @@ func (e *Encoder) Provision(ctx caddy.Context) error {
 }
 
 // resolveKey reads the key a reference names: a {file.path} readable by
-// its owner only, or an {env.NAME}.
+// its owner only, or an {env.NAME}; never a literal.
 func resolveKey(ref string) (string, error) {
-	name, isFile := strings.CutPrefix(ref, "{file.")
-	if !isFile && !strings.HasPrefix(ref, "{env.") || !strings.HasSuffix(ref, "}") ||
-		strings.Count(ref, "{") != 1 || strings.Count(ref, "}") != 1 {
+	if !secretref.IsReference(ref) {
 		return "", errors.New("passerelle_sealed: key: a reference, {file.path} or {env.NAME}, never a literal")
 	}
-	if isFile {
-		info, err := os.Stat(strings.TrimSuffix(name, "}"))
-		if err != nil {
-			return "", fmt.Errorf("passerelle_sealed: key file unreadable: %w", err)
-		}
-		if info.Mode().Perm()&0o077 != 0 {
-			return "", errors.New("passerelle_sealed: key file is readable by group or others (chmod 600)")
-		}
-	}
-	key := caddy.NewReplacer().ReplaceKnown(ref, "")
-	if key == "" || key == ref {
-		return "", errors.New("passerelle_sealed: key: the reference resolves to an empty value")
+	key, loose, err := secretref.Resolve(ref)
+	switch {
+	case loose:
+		return "", errors.New("passerelle_sealed: key file is readable by group or others (chmod 600)")
+	case err != nil:
+		return "", fmt.Errorf("passerelle_sealed: key: %w", err)
 	}
 	return key, nil
 }

@@ -13,7 +13,15 @@ import (
 // root and returns its exit status and output.
 func audit(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"audit"}, args...)...)
+	return passerelle(t, env, append([]string{"audit"}, args...)...)
+}
+
+// passerelle runs the built binary from the repository root with args and
+// env added to the test's environment, and returns its exit status and
+// output.
+func passerelle(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
 	cmd.Dir = "../.."
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()

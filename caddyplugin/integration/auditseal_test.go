@@ -2,9 +2,7 @@ package integration
 
 import (
 	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,15 +16,7 @@ import (
 // returns its exit status and output.
 func auditVerify(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	out, err := exec.Command(binary(t), append([]string{"audit-verify"}, args...)...).CombinedOutput()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		return exit.ExitCode(), string(out)
-	case err != nil:
-		t.Fatal(err)
-	}
-	return 0, string(out)
+	return passerelle(t, nil, append([]string{"audit-verify"}, args...)...)
 }
 
 // TestG09_SealedAuditTrail (SECURITY.md G09): the audit trail sealed by
