@@ -196,6 +196,45 @@ func TestB11_RefusedTokenNotTakenBackFromRedis(t *testing.T) {
 	}
 }
 
+// req: B11
+// TestB11_WaiterCompetesForTheLockAgain: an instance waiting for another's
+// fetch sees the lock released without a usable token (that fetch's token
+// was refused at once and taken back). It takes the lock itself, so that
+// the next instance to need a token waits for it: one token request, not
+// one each.
+func TestB11_WaiterCompetesForTheLockAgain(t *testing.T) {
+	e := newTokenEndpoint(t)
+	e.delay = 300 * time.Millisecond
+	c := newCluster(t, e)
+	a, b := c.instance(t), c.instance(t)
+	lock := newSharedStore(c.rdb, c.seal, "cnaf", time.Second).key + ":lock"
+	ctx := context.Background()
+	if err := c.rdb.Set(ctx, lock, "1", 10*time.Second).Err(); err != nil { // a third instance fetches
+		t.Fatal(err)
+	}
+	gotA := make(chan string, 1)
+	go func() {
+		h := http.Header{}
+		if err := a.Apply(ctx, h); err != nil {
+			t.Error(err)
+		}
+		gotA <- h.Get("Authorization")
+	}()
+	time.Sleep(3 * lockPoll) // A waits
+	// The third instance's token was refused at once: it shares nothing
+	// and lets the lock go. A, at its next look, competes for it again.
+	if err := c.rdb.Del(ctx, lock).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * lockPoll)
+	if got := apply(t, b); got != bearer(1) {
+		t.Fatalf("B sends %q, want A's token", got)
+	}
+	if got := <-gotA; got != bearer(1) || e.calls.Load() != 1 {
+		t.Fatalf("A sends %q after %d token requests; want one request, shared", got, e.calls.Load())
+	}
+}
+
 // req: B11, I09
 // TestB11_ConcurrentUnauthorizedConverges: two instances, many callers; the
 // provider accepts only the newest token the endpoint issued and the test

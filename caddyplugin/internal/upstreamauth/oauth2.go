@@ -248,41 +248,13 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 	if v, ok := s.current(); ok { // installed by a flight that just ended
 		return v, nil
 	}
-
 	if s.shared != nil {
-		t, err := s.shared.get(ctx)
-		switch {
-		case err != nil:
-			s.debug("upstreamauth: shared token unavailable, fetching", zap.Error(err))
-		case t != nil && s.now().Before(t.refreshAt):
-			if s.install(t, true) {
-				return t.header, nil
-			}
-			// The token the provider refused, not yet deleted when we
-			// read it: fetch a new one.
+		v, holdsLock := s.fromCluster(ctx)
+		if v != "" {
+			return v, nil
 		}
-	}
-
-	if s.shared != nil {
-		// One fetch per expiry for the whole cluster: take the lock, or
-		// wait for the instance that holds it.
-		owner, err := s.shared.lock(ctx, s.timeout)
-		switch {
-		case err != nil:
-			s.debug("upstreamauth: cluster lock unavailable, fetching", zap.Error(err))
-		case owner:
+		if holdsLock {
 			defer s.shared.unlock(ctx)
-			// The previous holder may have shared its token and released
-			// the lock between our read and our SET NX: look once more.
-			if t, err := s.shared.get(ctx); err == nil && t != nil && s.now().Before(t.refreshAt) && s.install(t, true) {
-				return t.header, nil
-			}
-		default:
-			// Wait for a fresh token, not for the refused one.
-			usable := func(t *cachedToken) bool { return s.now().Before(t.refreshAt) && !s.refused(t) }
-			if t := s.shared.wait(ctx, usable); t != nil && s.install(t, true) {
-				return t.header, nil
-			}
 		}
 	}
 	t, err := s.fetch(ctx)
@@ -303,6 +275,58 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 	// A token whose lifetime is within the margin is used by the callers of
 	// this flight only.
 	return t.header, nil
+}
+
+// lockRounds bounds how many times an instance waits for another's fetch
+// that ends without a usable token (the token it got was refused at once)
+// before it asks the token endpoint itself.
+const lockRounds = 3
+
+// fromCluster returns the token shared in Redis, installed, waiting for
+// the instance that fetches one when another does: one fetch per expiry
+// for the whole cluster. When it returns "", the caller asks the token
+// endpoint: holding the cluster lock when holdsLock, or without it (Redis
+// failed, or lockRounds other fetches ended without a usable token). A
+// waiter whose holder let the lock go without a usable token (that token
+// was refused at once) competes for the lock again rather than fetching
+// beside the next holder.
+func (s *oauth2Source) fromCluster(ctx context.Context) (header string, holdsLock bool) {
+	// Wait for a fresh token, not for the refused one.
+	usable := func(t *cachedToken) bool { return s.now().Before(t.refreshAt) && !s.refused(t) }
+	for range lockRounds {
+		t, err := s.shared.get(ctx)
+		switch {
+		case err != nil:
+			s.debug("upstreamauth: shared token unavailable", zap.Error(err))
+		case t != nil && s.now().Before(t.refreshAt) && s.install(t, true):
+			return t.header, false
+		}
+		// None, or the token the provider refused, not yet deleted when
+		// we read it.
+		owner, err := s.shared.lock(ctx, s.timeout)
+		switch {
+		case err != nil:
+			s.debug("upstreamauth: cluster lock unavailable, fetching", zap.Error(err))
+			return "", false
+		case owner:
+			// The previous holder may have shared its token and released
+			// the lock between our read and our SET NX: look once more.
+			if t, err := s.shared.get(ctx); err == nil && t != nil && s.now().Before(t.refreshAt) && s.install(t, true) {
+				s.shared.unlock(ctx)
+				return t.header, false
+			}
+			return "", true
+		}
+		t, released := s.shared.wait(ctx, usable)
+		if t != nil && s.install(t, true) {
+			return t.header, false
+		}
+		if !released {
+			return "", false // Redis failed, or ctx ended
+		}
+	}
+	s.debug("upstreamauth: other instances' tokens refused at once; fetching")
+	return "", false
 }
 
 // install makes t current. A token read from Redis (fromShared) is

@@ -162,35 +162,38 @@ func (s *sharedStore) unlock(ctx context.Context) {
 	_ = s.rdb.Del(ctx, s.key+":lock").Err()
 }
 
-// wait polls for the token another instance is fetching. It gives up (nil)
-// when the lock is released without a token, on a Redis error, or when ctx
-// ends.
-func (s *sharedStore) wait(ctx context.Context, usable func(*cachedToken) bool) *cachedToken {
+// wait polls for the token another instance is fetching. It gives up
+// (nil) when the lock is released without a usable token (released: true),
+// on a Redis error, or when ctx ends.
+func (s *sharedStore) wait(ctx context.Context, usable func(*cachedToken) bool) (tok *cachedToken, released bool) {
 	t := time.NewTicker(lockPoll)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, false
 		case <-t.C:
 		}
 		tok, err := s.get(ctx)
 		if err != nil {
-			return nil
+			return nil, false
 		}
 		if tok != nil && usable(tok) {
-			return tok
+			return tok, false
 		}
 		lctx, cancel := context.WithTimeout(ctx, s.timeout)
 		n, err := s.rdb.Exists(lctx, s.key+":lock").Result()
 		cancel()
-		if err != nil || n == 0 {
+		if err != nil {
+			return nil, false
+		}
+		if n == 0 {
 			// Released: the token may have been shared just after our
 			// read; look once more before giving up.
 			if tok, err := s.get(ctx); err == nil && tok != nil && usable(tok) {
-				return tok
+				return tok, false
 			}
-			return nil
+			return nil, true
 		}
 	}
 }
