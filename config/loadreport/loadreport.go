@@ -69,6 +69,10 @@ type Run struct {
 	Status   map[string]int `json:"status"`   // "0" counts transport errors
 	Latency  LatencySummary `json:"latency"`
 	RSSMiB   float64        `json:"rss_mib"` // the gateway's, right after the run
+	// TransportErrors counts the transport errors by their text, its
+	// numbers (addresses, ports) masked as "N": what failed, for a run
+	// whose "0" status is not empty.
+	TransportErrors map[string]int `json:"transport_errors,omitempty"`
 }
 
 // LatencySummary is a run's latency distribution, in milliseconds.
@@ -173,6 +177,11 @@ func runTable(w io.Writer, runs []Run) {
 			statuses(r.Status), r.Latency.P50, r.Latency.P99, r.Latency.Max, r.RSSMiB)
 	}
 	fmt.Fprintln(w)
+	for _, r := range runs {
+		for _, e := range slices.Sorted(maps.Keys(r.TransportErrors)) {
+			fmt.Fprintf(w, "- %s, transport error ×%d: `%s`\n", r.Label, r.TransportErrors[e], e)
+		}
+	}
 }
 
 // statuses writes a status histogram as "200 ×n, 503 ×m" ("0" is a

@@ -13,7 +13,8 @@ func TestSettleAndMarkdown(t *testing.T) {
 		t.Fatal("a report without scenarios passed")
 	}
 	rep.Scenarios = []Scenario{{Name: "Nominal", Runs: []Run{{Label: "1 passerelle", Requests: 3, Expected: 3,
-		Status: map[string]int{"200": 3, "0": 1}, Latency: LatencySummary{P99: 1.5}}},
+		Status: map[string]int{"200": 3, "0": 1}, Latency: LatencySummary{P99: 1.5},
+		TransportErrors: map[string]int{"read: connection reset by peer": 1}}},
 		Verdicts: []Verdict{{Name: "every answer 200", Value: "3 of 3", Pass: true}}}}
 	rep.Soak = &Soak{Minutes: 1, Verdicts: []string{"a: PASS", "b: PASS", "one checktoken per token: PASS"}, Pass: true}
 	rep.Settle()
@@ -24,6 +25,7 @@ func TestSettleAndMarkdown(t *testing.T) {
 	rep.Markdown(&md)
 	for _, want := range []string{"# Passerelle load report (SECURITY.md J06), 2026-12-07T00:00:00Z: PASS (short run, not the release method)\n",
 		"TLS 1.3, TLS_AES_128_GCM_SHA256", "| 1 passerelle | 3 | 3 | 0 ×1, 200 ×3 | 0.00 | 1.50 |",
+		"- 1 passerelle, transport error ×1: `read: connection reset by peer`\n",
 		"- every answer 200: 3 of 3: **PASS**", "## Soak, 1 min", "- one checktoken per token: PASS"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,12 @@ func (l *loader) load(t vegeta.Targeter, rate int, d time.Duration, streams ...*
 			r := s.run
 			r.Requests++
 			r.Status[strconv.Itoa(int(res.Code))]++
+			if res.Code == 0 && res.Error != "" {
+				if r.TransportErrors == nil {
+					r.TransportErrors = map[string]int{}
+				}
+				r.TransportErrors[maskNumbers(res.Error)]++
+			}
 			if s.expect(res) {
 				r.Expected++
 			}
@@ -65,6 +72,13 @@ func (l *loader) load(t vegeta.Targeter, rate int, d time.Duration, streams ...*
 		s.run.Latency = summarize(s.latencies)
 	}
 }
+
+// numbers are the digit runs of an error's text: addresses and ports.
+var numbers = regexp.MustCompile(`[0-9]+`)
+
+// maskNumbers masks the numbers of a transport error's text, so that the
+// same failure on two connections counts once.
+func maskNumbers(s string) string { return numbers.ReplaceAllString(s, "N") }
 
 // run1 is a load of one stream: a new Run labelled label.
 func (l *loader) run1(label string, t vegeta.Targeter, expect func(*vegeta.Result) bool, rate int, d time.Duration) loadreport.Run {

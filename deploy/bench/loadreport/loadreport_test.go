@@ -180,3 +180,11 @@ func TestParseSoak(t *testing.T) {
 		t.Errorf("a soak without verdicts passed: %+v", s)
 	}
 }
+
+func TestMaskNumbers(t *testing.T) {
+	a := maskNumbers(`Get "https://localhost:8443/v3/x": read tcp 127.0.0.1:41234->127.0.0.1:8443: read: connection reset by peer`)
+	b := maskNumbers(`Get "https://localhost:8443/v3/x": read tcp 127.0.0.1:50001->127.0.0.1:8443: read: connection reset by peer`)
+	if a != b || strings.ContainsAny(a, "0123456789") {
+		t.Errorf("the same failure on two connections: %q, %q", a, b)
+	}
+}

@@ -33,7 +33,11 @@
 //     configuration is reloaded -reloads times (`<bin> reload --force`): the
 //     load lasts max(-duration, reloads × 500 ms + 4 s), the reloads are
 //     scheduled one every (load − 4 s) / reloads from 1 s after its start,
-//     so the last is due 3 s before its end. Bars: no failed request (every
+//     so the last is due 3 s before its end, with net.ipv4.tcp_migrate_req
+//     at 1 (set for the scenario when it is 0 and the process may: a
+//     connection waiting in the accept queue of a listening socket that a
+//     reload closes is otherwise reset by the kernel; README.md, "Several
+//     instances"; the report says which). Bars: no failed request (every
 //     answer 200, no transport error); every reload done, none failed, the
 //     last finished at least 1 s before the end. Leaks after reloads are
 //     TestI13_ReloadUnderLoad's (goleak) and the soak's (its slopes).

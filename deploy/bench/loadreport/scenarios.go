@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -183,9 +184,11 @@ func (l *loader) reloadStorm() (loadreport.Scenario, error) {
 	c := l.c
 	d := max(c.duration, time.Duration(c.reloads)*minReloadSpacing+stormLead+stormTail)
 	spacing := (d - stormLead - stormTail) / time.Duration(c.reloads)
+	migrate, restore := migrateRequests()
+	defer restore()
 	s := loadreport.Scenario{Name: "Reload storm (SECURITY.md I13)",
 		What: fmt.Sprintf("Passerelle's FranceConnect route with a cached token, %s at %d/s, while the configuration is reloaded %d times "+
-			"(`passerelle reload --force`), one every %s from %s after the start.", d, c.rate, c.reloads, spacing.Round(time.Millisecond), stormLead)}
+			"(`passerelle reload --force`), one every %s from %s after the start; %s.", d, c.rate, c.reloads, spacing.Round(time.Millisecond), stormLead, migrate)}
 	start := time.Now()
 	var done, failed int
 	var last time.Time
@@ -223,6 +226,32 @@ func (l *loader) reloadStorm() (loadreport.Scenario, error) {
 			Pass:  done == c.reloads && failed == 0 && end.Sub(last) >= time.Second},
 	}
 	return s, nil
+}
+
+// migrateRequestsSysctl moves the connections waiting in a closed
+// listening socket's accept queue to another socket of its SO_REUSEPORT
+// group (Linux 5.14+), instead of resetting them.
+const migrateRequestsSysctl = "/proc/sys/net/ipv4/tcp_migrate_req"
+
+// migrateRequests sets net.ipv4.tcp_migrate_req to 1 for the reload storm
+// when it can (root; the setting is the network namespace's), as README.md
+// ("Several instances") and the deploy references have it: at each reload
+// Caddy opens new listening sockets and closes the old ones, and without
+// it the kernel resets a connection still waiting in an old socket's
+// accept queue, before any server reads it. It returns what the report
+// says of the setting, and the function that puts the old value back.
+func migrateRequests() (string, func()) {
+	old, err := os.ReadFile(migrateRequestsSysctl)
+	switch {
+	case err != nil:
+		return "net.ipv4.tcp_migrate_req unavailable (kernel before 5.14): an old listening socket's waiting connections may be reset", func() {}
+	case strings.TrimSpace(string(old)) != "0":
+		return "net.ipv4.tcp_migrate_req=" + strings.TrimSpace(string(old)), func() {}
+	}
+	if err := os.WriteFile(migrateRequestsSysctl, []byte("1"), 0); err != nil {
+		return "net.ipv4.tcp_migrate_req=0, not settable here: an old listening socket's waiting connections may be reset", func() {}
+	}
+	return "net.ipv4.tcp_migrate_req=1, set for this scenario (it was 0)", func() { _ = os.WriteFile(migrateRequestsSysctl, old, 0) }
 }
 
 // get sends one request with token and drains the answer.
