@@ -10,7 +10,8 @@
 # processes $gw_pid, $up_pid and ${wrk_pid:-} stopped) and names it $bin;
 # BENCH_BIN names another binary for the gateway instead, a release's, which
 # leaves the upstream's sandbox stand-ins out (deploy/bench/report.sh). Then
-# it points the upstream's checktoken log at $work (BENCH_CHECKTOKEN_LOG),
+# it points the upstream's checktoken log at $work (BENCH_CHECKTOKEN_LOG), makes
+# the audit trail's seal key there (BENCH_AUDIT_SEAL_KEY),
 # runs bench_prepare when the caller defines it ($work exists by then),
 # starts the upstream then the gateway, and waits until both answer.
 # broke <message> prints it with the end of both logs and exits 1.
@@ -50,6 +51,10 @@ bench_start() {
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT TERM
 	export BENCH_CHECKTOKEN_LOG=${BENCH_CHECKTOKEN_LOG:-$work/checktoken.log}
+	# The audit trail's seal key (deploy/bench/Caddyfile), made for the run:
+	# exported, for the reloads the scripts make too.
+	export BENCH_AUDIT_SEAL_KEY=$work/audit-seal.key
+	(umask 077 && head -c 32 /dev/urandom | base64 >"$BENCH_AUDIT_SEAL_KEY")
 	CGO_ENABLED=0 go build -trimpath -tags nobadger,nomysql,nopgx -o "$up_bin" ./cmd/passerelle
 	if declare -F bench_prepare >/dev/null; then bench_prepare; fi
 	"$up_bin" run --config "$up_conf" >"$work/upstream.log" 2>&1 &
