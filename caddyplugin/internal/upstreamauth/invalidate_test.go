@@ -236,6 +236,33 @@ func TestB11_WaiterCompetesForTheLockAgain(t *testing.T) {
 }
 
 // req: B11, I09
+// req: B11
+// TestB11_UnsharedFetchesDoNotQueue: fetches that share nothing (here
+// tokens too short-lived to share) do not make the instances take turns
+// past their deadline: a waiter competes for the lock again only while
+// half of its time is left, then asks the token endpoint itself. Four
+// instances, a 400 ms token endpoint, 1.4 s each: competing every time
+// would end the fourth's flight at 1.6 s.
+func TestB11_UnsharedFetchesDoNotQueue(t *testing.T) {
+	e := newTokenEndpoint(t)
+	e.delay = 400 * time.Millisecond
+	e.expiresIn.Store(3) // within MinMargin: used by its flight's callers only
+	c := newCluster(t, e)
+	errs := make(chan error, 4)
+	for range 4 {
+		s := newSource(t, e, func(cfg *OAuth2Config) {
+			cfg.Redis, cfg.SealSecret = c.rdb, c.seal
+			cfg.RedisTimeout, cfg.Timeout = time.Second, 1400*time.Millisecond
+		})
+		go func() { errs <- s.Apply(context.Background(), http.Header{}) }()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Errorf("an instance got no token: %v (%d token requests)", err, e.calls.Load())
+		}
+	}
+}
+
 // TestB11_ConcurrentUnauthorizedConverges: two instances, many callers; the
 // provider accepts only the newest token the endpoint issued and the test
 // revokes it a few times. Each caller retries once after a 401, as the

@@ -278,18 +278,22 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 }
 
 // lockRounds bounds how many times an instance waits for another's fetch
-// that ends without a usable token (the token it got was refused at once)
-// before it asks the token endpoint itself.
+// that ends without a usable token before it asks the token endpoint
+// itself.
 const lockRounds = 3
 
 // fromCluster returns the token shared in Redis, installed, waiting for
 // the instance that fetches one when another does: one fetch per expiry
 // for the whole cluster. When it returns "", the caller asks the token
 // endpoint: holding the cluster lock when holdsLock, or without it (Redis
-// failed, or lockRounds other fetches ended without a usable token). A
-// waiter whose holder let the lock go without a usable token (that token
-// was refused at once) competes for the lock again rather than fetching
-// beside the next holder.
+// failed, or other fetches ended without a usable token).
+//
+// A holder can let the lock go without a usable token: the token it got
+// was refused at once and taken back, its fetch failed, or the token was
+// too short-lived to share. A waiter then competes for the lock again
+// rather than fetching beside the next holder, while at least half of its
+// time (the flight's deadline) is left: past that, it fetches at once, so
+// that instances never queue behind fetches that share nothing.
 func (s *oauth2Source) fromCluster(ctx context.Context) (header string, holdsLock bool) {
 	// Wait for a fresh token, not for the refused one.
 	usable := func(t *cachedToken) bool { return s.now().Before(t.refreshAt) && !s.refused(t) }
@@ -324,8 +328,11 @@ func (s *oauth2Source) fromCluster(ctx context.Context) (header string, holdsLoc
 		if !released {
 			return "", false // Redis failed, or ctx ended
 		}
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < s.timeout/2 {
+			break
+		}
 	}
-	s.debug("upstreamauth: other instances' tokens refused at once; fetching")
+	s.debug("upstreamauth: other instances' fetches ended without a usable token; fetching")
 	return "", false
 }
 
