@@ -408,11 +408,11 @@ func TestRedisACL(t *testing.T) {
 		ok("SET NX PX (lock) "+prefix, c.SetNX(ctx, key+":lock", "1", 2*time.Second).Err())
 		ok("EXISTS (lock) "+prefix, c.Exists(ctx, key+":lock").Err())
 		ok("DEL (lock) "+prefix, c.Del(ctx, key+":lock").Err())
-		if prefix == "passerelle:v1:upstream:" {
-			_, _, scripts := redisUse(t)
+		_, _, scripts := redisUse(t)
+		for _, k := range []string{key, key + ":lock"} { // redislock's compare-and-delete, of tokens and locks
 			for _, lua := range scripts { // first EVALSHA (NOSCRIPT) then EVAL, then EVALSHA
 				for range 2 {
-					ok("script (EVALSHA/EVAL)", redis.NewScript(lua).Run(ctx, c, []string{key}, "sealed").Err())
+					ok("script (EVALSHA/EVAL) "+k, redis.NewScript(lua).Run(ctx, c, []string{k}, "sealed").Err())
 				}
 			}
 		}

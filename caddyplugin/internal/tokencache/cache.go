@@ -175,13 +175,13 @@ func (c *Cache) lookup(ctx context.Context, token, key string, fetch func(ctx co
 			c.l2Hits.Add(1)
 			return result{facts: f, src: SourceL2}, nil
 		}
-		f, owner, ok := c.clusterLock(ctx, token, key)
+		f, lock, ok := c.clusterLock(ctx, token, key)
 		if ok {
 			c.l2Hits.Add(1)
 			return result{facts: f, src: SourceL2}, nil
 		}
-		if owner {
-			defer c.unlock(key)
+		if lock != nil {
+			defer c.unlock(lock)
 		}
 	}
 	c.fetches.Add(1)

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/redislock"
 )
 
 // Defaults and bounds.
@@ -249,12 +251,12 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 		return v, nil
 	}
 	if s.shared != nil {
-		v, holdsLock := s.fromCluster(ctx)
+		v, held := s.fromCluster(ctx)
 		if v != "" {
 			return v, nil
 		}
-		if holdsLock {
-			defer s.shared.unlock(ctx)
+		if held != nil {
+			defer s.shared.unlock(ctx, held)
 		}
 	}
 	t, err := s.fetch(ctx)
@@ -285,8 +287,8 @@ const lockRounds = 3
 // fromCluster returns the token shared in Redis, installed, waiting for
 // the instance that fetches one when another does: one fetch per expiry
 // for the whole cluster. When it returns "", the caller asks the token
-// endpoint: holding the cluster lock when holdsLock, or without it (Redis
-// failed, or other fetches ended without a usable token).
+// endpoint: holding the cluster lock when held is not nil, or without it
+// (Redis failed, or other fetches ended without a usable token).
 //
 // A holder can let the lock go without a usable token: the token it got
 // was refused at once and taken back, its fetch failed, or the token was
@@ -294,7 +296,7 @@ const lockRounds = 3
 // rather than fetching beside the next holder, while at least half of its
 // time (the flight's deadline) is left: past that, it fetches at once, so
 // that instances never queue behind fetches that share nothing.
-func (s *oauth2Source) fromCluster(ctx context.Context) (header string, holdsLock bool) {
+func (s *oauth2Source) fromCluster(ctx context.Context) (header string, held *redislock.Lock) {
 	// Wait for a fresh token, not for the refused one.
 	usable := func(t *cachedToken) bool { return s.now().Before(t.refreshAt) && !s.refused(t) }
 	for range lockRounds {
@@ -303,37 +305,37 @@ func (s *oauth2Source) fromCluster(ctx context.Context) (header string, holdsLoc
 		case err != nil:
 			s.debug("upstreamauth: shared token unavailable", zap.Error(err))
 		case t != nil && s.now().Before(t.refreshAt) && s.install(t, true):
-			return t.header, false
+			return t.header, nil
 		}
 		// None, or the token the provider refused, not yet deleted when
 		// we read it.
-		owner, err := s.shared.lock(ctx, s.timeout)
+		lock, err := s.shared.lock(ctx, s.timeout)
 		switch {
 		case err != nil:
 			s.debug("upstreamauth: cluster lock unavailable, fetching", zap.Error(err))
-			return "", false
-		case owner:
+			return "", nil
+		case lock != nil:
 			// The previous holder may have shared its token and released
 			// the lock between our read and our SET NX: look once more.
 			if t, err := s.shared.get(ctx); err == nil && t != nil && s.now().Before(t.refreshAt) && s.install(t, true) {
-				s.shared.unlock(ctx)
-				return t.header, false
+				s.shared.unlock(ctx, lock)
+				return t.header, nil
 			}
-			return "", true
+			return "", lock
 		}
 		t, released := s.shared.wait(ctx, usable)
 		if t != nil && s.install(t, true) {
-			return t.header, false
+			return t.header, nil
 		}
 		if !released {
-			return "", false // Redis failed, or ctx ended
+			return "", nil // Redis failed, or ctx ended
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < s.timeout/2 {
 			break
 		}
 	}
 	s.debug("upstreamauth: other instances' fetches ended without a usable token; fetching")
-	return "", false
+	return "", nil
 }
 
 // install makes t current. A token read from Redis (fromShared) is

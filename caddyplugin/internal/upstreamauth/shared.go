@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/redislock"
 )
 
 // Wire format of a shared token (B11).
@@ -116,9 +118,6 @@ func (s *sharedStore) set(ctx context.Context, t *cachedToken, ttl time.Duration
 	return s.rdb.Set(ctx, s.key, val, ttl).Err()
 }
 
-// deleteIfSame deletes KEYS[1] only if it still holds exactly ARGV[1].
-var deleteIfSame = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
-
 // deleteIf deletes the shared token only if its header is header: it reads
 // the sealed value, opens it, compares, and deletes it with a script that
 // checks the key still holds those very bytes, so that a token another
@@ -139,27 +138,29 @@ func (s *sharedStore) deleteIf(ctx context.Context, header string) (bool, error)
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	n, err := deleteIfSame.Run(dctx, s.rdb, []string{s.key}, val).Int()
-	return n == 1, err
+	return redislock.DeleteIfSame(dctx, s.rdb, s.key, val)
 }
 
 // lockPoll is how often an instance waiting for another's fetch looks for
 // the shared token.
 const lockPoll = 20 * time.Millisecond
 
-// lock takes the cluster-wide fetch lock (SET NX PX ttl), so that one
-// instance of a cluster asks the token endpoint per expiry. An error means
-// Redis is unusable: fetch without the lock.
-func (s *sharedStore) lock(ctx context.Context, ttl time.Duration) (bool, error) {
+// lock takes the cluster-wide fetch lock for ttl, so that one instance
+// of a cluster asks the token endpoint per expiry: nil when another
+// instance holds it. An error means Redis is unusable: fetch without the
+// lock.
+func (s *sharedStore) lock(ctx context.Context, ttl time.Duration) (*redislock.Lock, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	return s.rdb.SetNX(ctx, s.key+":lock", "1", ttl).Result()
+	return redislock.Acquire(ctx, s.rdb, s.key+":lock", ttl)
 }
 
-func (s *sharedStore) unlock(ctx context.Context) {
+// unlock releases l unless its lifetime is over and another instance
+// holds the lock now.
+func (s *sharedStore) unlock(ctx context.Context, l *redislock.Lock) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
-	_ = s.rdb.Del(ctx, s.key+":lock").Err()
+	_ = l.Release(ctx, s.rdb)
 }
 
 // wait polls for the token another instance is fetching. It gives up
@@ -182,12 +183,12 @@ func (s *sharedStore) wait(ctx context.Context, usable func(*cachedToken) bool) 
 			return tok, false
 		}
 		lctx, cancel := context.WithTimeout(ctx, s.timeout)
-		n, err := s.rdb.Exists(lctx, s.key+":lock").Result()
+		held, err := redislock.Held(lctx, s.rdb, s.key+":lock")
 		cancel()
 		if err != nil {
 			return nil, false
 		}
-		if n == 0 {
+		if !held {
 			// Released: the token may have been shared just after our
 			// read; look once more before giving up.
 			if tok, err := s.get(ctx); err == nil && tok != nil && usable(tok) {
