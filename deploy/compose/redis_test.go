@@ -58,7 +58,7 @@ var (
 		"Watch": {"watch", "unwatch"}, "TxPipelined": {"multi", "exec"},
 		"Publish": {"publish"}, "Subscribe": {"subscribe"},
 	}
-	// Scripts (upstreamauth's deleteIfSame, redis_rate's GCRA) run with
+	// Scripts (redislock's deleteIfSame, redis_rate's GCRA) run with
 	// EVALSHA, then EVAL on NOSCRIPT; inside, redis_rate calls TIME, GET
 	// and SET, deleteIfSame GET and DEL.
 	scriptCommands = []string{"eval", "evalsha", "time", "get", "set", "del"}
@@ -405,17 +405,23 @@ func TestRedisACL(t *testing.T) {
 		key := prefix + randomHex(32)
 		ok("SET PX "+prefix, c.Set(ctx, key, "sealed", 1500*time.Millisecond).Err())
 		ok("GET "+prefix, c.Get(ctx, key).Err())
-		ok("SET NX PX (lock) "+prefix, c.SetNX(ctx, key+":lock", "1", 2*time.Second).Err())
+		ok("SET NX PX (lock) "+prefix, c.SetNX(ctx, key+":lock", "held", 2*time.Second).Err())
 		ok("EXISTS (lock) "+prefix, c.Exists(ctx, key+":lock").Err())
-		ok("DEL (lock) "+prefix, c.Del(ctx, key+":lock").Err())
+		// redislock's compare-and-delete, of locks (their holder's value)
+		// and tokens (upstreamauth's sealed value), while both are there;
+		// first EVALSHA (NOSCRIPT) then EVAL, then EVALSHA.
 		_, _, scripts := redisUse(t)
-		for _, k := range []string{key, key + ":lock"} { // redislock's compare-and-delete, of tokens and locks
-			for _, lua := range scripts { // first EVALSHA (NOSCRIPT) then EVAL, then EVALSHA
+		for k, v := range map[string]string{key + ":lock": "held", key: "sealed"} {
+			for _, lua := range scripts {
 				for range 2 {
-					ok("script (EVALSHA/EVAL) "+k, redis.NewScript(lua).Run(ctx, c, []string{k}, "sealed").Err())
+					ok("script (EVALSHA/EVAL) "+k, redis.NewScript(lua).Run(ctx, c, []string{k}, v).Err())
 				}
 			}
+			if n, err := c.Exists(ctx, k).Result(); err != nil || n != 0 {
+				t.Errorf("%s: the compare-and-delete left the key (%d, %v)", k, n, err)
+			}
 		}
+		ok("DEL (lock) "+prefix, c.Del(ctx, key+":lock").Err())
 	}
 	lim := redis_rate.NewLimiter(c) // ratelimit: "rate:passerelle:v1:rl:…"
 	for range 2 {

@@ -62,7 +62,7 @@ var deleteIfSame = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] the
 
 // DeleteIfSame deletes key only if it holds exactly value, atomically; it
 // reports whether it deleted.
-func DeleteIfSame(ctx context.Context, rdb Client, key string, value any) (bool, error) {
+func DeleteIfSame(ctx context.Context, rdb Client, key, value string) (bool, error) {
 	n, err := deleteIfSame.Run(ctx, rdb, []string{key}, value).Int()
 	return n == 1, err
 }

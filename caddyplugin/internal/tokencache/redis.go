@@ -43,8 +43,9 @@ type RedisOptions struct {
 // bound socket I/O (ContextTimeoutEnabled), there is at most one retry, the
 // pool is bounded, and the client sends no identity or maintenance
 // notification commands, so an ACL user limited to the commands used
-// (GET, SET, DEL, plus the connection handshake) suffices (B10). It makes no
-// network call.
+// (GET, SET, EXISTS, and EVALSHA and EVAL for the cluster lock's release,
+// which runs GET and DEL; plus the connection handshake) suffices (B10). It
+// makes no network call.
 func NewRedisClient(opts RedisOptions) redis.UniversalClient {
 	pool := opts.PoolSize
 	if pool <= 0 {

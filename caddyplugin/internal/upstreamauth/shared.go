@@ -138,7 +138,7 @@ func (s *sharedStore) deleteIf(ctx context.Context, header string) (bool, error)
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	return redislock.DeleteIfSame(dctx, s.rdb, s.key, val)
+	return redislock.DeleteIfSame(dctx, s.rdb, s.key, string(val))
 }
 
 // lockPoll is how often an instance waiting for another's fetch looks for
