@@ -69,9 +69,9 @@ type Run struct {
 	Status   map[string]int `json:"status"`   // "0" counts transport errors
 	Latency  LatencySummary `json:"latency"`
 	RSSMiB   float64        `json:"rss_mib"` // the gateway's, right after the run
-	// TransportErrors counts the transport errors by their text, its
-	// numbers (addresses, ports) masked as "N": what failed, for a run
-	// whose "0" status is not empty.
+	// TransportErrors counts the transport errors by their text, without
+	// the query strings it quotes and with its numbers (addresses, ports)
+	// masked as "N": what failed, for a run whose "0" status is not empty.
 	TransportErrors map[string]int `json:"transport_errors,omitempty"`
 }
 

@@ -14,9 +14,9 @@ import (
 // Redis lock, SET NX PX on the token's key + ":lock", collapses them across
 // processes (package redislock: released only by its holder, with a
 // compare-and-delete). The holder fetches, fills L2 and releases the lock;
-// the others poll L2 until the entry appears. If the holder fails (errors are never
-// cached) or the lock cannot be taken (Redis down), each instance fetches
-// for itself: the lock saves calls, it never decides anything.
+// the others poll L2 until the entry appears. If the holder fails (errors
+// are never cached) or the lock cannot be taken (Redis down), each instance
+// fetches for itself: the lock saves calls, it never decides anything.
 
 // lockPoll is how often a waiting instance looks for the holder's entry.
 const lockPoll = 10 * time.Millisecond

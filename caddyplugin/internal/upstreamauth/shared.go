@@ -166,7 +166,7 @@ func (s *sharedStore) unlock(ctx context.Context, l *redislock.Lock) {
 // wait polls for the token another instance is fetching. It gives up
 // (nil) when the lock is released without a usable token (released: true),
 // on a Redis error, or when ctx ends.
-func (s *sharedStore) wait(ctx context.Context, usable func(*cachedToken) bool) (tok *cachedToken, released bool) {
+func (s *sharedStore) wait(ctx context.Context, usable func(*cachedToken) bool) (token *cachedToken, released bool) {
 	t := time.NewTicker(lockPoll)
 	defer t.Stop()
 	for {

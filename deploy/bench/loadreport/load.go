@@ -59,7 +59,7 @@ func (l *loader) load(t vegeta.Targeter, rate int, d time.Duration, streams ...*
 				if r.TransportErrors == nil {
 					r.TransportErrors = map[string]int{}
 				}
-				r.TransportErrors[maskNumbers(res.Error)]++
+				r.TransportErrors[errorKind(res.Error)]++
 			}
 			if s.expect(res) {
 				r.Expected++
@@ -73,12 +73,20 @@ func (l *loader) load(t vegeta.Targeter, rate int, d time.Duration, streams ...*
 	}
 }
 
-// numbers are the digit runs of an error's text: addresses and ports.
-var numbers = regexp.MustCompile(`[0-9]+`)
+var (
+	// queries are the query strings of the URLs an error quotes: never in
+	// a report, whatever they hold.
+	queries = regexp.MustCompile(`\?[^"\s]*`)
+	// numbers are the digit runs of an error's text: addresses and ports.
+	numbers = regexp.MustCompile(`[0-9]+`)
+)
 
-// maskNumbers masks the numbers of a transport error's text, so that the
-// same failure on two connections counts once.
-func maskNumbers(s string) string { return numbers.ReplaceAllString(s, "N") }
+// errorKind is a transport error's text without the query strings it
+// quotes and with its numbers masked, so that the same failure on two
+// connections counts once.
+func errorKind(s string) string {
+	return numbers.ReplaceAllString(queries.ReplaceAllString(s, "?…"), "N")
+}
 
 // run1 is a load of one stream: a new Run labelled label.
 func (l *loader) run1(label string, t vegeta.Targeter, expect func(*vegeta.Result) bool, rate int, d time.Duration) loadreport.Run {
