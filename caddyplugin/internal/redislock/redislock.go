@@ -38,8 +38,16 @@ func Acquire(ctx context.Context, rdb Client, key string, ttl time.Duration) (*L
 	_, _ = rand.Read(b[:])
 	l := &Lock{key: key, value: hex.EncodeToString(b[:])}
 	ok, err := rdb.SetNX(ctx, key, l.value, ttl).Result()
-	if err != nil || !ok {
+	if err != nil {
 		return nil, err
+	}
+	if !ok {
+		// A SET NX the client retried (its first reply lost to a read
+		// timeout) finds the lock its first try took: ours all the same,
+		// rather than waiting on ourselves until it expires.
+		if v, err := rdb.Get(ctx, key).Result(); err != nil || v != l.value {
+			return nil, nil
+		}
 	}
 	return l, nil
 }

@@ -75,3 +75,34 @@ func TestDeleteIfSame(t *testing.T) {
 		t.Fatalf("a missing key reported deleted: %v, %v", ok, err)
 	}
 }
+
+// retriedSetNX is a client whose SET NX reply is lost once: the command
+// ran, and the client's retry finds the key set.
+type retriedSetNX struct{ *redis.Client }
+
+func (r retriedSetNX) SetNX(ctx context.Context, key string, value any, ttl time.Duration) *redis.BoolCmd {
+	r.Client.SetNX(ctx, key, value, ttl)
+	return r.Client.SetNX(ctx, key, value, ttl)
+}
+
+// TestRetriedAcquireIsOurs: a SET NX retried after a lost reply finds the
+// lock its first try took; Acquire still holds it (else the instance would
+// wait on its own lock until it expires), and another's lock stays
+// another's.
+func TestRetriedAcquireIsOurs(t *testing.T) {
+	rdb, key := newClient(t)
+	ctx := context.Background()
+	l, err := Acquire(ctx, retriedSetNX{rdb}, key, time.Minute)
+	if err != nil || l == nil {
+		t.Fatalf("a retried SET NX lost the lock it took: %v, %v", l, err)
+	}
+	if other, err := Acquire(ctx, retriedSetNX{rdb}, key, time.Minute); err != nil || other != nil {
+		t.Fatalf("another instance's retried SET NX took a held lock: %v, %v", other, err)
+	}
+	if err := l.Release(ctx, rdb); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := Held(ctx, rdb, key); err != nil || held {
+		t.Fatalf("the lock stayed after its release (held %v, %v)", held, err)
+	}
+}
