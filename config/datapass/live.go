@@ -61,6 +61,21 @@ func (l *Live) setReady() {
 	l.snap.Store(&c)
 }
 
+// setUnready marks the records unknown again (a lost subscription): every
+// bound habilitation is refused until the next full read (setReady).
+func (l *Live) setUnready() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur := l.load()
+	if !cur.ready {
+		return
+	}
+	c := *cur
+	c.version++
+	c.ready = false
+	l.snap.Store(&c)
+}
+
 // Record returns the record of a request.
 func (l *Live) Record(requestID string) (Record, bool) {
 	r, ok := l.load().records[requestID]

@@ -34,14 +34,16 @@ const (
 	// follows every (re)subscription: a safety net for messages lost on a
 	// connection that died silently.
 	ReloadEvery = 30 * time.Second
-	// pingEvery is how long a silent subscription waits before it checks
-	// its connection.
-	pingEvery = 15 * time.Second
 	// retryAfter is the pause after a failed receive or reload.
 	retryAfter = time.Second
 	// maxWatchRetries bounds the optimistic transaction's retries.
 	maxWatchRetries = 16
 )
+
+// pingEvery is how long a silent subscription waits before it checks its
+// connection; a ping left unanswered for as long means the subscription is
+// lost. A variable for the tests.
+var pingEvery = 15 * time.Second
 
 // ErrCorrupt: a record in Redis is not one this version reads. The
 // delivery fails (DataPass delivers again) rather than trusting nothing.
@@ -52,8 +54,10 @@ var ErrCorrupt = errors.New("datapass: a record in Redis is not readable")
 // transaction; every instance subscribed applies it on receipt, and reloads
 // every record after each (re)subscription and every ReloadEvery, since
 // publish/subscribe loses the messages sent while a connection is down.
-// Until the first full read succeeds, Live is not ready (every bound
-// habilitation refused).
+// Until the first full read succeeds, and from a lost subscription (an
+// error, or a ping left unanswered) to the next full read, Live is not
+// ready: every bound habilitation is refused (SECURITY.md C13), since a
+// revocation another instance applied meanwhile would not reach this one.
 type Redis struct {
 	rdb  redis.UniversalClient
 	live Live
@@ -310,29 +314,54 @@ func (s *Redis) writeBack(ctx context.Context, rec Record) error {
 
 // Run follows the changes of every instance until ctx is done: it
 // subscribes to Channel, applies each record announced, and reloads every
-// record after each (re)subscription and every ReloadEvery.
+// record after each (re)subscription and every ReloadEvery. A lost
+// subscription makes Live not ready until the reload that follows the
+// next subscription (or a periodic one) succeeds.
 func (s *Redis) Run(ctx context.Context) {
-	ps := s.rdb.Subscribe(ctx, Channel)
-	go func() {
-		<-ctx.Done()
-		_ = ps.Close()
-	}()
 	go s.reloadLoop(ctx)
 	for ctx.Err() == nil {
+		err := s.follow(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.live.setUnready()
+		s.log("datapass: subscription lost, refusing the habilitations bound to DataPass until Redis is read again", err)
+		sleep(ctx, retryAfter)
+	}
+}
+
+// follow subscribes to Channel on a connection of its own and applies what
+// it announces, until the subscription is lost: an error, or a ping left
+// unanswered for pingEvery (a connection that died silently).
+func (s *Redis) follow(ctx context.Context) error {
+	ps := s.rdb.Subscribe(ctx, Channel)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		_ = ps.Close()
+	}()
+	pinged := false // a ping awaits its pong
+	for {
 		msg, err := ps.ReceiveTimeout(ctx, pingEvery)
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				_ = ps.Ping(ctx) // a dead connection fails here, and reconnects on the next receive
-				continue
+			switch {
+			case !errors.As(err, &ne) || !ne.Timeout():
+				return err
+			case pinged:
+				return errors.New("datapass: no answer to a ping on the subscription")
 			}
-			s.log("datapass: subscription interrupted, reconnecting", err)
-			sleep(ctx, retryAfter)
+			pinged = true
+			if err := ps.Ping(ctx); err != nil {
+				return err
+			}
 			continue
 		}
+		pinged = false // any message, a pong included, shows the connection alive
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {

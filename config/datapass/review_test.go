@@ -7,7 +7,9 @@ package datapass
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,6 +72,127 @@ func TestRedisLossKeepsRevocation(t *testing.T) {
 	c := newStore()
 	if h := servedBy(t, pa.Bindings, c.Live(), "mairie-qf"); !h.Revoked {
 		t.Fatal("a new instance serves the revoked habilitation")
+	}
+}
+
+// req: C13
+// TestLostSubscriptionRefuses: an instance whose subscription is lost
+// (Redis gone, or a partition) would miss the revocations other instances
+// apply: it refuses the habilitations bound to DataPass until it has read
+// Redis again, and serves them once it has. Unbound ones stay served.
+func TestLostSubscriptionRefuses(t *testing.T) {
+	mr, newStore := redisStores(t)
+	s := newStore()
+	p := processorOn(t, s)
+	if o := deliver(p, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial"))); o.Result != ResultApplied {
+		t.Fatal(o)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { s.Run(ctx); close(stopped) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	served := func() bool { return !servedBy(t, p.Bindings, s.Live(), "mairie-qf").Revoked }
+	waitUntil(t, "not served while subscribed", served)
+
+	mr.Close() // the subscription's connection fails
+	waitUntil(t, "served after the subscription was lost", func() bool { return !served() && !s.Live().LiveReady() })
+	if h := servedBy(t, p.Bindings, s.Live(), "other"); h.Revoked {
+		t.Fatal("an unbound habilitation refused")
+	}
+	if err := mr.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "still refused after Redis was read again", served)
+}
+
+// req: C13
+// TestSilentPartitionRefuses: the subscription's connection stops carrying
+// anything without being closed (a partition): the ping left unanswered
+// makes the instance refuse the bound habilitations until Redis answers
+// again and has been read.
+func TestSilentPartitionRefuses(t *testing.T) {
+	mr := miniredis.RunT(t)
+	px := newFreezer(t, mr.Addr())
+	rdb := redis.NewClient(&redis.Options{Addr: px.addr, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	s := NewRedis(rdb)
+	p := processorOn(t, s)
+	if o := deliver(p, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial"))); o.Result != ResultApplied {
+		t.Fatal(o)
+	}
+	old := pingEvery
+	pingEvery = 100 * time.Millisecond
+	t.Cleanup(func() { pingEvery = old })
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { s.Run(ctx); close(stopped) }()
+	t.Cleanup(func() { px.frozen.Store(false); cancel(); <-stopped })
+	served := func() bool { return !servedBy(t, p.Bindings, s.Live(), "mairie-qf").Revoked }
+	waitUntil(t, "not served while subscribed", served)
+
+	px.frozen.Store(true)
+	waitUntil(t, "served through a silent partition", func() bool { return !served() })
+	px.frozen.Store(false)
+	waitUntil(t, "still refused after Redis answered again", served)
+}
+
+// freezer is a TCP proxy to Redis that can stop carrying bytes without
+// closing anything, as a partition does.
+type freezer struct {
+	addr   string
+	frozen atomic.Bool
+}
+
+func newFreezer(t *testing.T, target string) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	f := &freezer{addr: ln.Addr().String()}
+	pipe := func(dst, src net.Conn) {
+		defer dst.Close()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			for f.frozen.Load() {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if n > 0 {
+				if _, err := dst.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go pipe(up, c)
+			go pipe(c, up)
+		}
+	}()
+	return f
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
 	}
 }
 
