@@ -186,6 +186,12 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 	if env == "" && a.production() {
 		env = "production"
 	}
+	if a.production() && a.core.redis == nil && c.API == nil {
+		// Held in process only, a revocation would be forgotten at the
+		// next start, and an old approve delivered again would then apply
+		// (SECURITY.md C12, C13).
+		return errors.New("passerelle: datapass: production mode needs redis or an api block (to read the records again at start): without either, a restart forgets DataPass's revocations")
+	}
 	for _, s := range c.SIRETs {
 		if !habilitation.ValidSIRET(s) {
 			return errors.New("passerelle: datapass sirets: not a valid SIRET")

@@ -148,10 +148,13 @@ func TestIssue8_SandboxRegistryRefusedInProduction(t *testing.T) {
 	tester.InitServer(productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", ""), "caddyfile")
 }
 
-// TestH02_ProductionRulesRefused: plain-HTTP FranceConnect URLs and loose
-// bounds are load errors in production.
+// req: C13
+// TestH02_ProductionRulesRefused: plain-HTTP FranceConnect URLs, loose
+// bounds and DataPass records held in process only are load errors in
+// production.
 func TestH02_ProductionRulesRefused(t *testing.T) {
 	setEnv(t)
+	setDataPassEnv(t)
 	cfg := productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", "")
 	for name, c := range map[string]struct{ from, to, want string }{
 		"http issuer":    {"issuer https://fc.example/api/v2", "issuer http://fc.example/api/v2", "issuer: must use https"},
@@ -160,6 +163,10 @@ func TestH02_ProductionRulesRefused(t *testing.T) {
 		"cache cap":      {"habilitations ", "cache {\n\t\t\tttl_cap 90s\n\t\t}\n\t\thabilitations ", "ttl cap must be in (0, 1m0s]"},
 		"redis no tls":   {"habilitations ", "cache {\n\t\t\tsecret {env.PASSERELLE_TEST_CACHE_SECRET}\n\t\t\tredis {\n\t\t\t\taddrs 127.0.0.1:1\n\t\t\t}\n\t\t}\n\t\thabilitations ", "tls is required in production"},
 		"no decrypt key": {"decryption_key", "#", "decryption_key: required in production mode"},
+		// Held in process only, a revocation is forgotten at the next
+		// start, and an old approve delivered again applies.
+		"datapass in memory": {"habilitations ", "datapass {\n\t\t\tsecret {env.PASSERELLE_TEST_DATAPASS_SECRET}\n\t\t}\n\t\thabilitations ",
+			"production mode needs redis or an api block"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			bad := strings.Replace(cfg, c.from, c.to, 1)
