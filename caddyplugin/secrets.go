@@ -8,10 +8,6 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/secretref"
 )
 
-// isReference reports whether v is exactly one runtime reference, {env.NAME}
-// or {file.path}, and nothing else (the rule passerelle audit applies too).
-func isReference(v string) bool { return secretref.IsReference(v) }
-
 // resolveSecret resolves a secret field at Provision (SECURITY.md H01). Only
 // {env.NAME} and {file.path} references are accepted in production: a literal
 // would sit in the JSON config that the admin API serves. Sandbox mode accepts
@@ -21,7 +17,7 @@ func (a *App) resolveSecret(field, v string) (string, error) {
 	if v == "" {
 		return "", nil
 	}
-	if !isReference(v) {
+	if !secretref.IsReference(v) {
 		if a.production() {
 			return "", fmt.Errorf("%s: a literal secret is refused in production mode; use {env.NAME} or {file.path}", field)
 		}

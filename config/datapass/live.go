@@ -47,32 +47,19 @@ func (l *Live) LiveSnapshot() (uint64, map[string]habilitation.Live, bool) {
 // store.
 func (l *Live) LiveReady() bool { return l.load().ready }
 
-// setReady marks the records known.
-func (l *Live) setReady() {
+// setReady marks the records known (after a full read), or unknown again
+// (a lost subscription: every bound habilitation is refused until the next
+// full read).
+func (l *Live) setReady(ready bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	cur := l.load()
-	if cur.ready {
+	if cur.ready == ready {
 		return
 	}
 	c := *cur
 	c.version++
-	c.ready = true
-	l.snap.Store(&c)
-}
-
-// setUnready marks the records unknown again (a lost subscription): every
-// bound habilitation is refused until the next full read (setReady).
-func (l *Live) setUnready() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	cur := l.load()
-	if !cur.ready {
-		return
-	}
-	c := *cur
-	c.version++
-	c.ready = false
+	c.ready = ready
 	l.snap.Store(&c)
 }
 

@@ -291,7 +291,7 @@ func (s *Redis) Reload(ctx context.Context) error {
 		// apply, and readiness waits for a readable state.
 		return fmt.Errorf("%w (%d of %d)", ErrCorrupt, bad, len(all))
 	}
-	s.live.setReady()
+	s.live.setReady(true)
 	if s.Reloaded != nil {
 		s.Reloaded()
 	}
@@ -324,7 +324,7 @@ func (s *Redis) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.live.setUnready()
+		s.live.setReady(false)
 		s.log("datapass: subscription lost, refusing the habilitations bound to DataPass until Redis is read again", err)
 		sleep(ctx, retryAfter)
 	}

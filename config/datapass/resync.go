@@ -226,7 +226,7 @@ func (r *Resync) Once(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("datapass: resync: %d of %d organisations read: %w", len(read), len(sirets), errors.Join(errs...))
 	}
 	r.last.Store(start.UnixNano())
-	r.Store.Live().setReady() // a Memory store waiting for its first resync
+	r.Store.Live().setReady(true) // a Memory store waiting for its first resync
 	return rep, nil
 }
 

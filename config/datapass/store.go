@@ -45,7 +45,7 @@ const maxSeen = 100_000
 // resync, the file governs until a webhook arrives.
 func NewMemory() *Memory {
 	m := NewMemoryUntilResync()
-	m.live.setReady()
+	m.live.setReady(true)
 	return m
 }
 
