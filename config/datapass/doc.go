@@ -28,7 +28,10 @@
 //  5. Storage and propagation ([Store]): [Memory] on one instance; [Redis]
 //     writes the record in one transaction with its publication, and every
 //     instance applies it on receipt, reloading the whole state after each
-//     (re)subscription since publish/subscribe loses messages.
+//     (re)subscription since publish/subscribe loses messages. Two
+//     different copies of one record at the same time and revision (two
+//     instances that each changed it while cut off from each other) are
+//     merged the same way, the more restrictive winning, and written back.
 //
 // The records overlay the habilitations file through
 // habilitation.Overlaid: the file keeps the bindings (datapass_id) and

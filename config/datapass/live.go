@@ -84,22 +84,55 @@ func later(a, b Record) bool {
 	return a.Rev > b.Rev
 }
 
-// put keeps each record that is later than the copy held; it reports
+// newest returns the copy of a request's record to keep of a and b: the
+// later one. Two different copies tied on FiredAt and Rev (two instances
+// that each changed the record while cut off from each other) give their
+// merge, the more restrictive of the two, as in Merge on equal times: active
+// only if both are, for the same organisation, with the scopes both hold and
+// a grant only if both grant. The merge is one revision later than both, so
+// that it wins over each copy wherever it goes (Redis, the other
+// instances), and the same whichever instance makes it.
+func newest(a, b Record) Record {
+	switch {
+	case later(a, b):
+		return a
+	case later(b, a), a.same(b):
+		return b
+	}
+	m := a
+	m.Event = min(a.Event, b.Event)
+	m.SIRET = min(a.SIRET, b.SIRET)
+	m.Grant = a.Grant && b.Grant
+	m.Scopes = slices.DeleteFunc(slices.Clone(a.Scopes), func(s string) bool { return !slices.Contains(b.Scopes, s) })
+	slices.Sort(m.Scopes)
+	if m.Scopes == nil {
+		m.Scopes = []string{}
+	}
+	m.Active = a.Active && b.Active && a.SIRET == b.SIRET && len(m.Scopes) > 0
+	m.Rev = a.Rev + 1
+	return m
+}
+
+// put keeps, of each record and the copy held, the newest; it reports
 // whether anything changed.
 func (l *Live) put(recs ...Record) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	cur := l.load()
+	records := cur.records
 	var next map[string]Record
 	for _, r := range recs {
-		if old, ok := cur.records[r.RequestID]; ok && !later(r, old) {
-			continue
+		if old, ok := records[r.RequestID]; ok {
+			if r = newest(r, old); r.same(old) && r.Rev == old.Rev {
+				continue
+			}
 		}
 		if next == nil {
 			next = maps.Clone(cur.records)
 			if next == nil {
 				next = map[string]Record{}
 			}
+			records = next
 		}
 		next[r.RequestID] = r
 	}

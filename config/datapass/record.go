@@ -35,8 +35,9 @@ type Record struct {
 	// Grant: Scopes were granted (approve, resync) and replace the file's;
 	// otherwise they cap the file's (see habilitation.Live).
 	Grant bool `json:"grant"`
-	// Rev counts the record's changes; of two copies, the higher is the
-	// later (reloads never bring an older copy back).
+	// Rev counts the record's changes; of two copies at the same FiredAt,
+	// the higher is the later (reloads never bring an older copy back), and
+	// two different copies with the same Rev are merged (see newest).
 	Rev uint64 `json:"rev"`
 }
 

@@ -100,9 +100,10 @@ func (s *Redis) Adopt(prev *Redis) {
 	s.pendingMu.Lock()
 	defer s.pendingMu.Unlock()
 	for _, r := range recs {
-		if cur, ok := s.pending[r.RequestID]; !ok || later(r, cur) {
-			s.setPendingLocked(r)
+		if cur, ok := s.pending[r.RequestID]; ok {
+			r = newest(r, cur)
 		}
+		s.setPendingLocked(r)
 	}
 }
 
@@ -148,7 +149,10 @@ func (s *Redis) Apply(ctx context.Context, next Record) (Record, bool, error) {
 			return err
 		}
 		cur := remote
-		if l, ok := s.live.Record(next.RequestID); ok && (cur == nil || later(l, *cur)) {
+		if l, ok := s.live.Record(next.RequestID); ok {
+			if cur != nil {
+				l = newest(l, *cur)
+			}
 			cur = &l
 		}
 		if corrupt && cur == nil && Widens(next.Event) {
@@ -277,12 +281,15 @@ func (s *Redis) Reload(ctx context.Context) error {
 	// Records this instance holds later than Redis's copy (a Redis
 	// restarted without persistence, a failover to a replica that had not
 	// caught up, a change applied here while Redis was down) are written
-	// back.
+	// back, and so is the merge put made of a copy tied with Redis's
+	// (newest), later than both.
 	for _, r := range s.live.Records() {
 		if remote, ok := decoded[r.RequestID]; !ok || later(r, remote) {
-			if err := s.writeBack(ctx, r); err != nil {
+			var err error
+			if r, err = s.writeBack(ctx, r); err != nil {
 				return fmt.Errorf("datapass: writing back a record: %w", err)
 			}
+			s.live.put(r)
 		}
 		s.written(r.RequestID, r) // Redis holds r or a later record
 	}
@@ -298,18 +305,25 @@ func (s *Redis) Reload(ctx context.Context) error {
 	return nil
 }
 
-// writeBack writes rec unless Redis holds the same or a later copy.
-func (s *Redis) writeBack(ctx context.Context, rec Record) error {
-	return s.transact(ctx, func(tx *redis.Tx) error {
+// writeBack writes rec, or its merge with a copy tied with it that Redis
+// holds now, unless Redis holds rec or a later copy; it returns the newest
+// of rec and Redis's copy.
+func (s *Redis) writeBack(ctx context.Context, rec Record) (Record, error) {
+	var newer Record
+	err := s.transact(ctx, func(tx *redis.Tx) error {
 		remote, err := readRecord(ctx, tx, rec.RequestID)
 		if err != nil && !errors.Is(err, ErrCorrupt) {
 			return err
 		}
-		if remote != nil && !later(rec, *remote) {
-			return nil
+		newer = rec
+		if remote != nil {
+			if newer = newest(rec, *remote); !later(newer, *remote) {
+				return nil
+			}
 		}
-		return s.write(ctx, tx, rec)
+		return s.write(ctx, tx, newer)
 	})
+	return newer, err
 }
 
 // Run follows the changes of every instance until ctx is done: it

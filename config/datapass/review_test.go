@@ -411,3 +411,97 @@ func TestAdoptTakesOnlyLocalNarrowings(t *testing.T) {
 		t.Fatal("a narrowing already written back was adopted")
 	}
 }
+
+// req: C13
+// TestTiedCopiesMergeRestrictive: two instances change one request's record
+// while cut off from each other, with events of the same second: a revoke
+// applied on one alone (Redis down), a narrowing written to Redis by the
+// other. Both copies carry the same fired_at and revision. Once Redis is
+// back, the revoke is not dropped by either: the reload merges the two
+// copies, the more restrictive winning, writes the merge back, and every
+// instance converges on it without DataPass delivering the revoke again.
+func TestTiedCopiesMergeRestrictive(t *testing.T) {
+	mr, newStore := redisStores(t)
+	a, b := newStore(), newStore()
+	pa, pb := processorOn(t, a), processorOn(t, b)
+	ctx := context.Background()
+	deliver(pa, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial", "cnaf_allocataires")))
+	if err := b.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addr := mr.Addr()
+	mr.Close()
+	if o := deliver(pa, payload(t, "revoke", 2000, siretServed, authz(1, "revoked", "cnaf_quotient_familial"))); o.Status != 503 {
+		t.Fatalf("revoke with Redis down: %+v", o)
+	}
+	if err := mr.StartAddr(addr); err != nil {
+		t.Fatal(err)
+	}
+	if o := deliver(pb, payload(t, "update", 2000, siretServed, authz(1, "active", "cnaf_quotient_familial"))); o.Result != ResultApplied {
+		t.Fatalf("update on the other instance: %+v", o)
+	}
+	ra, _ := a.Live().Record("48213")
+	rb, _ := b.Live().Record("48213")
+	if ra.FiredAt != rb.FiredAt || ra.Rev != rb.Rev || ra.Active == rb.Active {
+		t.Fatalf("not the tie this test needs: %+v and %+v", ra, rb)
+	}
+
+	for _, s := range []*Redis{a, b} {
+		if err := s.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var r Record
+	if err := json.Unmarshal([]byte(mr.HGet(RecordsKey, "48213")), &r); err != nil || r.Active || r.Rev != ra.Rev+1 {
+		t.Fatalf("Redis after the reloads: %+v %v", r, err)
+	}
+	for name, s := range map[string]*Redis{"a": a, "b": b} {
+		if got, _ := s.Live().Record("48213"); got.Active || got.Rev != r.Rev {
+			t.Errorf("instance %s keeps %+v, Redis %+v", name, got, r)
+		}
+	}
+	if !servedBy(t, pb.Bindings, b.Live(), "mairie-qf").Revoked {
+		t.Fatal("the instance that did not take the revoke serves the habilitation")
+	}
+	if c := newStore(); !servedBy(t, pa.Bindings, c.Live(), "mairie-qf").Revoked {
+		t.Fatal("a new instance serves the habilitation")
+	}
+	if len(a.pending) != 0 {
+		t.Fatalf("pending after the write-back: %v", a.pending)
+	}
+}
+
+// TestNewestTied: the merge of two tied copies is the more restrictive of
+// the two, later than both, and the same in either order; copies that are
+// not tied, or the same, keep the later one.
+func TestNewestTied(t *testing.T) {
+	base := Record{RequestID: "48213", FiredAt: 2e12, Event: "update", SIRET: siretServed, Active: true, Grant: true,
+		Scopes: []string{"cnaf_allocataires", "cnaf_quotient_familial"}, Rev: 3}
+	narrow := base
+	narrow.Event, narrow.Grant, narrow.Scopes = "approve", false, []string{"cnaf_quotient_familial", "dgfip_rfr"}
+	m := newest(base, narrow)
+	if !m.Active || m.Grant || !slices.Equal(m.Scopes, []string{"cnaf_quotient_familial"}) || m.Rev != 4 || m.Event != "approve" {
+		t.Fatalf("merge: %+v", m)
+	}
+	if n := newest(narrow, base); !n.same(m) || n.Rev != m.Rev {
+		t.Fatalf("not the same merge in the other order: %+v and %+v", m, n)
+	}
+	moved := base
+	moved.SIRET = siretOther
+	if m := newest(base, moved); m.Active {
+		t.Fatalf("copies of two organisations merged active: %+v", m)
+	}
+	disjoint := base
+	disjoint.Scopes = []string{"dgfip_rfr"}
+	if m := newest(base, disjoint); m.Active || len(m.Scopes) != 0 {
+		t.Fatalf("no scope in common, merged active: %+v", m)
+	}
+	next := narrow
+	next.Rev = 4
+	if got := newest(base, next); got.Rev != 4 || !got.same(next) {
+		t.Fatalf("a later revision is not kept as it is: %+v", got)
+	}
+	if got := newest(base, base); got.Rev != base.Rev {
+		t.Fatalf("the same copy twice changed: %+v", got)
+	}
+}
