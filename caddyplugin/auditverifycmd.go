@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
@@ -20,18 +21,22 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "audit-verify",
-		Usage: "--key <key_id>=<key file> [--key …] [--partial] [--format text|json] <file>…",
+		Usage: "--key <key_id>=<key file> [--key …] [--format text|json] <file>…",
 		Short: "Verifies the seals of an audit trail",
 		Long: `Verifies a trail sealed by the passerelle_sealed log encoder (SECURITY.md
 G09): every record's seal under the key of its key id, and, for each
 process that wrote it (a stream: its seal_boot), that no sequence number
 is missing between the first and the last record held, nor seen twice.
-Every stream but the first starts at 1 (a process started within the
-trail); --partial lets every stream seen before the first that starts at 1
-start later (a window of several instances' trails merged). Give the
-files oldest first; rolled files compressed by Caddy (.gz) are read as
-they are. A key file holds the key as the gateway reads {file.path} (one
-trailing line end removed).
+A stream whose process started after the trail's first record (seal_boot
+holds the start, seal_at each record's time, both sealed) must start at
+1, so that records removed around a restart are missing whatever the
+order of the lines; a process that started before it may start later
+(the oldest files gone with the retention, or a window of several
+instances' trails merged), as may one that started within 10 s of it (the
+instances' clocks). Files may be given in any order, several instances'
+together; rolled files compressed by Caddy (.gz) are read as they are. A
+key file holds the key as the gateway reads {file.path} (one trailing
+line end removed).
 
 What a seal cannot show: records removed after the last one a stream
 holds, a stream removed whole, or one copied in from another instance's
@@ -44,7 +49,6 @@ key cannot be read.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().StringArray("key", nil, "A key: <key_id>=<key file> (repeat for a trail across key rotations)")
 			cmd.Flags().String("format", "text", "Output: text or json")
-			cmd.Flags().Bool("partial", false, "A window of merged trails: streams seen before the first that starts at 1 may start later")
 			cmd.RunE = func(cmd *cobra.Command, files []string) error {
 				if code := runAuditVerify(cmd, files); code != 0 {
 					os.Exit(code)
@@ -60,7 +64,6 @@ func runAuditVerify(cmd *cobra.Command, files []string) int {
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	specs, _ := cmd.Flags().GetStringArray("key")
 	format, _ := cmd.Flags().GetString("format")
-	partial, _ := cmd.Flags().GetBool("partial")
 	if format != "text" && format != "json" {
 		fmt.Fprintln(errOut, "passerelle audit-verify: --format text or json")
 		return 2
@@ -73,7 +76,7 @@ func runAuditVerify(cmd *cobra.Command, files []string) int {
 		fmt.Fprintln(errOut, "passerelle audit-verify:", err)
 		return 2
 	}
-	v := auditseal.NewVerifier(auditseal.Options{Keys: keys, Partial: partial})
+	v := auditseal.NewVerifier(auditseal.Options{Keys: keys})
 	for _, name := range files {
 		if err := verifyFile(v, name); err != nil {
 			fmt.Fprintln(errOut, "passerelle audit-verify:", err)
@@ -153,8 +156,9 @@ func writeVerifyReport(w io.Writer, r auditseal.Report) {
 	for _, s := range r.Streams {
 		fmt.Fprintf(w, "key %s, boot %s: %d records, sequence %d to %d", s.KeyID, s.Boot, s.Records, s.First, s.Last)
 		if s.First > 1 && (len(s.Missing) == 0 || s.Missing[0].From != 1) {
-			fmt.Fprintf(w, " (1 to %d in earlier files)", s.First-1)
+			fmt.Fprintf(w, " (1 to %d before the trail)", s.First-1)
 		}
+		fmt.Fprintf(w, ", process started %s", s.Started.Format(time.RFC3339))
 		fmt.Fprintln(w)
 		for _, m := range s.Missing {
 			fmt.Fprintf(w, "  MISSING %d to %d\n", m.From, m.To)

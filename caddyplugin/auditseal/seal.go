@@ -3,12 +3,14 @@
 // was altered, added or removed since the gateway wrote it, wherever the
 // trail went (a file, a collector, an archive):
 //
-//	{"level":"info",…,"decision":"allow","seal_key":"2026-12","seal_boot":"4f1c…","seal_seq":41,"seal":"9b0e…"}
+//	{"level":"info",…,"decision":"allow","seal_key":"2026-12","seal_boot":"6956…","seal_at":1796651323417,"seal_seq":41,"seal":"9b0e…"}
 //
 // Each record gets, after its own fields:
 //
 //	seal_key   the key's id (several keys verify a trail that spans a rotation)
-//	seal_boot  a random id drawn when the process starts
+//	seal_boot  the process's id: when it started (Unix seconds, 8 hex
+//	           digits) and 32 random bits (8 hex digits)
+//	seal_at    when the record was sealed (Unix milliseconds)
 //	seal_seq   1, 2, 3… per key id within the process: every record the
 //	           process sealed, whatever the configuration reloads
 //	seal       HMAC-SHA256(key, the record's bytes up to seal_seq included), hex
@@ -16,11 +18,14 @@
 // The MAC covers the record's exact bytes (the line without its line end,
 // "\n" or "\r\n"), so any change to a record breaks its seal; the
 // sequence makes a removed record a gap, a replayed one a duplicate, and,
-// as every process but the trail's first must start at 1, records removed
-// around a restart a gap too. What a seal cannot show: the records after
-// the last one a process's stream keeps (a trail cut at its end, or a
-// process's last records), a whole process's stream removed, or one
-// copied in from another instance's trail: the gateway's metric
+// as every process that started after the trail's first record must start
+// at 1, records removed around a restart a gap too (the sealed start and
+// times tell which processes began before the trail, whatever the order of
+// the lines). What a seal cannot show: the records before the first one
+// the trail keeps (a trail cut at its start), or after the last one a
+// process's stream keeps (a trail cut at its end, or a process's last
+// records), a whole process's stream removed, or one copied in from
+// another instance's trail: the gateway's metric
 // caddy_passerelle_audit_sealed_total{key_id, boot}, scraped off-host, gives
 // each process's count to compare with, and names its instance. Records
 // the process lost before writing them (a full buffer with on_full drop)
@@ -35,6 +40,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"hash"
@@ -42,6 +48,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // MinKeyBytes is the shortest key accepted: 256 bits.
@@ -52,10 +59,11 @@ const MinKeyBytes = 32
 const (
 	keyField  = `,"seal_key":"`
 	bootField = `","seal_boot":"`
-	seqField  = `","seal_seq":`
+	atField   = `","seal_at":`
+	seqField  = `,"seal_seq":`
 	macField  = `,"seal":"`
 	macHexLen = 2 * sha256.Size
-	bootLen   = 16 // hex digits: 64 random bits
+	bootLen   = 16 // hex digits: the start (Unix seconds, 8) and 32 random bits (8)
 )
 
 // validKeyID matches a key id: letters, digits, '.', '_' and '-', at most
@@ -72,11 +80,16 @@ var ErrKeyID = errors.New("auditseal: key id: 1 to 32 letters, digits, '.', '_' 
 var ErrKeyTooShort = errors.New("auditseal: key: at least 32 bytes")
 
 // boot is this process's id in the records it seals.
-var boot = func() string {
+var boot = bootID(time.Now())
+
+// bootID returns the id of a process started at t: t in Unix seconds and
+// 32 random bits, 8 hex digits each.
+func bootID(t time.Time) string {
 	var b [bootLen / 2]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	binary.BigEndian.PutUint32(b[:4], uint32(t.Unix()))
+	_, _ = rand.Read(b[4:]) // never fails (crypto/rand)
 	return hex.EncodeToString(b[:])
-}()
+}
 
 // sequences holds one counter per key id for the whole process, so that
 // the configurations a reload replaces and the next one number their
@@ -88,6 +101,7 @@ type Sealer struct {
 	keyID string
 	boot  string
 	seq   *atomic.Uint64
+	now   func() time.Time
 	macs  sync.Pool // hash.Hash: HMAC-SHA256 under the key
 }
 
@@ -108,7 +122,7 @@ func NewSealer(key []byte, keyID string) (*Sealer, error) {
 // given (tests seal as another process).
 func newSealer(key []byte, keyID, boot string, seq *atomic.Uint64) *Sealer {
 	key = append([]byte(nil), key...)
-	s := &Sealer{keyID: keyID, boot: boot, seq: seq}
+	s := &Sealer{keyID: keyID, boot: boot, seq: seq, now: time.Now}
 	s.macs.New = func() any { return hmac.New(sha256.New, key) }
 	return s
 }
@@ -144,6 +158,8 @@ func (s *Sealer) Seal(dst, line []byte) ([]byte, bool) {
 	dst = append(dst, s.keyID...)
 	dst = append(dst, bootField...)
 	dst = append(dst, s.boot...)
+	dst = append(dst, atField...)
+	dst = strconv.AppendInt(dst, s.now().UnixMilli(), 10)
 	dst = append(dst, seqField...)
 	dst = strconv.AppendUint(dst, s.seq.Add(1), 10)
 	dst = append(dst, macField...)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 var testKey = []byte("0123456789abcdef0123456789abcdef-test-key")
@@ -114,6 +115,18 @@ func TestTamperedTrail(t *testing.T) {
 			l[1] = bytes.Replace(l[1], []byte(`"seal_seq":`), []byte(`"seal_seq":1`), 1)
 			return l
 		}), KindAltered, 2, []Range{{2, 2}}},
+		{"a record's time changed", edit(func(l [][]byte) [][]byte {
+			l[3] = bytes.Replace(l[3], []byte(`"seal_at":`), []byte(`"seal_at":1`), 1)
+			return l
+		}), KindAltered, 4, []Range{{4, 4}}},
+		{"a process's start changed", edit(func(l [][]byte) [][]byte {
+			i := bytes.Index(l[2], []byte(`"seal_boot":"`)) + len(`"seal_boot":"`)
+			l[2][i] = '0' // back by years
+			if bytes.HasPrefix(base[2][i:], []byte("0")) {
+				l[2][i] = '1'
+			}
+			return l
+		}), KindAltered, 3, []Range{{3, 3}}},
 		{"a record removed", edit(func(l [][]byte) [][]byte { return slices.Delete(l, 3, 4) }), "", 0, []Range{{4, 4}}},
 		{"two records removed", edit(func(l [][]byte) [][]byte { return slices.Delete(l, 1, 3) }), "", 0, []Range{{2, 3}}},
 		{"a record replayed", edit(func(l [][]byte) [][]byte { return append(l, l[0]) }), KindDuplicate, 7, nil},
@@ -157,34 +170,45 @@ func TestTamperedTrail(t *testing.T) {
 	}
 }
 
-// TestProcessBoundaries: every stream but the trail's first starts at 1,
-// so that records removed around a restart, the end of one process and
-// the start of the next, are missing; the trail's first stream may start
-// later (the oldest files gone with the retention), and with Partial so
-// may every stream seen before the first that starts at 1 (several
-// instances' trails merged, cut at the window's start).
+// TestProcessBoundaries: a stream whose process started after the trail's
+// first record (seal_boot, seal_at) must start at 1, so that records
+// removed around a restart, the end of one process and the start of the
+// next, are missing, whatever the order of the lines; a process that
+// started before may start later (the oldest files gone with the
+// retention, or several instances' trails merged and cut at a window's
+// start), and so may one that started within MaxClockSkew of it.
 func TestProcessBoundaries(t *testing.T) {
 	_, id := newTestSealer(t)
-	process := func(boot string) *Sealer { return newSealer(testKey, id, boot, new(atomic.Uint64)) }
-	a, b, c := process("aaaaaaaaaaaaaaaa"), process("bbbbbbbbbbbbbbbb"), process("cccccccccccccccc")
-	at, bt, ct := trail(a, records(5)...), trail(b, records(5)...), trail(c, records(5)...)
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC) // the trail's first record
+	// process seals 5 records, a second apart from first, as a process
+	// started at started.
+	process := func(started, first time.Time) [][]byte {
+		s := newSealer(testKey, id, bootID(started), new(atomic.Uint64))
+		at := first.Add(-time.Second)
+		s.now = func() time.Time { at = at.Add(time.Second); return at }
+		return trail(s, records(5)...)
+	}
+	a := process(t0.Add(-time.Hour), t0)                         // began before the trail
+	c := process(t0.Add(-30*time.Minute), t0.Add(time.Second))   // another instance, the same
+	b := process(t0.Add(30*time.Second), t0.Add(40*time.Second)) // a restart within the trail
+	d := process(t0.Add(MaxClockSkew), t0.Add(20*time.Second))   // started within the clock skew
 	join := func(parts ...[][]byte) [][]byte { return slices.Concat(parts...) }
 	for _, tc := range []struct {
 		name    string
 		lines   [][]byte
-		partial bool
-		missing [][]Range // by stream
+		missing [][]Range // by stream, in the order first seen
 	}{
-		{"two processes whole", join(at, bt), false, [][]Range{nil, nil}},
-		{"the end of one and the start of the next removed", join(at[:3], bt[2:]), false, [][]Range{nil, {{1, 2}}}},
-		{"the same, partial", join(at[:3], bt[2:]), true, [][]Range{nil, {{1, 2}}}},
-		{"the trail begins within the first process", join(at[2:], bt), false, [][]Range{nil, nil}},
-		{"two processes begun before the window", join(at[2:], ct[3:], bt), false, [][]Range{nil, {{1, 3}}, nil}},
-		{"two processes begun before the window, partial", join(at[2:], ct[3:], bt), true, [][]Range{nil, nil, nil}},
-		{"partial, a process after a fresh one", join(at, ct[3:]), true, [][]Range{nil, {{1, 3}}}},
+		{"two processes whole", join(a, b), [][]Range{nil, nil}},
+		{"the end of one and the start of the next removed", join(a[:3], b[2:]), [][]Range{nil, {{1, 2}}}},
+		{"the trail begins within the first process", join(a[2:], b), [][]Range{nil, nil}},
+		{"two processes begun before the trail", join(a[2:], c[3:], b), [][]Range{nil, nil, nil}},
+		{"a restart's first records removed, the rest moved first", join(b[3:], a), [][]Range{{{1, 3}}, nil}},
+		{"the same in a window of merged trails", join(a[2:], c[3:], b[3:]), [][]Range{nil, nil, {{1, 3}}}},
+		{"the same with the restart's records alone in a file of their own", join(b[3:], c[1:]), [][]Range{{{1, 3}}, nil}},
+		{"a process started within the clock skew of the trail's start", join(a[1:], d[2:]), [][]Range{nil, nil}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := verifyWith(t, Options{Keys: map[string][]byte{id: testKey}, Partial: tc.partial}, tc.lines)
+			r := verify(t, id, tc.lines)
 			var got [][]Range
 			ok := len(r.Problems) == 0
 			for _, s := range r.Streams {
@@ -195,6 +219,10 @@ func TestProcessBoundaries(t *testing.T) {
 				t.Fatalf("missing %v (OK %v), want %v", got, r.OK(), tc.missing)
 			}
 		})
+	}
+	r := verify(t, id, a)
+	if got := r.Streams[0].Started; !got.Equal(t0.Add(-time.Hour)) {
+		t.Fatalf("started %v, want %v", got, t0.Add(-time.Hour))
 	}
 }
 
@@ -233,8 +261,9 @@ func TestMissingRanges(t *testing.T) {
 	} {
 		v := NewVerifier(Options{})
 		dups := 0
+		boot := bootID(time.Unix(0, 0)) // before the trail: the stream may start late
 		for _, n := range tc.seqs {
-			if !v.sequence(streamID{"k", "b"}, n) {
+			if !v.sequence(streamID{"k", boot}, n) {
 				dups++
 			}
 		}
@@ -286,8 +315,8 @@ func FuzzVerify(f *testing.F) {
 	for _, seed := range []string{
 		"", "\n\n", "{}", `{"a":1}`, string(sealed), string(sealed) + string(sealed),
 		strings.Replace(string(sealed), "allow", "deny", 1),
-		`{"seal_key":"fuzz","seal_boot":"0123456789abcdef","seal_seq":1,"seal":"` + strings.Repeat("0", 64) + `"}`,
-		`{"seal_key":"fuzz","seal_boot":"0123456789abcdef","seal_seq":01,"seal":"` + strings.Repeat("0", 64) + `"}`,
+		`{"seal_key":"fuzz","seal_boot":"0123456789abcdef","seal_at":1796651323417,"seal_seq":1,"seal":"` + strings.Repeat("0", 64) + `"}`,
+		`{"seal_key":"fuzz","seal_boot":"0123456789abcdef","seal_at":1796651323417,"seal_seq":01,"seal":"` + strings.Repeat("0", 64) + `"}`,
 		`,"seal":"` + strings.Repeat("z", 64) + `"}`,
 		`{"x":"\"seal_key\":\"fuzz\""}`,
 		"\r\n{\"a\":1}\r\n",

@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // Problem kinds, a closed list.
@@ -48,14 +51,16 @@ type Range struct {
 
 // Stream is what the trail holds of one process's records under one key:
 // sequence numbers First to Last, but Missing (which also holds 1 to
-// First-1 when the stream had to start at 1: Options.Partial).
+// First-1 when the stream had to start at 1: its process started after
+// the trail's first record).
 type Stream struct {
-	KeyID   string  `json:"key_id"`
-	Boot    string  `json:"boot"`
-	Records int     `json:"records"`
-	First   uint64  `json:"first"`
-	Last    uint64  `json:"last"`
-	Missing []Range `json:"missing,omitempty"`
+	KeyID   string    `json:"key_id"`
+	Boot    string    `json:"boot"`
+	Started time.Time `json:"started"` // the process's start, from its boot id
+	Records int       `json:"records"`
+	First   uint64    `json:"first"`
+	Last    uint64    `json:"last"`
+	Missing []Range   `json:"missing,omitempty"`
 }
 
 // Report is the outcome of a verification.
@@ -69,7 +74,7 @@ type Report struct {
 
 // OK reports a trail whose every line is sealed and verified, with no
 // record missing between the first and the last of each stream, nor
-// before the first of a stream that must start at 1 (Options.Partial).
+// before the first of a stream that must start at 1.
 func (r Report) OK() bool {
 	if len(r.Counts) > 0 {
 		return false
@@ -86,24 +91,30 @@ func (r Report) OK() bool {
 type Options struct {
 	// Keys are the keys, by key id.
 	Keys map[string][]byte
-	// Partial: the files are a window of a longer trail in which several
-	// processes were writing when it begins (several instances' trails
-	// merged): every stream first seen before a stream that starts at 1
-	// may start later. Otherwise only the trail's first stream may (the
-	// oldest files gone with the retention); any other stream must start
-	// at 1, so that records removed around a restart (the end of one
-	// process and the start of the next) are missing, not unseen.
-	Partial bool
 }
+
+// MaxClockSkew is how far apart the clocks of the instances whose trails
+// are verified together may be: a process that started up to this long
+// after the trail's first record (seal_at) may still start after 1.
+const MaxClockSkew = 10 * time.Second
 
 // Verifier checks sealed trails, file after file. It is not safe for
 // concurrent use.
+//
+// Which streams must start at 1: those whose process started (seal_boot)
+// after the trail's first record (the earliest seal_at), give or take
+// MaxClockSkew. A process that started before it may start later: its
+// first records are in the files the retention removed, or before the
+// window verified (several instances' trails merged). So records removed
+// around a restart (the end of one process and the start of the next) are
+// missing, not unseen, whatever the order of the lines and files: the
+// start and the times are sealed.
 type Verifier struct {
-	o       Options
-	streams map[streamID]*stream
-	order   []streamID
-	fresh   int // streams created before the first that started at 1; -1 until one did
-	report  Report
+	o        Options
+	streams  map[streamID]*stream
+	order    []streamID
+	earliest int64 // the earliest seal_at verified (Unix milliseconds); 0: none yet
+	report   Report
 }
 
 type streamID struct{ keyID, boot string }
@@ -119,7 +130,7 @@ type stream struct {
 
 // NewVerifier returns a verifier.
 func NewVerifier(o Options) *Verifier {
-	return &Verifier{o: o, streams: map[streamID]*stream{}, fresh: -1}
+	return &Verifier{o: o, streams: map[streamID]*stream{}}
 }
 
 // Read verifies the lines of one file (name is what problems cite). It
@@ -150,7 +161,7 @@ func (v *Verifier) Read(name string, r io.Reader) error {
 
 // line verifies one record line; "" when it holds.
 func (v *Verifier) line(b []byte) string {
-	keyID, boot, seq, mac, signed, ok := parseSeal(b)
+	keyID, boot, at, seq, mac, signed, ok := parseSeal(b)
 	if !ok {
 		return KindUnsealed
 	}
@@ -166,39 +177,58 @@ func (v *Verifier) line(b []byte) string {
 	if !v.sequence(streamID{keyID, boot}, seq) {
 		return KindDuplicate
 	}
+	if v.earliest == 0 || at < v.earliest {
+		v.earliest = at
+	}
 	v.report.Verified++
 	return ""
 }
 
 // parseSeal splits a sealed line as Sealer.Seal writes it: the key id,
-// boot and sequence number, the MAC, and the bytes it covers.
-func parseSeal(b []byte) (keyID, boot string, seq uint64, mac, signed []byte, ok bool) {
+// boot, time and sequence number, the MAC, and the bytes it covers.
+func parseSeal(b []byte) (keyID, boot string, at int64, seq uint64, mac, signed []byte, ok bool) {
 	i := bytes.LastIndex(b, []byte(macField))
 	if i < 0 || len(b)-i != len(macField)+macHexLen+2 || !bytes.HasSuffix(b, []byte(`"}`)) {
-		return "", "", 0, nil, nil, false
+		return "", "", 0, 0, nil, nil, false
 	}
 	hexMAC := b[i+len(macField) : len(b)-2]
 	mac = make([]byte, sha256.Size)
 	if !isHex(hexMAC) { // lower case, as written: no other spelling verifies
-		return "", "", 0, nil, nil, false
+		return "", "", 0, 0, nil, nil, false
 	}
 	_, _ = hex.Decode(mac, hexMAC)
 	signed = b[:i]
 	k := bytes.LastIndex(signed, []byte(keyField[1:])) // the record may have no field before it
 	if k < 1 {
-		return "", "", 0, nil, nil, false
+		return "", "", 0, 0, nil, nil, false
 	}
 	rest := signed[k+len(keyField)-1:]
 	id, rest, ok1 := bytes.Cut(rest, []byte(bootField))
-	bt, digits, ok2 := bytes.Cut(rest, []byte(seqField))
-	if !ok1 || !ok2 || !validKeyID.Match(id) || len(bt) != bootLen || !isHex(bt) {
-		return "", "", 0, nil, nil, false
+	bt, rest, ok2 := bytes.Cut(rest, []byte(atField))
+	atDigits, seqDigits, ok3 := bytes.Cut(rest, []byte(seqField))
+	if !ok1 || !ok2 || !ok3 || !validKeyID.Match(id) || len(bt) != bootLen || !isHex(bt) {
+		return "", "", 0, 0, nil, nil, false
 	}
+	t, okAt := positive(atDigits)
+	n, okSeq := positive(seqDigits)
+	if !okAt || !okSeq || t > math.MaxInt64 {
+		return "", "", 0, 0, nil, nil, false
+	}
+	return string(id), string(bt), int64(t), n, mac, signed, true
+}
+
+// positive reads a decimal number as the sealer writes one: digits only,
+// no leading zero, not 0.
+func positive(digits []byte) (uint64, bool) {
 	n, err := strconv.ParseUint(string(digits), 10, 64)
-	if err != nil || n == 0 || digits[0] == '0' {
-		return "", "", 0, nil, nil, false
-	}
-	return string(id), string(bt), n, mac, signed, true
+	return n, err == nil && n > 0 && digits[0] != '0'
+}
+
+// started returns the start of the process a boot id names (its first 8
+// hex digits: Unix seconds).
+func started(boot string) time.Time {
+	b, _ := hex.DecodeString(boot[:8]) // checked by parseSeal
+	return time.Unix(int64(binary.BigEndian.Uint32(b)), 0).UTC()
 }
 
 func isHex(b []byte) bool {
@@ -215,9 +245,6 @@ func isHex(b []byte) bool {
 func (v *Verifier) sequence(id streamID, n uint64) bool {
 	s := v.streams[id]
 	if s == nil {
-		if n == 1 && v.fresh < 0 {
-			v.fresh = len(v.order)
-		}
 		v.streams[id] = &stream{records: 1, first: n, last: n}
 		v.order = append(v.order, id)
 		return true
@@ -285,10 +312,10 @@ func (v *Verifier) problem(file string, line int, kind string) {
 func (v *Verifier) Report() Report {
 	r := v.report
 	r.Streams = make([]Stream, 0, len(v.order))
-	for i, id := range v.order {
+	for _, id := range v.order {
 		s := v.streams[id]
-		st := Stream{KeyID: id.keyID, Boot: id.boot, Records: s.records, First: s.first, Last: s.last}
-		if s.first > 1 && !v.mayStartLate(i) {
+		st := Stream{KeyID: id.keyID, Boot: id.boot, Started: started(id.boot), Records: s.records, First: s.first, Last: s.last}
+		if s.first > 1 && !v.mayStartLate(st.Started) {
 			st.Missing = append(st.Missing, Range{1, s.first - 1})
 		}
 		st.Missing = append(st.Missing, s.missing...)
@@ -297,11 +324,9 @@ func (v *Verifier) Report() Report {
 	return r
 }
 
-// mayStartLate reports whether the i-th stream seen may start after 1
-// (Options.Partial).
-func (v *Verifier) mayStartLate(i int) bool {
-	if v.o.Partial {
-		return v.fresh < 0 || i < v.fresh
-	}
-	return i == 0
+// mayStartLate reports whether the stream of a process started then may
+// start after 1: the process started before the trail's first record,
+// give or take MaxClockSkew.
+func (v *Verifier) mayStartLate(started time.Time) bool {
+	return started.UnixMilli() <= v.earliest+MaxClockSkew.Milliseconds()
 }
