@@ -234,6 +234,13 @@ func TestEachRule(t *testing.T) {
 		{"PA23", func(c map[string]any) {
 			obj(c, "logging", "logs", "audit")["encoder"] = map[string]any{"format": "json"}
 		}},
+		{"PA24", func(c map[string]any) { obj(c, "logging", "logs", "audit")["level"] = "error" }},
+		{"PA24", func(c map[string]any) {
+			obj(c, "logging", "logs", "audit")["sampling"] = map[string]any{"interval": 1e9, "first": 100.0}
+		}},
+		{"PA25", func(c map[string]any) {
+			obj(c, "logging", "logs", "log0")["writer"] = map[string]any{"output": "passerelle_buffered", "writer": map[string]any{"output": "stderr"}}
+		}},
 		{"PA18", func(c map[string]any) {
 			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}
 		}},

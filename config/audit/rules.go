@@ -47,6 +47,8 @@ var rules = []rule{
 	{"PA21", High, "API calls over plain HTTP redirected to HTTPS", "auto_https disable_redirects (global option): nothing then listens on the HTTP port but an ACME HTTP challenge while it runs", checkAPIRedirect},
 	{"PA22", Medium, "a log file not kept 6 to 12 months by age alone", "log { output file … { roll_interval 24h; roll_keep -1; roll_keep_for 4392h to 8736h } }; size the disk for 12 months; a longer retention needs a justification (ignore line)", checkRetention},
 	{"PA23", Medium, "audit records not sealed", "log audit { format passerelle_sealed { key {file./…/audit-seal.key}; key_id <id> } … }: whoever holds the key tells an altered, added or removed record (passerelle audit-verify)", checkAuditSealed},
+	{"PA24", Medium, "audit records filtered out before they are sealed", "no level (INFO, the default) and no sampling on the log that includes passerelle.audit", checkAuditUnfiltered},
+	{"PA25", Medium, "a log other than the audit trail that stops data routes when its sink fails", "output passerelle_buffered { on_full drop … } on every log but the audit trail", checkOnlyAuditRefuses},
 }
 
 var ruleByID = func() map[string]rule {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -43,6 +44,48 @@ func checkAuditSealed(c *cfg) []Finding {
 			": records not sealed; an altered, added or removed record goes unseen")}
 	}
 	return nil
+}
+
+// checkAuditUnfiltered (PA24, SECURITY.md G01, G09): the log that takes
+// the audit trail keeps every record: no level above INFO, no sampling.
+// Caddy drops what a log's level or sampling filters out before its
+// encoder sees it, so such a record takes no sequence number: the seal
+// cannot show it missing, and nothing counts it.
+func checkAuditUnfiltered(c *cfg) []Finding {
+	name, log := c.sinkOf("passerelle.audit")
+	path := "logging.logs." + name
+	var out []Finding
+	switch level := strings.ToUpper(str(log, "level")); level {
+	case "", "INFO", "DEBUG": // DEBUG is PA13's
+	default:
+		out = append(out, find("PA24", path+".level", level+": the audit records (INFO) are dropped before they are sealed, unseen"))
+	}
+	if _, sampled := log["sampling"]; sampled {
+		out = append(out, find("PA24", path+".sampling", "records dropped by sampling before they are sealed, unseen"))
+	}
+	return out
+}
+
+// checkOnlyAuditRefuses (PA25, SECURITY.md G01): only the audit trail's
+// passerelle_buffered writer refuses when full (on_full refuse, its
+// default). While any such writer refuses, data routes answer 503 and
+// their refusals go unrecorded: another log's failing sink (an access log)
+// would stop the service and thin the audit trail, although the trail's
+// own sink is healthy. Other logs drop what their sink refuses, counted
+// (caddy_passerelle_log_lines_lost_total).
+func checkOnlyAuditRefuses(c *cfg) []Finding {
+	audit, _ := c.sinkOf("passerelle.audit")
+	logs := c.logs()
+	var out []Finding
+	for _, name := range slices.Sorted(maps.Keys(logs)) {
+		w, _ := dig(logs[name], "writer").(map[string]any)
+		if name == audit || str(w, "output") != "passerelle_buffered" || str(w, "on_full") == "drop" {
+			continue
+		}
+		out = append(out, find("PA25", "logging.logs."+name+".writer.on_full",
+			"refuse (the default) on a log that is not the audit trail: its sink failing stops data routes"))
+	}
+	return out
 }
 
 // orDefault is s, or def when s is empty.

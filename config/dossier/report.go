@@ -120,6 +120,8 @@ var ruleTitles = map[string]string{
 	"PA21": "appels d'API en HTTP clair redirigés vers HTTPS",
 	"PA22": "journal écrit dans un fichier qui n'est pas gardé de 6 à 12 mois par son âge seul",
 	"PA23": "enregistrements du journal d'audit non scellés",
+	"PA24": "enregistrements du journal d'audit écartés avant leur scellement (niveau, échantillonnage)",
+	"PA25": "journal autre que celui d'audit qui arrête les routes de données quand son puits échoue",
 }
 
 // ruleTitle is a rule's French title, its own when none is known.
