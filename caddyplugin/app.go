@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/auditseal"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
@@ -383,6 +384,12 @@ func (a *App) loadPseudonymizer() error {
 		// (every instance, Redis's sealed values) link audit records to
 		// citizens (SECURITY.md G02).
 		return errors.New("passerelle: audit pseudonym_key: must differ from the cache secret")
+	case auditseal.IsSealKey([]byte(key)):
+		// The auditors hold the seal key: with the pseudonym key too,
+		// they could compute the pseudonym of a guessed identity and name
+		// the citizen behind audit records (SECURITY.md G02). Caddy opens
+		// the logs, so their sealers, before it provisions the apps.
+		return errors.New("passerelle: audit pseudonym_key: must differ from the audit seal key")
 	}
 	a.cacheSecretSum = [sha256.Size]byte{} // compared once, not kept
 	version := a.Audit.PseudonymKeyVersion

@@ -96,6 +96,19 @@ func bootID(t time.Time) string {
 // records as one stream.
 var sequences sync.Map // key id → *atomic.Uint64
 
+// sealKeys holds the SHA-256 of every key a sealer of this process was
+// given (IsSealKey).
+var sealKeys sync.Map // [sha256.Size]byte → struct{}
+
+// IsSealKey reports whether key seals, or sealed, an audit trail of this
+// process (a configuration loaded since it started). The auditors hold
+// the seal keys: no other secret may be one (the audit pseudonym key
+// would let them name the citizens behind the records, SECURITY.md G02).
+func IsSealKey(key []byte) bool {
+	_, ok := sealKeys.Load(sha256.Sum256(key))
+	return ok
+}
+
 // Sealer seals records under one key. It is safe for concurrent use.
 type Sealer struct {
 	keyID string
@@ -114,6 +127,7 @@ func NewSealer(key []byte, keyID string) (*Sealer, error) {
 	if len(key) < MinKeyBytes {
 		return nil, ErrKeyTooShort
 	}
+	sealKeys.Store(sha256.Sum256(key), struct{}{})
 	seq, _ := sequences.LoadOrStore(keyID, new(atomic.Uint64))
 	return newSealer(key, keyID, boot, seq.(*atomic.Uint64)), nil
 }
