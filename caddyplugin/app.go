@@ -194,6 +194,14 @@ type RateLimitConfig struct {
 	// aggregated to its network (ClientIPv6Prefix) and hashed before it is
 	// used as a Redis key.
 	ClientIP string `json:"client_ip,omitempty"`
+	// FailedAuth is the quota of failed authentications of each client
+	// network (default "20/m" in production mode, "off" in sandbox mode,
+	// whose tests try many bad tokens; "off": none): a token refused, or
+	// an unknown API token, spends one; once spent, a token the cache does
+	// not hold is refused 429 before FranceConnect is asked, so that a
+	// flood of junk tokens is never relayed to it (SECURITY.md F04).
+	// Tokens already checked keep being served.
+	FailedAuth string `json:"failed_auth,omitempty"`
 	// ClientIPv6Prefix is the length of the IPv6 prefix that shares one
 	// client_ip quota, from 32 to 128 (default 64: a subscriber commonly
 	// holds a whole /64). IPv4 addresses, IPv4-mapped ones included, count
@@ -347,6 +355,15 @@ func (a *App) loadQuotas() error {
 	}
 	if a.shared.ClientQuota, err = parse("client_ip", a.RateLimits.ClientIP, "1000/m"); err != nil {
 		return err
+	}
+	failedAuth := a.RateLimits.FailedAuth
+	if failedAuth == "" && !a.production() {
+		failedAuth = "off"
+	}
+	if failedAuth != "off" {
+		if a.shared.FailedAuthQuota, err = parse("failed_auth", failedAuth, "20/m"); err != nil {
+			return err
+		}
 	}
 	citizen := a.RateLimits.Citizen
 	if citizen == "" && !a.production() {

@@ -57,6 +57,8 @@ func init() {
 //	        habilitation       <n>/s|m|h   # default 20/s; a habilitation's rate_limit overrides it
 //	        client_ip          <n>/s|m|h   # default 1000/m per client network: an IPv4 address, an IPv6 prefix
 //	        client_ipv6_prefix <bits>      # length of that IPv6 prefix, 32 to 128 (default 64)
+//	        failed_auth        <n>/s|m|h|off # failed authentications per client network, default 20/m (sandbox mode: off);
+//	                                       # once spent, a token not in the cache gets 429 before FranceConnect is asked
 //	        citizen            <n>/s|m|h|off # per citizen and habilitation, default 30/h (sandbox mode: off); a refusal is a security alert
 //	    }
 //	    audit {
@@ -124,6 +126,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 					err = oneArg(d, &rl.ClientIP)
 				case "citizen":
 					err = oneArg(d, &rl.Citizen)
+				case "failed_auth":
+					err = oneArg(d, &rl.FailedAuth)
 				case "client_ipv6_prefix":
 					if err = intArg(d, &rl.ClientIPv6Prefix); err == nil &&
 						(rl.ClientIPv6Prefix < ratelimit.MinClientIPv6Prefix || rl.ClientIPv6Prefix > ratelimit.MaxClientIPv6Prefix) {

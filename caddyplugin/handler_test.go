@@ -51,6 +51,7 @@ var canaries = []string{testToken, testSub, "DUBOIS", "Angela", "1962-08-24", "7
 type fixture struct {
 	h        *Handler
 	jwksDown atomic.Bool
+	checks   atomic.Int64 // checktoken calls
 	audit    *observer.ObservedLogs
 	upstream *http.Request
 }
@@ -71,6 +72,7 @@ func newFixture(t testing.TB, opts ...func(*App)) *fixture {
 		case strings.HasSuffix(r.URL.Path, "/jwks"):
 			_, _ = w.Write(iss.JWKS())
 		case strings.HasSuffix(r.URL.Path, "/checktoken"):
+			f.checks.Add(1)
 			_ = r.ParseForm()
 			now := time.Now()
 			ti := map[string]any{"active": false}
@@ -565,6 +567,57 @@ func TestF03_QuotaNotRewoundByOlderRequests(t *testing.T) {
 	}
 	if ok > 10 {
 		t.Fatalf("%d requests answered within a 10-per-10 s quota", ok)
+	}
+}
+
+// TestF04_FailedAuthBeforeFranceConnect: the review's attack, a flood of
+// junk tokens from one address, each relayed to FranceConnect: once the
+// address has spent its failed authentications (5 a minute here, 20 by
+// default), a token the cache does not hold is refused 429 with
+// Retry-After before checktoken is asked, junk or not; a token already
+// checked is still served, and another address is not affected.
+// req: F04
+func TestF04_FailedAuthBeforeFranceConnect(t *testing.T) {
+	f := newFixture(t, func(a *App) { a.RateLimits.FailedAuth = "5/m" })
+	serveFrom := func(addr, token string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "/v3/dss/quotient_familial/france_connect?recipient="+testSIRET, nil)
+		r.RemoteAddr = addr + ":4242"
+		r.Header.Set("Authorization", "Bearer "+token)
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+		w := httptest.NewRecorder()
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, unitBody)
+			return nil
+		})
+		if err := f.h.ServeHTTP(w, r, next); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	const attacker, neighbour = "198.51.100.7", "203.0.113.9"
+	if w := serveFrom(attacker, testToken); w.Code != 200 {
+		t.Fatalf("a valid token: %d", w.Code)
+	}
+	codes := map[int]int{}
+	for i := range 100 {
+		codes[serveFrom(attacker, "junk-"+strconv.Itoa(i)).Code]++
+	}
+	if codes[401] != 5 || codes[429] != 95 || f.checks.Load() != 6 {
+		t.Fatalf("answers %v, %d checktoken calls; want 5×401, 95×429, 6 calls (the valid token's and 5 junk ones)", codes, f.checks.Load())
+	}
+	w := serveFrom(attacker, "junk-again")
+	if w.Code != 429 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), `"00429"`) {
+		t.Fatalf("spent: %d %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if w := serveFrom(attacker, testToken); w.Code != 200 {
+		t.Fatalf("the token checked before: %d", w.Code)
+	}
+	if w := serveFrom(attacker, acrTokenPrefix+"eidas2"); w.Code != 429 || f.checks.Load() != 6 {
+		t.Fatalf("a new valid token from the spent address: %d, %d checktoken calls", w.Code, f.checks.Load())
+	}
+	if w := serveFrom(neighbour, "junk-neighbour"); w.Code != 401 || f.checks.Load() != 7 {
+		t.Fatalf("another address: %d, %d checktoken calls", w.Code, f.checks.Load())
 	}
 }
 

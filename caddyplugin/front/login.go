@@ -13,7 +13,6 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/reconcile"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/rp"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/session"
-	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
 
@@ -98,8 +97,9 @@ func (f *Front) auditRefuses() bool { return f.pipe.AuditRefusing != nil && f.pi
 
 // allowLogin takes one login start from the client address's quota.
 func (f *Front) allowLogin(r *http.Request) bool {
-	ip := f.pipe.ClientAddr(r)
-	key := ratelimit.KeyFor(f.pipe.ClientIPKey, "front-login", ratelimit.ClientNetwork(ip, f.pipe.ClientIPv6Prefix))
+	// A client network's key, in the client store: a flood of networks
+	// evicts client limiters only, never a habilitation's quota.
+	key := f.limiter.ClientKey(f.pipe.ClientIPKey, f.pipe.ClientAddr(r), f.pipe.ClientIPv6Prefix) + ":front-login"
 	d, err := f.limiter.Allow(r.Context(), key, f.loginQuota)
 	return err == nil && d.Allowed
 }

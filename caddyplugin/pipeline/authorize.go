@@ -70,6 +70,7 @@ func (p *Pipeline) authorize(r *http.Request, c *Call) *apierror.Error {
 		// FranceConnect token is unknown here and never sent anywhere.
 		hab, ok := p.Registry().ByAPIToken(token)
 		if !ok {
+			p.failedAuth(r.Context(), c)
 			return apierror.APITokenInvalid()
 		}
 		c.hab = hab
@@ -114,8 +115,35 @@ var errAPITokenOnFCRoute = errors.New("passerelle: API token on a FranceConnect 
 // default: one subscriber holds a whole /64), hashed before it becomes a
 // Redis key.
 func (p *Pipeline) LimitClient(r *http.Request, c *Call) *apierror.Error {
-	key := p.Limiter.ClientKey(p.ClientIPKey, p.ClientAddr(r), p.ClientIPv6Prefix)
-	return p.limit(r.Context(), key, p.ClientQuota, quotaClientIP, c)
+	c.client = p.Limiter.ClientKey(p.ClientIPKey, p.ClientAddr(r), p.ClientIPv6Prefix)
+	return p.limit(r.Context(), c.client, p.ClientQuota, quotaClientIP, c)
+}
+
+// failedAuthKey is the purpose of the failed authentication quota's key
+// after the client network's (ratelimit.ClientKey).
+const failedAuthKey = ":failed_auth"
+
+// failedAuth spends one failed authentication of the client network of c
+// (SECURITY.md F04): a token refused (inactive, expired, malformed,
+// undecryptable…), or an unknown API token.
+func (p *Pipeline) failedAuth(ctx context.Context, c *Call) {
+	if p.FailedAuthQuota.Requests > 0 && c.client != "" {
+		_, _ = p.Limiter.Allow(ctx, c.client+failedAuthKey, p.FailedAuthQuota)
+	}
+}
+
+// failedAuthSpent returns the 429 to answer when the client network of c
+// has no failed authentication left (SECURITY.md F04), nil otherwise.
+func (p *Pipeline) failedAuthSpent(ctx context.Context, c *Call) *apierror.Error {
+	if p.FailedAuthQuota.Requests == 0 || c.client == "" {
+		return nil
+	}
+	d, err := p.Limiter.Peek(ctx, c.client+failedAuthKey, p.FailedAuthQuota)
+	if err != nil || d.Allowed {
+		return nil
+	}
+	metricRateLimited.WithLabelValues(quotaFailedAuth).Inc()
+	return apierror.RateLimited(int(math.Ceil(d.RetryAfter.Seconds())))
 }
 
 // ClientAddr is the client address of a request: Config.ClientIP's (the
@@ -133,6 +161,7 @@ func (p *Pipeline) ClientAddr(r *http.Request) string {
 // Quota names, as the rate_limited_total metric counts refusals.
 const (
 	quotaClientIP     = "client_ip"
+	quotaFailedAuth   = "failed_auth"
 	quotaHabilitation = "habilitation"
 	quotaCitizen      = "citizen"
 )
@@ -245,7 +274,11 @@ func setRateLimitHeaders(h http.Header, d ratelimit.Decision, now time.Time, val
 // or FranceConnect unavailable. An inactive token's facts are an error too.
 func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcverify.Facts, *apierror.Error) {
 	ctx, sp := startSpan(ctx, c.tracer, spanToken, trace.SpanKindInternal, attribute.KeyValue{})
-	facts, src, err := p.cachedFacts(ctx, token)
+	facts, src, err := p.cachedFacts(ctx, token, c)
+	if spent, ok := err.(*apierror.Error); ok { // failed authentications spent: nothing checked
+		endSpan(sp, spent.Reason)
+		return nil, spent
+	}
 	c.source = src.String()
 	result, aerr := "active", (*apierror.Error)(nil)
 	switch {
@@ -258,6 +291,9 @@ func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcve
 		result, aerr = "inactive", apierror.TokenNotFound()
 	}
 	tokenCheckCounters.get(labels2{c.source, result}).Inc()
+	if aerr != nil && aerr.Status == http.StatusUnauthorized {
+		p.failedAuth(ctx, c)
+	}
 	if sp.IsRecording() {
 		sp.SetAttributes(attrCacheLevel.String(c.source), attrTokenResult.String(result))
 	}
@@ -270,11 +306,16 @@ func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcve
 }
 
 // cachedFacts returns a token's facts from the cache, and on a miss from
-// checktoken. The fetch function is built on a miss only: the cached path
+// checktoken, unless the client network of c has spent its failed
+// authentications (an *apierror.Error, 429): then FranceConnect is not
+// asked. The fetch function is built on a miss only: the cached path
 // allocates nothing for it.
-func (p *Pipeline) cachedFacts(ctx context.Context, token string) (*fcverify.Facts, tokencache.Source, error) {
+func (p *Pipeline) cachedFacts(ctx context.Context, token string, c *Call) (*fcverify.Facts, tokencache.Source, error) {
 	if f, ok := p.Cache.Cached(token); ok {
 		return f, tokencache.SourceL1, nil
+	}
+	if aerr := p.failedAuthSpent(ctx, c); aerr != nil {
+		return nil, tokencache.SourceFetch, aerr
 	}
 	pseudo, registry := p.Pseudonymizer, p.Registry()
 	return p.Cache.Get(ctx, token, func(ctx context.Context) (*fcverify.Facts, error) {

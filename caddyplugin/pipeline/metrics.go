@@ -37,7 +37,7 @@ var (
 	}, []string{"provider", "outcome"})
 	metricRateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "rate_limited_total",
-		Help: "Requests refused by a quota, by quota (habilitation, client_ip, citizen).",
+		Help: "Requests refused by a quota, by quota (habilitation, client_ip, failed_auth, citizen).",
 	}, []string{"quota"})
 	metricCertificateRefusals = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "client_certificate_refusals_total",

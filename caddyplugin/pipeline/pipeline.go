@@ -76,6 +76,11 @@ type Config struct {
 	HabilitationQuota ratelimit.Quota
 	// ClientQuota is the quota of one client address (network).
 	ClientQuota ratelimit.Quota
+	// FailedAuthQuota is the quota of failed authentications of one client
+	// network (SECURITY.md F04): once spent, a token the cache does not
+	// hold is refused 429 before FranceConnect is asked. Optional: zero,
+	// no such quota.
+	FailedAuthQuota ratelimit.Quota
 	// CitizenQuota is the quota of one citizen within one habilitation
 	// (SECURITY.md F05): the FranceConnect token's citizen, or the person
 	// an identite or identifiant call looks up. Optional: zero, no such
@@ -194,6 +199,7 @@ type Call struct {
 	tracer trace.Tracer // nil when the request is not traced
 	status int          // provider HTTP status; 0 when not called
 	rate   ratelimit.Decision
+	client string // the client network's limiter key (LimitClient)
 	// person is the audit pseudonym of the citizen an identite or
 	// identifiant call looks up, and personBasis what it was computed from
 	// (civil_status, identifier); "" on FranceConnect routes.

@@ -234,12 +234,17 @@ func TestEachRule(t *testing.T) {
 		{"PA23", func(c map[string]any) {
 			obj(c, "logging", "logs", "audit")["encoder"] = map[string]any{"format": "json"}
 		}},
+		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["failed_auth"] = "off" }},
+		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["failed_auth"] = "100/m" }},
 		{"PA24", func(c map[string]any) { obj(c, "logging", "logs", "audit")["level"] = "error" }},
 		{"PA24", func(c map[string]any) {
 			obj(c, "logging", "logs", "audit")["sampling"] = map[string]any{"interval": 1e9, "first": 100.0}
 		}},
 		{"PA25", func(c map[string]any) {
 			obj(c, "logging", "logs", "log0")["writer"] = map[string]any{"output": "passerelle_buffered", "writer": map[string]any{"output": "stderr"}}
+		}},
+		{"PA26", func(c map[string]any) {
+			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"10.0.0.1/32"}}
 		}},
 		{"PA18", func(c map[string]any) {
 			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}

@@ -30,7 +30,7 @@ var rules = []rule{
 	{"PA04", High, "weak JOSE allow-list or clock skew over 60 s", "allow ES256/RS256 signatures and RSA-OAEP-256/RSA-OAEP/ECDH-ES keys only; skew ≤ 60s", checkJOSE},
 	{"PA05", High, "a provider reachable without passerelle before it", "route every reverse_proxy to a provider through the passerelle handler", checkBypass},
 	{"PA06", Medium, "habilitations file refused, or scopes the catalogue does not know", "fix the habilitations file (`passerelle` validates it at load)", checkHabilitations},
-	{"PA07", High, "public listener without TLS and without trusted_proxies", "serve HTTPS, or, behind a load balancer, set trusted_proxies to its addresses", checkPublicPlain},
+	{"PA07", High, "public listener without TLS and without trusted_proxies", "serve HTTPS, or, behind a load balancer, set trusted_proxies to its addresses and trusted_proxies_strict", checkPublicPlain},
 	{"PA08", High, "TLS below 1.2, or TLS 1.2 suites other than ECDHE with AES-GCM or ChaCha20-Poly1305, accepted", "protocols tls1.2 tls1.3; no ciphers line (Caddy's defaults), or TLS_ECDHE_*_GCM_* and TLS_ECDHE_*_CHACHA20_* only", checkTLSPolicy},
 	{"PA09", Critical, "TLS certificate verification disabled", "remove insecure_skip_verify; trust the provider's CA with tls_trust_pool", checkSkipVerify},
 	{"PA10", High, "admin API off loopback without mTLS", "admin on localhost or a unix socket (admin unix//run/passerelle/admin.sock)", checkAdmin},
@@ -38,7 +38,7 @@ var rules = []rule{
 	{"PA12", Medium, "access log keeping query strings or the X-Api-Key header", "log { format filter { request>uri regexp \\?.* ?redacted; request>headers>X-Api-Key delete } } (identite calls carry civil status in the query; X-Api-Key is an API token)", checkAccessLogQuery},
 	{"PA13", High, "credentials, DEBUG or trace logging", "remove log_credentials and trace; log at INFO or above", checkLogLevels},
 	{"PA14", Medium, "audit records sharing the access log's sink", "log audit { include passerelle.audit; output file /var/log/passerelle/audit.log } apart from the access log", checkAuditSink},
-	{"PA15", Medium, "quotas that do not limit", "rate_limit { habilitation 20/s; client_ip 1000/m; citizen 30/h } or lower", checkQuotas},
+	{"PA15", Medium, "quotas that do not limit", "rate_limit { habilitation 20/s; client_ip 1000/m; failed_auth 20/m; citizen 30/h } or lower", checkQuotas},
 	{"PA16", Medium, "public server without timeouts, or with oversized header limits", "servers { timeouts { read_header 10s; read_body 30s; idle 2m } max_header_size 16KB }", checkTimeouts},
 	{"PA17", Medium, "retries beyond one, of non-GET requests, or of a provider (passerelle retries it)", "no lb_retries nor lb_try_duration behind passerelle; elsewhere lb_retries 1 at most, retry_match on GET only", checkRetries},
 	{"PA18", Critical, "every address trusted as a proxy", "trusted_proxies static <the load balancers' addresses>", checkTrustEveryone},
@@ -49,6 +49,7 @@ var rules = []rule{
 	{"PA23", Medium, "audit records not sealed", "log audit { format passerelle_sealed { key {file./…/audit-seal.key}; key_id <id> } … }: whoever holds the key tells an altered, added or removed record (passerelle audit-verify)", checkAuditSealed},
 	{"PA24", Medium, "audit records filtered out before they are sealed", "no level (INFO, the default) and no sampling on the log that includes passerelle.audit", checkAuditUnfiltered},
 	{"PA25", Medium, "a log other than the audit trail that stops data routes when its sink fails", "output passerelle_buffered { on_full drop … } on every log but the audit trail", checkOnlyAuditRefuses},
+	{"PA26", High, "trusted proxies without strict mode", "servers { trusted_proxies static <the load balancers' addresses>; trusted_proxies_strict }: the client address is then the rightmost untrusted one, not one the caller wrote", checkTrustedProxiesStrict},
 }
 
 var ruleByID = func() map[string]rule {
@@ -520,6 +521,25 @@ func checkTrustEveryone(c *cfg) []Finding {
 			if r == "0.0.0.0/0" || r == "::/0" {
 				out = append(out, find("PA18", "apps.http.servers."+name+".trusted_proxies", r))
 			}
+		}
+	}
+	return out
+}
+
+// checkTrustedProxiesStrict (PA26, SECURITY.md D04): a server that trusts
+// proxies reads the client address from the right of X-Forwarded-For
+// (trusted_proxies_strict), skipping the trusted proxies. Otherwise Caddy
+// takes its leftmost valid entry, which the caller writes itself (a load
+// balancer appends the address it saw): each request could pick the
+// address its client_ip and failed_auth quotas count against.
+func checkTrustedProxiesStrict(c *cfg) []Finding {
+	var out []Finding
+	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
+		srv := c.servers[name]
+		strict, _ := srv["trusted_proxies_strict"].(float64)
+		if _, trusts := srv["trusted_proxies"]; trusts && strict == 0 {
+			out = append(out, find("PA26", "apps.http.servers."+name+".trusted_proxies_strict",
+				"not set: the client address is X-Forwarded-For's leftmost entry, which the caller chooses"))
 		}
 	}
 	return out

@@ -36,8 +36,20 @@ func checkQuotas(c *cfg) []Finding {
 	} else if perSecond, ok := rate(v); ok && perSecond > maxCitizenQuota {
 		out = append(out, find("PA15", pp+".rate_limits.citizen", v))
 	}
+	// Failed authentications per client network (default 20/m) keep a
+	// flood of junk tokens from being relayed to FranceConnect (SECURITY.md
+	// F04).
+	if v := str(c.root, "apps", "passerelle", "rate_limits", "failed_auth"); v == "off" {
+		out = append(out, find("PA15", pp+".rate_limits.failed_auth", v))
+	} else if perSecond, ok := rate(v); ok && perSecond > maxFailedAuthQuota {
+		out = append(out, find("PA15", pp+".rate_limits.failed_auth", v))
+	}
 	return out
 }
+
+// maxFailedAuthQuota is SECURITY.md F04's bound: 20 failed
+// authentications a minute.
+const maxFailedAuthQuota = 20.0 / 60
 
 // rate reads "N/s", "N/m" or "N/h" as requests per second.
 func rate(v string) (float64, bool) {

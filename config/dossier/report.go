@@ -122,6 +122,7 @@ var ruleTitles = map[string]string{
 	"PA23": "enregistrements du journal d'audit non scellés",
 	"PA24": "enregistrements du journal d'audit écartés avant leur scellement (niveau, échantillonnage)",
 	"PA25": "journal autre que celui d'audit qui arrête les routes de données quand son puits échoue",
+	"PA26": "mandataires de confiance sans mode strict: l'adresse du client est celle que l'appelant écrit",
 }
 
 // ruleTitle is a rule's French title, its own when none is known.

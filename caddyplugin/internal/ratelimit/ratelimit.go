@@ -157,6 +157,39 @@ func (l *Limiter) Allow(ctx context.Context, key string, q Quota) (Decision, err
 	return l.allowLocal(key, q), nil
 }
 
+// Peek reports whether key's quota has one request left, without taking
+// it (Decision.Allowed; Remaining as it stands): for a quota that only
+// some outcomes spend, checked before the work that may spend it.
+func (l *Limiter) Peek(ctx context.Context, key string, q Quota) (Decision, error) {
+	if q.Requests <= 0 || q.Per <= 0 {
+		return Decision{}, ErrBadQuota
+	}
+	if l.redis != nil {
+		ctx, cancel := context.WithTimeout(ctx, l.timeout)
+		// A cost of 0 reads the state: redis_rate's script then writes
+		// nothing new, and reports what remains.
+		res, err := l.redis.AllowN(ctx, KeyPrefix+key, redis_rate.Limit{Rate: q.Requests, Burst: q.Requests, Period: q.Per}, 0)
+		cancel()
+		if err == nil {
+			return Decision{Allowed: res.Remaining >= 1, Limit: q.Requests, Remaining: res.Remaining,
+				RetryAfter: retryAfter(res.Remaining, q), Reset: max(res.ResetAfter, 0), Shared: true}, nil
+		}
+		l.errors()
+	}
+	tokens := l.localLimiter(key, q).TokensAt(time.Now())
+	remaining := max(int(math.Floor(tokens)), 0)
+	return Decision{Allowed: remaining >= 1, Limit: q.Requests, Remaining: remaining, RetryAfter: retryAfter(remaining, q)}, nil
+}
+
+// retryAfter is when a spent quota has one request again, at most: one
+// interval between requests (0 while one is left).
+func retryAfter(remaining int, q Quota) time.Duration {
+	if remaining >= 1 {
+		return 0
+	}
+	return q.Per / time.Duration(q.Requests)
+}
+
 func (l *Limiter) allowLocal(key string, q Quota) Decision {
 	lim := l.localLimiter(key, q)
 	now := time.Now()
@@ -266,7 +299,10 @@ func appendClientNetwork(b []byte, addr string, v6Bits int) []byte {
 // ClientKey returns the limiter key of a client address: ClientKind + ":" +
 // its ClientNetwork in process, and, when decisions go through Redis, the
 // HMAC of that network under secret (KeyFor), so that no address leaves
-// the process. In process it allocates the key only.
+// the process. In process it allocates the key only. Another quota of the
+// same client network (failed authentications, the front's logins) takes
+// the key with ":" and its purpose after it: in process, it stays in the
+// client store.
 func (l *Limiter) ClientKey(secret []byte, addr string, v6Bits int) string {
 	var buf [64]byte // "ip:" and the longest prefix, "…:ffff/128", fit
 	b := appendClientNetwork(append(buf[:0], ClientKind+":"...), addr, v6Bits)

@@ -228,8 +228,9 @@ func TestF04_OneIPv6NetworkOneQuota(t *testing.T) {
 }
 
 // TestF04_ClientChurnKeepsHabilitationQuotas: without Redis, (or with
-// Redis down), a flood of client networks fills the client store only: a
-// habilitation's spent quota is not reset by eviction.
+// Redis down), a flood of client networks, through any of their quotas,
+// fills the client store only: a habilitation's spent quota is not reset
+// by eviction.
 func TestF04_ClientChurnKeepsHabilitationQuotas(t *testing.T) {
 	const size = 16
 	redis.SetLogger(quietRedis{}) // this binary only: the dial failures below are expected
@@ -252,9 +253,14 @@ func TestF04_ClientChurnKeepsHabilitationQuotas(t *testing.T) {
 				if i%2 == 1 {
 					addr = fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff)
 				}
-				if d, _ := l.Allow(context.Background(), l.ClientKey(secret, addr, 64), client); !d.Allowed {
+				key := l.ClientKey(secret, addr, 64)
+				if d, _ := l.Allow(context.Background(), key, client); !d.Allowed {
 					t.Fatalf("client %s refused", addr)
 				}
+				// The client's other quotas (the front's logins, failed
+				// authentications) are client keys too.
+				_, _ = l.Allow(context.Background(), key+":front-login", client)
+				_, _ = l.Allow(context.Background(), key+":failed_auth", client)
 			}
 			if d, _ := l.Allow(context.Background(), "hab:42", hab); d.Allowed {
 				t.Fatal("client churn reset the habilitation's quota")
@@ -266,6 +272,39 @@ func TestF04_ClientChurnKeepsHabilitationQuotas(t *testing.T) {
 				t.Fatalf("main store holds %d limiters, want 1", n)
 			}
 		})
+	}
+}
+
+// TestF04_PeekTakesNothing: Peek tells whether a quota has a request left
+// without taking it, in process and through a real Redis; once spent, it
+// says when one comes back.
+// req: F04
+func TestF04_PeekTakesNothing(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.Addr(t)})
+	t.Cleanup(func() { _ = rdb.Close() })
+	shared, _ := New(Config{Redis: rdb})
+	local, _ := New(Config{})
+	q := Quota{Requests: 3, Per: time.Minute}
+	for name, l := range map[string]*Limiter{"in process": local, "redis": shared} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			key := "ip:peek-" + time.Now().Format("150405.000000000") + ":failed_auth"
+			for range 10 {
+				if d, err := l.Peek(ctx, key, q); err != nil || !d.Allowed || d.Remaining != 3 || d.Shared != (l == shared) {
+					t.Fatalf("peek of a whole quota: %+v %v", d, err)
+				}
+			}
+			if allowed, _ := count(t, l, key, q, 3); allowed != 3 {
+				t.Fatalf("peeks took from the quota: %d of 3 allowed after them", allowed)
+			}
+			d, err := l.Peek(ctx, key, q)
+			if err != nil || d.Allowed || d.Remaining != 0 || d.RetryAfter != 20*time.Second {
+				t.Fatalf("peek of a spent quota: %+v %v", d, err)
+			}
+		})
+	}
+	if _, err := local.Peek(context.Background(), "k", Quota{}); err != ErrBadQuota {
+		t.Fatalf("zero quota: %v", err)
 	}
 }
 
