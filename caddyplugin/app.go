@@ -202,6 +202,11 @@ type RateLimitConfig struct {
 	// flood of junk tokens is never relayed to it (SECURITY.md F04).
 	// Tokens already checked keep being served.
 	FailedAuth string `json:"failed_auth,omitempty"`
+	// Instances is how many gateway instances share the quotas through
+	// Redis (default 1): while Redis is unreachable, each enforces 1/n of
+	// every quota (rounded down, at least 1 request), so that the cluster
+	// stays within it (SECURITY.md F06). With an autoscaler, its maximum.
+	Instances int `json:"instances,omitempty"`
 	// ClientIPv6Prefix is the length of the IPv6 prefix that shares one
 	// client_ip quota, from 32 to 128 (default 64: a subscriber commonly
 	// holds a whole /64). IPv4 addresses, IPv4-mapped ones included, count
@@ -326,6 +331,7 @@ func (a *App) loadPipeline() {
 	s := &a.shared
 	s.Catalogue, s.Registry = a.cat, a.Registry
 	s.Cache, s.Verifier, s.Limiter = a.core.cache, a.core.verifier, a.core.limiter
+	s.Limiter.SetShare(a.RateLimits.Instances) // the core outlives reloads: the latest configuration's
 	s.ClientIPKey, s.ClientIPv6Prefix = a.core.ipKey, a.RateLimits.ClientIPv6Prefix
 	s.Credentials, s.Pings, s.Guards = a.core.upstreams, a.pings, guardsFor(a.cat)
 	s.Retries, s.Unsent = budgetsFor(a.cat), unsentError
@@ -374,6 +380,9 @@ func (a *App) loadQuotas() error {
 			return err
 		}
 	}
+	if n := a.RateLimits.Instances; n < 0 || n > maxInstances {
+		return fmt.Errorf("passerelle: rate_limit instances: want 1 to %d, got %d", maxInstances, n)
+	}
 	switch bits := a.RateLimits.ClientIPv6Prefix; {
 	case bits == 0:
 		a.RateLimits.ClientIPv6Prefix = ratelimit.DefaultClientIPv6Prefix
@@ -383,6 +392,9 @@ func (a *App) loadQuotas() error {
 	}
 	return nil
 }
+
+// maxInstances bounds rate_limit instances.
+const maxInstances = 1000
 
 // loadPseudonymizer resolves the audit pseudonym key.
 func (a *App) loadPseudonymizer() error {

@@ -59,6 +59,8 @@ func init() {
 //	        client_ipv6_prefix <bits>      # length of that IPv6 prefix, 32 to 128 (default 64)
 //	        failed_auth        <n>/s|m|h|off # failed authentications per client network, default 20/m (sandbox mode: off);
 //	                                       # once spent, a token not in the cache gets 429 before FranceConnect is asked
+//	        instances          <n>         # gateways sharing the quotas through Redis (default 1): while Redis is
+//	                                       # unreachable, each enforces 1/n of every quota (autoscaled: the maximum)
 //	        citizen            <n>/s|m|h|off # per citizen and habilitation, default 30/h (sandbox mode: off); a refusal is a security alert
 //	    }
 //	    audit {
@@ -128,6 +130,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 					err = oneArg(d, &rl.Citizen)
 				case "failed_auth":
 					err = oneArg(d, &rl.FailedAuth)
+				case "instances":
+					if err = intArg(d, &rl.Instances); err == nil && (rl.Instances < 1 || rl.Instances > maxInstances) {
+						err = d.Errf("instances: want 1 to %d, got %d", maxInstances, rl.Instances)
+					}
 				case "client_ipv6_prefix":
 					if err = intArg(d, &rl.ClientIPv6Prefix); err == nil &&
 						(rl.ClientIPv6Prefix < ratelimit.MinClientIPv6Prefix || rl.ClientIPv6Prefix > ratelimit.MaxClientIPv6Prefix) {

@@ -1,9 +1,13 @@
 package caddyplugin
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 )
@@ -51,4 +55,71 @@ func TestF05_CitizenQuotaConfig(t *testing.T) {
 			t.Errorf("citizen %q: err = %v", bad, err)
 		}
 	}
+}
+
+// TestF04_FailedAuthQuotaConfig: the failed authentication quota is 20 a
+// minute by default in production mode, off by default in sandbox mode,
+// off when asked, and refused when it does not parse.
+func TestF04_FailedAuthQuotaConfig(t *testing.T) {
+	for _, tc := range []struct {
+		mode, value string
+		want        ratelimit.Quota
+	}{
+		{ModeProduction, "", ratelimit.Quota{Requests: 20, Per: time.Minute}},
+		{ModeProduction, "5/m", ratelimit.Quota{Requests: 5, Per: time.Minute}},
+		{ModeProduction, "off", ratelimit.Quota{}},
+		{ModeSandbox, "", ratelimit.Quota{}},
+		{ModeSandbox, "10/m", ratelimit.Quota{Requests: 10, Per: time.Minute}},
+	} {
+		a := &App{Mode: tc.mode, RateLimits: RateLimitConfig{FailedAuth: tc.value}}
+		if err := a.loadQuotas(); err != nil || a.shared.FailedAuthQuota != tc.want {
+			t.Errorf("%s mode, failed_auth %q: %v, quota %+v, want %+v", tc.mode, tc.value, err, a.shared.FailedAuthQuota, tc.want)
+		}
+	}
+	for _, bad := range []string{"0/m", "20", "Off"} {
+		a := &App{Mode: ModeProduction, RateLimits: RateLimitConfig{FailedAuth: bad}}
+		if err := a.loadQuotas(); err == nil || !strings.Contains(err.Error(), "failed_auth") {
+			t.Errorf("failed_auth %q: err = %v", bad, err)
+		}
+	}
+}
+
+// TestF06_InstancesConfig: rate_limit instances reaches the limiter the
+// handlers share (each instance's share of a quota while Redis fails),
+// from 1 to 1000; the Caddyfile refuses 0 and JSON a negative count.
+func TestF06_InstancesConfig(t *testing.T) {
+	f := newFixture(t, func(a *App) { a.RateLimits.Instances = 3 })
+	if got := f.h.pipe.Limiter.Share(); got != 3 {
+		t.Fatalf("share %d, want 3", got)
+	}
+	for _, n := range []int{-1, 1001} {
+		a := &App{RateLimits: RateLimitConfig{Instances: n}}
+		if err := a.loadQuotas(); err == nil || !strings.Contains(err.Error(), "instances") {
+			t.Errorf("instances %d: err = %v", n, err)
+		}
+	}
+	for _, src := range []string{"instances 0", "instances 1001", "instances two"} {
+		if _, err := parseGlobal(t, "passerelle {\n\trate_limit {\n\t\t"+src+"\n\t}\n}"); err == nil {
+			t.Errorf("%s: accepted", src)
+		}
+	}
+	app, err := parseGlobal(t, "passerelle {\n\trate_limit {\n\t\tinstances 4\n\t}\n}")
+	if err != nil || app.RateLimits.Instances != 4 {
+		t.Fatalf("instances 4: %v, %+v", err, app)
+	}
+}
+
+// parseGlobal parses the passerelle global option as the Caddyfile adapter
+// does, into the app's JSON and back.
+func parseGlobal(t *testing.T, src string) (*App, error) {
+	t.Helper()
+	v, err := parseGlobalOption(caddyfile.NewTestDispenser(src), nil)
+	if err != nil {
+		return nil, err
+	}
+	app := new(App)
+	if err := json.Unmarshal(v.(httpcaddyfile.App).Value, app); err != nil {
+		t.Fatal(err)
+	}
+	return app, nil
 }

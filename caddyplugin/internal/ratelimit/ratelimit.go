@@ -2,9 +2,10 @@
 // Redis script (github.com/go-redis/redis_rate), shared by every instance,
 // or in process (golang.org/x/time/rate) when no Redis is configured.
 //
-// When Redis fails, each decision falls back to the in-process limiter with
-// the same quota: during the outage a cluster of N instances lets through at
-// most N times the quota, and limits never vanish (F06). Redis keys are
+// When Redis fails, each decision falls back to the in-process limiter, with
+// this instance's share of the quota (SetShare: 1/N of it for N instances,
+// so the cluster stays within the quota; the whole quota by default, N
+// times it for the cluster): limits never vanish (F06). Redis keys are
 // "rate:passerelle:v1:rl:" + a caller-chosen key that must hold no personal
 // data (hash a client address first: see KeyFor and ClientKey).
 //
@@ -28,6 +29,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -59,10 +61,11 @@ type Decision struct {
 type Limiter struct {
 	redis    *redis_rate.Limiter
 	timeout  time.Duration
-	local    *store // every key but the client and citizen ones (habilitations)
-	clients  *store // keys of kind ClientKind
-	citizens *store // keys of kind CitizenKind
-	errors   func() // called on every Redis failure (metrics)
+	local    *store       // every key but the client and citizen ones (habilitations)
+	clients  *store       // keys of kind ClientKind
+	citizens *store       // keys of kind CitizenKind
+	errors   func()       // called on every Redis failure (metrics)
+	share    atomic.Int64 // instances sharing the quotas (SetShare); 0: 1
 }
 
 // store holds the in-process limiters of one kind of key.
@@ -153,8 +156,26 @@ func (l *Limiter) Allow(ctx context.Context, key string, q Quota) (Decision, err
 			}, nil
 		}
 		l.errors()
+		q = l.shareOf(q)
 	}
 	return l.allowLocal(key, q), nil
+}
+
+// SetShare tells how many instances share the quotas through Redis: while
+// Redis fails, each enforces 1/n of every quota (rounded down, at least 1
+// request), so that the cluster stays within it (SECURITY.md F06). 0 or 1:
+// the whole quota. It applies to the decisions that follow.
+func (l *Limiter) SetShare(n int) { l.share.Store(int64(max(n, 1))) }
+
+// Share returns the count SetShare gave (1 by default).
+func (l *Limiter) Share() int { return int(max(l.share.Load(), 1)) }
+
+// shareOf is this instance's share of q while Redis fails.
+func (l *Limiter) shareOf(q Quota) Quota {
+	if n := int(l.share.Load()); n > 1 {
+		q.Requests = max(q.Requests/n, 1)
+	}
+	return q
 }
 
 // Peek reports whether key's quota has one request left, without taking
@@ -175,6 +196,7 @@ func (l *Limiter) Peek(ctx context.Context, key string, q Quota) (Decision, erro
 				RetryAfter: retryAfter(res.Remaining, q), Reset: max(res.ResetAfter, 0), Shared: true}, nil
 		}
 		l.errors()
+		q = l.shareOf(q)
 	}
 	tokens := l.localLimiter(key, q).TokensAt(time.Now())
 	remaining := max(int(math.Floor(tokens)), 0)

@@ -100,6 +100,44 @@ func TestF06_RedisDownFallsBackToLocal(t *testing.T) {
 	}
 }
 
+// TestF06_RedisDownEnforcesItsShare: the review's case, two instances
+// with Redis gone let twice the quota through; told they are two
+// (SetShare), each enforces half of it, so the cluster stays within the
+// quota. A quota smaller than the cluster keeps 1 request per instance.
+// req: F06
+func TestF06_RedisDownEnforcesItsShare(t *testing.T) {
+	redis.SetLogger(quietRedis{}) // this binary only: the dial failures below are expected
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	instances := func(n int) []*Limiter {
+		var ls []*Limiter
+		for range n {
+			l, _ := New(Config{Redis: rdb})
+			l.SetShare(n)
+			ls = append(ls, l)
+		}
+		return ls
+	}
+	srv.Kill()
+	for _, tc := range []struct {
+		instances, quota, want int
+	}{
+		{2, 10, 10},
+		{3, 10, 9},
+		{2, 1, 2},
+	} {
+		total := 0
+		for _, l := range instances(tc.instances) {
+			a, _ := count(t, l, "hab:share", Quota{Requests: tc.quota, Per: time.Hour}, tc.quota+5)
+			total += a
+		}
+		if total != tc.want {
+			t.Errorf("%d instances, quota %d: %d allowed, want %d", tc.instances, tc.quota, total, tc.want)
+		}
+	}
+}
+
 func TestKeyForHidesTheValue(t *testing.T) {
 	k := KeyFor([]byte("secret-secret-secret-secret-1234"), "ip", "203.0.113.7")
 	if strings.Contains(k, "203.0.113.7") || !strings.HasPrefix(k, "ip:") || len(k) != 3+32 {
