@@ -331,7 +331,6 @@ func (a *App) loadPipeline() {
 	s := &a.shared
 	s.Catalogue, s.Registry = a.cat, a.Registry
 	s.Cache, s.Verifier, s.Limiter = a.core.cache, a.core.verifier, a.core.limiter
-	s.Limiter.SetShare(a.RateLimits.Instances) // the core outlives reloads: the latest configuration's
 	s.ClientIPKey, s.ClientIPv6Prefix = a.core.ipKey, a.RateLimits.ClientIPv6Prefix
 	s.Credentials, s.Pings, s.Guards = a.core.upstreams, a.pings, guardsFor(a.cat)
 	s.Retries, s.Unsent = budgetsFor(a.cat), unsentError
@@ -476,6 +475,9 @@ func (a *App) Start() error {
 	metricMode.WithLabelValues(a.Mode).Set(1)
 	warnUnsynchronisedClock(a.logger)
 	a.applyInFlightCaps()
+	// The core, so its limiter, outlives reloads: the configuration that
+	// starts sets the share, once it is known to load.
+	a.core.limiter.SetShare(a.RateLimits.Instances)
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	go a.watcher.Run(ctx)

@@ -21,22 +21,24 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "audit-verify",
-		Usage: "--key <key_id>=<key file> [--key …] [--format text|json] <file>…",
+		Usage: "--key <key_id>=<key file> [--key …] [--since <time>] [--format text|json] <file>…",
 		Short: "Verifies the seals of an audit trail",
 		Long: `Verifies a trail sealed by the passerelle_sealed log encoder (SECURITY.md
 G09): every record's seal under the key of its key id, and, for each
 process that wrote it (a stream: its seal_boot), that no sequence number
 is missing between the first and the last record held, nor seen twice.
-A stream whose process started after the trail's first record (seal_boot
-holds the start, seal_at each record's time, both sealed) must start at
-1, so that records removed around a restart are missing whatever the
-order of the lines; a process that started before it may start later
-(the oldest files gone with the retention, or a window of several
-instances' trails merged), as may one that started within 10 s of it (the
-instances' clocks). Files may be given in any order, several instances'
-together; rolled files compressed by Caddy (.gz) are read as they are. A
-key file holds the key as the gateway reads {file.path} (one trailing
-line end removed).
+A stream (a process's records under one key id) that began after the
+trail's start (seal_boot holds when it began, seal_at each record's time,
+both sealed) must start at 1, so that records removed around a restart or
+a key rotation are missing whatever the order of the lines; a stream that
+began before may start later (the oldest files gone with the retention),
+as may one that began within 10 s of it (the instances' clocks). The
+trail's start is its earliest record, or --since (RFC 3339): for several
+instances' trails merged whose oldest files were not cut at the same time,
+give the latest of their oldest records. Files may be given in any order;
+rolled files compressed by Caddy (.gz) are read as they are. A key file
+holds the key as the gateway reads {file.path} (one trailing line end
+removed).
 
 What a seal cannot show: records removed after the last one a stream
 holds, a stream removed whole, or one copied in from another instance's
@@ -49,6 +51,7 @@ key cannot be read.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().StringArray("key", nil, "A key: <key_id>=<key file> (repeat for a trail across key rotations)")
 			cmd.Flags().String("format", "text", "Output: text or json")
+			cmd.Flags().String("since", "", "When the trail verified begins (RFC 3339); default: its earliest record")
 			cmd.RunE = func(cmd *cobra.Command, files []string) error {
 				if code := runAuditVerify(cmd, files); code != 0 {
 					os.Exit(code)
@@ -64,6 +67,15 @@ func runAuditVerify(cmd *cobra.Command, files []string) int {
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	specs, _ := cmd.Flags().GetStringArray("key")
 	format, _ := cmd.Flags().GetString("format")
+	sinceFlag, _ := cmd.Flags().GetString("since")
+	var since time.Time
+	if sinceFlag != "" {
+		var err error
+		if since, err = time.Parse(time.RFC3339, sinceFlag); err != nil {
+			fmt.Fprintln(errOut, "passerelle audit-verify: --since: want an RFC 3339 time, e.g. 2026-12-01T00:00:00Z")
+			return 2
+		}
+	}
 	if format != "text" && format != "json" {
 		fmt.Fprintln(errOut, "passerelle audit-verify: --format text or json")
 		return 2
@@ -76,7 +88,7 @@ func runAuditVerify(cmd *cobra.Command, files []string) int {
 		fmt.Fprintln(errOut, "passerelle audit-verify:", err)
 		return 2
 	}
-	v := auditseal.NewVerifier(auditseal.Options{Keys: keys})
+	v := auditseal.NewVerifier(auditseal.Options{Keys: keys, Since: since})
 	for _, name := range files {
 		if err := verifyFile(v, name); err != nil {
 			fmt.Fprintln(errOut, "passerelle audit-verify:", err)
@@ -158,7 +170,7 @@ func writeVerifyReport(w io.Writer, r auditseal.Report) {
 		if s.First > 1 && (len(s.Missing) == 0 || s.Missing[0].From != 1) {
 			fmt.Fprintf(w, " (1 to %d before the trail)", s.First-1)
 		}
-		fmt.Fprintf(w, ", process started %s", s.Started.Format(time.RFC3339))
+		fmt.Fprintf(w, ", begun %s", s.Started.Format(time.RFC3339))
 		fmt.Fprintln(w)
 		for _, m := range s.Missing {
 			fmt.Fprintf(w, "  MISSING %d to %d\n", m.From, m.To)

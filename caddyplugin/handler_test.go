@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,6 +53,7 @@ type fixture struct {
 	h        *Handler
 	jwksDown atomic.Bool
 	checks   atomic.Int64 // checktoken calls
+	slowFC   atomic.Bool  // checktoken answers after 200 ms
 	audit    *observer.ObservedLogs
 	upstream *http.Request
 }
@@ -73,6 +75,9 @@ func newFixture(t testing.TB, opts ...func(*App)) *fixture {
 			_, _ = w.Write(iss.JWKS())
 		case strings.HasSuffix(r.URL.Path, "/checktoken"):
 			f.checks.Add(1)
+			if f.slowFC.Load() {
+				time.Sleep(200 * time.Millisecond)
+			}
 			_ = r.ParseForm()
 			now := time.Now()
 			ti := map[string]any{"active": false}
@@ -408,6 +413,12 @@ func TestG08_MetricLabelsBounded(t *testing.T) {
 			seen++
 			for _, lp := range m.GetLabel() {
 				checkLabel(t, fam, lp, allowed)
+				if lp.GetName() == "boot" { // the process's own stream of the series' key id
+					keyID := m.GetLabel()[slices.IndexFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == "key_id" })].GetValue()
+					if lp.GetValue() != auditseal.Boot(keyID) {
+						t.Errorf("%s boot %q, not this process's stream of %s", fam.GetName(), lp.GetValue(), keyID)
+					}
+				}
 			}
 		}
 	}
@@ -440,9 +451,9 @@ func checkLabel(t *testing.T, fam *dto.MetricFamily, lp *dto.LabelPair, allowed 
 		if !auditseal.ValidKeyID(v) {
 			t.Errorf("%s key_id %q", fam.GetName(), v)
 		}
-	case "boot": // the process's own, one per start
-		if v != auditseal.Boot() {
-			t.Errorf("%s boot %q, not this process's", fam.GetName(), v)
+	case "boot": // checked against its key id's stream by the caller
+		if len(v) != 16 || strings.Trim(v, "0123456789abcdef") != "" {
+			t.Errorf("%s boot %q", fam.GetName(), v)
 		}
 	default:
 		if set, ok := allowed[lp.GetName()]; !ok || !set[v] {
@@ -570,6 +581,25 @@ func TestF03_QuotaNotRewoundByOlderRequests(t *testing.T) {
 	}
 }
 
+// serveFrom runs one quotient familial request with token from a client
+// address through the handler.
+func (f *fixture) serveFrom(t testing.TB, ctx context.Context, addr, token string) *httptest.ResponseRecorder {
+	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/v3/dss/quotient_familial/france_connect?recipient="+testSIRET, nil)
+	r.RemoteAddr = addr + ":4242"
+	r.Header.Set("Authorization", "Bearer "+token)
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	w := httptest.NewRecorder()
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, unitBody)
+		return nil
+	})
+	if err := f.h.ServeHTTP(w, r, next); err != nil {
+		t.Error(err)
+	}
+	return w
+}
+
 // TestF04_FailedAuthBeforeFranceConnect: the review's attack, a flood of
 // junk tokens from one address, each relayed to FranceConnect: once the
 // address has spent its failed authentications (5 a minute here, 20 by
@@ -579,45 +609,64 @@ func TestF03_QuotaNotRewoundByOlderRequests(t *testing.T) {
 // req: F04
 func TestF04_FailedAuthBeforeFranceConnect(t *testing.T) {
 	f := newFixture(t, func(a *App) { a.RateLimits.FailedAuth = "5/m" })
-	serveFrom := func(addr, token string) *httptest.ResponseRecorder {
-		r := httptest.NewRequest(http.MethodGet, "/v3/dss/quotient_familial/france_connect?recipient="+testSIRET, nil)
-		r.RemoteAddr = addr + ":4242"
-		r.Header.Set("Authorization", "Bearer "+token)
-		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
-		w := httptest.NewRecorder()
-		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, unitBody)
-			return nil
-		})
-		if err := f.h.ServeHTTP(w, r, next); err != nil {
-			t.Fatal(err)
-		}
-		return w
-	}
+	ctx := context.Background()
 	const attacker, neighbour = "198.51.100.7", "203.0.113.9"
-	if w := serveFrom(attacker, testToken); w.Code != 200 {
+	if w := f.serveFrom(t, ctx, attacker, testToken); w.Code != 200 {
 		t.Fatalf("a valid token: %d", w.Code)
 	}
 	codes := map[int]int{}
 	for i := range 100 {
-		codes[serveFrom(attacker, "junk-"+strconv.Itoa(i)).Code]++
+		codes[f.serveFrom(t, ctx, attacker, "junk-"+strconv.Itoa(i)).Code]++
 	}
 	if codes[401] != 5 || codes[429] != 95 || f.checks.Load() != 6 {
 		t.Fatalf("answers %v, %d checktoken calls; want 5×401, 95×429, 6 calls (the valid token's and 5 junk ones)", codes, f.checks.Load())
 	}
-	w := serveFrom(attacker, "junk-again")
-	if w.Code != 429 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), `"00429"`) {
-		t.Fatalf("spent: %d %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	w := f.serveFrom(t, ctx, attacker, "junk-again")
+	if w.Code != 429 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), `"00429"`) ||
+		w.Header().Get("Ratelimit-Limit") != "5" || w.Header().Get("Ratelimit-Remaining") != "0" {
+		t.Fatalf("spent: %d %v %s", w.Code, w.Header(), w.Body)
 	}
-	if w := serveFrom(attacker, testToken); w.Code != 200 {
+	if w := f.serveFrom(t, ctx, attacker, testToken); w.Code != 200 {
 		t.Fatalf("the token checked before: %d", w.Code)
 	}
-	if w := serveFrom(attacker, acrTokenPrefix+"eidas2"); w.Code != 429 || f.checks.Load() != 6 {
+	if w := f.serveFrom(t, ctx, attacker, acrTokenPrefix+"eidas2"); w.Code != 429 || f.checks.Load() != 6 {
 		t.Fatalf("a new valid token from the spent address: %d, %d checktoken calls", w.Code, f.checks.Load())
 	}
-	if w := serveFrom(neighbour, "junk-neighbour"); w.Code != 401 || f.checks.Load() != 7 {
+	if w := f.serveFrom(t, ctx, neighbour, "junk-neighbour"); w.Code != 401 || f.checks.Load() != 7 {
 		t.Fatalf("another address: %d, %d checktoken calls", w.Code, f.checks.Load())
+	}
+}
+
+// TestF04_FailedAuthConcurrentAndCancelled: the second review's attacks on
+// the quota: 40 junk tokens at once, half of their requests hanging up
+// before FranceConnect answers. The quota (5) bounds the checktoken calls
+// however many arrive together, and a request that hangs up still has its
+// refusal counted (the call runs on, detached): afterwards the address is
+// refused, and FranceConnect saw 5 tokens.
+// req: F04
+func TestF04_FailedAuthConcurrentAndCancelled(t *testing.T) {
+	f := newFixture(t, func(a *App) { a.RateLimits.FailedAuth = "5/m" })
+	f.slowFC.Store(true)
+	const attacker = "198.51.100.8"
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			ctx := context.Background()
+			if i%2 == 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, 20*time.Millisecond)
+				defer cancel()
+			}
+			f.serveFrom(t, ctx, attacker, "junk-together-"+strconv.Itoa(i))
+		})
+	}
+	wg.Wait()
+	time.Sleep(400 * time.Millisecond) // the detached calls end
+	if w := f.serveFrom(t, context.Background(), attacker, "junk-after"); w.Code != 429 {
+		t.Fatalf("after the flood: %d", w.Code)
+	}
+	if n := f.checks.Load(); n != 5 {
+		t.Fatalf("%d checktoken calls for a quota of 5", n)
 	}
 }
 

@@ -89,6 +89,13 @@ func TestF04_FailedAuthQuotaConfig(t *testing.T) {
 // from 1 to 1000; the Caddyfile refuses 0 and JSON a negative count.
 func TestF06_InstancesConfig(t *testing.T) {
 	f := newFixture(t, func(a *App) { a.RateLimits.Instances = 3 })
+	if got := f.h.pipe.Limiter.Share(); got != 1 {
+		t.Fatalf("share %d before the configuration starts, want 1", got)
+	}
+	if err := f.h.app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.h.app.Stop() })
 	if got := f.h.pipe.Limiter.Share(); got != 3 {
 		t.Fatalf("share %d, want 3", got)
 	}

@@ -1,13 +1,12 @@
 package auditseal
 
 import (
-	"sync/atomic"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // sealedDesc describes caddy_passerelle_audit_sealed_total: the last
-// sequence number given under each key id by this process (boot), for the
+// sequence number given under each key id by this process (its stream's
+// boot), for the
 // trail's verifier to compare with each stream's last record (a trail cut
 // at its end) and to tell its streams from records copied in.
 var sealedDesc = prometheus.NewDesc("caddy_passerelle_audit_sealed_total",
@@ -23,8 +22,9 @@ func (Collector) Describe(ch chan<- *prometheus.Desc) { ch <- sealedDesc }
 
 // Collect implements prometheus.Collector.
 func (Collector) Collect(ch chan<- prometheus.Metric) {
-	sequences.Range(func(k, v any) bool {
-		ch <- prometheus.MustNewConstMetric(sealedDesc, prometheus.CounterValue, float64(v.(*atomic.Uint64).Load()), k.(string), boot)
+	streams.Range(func(k, v any) bool {
+		s := v.(*sealStream)
+		ch <- prometheus.MustNewConstMetric(sealedDesc, prometheus.CounterValue, float64(s.seq.Load()), k.(string), s.boot)
 		return true
 	})
 }

@@ -8,8 +8,8 @@
 // Each record gets, after its own fields:
 //
 //	seal_key   the key's id (several keys verify a trail that spans a rotation)
-//	seal_boot  the process's id: when it started (Unix seconds, 8 hex
-//	           digits) and 32 random bits (8 hex digits)
+//	seal_boot  the stream's id: when the process began sealing under the
+//	           key id (Unix seconds, 8 hex digits) and 32 random bits (8)
 //	seal_at    when the record was sealed (Unix milliseconds)
 //	seal_seq   1, 2, 3… per key id within the process: every record the
 //	           process sealed, whatever the configuration reloads
@@ -18,10 +18,10 @@
 // The MAC covers the record's exact bytes (the line without its line end,
 // "\n" or "\r\n"), so any change to a record breaks its seal; the
 // sequence makes a removed record a gap, a replayed one a duplicate, and,
-// as every process that started after the trail's first record must start
-// at 1, records removed around a restart a gap too (the sealed start and
-// times tell which processes began before the trail, whatever the order of
-// the lines). What a seal cannot show: the records before the first one
+// as every stream that began after the trail's first record must start at
+// 1, records removed around a restart, or a key rotation, a gap too (the
+// sealed start and times tell which streams began before the trail,
+// whatever the order of the lines). What a seal cannot show: the records before the first one
 // the trail keeps (a trail cut at its start), or after the last one a
 // process's stream keeps (a trail cut at its end, or a process's last
 // records), a whole process's stream removed, or one copied in from
@@ -79,11 +79,8 @@ var ErrKeyID = errors.New("auditseal: key id: 1 to 32 letters, digits, '.', '_' 
 // ErrKeyTooShort reports a key shorter than MinKeyBytes.
 var ErrKeyTooShort = errors.New("auditseal: key: at least 32 bytes")
 
-// boot is this process's id in the records it seals.
-var boot = bootID(time.Now())
-
-// bootID returns the id of a process started at t: t in Unix seconds and
-// 32 random bits, 8 hex digits each.
+// bootID returns the id of a stream begun at t: t in Unix seconds and 32
+// random bits, 8 hex digits each.
 func bootID(t time.Time) string {
 	var b [bootLen / 2]byte
 	binary.BigEndian.PutUint32(b[:4], uint32(t.Unix()))
@@ -91,10 +88,27 @@ func bootID(t time.Time) string {
 	return hex.EncodeToString(b[:])
 }
 
-// sequences holds one counter per key id for the whole process, so that
-// the configurations a reload replaces and the next one number their
-// records as one stream.
-var sequences sync.Map // key id → *atomic.Uint64
+// sealStream is what the process seals under one key id: its boot id, drawn
+// when the first sealer of the key id is made, and its counter.
+type sealStream struct {
+	boot string
+	seq  atomic.Uint64
+}
+
+// streams holds one stream per key id for the whole process, so that the
+// configurations a reload replaces and the next one number their records
+// as one stream; a key id a reload brings (a rotation, a log newly sealed)
+// begins a stream then, which must start at 1 in the trail.
+var streams sync.Map // key id → *sealStream
+
+// streamOf returns keyID's stream, begun now if it is new.
+func streamOf(keyID string) *sealStream {
+	if s, ok := streams.Load(keyID); ok {
+		return s.(*sealStream)
+	}
+	s, _ := streams.LoadOrStore(keyID, &sealStream{boot: bootID(time.Now())})
+	return s.(*sealStream)
+}
 
 // sealKeys holds the SHA-256 of every key a sealer of this process was
 // given (IsSealKey).
@@ -128,11 +142,11 @@ func NewSealer(key []byte, keyID string) (*Sealer, error) {
 		return nil, ErrKeyTooShort
 	}
 	sealKeys.Store(sha256.Sum256(key), struct{}{})
-	seq, _ := sequences.LoadOrStore(keyID, new(atomic.Uint64))
-	return newSealer(key, keyID, boot, seq.(*atomic.Uint64)), nil
+	st := streamOf(keyID)
+	return newSealer(key, keyID, st.boot, &st.seq), nil
 }
 
-// newSealer returns a sealer of a process whose boot id and sequence are
+// newSealer returns a sealer of a stream whose boot id and sequence are
 // given (tests seal as another process).
 func newSealer(key []byte, keyID, boot string, seq *atomic.Uint64) *Sealer {
 	key = append([]byte(nil), key...)
@@ -141,14 +155,20 @@ func newSealer(key []byte, keyID, boot string, seq *atomic.Uint64) *Sealer {
 	return s
 }
 
-// Boot returns this process's boot id (seal_boot).
-func Boot() string { return boot }
+// Boot returns the boot id (seal_boot) of the process's stream under key
+// id; "" when it has sealed nothing under it.
+func Boot(keyID string) string {
+	if s, ok := streams.Load(keyID); ok {
+		return s.(*sealStream).boot
+	}
+	return ""
+}
 
 // Sealed returns how many records the process has sealed under key id so
 // far (the last seal_seq given).
 func Sealed(keyID string) uint64 {
-	if seq, ok := sequences.Load(keyID); ok {
-		return seq.(*atomic.Uint64).Load()
+	if s, ok := streams.Load(keyID); ok {
+		return s.(*sealStream).seq.Load()
 	}
 	return 0
 }

@@ -226,6 +226,72 @@ func TestProcessBoundaries(t *testing.T) {
 	}
 }
 
+// TestStreamBoundaries: the second review's cases. A key rotation begins a
+// stream within the process, which must start at 1 like a restart's;
+// --since moves the trail's start for merged trails cut at different
+// times; a clock stepped back after a stream began does not make its
+// stream look younger than its own records.
+func TestStreamBoundaries(t *testing.T) {
+	_, id := newTestSealer(t)
+	id2 := "r-" + id[max(0, len(id)-20):]
+	keys := map[string][]byte{id: testKey, id2: testKey}
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	stream := func(keyID string, begun, first time.Time) [][]byte {
+		s := newSealer(testKey, keyID, bootID(begun), new(atomic.Uint64))
+		at := first.Add(-time.Second)
+		s.now = func() time.Time { at = at.Add(time.Second); return at }
+		return trail(s, records(5)...)
+	}
+	old := stream(id, t0.Add(-time.Hour), t0)                         // the process, under the old key
+	rotated := stream(id2, t0.Add(time.Minute), t0.Add(time.Minute))  // the same process after a rotation
+	y := stream(id, t0.Add(time.Minute), t0.Add(2*time.Minute))       // another instance's process, cut by its retention
+	stepped := stream(id, t0.Add(time.Hour), t0.Add(-30*time.Second)) // began at t0+1h by a clock then stepped back
+	for _, tc := range []struct {
+		name    string
+		since   time.Time
+		lines   [][]byte
+		missing [][]Range
+	}{
+		{"a rotation whole", time.Time{}, slices.Concat(old, rotated), [][]Range{nil, nil}},
+		{"the last records of the old key and the first of the new removed", time.Time{}, slices.Concat(old[:3], rotated[2:]), [][]Range{nil, {{1, 2}}}},
+		{"merged trails cut at different times", time.Time{}, slices.Concat(old, y[2:]), [][]Range{nil, {{1, 2}}}},
+		{"the same, from the latest of their oldest records", t0.Add(3 * time.Minute), slices.Concat(old, y[2:]), [][]Range{nil, nil}},
+		{"a restart within the window given", t0.Add(-time.Minute), slices.Concat(old, y[2:]), [][]Range{nil, {{1, 2}}}},
+		{"a clock stepped back", time.Time{}, slices.Concat(stepped[2:], old), [][]Range{nil, nil}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := verifyWith(t, Options{Keys: keys, Since: tc.since}, tc.lines)
+			var got [][]Range
+			for _, s := range r.Streams {
+				got = append(got, s.Missing)
+			}
+			if len(r.Problems) != 0 || !slices.EqualFunc(got, tc.missing, slices.Equal) {
+				t.Fatalf("missing %v, problems %v; want %v", got, r.Problems, tc.missing)
+			}
+		})
+	}
+}
+
+// TestStreamPerKeyID: each key id the process seals under is a stream of
+// its own, begun when its first sealer was made, with its own boot id.
+func TestStreamPerKeyID(t *testing.T) {
+	_, id := newTestSealer(t)
+	before := time.Now().Truncate(time.Second)
+	other := "o-" + id[max(0, len(id)-20):]
+	if _, err := NewSealer(testKey, other); err != nil {
+		t.Fatal(err)
+	}
+	if Boot(id) == "" || Boot(other) == "" || Boot(id) == Boot(other) {
+		t.Fatalf("boots %q and %q", Boot(id), Boot(other))
+	}
+	if b := started(Boot(other)); b.Before(before) || b.After(time.Now()) {
+		t.Fatalf("the stream of %s begun %v, made at %v", other, b, before)
+	}
+	if Boot("never-used") != "" {
+		t.Fatal("a boot for a key id never sealed under")
+	}
+}
+
 // TestSequenceSharedAcrossSealers: the sealers of one key id (the
 // configurations before and after a reload) number one stream, even when
 // their records reach the trail out of order.

@@ -51,12 +51,12 @@ type Range struct {
 
 // Stream is what the trail holds of one process's records under one key:
 // sequence numbers First to Last, but Missing (which also holds 1 to
-// First-1 when the stream had to start at 1: its process started after
-// the trail's first record).
+// First-1 when the stream had to start at 1: it began after the trail's
+// start).
 type Stream struct {
 	KeyID   string    `json:"key_id"`
 	Boot    string    `json:"boot"`
-	Started time.Time `json:"started"` // the process's start, from its boot id
+	Started time.Time `json:"started"` // when it began: its boot id's time, or its earliest seal_at if earlier
 	Records int       `json:"records"`
 	First   uint64    `json:"first"`
 	Last    uint64    `json:"last"`
@@ -91,24 +91,28 @@ func (r Report) OK() bool {
 type Options struct {
 	// Keys are the keys, by key id.
 	Keys map[string][]byte
+	// Since is when the trail verified begins; zero: its first record
+	// (the earliest seal_at). Give the latest of the instances' oldest
+	// records when their trails, merged, were not cut at the same time.
+	Since time.Time
 }
 
 // MaxClockSkew is how far apart the clocks of the instances whose trails
-// are verified together may be: a process that started up to this long
-// after the trail's first record (seal_at) may still start after 1.
+// are verified together may be: a stream that began up to this long after
+// the trail's start may still start after 1.
 const MaxClockSkew = 10 * time.Second
 
 // Verifier checks sealed trails, file after file. It is not safe for
 // concurrent use.
 //
-// Which streams must start at 1: those whose process started (seal_boot)
-// after the trail's first record (the earliest seal_at), give or take
-// MaxClockSkew. A process that started before it may start later: its
-// first records are in the files the retention removed, or before the
-// window verified (several instances' trails merged). So records removed
-// around a restart (the end of one process and the start of the next) are
-// missing, not unseen, whatever the order of the lines and files: the
-// start and the times are sealed.
+// Which streams must start at 1: those that began (seal_boot: when the
+// process began sealing under the key id) after the trail's start
+// (Options.Since, or the earliest seal_at), give or take MaxClockSkew. A
+// stream that began before may start later: its first records are in the
+// files the retention removed, or before the window verified. So records
+// removed around a restart or a key rotation (the end of one stream and
+// the start of the next) are missing, not unseen, whatever the order of
+// the lines and files: the starts and the times are sealed.
 type Verifier struct {
 	o        Options
 	streams  map[streamID]*stream
@@ -126,6 +130,7 @@ type stream struct {
 	records     int
 	first, last uint64
 	missing     []Range // sorted, disjoint
+	earliest    int64   // its earliest seal_at (Unix milliseconds)
 }
 
 // NewVerifier returns a verifier.
@@ -174,8 +179,12 @@ func (v *Verifier) line(b []byte) string {
 	if !hmac.Equal(m.Sum(nil), mac) {
 		return KindAltered
 	}
-	if !v.sequence(streamID{keyID, boot}, seq) {
+	id := streamID{keyID, boot}
+	if !v.sequence(id, seq) {
 		return KindDuplicate
+	}
+	if s := v.streams[id]; s.earliest == 0 || at < s.earliest {
+		s.earliest = at
 	}
 	if v.earliest == 0 || at < v.earliest {
 		v.earliest = at
@@ -314,8 +323,14 @@ func (v *Verifier) Report() Report {
 	r.Streams = make([]Stream, 0, len(v.order))
 	for _, id := range v.order {
 		s := v.streams[id]
-		st := Stream{KeyID: id.keyID, Boot: id.boot, Started: started(id.boot), Records: s.records, First: s.first, Last: s.last}
-		if s.first > 1 && !v.mayStartLate(st.Started) {
+		// A clock stepped back after the stream began seals earlier
+		// times than its boot's: the earliest of them counts.
+		begun := started(id.boot)
+		if first := time.UnixMilli(s.earliest).UTC(); first.Before(begun) {
+			begun = first
+		}
+		st := Stream{KeyID: id.keyID, Boot: id.boot, Started: begun, Records: s.records, First: s.first, Last: s.last}
+		if s.first > 1 && !v.mayStartLate(begun) {
 			st.Missing = append(st.Missing, Range{1, s.first - 1})
 		}
 		st.Missing = append(st.Missing, s.missing...)
@@ -324,9 +339,12 @@ func (v *Verifier) Report() Report {
 	return r
 }
 
-// mayStartLate reports whether the stream of a process started then may
-// start after 1: the process started before the trail's first record,
-// give or take MaxClockSkew.
-func (v *Verifier) mayStartLate(started time.Time) bool {
-	return started.UnixMilli() <= v.earliest+MaxClockSkew.Milliseconds()
+// mayStartLate reports whether a stream begun then may start after 1: it
+// began before the trail's start, give or take MaxClockSkew.
+func (v *Verifier) mayStartLate(begun time.Time) bool {
+	start := v.earliest
+	if !v.o.Since.IsZero() {
+		start = v.o.Since.UnixMilli()
+	}
+	return begun.UnixMilli() <= start+MaxClockSkew.Milliseconds()
 }

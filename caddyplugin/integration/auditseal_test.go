@@ -65,7 +65,7 @@ func TestG09_SealedAuditTrail(t *testing.T) {
 	}
 	seq := func(n uint64) string { return strconv.FormatUint(before+n, 10) }
 	code, out := auditVerify(t, "--key", "itest="+key, trail)
-	if code != 0 || !strings.Contains(out, "6 records, 6 verified") || !strings.Contains(out, "boot "+auditseal.Boot()+": 6 records, sequence "+seq(1)+" to "+seq(6)) ||
+	if code != 0 || !strings.Contains(out, "6 records, 6 verified") || !strings.Contains(out, "boot "+auditseal.Boot("itest")+": 6 records, sequence "+seq(1)+" to "+seq(6)) ||
 		!strings.HasSuffix(out, "OK\n") {
 		t.Fatalf("the trail as written: exit %d\n%s", code, out)
 	}

@@ -70,7 +70,6 @@ func (p *Pipeline) authorize(r *http.Request, c *Call) *apierror.Error {
 		// FranceConnect token is unknown here and never sent anywhere.
 		hab, ok := p.Registry().ByAPIToken(token)
 		if !ok {
-			p.failedAuth(r.Context(), c)
 			return apierror.APITokenInvalid()
 		}
 		c.hab = hab
@@ -117,33 +116,6 @@ var errAPITokenOnFCRoute = errors.New("passerelle: API token on a FranceConnect 
 func (p *Pipeline) LimitClient(r *http.Request, c *Call) *apierror.Error {
 	c.client = p.Limiter.ClientKey(p.ClientIPKey, p.ClientAddr(r), p.ClientIPv6Prefix)
 	return p.limit(r.Context(), c.client, p.ClientQuota, quotaClientIP, c)
-}
-
-// failedAuthKey is the purpose of the failed authentication quota's key
-// after the client network's (ratelimit.ClientKey).
-const failedAuthKey = ":failed_auth"
-
-// failedAuth spends one failed authentication of the client network of c
-// (SECURITY.md F04): a token refused (inactive, expired, malformed,
-// undecryptable…), or an unknown API token.
-func (p *Pipeline) failedAuth(ctx context.Context, c *Call) {
-	if p.FailedAuthQuota.Requests > 0 && c.client != "" {
-		_, _ = p.Limiter.Allow(ctx, c.client+failedAuthKey, p.FailedAuthQuota)
-	}
-}
-
-// failedAuthSpent returns the 429 to answer when the client network of c
-// has no failed authentication left (SECURITY.md F04), nil otherwise.
-func (p *Pipeline) failedAuthSpent(ctx context.Context, c *Call) *apierror.Error {
-	if p.FailedAuthQuota.Requests == 0 || c.client == "" {
-		return nil
-	}
-	d, err := p.Limiter.Peek(ctx, c.client+failedAuthKey, p.FailedAuthQuota)
-	if err != nil || d.Allowed {
-		return nil
-	}
-	metricRateLimited.WithLabelValues(quotaFailedAuth).Inc()
-	return apierror.RateLimited(int(math.Ceil(d.RetryAfter.Seconds())))
 }
 
 // ClientAddr is the client address of a request: Config.ClientIP's (the
@@ -275,9 +247,14 @@ func setRateLimitHeaders(h http.Header, d ratelimit.Decision, now time.Time, val
 func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcverify.Facts, *apierror.Error) {
 	ctx, sp := startSpan(ctx, c.tracer, spanToken, trace.SpanKindInternal, attribute.KeyValue{})
 	facts, src, err := p.cachedFacts(ctx, token, c)
-	if spent, ok := err.(*apierror.Error); ok { // failed authentications spent: nothing checked
-		endSpan(sp, spent.Reason)
-		return nil, spent
+	var spent *failedAuthSpent
+	if errors.As(err, &spent) { // nothing checked
+		metricRateLimited.WithLabelValues(quotaFailedAuth).Inc()
+		// The RateLimit headers tell the quota that refused.
+		c.rate = ratelimit.Decision{Limit: p.FailedAuthQuota.Requests, Reset: spent.retryAfter}
+		aerr := apierror.RateLimited(int(math.Ceil(spent.retryAfter.Seconds())))
+		endSpan(sp, aerr.Reason)
+		return nil, aerr
 	}
 	c.source = src.String()
 	result, aerr := "active", (*apierror.Error)(nil)
@@ -291,9 +268,6 @@ func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcve
 		result, aerr = "inactive", apierror.TokenNotFound()
 	}
 	tokenCheckCounters.get(labels2{c.source, result}).Inc()
-	if aerr != nil && aerr.Status == http.StatusUnauthorized {
-		p.failedAuth(ctx, c)
-	}
 	if sp.IsRecording() {
 		sp.SetAttributes(attrCacheLevel.String(c.source), attrTokenResult.String(result))
 	}
@@ -307,17 +281,14 @@ func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcve
 
 // cachedFacts returns a token's facts from the cache, and on a miss from
 // checktoken, unless the client network of c has spent its failed
-// authentications (an *apierror.Error, 429): then FranceConnect is not
-// asked. The fetch function is built on a miss only: the cached path
-// allocates nothing for it.
+// authentications (a *failedAuthSpent): then FranceConnect is not asked.
+// The fetch function is built on a miss only: the cached path allocates
+// nothing for it.
 func (p *Pipeline) cachedFacts(ctx context.Context, token string, c *Call) (*fcverify.Facts, tokencache.Source, error) {
 	if f, ok := p.Cache.Cached(token); ok {
 		return f, tokencache.SourceL1, nil
 	}
-	if aerr := p.failedAuthSpent(ctx, c); aerr != nil {
-		return nil, tokencache.SourceFetch, aerr
-	}
-	pseudo, registry := p.Pseudonymizer, p.Registry()
+	pseudo, registry, client := p.Pseudonymizer, p.Registry(), c.client
 	return p.Cache.Get(ctx, token, func(ctx context.Context) (*fcverify.Facts, error) {
 		if _, ok := registry.ByAPIToken(token); ok {
 			// A habilitation's API token is never sent to FranceConnect
@@ -325,7 +296,17 @@ func (p *Pipeline) cachedFacts(ctx context.Context, token string, c *Call) (*fcv
 			// never in the cache, so the cached path stays free of crypto.
 			return nil, errAPITokenOnFCRoute
 		}
+		// Detached from the caller (tokencache): a caller that hangs up
+		// still has its refusal counted.
+		release, err := p.reserveCheck(ctx, client)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		f, err := p.Verifier.CheckToken(ctx, token)
+		if refusedByFranceConnect(f, err) {
+			p.spendFailedAuth(ctx, client)
+		}
 		if err == nil && f.Active {
 			// Pseudonymise and normalise once per token, not once per request.
 			f.CitizenKey, f.CitizenKeyVersion = pseudo.CitizenKey(f.Sub), pseudo.version

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -114,6 +115,13 @@ func (s *Redis) setPendingLocked(rec Record) {
 		s.pending = map[string]Record{}
 	}
 	s.pending[rec.RequestID] = rec
+}
+
+// pendingRecords returns the pending records.
+func (s *Redis) pendingRecords() []Record {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	return slices.Collect(maps.Values(s.pending))
 }
 
 // written drops id's pending record once Redis holds rec, when rec is as
@@ -278,6 +286,18 @@ func (s *Redis) Reload(ctx context.Context) error {
 		recs = append(recs, r)
 	}
 	s.live.put(recs...)
+	// A change applied here alone while Redis failed (pending) whose
+	// second Redis's copy shares, one revision later or more (another
+	// instance applied other events of that second meanwhile), is merged
+	// into it as Apply merges an event: the more restrictive wins. Put
+	// took Redis's copy: without this, the change would be dropped.
+	for _, p := range s.pendingRecords() {
+		if remote, ok := decoded[p.RequestID]; ok && remote.FiredAt == p.FiredAt && later(remote, p) {
+			if _, _, err := s.Apply(ctx, p); err != nil {
+				return fmt.Errorf("datapass: merging a record applied during an outage: %w", err)
+			}
+		}
+	}
 	// Records this instance holds later than Redis's copy (a Redis
 	// restarted without persistence, a failover to a replica that had not
 	// caught up, a change applied here while Redis was down) are written

@@ -505,3 +505,55 @@ func TestNewestTied(t *testing.T) {
 		t.Fatalf("the same copy twice changed: %+v", got)
 	}
 }
+
+// req: C13
+// TestPendingMergedIntoLaterRevision: the second review's case. An
+// instance applies a revoke alone while Redis is down; meanwhile another
+// applies two other events of the same second, so Redis's copy is one
+// revision later. Once Redis is back, the revoke is merged into that copy
+// (the more restrictive wins) rather than dropped for its revision.
+func TestPendingMergedIntoLaterRevision(t *testing.T) {
+	mr, newStore := redisStores(t)
+	a, b := newStore(), newStore()
+	pa, pb := processorOn(t, a), processorOn(t, b)
+	ctx := context.Background()
+	deliver(pa, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial", "cnaf_allocataires")))
+	if err := b.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addr := mr.Addr()
+	mr.Close()
+	if o := deliver(pa, payload(t, "revoke", 2000, siretServed, authz(1, "revoked", "cnaf_quotient_familial"))); o.Status != 503 {
+		t.Fatalf("revoke with Redis down: %+v", o)
+	}
+	if err := mr.StartAddr(addr); err != nil {
+		t.Fatal(err)
+	}
+	for _, event := range []string{"update", "reopen"} {
+		if o := deliver(pb, payload(t, event, 2000, siretServed, authz(1, "active", "cnaf_quotient_familial"))); o.Result != ResultApplied {
+			t.Fatalf("%s on the other instance: %+v", event, o)
+		}
+	}
+	ra, _ := a.Live().Record("48213")
+	rb, _ := b.Live().Record("48213")
+	if ra.FiredAt != rb.FiredAt || rb.Rev <= ra.Rev || !rb.Active || ra.Active {
+		t.Fatalf("not the case this test needs: %+v and %+v", ra, rb)
+	}
+	for _, s := range []*Redis{a, b} {
+		if err := s.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var r Record
+	if err := json.Unmarshal([]byte(mr.HGet(RecordsKey, "48213")), &r); err != nil || r.Active {
+		t.Fatalf("Redis after the reloads: %+v %v", r, err)
+	}
+	for name, s := range map[string]*Redis{"a": a, "b": b} {
+		if !servedBy(t, pa.Bindings, s.Live(), "mairie-qf").Revoked {
+			t.Errorf("instance %s serves the revoked habilitation", name)
+		}
+	}
+	if len(a.pendingRecords()) != 0 {
+		t.Fatalf("pending after the merge: %v", a.pendingRecords())
+	}
+}
