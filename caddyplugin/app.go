@@ -196,11 +196,11 @@ type RateLimitConfig struct {
 	ClientIP string `json:"client_ip,omitempty"`
 	// FailedAuth is the quota of failed authentications of each client
 	// network (default "20/m" in production mode, "off" in sandbox mode,
-	// whose tests try many bad tokens; "off": none): a token refused, or
-	// an unknown API token, spends one; once spent, a token the cache does
-	// not hold is refused 429 before FranceConnect is asked, so that a
-	// flood of junk tokens is never relayed to it (SECURITY.md F04).
-	// Tokens already checked keep being served.
+	// whose tests try many bad tokens; "off": none): each checktoken call
+	// takes one before FranceConnect is asked and gives it back unless
+	// FranceConnect refuses the token; none left, the token is refused 429,
+	// so that a flood of junk tokens is never relayed to FranceConnect
+	// (SECURITY.md F04). Tokens in the cache are served without it.
 	FailedAuth string `json:"failed_auth,omitempty"`
 	// Instances is how many gateway instances share the quotas through
 	// Redis (default 1): while Redis is unreachable, each enforces 1/n of
@@ -475,9 +475,6 @@ func (a *App) Start() error {
 	metricMode.WithLabelValues(a.Mode).Set(1)
 	warnUnsynchronisedClock(a.logger)
 	a.applyInFlightCaps()
-	// The core, so its limiter, outlives reloads: the configuration that
-	// starts sets the share, once it is known to load.
-	a.core.limiter.SetShare(a.RateLimits.Instances)
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	go a.watcher.Run(ctx)

@@ -85,8 +85,10 @@ func TestF04_FailedAuthQuotaConfig(t *testing.T) {
 }
 
 // TestF06_InstancesConfig: rate_limit instances reaches the limiter the
-// handlers share (each instance's share of a quota while Redis fails),
-// from 1 to 1000; the Caddyfile refuses 0 and JSON a negative count.
+// handlers share (each instance's share of a quota while Redis fails) when
+// the configuration starts, and the previous share is back if it stops
+// with none started after it; from 1 to 1000: the Caddyfile refuses 0 and
+// JSON a negative count.
 func TestF06_InstancesConfig(t *testing.T) {
 	f := newFixture(t, func(a *App) { a.RateLimits.Instances = 3 })
 	if got := f.h.pipe.Limiter.Share(); got != 1 {
@@ -95,9 +97,15 @@ func TestF06_InstancesConfig(t *testing.T) {
 	if err := f.h.app.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = f.h.app.Stop() })
 	if got := f.h.pipe.Limiter.Share(); got != 3 {
 		t.Fatalf("share %d, want 3", got)
+	}
+	// Stopped with no configuration started after it (Caddy keeps the
+	// running one when another app of the new one fails to start): the
+	// share it replaced is back.
+	_ = f.h.app.Stop()
+	if got := f.h.pipe.Limiter.Share(); got != 1 {
+		t.Fatalf("share %d after the configuration stopped, want 1", got)
 	}
 	for _, n := range []int{-1, 1001} {
 		a := &App{RateLimits: RateLimitConfig{Instances: n}}

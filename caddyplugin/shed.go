@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/memguard"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/retry"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/shed"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
@@ -69,17 +70,22 @@ var guards = &perProvider[*shed.Guard]{byName: map[string]*shed.Guard{}, newT: f
 }}
 
 // inFlightCaps remembers the configuration whose caps on calls in flight
-// are in force, and the caps before it started.
+// and quota share (rate_limit instances) are in force, and the settings
+// before it started.
 var inFlightCaps struct {
-	mu    sync.Mutex
-	owner *App
-	prev  map[*shed.Guard]int64
+	mu        sync.Mutex
+	owner     *App
+	prev      map[*shed.Guard]int64
+	limiter   *ratelimit.Limiter // the owner's (its core's)
+	prevShare int
 }
 
 // applyInFlightCaps sets the cap of each provider's guard to what this
-// configuration says (max_in_flight, default 64). Called when the
-// configuration starts: one refused during its load changes nothing. The
-// calls in flight stay counted.
+// configuration says (max_in_flight, default 64), and the share of the
+// quotas its limiter enforces while Redis fails (rate_limit instances; the
+// core, so the limiter, outlives reloads). Called when the configuration
+// starts: one refused during its load changes nothing. The calls in flight
+// stay counted.
 func (a *App) applyInFlightCaps() {
 	inFlightCaps.mu.Lock()
 	defer inFlightCaps.mu.Unlock()
@@ -93,6 +99,8 @@ func (a *App) applyInFlightCaps() {
 		g.SetMax(limit)
 	}
 	inFlightCaps.owner, inFlightCaps.prev = a, prev
+	inFlightCaps.limiter, inFlightCaps.prevShare = a.core.limiter, a.core.limiter.Share()
+	a.core.limiter.SetShare(a.RateLimits.Instances)
 }
 
 // restoreInFlightCaps, when a configuration stops, puts back the caps it
@@ -108,7 +116,8 @@ func (a *App) restoreInFlightCaps() {
 	for g, limit := range inFlightCaps.prev {
 		g.SetMax(limit)
 	}
-	inFlightCaps.owner, inFlightCaps.prev = nil, nil
+	inFlightCaps.limiter.SetShare(inFlightCaps.prevShare)
+	inFlightCaps.owner, inFlightCaps.prev, inFlightCaps.limiter = nil, nil, nil
 }
 
 // budgets: one retry budget per provider (SECURITY.md E09): 10 % of its

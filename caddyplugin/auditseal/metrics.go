@@ -24,7 +24,9 @@ func (Collector) Describe(ch chan<- *prometheus.Desc) { ch <- sealedDesc }
 func (Collector) Collect(ch chan<- prometheus.Metric) {
 	streams.Range(func(k, v any) bool {
 		s := v.(*sealStream)
-		ch <- prometheus.MustNewConstMetric(sealedDesc, prometheus.CounterValue, float64(s.seq.Load()), k.(string), s.boot)
+		if boot := s.begun(); boot != "" { // a stream that sealed nothing yet has no boot
+			ch <- prometheus.MustNewConstMetric(sealedDesc, prometheus.CounterValue, float64(s.seq.Load()), k.(string), boot)
+		}
 		return true
 	})
 }

@@ -88,25 +88,45 @@ func bootID(t time.Time) string {
 	return hex.EncodeToString(b[:])
 }
 
-// sealStream is what the process seals under one key id: its boot id, drawn
-// when the first sealer of the key id is made, and its counter.
+// sealStream is what the process seals under one key id: its boot id,
+// drawn when it seals its first record (a sealer made by a configuration
+// refused later, or a log that stays quiet, begins nothing), and its
+// counter.
 type sealStream struct {
-	boot string
+	boot atomic.Pointer[string]
 	seq  atomic.Uint64
+}
+
+// bootID returns the stream's boot id, drawn now if it has none yet.
+func (s *sealStream) bootID() string {
+	if b := s.boot.Load(); b != nil {
+		return *b
+	}
+	b := bootID(time.Now())
+	s.boot.CompareAndSwap(nil, &b)
+	return *s.boot.Load()
+}
+
+// begun returns the stream's boot id, "" before its first record.
+func (s *sealStream) begun() string {
+	if b := s.boot.Load(); b != nil {
+		return *b
+	}
+	return ""
 }
 
 // streams holds one stream per key id for the whole process, so that the
 // configurations a reload replaces and the next one number their records
 // as one stream; a key id a reload brings (a rotation, a log newly sealed)
-// begins a stream then, which must start at 1 in the trail.
+// begins a stream at its first record, which must start at 1 in the trail.
 var streams sync.Map // key id → *sealStream
 
-// streamOf returns keyID's stream, begun now if it is new.
+// streamOf returns keyID's stream.
 func streamOf(keyID string) *sealStream {
 	if s, ok := streams.Load(keyID); ok {
 		return s.(*sealStream)
 	}
-	s, _ := streams.LoadOrStore(keyID, &sealStream{boot: bootID(time.Now())})
+	s, _ := streams.LoadOrStore(keyID, new(sealStream))
 	return s.(*sealStream)
 }
 
@@ -125,11 +145,10 @@ func IsSealKey(key []byte) bool {
 
 // Sealer seals records under one key. It is safe for concurrent use.
 type Sealer struct {
-	keyID string
-	boot  string
-	seq   *atomic.Uint64
-	now   func() time.Time
-	macs  sync.Pool // hash.Hash: HMAC-SHA256 under the key
+	keyID  string
+	stream *sealStream
+	now    func() time.Time
+	macs   sync.Pool // hash.Hash: HMAC-SHA256 under the key
 }
 
 // NewSealer returns the sealer of a key and its id. Two sealers of one key
@@ -142,15 +161,13 @@ func NewSealer(key []byte, keyID string) (*Sealer, error) {
 		return nil, ErrKeyTooShort
 	}
 	sealKeys.Store(sha256.Sum256(key), struct{}{})
-	st := streamOf(keyID)
-	return newSealer(key, keyID, st.boot, &st.seq), nil
+	return newSealer(key, keyID, streamOf(keyID)), nil
 }
 
-// newSealer returns a sealer of a stream whose boot id and sequence are
-// given (tests seal as another process).
-func newSealer(key []byte, keyID, boot string, seq *atomic.Uint64) *Sealer {
+// newSealer returns a sealer of a stream (tests seal as another process).
+func newSealer(key []byte, keyID string, st *sealStream) *Sealer {
 	key = append([]byte(nil), key...)
-	s := &Sealer{keyID: keyID, boot: boot, seq: seq, now: time.Now}
+	s := &Sealer{keyID: keyID, stream: st, now: time.Now}
 	s.macs.New = func() any { return hmac.New(sha256.New, key) }
 	return s
 }
@@ -159,7 +176,7 @@ func newSealer(key []byte, keyID, boot string, seq *atomic.Uint64) *Sealer {
 // id; "" when it has sealed nothing under it.
 func Boot(keyID string) string {
 	if s, ok := streams.Load(keyID); ok {
-		return s.(*sealStream).boot
+		return s.(*sealStream).begun()
 	}
 	return ""
 }
@@ -191,11 +208,11 @@ func (s *Sealer) Seal(dst, line []byte) ([]byte, bool) {
 	}
 	dst = append(dst, s.keyID...)
 	dst = append(dst, bootField...)
-	dst = append(dst, s.boot...)
+	dst = append(dst, s.stream.bootID()...) // before seal_at: a stream begins no later than its first record
 	dst = append(dst, atField...)
 	dst = strconv.AppendInt(dst, s.now().UnixMilli(), 10)
 	dst = append(dst, seqField...)
-	dst = strconv.AppendUint(dst, s.seq.Add(1), 10)
+	dst = strconv.AppendUint(dst, s.stream.seq.Add(1), 10)
 	dst = append(dst, macField...)
 	dst = appendMAC(dst, s.mac(dst[start:len(dst)-len(macField)]))
 	return append(dst, "\"}\n"...), true

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -183,7 +182,7 @@ func TestProcessBoundaries(t *testing.T) {
 	// process seals 5 records, a second apart from first, as a process
 	// started at started.
 	process := func(started, first time.Time) [][]byte {
-		s := newSealer(testKey, id, bootID(started), new(atomic.Uint64))
+		s := newSealer(testKey, id, streamBegun(started))
 		at := first.Add(-time.Second)
 		s.now = func() time.Time { at = at.Add(time.Second); return at }
 		return trail(s, records(5)...)
@@ -237,7 +236,7 @@ func TestStreamBoundaries(t *testing.T) {
 	keys := map[string][]byte{id: testKey, id2: testKey}
 	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	stream := func(keyID string, begun, first time.Time) [][]byte {
-		s := newSealer(testKey, keyID, bootID(begun), new(atomic.Uint64))
+		s := newSealer(testKey, keyID, streamBegun(begun))
 		at := first.Add(-time.Second)
 		s.now = func() time.Time { at = at.Add(time.Second); return at }
 		return trail(s, records(5)...)
@@ -273,23 +272,40 @@ func TestStreamBoundaries(t *testing.T) {
 }
 
 // TestStreamPerKeyID: each key id the process seals under is a stream of
-// its own, begun when its first sealer was made, with its own boot id.
+// its own, with its own boot id, begun when it seals its first record, not
+// when its sealer is made (a configuration refused later, or a quiet log,
+// would otherwise date it before the trail).
 func TestStreamPerKeyID(t *testing.T) {
-	_, id := newTestSealer(t)
-	before := time.Now().Truncate(time.Second)
+	first, id := newTestSealer(t)
 	other := "o-" + id[max(0, len(id)-20):]
-	if _, err := NewSealer(testKey, other); err != nil {
+	second, err := NewSealer(testKey, other)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if Boot(id) != "" || Boot(other) != "" {
+		t.Fatalf("streams begun before their first record: %q %q", Boot(id), Boot(other))
+	}
+	trail(first, records(1)...)
+	time.Sleep(1100 * time.Millisecond) // the boot's clock counts seconds
+	before := time.Now().Truncate(time.Second)
+	trail(second, records(1)...)
 	if Boot(id) == "" || Boot(other) == "" || Boot(id) == Boot(other) {
 		t.Fatalf("boots %q and %q", Boot(id), Boot(other))
 	}
 	if b := started(Boot(other)); b.Before(before) || b.After(time.Now()) {
-		t.Fatalf("the stream of %s begun %v, made at %v", other, b, before)
+		t.Fatalf("the stream of %s begun %v, its first record at %v", other, b, before)
 	}
 	if Boot("never-used") != "" {
 		t.Fatal("a boot for a key id never sealed under")
 	}
+}
+
+// streamBegun returns a stream begun at t, as another process's.
+func streamBegun(t time.Time) *sealStream {
+	s := new(sealStream)
+	b := bootID(t)
+	s.boot.Store(&b)
+	return s
 }
 
 // TestSequenceSharedAcrossSealers: the sealers of one key id (the

@@ -298,15 +298,9 @@ func (p *Pipeline) cachedFacts(ctx context.Context, token string, c *Call) (*fcv
 		}
 		// Detached from the caller (tokencache): a caller that hangs up
 		// still has its refusal counted.
-		release, err := p.reserveCheck(ctx, client)
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		f, err := p.Verifier.CheckToken(ctx, token)
-		if refusedByFranceConnect(f, err) {
-			p.spendFailedAuth(ctx, client)
-		}
+		f, err := p.checkWithinFailedAuth(ctx, client, func() (*fcverify.Facts, error) {
+			return p.Verifier.CheckToken(ctx, token)
+		})
 		if err == nil && f.Active {
 			// Pseudonymise and normalise once per token, not once per request.
 			f.CitizenKey, f.CitizenKeyVersion = pseudo.CitizenKey(f.Sub), pseudo.version

@@ -3,19 +3,22 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
 )
 
 // The failed authentication quota of a client network (SECURITY.md F04,
-// Config.FailedAuthQuota): each FranceConnect token FranceConnect refuses
-// spends one, and a checktoken call is made only while the network has one
-// left for it and for each of its calls still under way, so that a flood of
-// junk tokens is never relayed to FranceConnect, whether its requests wait
-// for the answer or hang up (the call runs on, detached: tokencache).
-// Tokens already in the cache (either level) are served without it.
+// Config.FailedAuthQuota). Each checktoken call takes one unit of it
+// before FranceConnect is asked, from the quota every instance shares
+// (Redis); the unit is given back unless FranceConnect refuses the token
+// (inactive, expired, malformed). So a network never has more checktoken
+// calls under way, or refused tokens within the quota's period, than the
+// quota, however many instances and concurrent requests, and a flood of
+// junk tokens is never relayed to FranceConnect beyond it, whether its
+// requests wait for the answer or hang up (the call runs on, detached:
+// tokencache). Tokens already in the cache (either level) are served
+// without it.
 
 // failedAuthKey is the purpose of the quota's key after the client
 // network's (ratelimit.ClientKey).
@@ -27,49 +30,28 @@ type failedAuthSpent struct{ retryAfter time.Duration }
 
 func (e *failedAuthSpent) Error() string { return "passerelle: failed authentications spent" }
 
-// checksInFlight counts, by client network, the checktoken calls under way
-// that may still spend the network's quota: reserveCheck lets a call
-// through only while the quota has one left for each, so that concurrent
-// junk tokens cannot all pass one last unit. An entry lives while its
-// network has calls under way: the map is bounded by those.
-var checksInFlight = struct {
-	sync.Mutex
-	n map[string]int
-}{n: map[string]int{}}
-
-// reserveCheck takes one of the client network's checktoken slots, or
-// returns a *failedAuthSpent when the quota has none left for one more call.
-// release gives the slot back once the call's refusal, if any, is spent.
-// Without the quota, or a client network, every call goes through.
-func (p *Pipeline) reserveCheck(ctx context.Context, client string) (release func(), err error) {
+// checkWithinFailedAuth runs check, the checktoken call, on one unit of the
+// client network's quota, or returns a *failedAuthSpent when none is left.
+// The unit is given back unless FranceConnect refused the token; it stays
+// taken when check panics. Without the quota, or a client network, check
+// just runs.
+func (p *Pipeline) checkWithinFailedAuth(ctx context.Context, client string, check func() (*fcverify.Facts, error)) (*fcverify.Facts, error) {
 	q := p.FailedAuthQuota
 	if q.Requests == 0 || client == "" {
-		return func() {}, nil
+		return check()
 	}
-	checksInFlight.Lock()
-	checksInFlight.n[client]++
-	inFlight := checksInFlight.n[client]
-	checksInFlight.Unlock()
-	release = func() {
-		checksInFlight.Lock()
-		defer checksInFlight.Unlock()
-		if checksInFlight.n[client]--; checksInFlight.n[client] <= 0 {
-			delete(checksInFlight.n, client)
-		}
+	d, giveBack, err := p.Limiter.Borrow(ctx, client+failedAuthKey, q)
+	if err != nil { // a quota that cannot be enforced (refused at load)
+		return check()
 	}
-	d, err := p.Limiter.Peek(ctx, client+failedAuthKey, q)
-	if err == nil && d.Remaining < inFlight {
-		release()
+	if giveBack == nil {
 		return nil, &failedAuthSpent{retryAfter: max(d.RetryAfter, q.Per/time.Duration(q.Requests))}
 	}
-	return release, nil
-}
-
-// spendFailedAuth spends one failed authentication of the client network.
-func (p *Pipeline) spendFailedAuth(ctx context.Context, client string) {
-	if p.FailedAuthQuota.Requests > 0 && client != "" {
-		_, _ = p.Limiter.Allow(ctx, client+failedAuthKey, p.FailedAuthQuota)
+	f, err := check()
+	if !refusedByFranceConnect(f, err) {
+		giveBack()
 	}
+	return f, err
 }
 
 // refusedByFranceConnect reports a checktoken answer that refuses the

@@ -77,9 +77,10 @@ type Config struct {
 	// ClientQuota is the quota of one client address (network).
 	ClientQuota ratelimit.Quota
 	// FailedAuthQuota is the quota of failed authentications of one client
-	// network (SECURITY.md F04): once spent, a token the cache does not
-	// hold is refused 429 before FranceConnect is asked. Optional: zero,
-	// no such quota.
+	// network (SECURITY.md F04, failedauth.go): each checktoken call takes
+	// one, given back unless FranceConnect refuses the token; none left, a
+	// token the cache does not hold is refused 429 before FranceConnect is
+	// asked. Optional: zero, no such quota.
 	FailedAuthQuota ratelimit.Quota
 	// CitizenQuota is the quota of one citizen within one habilitation
 	// (SECURITY.md F05): the FranceConnect token's citizen, or the person

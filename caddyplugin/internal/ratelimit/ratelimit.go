@@ -146,19 +146,28 @@ func (l *Limiter) Allow(ctx context.Context, key string, q Quota) (Decision, err
 		return Decision{}, ErrBadQuota
 	}
 	if l.redis != nil {
-		ctx, cancel := context.WithTimeout(ctx, l.timeout)
-		res, err := l.redis.Allow(ctx, KeyPrefix+key, redis_rate.Limit{Rate: q.Requests, Burst: q.Requests, Period: q.Per})
-		cancel()
-		if err == nil {
-			return Decision{
-				Allowed: res.Allowed > 0, Limit: q.Requests, Remaining: res.Remaining,
-				RetryAfter: max(res.RetryAfter, 0), Reset: max(res.ResetAfter, 0), Shared: true,
-			}, nil
+		if d, ok := l.allowShared(ctx, key, q, 1); ok {
+			return d, nil
 		}
-		l.errors()
 		q = l.shareOf(q)
 	}
-	return l.allowLocal(key, q), nil
+	return decideLocal(l.localLimiter(key, q), q), nil
+}
+
+// allowShared takes n requests (-1: gives one back) from key's quota in
+// Redis; false when Redis failed (counted).
+func (l *Limiter) allowShared(ctx context.Context, key string, q Quota, n int) (Decision, bool) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	res, err := l.redis.AllowN(ctx, KeyPrefix+key, redis_rate.Limit{Rate: q.Requests, Burst: q.Requests, Period: q.Per}, n)
+	if err != nil {
+		l.errors()
+		return Decision{}, false
+	}
+	return Decision{
+		Allowed: res.Allowed > 0, Limit: q.Requests, Remaining: res.Remaining,
+		RetryAfter: max(res.RetryAfter, 0), Reset: max(res.ResetAfter, 0), Shared: true,
+	}, true
 }
 
 // SetShare tells how many instances share the quotas through Redis: while
@@ -178,42 +187,38 @@ func (l *Limiter) shareOf(q Quota) Quota {
 	return q
 }
 
-// Peek reports whether key's quota has one request left, without taking
-// it (Decision.Allowed; Remaining as it stands): for a quota that only
-// some outcomes spend, checked before the work that may spend it.
-func (l *Limiter) Peek(ctx context.Context, key string, q Quota) (Decision, error) {
+// Borrow takes one request from key's quota, as Allow does, for work whose
+// outcome decides whether it counts: giveBack (nil when refused) returns it
+// to the quota, at most once. In Redis, redis_rate's script at a cost of
+// -1 gives it back, except when the quota is almost whole again (the
+// script then writes nothing): at most one request stays taken, for one
+// interval at most. giveBack runs detached from ctx's cancellation.
+func (l *Limiter) Borrow(ctx context.Context, key string, q Quota) (d Decision, giveBack func(), err error) {
 	if q.Requests <= 0 || q.Per <= 0 {
-		return Decision{}, ErrBadQuota
+		return Decision{}, nil, ErrBadQuota
 	}
 	if l.redis != nil {
-		ctx, cancel := context.WithTimeout(ctx, l.timeout)
-		// A cost of 0 reads the state: redis_rate's script then writes
-		// nothing new, and reports what remains.
-		res, err := l.redis.AllowN(ctx, KeyPrefix+key, redis_rate.Limit{Rate: q.Requests, Burst: q.Requests, Period: q.Per}, 0)
-		cancel()
-		if err == nil {
-			return Decision{Allowed: res.Remaining >= 1, Limit: q.Requests, Remaining: res.Remaining,
-				RetryAfter: retryAfter(res.Remaining, q), Reset: max(res.ResetAfter, 0), Shared: true}, nil
+		if d, ok := l.allowShared(ctx, key, q, 1); ok {
+			if !d.Allowed {
+				return d, nil, nil
+			}
+			return d, sync.OnceFunc(func() { l.allowShared(context.WithoutCancel(ctx), key, q, -1) }), nil
 		}
-		l.errors()
 		q = l.shareOf(q)
 	}
-	tokens := l.localLimiter(key, q).TokensAt(time.Now())
-	remaining := max(int(math.Floor(tokens)), 0)
-	return Decision{Allowed: remaining >= 1, Limit: q.Requests, Remaining: remaining, RetryAfter: retryAfter(remaining, q)}, nil
-}
-
-// retryAfter is when a spent quota has one request again, at most: one
-// interval between requests (0 while one is left).
-func retryAfter(remaining int, q Quota) time.Duration {
-	if remaining >= 1 {
-		return 0
-	}
-	return q.Per / time.Duration(q.Requests)
-}
-
-func (l *Limiter) allowLocal(key string, q Quota) Decision {
 	lim := l.localLimiter(key, q)
+	d = decideLocal(lim, q)
+	if !d.Allowed {
+		return d, nil, nil
+	}
+	// A request of -1 gives one back (x/time/rate caps the tokens at the
+	// burst when it next counts them). Reservation.Cancel would not: the
+	// reservation's time has passed once the work is done.
+	return d, sync.OnceFunc(func() { lim.AllowN(time.Now(), -1) }), nil
+}
+
+// decideLocal takes one request from an in-process limiter of quota q.
+func decideLocal(lim *rate.Limiter, q Quota) Decision {
 	now := time.Now()
 	every := q.Per / time.Duration(q.Requests)
 	r := lim.ReserveN(now, 1)
