@@ -197,8 +197,8 @@ type RateLimitConfig struct {
 	// FailedAuth is the quota of failed authentications of each client
 	// network (default "20/m" in production mode, "off" in sandbox mode,
 	// whose tests try many bad tokens; "off": none): each checktoken call
-	// takes one before FranceConnect is asked and gives it back unless
-	// FranceConnect refuses the token; none left, the token is refused 429,
+	// takes one before FranceConnect is asked and gives it back only when
+	// FranceConnect accepts the token; none left, the token is refused 429,
 	// so that a flood of junk tokens is never relayed to FranceConnect
 	// (SECURITY.md F04). Tokens in the cache are served without it.
 	FailedAuth string `json:"failed_auth,omitempty"`

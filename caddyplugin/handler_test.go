@@ -54,6 +54,7 @@ type fixture struct {
 	jwksDown atomic.Bool
 	checks   atomic.Int64 // checktoken calls
 	slowFC   atomic.Bool  // checktoken answers after 200 ms
+	fcDown   atomic.Bool  // checktoken answers 502
 	audit    *observer.ObservedLogs
 	upstream *http.Request
 }
@@ -75,6 +76,10 @@ func newFixture(t testing.TB, opts ...func(*App)) *fixture {
 			_, _ = w.Write(iss.JWKS())
 		case strings.HasSuffix(r.URL.Path, "/checktoken"):
 			f.checks.Add(1)
+			if f.fcDown.Load() {
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
 			if f.slowFC.Load() {
 				time.Sleep(200 * time.Millisecond)
 			}
@@ -667,6 +672,23 @@ func TestF04_FailedAuthConcurrentAndCancelled(t *testing.T) {
 	}
 	if n := f.checks.Load(); n != 5 {
 		t.Fatalf("%d checktoken calls for a quota of 5", n)
+	}
+}
+
+// TestF04_FranceConnectFailuresKeepTheirUnit: the third review's case.
+// FranceConnect failing (here 502; its own 429 is the same) does not give
+// the unit back: a network cannot keep relaying tokens to a FranceConnect
+// that is already refusing the gateway, one answer after the other.
+// req: F04
+func TestF04_FranceConnectFailuresKeepTheirUnit(t *testing.T) {
+	f := newFixture(t, func(a *App) { a.RateLimits.FailedAuth = "5/m" })
+	f.fcDown.Store(true)
+	codes := map[int]int{}
+	for i := range 20 {
+		codes[f.serveFrom(t, context.Background(), "198.51.100.9", "new-token-"+strconv.Itoa(i)).Code]++
+	}
+	if codes[503] != 5 || codes[429] != 15 || f.checks.Load() != 5 {
+		t.Fatalf("answers %v, %d checktoken calls; want 5×503, 15×429, 5 calls", codes, f.checks.Load())
 	}
 }
 

@@ -247,14 +247,15 @@ func setRateLimitHeaders(h http.Header, d ratelimit.Decision, now time.Time, val
 func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcverify.Facts, *apierror.Error) {
 	ctx, sp := startSpan(ctx, c.tracer, spanToken, trace.SpanKindInternal, attribute.KeyValue{})
 	facts, src, err := p.cachedFacts(ctx, token, c)
-	var spent *failedAuthSpent
-	if errors.As(err, &spent) { // nothing checked
-		metricRateLimited.WithLabelValues(quotaFailedAuth).Inc()
-		// The RateLimit headers tell the quota that refused.
-		c.rate = ratelimit.Decision{Limit: p.FailedAuthQuota.Requests, Reset: spent.retryAfter}
-		aerr := apierror.RateLimited(int(math.Ceil(spent.retryAfter.Seconds())))
-		endSpan(sp, aerr.Reason)
-		return nil, aerr
+	if err != nil { // not on the cached path: errors.As's target escapes
+		if spent := (*failedAuthSpent)(nil); errors.As(err, &spent) { // nothing checked
+			metricRateLimited.WithLabelValues(quotaFailedAuth).Inc()
+			// The RateLimit headers tell the quota that refused.
+			c.rate = ratelimit.Decision{Limit: p.FailedAuthQuota.Requests, Reset: spent.retryAfter}
+			aerr := apierror.RateLimited(int(math.Ceil(spent.retryAfter.Seconds())))
+			endSpan(sp, aerr.Reason)
+			return nil, aerr
+		}
 	}
 	c.source = src.String()
 	result, aerr := "active", (*apierror.Error)(nil)

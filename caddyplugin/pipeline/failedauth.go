@@ -11,12 +11,13 @@ import (
 // The failed authentication quota of a client network (SECURITY.md F04,
 // Config.FailedAuthQuota). Each checktoken call takes one unit of it
 // before FranceConnect is asked, from the quota every instance shares
-// (Redis); the unit is given back unless FranceConnect refuses the token
-// (inactive, expired, malformed). So a network never has more checktoken
-// calls under way, or refused tokens within the quota's period, than the
-// quota, however many instances and concurrent requests, and a flood of
-// junk tokens is never relayed to FranceConnect beyond it, whether its
-// requests wait for the answer or hang up (the call runs on, detached:
+// (Redis), and gives it back only when FranceConnect accepts the token (or
+// when the call never left: too many in flight). A token refused, and a
+// call FranceConnect failed (an error, a timeout, its own 429), keep their
+// unit: a network has at most the quota's burst of checks under way or
+// unanswered, then one more per interval (20 at once, then one every 3 s,
+// by default), however many instances and concurrent requests, whether
+// its requests wait for the answer or hang up (the call runs on, detached:
 // tokencache). Tokens already in the cache (either level) are served
 // without it.
 
@@ -32,9 +33,9 @@ func (e *failedAuthSpent) Error() string { return "passerelle: failed authentica
 
 // checkWithinFailedAuth runs check, the checktoken call, on one unit of the
 // client network's quota, or returns a *failedAuthSpent when none is left.
-// The unit is given back unless FranceConnect refused the token; it stays
-// taken when check panics. Without the quota, or a client network, check
-// just runs.
+// The unit is given back when FranceConnect accepts the token or the call
+// never left; it stays taken otherwise, a panic included. Without the
+// quota, or a client network, check just runs.
 func (p *Pipeline) checkWithinFailedAuth(ctx context.Context, client string, check func() (*fcverify.Facts, error)) (*fcverify.Facts, error) {
 	q := p.FailedAuthQuota
 	if q.Requests == 0 || client == "" {
@@ -48,18 +49,8 @@ func (p *Pipeline) checkWithinFailedAuth(ctx context.Context, client string, che
 		return nil, &failedAuthSpent{retryAfter: max(d.RetryAfter, q.Per/time.Duration(q.Requests))}
 	}
 	f, err := check()
-	if !refusedByFranceConnect(f, err) {
+	if (err == nil && f != nil && f.Active) || errors.Is(err, fcverify.ErrBusy) {
 		giveBack()
 	}
 	return f, err
-}
-
-// refusedByFranceConnect reports a checktoken answer that refuses the
-// token: inactive, expired or malformed. FranceConnect failing is not the
-// caller's failure.
-func refusedByFranceConnect(f *fcverify.Facts, err error) bool {
-	if err != nil {
-		return errors.Is(err, fcverify.ErrTokenExpired) || errors.Is(err, fcverify.ErrTokenMalformed)
-	}
-	return f != nil && !f.Active
 }

@@ -78,7 +78,7 @@ type Config struct {
 	ClientQuota ratelimit.Quota
 	// FailedAuthQuota is the quota of failed authentications of one client
 	// network (SECURITY.md F04, failedauth.go): each checktoken call takes
-	// one, given back unless FranceConnect refuses the token; none left, a
+	// one, given back only when FranceConnect accepts the token; none left, a
 	// token the cache does not hold is refused 429 before FranceConnect is
 	// asked. Optional: zero, no such quota.
 	FailedAuthQuota ratelimit.Quota

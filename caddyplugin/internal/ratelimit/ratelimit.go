@@ -192,7 +192,8 @@ func (l *Limiter) shareOf(q Quota) Quota {
 // to the quota, at most once. In Redis, redis_rate's script at a cost of
 // -1 gives it back, except when the quota is almost whole again (the
 // script then writes nothing): at most one request stays taken, for one
-// interval at most. giveBack runs detached from ctx's cancellation.
+// interval at most. giveBack runs detached from ctx's cancellation; when
+// Redis fails it, the request stays taken (counted as a Redis error).
 func (l *Limiter) Borrow(ctx context.Context, key string, q Quota) (d Decision, giveBack func(), err error) {
 	if q.Requests <= 0 || q.Per <= 0 {
 		return Decision{}, nil, ErrBadQuota
@@ -217,19 +218,17 @@ func (l *Limiter) Borrow(ctx context.Context, key string, q Quota) (d Decision, 
 	return d, sync.OnceFunc(func() { lim.AllowN(time.Now(), -1) }), nil
 }
 
-// decideLocal takes one request from an in-process limiter of quota q.
+// decideLocal takes one request from an in-process limiter of quota q. A
+// refusal changes nothing in the limiter (no reservation to cancel: one
+// cancelled after a give-back would restore more than it took).
 func decideLocal(lim *rate.Limiter, q Quota) Decision {
 	now := time.Now()
 	every := q.Per / time.Duration(q.Requests)
-	r := lim.ReserveN(now, 1)
-	d := Decision{Limit: q.Requests}
-	if delay := r.DelayFrom(now); delay > 0 {
-		r.CancelAt(now)
-		d.RetryAfter = delay
-	} else {
-		d.Allowed = true
-	}
+	d := Decision{Limit: q.Requests, Allowed: lim.AllowN(now, 1)}
 	tokens := lim.TokensAt(now)
+	if !d.Allowed {
+		d.RetryAfter = max(time.Duration((1-tokens)*float64(every)), time.Nanosecond)
+	}
 	d.Remaining = max(int(math.Floor(tokens)), 0)
 	d.Reset = time.Duration((float64(q.Requests) - tokens) * float64(every))
 	return d
