@@ -6,9 +6,9 @@ import (
 
 // sealedDesc describes caddy_passerelle_audit_sealed_total: the last
 // sequence number given under each key id by this process (its stream's
-// boot), for the
-// trail's verifier to compare with each stream's last record (a trail cut
-// at its end) and to tell its streams from records copied in.
+// boot), for the trail's verifier to compare with each stream's last
+// record (a trail cut at its end) and to tell its streams from records
+// copied in.
 var sealedDesc = prometheus.NewDesc("caddy_passerelle_audit_sealed_total",
 	"Records the process has sealed (passerelle_sealed), by key id and boot (seal_boot): the last seal_seq given.",
 	[]string{"key_id", "boot"}, nil)

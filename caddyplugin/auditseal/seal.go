@@ -21,11 +21,11 @@
 // as every stream that began after the trail's first record must start at
 // 1, records removed around a restart, or a key rotation, a gap too (the
 // sealed start and times tell which streams began before the trail,
-// whatever the order of the lines). What a seal cannot show: the records before the first one
-// the trail keeps (a trail cut at its start), or after the last one a
-// process's stream keeps (a trail cut at its end, or a process's last
-// records), a whole process's stream removed, or one copied in from
-// another instance's trail: the gateway's metric
+// whatever the order of the lines). What a seal cannot show: the records
+// before the first one the trail keeps (a trail cut at its start), or
+// after the last one a process's stream keeps (a trail cut at its end, or
+// a process's last records), a whole process's stream removed, or one
+// copied in from another instance's trail: the gateway's metric
 // caddy_passerelle_audit_sealed_total{key_id, boot}, scraped off-host, gives
 // each process's count to compare with, and names its instance. Records
 // the process lost before writing them (a full buffer with on_full drop)
