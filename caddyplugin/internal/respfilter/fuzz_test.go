@@ -96,8 +96,26 @@ func FuzzC05_Filter(f *testing.F) {
 
 // referenceAccepts is the acceptance rule of Filter, written independently
 // of its walk: the library parses the whole value, then shape and depth are
-// checked on the result.
+// checked on the result; the envelope's "data" must be an object.
 func referenceAccepts(body []byte, o Options) bool {
+	if !referenceValid(body, o) {
+		return false
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return false // not an object
+	}
+	data, ok := top["data"]
+	if !ok {
+		return false
+	}
+	var obj map[string]json.RawMessage
+	return json.Unmarshal(data, &obj) == nil && obj != nil
+}
+
+// referenceValid reports a body that is one JSON value, parsed whole by the
+// library, within o's size and depth limits.
+func referenceValid(body []byte, o Options) bool {
 	maxBytes, maxDepth := o.MaxBytes, o.MaxDepth
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
@@ -127,19 +145,7 @@ func referenceAccepts(body []byte, o Options) bool {
 			break
 		}
 	}
-	if deepest > maxDepth {
-		return false
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return false // not an object
-	}
-	data, ok := top["data"]
-	if !ok {
-		return false
-	}
-	var obj map[string]json.RawMessage
-	return json.Unmarshal(data, &obj) == nil && obj != nil
+	return deepest <= maxDepth
 }
 
 // checkReleased asserts the output shape and that every path in it is
@@ -216,4 +222,92 @@ func onTheWay(path string, released []string) bool {
 		}
 	}
 	return false
+}
+
+// fuzzBarePathSets are the allow-lists FuzzC05_FilterBare picks from
+// (legacy v2 answers, without envelope).
+var fuzzBarePathSets = [][]string{
+	{"quotientFamilial", "annee", "mois", "enfants[].prenoms", "adresse.codePostalVille"},
+	{"statut", "inscriptions[].regime", "inscriptions[].etablissement.uai"},
+	{"a", "b.c[]", "x[][].y", "x[][].z.w"},
+	nil,
+}
+
+// FuzzC05_FilterBare checks the filter of legacy v2 answers, which every v2
+// route uses, for any body (SECURITY.md C05, C06):
+//   - Filter never panics;
+//   - it accepts exactly the bodies that are valid JSON (one value, no
+//     duplicate names, valid UTF-8), within the size and depth limits,
+//     whose top level is an object;
+//   - an accepted output is an object whose every leaf path is at or under
+//     a released path, every empty object or array on the way to or under
+//     one;
+//   - filtering is idempotent;
+//   - a refusal wraps ErrUnfilterable, leaves dst unchanged and quotes
+//     nothing from the body.
+func FuzzC05_FilterBare(f *testing.F) {
+	for i, b := range []string{
+		`{"regime":"CNAF","allocataires":[{"nomNaissance":"CANARY"}],"enfants":[{"prenoms":"LEA","sexe":"F"}],"adresse":{"identite":"M","codePostalVille":"75002 PARIS"},"quotientFamilial":2550,"annee":2024,"mois":2}`,
+		`{"statut":"boursier","inscriptions":[{"regime":"formation initiale","etablissement":{"uai":"0751717J","nom":"X"}},null,[]]}`,
+		`{"a":1,"b":{"c":[1,{"d":2}]},"x":[[{"y":1,"z":{"w":2,"v":3}}],{"y":2},[]]}`,
+		`{"error":"not_found","reason":"x","message":"y"}`,
+		`{"a":1,"a":2}`,
+		`{"\u0061":1,"b":{"\u0063":[]}}`,
+		"{\"a\":\"\xff\"}",
+		`[]`,
+		`{"a":1} {}`,
+		`{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+	} {
+		f.Add([]byte(b), uint8(i))
+		f.Add([]byte(b), uint8(0x80|i<<4|i))
+	}
+	f.Fuzz(func(t *testing.T, body []byte, sel uint8) {
+		paths := fuzzBarePathSets[int(sel&0x0f)%len(fuzzBarePathSets)]
+		o := Options{MaxBytes: 1 << 16}
+		if sel&0x80 != 0 {
+			o.MaxDepth = int(sel>>4&7) + 1
+		}
+		p, err := CompileBare(paths)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := Filter([]byte("pre"), body, p, o)
+		wantOK := referenceAcceptsBare(body, o)
+		if err != nil {
+			if wantOK {
+				t.Fatalf("refused an acceptable body: %v", err)
+			}
+			if !errors.Is(err, ErrUnfilterable) || string(out) != "pre" || strings.ContainsAny(err.Error(), "\"{[") {
+				t.Fatalf("refusal %v, dst %q", err, out)
+			}
+			return
+		}
+		if !wantOK {
+			t.Fatalf("accepted a body the reference refuses: %q", body)
+		}
+		out = bytes.TrimPrefix(out, []byte("pre"))
+		dec := json.NewDecoder(bytes.NewReader(out))
+		dec.UseNumber()
+		var top map[string]any
+		if err := dec.Decode(&top); err != nil || top == nil {
+			t.Fatalf("output is not an object: %s", out)
+		}
+		for k, v := range top {
+			walkLeaves(t, k, v, paths, out)
+		}
+		again, err := Filter(nil, out, p, o)
+		if err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("not idempotent: %s -> %s, %v", out, again, err)
+		}
+	})
+}
+
+// referenceAcceptsBare is FuzzC05_FilterBare's acceptance rule: the
+// envelope rule's JSON, size and depth checks, and an object at the top.
+func referenceAcceptsBare(body []byte, o Options) bool {
+	if !referenceValid(body, o) {
+		return false
+	}
+	var top map[string]json.RawMessage
+	return json.Unmarshal(body, &top) == nil && top != nil
 }
