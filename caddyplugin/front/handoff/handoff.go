@@ -209,12 +209,44 @@ func Precision(known string) string {
 // citizen must never be able to forge them, whether or not the front sets
 // them on this request (a header left in place when the front has nothing
 // to say is the forward_auth spoofing of GHSA-7r4p-vjf4-gxv4).
+//
+// Those names also leave the Connection field: reverse_proxy deletes every
+// header a request's Connection names (hop-by-hop, RFC 9110 §7.6.1) after
+// the front has set its own, so a citizen listing one there would choose
+// which of them the app gets (the reconciliation verdict dropped, the
+// identity kept).
 func Strip(h http.Header, extra []string) {
 	for name := range h {
-		if foldedPrefix(name, Prefix) || slices.ContainsFunc(extra, func(e string) bool { return len(e) == len(name) && foldedPrefix(name, e) }) {
+		if stripped(name, extra) {
 			delete(h, name)
 		}
 	}
+	conn, ok := h["Connection"]
+	if !ok {
+		return
+	}
+	var kept []string
+	for _, v := range conn {
+		var tokens []string
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.TrimSpace(t); t != "" && !stripped(t, extra) {
+				tokens = append(tokens, t)
+			}
+		}
+		if len(tokens) > 0 {
+			kept = append(kept, strings.Join(tokens, ", "))
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Connection")
+	} else {
+		h["Connection"] = kept
+	}
+}
+
+// stripped reports whether Strip removes a header name.
+func stripped(name string, extra []string) bool {
+	return foldedPrefix(name, Prefix) || slices.ContainsFunc(extra, func(e string) bool { return len(e) == len(name) && foldedPrefix(name, e) })
 }
 
 // foldedPrefix reports whether name starts with prefix, both folded.

@@ -148,6 +148,22 @@ func TestStrip(t *testing.T) {
 	}
 }
 
+// TestStripConnection: a Connection field naming a header the front sets
+// loses that name (reverse_proxy would delete the front's header), and
+// keeps the others; a field left with nothing goes.
+func TestStripConnection(t *testing.T) {
+	h := http.Header{"Connection": {"keep-alive, X-Passerelle-Reconciliation-B64", "x_passerelle_sub,Upgrade", "remote-user"}}
+	Strip(h, []string{"Remote-User"})
+	if got := h["Connection"]; len(got) != 2 || got[0] != "keep-alive" || got[1] != "Upgrade" {
+		t.Fatalf("Connection after Strip: %q", got)
+	}
+	h = http.Header{"Connection": {" X-Passerelle-Sub , ,"}}
+	Strip(h, nil)
+	if _, ok := h["Connection"]; ok {
+		t.Fatalf("Connection left with nothing: %q", h["Connection"])
+	}
+}
+
 func TestPrecision(t *testing.T) {
 	for in, want := range map[string]string{"1962-08-24": "day", "1987-11": "month", "1979": "year"} {
 		if got := Precision(in); got != want {
