@@ -421,24 +421,11 @@ func TestAdoptTakesOnlyLocalNarrowings(t *testing.T) {
 // copies, the more restrictive winning, writes the merge back, and every
 // instance converges on it without DataPass delivering the revoke again.
 func TestTiedCopiesMergeRestrictive(t *testing.T) {
-	mr, newStore := redisStores(t)
-	a, b := newStore(), newStore()
-	pa, pb := processorOn(t, a), processorOn(t, b)
+	o := revokedAloneDuringOutage(t)
+	mr, a, b, pa, pb := o.mr, o.a, o.b, o.pa, o.pb
 	ctx := context.Background()
-	deliver(pa, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial", "cnaf_allocataires")))
-	if err := b.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	addr := mr.Addr()
-	mr.Close()
-	if o := deliver(pa, payload(t, "revoke", 2000, siretServed, authz(1, "revoked", "cnaf_quotient_familial"))); o.Status != 503 {
-		t.Fatalf("revoke with Redis down: %+v", o)
-	}
-	if err := mr.StartAddr(addr); err != nil {
-		t.Fatal(err)
-	}
-	if o := deliver(pb, payload(t, "update", 2000, siretServed, authz(1, "active", "cnaf_quotient_familial"))); o.Result != ResultApplied {
-		t.Fatalf("update on the other instance: %+v", o)
+	if res := deliver(pb, payload(t, "update", 2000, siretServed, authz(1, "active", "cnaf_quotient_familial"))); res.Result != ResultApplied {
+		t.Fatalf("update on the other instance: %+v", res)
 	}
 	ra, _ := a.Live().Record("48213")
 	rb, _ := b.Live().Record("48213")
@@ -463,7 +450,7 @@ func TestTiedCopiesMergeRestrictive(t *testing.T) {
 	if !servedBy(t, pb.Bindings, b.Live(), "mairie-qf").Revoked {
 		t.Fatal("the instance that did not take the revoke serves the habilitation")
 	}
-	if c := newStore(); !servedBy(t, pa.Bindings, c.Live(), "mairie-qf").Revoked {
+	if c := o.newStore(); !servedBy(t, pa.Bindings, c.Live(), "mairie-qf").Revoked {
 		t.Fatal("a new instance serves the habilitation")
 	}
 	if len(a.pending) != 0 {
@@ -513,25 +500,12 @@ func TestNewestTied(t *testing.T) {
 // revision later. Once Redis is back, the revoke is merged into that copy
 // (the more restrictive wins) rather than dropped for its revision.
 func TestPendingMergedIntoLaterRevision(t *testing.T) {
-	mr, newStore := redisStores(t)
-	a, b := newStore(), newStore()
-	pa, pb := processorOn(t, a), processorOn(t, b)
+	o := revokedAloneDuringOutage(t)
+	mr, a, b, pa, pb := o.mr, o.a, o.b, o.pa, o.pb
 	ctx := context.Background()
-	deliver(pa, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial", "cnaf_allocataires")))
-	if err := b.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	addr := mr.Addr()
-	mr.Close()
-	if o := deliver(pa, payload(t, "revoke", 2000, siretServed, authz(1, "revoked", "cnaf_quotient_familial"))); o.Status != 503 {
-		t.Fatalf("revoke with Redis down: %+v", o)
-	}
-	if err := mr.StartAddr(addr); err != nil {
-		t.Fatal(err)
-	}
 	for _, event := range []string{"update", "reopen"} {
-		if o := deliver(pb, payload(t, event, 2000, siretServed, authz(1, "active", "cnaf_quotient_familial"))); o.Result != ResultApplied {
-			t.Fatalf("%s on the other instance: %+v", event, o)
+		if res := deliver(pb, payload(t, event, 2000, siretServed, authz(1, "active", "cnaf_quotient_familial"))); res.Result != ResultApplied {
+			t.Fatalf("%s on the other instance: %+v", event, res)
 		}
 	}
 	ra, _ := a.Live().Record("48213")
@@ -556,4 +530,37 @@ func TestPendingMergedIntoLaterRevision(t *testing.T) {
 	if len(a.pendingRecords()) != 0 {
 		t.Fatalf("pending after the merge: %v", a.pendingRecords())
 	}
+}
+
+// outage is two instances (stores a, b and their processors) on one Redis
+// (mr; newStore adds an instance).
+type outage struct {
+	mr       *miniredis.Miniredis
+	newStore func() *Redis
+	a, b     *Redis
+	pa, pb   *Processor
+}
+
+// revokedAloneDuringOutage sets up an outage: a request approved at 1000
+// and read by both instances, then revoked at 2000 on a alone while Redis
+// was down (503, applied locally), Redis back since.
+func revokedAloneDuringOutage(t *testing.T) outage {
+	t.Helper()
+	var o outage
+	o.mr, o.newStore = redisStores(t)
+	o.a, o.b = o.newStore(), o.newStore()
+	o.pa, o.pb = processorOn(t, o.a), processorOn(t, o.b)
+	deliver(o.pa, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial", "cnaf_allocataires")))
+	if err := o.b.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	addr := o.mr.Addr()
+	o.mr.Close()
+	if out := deliver(o.pa, payload(t, "revoke", 2000, siretServed, authz(1, "revoked", "cnaf_quotient_familial"))); out.Status != 503 {
+		t.Fatalf("revoke with Redis down: %+v", out)
+	}
+	if err := o.mr.StartAddr(addr); err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
