@@ -181,7 +181,16 @@ func (f *fixture) serveMethod(t testing.TB, ctx context.Context, method, token, 
 // handler, next answering as the provider.
 func (f *fixture) serveWith(t testing.TB, ctx context.Context, token string, next caddyhttp.Handler) *httptest.ResponseRecorder {
 	t.Helper()
+	return f.serveFromWith(t, ctx, "", token, next)
+}
+
+// serveFromWith is serveWith from a client address (httptest's when "").
+func (f *fixture) serveFromWith(t testing.TB, ctx context.Context, addr, token string, next caddyhttp.Handler) *httptest.ResponseRecorder {
+	t.Helper()
 	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/v3/dss/quotient_familial/france_connect?recipient="+testSIRET, nil)
+	if addr != "" {
+		r.RemoteAddr = addr + ":4242"
+	}
 	r.Header.Set("Authorization", "Bearer "+token)
 	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 	w := httptest.NewRecorder()
@@ -589,20 +598,12 @@ func TestF03_QuotaNotRewoundByOlderRequests(t *testing.T) {
 // serveFrom runs one quotient familial request with token from a client
 // address through the handler.
 func (f *fixture) serveFrom(t testing.TB, ctx context.Context, addr, token string) *httptest.ResponseRecorder {
-	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/v3/dss/quotient_familial/france_connect?recipient="+testSIRET, nil)
-	r.RemoteAddr = addr + ":4242"
-	r.Header.Set("Authorization", "Bearer "+token)
-	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
-	w := httptest.NewRecorder()
-	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	t.Helper()
+	return f.serveFromWith(t, ctx, addr, token, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, unitBody)
 		return nil
-	})
-	if err := f.h.ServeHTTP(w, r, next); err != nil {
-		t.Error(err)
-	}
-	return w
+	}))
 }
 
 // TestF04_FailedAuthBeforeFranceConnect: the review's attack, a flood of

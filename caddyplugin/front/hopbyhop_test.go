@@ -62,13 +62,14 @@ func TestConnectionCannotDropHandoffHeaders(t *testing.T) {
 	}
 	defer caddy.Stop()
 
+	client := &http.Client{Timeout: 10 * time.Second}
 	for _, conn := range []string{"keep-alive", "keep-alive, X-Passerelle-Reconciliation-B64", "X-Passerelle-Data-Quotient-Familial-B64, x-passerelle-sub"} {
 		got = nil
 		ticket := newTicket()
 		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/demarche/", port), nil)
 		req.AddCookie(&http.Cookie{Name: f.cookieName(), Value: ticket})
 		req.Header.Set("Connection", conn)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
