@@ -32,7 +32,7 @@ func init() {
 //	        client_secret <{file.…}|{env.…}>
 //	        scopes        <scope>...     # openid added when missing
 //	        acr           eidas1         # asked and required (eidas1, eidas2, eidas3)
-//	        prompt        login consent  # default "login consent"
+//	        prompt        login consent  # default "login consent"; must contain login
 //	        signing_algs  ES256 RS256    # allow-list (default both)
 //	    }
 //	    protect <path pattern>...        # Cas 1: paths that need a FranceConnect session (e.g. /espace-famille/*)

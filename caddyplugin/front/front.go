@@ -130,7 +130,7 @@ type Front struct {
 	signer      *handoff.Signer
 	limiter     *ratelimit.Limiter
 	loginQuota  ratelimit.Quota
-	protect     caddyhttp.MatchPath
+	protect     protectMatcher
 	base        *url.URL
 	secure      bool          // BaseURL is https: __Host- cookies, Secure
 	assertion   bool          // hand off the assertion

@@ -222,7 +222,7 @@ func TestI11_FrontRefusesWhileAuditRefuses(t *testing.T) {
 
 	// The hand-offs: a Cas 1 session on a protected path, the Cas 2
 	// return. The app is not reached, the Cas 2 data stays for later.
-	f.protect = caddyhttp.MatchPath{"/espace/*"}
+	f.protect.paths = caddyhttp.MatchPath{"/espace/*"}
 	app := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
 		t.Fatal("the app was reached")
 		return nil

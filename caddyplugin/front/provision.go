@@ -124,8 +124,8 @@ func (f *Front) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if len(f.Protect) > 0 {
-		f.protect = caddyhttp.MatchPath(f.Protect)
-		if err := f.protect.Provision(ctx); err != nil {
+		f.protect.paths = caddyhttp.MatchPath(f.Protect)
+		if err := f.protect.paths.Provision(ctx); err != nil {
 			return errf("protect: %w", err)
 		}
 	}

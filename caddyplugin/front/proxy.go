@@ -22,10 +22,7 @@ import (
 // reach the app; the app's account header is taken off its answers.
 func (f *Front) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	s, ticket, _ := f.sessionOf(r)
-	protected := false
-	if f.protect != nil {
-		protected, _ = f.protect.MatchWithError(r)
-	}
+	protected := f.protect.match(r)
 	switch {
 	case protected && (s == nil || !s.LoggedIn() || s.Moment != handoff.MomentLogin):
 		f.loginRequired(w, r)

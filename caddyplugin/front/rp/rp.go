@@ -50,7 +50,8 @@ type Config struct {
 	// ACR is the eIDAS level asked (acr_values) and required in the ID
 	// token: eidas1 (default), eidas2 or eidas3.
 	ACR string
-	// Prompt is sent as is: "login consent" (default), "login" or "consent".
+	// Prompt is sent as is: "login consent" (default) or "login"; it must
+	// contain login.
 	Prompt string
 	// SigningAlgs allow-lists the ID token and userinfo signatures: ES256
 	// and RS256 only (default both).
@@ -146,6 +147,14 @@ func New(cfg Config) (*Client, error) {
 		if p != "login" && p != "consent" {
 			return nil, fmt.Errorf("rp: prompt %q: login and consent only", cfg.Prompt)
 		}
+	}
+	// Without login, the ID token's auth_time is not checked against the
+	// start of the login (Exchange), so an earlier FranceConnect session
+	// could be reused: the next person at a shared computer logged in as
+	// the last one, whose Cas 2 session the front cannot end at
+	// FranceConnect (its ID token is dropped once the data is handed over).
+	if !slices.Contains(strings.Fields(cfg.Prompt), "login") {
+		return nil, fmt.Errorf("rp: prompt %q: must contain login", cfg.Prompt)
 	}
 	if len(cfg.SigningAlgs) == 0 {
 		cfg.SigningAlgs = slices.Clone(allowedAlgs)

@@ -540,6 +540,7 @@ func TestConfigRefused(t *testing.T) {
 		"HS256 allowed":  func(c *Config) { c.SigningAlgs = []string{"HS256"} },
 		"none allowed":   func(c *Config) { c.SigningAlgs = []string{"none"} },
 		"prompt none":    func(c *Config) { c.Prompt = "none" },
+		"prompt consent": func(c *Config) { c.Prompt = "consent" },
 		"unknown acr":    func(c *Config) { c.ACR = "eidas9" },
 		"no secret":      func(c *Config) { c.ClientSecret = "" },
 		"no redirection": func(c *Config) { c.RedirectURL = "" },

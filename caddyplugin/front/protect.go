@@ -1,0 +1,76 @@
+package front
+
+import (
+	"net/http"
+	"path"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// protectMatcher tells whether a request is for a protected path, the way
+// the app behind will read the path as well as the way Caddy does: a path
+// is protected when either reading falls under a `protect` pattern.
+//
+// Caddy's path matcher (case-insensitive, dot segments and doubled slashes
+// cleaned) reads the path as Go's net/url decoded it. Legacy app servers
+// read more into it, and each difference would let a request reach a
+// protected page without a session:
+//   - path parameters: Tomcat, Jetty and WebLogic drop `;…` from every
+//     segment, so /espace-famille;jsessionid=1/x is /espace-famille/x and
+//     /static/..;/espace-famille/x climbs out of /static;
+//   - IIS takes `\` for `/`, and Windows drops the dots and spaces that end
+//     a segment (/espace-famille./x, /espace-famille%20/x).
+//
+// appPath applies all of them, then cleans the dot segments; the result is
+// matched too. Reading more paths as protected fails closed: such a request
+// needs the session, and its identity goes with it, as any protected one.
+type protectMatcher struct {
+	paths caddyhttp.MatchPath
+}
+
+// match reports whether r's path, read either way, is protected.
+func (m protectMatcher) match(r *http.Request) bool {
+	if m.paths == nil {
+		return false
+	}
+	if ok, _ := m.paths.MatchWithError(r); ok {
+		return true
+	}
+	p := appPath(r.URL.Path)
+	if p == r.URL.Path {
+		return false
+	}
+	u := *r.URL
+	u.Path, u.RawPath = p, ""
+	r2 := r.WithContext(r.Context()) // the matcher reads the context's replacer
+	r2.URL = &u
+	ok, _ := m.paths.MatchWithError(r2)
+	return ok
+}
+
+// appPath is the path as a legacy app server reads it: `\` taken for `/`,
+// each segment's path parameters (from its first `;`) and trailing dots and
+// spaces dropped, then dot segments resolved (path.Clean, keeping a
+// trailing slash). Since match also tries the path as it came, appPath can
+// only add protected readings, never remove one.
+func appPath(p string) string {
+	if !strings.ContainsAny(p, ";\\. ") && !strings.Contains(p, "//") {
+		return p
+	}
+	segs := strings.Split(strings.ReplaceAll(p, `\`, "/"), "/")
+	for i, s := range segs {
+		if j := strings.IndexByte(s, ';'); j >= 0 {
+			s = s[:j] // "..;x" is "..", as Tomcat reads it
+		}
+		if s != "." && s != ".." {
+			s = strings.TrimRight(s, ". ")
+		}
+		segs[i] = s
+	}
+	out := path.Clean("/" + strings.Join(segs, "/"))
+	if strings.HasSuffix(p, "/") && out != "/" {
+		out += "/"
+	}
+	return out
+}
