@@ -119,14 +119,17 @@ func (a *DemoApp) demarche(w http.ResponseWriter, r *http.Request) error {
 		return demoPage.Execute(w, d)
 	}
 	d.Account = demoAccounts[i].Label
-	if d.Verdict != "" {
-		// The app checks that the data was compared with this account.
-		if d.AccountRef == demoAccounts[i].Key {
-			d.Verdict += " (comparé avec ce compte)"
-		} else {
-			d.Verdict = "refusé : les données ont été comparées avec un autre compte (" + d.AccountRef + ")"
-			d.Datasets, d.Identity = "", ""
-		}
+	// The app checks that the data was compared with this account: no
+	// verdict, or one about another account, and nothing is kept.
+	switch {
+	case d.Verdict == "" && (d.Identity != "" || d.Datasets != ""):
+		d.Verdict = "refusé : données reçues sans rapprochement avec le compte"
+		d.Datasets, d.Identity, d.Headers = "", "", nil
+	case d.Verdict != "" && d.AccountRef == demoAccounts[i].Key:
+		d.Verdict += " (comparé avec ce compte)"
+	case d.Verdict != "":
+		d.Verdict = "refusé : les données ont été comparées avec un autre compte (" + d.AccountRef + ")"
+		d.Datasets, d.Identity, d.Headers = "", "", nil
 	}
 	// The account in use, for the reconciliation: the front takes this
 	// header off before the page reaches the browser.
