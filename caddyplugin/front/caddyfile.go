@@ -46,7 +46,7 @@ func init() {
 //	    }
 //	    dataset_timeout <duration>       # default 10s
 //	    after_logout  <path>             # default /
-//	    app_logout    <path>             # the app's logout path, intercepted (same-site navigations only)
+//	    app_logout    <path>             # the app's logout path, intercepted (same-site navigations only; read as protect reads paths)
 //	    session_idle  <duration>         # default 30m (FranceConnect's session)
 //	    session_max   <duration>         # default 12h
 //	    strip_header  <name>...          # more request headers deleted (X-Passerelle-* always are)

@@ -198,7 +198,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	if rest, ok := strings.CutPrefix(r.URL.Path, RoutePrefix); ok {
 		return f.serveRoute(w, r, rest)
 	}
-	if f.AppLogout != "" && r.URL.Path == f.AppLogout {
+	if f.isAppLogout(r.URL.Path) {
 		return f.appLogout(w, r, next)
 	}
 	return f.proxy(w, r, next)

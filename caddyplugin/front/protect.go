@@ -49,6 +49,14 @@ func (m protectMatcher) match(r *http.Request) bool {
 	return ok
 }
 
+// isAppLogout reports whether a request path is the app's logout path
+// (app_logout), read as match reads it, so that the front's session ends
+// with the app's however the app writes its logout link (a Tomcat app
+// without cookies appends ;jsessionid=…).
+func (f *Front) isAppLogout(p string) bool {
+	return f.AppLogout != "" && (p == f.AppLogout || strings.EqualFold(appPath(p), appPath(f.AppLogout)))
+}
+
 // appPath is the path as a legacy app server reads it: `\` taken for `/`,
 // each segment's path parameters (from its first `;`) and trailing dots and
 // spaces dropped, then dot segments resolved (path.Clean, keeping a

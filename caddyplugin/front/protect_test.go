@@ -138,3 +138,32 @@ func FuzzAppPath(f *testing.F) {
 		}
 	})
 }
+
+// TestAppLogoutReadAsTheAppReadsIt: the app's logout link, as a Tomcat app
+// without cookies writes it (;jsessionid=…), still ends the front's
+// session; another path does not.
+func TestAppLogoutReadAsTheAppReadsIt(t *testing.T) {
+	f := &Front{sessions: memorySessions(t), AppLogout: "/deconnexion", AfterLogout: "/", cache: &assertions{m: map[string]*handOff{}}}
+	app := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	for target, logsOut := range map[string]bool{
+		"/deconnexion": true, "/deconnexion;jsessionid=AB12": true, "/DECONNEXION": true, `/static\..\deconnexion`: true,
+		"/deconnexion/autre": false, "/accueil": false,
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.URL.Path = target
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+		r.Header.Set("Sec-Fetch-Mode", "navigate")
+		r.Header.Set("Cookie", "passerelle=TICKET")
+		w := httptest.NewRecorder()
+		if err := f.ServeHTTP(w, r, app); err != nil {
+			t.Fatal(err)
+		}
+		ended := strings.Contains(strings.Join(w.Header().Values("Set-Cookie"), ""), "passerelle=;")
+		if ended != logsOut {
+			t.Errorf("%s: session ended %t, want %t (%d)", target, ended, logsOut, w.Code)
+		}
+	}
+}
