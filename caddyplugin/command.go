@@ -10,6 +10,8 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 func init() {
@@ -33,7 +35,7 @@ func mintAPIToken(w io.Writer) error {
 	if _, err := rand.Read(b[:]); err != nil {
 		return err
 	}
-	token := "pa_" + base64.RawURLEncoding.EncodeToString(b[:])
+	token := habilitation.APITokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
 	sum := sha256.Sum256([]byte(token))
 	_, err := fmt.Fprintf(w, "token (give it to the calling service, it is not stored): %s\nadd to the habilitation:  api_token_sha256: [%q]\n",
 		token, hex.EncodeToString(sum[:]))

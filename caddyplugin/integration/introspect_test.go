@@ -2,6 +2,7 @@ package integration
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -38,13 +39,22 @@ func TestIntrospect(t *testing.T) {
 
 // TestA19_APITokenNeverSentToFranceConnect: a habilitation's API token on a
 // FranceConnect route is refused as a token of the wrong kind (401 50002,
-// SECURITY.md §1.3) without any checktoken call.
+// SECURITY.md §1.3) without any checktoken call; so is a minted API token
+// that the registry no longer holds (rotated, revoked), on a data route
+// and on introspection.
 func TestA19_APITokenNeverSentToFranceConnect(t *testing.T) {
 	fc := newFCCounter(t)
 	start(t, options{MaxEntries: 11002, CheckTokenURL: fc.srv.URL})
 	a := get(t, gatewayPort, qf("recipient="+siret), bearer("sandbox_all_scopes")...)
 	if a.status != 401 || a.code(t) != "50002" {
 		t.Fatalf("status %d code %s: %s", a.status, a.code(t), a.body)
+	}
+	rotated := "pa_" + strings.Repeat("Zm9yZ290dGVu", 4)[:43]
+	if a := get(t, gatewayPort, qf("recipient="+siret), bearer(rotated)...); a.status != 401 || a.code(t) != "50002" {
+		t.Fatalf("rotated API token: status %d: %s", a.status, a.body)
+	}
+	if a := get(t, gatewayPort, "/api/introspect", bearer(rotated)...); a.status != 401 {
+		t.Fatalf("rotated API token on introspection: status %d: %s", a.status, a.body)
 	}
 	if n := fc.checktoken.Load(); n != 0 {
 		t.Fatalf("%d checktoken calls for an API token", n)

@@ -291,10 +291,12 @@ func (p *Pipeline) cachedFacts(ctx context.Context, token string, c *Call) (*fcv
 	}
 	pseudo, registry, client := p.Pseudonymizer, p.Registry(), c.client
 	return p.Cache.Get(ctx, token, func(ctx context.Context) (*fcverify.Facts, error) {
-		if _, ok := registry.ByAPIToken(token); ok {
-			// A habilitation's API token is never sent to FranceConnect
-			// (SECURITY.md A19). Checked on a miss only: an API token is
-			// never in the cache, so the cached path stays free of crypto.
+		if _, ok := registry.ByAPIToken(token); ok || habilitation.HasAPITokenShape(token) {
+			// A habilitation's API token, or one of that shape that
+			// this registry no longer holds (rotated, revoked), is never
+			// sent to FranceConnect (SECURITY.md A19). Checked on a miss
+			// only: an API token is never in the cache, so the cached
+			// path stays free of crypto.
 			return nil, errAPITokenOnFCRoute
 		}
 		// Detached from the caller (tokencache): a caller that hangs up

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // Registry is an immutable set of habilitations, safe for concurrent use.
@@ -54,6 +55,28 @@ func (r *Registry) ByAPIToken(token string) (*Habilitation, bool) {
 	}
 	h, ok := r.byAPIToken[sha256.Sum256([]byte(token))]
 	return h, ok
+}
+
+// APITokenPrefix starts every API token that `passerelle mint-api-token`
+// makes: "pa_" then 32 random bytes in base64url (43 characters).
+const APITokenPrefix = "pa_"
+
+// HasAPITokenShape reports whether a bearer has the shape of a minted API
+// token, known to this registry or not (revoked, rotated, another
+// deployment's). FranceConnect's opaque access tokens are 43 characters
+// (oidc-provider's default): never this shape.
+func HasAPITokenShape(token string) bool {
+	rest, ok := strings.CutPrefix(token, APITokenPrefix)
+	if !ok || len(rest) != 43 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // ByClientID returns the habilitation paired with a FranceConnect FS client id
