@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/auditseal"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
@@ -362,8 +363,13 @@ func (a *App) loadQuotas() error {
 		return err
 	}
 	failedAuth := a.RateLimits.FailedAuth
-	if failedAuth == "" && !a.production() {
+	switch {
+	case failedAuth == "" && !a.production():
 		failedAuth = "off"
+	case failedAuth == "off" && a.production():
+		// SECURITY.md F04 is a MUST: raise it for a busy caller, never
+		// drop it.
+		return errors.New("passerelle: rate_limit failed_auth: off is refused in production mode (raise it instead)")
 	}
 	if failedAuth != "off" {
 		if a.shared.FailedAuthQuota, err = parse("failed_auth", failedAuth, "20/m"); err != nil {
@@ -452,8 +458,10 @@ func (a *App) Validate() error {
 			errs = append(errs, fmt.Errorf("passerelle: franceconnect %s: https is required in production", name))
 		}
 	}
-	if strings.Contains(fc.Issuer, "integ01.dev-franceconnect.fr") || strings.Contains(fc.Issuer, ".sbx.") {
-		errs = append(errs, errors.New("passerelle: franceconnect issuer: an integration or sandbox issuer is refused in production"))
+	for name, u := range map[string]string{"issuer": fc.Issuer, "checktoken_url": fc.CheckTokenURL, "jwks_url": fc.JWKSURL} {
+		if u != "" && fcverify.IsTestPlatformURL(u) {
+			errs = append(errs, fmt.Errorf("passerelle: franceconnect %s: an integration or sandbox platform is refused in production", name))
+		}
 	}
 	if time.Duration(fc.Skew) > 30*time.Second {
 		errs = append(errs, errors.New("passerelle: franceconnect skew: at most 30s in production"))

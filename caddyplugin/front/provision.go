@@ -25,6 +25,7 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/rp"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/session"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/ratelimit"
 	"github.com/passerelle-gw/passerelle/caddyplugin/pipeline"
 	"github.com/passerelle-gw/passerelle/config/habilitation"
@@ -62,6 +63,9 @@ func (f *Front) Provision(ctx caddy.Context) error {
 	f.secure = f.base.Scheme == "https"
 	if production && (!f.secure || !strings.HasPrefix(f.FranceConnect.Issuer, "https://")) {
 		return errf("https is required for base_url and the franceconnect issuer in production mode")
+	}
+	if production && fcverify.IsTestPlatformURL(f.FranceConnect.Issuer) {
+		return errf("franceconnect issuer: an integration or sandbox platform is refused in production mode")
 	}
 	if !f.secure && !loopback(f.base.Hostname()) {
 		return errf("base_url: plain http is accepted on a loopback address only")

@@ -44,8 +44,8 @@ func frontBlock(t *testing.T, edit ...string) string {
 }
 
 // TestFrontProductionRules: in production mode, the front refuses plain
-// HTTP, literal secrets, missing session secret or assertion key, and the
-// demo app; a block with every secret as a reference loads (no call to
+// HTTP, FranceConnect's integration platform, literal secrets, missing
+// session secret or assertion key, and the demo app; a block with every secret as a reference loads (no call to
 // FranceConnect at load: discovery waits for the first login).
 func TestFrontProductionRules(t *testing.T) {
 	setEnv(t)
@@ -55,6 +55,7 @@ func TestFrontProductionRules(t *testing.T) {
 		"a literal secret is refused in production":     {[]string{"client_secret {env.PASSERELLE_TEST_FC_SECRET}", "client_secret literal-secret"}},
 		"secret: required in production mode":           {[]string{"secret {file.", "# secret {file."}},
 		"assertion_key: required in production mode":    {[]string{"assertion_key {file.", "# assertion_key {file."}},
+		"an integration or sandbox platform is refused":  {[]string{"issuer https://fc.example/api/v2", "issuer https://fcp-low.Integ01.Dev-FranceConnect.fr/api/v2"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			caddytest.AssertLoadError(t, productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", frontBlock(t, tc.edit...)), "caddyfile", name)

@@ -157,12 +157,15 @@ func TestH02_ProductionRulesRefused(t *testing.T) {
 	setDataPassEnv(t)
 	cfg := productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", "")
 	for name, c := range map[string]struct{ from, to, want string }{
-		"http issuer":    {"issuer https://fc.example/api/v2", "issuer http://fc.example/api/v2", "issuer: must use https"},
-		"integ issuer":   {"issuer https://fc.example/api/v2", "issuer https://fcp-low.integ01.dev-franceconnect.fr/api/v2", "integration or sandbox issuer"},
-		"skew":           {"decryption_key", "skew 45s\n\t\t\tdecryption_key", "skew: at most 30s"},
-		"cache cap":      {"habilitations ", "cache {\n\t\t\tttl_cap 90s\n\t\t}\n\t\thabilitations ", "ttl cap must be in (0, 1m0s]"},
-		"redis no tls":   {"habilitations ", "cache {\n\t\t\tsecret {env.PASSERELLE_TEST_CACHE_SECRET}\n\t\t\tredis {\n\t\t\t\taddrs 127.0.0.1:1\n\t\t\t}\n\t\t}\n\t\thabilitations ", "tls is required in production"},
-		"no decrypt key": {"decryption_key", "#", "decryption_key: required in production mode"},
+		"http issuer":  {"issuer https://fc.example/api/v2", "issuer http://fc.example/api/v2", "issuer: must use https"},
+		"integ issuer": {"issuer https://fc.example/api/v2", "issuer https://fcp-low.integ01.dev-franceconnect.fr/api/v2", "issuer: an integration or sandbox platform"},
+		"integ checktoken": {"decryption_key", "checktoken_url https://FCP-LOW.INTEG01.DEV-FRANCECONNECT.FR/api/v2/checktoken\n\t\t\tdecryption_key",
+			"checktoken_url: an integration or sandbox platform"},
+		"failed_auth off": {"habilitations ", "rate_limit {\n\t\t\tfailed_auth off\n\t\t}\n\t\thabilitations ", "failed_auth: off is refused in production"},
+		"skew":            {"decryption_key", "skew 45s\n\t\t\tdecryption_key", "skew: at most 30s"},
+		"cache cap":       {"habilitations ", "cache {\n\t\t\tttl_cap 90s\n\t\t}\n\t\thabilitations ", "ttl cap must be in (0, 1m0s]"},
+		"redis no tls":    {"habilitations ", "cache {\n\t\t\tsecret {env.PASSERELLE_TEST_CACHE_SECRET}\n\t\t\tredis {\n\t\t\t\taddrs 127.0.0.1:1\n\t\t\t}\n\t\t}\n\t\thabilitations ", "tls is required in production"},
+		"no decrypt key":  {"decryption_key", "#", "decryption_key: required in production mode"},
 		// Held in process only, a revocation is forgotten at the next
 		// start, and an old approve delivered again applies.
 		"datapass in memory": {"habilitations ", "datapass {\n\t\t\tsecret {env.PASSERELLE_TEST_DATAPASS_SECRET}\n\t\t}\n\t\thabilitations ",

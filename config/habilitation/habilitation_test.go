@@ -232,6 +232,10 @@ func TestParseErrors(t *testing.T) {
 			[]string{`valid_until: must be after valid_from`}},
 		{"revoked not bool", `habilitations:
   - {id: "1", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect], revoked: "yes"}`, []string{`revoked: must be true or false`}},
+		{"revoked tagged yes", `habilitations:
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect], revoked: !!bool yes}`, []string{`revoked: must be true or false`}},
+		{"revoked tagged on", `habilitations:
+  - {id: "1", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect], revoked: !!bool on}`, []string{`revoked: must be true or false`}},
 		{"bad id not echoed", `habilitations:
   - {id: "sk_live_0123456789 secret", label: a, siret: "21930048000015", scopes: [a], modalities: [france_connect]}`, []string{`habilitations[0]: id: must be`}},
 		{"repeated field", `habilitations:

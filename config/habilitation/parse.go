@@ -323,10 +323,16 @@ func parseEntry(n *yaml.Node) (*Habilitation, []error) {
 			}
 			h.RateLimit = r
 		case "revoked":
-			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
+			// The YAML 1.2 spellings only: an explicit tag (!!bool yes)
+			// must not turn a value YAML would refuse into false.
+			switch {
+			case v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool":
 				fail(key, "must be true or false")
-			} else {
-				h.Revoked = v.Value == "true" || v.Value == "True" || v.Value == "TRUE"
+			case v.Value == "true" || v.Value == "True" || v.Value == "TRUE":
+				h.Revoked = true
+			case v.Value == "false" || v.Value == "False" || v.Value == "FALSE":
+			default:
+				fail(key, "must be true or false")
 			}
 		default:
 			errs = append(errs, fmt.Errorf("unknown field %s", quoteName(key)))

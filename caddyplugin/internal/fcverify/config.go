@@ -255,3 +255,16 @@ func defaultHTTPClient() *http.Client {
 	hc.Transport.(*http.Transport).MaxIdleConnsPerHost = 32
 	return hc
 }
+
+// IsTestPlatformURL reports whether a URL is one of FranceConnect's
+// integration or sandbox platforms (hosts under dev-franceconnect.fr, or
+// with a .sbx. label), whatever its case: production mode refuses them.
+func IsTestPlatformURL(raw string) bool {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return true // not a URL production can use either
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	return host == "dev-franceconnect.fr" || strings.HasSuffix(host, ".dev-franceconnect.fr") ||
+		strings.Contains("."+host+".", ".sbx.")
+}
