@@ -55,7 +55,7 @@ func TestFrontProductionRules(t *testing.T) {
 		"a literal secret is refused in production":     {[]string{"client_secret {env.PASSERELLE_TEST_FC_SECRET}", "client_secret literal-secret"}},
 		"secret: required in production mode":           {[]string{"secret {file.", "# secret {file."}},
 		"assertion_key: required in production mode":    {[]string{"assertion_key {file.", "# assertion_key {file."}},
-		"an integration or sandbox platform is refused":  {[]string{"issuer https://fc.example/api/v2", "issuer https://fcp-low.Integ01.Dev-FranceConnect.fr/api/v2"}},
+		"an integration or sandbox platform is refused": {[]string{"issuer https://fc.example/api/v2", "issuer https://fcp-low.Integ01.Dev-FranceConnect.fr/api/v2"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			caddytest.AssertLoadError(t, productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", frontBlock(t, tc.edit...)), "caddyfile", name)
