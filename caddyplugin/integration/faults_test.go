@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -139,20 +141,39 @@ func (fc *faultFC) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // faultProvider is a data provider with faults: 500, garbage, more than
-// 1 MiB, slow, a redirect, a body cut after the headers, and the platform
-// credential refused once. It counts its calls, and calls to the redirect's
-// target apart.
+// 1 MiB, an endless body, a gzip bomb, slow, a redirect, a body cut after
+// the headers, and the platform credential refused once. It counts its
+// calls, and calls to the redirect's target apart, the bytes of its last
+// endless body that the gateway took, and the Accept-Encoding it was sent.
 type faultProvider struct {
-	srv        *httptest.Server
-	mode       atomic.Pointer[string]
-	calls      atomic.Int64
-	redirected atomic.Int64
+	srv            *httptest.Server
+	mode           atomic.Pointer[string]
+	calls          atomic.Int64
+	redirected     atomic.Int64
+	endlessTaken   atomic.Int64
+	acceptEncoding atomic.Pointer[string]
 }
+
+// gzipBomb is 64 MiB of JSON whitespace inside an object, gzipped (about
+// 64 KiB). Made before the provider serves (newFaultProvider).
+var gzipBomb = sync.OnceValue(func() []byte {
+	var b bytes.Buffer
+	z := gzip.NewWriter(&b)
+	_, _ = io.WriteString(z, `{"data":{"quotient_familial":1`)
+	chunk := bytes.Repeat([]byte(" "), 1<<20)
+	for range 64 {
+		_, _ = z.Write(chunk)
+	}
+	_, _ = io.WriteString(z, `}}`)
+	_ = z.Close()
+	return b.Bytes()
+})
 
 func newFaultProvider(t *testing.T) *faultProvider {
 	t.Helper()
 	p := new(faultProvider)
 	p.setMode("ok")
+	gzipBomb()
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/elsewhere" {
 			p.redirected.Add(1)
@@ -161,6 +182,8 @@ func newFaultProvider(t *testing.T) *faultProvider {
 			return
 		}
 		p.calls.Add(1)
+		ae := r.Header.Get("Accept-Encoding")
+		p.acceptEncoding.Store(&ae)
 		mode := *p.mode.Load()
 		switch mode {
 		case "500":
@@ -173,6 +196,23 @@ func newFaultProvider(t *testing.T) *faultProvider {
 		case "huge":
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"data":{"quotient_familial":"`+strings.Repeat("x", 2<<20)+`"}}`)
+			return
+		case "endless": // 32 KiB at a time, up to 256 MiB, as fast as taken
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"data":{"quotient_familial":"`)
+			chunk := strings.Repeat("x", 32<<10)
+			p.endlessTaken.Store(0)
+			for range 8192 {
+				if _, err := io.WriteString(w, chunk); err != nil {
+					return
+				}
+				p.endlessTaken.Add(int64(len(chunk)))
+			}
+			return
+		case "gzip": // whatever the request asked for
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Encoding", "gzip")
+			_, _ = w.Write(gzipBomb())
 			return
 		case "slow":
 			time.Sleep(1500 * time.Millisecond)
@@ -235,7 +275,7 @@ func metricValue(t *testing.T, series string) float64 {
 // the same request succeeds again. At the end no log and no error answer
 // holds a token, the identity or a secret. The README's operations table
 // ("Faults") documents the same rows.
-// req: E08, I03, I05, I08, I10
+// req: E08, F02, I03, I05, I08, I10
 func TestFaultMatrix(t *testing.T) {
 	keyFile := writeKey(t)
 	fc := newFaultFC(t, keyFile)
@@ -320,6 +360,21 @@ func TestFaultMatrix(t *testing.T) {
 			status: 502, code: "37999", calls: 1, metric: providerErrors},
 		{fault: "provider answers more than 1 MiB", inject: func() { prov.setMode("huge") }, clear: func() { prov.setMode("ok") },
 			status: 502, code: "37999", calls: 1, metric: providerErrors},
+		{fault: "provider answers an endless body", inject: func() { prov.setMode("endless") }, clear: func() { prov.setMode("ok") },
+			status: 502, code: "37999", calls: 1, maxTime: 500 * time.Millisecond, metric: providerErrors,
+			check: func(t *testing.T) {
+				// Past the 1 MiB limit, what socket buffers hold at most.
+				if n := prov.endlessTaken.Load(); n > 16<<20 {
+					t.Errorf("the gateway read %d MiB of the answer", n>>20)
+				}
+			}},
+		{fault: "provider answers a gzip bomb", inject: func() { prov.setMode("gzip") }, clear: func() { prov.setMode("ok") },
+			status: 502, code: "37999", calls: 1, maxTime: 500 * time.Millisecond, metric: providerErrors,
+			check: func(t *testing.T) {
+				if ae := *prov.acceptEncoding.Load(); ae != "identity" {
+					t.Errorf("Accept-Encoding %q sent to the provider: Go's transport inflates gzip before the size limit", ae)
+				}
+			}},
 		{fault: "provider redirects", inject: func() { prov.setMode("redirect") }, clear: func() { prov.setMode("ok") },
 			status: 502, code: "37999", calls: 1, metric: providerErrors,
 			check: func(t *testing.T) {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"sync"
 )
@@ -31,14 +32,19 @@ func (c *capture) Write(p []byte) (int, error) {
 		c.WriteHeader(http.StatusOK)
 	}
 	if c.overflow || c.buf.Len()+len(p) > c.limit {
-		// Discard the rest rather than fail the write: reverse_proxy aborts
-		// the caller's connection on a body copy error. Memory stays bounded
-		// by the limit and the answer becomes a 502.
+		// Fail the write: reverse_proxy stops reading the provider's
+		// body and aborts (http.ErrAbortHandler, which serveProvider
+		// recovers), so an oversized or endless answer costs neither
+		// memory nor the time and CPU to read it to its end; the answer
+		// becomes a 502 (SECURITY.md F02).
 		c.overflow = true
-		return len(p), nil
+		return 0, errAnswerTooLarge
 	}
 	return c.buf.Write(p)
 }
+
+// errAnswerTooLarge: a provider answer beyond its max_response_bytes.
+var errAnswerTooLarge = errors.New("passerelle: provider answer beyond its size limit")
 
 // Flush is a no-op: the answer is released only after filtering.
 func (c *capture) Flush() {}

@@ -440,6 +440,7 @@ var (
 	noStore         = []string{"no-store"}
 	noSniff         = []string{"nosniff"}
 	acceptJSON      = []string{"application/json"}
+	identityOnly    = []string{"identity"}
 )
 
 // Interface guards.

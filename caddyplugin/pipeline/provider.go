@@ -196,7 +196,8 @@ func (p *Pipeline) mayRetry(ctx context.Context, provider string, budget *retry.
 // providerRequest returns the request handed to the provider: a shallow
 // copy of the caller's r (same connection state and method, context ctx) with
 // its own URL (u, overwritten), the provider path and query, no body, and
-// only the headers set here (requestID is X-Request-Id's value). Its Host is
+// only the headers set here (requestID is X-Request-Id's value; no
+// compression). Its Host is
 // empty, so the transport sends the upstream's own (an HTTPS upstream gets
 // it from reverse_proxy), and a nil X-Forwarded-Host tells reverse_proxy to
 // add none: the caller's Host never reaches the provider. Its RequestURI,
@@ -214,7 +215,9 @@ func providerRequest(ctx context.Context, r *http.Request, u *url.URL, path, que
 	*u = url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: path, RawQuery: query}
 	up.URL = u
 	up.Host, up.RequestURI = "", path
-	up.Header = http.Header{"Accept": acceptJSON, "X-Request-Id": requestID, "X-Forwarded-Host": nil}
+	// Accept-Encoding identity: otherwise Go's transport asks for gzip and
+	// inflates the answer before the size limit sees it (a gzip bomb).
+	up.Header = http.Header{"Accept": acceptJSON, "Accept-Encoding": identityOnly, "X-Request-Id": requestID, "X-Forwarded-Host": nil}
 	up.Body, up.ContentLength, up.TransferEncoding, up.Trailer = http.NoBody, 0, nil, nil
 	up.Form, up.PostForm, up.MultipartForm = nil, nil, nil
 	return up

@@ -35,7 +35,8 @@ func TestD01_ProviderRequestCarriesNothingOfTheCaller(t *testing.T) {
 		t.Errorf("provider request target: host %q url %v requestURI %q", up.Host, up.URL, up.RequestURI)
 	case up.Trailer != nil || up.Form != nil || up.Body != http.NoBody || up.ContentLength != 0:
 		t.Errorf("caller's trailer, form or body carried over: %v %v", up.Trailer, up.Form)
-	case len(up.Header) != 3 || up.Header.Get("X-Request-Id") != "rid" || up.Header["X-Forwarded-Host"] != nil:
+	case len(up.Header) != 4 || up.Header.Get("X-Request-Id") != "rid" || up.Header["X-Forwarded-Host"] != nil ||
+		up.Header.Get("Accept-Encoding") != "identity":
 		t.Errorf("provider headers %v", up.Header)
 	}
 	if _, ok := up.Header["X-Forwarded-Host"]; !ok {
