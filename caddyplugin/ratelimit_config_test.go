@@ -59,7 +59,7 @@ func TestF05_CitizenQuotaConfig(t *testing.T) {
 
 // TestF04_FailedAuthQuotaConfig: the failed authentication quota is 20 a
 // minute by default in production mode, off by default in sandbox mode,
-// off when asked, and refused when it does not parse.
+// off when asked in sandbox mode only, and refused when it does not parse.
 func TestF04_FailedAuthQuotaConfig(t *testing.T) {
 	for _, tc := range []struct {
 		mode, value string
@@ -67,7 +67,7 @@ func TestF04_FailedAuthQuotaConfig(t *testing.T) {
 	}{
 		{ModeProduction, "", ratelimit.Quota{Requests: 20, Per: time.Minute}},
 		{ModeProduction, "5/m", ratelimit.Quota{Requests: 5, Per: time.Minute}},
-		{ModeProduction, "off", ratelimit.Quota{}},
+		{ModeSandbox, "off", ratelimit.Quota{}},
 		{ModeSandbox, "", ratelimit.Quota{}},
 		{ModeSandbox, "10/m", ratelimit.Quota{Requests: 10, Per: time.Minute}},
 	} {
@@ -76,7 +76,7 @@ func TestF04_FailedAuthQuotaConfig(t *testing.T) {
 			t.Errorf("%s mode, failed_auth %q: %v, quota %+v, want %+v", tc.mode, tc.value, err, a.shared.FailedAuthQuota, tc.want)
 		}
 	}
-	for _, bad := range []string{"0/m", "20", "Off"} {
+	for _, bad := range []string{"0/m", "20", "Off", "off"} {
 		a := &App{Mode: ModeProduction, RateLimits: RateLimitConfig{FailedAuth: bad}}
 		if err := a.loadQuotas(); err == nil || !strings.Contains(err.Error(), "failed_auth") {
 			t.Errorf("failed_auth %q: err = %v", bad, err)

@@ -141,7 +141,7 @@ func (fc *faultFC) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // faultProvider is a data provider with faults: 500, garbage, more than
-// 1 MiB, an endless body, a gzip bomb, slow, a redirect, a body cut after
+// 1 MiB, an endless body, a gzip bomb, an error with status 200, slow, a redirect, a body cut after
 // the headers, and the platform credential refused once. It counts its
 // calls, and calls to the redirect's target apart, the bytes of its last
 // endless body that the gateway took, and the Accept-Encoding it was sent.
@@ -208,6 +208,10 @@ func newFaultProvider(t *testing.T) *faultProvider {
 				}
 				p.endlessTaken.Add(int64(len(chunk)))
 			}
+			return
+		case "200error": // an error answer sent with status 200
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"data":{},"errors":[{"code":"37003","title":"CANARY","detail":"Dossier allocataire inexistant."}]}`)
 			return
 		case "gzip": // whatever the request asked for
 			w.Header().Set("Content-Type", "application/json")
@@ -375,6 +379,8 @@ func TestFaultMatrix(t *testing.T) {
 					t.Errorf("Accept-Encoding %q sent to the provider: Go's transport inflates gzip before the size limit", ae)
 				}
 			}},
+		{fault: "provider answers an error with status 200", inject: func() { prov.setMode("200error") }, clear: func() { prov.setMode("ok") },
+			status: 502, code: "37999", calls: 1, metric: providerErrors},
 		{fault: "provider redirects", inject: func() { prov.setMode("redirect") }, clear: func() { prov.setMode("ok") },
 			status: 502, code: "37999", calls: 1, metric: providerErrors,
 			check: func(t *testing.T) {

@@ -39,6 +39,10 @@ func TestBare_V2Answers(t *testing.T) {
 		"empty body":        ``,
 		"invalid UTF-8":     "{\"annee\":\"\xff\"}",
 		"dropped duplicate": `{"x":{"a":1,"a":2},"annee":1}`,
+		// Error answers sent with status 200: not an empty success.
+		"v2 error":           `{"error":"not_found","reason":"CANARY","message":"Dossier allocataire inexistant."}`,
+		"v3 errors":          `{"errors":[{"code":"37003","title":"CANARY"}]}`,
+		"escaped error name": `{"annee":2024,"\u0065rror":"not_found"}`,
 	} {
 		if _, err := Filter(nil, []byte(bad), p, Options{}); !errors.Is(err, ErrUnfilterable) {
 			t.Errorf("%s: err = %v, want ErrUnfilterable", name, err)

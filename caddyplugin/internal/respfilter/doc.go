@@ -56,7 +56,9 @@
 //
 // Filter refuses, with an error wrapping ErrUnfilterable, a body that is
 // over Options.MaxBytes, not valid JSON (trailing bytes or a second value
-// included), not an object at the top level, without a "data" object
+// included), not an object at the top level, with an "error" or "errors"
+// member at the top level that no path releases (an error answer sent with
+// status 200 must not become an empty success), without a "data" object
 // (enveloped answers only), nested
 // deeper than Options.MaxDepth (the top-level object is depth 1), holding a
 // duplicate object member name at any depth (names compared after unescaping,

@@ -39,7 +39,14 @@ var (
 	errTooDeep       = reason("nesting deeper than the limit")
 	errDuplicate     = reason("duplicate object member name")
 	errUTF8          = reason("invalid UTF-8")
+	errErrorMember   = reason("error or errors member at the top level")
 )
+
+// isErrorMember: the top-level members of an error answer, API Particulier's
+// v3 ({"errors":[…]}) and v2 ({"error":…,"reason":…,"message":…}) shapes.
+func isErrorMember(name []byte) bool {
+	return string(name) == "errors" || string(name) == "error"
+}
 
 type reasonError struct{ msg string }
 
@@ -74,6 +81,7 @@ type state struct {
 	scratch  []byte
 	dst      []byte
 	maxDepth int
+	bare     bool // filtering the top-level object of a bare answer
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -109,6 +117,7 @@ func Filter(dst []byte, body []byte, p *Paths, o Options) ([]byte, error) {
 	s.dec.Reset(&s.src)
 	s.dst = dst
 	s.maxDepth = o.MaxDepth
+	s.bare = p != nil && p.bare
 	var err error
 	if p != nil && p.bare {
 		err = s.bareTop(root)
@@ -185,6 +194,9 @@ func (s *state) top(root *node) error {
 		case "meta":
 			bit = seenMeta
 		default:
+			if isErrorMember(name) {
+				return errErrorMember
+			}
 			if err := s.skip(); err != nil {
 				return err
 			}
@@ -305,6 +317,9 @@ func (s *state) value(n *node) error {
 			}
 			child := n.fields[string(name)]
 			if child == nil {
+				if s.bare && d.StackDepth() == 1 && isErrorMember(name) {
+					return errErrorMember
+				}
 				if err := s.skip(); err != nil {
 					return err
 				}

@@ -163,7 +163,7 @@ func TestC05_Shapes(t *testing.T) {
 		want:  `{"data":{},"links":{},"meta":{}}`,
 	}, {
 		name:  "unknown top-level members dropped",
-		body:  `{"errors":[{"code":"1"}],"data":{"a":1},"extra":{"b":2}}`,
+		body:  `{"warnings":[{"code":"1"}],"data":{"a":1},"extra":{"b":2}}`,
 		paths: []string{"data.a"},
 		want:  `{"data":{"a":1},"links":{},"meta":{}}`,
 	}, {
@@ -259,6 +259,8 @@ func TestC06_Refusals(t *testing.T) {
 		{"top level null", `null`, nil, errNotObject},
 		{"data missing", `{"links":{},"meta":{},"x":"` + canary + `"}`, nil, errNoData},
 		{"data null", `{"data":null}`, nil, errDataNotObject},
+		{"errors beside data", `{"data":{},"errors":[{"code":"37003","detail":"` + canary + `"}]}`, []string{"data"}, errErrorMember},
+		{"error beside data", `{"error":"not_found","data":{"a":1}}`, []string{"data.a"}, errErrorMember},
 		{"data array", `{"data":[{"a":"` + canary + `"}]}`, []string{"data"}, errDataNotObject},
 		{"data string", `{"data":"` + canary + `"}`, nil, errDataNotObject},
 		{"truncated", `{"data":{"a":"` + canary, []string{"data.a"}, errTruncated},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -104,6 +105,12 @@ func referenceAccepts(body []byte, o Options) bool {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		return false // not an object
+	}
+	if _, ok := top["error"]; ok {
+		return false // an error answer
+	}
+	if _, ok := top["errors"]; ok {
+		return false
 	}
 	data, ok := top["data"]
 	if !ok {
@@ -272,7 +279,7 @@ func FuzzC05_FilterBare(f *testing.F) {
 			t.Fatal(err)
 		}
 		out, err := Filter([]byte("pre"), body, p, o)
-		wantOK := referenceAcceptsBare(body, o)
+		wantOK := referenceAcceptsBare(body, o, paths)
 		if err != nil {
 			if wantOK {
 				t.Fatalf("refused an acceptable body: %v", err)
@@ -304,10 +311,21 @@ func FuzzC05_FilterBare(f *testing.F) {
 
 // referenceAcceptsBare is FuzzC05_FilterBare's acceptance rule: the
 // envelope rule's JSON, size and depth checks, and an object at the top.
-func referenceAcceptsBare(body []byte, o Options) bool {
+func referenceAcceptsBare(body []byte, o Options, released []string) bool {
 	if !referenceValid(body, o) {
 		return false
 	}
 	var top map[string]json.RawMessage
-	return json.Unmarshal(body, &top) == nil && top != nil
+	if json.Unmarshal(body, &top) != nil || top == nil {
+		return false
+	}
+	// An error answer: an error or errors member that no path releases.
+	for _, name := range []string{"error", "errors"} {
+		if _, ok := top[name]; ok && !slices.ContainsFunc(released, func(r string) bool {
+			return r == name || strings.HasPrefix(r, name+".") || strings.HasPrefix(r, name+"[")
+		}) {
+			return false
+		}
+	}
+	return true
 }
