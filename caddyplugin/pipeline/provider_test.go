@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"testing"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
 )
 
@@ -73,5 +75,21 @@ func TestPingsOutcomeNotCallerDriven(t *testing.T) {
 		if got := ProviderOutcome(tc.status, tc.callErr, tc.filterFailed); got != tc.want {
 			t.Errorf("status %d err %v filter %v: %v, want %v", tc.status, tc.callErr, tc.filterFailed, got, tc.want)
 		}
+	}
+}
+
+// TestD01_NoCallerTraceStateToProvider: the provider gets the gateway's
+// traceparent, never the tracestate its span inherited from the caller.
+func TestD01_NoCallerTraceStateToProvider(t *testing.T) {
+	ts, err := trace.ParseTraceState("caller=CANARY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2},
+		TraceFlags: trace.FlagsSampled, TraceState: ts})
+	h := http.Header{}
+	injectTraceContext(trace.ContextWithSpanContext(context.Background(), sc), h)
+	if h.Get("Traceparent") == "" || h.Get("Tracestate") != "" {
+		t.Fatalf("provider trace headers %v", h)
 	}
 }

@@ -79,10 +79,13 @@ func endSpan(sp trace.Span, reason string) {
 	sp.End()
 }
 
-// injectTraceContext sets traceparent (and tracestate) for the provider, so
-// its spans join the trace under ours.
+// injectTraceContext sets traceparent for the provider, so its spans join
+// the trace under ours. No tracestate: the span inherits the one of its
+// parent, which may be the caller's (SECURITY.md D01: only the headers the
+// gateway sets reach the provider).
 func injectTraceContext(ctx context.Context, h map[string][]string) {
-	if trace.SpanContextFromContext(ctx).IsValid() {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, sc.WithTraceState(trace.TraceState{}))
 		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 	}
 }

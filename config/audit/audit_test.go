@@ -88,7 +88,8 @@ func obj(root map[string]any, path ...any) map[string]any { return at(root, path
 func run(t *testing.T, c map[string]any) []Finding {
 	t.Helper()
 	b, _ := json.Marshal(c)
-	fs, err := Run(b, Options{ReadFile: func(string) ([]byte, error) { return []byte(goodHabilitations), nil }})
+	fs, err := Run(b, Options{ReadFile: func(string) ([]byte, error) { return []byte(goodHabilitations), nil },
+		Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +249,10 @@ func TestEachRule(t *testing.T) {
 		}},
 		{"PA18", func(c map[string]any) {
 			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}
+		}},
+		{"PA27", func(c map[string]any) { // tracing, OTEL_PROPAGATORS unset
+			h := obj(c, "apps", "http", "servers", "public", "routes", 0)
+			h["handle"] = append([]any{map[string]any{"handler": "tracing", "span": "passerelle"}}, h["handle"].([]any)...)
 		}},
 	}
 	tried := map[string]bool{}
@@ -441,6 +446,32 @@ func TestPA11InternalNetwork(t *testing.T) {
 		got := slices.Contains(rulesOf(run(t, c)), "PA11")
 		if got != tc.want {
 			t.Errorf("listen %v, API route %v: PA11 %v, want %v", tc.listen, tc.api, got, tc.want)
+		}
+	}
+}
+
+// TestPA27Propagators: with tracing, the caller's trace context is taken
+// unless OTEL_PROPAGATORS holds none.
+func TestPA27Propagators(t *testing.T) {
+	for env, want := range map[string]bool{"": true, "tracecontext,baggage": true, "none": false, "tracecontext, none": false} {
+		c := clean()
+		h := obj(c, "apps", "http", "servers", "public", "routes", 0)
+		h["handle"] = append([]any{map[string]any{"handler": "tracing", "span": "passerelle"}}, h["handle"].([]any)...)
+		b, _ := json.Marshal(c)
+		fs, err := Run(b, Options{
+			ReadFile: func(string) ([]byte, error) { return []byte(goodHabilitations), nil },
+			Getenv: func(n string) string {
+				if n == "OTEL_PROPAGATORS" {
+					return env
+				}
+				return ""
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Contains(rulesOf(fs), "PA27"); got != want {
+			t.Errorf("OTEL_PROPAGATORS=%q: PA27 %t, want %t", env, got, want)
 		}
 	}
 }

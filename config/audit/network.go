@@ -65,3 +65,22 @@ func (c *cfg) internalNetworkOnly(server string) bool {
 	}
 	return true
 }
+
+// checkCallerTraceContext (PA27, SECURITY.md G07): Caddy's tracing handler
+// extracts the caller's trace context with the propagators OTEL_PROPAGATORS
+// names (tracecontext and baggage by default). The caller's traceparent
+// then parents the request's trace, its trace id goes into the audit
+// records, its sampled flag forces sampling under a parentbased sampler
+// (tracing cost on demand), and its tracestate travels on. "none" drops it.
+func checkCallerTraceContext(c *cfg) []Finding {
+	tr := c.named("tracing")
+	if len(tr) == 0 || c.opts.Getenv == nil {
+		return nil
+	}
+	for _, p := range strings.Split(c.opts.Getenv("OTEL_PROPAGATORS"), ",") {
+		if strings.TrimSpace(p) == "none" {
+			return nil
+		}
+	}
+	return []Finding{find("PA27", tr[0].path, "the caller's traceparent is taken (OTEL_PROPAGATORS is not none)")}
+}
