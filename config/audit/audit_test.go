@@ -190,8 +190,20 @@ func TestEachRule(t *testing.T) {
 		}},
 		{"PA09", func(c map[string]any) { obj(proxy(c), "transport", "tls")["insecure_skip_verify"] = true }},
 		{"PA10", func(c map[string]any) { obj(c, "admin")["listen"] = "0.0.0.0:2019" }},
+		{"PA10", func(c map[string]any) { // the local admin runs beside the remote one
+			obj(c, "admin")["listen"] = "0.0.0.0:2019"
+			obj(c, "admin")["remote"] = map[string]any{"listen": ":2021"}
+		}},
 		{"PA11", func(c map[string]any) { obj(c, "apps", "http", "servers", "internal")["listen"] = []any{":9090"} }},
 		{"PA12", func(c map[string]any) { delete(obj(c, "logging", "logs", "log0", "encoder", "fields"), "request>uri") }},
+		{"PA12", func(c map[string]any) { // a query filter deleting one parameter keeps the others
+			obj(c, "logging", "logs", "log0", "encoder", "fields")["request>uri"] = map[string]any{"filter": "query",
+				"actions": []any{map[string]any{"type": "delete", "parameter": "token"}}}
+		}},
+		{"PA12", func(c map[string]any) { // a regexp removing one parameter keeps the others
+			obj(c, "logging", "logs", "log0", "encoder", "fields")["request>uri"] = map[string]any{"filter": "regexp",
+				"regexp": `nomNaissance=[^&]*`, "value": "nomNaissance=x"}
+		}},
 		{"PA12", func(c map[string]any) {
 			delete(obj(c, "logging", "logs", "log0", "encoder", "fields"), "request>headers>X-Api-Key")
 		}},
@@ -472,6 +484,31 @@ func TestPA27Propagators(t *testing.T) {
 		}
 		if got := slices.Contains(rulesOf(fs), "PA27"); got != want {
 			t.Errorf("OTEL_PROPAGATORS=%q: PA27 %t, want %t", env, got, want)
+		}
+	}
+}
+
+// TestPA10CaddyAdminEnv: without admin.listen, the local admin API listens
+// where CADDY_ADMIN says.
+func TestPA10CaddyAdminEnv(t *testing.T) {
+	for env, want := range map[string]bool{"": false, "localhost:2019": false, "unix//run/passerelle/admin.sock": false, "0.0.0.0:2019": true, ":2019": true} {
+		c := clean()
+		delete(obj(c, "admin"), "listen")
+		b, _ := json.Marshal(c)
+		fs, err := Run(b, Options{
+			ReadFile: func(string) ([]byte, error) { return []byte(goodHabilitations), nil },
+			Getenv: func(n string) string {
+				if n == "CADDY_ADMIN" {
+					return env
+				}
+				return ""
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Contains(rulesOf(fs), "PA10"); got != want {
+			t.Errorf("CADDY_ADMIN=%q: PA10 %t, want %t", env, got, want)
 		}
 	}
 }

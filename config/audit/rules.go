@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -341,13 +342,21 @@ func walkJSON(v any, path string, fn func(path, key string, v any)) {
 	}
 }
 
+// checkAdmin (PA10): the local admin API listens on admin.listen, or
+// CADDY_ADMIN when that is unset, whether or not a remote (mTLS) admin is
+// configured beside it: off loopback, whoever reaches it reads and loads
+// the configuration.
 func checkAdmin(c *cfg) []Finding {
 	admin, _ := c.root["admin"].(map[string]any)
-	if admin["disabled"] == true || admin["remote"] != nil {
+	if admin["disabled"] == true {
 		return nil
 	}
-	if l := str(admin, "listen"); l != "" && !loopbackHost(l) {
-		return []Finding{find("PA10", "admin.listen", l)}
+	l, path := str(admin, "listen"), "admin.listen"
+	if l == "" && c.opts.Getenv != nil {
+		l, path = c.opts.Getenv("CADDY_ADMIN"), "admin.listen (CADDY_ADMIN)"
+	}
+	if l != "" && !loopbackHost(l) {
+		return []Finding{find("PA10", path, l)}
 	}
 	return nil
 }
@@ -408,21 +417,44 @@ func checkAccessLogQuery(c *cfg) []Finding {
 		}
 		for _, logger := range accessLoggers(logsCfg) {
 			lname, l := c.sinkOf(logger)
-			filtered := func(field string) bool {
+			filter := func(field string) map[string]any {
+				if str(l, "encoder", "format") != "filter" {
+					return nil
+				}
 				f, _ := dig(l, "encoder", "fields", field).(map[string]any)
-				return str(l, "encoder", "format") == "filter" && f != nil
+				return f
 			}
-			if !filtered("request>uri") {
-				out = append(out, find("PA12", "logging.logs."+lname, "server "+name+": request>uri logged as is"))
+			if !dropsQuery(filter("request>uri")) {
+				out = append(out, find("PA12", "logging.logs."+lname, "server "+name+": request>uri logged with its query string"))
 			}
 			// Caddy redacts Authorization and Cookie, not the legacy API
 			// key header: the habilitation's API token would be logged.
-			if !filtered("request>headers>X-Api-Key") {
+			if f := filter("request>headers>X-Api-Key"); f == nil || !slices.Contains([]string{"delete", "replace", "hash"}, str(f, "filter")) {
 				out = append(out, find("PA12", "logging.logs."+lname, "server "+name+": request>headers>X-Api-Key logged as is"))
 			}
 		}
 	}
 	return out
+}
+
+// dropsQuery reports whether a log filter of request>uri keeps no query
+// string: delete, replace, or a regexp that, tried on an identite call's
+// URI, leaves none of its civil status (a query filter deleting some
+// parameters, or a regexp removing one, keeps the others).
+func dropsQuery(f map[string]any) bool {
+	switch str(f, "filter") {
+	case "delete", "replace":
+		return true
+	case "regexp":
+		re, err := regexp.Compile(str(f, "regexp"))
+		if err != nil {
+			return false
+		}
+		const probe = "/v3/dss/quotient_familial/identite?nomNaissance=PROBENOM&prenoms[]=PROBEPRENOM&anneeDateNaissance=1962&recipient=1"
+		got := re.ReplaceAllString(probe, str(f, "value"))
+		return !strings.Contains(got, "PROBENOM") && !strings.Contains(got, "PROBEPRENOM") && !strings.Contains(got, "1962")
+	}
+	return false
 }
 
 // accessLoggers are the logger names of a server's access log: per host
