@@ -107,12 +107,13 @@ func checkStatus(t *testing.T, w *Watcher, state string, restricted int) {
 // (or an error in the revocation itself) is refused, but A is revoked.
 func TestC02_RefusedFileStillRevokes(t *testing.T) {
 	for name, content := range map[string]string{
-		"error in B":            regYAML(hab("A", map[string]string{"revoked": "true"}), hab("B", badSIRET), hab("C", map[string]string{"revoked": "true"})),
-		"revoked: \"yes\"":      regYAML(hab("A", map[string]string{"revoked": `"yes"`}), hab("B", nil), hab("C", map[string]string{"revoked": "true"})),
-		"secret in B":           regYAML(hab("A", map[string]string{"revoked": "TRUE"}), hab("B", map[string]string{"client_secret": `"Zm9vYmFyYmF6cXV4c2VjcmV0"`}), hab("C", map[string]string{"revoked": "true"})),
-		"error in A":            regYAML(hab("A", map[string]string{"revoked": "true", "label": `""`}), hab("B", nil), hab("C", map[string]string{"revoked": "true"})),
-		"duplicate id, flow":    "habilitations:\n  - {id: A, revoked: true}\n" + hab("B", nil) + hab("C", nil) + hab("C", nil),
-		"sandbox token refused": regYAML(hab("A", map[string]string{"revoked": "true"}), hab("B", map[string]string{"api_token_sha256": `["` + SandboxAPITokenSHA256 + `"]`}), hab("C", nil)),
+		"error in B":         regYAML(hab("A", map[string]string{"revoked": "true"}), hab("B", badSIRET), hab("C", map[string]string{"revoked": "true"})),
+		"revoked: \"yes\"":   regYAML(hab("A", map[string]string{"revoked": `"yes"`}), hab("B", nil), hab("C", map[string]string{"revoked": "true"})),
+		"secret in B":        regYAML(hab("A", map[string]string{"revoked": "TRUE"}), hab("B", map[string]string{"client_secret": `"Zm9vYmFyYmF6cXV4c2VjcmV0"`}), hab("C", map[string]string{"revoked": "true"})),
+		"error in A":         regYAML(hab("A", map[string]string{"revoked": "true", "label": `""`}), hab("B", nil), hab("C", map[string]string{"revoked": "true"})),
+		"duplicate id, flow": "habilitations:\n  - {id: A, revoked: true}\n" + hab("B", nil) + hab("C", nil) + hab("C", nil),
+		"sandbox token refused": regYAML(hab("A", map[string]string{"revoked": "true"}),
+			hab("B", map[string]string{"api_token_sha256": `["` + digestOf("pa_token-B") + `", "` + SandboxAPITokenSHA256 + `"]`}), hab("C", nil)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			var log logRec
@@ -141,7 +142,7 @@ func TestC02_RefusedFileStillRevokes(t *testing.T) {
 				t.Error("the previous registry was mutated")
 			}
 			checkStatus(t, w, StateRefused, 1)
-			if n := log.count(); n != 1 || log.errs[0] == nil || !strings.Contains(log.msgs[0], `1 habilitation(s) revoked, removed or bound to fewer client certificates: "A"`) {
+			if n := log.count(); n != 1 || log.errs[0] == nil || !strings.Contains(log.msgs[0], `1 habilitation(s) revoked, removed or narrowed: "A"`) {
 				t.Errorf("logs = %q %v", log.msgs, log.errs)
 			}
 			for _, v := range []string{"Zm9vYmFy", SandboxAPITokenSHA256, "client-", "Habilitation A"} {
@@ -193,12 +194,76 @@ func TestC02_RefusedFileStillRemoves(t *testing.T) {
 	}
 }
 
+// TestC02_RefusedFileNarrows: a grant a refused file withdraws from a
+// habilitation it still lists (a leaked API token's digest, a client id, a
+// scope, a modality; an earlier end; a field that cannot be read) is
+// withdrawn, whatever the file's unrelated error; the rest stays.
+func TestC02_RefusedFileNarrows(t *testing.T) {
+	base := regYAML(hab("A", map[string]string{"scopes": "[s1, s2]"}), hab("B", nil), hab("C", map[string]string{"revoked": "true"}))
+	for name, tc := range map[string]struct {
+		set   map[string]string
+		check func(r *Registry, a *Habilitation) bool // true: narrowed as asked
+	}{
+		"token digest removed": {map[string]string{"api_token_sha256": "[]"}, func(r *Registry, a *Habilitation) bool {
+			_, tok := r.ByAPIToken("pa_token-A")
+			c, cli := r.ByClientID("client-A")
+			return !tok && cli && c == a
+		}},
+		"token field dropped": {map[string]string{"api_token_sha256": "-"}, func(r *Registry, _ *Habilitation) bool {
+			_, tok := r.ByAPIToken("pa_token-A")
+			return !tok
+		}},
+		"token field unreadable": {map[string]string{"api_token_sha256": `"` + digestOf("pa_token-A") + `"`}, func(r *Registry, _ *Habilitation) bool {
+			_, tok := r.ByAPIToken("pa_token-A")
+			return !tok
+		}},
+		"client id removed": {map[string]string{"france_connect_client_ids": "[client-other]"}, func(r *Registry, a *Habilitation) bool {
+			_, cli := r.ByClientID("client-A")
+			_, other := r.ByClientID("client-other")
+			return !cli && !other && len(a.FranceConnectClientIDs) == 0
+		}},
+		"scope removed": {map[string]string{"scopes": "[s1, s9]"}, func(_ *Registry, a *Habilitation) bool {
+			return a.HasScope("s1") && !a.HasScope("s2") && !a.HasScope("s9")
+		}},
+		"modality removed": {map[string]string{"modalities": "[france_connect]"}, func(_ *Registry, a *Habilitation) bool {
+			return a.Allows(ModalityFranceConnect) && !a.Allows(ModalityIdentite)
+		}},
+		"ends earlier": {map[string]string{"valid_until": "2026-02-01"}, func(_ *Registry, a *Habilitation) bool {
+			return !a.ActiveAt(reloadNow)
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var log logRec
+			w, p := startWatcher(t, base, WatchOptions{Log: log.logf})
+			before := w.Current()
+			writeFile(t, p, regYAML(hab("A", tc.set), hab("B", badSIRET), hab("C", map[string]string{"revoked": "true"})))
+			if changed, err := w.Poll(); !changed || err == nil {
+				t.Fatalf("Poll = %v, %v; want a refusal that narrows", changed, err)
+			}
+			after := w.Current()
+			a, ok := after.ByID("A")
+			if !ok || !tc.check(after, a) {
+				t.Fatalf("A = %+v: not narrowed as the file asks", a)
+			}
+			if a0, _ := before.ByID("A"); !a0.HasScope("s2") || !usable(before, "A") {
+				t.Error("the previous registry was mutated")
+			}
+			checkKept(t, before, after, "B", "C")
+			checkStatus(t, w, StateRefused, 1)
+			if log.count() != 1 || !strings.Contains(log.msgs[0], `1 habilitation(s) revoked, removed or narrowed: "A"`) {
+				t.Errorf("logs = %q", log.msgs)
+			}
+		})
+	}
+}
+
 // TestC02_RefusedFileNeverWidens: what a refused file adds (a habilitation,
 // a scope, a client id, a token, a modality, a longer validity, an
 // un-revocation) is not applied, even after an earlier refusal narrowed the
 // registry.
 func TestC02_RefusedFileNeverWidens(t *testing.T) {
-	w, p := startWatcher(t, reloadBase, WatchOptions{})
+	base := regYAML(hab("A", map[string]string{"valid_until": "2027-01-01"}), hab("B", nil), hab("C", map[string]string{"revoked": "true"}))
+	w, p := startWatcher(t, base, WatchOptions{})
 	before := w.Current()
 	widen := regYAML(
 		hab("A", map[string]string{
@@ -219,7 +284,7 @@ func TestC02_RefusedFileNeverWidens(t *testing.T) {
 	checkStatus(t, w, StateRefused, 0)
 	r := w.Current()
 	a, _ := r.ByID("A")
-	if a.HasScope("s9") || a.Allows(ModalityIdentifiant) || !a.ValidUntil.IsZero() {
+	if a.HasScope("s9") || a.Allows(ModalityIdentifiant) || a.ValidUntil.Year() != 2027 {
 		t.Error("A widened")
 	}
 	for _, probe := range []func() bool{
@@ -486,7 +551,7 @@ func TestC02_CheckOnReload(t *testing.T) {
 	}
 	checkKept(t, before, r, "B")
 	checkStatus(t, w, StateRefused, 2)
-	if log.count() != 1 || !strings.Contains(log.msgs[0], `2 habilitation(s) revoked, removed or bound to fewer client certificates: "A", "C"`) {
+	if log.count() != 1 || !strings.Contains(log.msgs[0], `2 habilitation(s) revoked, removed or narrowed: "A", "C"`) {
 		t.Errorf("logs = %q", log.msgs)
 	}
 }

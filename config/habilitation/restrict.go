@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
 
 // intent is what a refused registry file still says reliably: the ids it
-// lists, the ids it marks revoked, and the client certificates it binds.
-// It can only narrow a registry.
+// lists, the ids it marks revoked, the client certificates it binds, the
+// values of the list fields it grants (narrowed) and the validity ends it
+// sets. It can only narrow a registry.
 type intent struct {
 	// listed holds the ids of the list's items; nil when removals cannot be
 	// inferred (the habilitations key is repeated).
@@ -21,6 +23,24 @@ type intent struct {
 	// items of one id; an empty list means a client_certificates field
 	// none of whose fingerprints could be read.
 	certs map[string][]CertFingerprint
+	// grants holds, by id, the values each narrowed field lists (see
+	// narrowedFields), intersected over the items of one id: a missing or
+	// unreadable field grants nothing.
+	grants map[string]map[string][]string
+	// until holds, by id, the earliest readable valid_until.
+	until map[string]time.Time
+}
+
+// narrowedFields are the list fields a refused file narrows: a scope, a
+// modality, a FranceConnect client id or an API token digest that the file
+// no longer lists is withdrawn (a leaked token's digest removed, say, in a
+// file with an unrelated error).
+var narrowedFields = []string{"scopes", "modalities", "france_connect_client_ids", "api_token_sha256"}
+
+// fieldsOf returns h's values of the narrowed fields, in narrowedFields'
+// order.
+func fieldsOf(h *Habilitation) []*[]string {
+	return []*[]string{&h.Scopes, &h.Modalities, &h.FranceConnectClientIDs, &h.APITokenSHA256}
 }
 
 // readIntent is the lenient pass over a file that Parse (or the caller's
@@ -61,6 +81,7 @@ func readIntent(data []byte) (in intent, ok bool) {
 		return intent{}, false
 	}
 	in.revoked, in.certs = map[string]bool{}, map[string][]CertFingerprint{}
+	in.grants, in.until = map[string]map[string][]string{}, map[string]time.Time{}
 	if keys == 1 {
 		in.listed = map[string]bool{}
 	}
@@ -78,7 +99,9 @@ func readItemIntent(item *yaml.Node, in *intent) {
 	}
 	var ids []string
 	var certs []CertFingerprint
+	var until time.Time
 	revoked, binds := false, false
+	grants := map[string][]string{}
 	for i := 0; i+1 < len(item.Content); i += 2 {
 		k, v := item.Content[i], item.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
@@ -104,11 +127,35 @@ func readItemIntent(item *yaml.Node, in *intent) {
 					certs = append(certs, fp)
 				}
 			}
+		case "valid_until":
+			if t, err := parseTime(v, true); err == nil && (until.IsZero() || t.Before(until)) {
+				until = t
+			}
+		default:
+			if slices.Contains(narrowedFields, k.Value) {
+				items, _ := stringList(v) // unreadable: grants nothing
+				if prev, seen := grants[k.Value]; seen {
+					items = intersect(prev, items)
+				}
+				grants[k.Value] = items
+			}
 		}
 	}
 	for _, id := range ids {
 		if in.listed != nil {
 			in.listed[id] = true
+		}
+		if prev, seen := in.grants[id]; seen {
+			merged := map[string][]string{}
+			for _, f := range narrowedFields {
+				merged[f] = intersect(prev[f], grants[f])
+			}
+			in.grants[id] = merged
+		} else {
+			in.grants[id] = grants
+		}
+		if prev, seen := in.until[id]; !until.IsZero() && (!seen || until.Before(prev)) {
+			in.until[id] = until
 		}
 		if revoked {
 			in.revoked[id] = true
@@ -116,53 +163,40 @@ func readItemIntent(item *yaml.Node, in *intent) {
 		if binds {
 			bound := certs
 			if prev, seen := in.certs[id]; seen {
-				bound = common(prev, certs)
+				bound = intersect(prev, certs)
 			}
 			in.certs[id] = bound
 		}
 	}
 }
 
-// common returns the fingerprints of a that b holds too.
-func common(a, b []CertFingerprint) []CertFingerprint {
-	out := []CertFingerprint{}
-	for _, fp := range a {
-		if slices.Contains(b, fp) {
-			out = append(out, fp)
+// intersect returns the values of a that b holds too (never nil).
+func intersect[T comparable](a, b []T) []T {
+	out := []T{}
+	for _, v := range a {
+		if slices.Contains(b, v) {
+			out = append(out, v)
 		}
 	}
 	return out
 }
 
 // restrict applies in to cur: habilitations whose id in does not list are
-// removed, those it revokes become revoked, and those it binds to client
-// certificates keep only the certificates both bind (an unbound one takes
-// the file's; none left: revoked) — as copies: cur is not modified. It
+// removed, the others narrowed (narrow), as copies: cur is not modified. It
 // returns cur itself when nothing changes, and the ids concerned.
 func restrict(cur *Registry, in intent) (*Registry, []string) {
 	var ids []string
 	list := make([]*Habilitation, 0, cur.Len())
 	for _, h := range cur.list {
-		certs, binds := in.certs[h.ID]
-		if binds && h.BindsClientCertificate() {
-			certs = common(h.ClientCertificates, certs)
+		if in.listed != nil && !in.listed[h.ID] {
+			ids = append(ids, h.ID)
+			continue
 		}
-		switch {
-		case in.listed != nil && !in.listed[h.ID]:
+		c := narrow(h, in)
+		if c != h {
 			ids = append(ids, h.ID)
-		case (in.revoked[h.ID] || binds && len(certs) == 0) && !h.Revoked:
-			c := *h
-			c.Revoked = true
-			list = append(list, &c)
-			ids = append(ids, h.ID)
-		case binds && len(certs) != len(h.ClientCertificates) && !h.Revoked:
-			c := *h
-			c.ClientCertificates = certs
-			list = append(list, &c)
-			ids = append(ids, h.ID)
-		default:
-			list = append(list, h)
 		}
+		list = append(list, c)
 	}
 	if len(ids) == 0 {
 		return cur, nil
@@ -170,14 +204,65 @@ func restrict(cur *Registry, in intent) (*Registry, []string) {
 	return newRegistry(list), ids
 }
 
-// narrowed counts the habilitations of base that are absent from cur,
-// revoked in cur but not in base, or bound to other client certificates in
-// cur (restrict only ever binds fewer).
+// narrow returns h as in narrows it (h itself when nothing changes, else a
+// copy): revoked when in revokes it; bound to the client certificates both
+// bind (an unbound one takes the file's; none left: revoked); holding only
+// the values of the narrowed fields that the file's items of its id still
+// grant; ending at the file's valid_until when that is earlier. A revoked
+// habilitation grants nothing left to narrow.
+func narrow(h *Habilitation, in intent) *Habilitation {
+	if h.Revoked {
+		return h
+	}
+	c := *h
+	if certs, binds := in.certs[h.ID]; binds {
+		if h.BindsClientCertificate() {
+			certs = intersect(h.ClientCertificates, certs)
+		}
+		if len(certs) == 0 {
+			c.Revoked = true
+		} else {
+			c.ClientCertificates = certs
+		}
+	}
+	if in.revoked[h.ID] {
+		c.Revoked = true
+	}
+	if grants, listed := in.grants[h.ID]; listed {
+		for i, f := range fieldsOf(&c) {
+			*f = intersect(*f, grants[narrowedFields[i]])
+		}
+	}
+	if u, ok := in.until[h.ID]; ok && (c.ValidUntil.IsZero() || u.Before(c.ValidUntil)) {
+		c.ValidUntil = u
+	}
+	if sameAccess(h, &c) {
+		return h
+	}
+	return &c
+}
+
+// sameAccess reports whether a and b grant the same: revocation, validity
+// end, client certificates and the narrowed fields.
+func sameAccess(a, b *Habilitation) bool {
+	if a.Revoked != b.Revoked || !a.ValidUntil.Equal(b.ValidUntil) || !slices.Equal(a.ClientCertificates, b.ClientCertificates) {
+		return false
+	}
+	fa, fb := fieldsOf(a), fieldsOf(b)
+	for i := range fa {
+		if !slices.Equal(*fa[i], *fb[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// narrowed counts the habilitations of base that are absent from cur or
+// grant less there (restrict only ever narrows).
 func narrowed(base, cur *Registry) int {
 	n := 0
 	for _, h := range base.All() {
-		g, ok := cur.ByID(h.ID)
-		if !ok || g.Revoked && !h.Revoked || !slices.Equal(g.ClientCertificates, h.ClientCertificates) {
+		if g, ok := cur.ByID(h.ID); !ok || !sameAccess(h, g) {
 			n++
 		}
 	}

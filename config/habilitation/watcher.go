@@ -237,7 +237,7 @@ func (w *Watcher) refused(data []byte, sum [32]byte, err error) (bool, error) {
 	case !readable:
 		msg += " (no habilitations list readable in the new file: nothing revoked or removed)"
 	case len(ids) > 0:
-		msg += fmt.Sprintf("; as the new file asks, %d habilitation(s) revoked, removed or bound to fewer client certificates: %s", len(ids), quoteIDs(ids))
+		msg += fmt.Sprintf("; as the new file asks, %d habilitation(s) revoked, removed or narrowed: %s", len(ids), quoteIDs(ids))
 	}
 	w.logf(msg, err)
 	return next != prev, err
