@@ -22,6 +22,7 @@ import (
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcissuer"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache/redistest"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
 )
 
 // faultFC plays FranceConnect v2 for the fault matrix with real JOSE
@@ -396,6 +397,14 @@ func TestFaultMatrix(t *testing.T) {
 					t.Errorf("%d credential fetches, want 2 (the first and one refresh)", n)
 				}
 			}},
+		{fault: "platform credential refused again (after the refresh cooldown), its refresh slower than provider_timeout",
+			inject: func() {
+				time.Sleep(upstreamauth.InvalidateCooldown) // since the row above forced a refresh
+				prov.setMode("refuse_once")
+				te.delay.Store(int64(1500 * time.Millisecond))
+			},
+			clear:  func() { te.delay.Store(0); time.Sleep(600 * time.Millisecond) }, // the detached refresh ends
+			status: 504, code: "37002", calls: 1, maxTime: 1300 * time.Millisecond},
 	}
 	var errorAnswers []byte
 	for i, r := range rows {

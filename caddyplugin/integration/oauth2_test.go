@@ -7,19 +7,22 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // tokenEndpoint is an OAuth2 client-credentials endpoint that hands out
-// numbered tokens and counts its calls.
+// numbered tokens, after delay, and counts its calls.
 type tokenEndpoint struct {
 	srv   *httptest.Server
 	calls atomic.Int64
+	delay atomic.Int64 // nanoseconds before each answer
 }
 
 func newTokenEndpoint(t *testing.T) *tokenEndpoint {
 	te := new(tokenEndpoint)
 	te.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := te.calls.Add(1)
+		time.Sleep(time.Duration(te.delay.Load()))
 		if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
 			w.WriteHeader(http.StatusBadRequest)
 			return

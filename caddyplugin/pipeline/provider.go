@@ -15,7 +15,6 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/respfilter"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/retry"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/shed"
-	"github.com/passerelle-gw/passerelle/caddyplugin/internal/upstreamauth"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
 
@@ -129,8 +128,18 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 		// the 401 is then answered as a provider error.
 		if cred.Invalidate(ctx, up.Header) {
 			delete(up.Header, "Authorization")
-			if aerr := applyAgain(up, cred); aerr != nil {
-				return aerr
+			if err := cred.Apply(ctx, up.Header); err != nil {
+				// The provider refused our credential and none could
+				// replace it: a provider failure for the status routes,
+				// a timeout when the refresh used up the call's time.
+				outcome = callOutcome(r, rec, nil)
+				if outcome != shed.Abandoned {
+					p.Pings.Record(ep.ProviderName, ProviderOutcome(http.StatusUnauthorized, nil, false))
+				}
+				if ranOut() {
+					return apierror.ProviderTimeout(ep.Provider.ErrorPrefix, ep.ProviderName)
+				}
+				return apierror.Unavailable(apierror.ReasonProviderError)
 			}
 			rec.reset(p.maxResponseBytes)
 			err = p.callProvider(up, provider, rec, c)
@@ -307,13 +316,6 @@ func serveProvider(provider Provider, w http.ResponseWriter, r *http.Request) (e
 		}
 	}()
 	return provider.ServeHTTP(w, r)
-}
-
-func applyAgain(r *http.Request, cred upstreamauth.Source) *apierror.Error {
-	if err := cred.Apply(r.Context(), r.Header); err != nil {
-		return apierror.Unavailable("provider_error")
-	}
-	return nil
 }
 
 // providerError maps a provider answer that cannot be relayed to API
