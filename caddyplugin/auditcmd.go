@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
@@ -99,7 +101,7 @@ func auditFile(path, adapter string) ([]audit.Finding, error) {
 	if err != nil {
 		return nil, fmt.Errorf("passerelle audit: %w", err)
 	}
-	return audit.Run(body, audit.Options{ReadFile: os.ReadFile, Getenv: os.Getenv})
+	return audit.Run(body, auditOptions())
 }
 
 // readIgnores reads a file of accepted findings; none when path is "".
@@ -112,4 +114,18 @@ func readIgnores(path string) ([]audit.Ignore, error) {
 		return nil, err
 	}
 	return audit.ParseIgnore(data)
+}
+
+// auditOptions are the audit's options as the gateway will run: files and
+// environment of this host, and Caddy's configuration and module types
+// (every module of this binary) for PA28.
+func auditOptions() audit.Options {
+	return audit.Options{ReadFile: os.ReadFile, Getenv: os.Getenv, ConfigType: reflect.TypeFor[caddy.Config](),
+		ModuleType: func(id string) (reflect.Type, bool) {
+			mi, err := caddy.GetModule(id)
+			if err != nil {
+				return nil, false
+			}
+			return reflect.TypeOf(mi.New()), true
+		}}
 }

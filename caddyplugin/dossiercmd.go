@@ -15,7 +15,6 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
-	"github.com/passerelle-gw/passerelle/config/audit"
 	"github.com/passerelle-gw/passerelle/config/dossier"
 )
 
@@ -118,7 +117,7 @@ func dossierInput(cmd *cobra.Command) (dossier.Input, string, error) {
 		return in, "", err
 	}
 	in.Config, in.ConfigName = body, displayName(path, source)
-	in.Audit = audit.Options{ReadFile: os.ReadFile, Getenv: os.Getenv}
+	in.Audit = auditOptions()
 	in.Date = get("date")
 	if in.Date != "" && (len(in.Date) != 10 || strings.Count(in.Date, "-") != 2) {
 		return in, "", fmt.Errorf("--date %q: YYYY-MM-DD", in.Date)

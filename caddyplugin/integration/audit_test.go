@@ -40,7 +40,7 @@ func passerelle(t *testing.T, env []string, args ...string) (int, string) {
 // and 2, the ignore file needs justifications, no secret is printed.
 func TestAuditCommand(t *testing.T) {
 	code, out := audit(t, nil, "--config", "Caddyfile.example")
-	if code != 1 || !strings.Contains(out, "PA01 CRITICAL") {
+	if code != 1 || !strings.Contains(out, "PA01 CRITICAL") || strings.Contains(out, "PA28") {
 		t.Fatalf("README example: exit %d\n%s", code, out)
 	}
 	for _, secret := range []string{"sandbox-fd-client-secret-not-for-production", "sandbox-provider-key", "sandbox-fs-client-secret"} {
@@ -53,6 +53,23 @@ func TestAuditCommand(t *testing.T) {
 		t.Fatalf("production template: exit %d\n%s", code, out)
 	}
 	dir := t.TempDir()
+	// A JSON configuration with keys in another case, which Caddy reads
+	// (PA28, every module of the binary known): the app's Mode, the
+	// admin's Listen, reverse_proxy's transport's Insecure_Skip_Verify.
+	cased := filepath.Join(dir, "cased.json")
+	_ = os.WriteFile(cased, []byte(`{"admin":{"Listen":"localhost:2019"},"apps":{"passerelle":{"mode":"production","Mode":"sandbox"},
+		"http":{"servers":{"Public":{"listen":[":443"],"routes":[{"handle":[{"handler":"passerelle"},{"handler":"reverse_proxy",
+		"headers":{"request":{"set":{"Authorization":["Bearer x"]}}},
+		"transport":{"protocol":"http","tls":{"Insecure_Skip_Verify":true}},"upstreams":[{"dial":"provider.example:443"}]}]}]}}}}}`), 0o600)
+	code, out = audit(t, nil, "--config", cased)
+	for _, path := range []string{"admin.Listen", "apps.passerelle.Mode", "handle[1].transport.tls.Insecure_Skip_Verify"} {
+		if code != 1 || !strings.Contains(out, "PA28 HIGH") || !strings.Contains(out, path) {
+			t.Fatalf("a key in another case, %s: exit %d\n%s", path, code, out)
+		}
+	}
+	if strings.Count(out, "PA28 HIGH") != 3 {
+		t.Fatalf("free-form names flagged (server, header):\n%s", out)
+	}
 	// The provider reached from the site's error routes, as the Caddyfile
 	// adapter writes handle_errors: PA05.
 	prod, err := os.ReadFile("../../deploy/Caddyfile.production")

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -79,6 +80,12 @@ type Options struct {
 	// exporter of Caddy's tracing handler is configured by OTEL_*
 	// variables only); nil: such checks are skipped.
 	Getenv func(name string) string
+	// ConfigType is the Go type that decodes the whole configuration
+	// (caddy.Config), and ModuleType the type of a module by its id (from
+	// Caddy's registry): PA28 walks the configuration along them. Either
+	// nil: PA28 is skipped.
+	ConfigType reflect.Type
+	ModuleType func(id string) (reflect.Type, bool)
 }
 
 // ErrConfig is returned for a configuration that cannot be read.

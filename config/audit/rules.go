@@ -52,6 +52,7 @@ var rules = []rule{
 	{"PA25", Medium, "a log other than the audit trail that stops data routes when its sink fails", "output passerelle_buffered { on_full drop … } on every log but the audit trail", checkOnlyAuditRefuses},
 	{"PA26", High, "trusted proxies without strict mode", "servers { trusted_proxies static <the load balancers' addresses>; trusted_proxies_strict }: the client address is then the rightmost untrusted one, not one the caller wrote", checkTrustedProxiesStrict},
 	{"PA27", Medium, "traces that take the caller's trace context", "OTEL_PROPAGATORS=none in the gateway's environment: a caller's traceparent then neither parents the request's trace (nor the audit record's trace_id) nor forces its sampling under a parentbased sampler", checkCallerTraceContext},
+	{"PA28", High, "a configuration key in another letter case", "write each key as documented, in lower case: Caddy reads \"Mode\" as mode (the last spelling wins), while the other rules and a reviewer read the exact key", checkKeyCase},
 }
 
 var ruleByID = func() map[string]rule {
