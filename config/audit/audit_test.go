@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // clean is a production configuration that trips no rule: each case below
@@ -510,6 +511,22 @@ func TestPA10CaddyAdminEnv(t *testing.T) {
 		}
 		if got := slices.Contains(rulesOf(fs), "PA10"); got != want {
 			t.Errorf("CADDY_ADMIN=%q: PA10 %t, want %t", env, got, want)
+		}
+	}
+}
+
+// TestDurationAsCaddyReadsIt: durations in days, as caddy.ParseDuration
+// reads them, are not missed.
+func TestDurationAsCaddyReadsIt(t *testing.T) {
+	for in, want := range map[string]time.Duration{"1d": 24 * time.Hour, "1.5d2h": 38 * time.Hour, "10ms": 10 * time.Millisecond,
+		"1h30m": 90 * time.Minute, "2d30s": 48*time.Hour + 30*time.Second, "-1d": -24 * time.Hour} {
+		if got, ok := duration(in); !ok || got != want {
+			t.Errorf("duration(%q) = %v, %t, want %v", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"d", "1md", "x"} {
+		if _, ok := duration(bad); ok {
+			t.Errorf("duration(%q) read", bad)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -207,16 +208,42 @@ func checkJOSE(c *cfg) []Finding {
 	return out
 }
 
-// duration reads a caddy.Duration as JSON gives it: nanoseconds, or a string.
+// duration reads a caddy.Duration as JSON gives it: nanoseconds, or a string
+// as caddy.ParseDuration reads it (time.ParseDuration's units and d for 24
+// hours: "1d", "1.5d2h").
 func duration(v any) (time.Duration, bool) {
 	switch d := v.(type) {
 	case float64:
 		return time.Duration(d), true
 	case string:
-		t, err := time.ParseDuration(d)
+		t, err := time.ParseDuration(daysAsHours(d))
 		return t, err == nil
 	}
 	return 0, false
+}
+
+// daysAsHours rewrites each <number>d of s as hours, as caddy.ParseDuration
+// does; "" when a number of days does not parse.
+func daysAsHours(s string) string {
+	var b strings.Builder
+	start := 0 // where the current number begins
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case ch >= '0' && ch <= '9' || ch == '.' || ch == '-' || ch == '+':
+			continue
+		case ch == 'd':
+			days, err := strconv.ParseFloat(s[start:i], 64)
+			if err != nil {
+				return ""
+			}
+			b.WriteString(strconv.FormatFloat(days*24, 'f', -1, 64) + "h")
+		default:
+			b.WriteString(s[start : i+1])
+		}
+		start = i + 1
+	}
+	b.WriteString(s[start:])
+	return b.String()
 }
 
 func checkBypass(c *cfg) []Finding {
