@@ -331,6 +331,17 @@ func TestHabilitations(t *testing.T) {
 			t.Errorf("%s: PA06 %v: %+v", name, got, fs)
 		}
 	}
+	// A habilitation's own quota that does not limit (PA15).
+	for rate, want := range map[string]bool{"20/s": false, "1000/s": false, "1001/s": true, "1000000/m": true} {
+		file := goodHabilitations + "    rate_limit: \"" + rate + "\"\n"
+		fs, err := Run(b, Options{ReadFile: func(string) ([]byte, error) { return []byte(file), nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Contains(rulesOf(fs), "PA15"); got != want {
+			t.Errorf("habilitation rate_limit %s: PA15 %v: %+v", rate, got, fs)
+		}
+	}
 }
 
 func TestIgnoreFile(t *testing.T) {

@@ -301,6 +301,10 @@ func checkHabilitations(c *cfg) []Finding {
 				out = append(out, find("PA06", pp+".habilitations", "habilitation "+h.ID+": scope "+s+" unknown to the catalogue"))
 			}
 		}
+		// A habilitation's own quota replaces the default one (PA15).
+		if r := h.RateLimit; !r.IsZero() && float64(r.Requests)/r.Per.Seconds() > maxQuota {
+			out = append(out, find("PA15", pp+".habilitations", "habilitation "+h.ID+": rate_limit faster than "+strconv.Itoa(maxQuota)+"/s"))
+		}
 	}
 	return out
 }

@@ -10,8 +10,9 @@ import (
 // The rules on load and failure handling: quotas (PA15), server timeouts
 // (PA16), retries (PA17) and provider timeouts (PA19).
 
-// maxQuota is the fastest quota that still limits: 1000 requests a second.
-const maxQuota = 1000.0
+// maxQuota is the fastest quota that still limits: 1000 requests a second
+// (the default one, or a habilitation's own, checkHabilitations).
+const maxQuota = 1000
 
 // maxCitizenQuota is the fastest citizen quota that still limits: one
 // request a second.
