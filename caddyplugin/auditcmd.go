@@ -3,6 +3,7 @@ package caddyplugin
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"reflect"
 	"strings"
@@ -116,11 +117,11 @@ func readIgnores(path string) ([]audit.Ignore, error) {
 	return audit.ParseIgnore(data)
 }
 
-// auditOptions are the audit's options as the gateway will run: files and
-// environment of this host, and Caddy's configuration and module types
+// auditOptions are the audit's options as the gateway will run: files (and
+// their modes) and environment of this host, and Caddy's configuration and module types
 // (every module of this binary) for PA28.
 func auditOptions() audit.Options {
-	return audit.Options{ReadFile: os.ReadFile, Getenv: os.Getenv, ConfigType: reflect.TypeFor[caddy.Config](),
+	return audit.Options{ReadFile: os.ReadFile, Getenv: os.Getenv, Stat: fileMode, ConfigType: reflect.TypeFor[caddy.Config](),
 		ModuleType: func(id string) (reflect.Type, bool) {
 			mi, err := caddy.GetModule(id)
 			if err != nil {
@@ -128,4 +129,13 @@ func auditOptions() audit.Options {
 			}
 			return reflect.TypeOf(mi.New()), true
 		}}
+}
+
+// fileMode is a file's mode, its link followed (as the gateway reads it).
+func fileMode(path string) (fs.FileMode, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Mode(), nil
 }

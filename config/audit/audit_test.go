@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -288,6 +289,7 @@ func TestEachRule(t *testing.T) {
 	}
 	tried["PA06"] = true // TestHabilitations
 	tried["PA28"] = true // TestPA28KeyCase (it needs the configuration's Go types)
+	tried["PA29"] = true // TestPA29KeyFileModes (it needs file modes)
 	for _, r := range Rules() {
 		if !tried[r.ID] {
 			t.Errorf("rule %s has no test", r.ID)
@@ -538,6 +540,45 @@ func TestDurationAsCaddyReadsIt(t *testing.T) {
 	for _, bad := range []string{"d", "1md", "x"} {
 		if _, ok := duration(bad); ok {
 			t.Errorf("duration(%q) read", bad)
+		}
+	}
+}
+
+// TestPA29KeyFileModes: a provider's client key or a loaded certificate's
+// key readable beyond its owner is flagged; 0600 and 0400 are not.
+func TestPA29KeyFileModes(t *testing.T) {
+	c := clean()
+	proxy := obj(c, "apps", "http", "servers", "public", "routes", 0, "handle", 0, "routes", 0, "handle", 1)
+	obj(proxy, "transport")["tls"] = map[string]any{"client_certificate_file": "/etc/passerelle/cnav.crt", "client_certificate_key_file": "/etc/passerelle/cnav.key"}
+	obj(c, "apps")["tls"] = map[string]any{"certificates": map[string]any{"load_files": []any{map[string]any{"certificate": "/etc/passerelle/site.crt", "key": "/etc/passerelle/site.key"}}}}
+	b, _ := json.Marshal(c)
+	for _, tc := range []struct {
+		modes map[string]fs.FileMode
+		want  int
+	}{
+		{map[string]fs.FileMode{"/etc/passerelle/cnav.key": 0o600, "/etc/passerelle/site.key": 0o400}, 0},
+		{map[string]fs.FileMode{"/etc/passerelle/cnav.key": 0o640, "/etc/passerelle/site.key": 0o600}, 1},
+		{map[string]fs.FileMode{"/etc/passerelle/cnav.key": 0o644, "/etc/passerelle/site.key": 0o604}, 2},
+	} {
+		findings, err := Run(b, Options{ReadFile: func(string) ([]byte, error) { return []byte(goodHabilitations), nil },
+			Stat: func(p string) (fs.FileMode, error) {
+				m, ok := tc.modes[p]
+				if !ok {
+					t.Errorf("stat of %s, not a key", p)
+				}
+				return m, nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range findings {
+			if f.Rule == "PA29" {
+				n++
+			}
+		}
+		if n != tc.want {
+			t.Errorf("modes %v: %d PA29 findings, want %d: %+v", tc.modes, n, tc.want, findings)
 		}
 	}
 }
