@@ -198,6 +198,10 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	if rest, ok := strings.CutPrefix(r.URL.Path, RoutePrefix); ok {
 		return f.serveRoute(w, r, rest)
 	}
+	if ambiguousPath(r) {
+		f.writePage(w, "bad_path", pageData{})
+		return nil
+	}
 	if f.isAppLogout(r.URL.Path) {
 		return f.appLogout(w, r, next)
 	}

@@ -82,6 +82,8 @@ var pages = map[string]pageText{
 		`<p>Trop de connexions ont été demandées depuis votre adresse. Patientez une minute, puis <a href="{{.Retry}}">recommencez</a>.</p>`},
 	"logout_unknown": {http.StatusBadRequest, "Déconnexion non reconnue",
 		`<p>Ce retour de déconnexion ne correspond à aucune déconnexion demandée ici. Votre session sur ce service est fermée. <a href="{{.Retry}}">Revenir au service</a>.</p>`},
+	"bad_path": {http.StatusBadRequest, "Adresse non valide",
+		`<p>Cette adresse n’est pas valide. <a href="{{.Retry}}">Revenir au service</a>.</p>`},
 	"forbidden": {http.StatusForbidden, "Demande refusée",
 		`<p>Cette demande ne vient pas de ce site. <a href="{{.Retry}}">Revenir au service</a>.</p>`},
 	"dataset_missing": {http.StatusOK, "Certaines informations n’ont pas pu être récupérées",

@@ -49,6 +49,46 @@ func (m protectMatcher) match(r *http.Request) bool {
 	return ok
 }
 
+// ambiguousPath reports a request path that app servers read differently
+// from each other and from Caddy, in ways no page needs, and that could
+// otherwise reach a protected page without a session: an encoded slash or
+// backslash (%2F, %5C: Tomcat refuses them, others decode them into
+// separators; and Tomcat drops path parameters before decoding, so
+// /espace-famille;x%2F..%2F/dossier is /espace-famille/dossier to it), or a
+// segment made only of dots and spaces, other than . and .., once its path
+// parameters are dropped (Tomcat keeps "..." as a name that a following ..
+// removes; Windows trims it to nothing). The front refuses them (400), as
+// the API refuses ambiguous paths (SECURITY.md D06).
+func ambiguousPath(r *http.Request) bool {
+	raw := r.RequestURI
+	if raw == "" {
+		raw = r.URL.EscapedPath()
+	}
+	raw, _, _ = strings.Cut(raw, "?")
+	if containsFold(raw, "%2f") || containsFold(raw, "%5c") {
+		return true
+	}
+	for seg := range strings.SplitSeq(strings.ReplaceAll(r.URL.Path, `\`, "/"), "/") {
+		if j := strings.IndexByte(seg, ';'); j >= 0 {
+			seg = seg[:j]
+		}
+		if seg != "" && seg != "." && seg != ".." && strings.TrimRight(seg, ". ") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s holds sub (ASCII) in any case.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
 // isAppLogout reports whether a request path is the app's logout path
 // (app_logout), read as match reads it, so that the front's session ends
 // with the app's however the app writes its logout link (a Tomcat app
