@@ -284,12 +284,15 @@ func shedAnswer(provider string, err error) *apierror.Error {
 // error, a timeout, an abort, or a 502, 503 or 504 (the provider or its
 // own gateway down) is a failure; any other answer, a 500 included (a
 // caller's input may provoke one: it must not open the circuit for every
-// caller), shows a provider that answers; a call the caller abandoned
-// says nothing.
+// caller), shows a provider that answers, and so does an answer over the
+// size limit (whose reading was cut on purpose); a call the caller
+// abandoned says nothing.
 func callOutcome(r *http.Request, rec *capture, err error) shed.Outcome {
 	switch {
 	case r.Context().Err() != nil:
 		return shed.Abandoned
+	case rec.overflow:
+		return shed.Success
 	case err != nil || rec.status == 0 || rec.status == http.StatusBadGateway ||
 		rec.status == http.StatusServiceUnavailable || rec.status == http.StatusGatewayTimeout:
 		return shed.Failure

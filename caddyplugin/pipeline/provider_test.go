@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/pings"
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/shed"
 )
 
 // TestD01_ProviderRequestCarriesNothingOfTheCaller: the request handed to
@@ -91,5 +92,26 @@ func TestD01_NoCallerTraceStateToProvider(t *testing.T) {
 	injectTraceContext(trace.ContextWithSpanContext(context.Background(), sc), h)
 	if h.Get("Traceparent") == "" || h.Get("Tracestate") != "" {
 		t.Fatalf("provider trace headers %v", h)
+	}
+}
+
+// TestCallOutcomeOverflow: an answer over the size limit (its reading cut
+// on purpose) shows a provider that answers: a caller whose query makes a
+// large answer cannot open the circuit for every caller; a body cut by the
+// provider is a failure.
+func TestCallOutcomeOverflow(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	rec := getCapture(8)
+	defer putCapture(rec)
+	if _, err := rec.Write([]byte("0123456789")); err == nil || !rec.overflow {
+		t.Fatal("the capture took more than its limit")
+	}
+	if got := callOutcome(r, rec, errProviderAborted); got != shed.Success {
+		t.Errorf("over the limit: %v", got)
+	}
+	rec.reset(8)
+	rec.WriteHeader(http.StatusOK)
+	if got := callOutcome(r, rec, errProviderAborted); got != shed.Failure {
+		t.Errorf("cut by the provider: %v", got)
 	}
 }

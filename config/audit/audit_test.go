@@ -206,6 +206,14 @@ func TestEachRule(t *testing.T) {
 			obj(c, "logging", "logs", "log0", "encoder", "fields")["request>uri"] = map[string]any{"filter": "regexp",
 				"regexp": `nomNaissance=[^&]*`, "value": "nomNaissance=x"}
 		}},
+		{"PA12", func(c map[string]any) { // the civil status parameters one knows of, not the others
+			obj(c, "logging", "logs", "log0", "encoder", "fields")["request>uri"] = map[string]any{"filter": "regexp",
+				"regexp": `(nomNaissance|prenoms\[\]|anneeDateNaissance)=[^&]*`, "value": ""}
+		}},
+		{"PA12", func(c map[string]any) { // one route's query only
+			obj(c, "logging", "logs", "log0", "encoder", "fields")["request>uri"] = map[string]any{"filter": "regexp",
+				"regexp": `quotient_familial/identite\?.*`, "value": "quotient_familial/identite"}
+		}},
 		{"PA12", func(c map[string]any) {
 			delete(obj(c, "logging", "logs", "log0", "encoder", "fields"), "request>headers>X-Api-Key")
 		}},
@@ -480,7 +488,8 @@ func TestPA11InternalNetwork(t *testing.T) {
 // TestPA27Propagators: with tracing, the caller's trace context is taken
 // unless OTEL_PROPAGATORS holds none.
 func TestPA27Propagators(t *testing.T) {
-	for env, want := range map[string]bool{"": true, "tracecontext,baggage": true, "none": false, "tracecontext, none": false} {
+	for env, want := range map[string]bool{"": true, "tracecontext,baggage": true, "none": false, "tracecontext,none": false,
+		"tracecontext, none": true, " none": true, "none ": true} {
 		c := clean()
 		h := obj(c, "apps", "http", "servers", "public", "routes", 0)
 		h["handle"] = append([]any{map[string]any{"handler": "tracing", "span": "passerelle"}}, h["handle"].([]any)...)

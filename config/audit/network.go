@@ -77,10 +77,10 @@ func checkCallerTraceContext(c *cfg) []Finding {
 	if len(tr) == 0 || c.opts.Getenv == nil {
 		return nil
 	}
-	for _, p := range strings.Split(c.opts.Getenv("OTEL_PROPAGATORS"), ",") {
-		if strings.TrimSpace(p) == "none" {
-			return nil
-		}
+	// As OpenTelemetry's autoprop reads it: each name exactly, no spaces
+	// trimmed (" none" is unknown, and the default propagators apply).
+	if slices.Contains(strings.Split(c.opts.Getenv("OTEL_PROPAGATORS"), ","), "none") {
+		return nil
 	}
 	return []Finding{find("PA27", tr[0].path, "the caller's traceparent is taken (OTEL_PROPAGATORS is not none)")}
 }

@@ -494,9 +494,10 @@ func checkAccessLogQuery(c *cfg) []Finding {
 }
 
 // dropsQuery reports whether a log filter of request>uri keeps no query
-// string: delete, replace, or a regexp that, tried on an identite call's
-// URI, leaves none of its civil status (a query filter deleting some
-// parameters, or a regexp removing one, keeps the others).
+// string: delete, replace, or a regexp that, tried on the URIs of several
+// routes, leaves each path followed by the same text whatever the query (a
+// query filter deleting some parameters, or a regexp removing some of them
+// or applying to one route only, keeps the rest).
 func dropsQuery(f map[string]any) bool {
 	switch str(f, "filter") {
 	case "delete", "replace":
@@ -506,9 +507,20 @@ func dropsQuery(f map[string]any) bool {
 		if err != nil {
 			return false
 		}
-		const probe = "/v3/dss/quotient_familial/identite?nomNaissance=PROBENOM&prenoms[]=PROBEPRENOM&anneeDateNaissance=1962&recipient=1"
-		got := re.ReplaceAllString(probe, str(f, "value"))
-		return !strings.Contains(got, "PROBENOM") && !strings.Contains(got, "PROBEPRENOM") && !strings.Contains(got, "1962")
+		probes := [][2]string{ // path, query
+			{"/v3/dss/quotient_familial/identite", "?nomNaissance=DUPONT&prenoms%5B%5D=JEAN&anneeDateNaissance=1962&moisDateNaissance=8&recipient=1"},
+			{"/v3/men/scolarites/identite", "?nomNaissance=MARTIN&prenoms[]=LEA&sexeEtatCivil=F&codeCogInseeCommuneNaissance=75107"},
+			{"/api/v2/composition-familiale-v2", "?nomUsage=DURAND&jourDateNaissance=24&ine=1234567890A"},
+		}
+		rest := ""
+		for i, p := range probes {
+			got, ok := strings.CutPrefix(re.ReplaceAllString(p[0]+p[1], str(f, "value")), p[0])
+			if !ok || i > 0 && got != rest {
+				return false
+			}
+			rest = got
+		}
+		return true
 	}
 	return false
 }

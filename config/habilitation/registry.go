@@ -61,23 +61,18 @@ func (r *Registry) ByAPIToken(token string) (*Habilitation, bool) {
 // makes: "pa_" then 32 random bytes in base64url (43 characters).
 const APITokenPrefix = "pa_"
 
-// HasAPITokenShape reports whether a bearer has the shape of a minted API
-// token, known to this registry or not (revoked, rotated, another
-// deployment's). FranceConnect's opaque access tokens are 43 characters
-// (oidc-provider's default): never this shape.
+// HasAPITokenShape reports whether a bearer may be an API token, known to
+// this registry or not (revoked, rotated, another deployment's), or one
+// truncated, padded or lengthened: it starts with APITokenPrefix and is not
+// 43 characters long. FranceConnect's opaque access tokens are 43
+// characters (oidc-provider's default), and one in 262 144 of them starts
+// with "pa_": those still go to FranceConnect.
 func HasAPITokenShape(token string) bool {
-	rest, ok := strings.CutPrefix(token, APITokenPrefix)
-	if !ok || len(rest) != 43 {
-		return false
-	}
-	for i := 0; i < len(rest); i++ {
-		c := rest[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return strings.HasPrefix(token, APITokenPrefix) && len(token) != fcAccessTokenLen
 }
+
+// fcAccessTokenLen is the length of FranceConnect's access tokens.
+const fcAccessTokenLen = 43
 
 // ByClientID returns the habilitation paired with a FranceConnect FS client id
 // (token_introspection.aud), by exact comparison. It checks neither ActiveAt
