@@ -51,22 +51,25 @@ func (m protectMatcher) match(r *http.Request) bool {
 
 // ambiguousPath reports a request path that app servers read differently
 // from each other and from Caddy, in ways no page needs, and that could
-// otherwise reach a protected page without a session: an encoded slash or
-// backslash (%2F, %5C: Tomcat refuses them, others decode them into
-// separators; and Tomcat drops path parameters before decoding, so
-// /espace-famille;x%2F..%2F/dossier is /espace-famille/dossier to it), or a
-// segment made only of dots and spaces, other than . and .., once its path
-// parameters are dropped (Tomcat keeps "..." as a name that a following ..
-// removes; Windows trims it to nothing). The front refuses them (400), as
-// the API refuses ambiguous paths (SECURITY.md D06).
+// otherwise reach a protected page without a session:
+//   - a backslash, raw or encoded, or an encoded slash (%2F): Tomcat refuses
+//     them, IIS takes \ for /, others decode them into separators; and
+//     Tomcat drops path parameters before decoding, so
+//     /espace-famille;x%2F..%2F/dossier is /espace-famille/dossier to it;
+//   - a segment made only of dots and spaces, other than . and .., once its
+//     path parameters are dropped: Tomcat keeps "..." as a name that a
+//     following .. removes, Windows trims it to nothing.
+//
+// The front refuses them (400), as the API refuses ambiguous paths
+// (SECURITY.md D06).
 func ambiguousPath(r *http.Request) bool {
-	raw := r.RequestURI
-	if raw == "" {
-		raw = r.URL.EscapedPath()
-	}
-	raw, _, _ = strings.Cut(raw, "?")
-	if containsFold(raw, "%2f") || containsFold(raw, "%5c") {
-		return true
+	// The target as received, and as a handler before may have rewritten
+	// it (EscapedPath encodes a raw \ as %5C).
+	received, _, _ := strings.Cut(r.RequestURI, "?")
+	for _, raw := range []string{received, r.URL.EscapedPath()} {
+		if strings.Contains(raw, `\`) || containsFold(raw, "%2f") || containsFold(raw, "%5c") {
+			return true
+		}
 	}
 	for seg := range strings.SplitSeq(strings.ReplaceAll(r.URL.Path, `\`, "/"), "/") {
 		if j := strings.IndexByte(seg, ';'); j >= 0 {

@@ -95,8 +95,6 @@ func TestProtectedPathReadAsTheAppReadsIt(t *testing.T) {
 		"/espace-famille%3Bjsessionid=1/dossier",
 		"/static/..;/espace-famille/dossier",
 		"/static/..;x=1/espace-famille/",
-		`/espace-famille\dossier`,
-		`/static\..\espace-famille\dossier`,
 		"/espace-famille./dossier",
 		"/espace-famille%20/dossier",
 	} {
@@ -113,7 +111,7 @@ func TestProtectedPathReadAsTheAppReadsIt(t *testing.T) {
 		"/espace-famille;%2f..%2f/dossier",
 		`/espace-famille\...\..\dossier`,
 		"/accueil/.../../espace-famille/x",
-		"/a%2Fb", "/a%5cb", "/espace-famille%5Cdossier",
+		"/a%2Fb", "/a%5cb", "/espace-famille%5Cdossier", `/espace-famille\dossier`, `/static\..\espace-famille\dossier`,
 	} {
 		before := reached.Load()
 		if got := status(target); got != http.StatusBadRequest || reached.Load() != before {
@@ -165,7 +163,7 @@ func TestAppLogoutReadAsTheAppReadsIt(t *testing.T) {
 		return nil
 	})
 	for target, logsOut := range map[string]bool{
-		"/deconnexion": true, "/deconnexion;jsessionid=AB12": true, "/DECONNEXION": true, `/static\..\deconnexion`: true,
+		"/deconnexion": true, "/deconnexion;jsessionid=AB12": true, "/DECONNEXION": true, "/static/..;/deconnexion": true,
 		"/deconnexion/autre": false, "/accueil": false,
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
