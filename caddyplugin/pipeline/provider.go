@@ -206,10 +206,9 @@ func (p *Pipeline) mayRetry(ctx context.Context, provider string, budget *retry.
 // copy of the caller's r (same connection state and method, context ctx) with
 // its own URL (u, overwritten), the provider path and query, no body, and
 // only the headers set here (requestID is X-Request-Id's value; no
-// compression). Its Host is
-// empty, so the transport sends the upstream's own (an HTTPS upstream gets
-// it from reverse_proxy), and a nil X-Forwarded-Host tells reverse_proxy to
-// add none: the caller's Host never reaches the provider. Its RequestURI,
+// compression). Its Host is empty, so the transport sends the upstream's
+// own (an HTTPS upstream gets it from reverse_proxy), and a nil
+// X-Forwarded-Host tells reverse_proxy to add none: the caller's Host never reaches the provider. Its RequestURI,
 // which reverse_proxy's log lines print, is the provider path only: the
 // caller's query may hold a civil status. Nothing the caller declared
 // (trailers, a parsed form, its client certificate, whose name
