@@ -50,17 +50,7 @@ func TestConnectionCannotDropHandoffHeaders(t *testing.T) {
 		return ticket
 	}
 
-	// A real Caddy server: the front, then reverse_proxy to the app.
-	hopByHopFront = f
-	port := freeTCPPort(t)
-	cfg := fmt.Sprintf(`{"admin":{"disabled":true,"config":{"persist":false}},"logging":{"logs":{"default":{"level":"ERROR"}}},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],
-		"automatic_https":{"disable":true},
-		"routes":[{"handle":[{"handler":"hop_by_hop_front"},{"handler":"reverse_proxy","upstreams":[{"dial":%q}]}]}]}}}}}`,
-		port, app.Listener.Addr().String())
-	if err := caddy.Load([]byte(cfg), true); err != nil {
-		t.Fatal(err)
-	}
-	defer caddy.Stop()
+	port := serveFront(t, f, app.Listener.Addr().String())
 
 	client := &http.Client{Timeout: 10 * time.Second}
 	for _, conn := range []string{"keep-alive", "keep-alive, X-Passerelle-Reconciliation-B64", "X-Passerelle-Data-Quotient-Familial-B64, x-passerelle-sub"} {
@@ -82,6 +72,23 @@ func TestConnectionCannotDropHandoffHeaders(t *testing.T) {
 				got.Get(handoff.DataHeader("quotient_familial")), got.Get(handoff.HeaderReconciliation))
 		}
 	}
+}
+
+// serveFront runs f in a real Caddy server, before reverse_proxy to the app
+// at appAddr, until the test ends, and returns the server's port.
+func serveFront(t *testing.T, f *Front, appAddr string) int {
+	t.Helper()
+	hopByHopFront = f
+	port := freeTCPPort(t)
+	cfg := fmt.Sprintf(`{"admin":{"disabled":true,"config":{"persist":false}},"logging":{"logs":{"default":{"level":"ERROR"}}},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],
+		"automatic_https":{"disable":true},
+		"routes":[{"handle":[{"handler":"hop_by_hop_front"},{"handler":"reverse_proxy","upstreams":[{"dial":%q}]}]}]}}}}}`,
+		port, appAddr)
+	if err := caddy.Load([]byte(cfg), true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	return port
 }
 
 var hopByHopFront *Front

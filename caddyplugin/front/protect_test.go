@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -59,16 +58,7 @@ func TestProtectedPathReadAsTheAppReadsIt(t *testing.T) {
 		cache: &assertions{m: map[string]*handOff{}}, now: time.Now, logger: zap.NewNop(), audit: zap.NewNop(),
 		pipe: &pipeline.Pipeline{}}
 	f.protect.paths = caddyhttp.MatchPath{"/espace-famille/*"}
-	hopByHopFront = f
-	port := freeTCPPort(t)
-	cfg := fmt.Sprintf(`{"admin":{"disabled":true,"config":{"persist":false}},"logging":{"logs":{"default":{"level":"ERROR"}}},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:%d"],
-		"automatic_https":{"disable":true},
-		"routes":[{"handle":[{"handler":"hop_by_hop_front"},{"handler":"reverse_proxy","upstreams":[{"dial":%q}]}]}]}}}}}`,
-		port, app.Listener.Addr().String())
-	if err := caddy.Load([]byte(cfg), true); err != nil {
-		t.Fatal(err)
-	}
-	defer caddy.Stop()
+	port := serveFront(t, f, app.Listener.Addr().String())
 
 	// status sends the request target as written (no client cleans it).
 	status := func(target string) int {

@@ -493,20 +493,7 @@ func TestPA27Propagators(t *testing.T) {
 		c := clean()
 		h := obj(c, "apps", "http", "servers", "public", "routes", 0)
 		h["handle"] = append([]any{map[string]any{"handler": "tracing", "span": "passerelle"}}, h["handle"].([]any)...)
-		b, _ := json.Marshal(c)
-		fs, err := Run(b, Options{
-			ReadFile: func(string) ([]byte, error) { return []byte(goodHabilitations), nil },
-			Getenv: func(n string) string {
-				if n == "OTEL_PROPAGATORS" {
-					return env
-				}
-				return ""
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := slices.Contains(rulesOf(fs), "PA27"); got != want {
+		if got := slices.Contains(rulesOf(runWithEnv(t, c, "OTEL_PROPAGATORS", env)), "PA27"); got != want {
 			t.Errorf("OTEL_PROPAGATORS=%q: PA27 %t, want %t", env, got, want)
 		}
 	}
@@ -518,23 +505,29 @@ func TestPA10CaddyAdminEnv(t *testing.T) {
 	for env, want := range map[string]bool{"": false, "localhost:2019": false, "unix//run/passerelle/admin.sock": false, "0.0.0.0:2019": true, ":2019": true} {
 		c := clean()
 		delete(obj(c, "admin"), "listen")
-		b, _ := json.Marshal(c)
-		fs, err := Run(b, Options{
-			ReadFile: func(string) ([]byte, error) { return []byte(goodHabilitations), nil },
-			Getenv: func(n string) string {
-				if n == "CADDY_ADMIN" {
-					return env
-				}
-				return ""
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := slices.Contains(rulesOf(fs), "PA10"); got != want {
+		if got := slices.Contains(rulesOf(runWithEnv(t, c, "CADDY_ADMIN", env)), "PA10"); got != want {
 			t.Errorf("CADDY_ADMIN=%q: PA10 %t, want %t", env, got, want)
 		}
 	}
+}
+
+// runWithEnv audits c with one environment variable set.
+func runWithEnv(t *testing.T, c map[string]any, name, value string) []Finding {
+	t.Helper()
+	b, _ := json.Marshal(c)
+	fs, err := Run(b, Options{
+		ReadFile: func(string) ([]byte, error) { return []byte(goodHabilitations), nil },
+		Getenv: func(n string) string {
+			if n == name {
+				return value
+			}
+			return ""
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
 }
 
 // TestDurationAsCaddyReadsIt: durations in days, as caddy.ParseDuration
