@@ -198,7 +198,7 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 		}
 	}
 	if rdb := a.core.redis; rdb != nil {
-		st.redis = datapass.NewRedis(rdb)
+		st.redis = datapass.NewRedis(rdb, a.core.datapassKey)
 		logger := a.logger // not a: the store may outlive this configuration
 		st.redis.Log = func(msg string, err error) { logger.Warn(msg, zap.Error(err)) }
 		st.key = storeKey(a.Habilitations)

@@ -384,7 +384,9 @@ func TestDataPassReloadKeepsLocalRevocation(t *testing.T) {
 	for {
 		raw, err := rdb.HGet(t.Context(), datapass.RecordsKey, dpRequestID).Bytes()
 		var r datapass.Record
-		if err == nil && json.Unmarshal(raw, &r) == nil {
+		// A sealed record: "v1." + MAC + "." + JSON (config/datapass/seal.go).
+		_, body, sealed := bytes.Cut(bytes.TrimPrefix(raw, []byte("v1.")), []byte("."))
+		if err == nil && sealed && json.Unmarshal(body, &r) == nil {
 			if r.Active {
 				t.Fatalf("Redis holds an active record after the write-back: %+v", r)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -21,7 +20,7 @@ import (
 // Redis keys and channel of the records (the ACL of deploy/compose/redis
 // grants them to Passerelle's user).
 const (
-	// RecordsKey is a hash: request number → Record (JSON).
+	// RecordsKey is a hash: request number → Record (JSON, sealed: seal.go).
 	RecordsKey = "passerelle:v1:datapass:records"
 	// SeenKeyPrefix + hex SHA-256 of a body applied: a duplicate marker.
 	SeenKeyPrefix = "passerelle:v1:datapass:seen:"
@@ -61,6 +60,7 @@ var ErrCorrupt = errors.New("datapass: a record in Redis is not readable")
 // revocation another instance applied meanwhile would not reach this one.
 type Redis struct {
 	rdb  redis.UniversalClient
+	key  []byte // seals the records (seal.go)
 	live Live
 	// pending are the records applied here alone while Redis failed
 	// (applyLocallyIfNarrower), until a write to Redis covers them.
@@ -73,9 +73,11 @@ type Redis struct {
 	Reloaded func()
 }
 
-// NewRedis returns a Redis store on rdb. Call Run to follow the other
-// instances' changes; until it has read Redis once, Live is not ready.
-func NewRedis(rdb redis.UniversalClient) *Redis { return &Redis{rdb: rdb} }
+// NewRedis returns a Redis store on rdb whose records key seals (every
+// instance must hold the same key, at least 32 bytes). Call Run to follow
+// the other instances' changes; until it has read Redis once, Live is not
+// ready.
+func NewRedis(rdb redis.UniversalClient, key []byte) *Redis { return &Redis{rdb: rdb, key: key} }
 
 // Live implements Store.
 func (s *Redis) Live() *Live { return &s.live }
@@ -151,7 +153,7 @@ func (s *Redis) Apply(ctx context.Context, next Record) (Record, bool, error) {
 	var rec Record
 	var changed bool
 	err := s.transact(ctx, func(tx *redis.Tx) error {
-		remote, err := readRecord(ctx, tx, next.RequestID)
+		remote, err := s.readRecord(ctx, tx, next.RequestID)
 		corrupt := errors.Is(err, ErrCorrupt)
 		if err != nil && !corrupt {
 			return err
@@ -194,7 +196,7 @@ func (s *Redis) transact(ctx context.Context, fn func(tx *redis.Tx) error) error
 
 // write sets a record and announces it, in the transaction of tx.
 func (s *Redis) write(ctx context.Context, tx *redis.Tx, rec Record) error {
-	b, err := json.Marshal(rec)
+	b, err := sealRecord(s.key, rec)
 	if err != nil {
 		return err
 	}
@@ -236,7 +238,9 @@ func narrowerThan(rec Record, cur *Record) bool {
 	}
 }
 
-func readRecord(ctx context.Context, c redis.Cmdable, id string) (*Record, error) {
+// readRecord reads request id's record: nil when Redis holds none, or an
+// unsealed grant (openRecord).
+func (s *Redis) readRecord(ctx context.Context, c redis.Cmdable, id string) (*Record, error) {
 	raw, err := c.HGet(ctx, RecordsKey, id).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -244,9 +248,9 @@ func readRecord(ctx context.Context, c redis.Cmdable, id string) (*Record, error
 	if err != nil {
 		return nil, err
 	}
-	var r Record
-	if json.Unmarshal(raw, &r) != nil || r.RequestID != id {
-		return nil, ErrCorrupt
+	r, use, err := openRecord(s.key, id, raw)
+	if err != nil || !use {
+		return nil, err
 	}
 	return &r, nil
 }
@@ -273,17 +277,14 @@ func (s *Redis) Reload(ctx context.Context) error {
 	decoded := make(map[string]Record, len(all)) // Redis's copies that decode, for the write-back
 	bad := 0
 	for id, raw := range all {
-		var r Record
-		if json.Unmarshal([]byte(raw), &r) != nil {
+		r, use, err := openRecord(s.key, id, []byte(raw))
+		switch {
+		case err != nil:
 			bad++
-			continue
+		case use:
+			decoded[id] = r
+			recs = append(recs, r)
 		}
-		decoded[id] = r
-		if r.RequestID != id {
-			bad++
-			continue
-		}
-		recs = append(recs, r)
 	}
 	s.live.put(recs...)
 	// A change applied here alone while Redis failed (pending) whose
@@ -331,7 +332,7 @@ func (s *Redis) Reload(ctx context.Context) error {
 func (s *Redis) writeBack(ctx context.Context, rec Record) (Record, error) {
 	var newer Record
 	err := s.transact(ctx, func(tx *redis.Tx) error {
-		remote, err := readRecord(ctx, tx, rec.RequestID)
+		remote, err := s.readRecord(ctx, tx, rec.RequestID)
 		if err != nil && !errors.Is(err, ErrCorrupt) {
 			return err
 		}
@@ -416,7 +417,7 @@ func (s *Redis) fetch(ctx context.Context, id string) {
 	if !habilitation.ValidDataPassID(id) {
 		return
 	}
-	r, err := readRecord(ctx, s.rdb, id)
+	r, err := s.readRecord(ctx, s.rdb, id)
 	if err != nil || r == nil {
 		s.log("datapass: reading an announced record failed, full reload", err)
 		if err := s.Reload(ctx); err != nil {

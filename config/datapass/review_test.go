@@ -6,7 +6,6 @@ package datapass
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"slices"
 	"sync/atomic"
@@ -26,7 +25,7 @@ func redisStores(t *testing.T) (*miniredis.Miniredis, func() *Redis) {
 	return mr, func() *Redis {
 		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
 		t.Cleanup(func() { rdb.Close() })
-		s := NewRedis(rdb)
+		s := NewRedis(rdb, testSealKey)
 		if err := s.Reload(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +65,7 @@ func TestRedisLossKeepsRevocation(t *testing.T) {
 		t.Fatalf("old approve after the Redis loss: %s", o.Result)
 	}
 	var r Record
-	if err := json.Unmarshal([]byte(mr.HGet(RecordsKey, "48213")), &r); err != nil || r.Active {
+	if err := openStored(mr.HGet(RecordsKey, "48213"), &r); err != nil || r.Active {
 		t.Fatalf("Redis after the stale approve: %+v %v", r, err)
 	}
 	c := newStore()
@@ -115,7 +114,7 @@ func TestSilentPartitionRefuses(t *testing.T) {
 	px := newFreezer(t, mr.Addr())
 	rdb := redis.NewClient(&redis.Options{Addr: px.addr, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
-	s := NewRedis(rdb)
+	s := NewRedis(rdb, testSealKey)
 	p := processorOn(t, s)
 	if o := deliver(p, payload(t, "approve", 1000, siretServed, authz(1, "active", "cnaf_quotient_familial"))); o.Result != ResultApplied {
 		t.Fatal(o)
@@ -217,7 +216,7 @@ func TestRedisRollbackRepaired(t *testing.T) {
 		}
 	}
 	var r Record
-	_ = json.Unmarshal([]byte(mr.HGet(RecordsKey, "48213")), &r)
+	_ = openStored(mr.HGet(RecordsKey, "48213"), &r)
 	if !servedBy(t, pa.Bindings, a.Live(), "mairie-qf").Revoked || !servedBy(t, pb.Bindings, b.Live(), "mairie-qf").Revoked || r.Active {
 		t.Fatalf("split state after the reloads: Redis %+v", r)
 	}
@@ -348,7 +347,7 @@ func TestAdoptedRevocationWrittenBack(t *testing.T) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
-	next := NewRedis(rdb) // the store of the reloaded configuration
+	next := NewRedis(rdb, testSealKey) // the store of the reloaded configuration
 	next.Adopt(old)
 	if next.Live().LiveReady() {
 		t.Fatal("adopted records made Live ready before Redis was read")
@@ -360,7 +359,7 @@ func TestAdoptedRevocationWrittenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r Record
-	if err := json.Unmarshal([]byte(mr.HGet(RecordsKey, "48213")), &r); err != nil || r.Active {
+	if err := openStored(mr.HGet(RecordsKey, "48213"), &r); err != nil || r.Active {
 		t.Fatalf("Redis after the new store's reload: %+v %v (the revocation was lost)", r, err)
 	}
 	if !servedBy(t, p.Bindings, next.Live(), "mairie-qf").Revoked {
@@ -405,7 +404,7 @@ func TestAdoptTakesOnlyLocalNarrowings(t *testing.T) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { rdb.Close() })
-	b := NewRedis(rdb)
+	b := NewRedis(rdb, testSealKey)
 	b.Adopt(a)
 	if _, ok := b.Live().Record("48213"); ok {
 		t.Fatal("a narrowing already written back was adopted")
@@ -439,7 +438,7 @@ func TestTiedCopiesMergeRestrictive(t *testing.T) {
 		}
 	}
 	var r Record
-	if err := json.Unmarshal([]byte(mr.HGet(RecordsKey, "48213")), &r); err != nil || r.Active || r.Rev != ra.Rev+1 {
+	if err := openStored(mr.HGet(RecordsKey, "48213"), &r); err != nil || r.Active || r.Rev != ra.Rev+1 {
 		t.Fatalf("Redis after the reloads: %+v %v", r, err)
 	}
 	for name, s := range map[string]*Redis{"a": a, "b": b} {
@@ -519,7 +518,7 @@ func TestPendingMergedIntoLaterRevision(t *testing.T) {
 		}
 	}
 	var r Record
-	if err := json.Unmarshal([]byte(mr.HGet(RecordsKey, "48213")), &r); err != nil || r.Active {
+	if err := openStored(mr.HGet(RecordsKey, "48213"), &r); err != nil || r.Active {
 		t.Fatalf("Redis after the reloads: %+v %v", r, err)
 	}
 	for name, s := range map[string]*Redis{"a": a, "b": b} {

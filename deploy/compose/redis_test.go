@@ -2,6 +2,7 @@ package compose_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -456,7 +457,8 @@ func TestRedisACL(t *testing.T) {
 		logged = append(logged, fmt.Sprintf("%s: %v", msg, err))
 	}
 	errs := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(logged) }
-	follower := datapass.NewRedis(client(t, deployed, "passerelle", pw["passerelle"]))
+	sealKey := bytes.Repeat([]byte{7}, 32) // every instance holds the same (derived from the cache secret)
+	follower := datapass.NewRedis(client(t, deployed, "passerelle", pw["passerelle"]), sealKey)
 	follower.Log = logf
 	fctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -471,7 +473,7 @@ func TestRedisACL(t *testing.T) {
 		}
 	}
 	eventually("the follower's first reload", follower.Live().LiveReady)
-	dp := datapass.NewRedis(c)
+	dp := datapass.NewRedis(c, sealKey)
 	dp.Log = logf
 	rec := datapass.Record{RequestID: "424242", FiredAt: time.Now().UnixNano(), Event: "approve",
 		SIRET: "13002526500013", Active: true, Scopes: []string{"cnaf_quotient_familial"}}

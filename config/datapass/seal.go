@@ -1,0 +1,69 @@
+package datapass
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+)
+
+// Records in Redis are sealed: "v1." + hex HMAC-SHA256 + "." + the
+// record's JSON, the MAC keyed by Redis's key (NewRedis) over the request
+// number and the JSON. Whoever can write to Redis but does not hold the
+// key cannot grant access (SECURITY.md §2, as B02 for the token cache):
+// a record whose seal does not check is ErrCorrupt.
+//
+// A record written before records were sealed (bare JSON) is read only
+// when it grants nothing (inactive): a revocation survives the upgrade, a
+// grant is ignored (the file governs until DataPass's next event or
+// resync writes it again, sealed).
+const sealVersion = "v1."
+
+// sealRecord returns the value stored for rec.
+func sealRecord(key []byte, rec Record) ([]byte, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(sealVersion)+2*sha256.Size+1+len(b))
+	out = append(out, sealVersion...)
+	out = hex.AppendEncode(out, recordMAC(key, rec.RequestID, b))
+	out = append(out, '.')
+	return append(out, b...), nil
+}
+
+// openRecord reads the value stored for request id: the record and
+// whether to use it (false: an unsealed grant, ignored), or ErrCorrupt.
+func openRecord(key []byte, id string, raw []byte) (Record, bool, error) {
+	var r Record
+	rest, sealed := bytes.CutPrefix(raw, []byte(sealVersion))
+	if !sealed {
+		if json.Unmarshal(raw, &r) != nil || r.RequestID != id {
+			return Record{}, false, ErrCorrupt
+		}
+		return r, !r.Active, nil
+	}
+	mac, body, ok := bytes.Cut(rest, []byte("."))
+	if !ok || len(mac) != hex.EncodedLen(sha256.Size) {
+		return Record{}, false, ErrCorrupt
+	}
+	got := make([]byte, sha256.Size)
+	if _, err := hex.Decode(got, mac); err != nil || !hmac.Equal(got, recordMAC(key, id, body)) {
+		return Record{}, false, ErrCorrupt
+	}
+	if json.Unmarshal(body, &r) != nil || r.RequestID != id {
+		return Record{}, false, ErrCorrupt
+	}
+	return r, true, nil
+}
+
+// recordMAC is the seal of a record's JSON under request number id.
+func recordMAC(key []byte, id string, body []byte) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte("passerelle datapass record\x00"))
+	h.Write([]byte(id))
+	h.Write([]byte{0})
+	h.Write(body)
+	return h.Sum(nil)
+}
