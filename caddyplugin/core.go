@@ -41,8 +41,6 @@ type core struct {
 	upstreams  map[string]upstreamauth.Source
 	limiter    *ratelimit.Limiter
 	ipKey      []byte // HMAC key of client addresses in limiter keys
-	// datapassKey seals DataPass records in Redis (config/datapass).
-	datapassKey []byte
 }
 
 // Destruct closes the Redis client when the last configuration using this
@@ -264,7 +262,6 @@ func (a *App) newCore(r *resolved) (*core, error) {
 		return nil, fmt.Errorf("passerelle: cache: %w", err)
 	}
 	c.ipKey = deriveKey(r.cacheSecret, "ratelimit-ip")
-	c.datapassKey = deriveKey(r.cacheSecret, "datapass-records")
 	c.limiter, err = ratelimit.New(ratelimit.Config{
 		Redis:        c.redis,
 		OnRedisError: func() { metricRateLimitRedisErrors.Inc() },

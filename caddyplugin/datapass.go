@@ -198,7 +198,14 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 		}
 	}
 	if rdb := a.core.redis; rdb != nil {
-		st.redis = datapass.NewRedis(rdb, a.core.datapassKey)
+		// The records' seal keys come from the webhook secrets (the
+		// current one seals, the previous one still opens during a
+		// rotation): whoever holds them can already sign DataPass's events.
+		keys := make([][]byte, len(secrets))
+		for i, s := range secrets {
+			keys[i] = deriveKey(s, "datapass-records")
+		}
+		st.redis = datapass.NewRedis(rdb, keys...)
 		logger := a.logger // not a: the store may outlive this configuration
 		st.redis.Log = func(msg string, err error) { logger.Warn(msg, zap.Error(err)) }
 		st.key = storeKey(a.Habilitations)

@@ -95,7 +95,7 @@ func TestMemoryStoreKey(t *testing.T) {
 // narrowings; one that was replaced changes nothing when it stops.
 func TestRedisStoreInForce(t *testing.T) {
 	key := storeKey(filepath.Join(t.TempDir(), "h.yaml"))
-	a, b, c := datapass.NewRedis(nil, nil), datapass.NewRedis(nil, nil), datapass.NewRedis(nil, nil)
+	a, b, c := datapass.NewRedis(nil), datapass.NewRedis(nil), datapass.NewRedis(nil)
 	startRedisStore(key, a)
 	if redisStoreInForce(key) != a {
 		t.Fatal("a is not in force after its start")

@@ -60,7 +60,7 @@ var ErrCorrupt = errors.New("datapass: a record in Redis is not readable")
 // revocation another instance applied meanwhile would not reach this one.
 type Redis struct {
 	rdb  redis.UniversalClient
-	key  []byte // seals the records (seal.go)
+	keys [][]byte // seal the records (seal.go): the first seals, any opens
 	live Live
 	// pending are the records applied here alone while Redis failed
 	// (applyLocallyIfNarrower), until a write to Redis covers them.
@@ -73,11 +73,13 @@ type Redis struct {
 	Reloaded func()
 }
 
-// NewRedis returns a Redis store on rdb whose records key seals (every
-// instance must hold the same key, at least 32 bytes). Call Run to follow
-// the other instances' changes; until it has read Redis once, Live is not
-// ready.
-func NewRedis(rdb redis.UniversalClient, key []byte) *Redis { return &Redis{rdb: rdb, key: key} }
+// NewRedis returns a Redis store on rdb whose records keys seal: the first
+// seals, any opens (a rotation), each at least 32 bytes; every instance
+// must hold them. Call Run to follow the other instances' changes; until
+// it has read Redis once, Live is not ready.
+func NewRedis(rdb redis.UniversalClient, keys ...[]byte) *Redis {
+	return &Redis{rdb: rdb, keys: keys}
+}
 
 // Live implements Store.
 func (s *Redis) Live() *Live { return &s.live }
@@ -196,7 +198,7 @@ func (s *Redis) transact(ctx context.Context, fn func(tx *redis.Tx) error) error
 
 // write sets a record and announces it, in the transaction of tx.
 func (s *Redis) write(ctx context.Context, tx *redis.Tx, rec Record) error {
-	b, err := sealRecord(s.key, rec)
+	b, err := sealRecord(s.keys[0], rec)
 	if err != nil {
 		return err
 	}
@@ -248,11 +250,11 @@ func (s *Redis) readRecord(ctx context.Context, c redis.Cmdable, id string) (*Re
 	if err != nil {
 		return nil, err
 	}
-	r, use, err := openRecord(s.key, id, raw)
-	if err != nil || !use {
+	r, err := openRecord(s.keys, id, raw)
+	if err != nil || !r.use {
 		return nil, err
 	}
-	return &r, nil
+	return &r.Record, nil
 }
 
 // Seen implements Store.
@@ -276,14 +278,23 @@ func (s *Redis) Reload(ctx context.Context) error {
 	recs := make([]Record, 0, len(all))
 	decoded := make(map[string]Record, len(all)) // Redis's copies that decode, for the write-back
 	bad := 0
+	var reseal []string
 	for id, raw := range all {
-		r, use, err := openRecord(s.key, id, []byte(raw))
+		r, err := openRecord(s.keys, id, []byte(raw))
 		switch {
 		case err != nil:
 			bad++
-		case use:
-			decoded[id] = r
-			recs = append(recs, r)
+		case r.use:
+			decoded[id] = r.Record
+			recs = append(recs, r.Record)
+			if r.reseal {
+				reseal = append(reseal, id)
+			}
+		}
+	}
+	for _, id := range reseal {
+		if err := s.reseal(ctx, id); err != nil {
+			return fmt.Errorf("datapass: sealing a record again: %w", err)
 		}
 	}
 	s.live.put(recs...)
@@ -324,6 +335,21 @@ func (s *Redis) Reload(ctx context.Context) error {
 		s.Reloaded()
 	}
 	return nil
+}
+
+// reseal writes request id's record again, sealed under the first key, if
+// Redis still holds it under another one (or unsealed).
+func (s *Redis) reseal(ctx context.Context, id string) error {
+	return s.transact(ctx, func(tx *redis.Tx) error {
+		raw, err := tx.HGet(ctx, RecordsKey, id).Bytes()
+		if err != nil {
+			return nil // gone, or Redis failing: the next reload tries again
+		}
+		if r, err := openRecord(s.keys, id, raw); err == nil && r.reseal {
+			return s.write(ctx, tx, r.Record)
+		}
+		return nil
+	})
 }
 
 // writeBack writes rec, or its merge with a copy tied with it that Redis

@@ -9,10 +9,12 @@ import (
 )
 
 // Records in Redis are sealed: "v1." + hex HMAC-SHA256 + "." + the
-// record's JSON, the MAC keyed by Redis's key (NewRedis) over the request
-// number and the JSON. Whoever can write to Redis but does not hold the
-// key cannot grant access (SECURITY.md §2, as B02 for the token cache):
-// a record whose seal does not check is ErrCorrupt.
+// record's JSON, the MAC keyed by the store's first key (NewRedis) over the
+// request number and the JSON. Whoever can write to Redis but does not
+// hold a key cannot grant access (SECURITY.md §2, as B02 for the token
+// cache): a record whose seal checks under none of the store's keys is
+// ErrCorrupt. One sealed under a later key (the previous webhook secret's,
+// during a rotation) is read, and sealed again under the first (Reload).
 //
 // A record written before records were sealed (bare JSON) is read only
 // when it grants nothing (inactive): a revocation survives the upgrade, a
@@ -33,29 +35,41 @@ func sealRecord(key []byte, rec Record) ([]byte, error) {
 	return append(out, b...), nil
 }
 
-// openRecord reads the value stored for request id: the record and
-// whether to use it (false: an unsealed grant, ignored), or ErrCorrupt.
-func openRecord(key []byte, id string, raw []byte) (Record, bool, error) {
+// opened is a record read from Redis.
+type opened struct {
+	Record
+	use    bool // false: an unsealed grant, ignored
+	reseal bool // sealed under a later key, or not sealed: to seal again
+}
+
+// openRecord reads the value stored for request id under keys, or
+// ErrCorrupt.
+func openRecord(keys [][]byte, id string, raw []byte) (opened, error) {
 	var r Record
 	rest, sealed := bytes.CutPrefix(raw, []byte(sealVersion))
 	if !sealed {
 		if json.Unmarshal(raw, &r) != nil || r.RequestID != id {
-			return Record{}, false, ErrCorrupt
+			return opened{}, ErrCorrupt
 		}
-		return r, !r.Active, nil
+		return opened{Record: r, use: !r.Active, reseal: !r.Active}, nil
 	}
 	mac, body, ok := bytes.Cut(rest, []byte("."))
 	if !ok || len(mac) != hex.EncodedLen(sha256.Size) {
-		return Record{}, false, ErrCorrupt
+		return opened{}, ErrCorrupt
 	}
 	got := make([]byte, sha256.Size)
-	if _, err := hex.Decode(got, mac); err != nil || !hmac.Equal(got, recordMAC(key, id, body)) {
-		return Record{}, false, ErrCorrupt
+	if _, err := hex.Decode(got, mac); err != nil {
+		return opened{}, ErrCorrupt
 	}
-	if json.Unmarshal(body, &r) != nil || r.RequestID != id {
-		return Record{}, false, ErrCorrupt
+	for i, key := range keys {
+		if hmac.Equal(got, recordMAC(key, id, body)) {
+			if json.Unmarshal(body, &r) != nil || r.RequestID != id {
+				return opened{}, ErrCorrupt
+			}
+			return opened{Record: r, use: true, reseal: i > 0}, nil
+		}
 	}
-	return r, true, nil
+	return opened{}, ErrCorrupt
 }
 
 // recordMAC is the seal of a record's JSON under request number id.

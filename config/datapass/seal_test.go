@@ -25,7 +25,8 @@ func openStored(raw string, r *Record) error {
 	if err = json.Unmarshal(body, &id); err != nil {
 		return err
 	}
-	*r, _, err = openRecord(testSealKey, id.RequestID, []byte(raw))
+	o, err := openRecord([][]byte{testSealKey}, id.RequestID, []byte(raw))
+	*r = o.Record
 	return err
 }
 
@@ -83,5 +84,36 @@ func TestSealedRecords(t *testing.T) {
 	}
 	if r, ok := fresh.Live().Record("48213"); !ok || r.Active {
 		t.Fatalf("an unsealed revocation was dropped: %+v %v", r, ok)
+	}
+}
+
+// TestSealKeyRotation: during a rotation (the webhook secret and its
+// previous one), a record sealed under the previous key is read, and the
+// reload seals it again under the new one, so that the previous key can
+// go.
+func TestSealKeyRotation(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	oldKey, newKey := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	rec := Record{RequestID: "48213", FiredAt: time.Now().UnixNano(), Event: "approve", SIRET: "21930048000015",
+		Active: true, Scopes: []string{"cnaf_quotient_familial"}}
+	if _, _, err := NewRedis(rdb, oldKey).Apply(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	rotating := NewRedis(rdb, newKey, oldKey)
+	if err := rotating.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := rotating.Live().Record("48213"); !ok || !r.Active {
+		t.Fatalf("the record sealed under the previous key was not read: %+v", r)
+	}
+	after := NewRedis(rdb, newKey) // the previous key gone
+	if err := after.Reload(ctx); err != nil {
+		t.Fatalf("not sealed again under the new key: %v", err)
+	}
+	if r, ok := after.Live().Record("48213"); !ok || !r.Active {
+		t.Fatalf("after the rotation: %+v", r)
 	}
 }

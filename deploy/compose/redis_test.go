@@ -457,7 +457,7 @@ func TestRedisACL(t *testing.T) {
 		logged = append(logged, fmt.Sprintf("%s: %v", msg, err))
 	}
 	errs := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(logged) }
-	sealKey := bytes.Repeat([]byte{7}, 32) // every instance holds the same (derived from the cache secret)
+	sealKey := bytes.Repeat([]byte{7}, 32) // every instance holds the same (derived from the webhook secret)
 	follower := datapass.NewRedis(client(t, deployed, "passerelle", pw["passerelle"]), sealKey)
 	follower.Log = logf
 	fctx, stop := context.WithCancel(ctx)
