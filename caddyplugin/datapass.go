@@ -25,8 +25,9 @@ import (
 type DataPassConfig struct {
 	// Secret is the webhook secret ({file.path} or {env.NAME}).
 	Secret string `json:"secret,omitempty"`
-	// PreviousSecret is also accepted during a rotation; remove it once
-	// DataPass signs with the new one.
+	// PreviousSecret is also accepted during a rotation (and its key still
+	// opens the Redis records, sealed again under Secret's at the reload);
+	// remove it once DataPass signs with the new one.
 	PreviousSecret string `json:"previous_secret,omitempty"`
 	// Environment is the only X-App-Environment accepted (default
 	// "production" in production mode, any in sandbox mode).
