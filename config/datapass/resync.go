@@ -226,7 +226,13 @@ func (r *Resync) Once(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("datapass: resync: %d of %d organisations read: %w", len(read), len(sirets), errors.Join(errs...))
 	}
 	r.last.Store(start.UnixNano())
-	r.Store.Live().setReady(true) // a Memory store waiting for its first resync
+	if _, inMemory := r.Store.(*Memory); inMemory {
+		// A Memory store waiting for its first resync. A Redis store is
+		// ready only on its own terms: every record read, and the
+		// subscription up (a revocation another instance applies must
+		// reach this one within the second, SECURITY.md C13).
+		r.Store.Live().setReady(true)
+	}
 	return rep, nil
 }
 

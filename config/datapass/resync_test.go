@@ -329,3 +329,23 @@ func TestResyncRun(t *testing.T) {
 		t.Fatalf("%d failures logged, last success %v", failures.Load(), r.LastSuccess())
 	}
 }
+
+// TestResyncLeavesRedisReadinessAlone: a resync makes a Memory store that
+// waits for it ready, never a Redis store: that one is ready once it has
+// read every record with its subscription up (a lost subscription makes it
+// not ready), or a revocation another instance applies would take up to
+// its next reload to reach it (SECURITY.md C13; found by review).
+func TestResyncLeavesRedisReadinessAlone(t *testing.T) {
+	_, newStore := redisStores(t)
+	s := newStore()
+	s.live.setReady(false) // as after a lost subscription
+	p := processorOn(t, s)
+	f := newFakeDataPass(t)
+	f.add(apiItem(1, 48213, siretServed, "active", "cnaf_quotient_familial"))
+	if _, err := newResync(t, f, p).Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s.Live().LiveReady() {
+		t.Fatal("the resync made the Redis store ready")
+	}
+}
