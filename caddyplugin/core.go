@@ -249,8 +249,12 @@ func (a *App) newCore(r *resolved) (*core, error) {
 		TTLCap:      time.Duration(a.Cache.TTLCap),
 		NegativeTTL: time.Duration(a.Cache.NegativeTTL),
 		Skew:        time.Duration(fc.Skew),
-		KeySecret:   deriveKey(r.cacheSecret, "fc-cache-key"),
-		ValueSecret: deriveKey(r.cacheSecret, "fc-cache-value"),
+		// Bound to the FranceConnect configuration: instances that share
+		// a Redis and a cache secret but check tokens with another issuer
+		// (the integration platform's) or as another data provider never
+		// read each other's entries.
+		KeySecret:   deriveKey(r.cacheSecret, "fc-cache-key|"+fc.Issuer+"|"+fc.ClientID),
+		ValueSecret: deriveKey(r.cacheSecret, "fc-cache-value|"+fc.Issuer+"|"+fc.ClientID),
 		Redis:       c.redis,
 		Logger:      a.logger.Named("cache"),
 		OnRedisError: func(kind string) {

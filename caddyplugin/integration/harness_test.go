@@ -152,6 +152,7 @@ func otherProviders(t testing.TB) []string {
 type options struct {
 	MaxEntries    int
 	CheckTokenURL string
+	Issuer        string // franceconnect issuer; default: the sandbox FranceConnect's
 	Redis         string // address; empty: in-process cache only
 	Recorder      string // base URL of a recording provider on recordPort
 	Habilitations string // file path; default: a copy of the sandbox file
@@ -231,13 +232,17 @@ func config(t testing.TB, o options) string {
 		}
 		fmt.Fprintf(&b, "\tlog audit {\n\t\tinclude passerelle.audit\n%s\t\toutput passerelle_buffered {\n\t\t\tflush_interval 50ms\n\t\t\tmax_pending %d\n\t\t\toutput %s\n\t\t}\n\t}\n", format, o.AuditMaxPending, output)
 	}
+	issuer := o.Issuer
+	if issuer == "" {
+		issuer = fmt.Sprintf("http://127.0.0.1:%d/api/v2", sandboxPort)
+	}
 	fmt.Fprintf(&b, `	passerelle {
 		mode sandbox
 		franceconnect {
-			issuer http://127.0.0.1:%d/api/v2
+			issuer %s
 			client_id %s
 			client_secret {env.PASSERELLE_TEST_FC_SECRET}
-`, sandboxPort, fdClientID)
+`, issuer, fdClientID)
 	for k := range strings.SplitSeq(o.DecryptionKey, ",") {
 		if k != "" {
 			fmt.Fprintf(&b, "\t\t\tdecryption_key {file.%s}\n", k)

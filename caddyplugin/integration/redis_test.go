@@ -64,7 +64,8 @@ func TestB01_B02_B03_RedisHoldsNothingUsable(t *testing.T) {
 
 // TestB08_SharedCacheServesAnotherCore: a token verified by one
 // configuration is served from Redis to another (a second instance), with
-// no second checktoken call.
+// no second checktoken call, but never to one checking tokens against
+// another FranceConnect issuer (a review's finding).
 func TestB08_SharedCacheServesAnotherCore(t *testing.T) {
 	srv := redistest.Start(t)
 	fc := newFCCounter(t)
@@ -79,6 +80,14 @@ func TestB08_SharedCacheServesAnotherCore(t *testing.T) {
 	}
 	if n := fc.checktoken.Load(); n != 1 {
 		t.Fatalf("%d checktoken calls, want 1 for the two instances", n)
+	}
+	// Another FranceConnect configuration on the same Redis and cache
+	// secret (a staging instance on the integration platform, say) never
+	// reads these entries: its own checktoken call.
+	start(t, options{MaxEntries: 2005, Redis: srv.Addr, CheckTokenURL: fc.srv.URL, Issuer: "http://127.0.0.1:1/api/v2"})
+	get(t, gatewayPort, qf("recipient="+siret), bearer("cnaf_qfv2")...)
+	if n := fc.checktoken.Load(); n != 2 {
+		t.Fatalf("%d checktoken calls: an entry verified under another issuer was served", n)
 	}
 }
 

@@ -50,7 +50,7 @@ func Extract(r *http.Request) (string, error) {
 	// A02: exactly one field. Go's server canonicalises field names, so
 	// "authorization" and "AUTHORIZATION" land under the canonical key; a
 	// Header built by hand may still hold a non-canonical spelling.
-	if len(fields) > 1 || hasOtherSpelling(r.Header) || hasOtherSpelling(r.Trailer) {
+	if len(fields) > 1 || hasOtherSpelling(r.Header) || credentialTrailer(r) {
 		return "", ErrMalformed
 	}
 	// A01: no credential outside the Authorization header; A02: not even
@@ -88,7 +88,7 @@ func ExtractAPIKey(r *http.Request) (string, error) {
 		}
 	}
 	if len(fields) > 1 || len(r.Header["Authorization"]) > 0 || hasOtherSpelling(r.Header) ||
-		hasOtherSpelling(r.Trailer) || hasSpelling(r.Header, APIKeyHeader) || hasSpelling(r.Trailer, APIKeyHeader) || elsewhere(r) {
+		credentialTrailer(r) || hasSpelling(r.Header, APIKeyHeader) || elsewhere(r) {
 		return "", ErrMalformed
 	}
 	if len(fields) == 0 {
@@ -142,6 +142,18 @@ var tokenBytes = func() (t [256]bool) {
 
 // hasOtherSpelling reports a key equal to "Authorization" in another case.
 func hasOtherSpelling(h http.Header) bool { return hasSpelling(h, "Authorization") }
+
+// credentialTrailer reports a request that declares (or carries) an
+// Authorization or X-Api-Key trailer, in any spelling: a credential the
+// body's end would bring, after the check.
+func credentialTrailer(r *http.Request) bool {
+	for k := range r.Trailer {
+		if strings.EqualFold(k, "Authorization") || strings.EqualFold(k, APIKeyHeader) {
+			return true
+		}
+	}
+	return false
+}
 
 // elsewhere reports a credential placed outside the Authorization header:
 // the access_token query parameter, a form body, or an access_token cookie.

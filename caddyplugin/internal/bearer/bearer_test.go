@@ -140,7 +140,12 @@ func TestA02_SingleCredential(t *testing.T) {
 			r := newReq(hdr("Authorization", "Bearer "+tok))
 			r.Trailer = http.Header{"Authorization": nil}
 			return r
-		}(), tok, nil},
+		}(), "", ErrMalformed}, // every route refuses it, /api/introspect too
+		{"X-Api-Key in trailer", func() *http.Request {
+			r := newReq(hdr("Authorization", "Bearer "+tok))
+			r.Trailer = http.Header{"X-Api-Key": nil}
+			return r
+		}(), "", ErrMalformed},
 		{"authorization in trailer, other case", func() *http.Request {
 			r := newReq(hdr("Authorization", "Bearer "+tok))
 			r.Trailer = http.Header{"authorization": nil}
