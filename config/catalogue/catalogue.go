@@ -364,16 +364,20 @@ func Parse(data []byte) (*Catalogue, error) {
 }
 
 // ACRLevel returns the rank of an acr value (eidas1 < eidas2 < eidas3) and
-// whether it is known. A space-separated list ranks as its highest known value.
+// whether it is known. A space-separated list ranks as its lowest value,
+// and is unknown when any of its values is (SECURITY.md A16: fail closed).
 func ACRLevel(acr string) (int, bool) {
-	best, ok := 0, false
+	lowest, ok := 0, false
 	for v := range strings.FieldsSeq(acr) {
-		if l, known := acrLevels[v]; known {
-			ok = true
-			best = max(best, l)
+		l, known := acrLevels[v]
+		if !known {
+			return 0, false
+		}
+		if !ok || l < lowest {
+			lowest, ok = l, true
 		}
 	}
-	return best, ok
+	return lowest, ok
 }
 
 // CheckExclusive returns the second parameter of e.Exclusive the caller

@@ -153,12 +153,12 @@ func TestUnknownFieldRefused(t *testing.T) {
 }
 
 func TestACRLevel(t *testing.T) {
-	for acr, want := range map[string]int{"eidas1": 1, "eidas2": 2, "eidas3": 3, "eidas1 eidas2": 2, "foo eidas3": 3} {
+	for acr, want := range map[string]int{"eidas1": 1, "eidas2": 2, "eidas3": 3, "eidas1 eidas3": 1, "eidas3 eidas2": 2} {
 		if got, ok := ACRLevel(acr); !ok || got != want {
 			t.Errorf("ACRLevel(%q) = %d, %v; want %d", acr, got, ok, want)
 		}
 	}
-	for _, acr := range []string{"", "eidas4", "EIDAS1", "substantial"} {
+	for _, acr := range []string{"", "eidas4", "EIDAS1", "substantial", "foo eidas3", "eidas2 eidas9"} {
 		if _, ok := ACRLevel(acr); ok {
 			t.Errorf("ACRLevel(%q) known", acr)
 		}
