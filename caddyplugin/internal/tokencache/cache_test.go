@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache/redistest"
@@ -604,5 +605,32 @@ func TestB01B02_RedisDumpHasNoCanaries(t *testing.T) {
 	}
 	if ours != len(tokens) {
 		t.Fatalf("found %d of our %d keys: the scan did not cover the run", ours, len(tokens))
+	}
+}
+
+// req: B09
+// TestB09_StuckLockHolder: a lock whose holder never writes nor releases it
+// (its Redis commands failing while ours work) makes a waiting instance
+// wait half its lookup's time, then ask FranceConnect itself: the answer
+// comes, it is not a 503 (a review's finding).
+func TestB09_StuckLockHolder(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	s := newShared()
+	c := s.cache(t, rdb, func(cfg *Config) { cfg.FetchTimeout = 600 * time.Millisecond })
+	tok := canaryToken(t)
+	mr.Set(lockKey(c.codec.redisKey(tok)), "a-holder-gone-silent")
+	facts := activeFacts(s.clock.Now().Add(time.Hour))
+	f := &fetcher{fn: func(ctx context.Context) (*fcverify.Facts, error) {
+		return facts, ctx.Err() // as checktoken: no time left, no answer
+	}}
+	start := time.Now()
+	got, src, err := c.Get(context.Background(), tok, f.fetch)
+	if err != nil || got == nil || src != SourceFetch || f.calls.Load() != 1 {
+		t.Fatalf("Get = %v, %s, %v (fetches %d)", got, src, err, f.calls.Load())
+	}
+	if took := time.Since(start); took < 250*time.Millisecond {
+		t.Fatalf("answered after %v: the lock was not waited for", took)
 	}
 }

@@ -46,9 +46,16 @@ func (c *Cache) clusterLock(ctx context.Context, token, key string) (f *fcverify
 	c.lockWaits.Add(1)
 	t := time.NewTicker(lockPoll)
 	defer t.Stop()
+	// The wait takes half the lookup's time at most: a holder that never
+	// writes nor releases (its Redis commands failing while ours work)
+	// leaves the other half for our own checktoken (SECURITY.md B09).
+	giveUp := time.NewTimer(c.cfg.FetchTimeout / 2)
+	defer giveUp.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			return nil, nil, false
+		case <-giveUp.C:
 			return nil, nil, false
 		case <-t.C:
 		}
