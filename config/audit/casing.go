@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -57,7 +58,7 @@ func (w *caseWalker) value(v any, t reflect.Type, tag, path string) {
 		w.object(v, t, path, "")
 	case reflect.Map:
 		m, _ := v.(map[string]any)
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			if t.Elem() == rawMessageType { // a module map: the key names the module
 				w.moduleValue(m[k], tag, join(path, k), k)
 			} else {
@@ -80,7 +81,7 @@ func (w *caseWalker) object(v any, t reflect.Type, path, skip string) {
 		return
 	}
 	fields := jsonFields(t)
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if k == skip && skip != "" {
 			continue
 		}
@@ -181,20 +182,4 @@ func caddyTag(tag string) (namespace, inline string) {
 		}
 	}
 	return namespace, inline
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }

@@ -377,15 +377,20 @@ func checkKeyFileModes(c *cfg) []Finding {
 	return out
 }
 
+// join is a finding's path: key below path.
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
 // walkJSON calls fn for every member of every object, depth first.
 func walkJSON(v any, path string, fn func(path, key string, v any)) {
 	switch t := v.(type) {
 	case map[string]any:
 		for _, k := range slices.Sorted(maps.Keys(t)) {
-			p := k
-			if path != "" {
-				p = path + "." + k
-			}
+			p := join(path, k)
 			fn(p, k, t[k])
 			walkJSON(t[k], p, fn)
 		}
