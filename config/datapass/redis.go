@@ -292,12 +292,12 @@ func (s *Redis) Reload(ctx context.Context) error {
 			}
 		}
 	}
+	s.live.put(recs...)
 	for _, id := range reseal {
 		if err := s.reseal(ctx, id); err != nil {
 			return fmt.Errorf("datapass: sealing a record again: %w", err)
 		}
 	}
-	s.live.put(recs...)
 	// A change applied here alone while Redis failed (pending) whose
 	// second Redis's copy shares, one revision later or more (another
 	// instance applied other events of that second meanwhile), is merged
