@@ -67,7 +67,7 @@ func TestJ06_LoadReport(t *testing.T) {
 		"Nominal: cached token against reverse_proxy":    {2 * m.Repetitions, 3},
 		"Cache miss: a new token on every request":       {1, 2},
 		"FranceConnect checktoken outage, then recovery": {5, 13},
-		"Reload storm (SECURITY.md I13)":                 {1, 2},
+		"Reload storm (SECURITY.md I13)":                 {1, 3},
 		"Memory":                                         {0, 2},
 	}
 	for _, s := range rep.Scenarios {

@@ -40,7 +40,12 @@ type stream struct {
 // each result to the first stream that matches it. Each stream's run gets
 // its requested rate share and duration from the caller.
 func (l *loader) load(t vegeta.Targeter, rate int, d time.Duration, streams ...*stream) {
-	atk := vegeta.NewAttacker(vegeta.Client(l.client), vegeta.MaxBody(0))
+	l.loadVia(l.client, t, rate, d, streams...)
+}
+
+// loadVia is load through another client.
+func (l *loader) loadVia(client *http.Client, t vegeta.Targeter, rate int, d time.Duration, streams ...*stream) {
+	atk := vegeta.NewAttacker(vegeta.Client(client), vegeta.MaxBody(0))
 	for _, s := range streams {
 		s.run.Seconds = d.Seconds()
 		if s.run.Status == nil {

@@ -211,21 +211,45 @@ func (l *loader) reloadStorm() (loadreport.Scenario, error) {
 			done, last = done+1, time.Now()
 		}
 	}()
-	r := l.run1("cached token, reloads", vegeta.NewStaticTargeter(target(c.gateway+fcPath, "cnaf_qfv2")), ok200, c.rate, d)
+	allowed0, err := l.allowedFC()
+	if err != nil {
+		return s, err
+	}
+	retry := &unansweredRetry{base: l.client.Transport}
+	r := loadreport.Run{Label: "cached token, reloads", Rate: c.rate}
+	l.loadVia(&http.Client{Timeout: l.client.Timeout, Transport: retry}, vegeta.NewStaticTargeter(target(c.gateway+fcPath, "cnaf_qfv2")),
+		c.rate, d, &stream{run: &r, expect: ok200})
 	end := time.Now()
 	<-finished
-	var err error
+	time.Sleep(settle)
+	allowed1, err := l.allowedFC()
+	if err != nil {
+		return s, err
+	}
 	if r.RSSMiB, err = l.rss(); err != nil {
 		return s, err
 	}
+	retried, answered := int(retry.retried.Load()), r.Status["200"]
 	s.Runs = []loadreport.Run{r}
 	s.Verdicts = []loadreport.Verdict{
 		allExpected("no failed request: every answer 200, no transport error", r),
 		{Name: "every reload done, the last at least 1 s before the load's end",
 			Value: fmt.Sprintf("%d of %d, the last %.1f s before the end%s", done, c.reloads, end.Sub(last).Seconds(), firstErr),
 			Pass:  done == c.reloads && failed == 0 && end.Sub(last) >= time.Second},
+		{Name: "requests a replaced server closed unread on a new connection (golang/go#75591), sent again once: " +
+			"none reached Passerelle (requests it allowed = answers 200), at most one a reload",
+			Value: fmt.Sprintf("%d sent again; %d allowed, %d answers 200", retried, allowed1-allowed0, answered),
+			Pass:  allowed1-allowed0 == answered && retried <= c.reloads},
 	}
 	return s, nil
+}
+
+// allowedFC is how many requests Passerelle has allowed on the reload
+// storm's route so far (caddy_passerelle_requests_total).
+func (l *loader) allowedFC() (int, error) {
+	v, err := l.gw.Counter(context.Background(), "caddy_passerelle_requests_total",
+		map[string]string{"endpoint": "dss_quotient_familial_fc", "decision": "allow", "code": ""})
+	return int(v), err
 }
 
 // migrateRequestsSysctl moves the connections waiting in a closed
