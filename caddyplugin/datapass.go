@@ -209,6 +209,15 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 		st.redis = datapass.NewRedis(rdb, keys...)
 		logger := a.logger // not a: the store may outlive this configuration
 		st.redis.Log = func(msg string, err error) { logger.Warn(msg, zap.Error(err)) }
+		if c.API != nil {
+			if _, resynced := lastResyncs.Load(c.API.URL); !resynced {
+				// No resync yet in this process: a record missing from
+				// Redis (restarted empty, or deleted) must not hand a
+				// revoked habilitation back to the file. This
+				// configuration's resync runs at its start.
+				st.redis.AwaitResync()
+			}
+		}
 		st.key = storeKey(a.Habilitations)
 		st.redis.Adopt(redisStoreInForce(st.key))
 		// Read the records now, so that a reload or a start does not refuse

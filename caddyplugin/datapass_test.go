@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/passerelle-gw/passerelle/config/datapass"
+	"github.com/passerelle-gw/passerelle/config/habilitation"
 )
 
 // TestDataPassSecrets: both webhook secrets need 16 bytes at least (a short
@@ -44,6 +47,53 @@ func TestDataPassSecrets(t *testing.T) {
 			t.Errorf("the error quotes a secret: %v", err)
 		}
 		_ = app.Cleanup()
+	}
+}
+
+// req: C12, C13
+// TestRedisStoreAwaitsFirstResync: with Redis and DataPass's API, a
+// process that has not resynced yet refuses a bound habilitation that has
+// no record in Redis (restarted empty), instead of serving it on the
+// file's word; once this process has resynced, a reload does not wait
+// again; without the API nothing can bring a lost record back, and the
+// file governs (the documented limit).
+func TestRedisStoreAwaitsFirstResync(t *testing.T) {
+	mr := miniredis.RunT(t)
+	dir := t.TempDir()
+	habs := filepath.Join(dir, "h.yaml")
+	if err := os.WriteFile(habs, []byte("habilitations:\n  - {id: a, datapass_id: \"7\", label: A, siret: \"13002526500013\", modalities: [france_connect], scopes: [cnaf_quotient_familial]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PASSERELLE_TEST_DP_API_SECRET", "a-datapass-api-client-secret")
+	const apiURL = "https://datapass.invalid"
+	served := func(api *DataPassAPIConfig) (bool, habilitation.LiveReadiness) {
+		t.Helper()
+		app := &App{Mode: ModeSandbox, Habilitations: habs,
+			FranceConnect: FranceConnectConfig{Issuer: "http://127.0.0.1:1/api/v2", ClientID: "fd", ClientSecret: "unit-fd-secret"},
+			Cache:         CacheConfig{Secret: "a-cache-secret-of-32-bytes-at-least!", Redis: &RedisConfig{Addrs: []string{mr.Addr()}}},
+			DataPass:      &DataPassConfig{Secret: "a-webhook-secret-of-32-bytes-ok!", API: api}}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		defer cancel()
+		if err := app.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer app.Cleanup()
+		h, ok := app.registry.Current().ByID("a")
+		_, _, readiness := app.datapass.store.Live().LiveSnapshot()
+		return ok && !h.Revoked, readiness
+	}
+	api := &DataPassAPIConfig{URL: apiURL, ClientID: "passerelle", ClientSecret: "{env.PASSERELLE_TEST_DP_API_SECRET}"}
+	lastResyncs.Delete(apiURL)
+	t.Cleanup(func() { lastResyncs.Delete(apiURL) })
+	if ok, r := served(api); ok || r != habilitation.LiveUnresynced {
+		t.Fatalf("before this process's first resync: served %v, readiness %v; want refused, unresynced", ok, r)
+	}
+	lastResyncs.Store(apiURL, time.Now())
+	if ok, r := served(api); !ok || r != habilitation.LiveRead {
+		t.Fatalf("after a resync in this process: served %v, readiness %v", ok, r)
+	}
+	if ok, r := served(nil); !ok || r != habilitation.LiveRead {
+		t.Fatalf("without an API: served %v, readiness %v", ok, r)
 	}
 }
 

@@ -21,8 +21,11 @@ type Live struct {
 type snapshot struct {
 	version uint64
 	ready   bool
-	records map[string]Record
-	states  map[string]habilitation.Live
+	// unresynced: a bound habilitation without a record is refused until
+	// a resync succeeds (AwaitResync).
+	unresynced bool
+	records    map[string]Record
+	states     map[string]habilitation.Live
 }
 
 var emptySnapshot = &snapshot{}
@@ -35,12 +38,25 @@ func (l *Live) load() *snapshot {
 }
 
 // LiveSnapshot implements habilitation.LiveSource: the states by DataPass
-// request number (the map must not be modified), their version and whether
-// they are known, from one snapshot.
-func (l *Live) LiveSnapshot() (uint64, map[string]habilitation.Live, bool) {
+// request number (the map must not be modified), their version and their
+// readiness, from one snapshot.
+func (l *Live) LiveSnapshot() (uint64, map[string]habilitation.Live, habilitation.LiveReadiness) {
 	s := l.load()
-	return s.version, s.states, s.ready
+	return s.version, s.states, s.readiness()
 }
+
+func (s *snapshot) readiness() habilitation.LiveReadiness {
+	switch {
+	case !s.ready:
+		return habilitation.LiveNotRead
+	case s.unresynced:
+		return habilitation.LiveUnresynced
+	}
+	return habilitation.LiveRead
+}
+
+// readiness is the records' readiness now (see habilitation.Overlay).
+func (l *Live) readiness() habilitation.LiveReadiness { return l.load().readiness() }
 
 // LiveReady reports whether the records are known: at once for a Memory
 // store without a resync, after the first full read of Redis for a Redis
@@ -51,15 +67,27 @@ func (l *Live) LiveReady() bool { return l.load().ready }
 // (a lost subscription: every bound habilitation is refused until the next
 // full read).
 func (l *Live) setReady(ready bool) {
+	l.set(func(s *snapshot) { s.ready = ready })
+}
+
+// setUnresynced makes a bound habilitation without a record refused
+// (true), until a resync succeeds (false).
+func (l *Live) setUnresynced(unresynced bool) {
+	l.set(func(s *snapshot) { s.unresynced = unresynced })
+}
+
+// set stores a copy of the snapshot that change made, a version later,
+// when it differs.
+func (l *Live) set(change func(*snapshot)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	cur := l.load()
-	if cur.ready == ready {
+	c := *cur
+	change(&c)
+	if c.ready == cur.ready && c.unresynced == cur.unresynced {
 		return
 	}
-	c := *cur
 	c.version++
-	c.ready = ready
 	l.snap.Store(&c)
 }
 
@@ -143,6 +171,6 @@ func (l *Live) put(recs ...Record) bool {
 	for id, r := range next {
 		states[id] = r.Live()
 	}
-	l.snap.Store(&snapshot{version: cur.version + 1, ready: cur.ready, records: next, states: states})
+	l.snap.Store(&snapshot{version: cur.version + 1, ready: cur.ready, unresynced: cur.unresynced, records: next, states: states})
 	return true
 }

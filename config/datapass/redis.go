@@ -84,6 +84,13 @@ func NewRedis(rdb redis.UniversalClient, keys ...[]byte) *Redis {
 // Live implements Store.
 func (s *Redis) Live() *Live { return &s.live }
 
+// AwaitResync makes a habilitation bound to DataPass that has no record in
+// Redis refused until a resync succeeds (Resync.Once): for a process that
+// reads DataPass's API and has not done so yet, since a Redis restarted
+// empty, or a record deleted there, would otherwise hand a revoked
+// habilitation back to the file. Call it before the store is used.
+func (s *Redis) AwaitResync() { s.live.setUnresynced(true) }
+
 // Adopt takes the records prev applied alone while Redis was down and has
 // not written back yet, for a store that replaces prev (a configuration
 // reload): this store writes them back at its next successful Reload

@@ -226,6 +226,8 @@ func (r *Resync) Once(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("datapass: resync: %d of %d organisations read: %w", len(read), len(sirets), errors.Join(errs...))
 	}
 	r.last.Store(start.UnixNano())
+	// Every bound request of the organisations read has a record now.
+	r.Store.Live().setUnresynced(false)
 	if _, inMemory := r.Store.(*Memory); inMemory {
 		// A Memory store waiting for its first resync. A Redis store is
 		// ready only on its own terms: every record read, and the
@@ -292,7 +294,7 @@ func (r *Resync) access(reg *habilitation.Registry, id string, l *habilitation.L
 	if state != nil {
 		states[id] = *state
 	}
-	h, _ := reg.Overlay(states, live.LiveReady()).ByDataPassID(id)
+	h, _ := reg.Overlay(states, live.readiness()).ByDataPassID(id)
 	if h.Revoked || len(h.Scopes) == 0 {
 		return access{}
 	}

@@ -25,6 +25,24 @@ type Live struct {
 	SIRET string
 }
 
+// LiveReadiness says how much of DataPass's word an instance holds, and so
+// what Overlay does with a bound habilitation.
+type LiveReadiness uint8
+
+const (
+	// LiveNotRead: the records are not read yet, or may be stale (a lost
+	// subscription): every bound habilitation is refused.
+	LiveNotRead LiveReadiness = iota
+	// LiveUnresynced: the records are read, but the store may have lost
+	// some (a Redis restarted empty) and this process has not read
+	// DataPass's API yet: a bound habilitation without a record is refused,
+	// so that a revocation the store lost is not undone by the file.
+	LiveUnresynced
+	// LiveRead: the records are read; a bound habilitation without a
+	// record follows the file.
+	LiveRead
+)
+
 // Overlay returns r with the live states applied to the habilitations
 // bound to their DataPass request (live is keyed by DataPass request
 // number); an entry bound to no habilitation is pending and changes
@@ -34,12 +52,12 @@ type Live struct {
 // tokens, modalities and quota are kept; DataPass's scopes replace the
 // file's only for a habilitation of the FranceConnect modality alone (its
 // authorization is that modality's), and cap them otherwise. Until the live states are known
-// (ready false: the shared store not read yet), every bound habilitation is
-// revoked: a revocation DataPass sent is never forgotten by a restart.
-// Changed habilitations are copies; r is returned itself when nothing
-// changes.
-func (r *Registry) Overlay(live map[string]Live, ready bool) *Registry {
-	if r == nil || len(r.byDataPass) == 0 || ready && len(live) == 0 {
+// (LiveNotRead: the shared store not read yet), every bound habilitation is
+// revoked: a revocation DataPass sent is never forgotten by a restart; so
+// is, until a resync (LiveUnresynced), one without a record. Changed
+// habilitations are copies; r is returned itself when nothing changes.
+func (r *Registry) Overlay(live map[string]Live, readiness LiveReadiness) *Registry {
+	if r == nil || len(r.byDataPass) == 0 || readiness == LiveRead && len(live) == 0 {
 		return r
 	}
 	list := make([]*Habilitation, 0, len(r.list))
@@ -50,7 +68,7 @@ func (r *Registry) Overlay(live map[string]Live, ready bool) *Registry {
 			continue
 		}
 		l, ok := live[h.DataPassID]
-		if !ready {
+		if readiness == LiveNotRead || !ok && readiness == LiveUnresynced {
 			c := *h
 			c.Revoked = true
 			list = append(list, &c)
@@ -85,10 +103,10 @@ func (r *Registry) Overlay(live map[string]Live, ready bool) *Registry {
 
 // LiveSource holds DataPass's live states. LiveSnapshot returns them with
 // their version, which changes whenever they or their readiness do, and
-// whether they are known yet (see Overlay), all three from one consistent
-// snapshot; the map must not be modified.
+// their readiness (see Overlay), all three from one consistent snapshot;
+// the map must not be modified.
 type LiveSource interface {
-	LiveSnapshot() (version uint64, states map[string]Live, ready bool)
+	LiveSnapshot() (version uint64, states map[string]Live, readiness LiveReadiness)
 }
 
 // Overlaid is the registry in force: a file's registry (a Watcher's
@@ -120,11 +138,11 @@ func (o *Overlaid) Current() *Registry {
 	if o.live == nil {
 		return f
 	}
-	v, states, ready := o.live.LiveSnapshot()
+	v, states, readiness := o.live.LiveSnapshot()
 	if c := o.cache.Load(); c != nil && c.file == f && c.version == v {
 		return c.reg
 	}
-	reg := f.Overlay(states, ready)
+	reg := f.Overlay(states, readiness)
 	o.cache.Store(&overlaid{file: f, version: v, reg: reg})
 	return reg
 }

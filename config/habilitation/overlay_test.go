@@ -50,7 +50,7 @@ func TestOverlay(t *testing.T) {
 		}
 		return h
 	}
-	if r.Overlay(nil, true) != r || r.Overlay(map[string]Live{"999": {Active: true, Scopes: []string{"z"}, Grant: true}}, true) != r {
+	if r.Overlay(nil, LiveRead) != r || r.Overlay(map[string]Live{"999": {Active: true, Scopes: []string{"z"}, Grant: true}}, LiveRead) != r {
 		t.Fatal("no state, or a pending one, changed the registry")
 	}
 	cases := []struct {
@@ -65,7 +65,7 @@ func TestOverlay(t *testing.T) {
 		{"inactive", Live{Active: false, Scopes: []string{}, Grant: true}, true, []string{}},
 	}
 	for _, tc := range cases {
-		o := r.Overlay(map[string]Live{"48213": tc.live, "48214": {Active: true, Scopes: []string{"a"}, Grant: true}}, true)
+		o := r.Overlay(map[string]Live{"48213": tc.live, "48214": {Active: true, Scopes: []string{"a"}, Grant: true}}, LiveRead)
 		h := get(o, "bound")
 		if h.Revoked != tc.revoked || !slices.Equal(h.Scopes, tc.scopes) {
 			t.Errorf("%s: revoked %v scopes %v, want %v %v", tc.name, h.Revoked, h.Scopes, tc.revoked, tc.scopes)
@@ -84,25 +84,41 @@ func TestOverlay(t *testing.T) {
 			t.Errorf("%s: an unbound habilitation was copied", tc.name)
 		}
 	}
-	notReady := r.Overlay(nil, false)
+	notReady := r.Overlay(nil, LiveNotRead)
 	if !get(notReady, "bound").Revoked || get(notReady, "unbound").Revoked {
 		t.Fatal("before the live state is known, bound habilitations must be refused and only they")
+	}
+	// Read, but not resynced yet: a bound habilitation without a record
+	// (a Redis restarted empty) is refused; one with a record, or unbound,
+	// is served as when resynced.
+	grant := Live{Active: true, Scopes: []string{"a", "b"}, Grant: true}
+	for _, states := range []map[string]Live{nil, {"999": grant}} {
+		if h := get(r.Overlay(states, LiveUnresynced), "bound"); !h.Revoked {
+			t.Errorf("unresynced, no record (%v): the file's word served a bound habilitation", states)
+		}
+		if h := get(r.Overlay(states, LiveRead), "bound"); h.Revoked {
+			t.Errorf("resynced, no record (%v): the file's word refused", states)
+		}
+	}
+	unresynced := r.Overlay(map[string]Live{"48213": grant}, LiveUnresynced)
+	if get(unresynced, "bound").Revoked || get(unresynced, "unbound").Revoked {
+		t.Error("unresynced: a habilitation with a record, or an unbound one, was refused")
 	}
 }
 
 type fakeLive struct {
 	version uint64
 	states  map[string]Live
-	ready   bool
+	ready   LiveReadiness
 }
 
-func (f *fakeLive) LiveSnapshot() (uint64, map[string]Live, bool) {
+func (f *fakeLive) LiveSnapshot() (uint64, map[string]Live, LiveReadiness) {
 	return f.version, f.states, f.ready
 }
 
 func TestOverlaidFollowsBothSources(t *testing.T) {
 	file := overlayRegistry(t)
-	live := &fakeLive{ready: true}
+	live := &fakeLive{ready: LiveRead}
 	o := NewOverlaid(func() *Registry { return file }, live)
 	first := o.Current()
 	if first != file || o.Current() != first {
@@ -126,7 +142,7 @@ func TestOverlaidFollowsBothSources(t *testing.T) {
 
 func BenchmarkOverlaidCurrent(b *testing.B) {
 	file := overlayRegistry(&testing.T{})
-	live := &fakeLive{ready: true, version: 1, states: map[string]Live{"48213": {Active: true, Scopes: []string{"a"}, Grant: true}}}
+	live := &fakeLive{ready: LiveRead, version: 1, states: map[string]Live{"48213": {Active: true, Scopes: []string{"a"}, Grant: true}}}
 	o := NewOverlaid(func() *Registry { return file }, live)
 	b.ReportAllocs()
 	for b.Loop() {
