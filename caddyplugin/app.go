@@ -531,7 +531,7 @@ func (a *App) Pipeline(logger *zap.Logger) *pipeline.Pipeline {
 
 // ResolveSecret resolves a secret reference ({env.NAME} or {file.path})
 // with the app's rules: a literal secret is refused in production mode, a
-// secret file must not be readable by group or others. field names the
+// secret file must be private (audit.PrivateFile). field names the
 // setting in errors (never the value).
 func (a *App) ResolveSecret(field, ref string) (string, error) { return a.resolveSecret(field, ref) }
 

@@ -3,7 +3,6 @@ package caddyplugin
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"reflect"
 	"strings"
@@ -121,7 +120,7 @@ func readIgnores(path string) ([]audit.Ignore, error) {
 // their modes) and environment of this host, and Caddy's configuration and module types
 // (every module of this binary) for PA28.
 func auditOptions() audit.Options {
-	return audit.Options{ReadFile: os.ReadFile, Getenv: os.Getenv, Stat: fileMode, ConfigType: reflect.TypeFor[caddy.Config](),
+	return audit.Options{ReadFile: os.ReadFile, Getenv: os.Getenv, Stat: os.Stat, ConfigType: reflect.TypeFor[caddy.Config](),
 		ModuleType: func(id string) (reflect.Type, bool) {
 			mi, err := caddy.GetModule(id)
 			if err != nil {
@@ -129,13 +128,4 @@ func auditOptions() audit.Options {
 			}
 			return reflect.TypeOf(mi.New()), true
 		}}
-}
-
-// fileMode is a file's mode, its link followed (as the gateway reads it).
-func fileMode(path string) (fs.FileMode, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, err
-	}
-	return fi.Mode(), nil
 }

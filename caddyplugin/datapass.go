@@ -187,6 +187,14 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 	if env == "" && a.production() {
 		env = "production"
 	}
+	if a.production() && env != "production" {
+		// A staging or sandbox DataPass signs its events with its own
+		// secret: its approvals would widen production habilitations.
+		return errors.New("passerelle: datapass environment: production mode accepts DataPass's production only")
+	}
+	if a.production() && c.API != nil && (datapass.IsTestPlatformURL(c.API.URL) || c.API.TokenURL != "" && datapass.IsTestPlatformURL(c.API.TokenURL)) {
+		return errors.New("passerelle: datapass api: production mode refuses DataPass's staging and sandbox platforms")
+	}
 	if a.production() && a.core.redis == nil && c.API == nil {
 		// Held in process only, a revocation would be forgotten at the
 		// next start, and an old approve delivered again would then apply

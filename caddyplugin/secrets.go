@@ -27,11 +27,11 @@ func (a *App) resolveSecret(field, v string) (string, error) {
 	out, loose, err := secretref.Resolve(v)
 	switch {
 	case loose && a.production():
-		return "", fmt.Errorf("%s: secret file is readable by group or others (chmod 600)", field)
+		return "", fmt.Errorf("%s: secret file is readable by others or by a group other than the gateway's own (chmod 600)", field)
 	case err != nil:
 		return "", fmt.Errorf("%s: %w", field, err)
 	case loose:
-		a.logger.Warn("secret file readable by group or others", zap.String("field", field))
+		a.logger.Warn("secret file readable by others or by a group other than the gateway's own", zap.String("field", field))
 	}
 	return out, nil
 }

@@ -36,7 +36,8 @@ func init() {
 //	}
 //
 // The key is a reference, never a literal, and a key file must not be
-// readable by group or others (chmod 600). The inner encoder must write
+// readable by others or another group than the gateway's own (chmod 600;
+// audit.PrivateFile). The inner encoder must write
 // one JSON object a line (json, or filter wrapping json). `passerelle
 // audit-verify --key <key_id>=<key file> <files…>` checks the trail.
 type Encoder struct {
@@ -102,7 +103,7 @@ func resolveKey(ref string) (string, error) {
 	key, loose, err := secretref.Resolve(ref)
 	switch {
 	case loose:
-		return "", errors.New("passerelle_sealed: key file is readable by group or others (chmod 600)")
+		return "", errors.New("passerelle_sealed: key file is readable by others or by a group other than the gateway's own (chmod 600)")
 	case err != nil:
 		return "", fmt.Errorf("passerelle_sealed: key: %w", err)
 	}

@@ -109,3 +109,71 @@ func TestAuditCommand(t *testing.T) {
 		t.Fatalf("json: exit %d %s", code, out)
 	}
 }
+
+// req: G03
+// TestSystemdStartAuditRefusesCivilStatusInLogs: the shipped unit's
+// ExecStartPre audit, run as the unit runs it, stops a start whose access
+// log keeps identité query strings (PA12): the production template with
+// its request>uri filter removed.
+func TestSystemdStartAuditRefusesCivilStatusInLogs(t *testing.T) {
+	unit, err := os.ReadFile("../../deploy/systemd/passerelle.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for line := range strings.Lines(string(unit)) {
+		if cmd, ok := strings.CutPrefix(strings.TrimSpace(line), "ExecStartPre="); ok && strings.Contains(cmd, " audit ") {
+			args = strings.Fields(cmd)[1:] // the binary's path left out
+		}
+	}
+	if len(args) == 0 || args[0] != "audit" {
+		t.Fatalf("no ExecStartPre audit in the unit: %q", args)
+	}
+	prod, err := os.ReadFile("../../deploy/Caddyfile.production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const filter = "request>uri regexp \\?.* ?redacted\n"
+	if !strings.Contains(string(prod), filter) {
+		t.Fatal("the production template's request>uri filter moved")
+	}
+	leaky := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(leaky, []byte(strings.Replace(string(prod), filter, "\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range args {
+		if a == "--config" && i+1 < len(args) {
+			args[i+1] = leaky
+		}
+	}
+	habs := []string{"PASSERELLE_HABILITATIONS=deploy/production/habilitations.example.yaml"}
+	if code, out := passerelle(t, habs, args...); code != 1 || !strings.Contains(out, "PA12") {
+		t.Fatalf("the unit's start-up audit let a configuration that logs civil status start: exit %d\n%s", code, out)
+	}
+}
+
+// req: D09
+// TestREADMEInternalListenersBound: every Caddyfile example of the README
+// that serves health probes or metrics binds its site to an address, since
+// a site address alone (http://127.0.0.1:9090) only matches the Host
+// header: Caddy would listen on every interface (PA07).
+func TestREADMEInternalListenersBound(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i, block := range strings.Split(string(readme), "```caddyfile")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if !strings.Contains(block, "passerelle_health") && !strings.Contains(block, "metrics /") {
+			continue
+		}
+		n++
+		if !strings.Contains(block, "\tbind ") {
+			t.Errorf("README Caddyfile example %d serves probes or metrics without bind:\n%s", i+1, block)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no README example serves probes or metrics: the test reads nothing")
+	}
+}

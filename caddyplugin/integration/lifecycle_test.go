@@ -150,8 +150,8 @@ func TestIssue8_SandboxRegistryRefusedInProduction(t *testing.T) {
 
 // req: C13
 // TestH02_ProductionRulesRefused: plain-HTTP FranceConnect URLs, loose
-// bounds and DataPass records held in process only are load errors in
-// production.
+// bounds, DataPass records held in process only and DataPass's test
+// platforms are load errors in production.
 func TestH02_ProductionRulesRefused(t *testing.T) {
 	setEnv(t)
 	setDataPassEnv(t)
@@ -170,6 +170,12 @@ func TestH02_ProductionRulesRefused(t *testing.T) {
 		// start, and an old approve delivered again applies.
 		"datapass in memory": {"habilitations ", "datapass {\n\t\t\tsecret {env.PASSERELLE_TEST_DATAPASS_SECRET}\n\t\t}\n\t\thabilitations ",
 			"production mode needs redis or an api block"},
+		// A staging or sandbox DataPass's approvals would widen production
+		// habilitations.
+		"datapass staging events": {"habilitations ", "datapass {\n\t\t\tsecret {env.PASSERELLE_TEST_DATAPASS_SECRET}\n\t\t\tenvironment staging\n\t\t}\n\t\thabilitations ",
+			"datapass environment: production mode accepts DataPass's production only"},
+		"datapass sandbox api": {"habilitations ", "datapass {\n\t\t\tsecret {env.PASSERELLE_TEST_DATAPASS_SECRET}\n\t\t\tapi https://SANDBOX.datapass.api.gouv.fr {\n\t\t\t\tclient_id passerelle\n\t\t\t\tclient_secret {env.PASSERELLE_TEST_DATAPASS_SECRET}\n\t\t\t}\n\t\t}\n\t\thabilitations ",
+			"datapass api: production mode refuses DataPass's staging and sandbox platforms"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			bad := strings.Replace(cfg, c.from, c.to, 1)

@@ -87,9 +87,9 @@ type Options struct {
 	// nil: PA28 is skipped.
 	ConfigType reflect.Type
 	ModuleType func(id string) (reflect.Type, bool)
-	// Stat gives the mode of a file the configuration names (PA29's
-	// private keys); nil: PA29 is skipped.
-	Stat func(path string) (fs.FileMode, error)
+	// Stat describes a file the configuration names, its links followed
+	// (PA29's private keys, judged by PrivateFile); nil: PA29 is skipped.
+	Stat func(path string) (fs.FileInfo, error)
 }
 
 // ErrConfig is returned for a configuration that cannot be read.

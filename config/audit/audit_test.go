@@ -563,12 +563,12 @@ func TestPA29KeyFileModes(t *testing.T) {
 		{map[string]fs.FileMode{"/etc/passerelle/cnav.key": 0o644, "/etc/passerelle/site.key": 0o604}, 2},
 	} {
 		findings, err := Run(b, Options{ReadFile: func(string) ([]byte, error) { return []byte(goodHabilitations), nil },
-			Stat: func(p string) (fs.FileMode, error) {
+			Stat: func(p string) (fs.FileInfo, error) {
 				m, ok := tc.modes[p]
 				if !ok {
 					t.Errorf("stat of %s, not a key", p)
 				}
-				return m, nil
+				return fileWithMode(m), nil
 			}})
 		if err != nil {
 			t.Fatal(err)
@@ -584,3 +584,13 @@ func TestPA29KeyFileModes(t *testing.T) {
 		}
 	}
 }
+
+// fileWithMode is the fs.FileInfo of a file of root's group with mode m.
+type fileWithMode fs.FileMode
+
+func (m fileWithMode) Name() string       { return "key" }
+func (m fileWithMode) Size() int64        { return 0 }
+func (m fileWithMode) Mode() fs.FileMode  { return fs.FileMode(m) }
+func (m fileWithMode) ModTime() time.Time { return time.Time{} }
+func (m fileWithMode) IsDir() bool        { return false }
+func (m fileWithMode) Sys() any           { return nil }

@@ -52,7 +52,7 @@ var rules = []rule{
 	{"PA26", High, "trusted proxies without strict mode", "servers { trusted_proxies static <the load balancers' addresses>; trusted_proxies_strict }: the client address is then the rightmost untrusted one, not one the caller wrote", checkTrustedProxiesStrict},
 	{"PA27", Medium, "traces that take the caller's trace context", "OTEL_PROPAGATORS=none in the gateway's environment: a caller's traceparent then neither parents the request's trace (nor the audit record's trace_id) nor forces its sampling under a parentbased sampler", checkCallerTraceContext},
 	{"PA28", High, "a configuration key in another letter case", "write each key as documented, in lower case: Caddy reads \"Mode\" as mode (the last spelling wins), while the other rules and a reviewer read the exact key", checkKeyCase},
-	{"PA29", High, "a TLS private key file readable by its group or others", "chmod 600 (or 400), owned by the gateway's user: a provider's client key (tls_client_auth) or a certificate's key (load_files)", checkKeyFileModes},
+	{"PA29", High, "a TLS private key file readable by others or by a group other than the gateway's own", "chmod 600 (or 400), owned by the gateway's user: a provider's client key (tls_client_auth) or a certificate's key (load_files)", checkKeyFileModes},
 }
 
 var ruleByID = func() map[string]rule {
@@ -370,8 +370,8 @@ func checkKeyFileModes(c *cfg) []Finding {
 			key != "client_certificate_key_file" && !(key == "key" && strings.Contains(path, "load_files")) {
 			return
 		}
-		if mode, err := c.opts.Stat(file); err == nil && mode.Perm()&0o077 != 0 {
-			out = append(out, find("PA29", path, fmt.Sprintf("mode %#o", mode.Perm())))
+		if info, err := c.opts.Stat(file); err == nil && !PrivateFile(info) {
+			out = append(out, find("PA29", path, fmt.Sprintf("mode %#o", info.Mode().Perm())))
 		}
 	})
 	return out

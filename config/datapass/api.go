@@ -148,6 +148,19 @@ func checkAPIURL(raw string) (string, error) {
 	return "", errors.New("https is required (http only on a loopback host)")
 }
 
+// IsTestPlatformURL reports whether a URL is one of DataPass's test
+// platforms (staging, sandbox: any host below datapass.api.gouv.fr), or a
+// loopback stand-in, whatever its case: production mode refuses them, since
+// their approvals would widen habilitations.
+func IsTestPlatformURL(raw string) bool {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return true // not a URL production can use either
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	return strings.HasSuffix(host, ".datapass.api.gouv.fr") || host == "localhost" || net.ParseIP(host).IsLoopback()
+}
+
 // APIHabilitation is what Passerelle keeps of one item of
 // /api/v1/habilitations: derived fields only (the item's data also holds
 // the request's free text and contacts, its organisation the INSEE record:

@@ -440,3 +440,21 @@ func FuzzHabilitationsPage(f *testing.F) {
 		}
 	})
 }
+
+// TestIsTestPlatformURL: DataPass's staging and sandbox hosts, and
+// loopback stand-ins, in any case, are test platforms; production's is not.
+func TestIsTestPlatformURL(t *testing.T) {
+	for u, want := range map[string]bool{
+		"https://staging.datapass.api.gouv.fr":         true,
+		"https://SANDBOX.DataPass.api.gouv.fr./api/v1": true,
+		"http://127.0.0.1:9081":                        true,
+		"http://localhost:8080":                        true,
+		"https://datapass.api.gouv.fr":                 false,
+		"https://datapass.api.gouv.fr/api/v1/oauth":    false,
+		"https://notdatapass.api.gouv.fr":              false,
+	} {
+		if got := IsTestPlatformURL(u); got != want {
+			t.Errorf("IsTestPlatformURL(%q) = %t", u, got)
+		}
+	}
+}

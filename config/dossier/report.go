@@ -123,7 +123,7 @@ var ruleTitles = map[string]string{
 	"PA24": "enregistrements du journal d'audit écartés avant leur scellement (niveau, échantillonnage)",
 	"PA25": "journal autre que celui d'audit qui arrête les routes de données quand son puits échoue",
 	"PA26": "mandataires de confiance sans mode strict: l'adresse du client est celle que l'appelant écrit",
-	"PA29": "fichier de clé privée TLS lisible par son groupe ou par tous",
+	"PA29": "fichier de clé privée TLS lisible par tous ou par un autre groupe que celui de la passerelle",
 	"PA28": "clé de configuration écrite dans une autre casse: Caddy la lit, l'audit et le relecteur non",
 	"PA27": "traces qui reprennent le contexte de trace de l'appelant: son traceparent devient parent et peut forcer l'échantillonnage",
 }

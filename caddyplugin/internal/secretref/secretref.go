@@ -24,7 +24,9 @@ func IsReference(v string) bool { return audit.IsReference(v) }
 var ErrEmpty = errors.New("the reference resolves to an empty value")
 
 // Resolve returns the value a reference names. loose reports a secret
-// file readable by group or others (its caller refuses it, or warns).
+// file that is not private to the gateway (audit.PrivateFile: readable by
+// others, or by a group other than the process's own; its caller refuses
+// it, or warns).
 // Errors never hold the value.
 func Resolve(ref string) (value string, loose bool, err error) {
 	if !IsReference(ref) {
@@ -35,7 +37,7 @@ func Resolve(ref string) (value string, loose bool, err error) {
 		if err != nil {
 			return "", false, fmt.Errorf("secret file unreadable: %w", err)
 		}
-		loose = info.Mode().Perm()&0o077 != 0
+		loose = !audit.PrivateFile(info)
 	}
 	value = caddy.NewReplacer().ReplaceKnown(ref, "")
 	if value == "" || value == ref {
