@@ -351,6 +351,9 @@ func (p *Pipeline) start(w http.ResponseWriter, r *http.Request, c *Call) {
 	if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
 		c.rec.traceID = sc.TraceID().String()
 	}
+	if c.tracer != nil {
+		linkCallerTrace(r)
+	}
 }
 
 // SetRateLimitHeaders writes API Particulier's RateLimit headers of the

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"net/http"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -77,6 +78,23 @@ func endSpan(sp trace.Span, reason string) {
 		sp.SetStatus(codes.Error, "refused")
 	}
 	sp.End()
+}
+
+// linkCallerTrace links the request span to the caller's trace context,
+// when its traceparent is valid and did not become the request span's
+// parent (SECURITY.md G07: a link, not the parent; OTEL_PROPAGATORS=none,
+// audit rule PA27, keeps Caddy from taking it as the parent). The link
+// holds the caller's trace and span ids and flags, never its tracestate.
+func linkCallerTrace(r *http.Request) {
+	if len(r.Header["Traceparent"]) == 0 {
+		return
+	}
+	caller := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.HeaderCarrier(r.Header)))
+	span := trace.SpanFromContext(r.Context())
+	if !caller.IsValid() || caller.TraceID() == span.SpanContext().TraceID() {
+		return
+	}
+	span.AddLink(trace.Link{SpanContext: caller.WithTraceState(trace.TraceState{})})
 }
 
 // injectTraceContext sets traceparent for the provider, so its spans join
