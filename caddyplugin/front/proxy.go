@@ -19,10 +19,12 @@ import (
 // proxy serves a request for the app: a protected path needs a Cas 1
 // session, whose identity and data go with the request; the one return to
 // a Cas 2 page carries the hand-off once; the front's own cookies never
-// reach the app; the app's account header is taken off its answers.
+// reach the app; the app's account header is taken off its answers; an
+// answer to a request that carried a hand-off is never cached.
 func (f *Front) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	s, ticket, _ := f.sessionOf(r)
 	protected := f.protect.match(r)
+	handedOff := false
 	switch {
 	case protected && (s == nil || !s.LoggedIn() || s.Moment != handoff.MomentLogin):
 		f.loginRequired(w, r)
@@ -35,16 +37,21 @@ func (f *Front) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 			f.writePage(w, "unavailable", pageData{})
 			return nil
 		}
+		handedOff = true
 	case s != nil && s.Moment == handoff.MomentTransmit && s.ReturnTo != "" && r.Method == http.MethodGet && r.URL.RequestURI() == s.ReturnTo:
 		if f.auditRefusing(w, s.ReturnTo) {
 			return nil // the data stays in the session until it can be handed over
 		}
-		if !f.handOffTransmit(w, r, ticket) {
+		var answered bool
+		if handedOff, answered = f.handOffTransmit(w, r, ticket); answered {
 			return nil
 		}
 	}
 	stripOwnCookies(r.Header)
-	return next.ServeHTTP(&accountCapture{ResponseWriter: w, f: f}, r)
+	a := &accountCapture{ResponseWriter: w, f: f, noStore: handedOff}
+	err := next.ServeHTTP(a, r)
+	a.finish()
+	return err
 }
 
 // loginRequired answers a protected path without a session: the login
@@ -132,32 +139,47 @@ func (f *Front) handOffLogin(r *http.Request, s *session.Session, ticket string)
 // handOffTransmit sets the Cas 2 headers once, on the return to the app's
 // page: the session is taken (read and deleted at once, on whichever
 // instance), so of two requests with the same ticket one only carries the
-// data; the browser's cookies of the session and the account go. It
-// returns false when the request was answered (the assertion could not be
+// data; the browser's account cookie goes. What logout needs of the session
+// stays, under a new ticket (session.Transmitted): the citizen can still
+// end the FranceConnect session. It reports whether the headers were set,
+// and whether the request was answered (the assertion could not be
 // signed).
-func (f *Front) handOffTransmit(w http.ResponseWriter, r *http.Request, ticket string) bool {
+func (f *Front) handOffTransmit(w http.ResponseWriter, r *http.Request, ticket string) (handed, answered bool) {
 	s, err := f.sessions.Take(r.Context(), ticket)
 	if err != nil {
-		return true // handed over already, or expired: the app gets no data
+		return false, false // handed over already, or expired: the app gets no data
 	}
-	f.setCookie(w, f.cookieName(), "", 0)
+	f.keepForLogout(w, r, s)
 	f.setCookie(w, f.accountCookie(), "", 0)
 	h := f.buildHandOff(s, handoff.MomentTransmit, f.now())
 	if h == nil {
 		f.writePage(w, "unavailable", pageData{Retry: s.ReturnTo})
-		return false
+		return false, true
 	}
 	for name, vals := range h.header {
 		r.Header[name] = vals
 	}
 	f.metric(handoffsTotal, handoff.MomentTransmit)
 	f.auditEvent("front_handoff", s.Subject, handoff.MomentTransmit, nil)
-	return true
+	return true, false
 }
 
-// buildHandOff signs the assertion of a session and renders its headers.
+// keepForLogout replaces a Cas 2 session taken for its hand-off with what
+// logout needs of it, under a new ticket set as the cookie; without it (the
+// store failed), the cookie goes and logout stays local.
+func (f *Front) keepForLogout(w http.ResponseWriter, r *http.Request, s *session.Session) {
+	ticket, err := f.sessions.Create(r.Context(), s.Transmitted())
+	if err != nil {
+		f.logger.Error("session not kept for logout", zap.String("reason", "session_store"))
+	}
+	f.setCookie(w, f.cookieName(), ticket, 0)
+}
+
+// buildHandOff signs the assertion of a session and renders its headers:
+// only in the session's own moment (a transmitted session hands off
+// nothing).
 func (f *Front) buildHandOff(s *session.Session, moment string, now time.Time) *handOff {
-	if s.Identity == nil {
+	if s.Identity == nil || s.Moment != moment {
 		return nil
 	}
 	c := handoff.Claims{
@@ -183,11 +205,14 @@ func (f *Front) buildHandOff(s *session.Session, moment string, now time.Time) *
 // accountCapture takes the app's account header off its answer before the
 // browser sees it, and gives it to the browser sealed, in a cookie (the
 // server keeps nothing: anonymous requests cannot pile up state), for the
-// Cas 2 login the page may start.
+// Cas 2 login the page may start. With noStore (the request carried a
+// hand-off: the answer may show the citizen's identity), no cache may
+// keep the answer, whatever the app said.
 type accountCapture struct {
 	http.ResponseWriter
-	f    *Front
-	done bool
+	f       *Front
+	noStore bool
+	done    bool
 }
 
 func (a *accountCapture) WriteHeader(code int) {
@@ -222,19 +247,37 @@ func (a *accountCapture) Flush() {
 // Unwrap gives http.ResponseController the writer underneath.
 func (a *accountCapture) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 
+// finish runs when the app's answer is over, before net/http sends the
+// trailers: reverse_proxy copies the app's trailers into the header map
+// after the body, so an account header sent as a trailer is dropped there.
+func (a *accountCapture) finish() {
+	a.capture() // when the app wrote nothing, net/http sends the header map as it is
+	dropAccount(a.ResponseWriter.Header())
+}
+
+// capture runs once, just before the answer's header goes out.
 func (a *accountCapture) capture() {
 	if a.done {
 		return
 	}
 	a.done = true
 	h := a.ResponseWriter.Header()
-	// Announced as a trailer, it would be sent after the body: refused.
-	h.Del(http.TrailerPrefix + reconcile.AccountHeader)
+	if a.noStore {
+		// Neither the browser's cache nor a shared one (a CDN reads its
+		// own headers first) keeps a page built from the identity.
+		h.Set("Cache-Control", "private, no-store")
+		h.Del("Expires")
+		h.Del("CDN-Cache-Control")
+		h.Del("Surrogate-Control")
+	}
+	// Announced as a trailer, a value set after the body would be sent:
+	// the announcement goes (finish drops the value).
+	unannounce(h)
 	vals := h.Values(reconcile.AccountHeader)
+	dropAccount(h)
 	if len(vals) == 0 {
 		return
 	}
-	h.Del(reconcile.AccountHeader)
 	acct, err := reconcile.ParseAccount(vals[0])
 	if err != nil || len(vals) > 1 {
 		a.f.metric(accountHeadersTotal, "invalid")
@@ -250,6 +293,40 @@ func (a *accountCapture) capture() {
 	a.f.setCookie(a.ResponseWriter, a.f.accountCookie(), sealed, accountTTL)
 	// A shared cache must not give one citizen's cookie to another.
 	h.Set("Cache-Control", "private, no-store")
+}
+
+// dropAccount deletes the account header from a header map, in any letter
+// case, and as a trailer (http.TrailerPrefix).
+func dropAccount(h http.Header) {
+	for k := range h {
+		if strings.EqualFold(strings.TrimPrefix(k, http.TrailerPrefix), reconcile.AccountHeader) {
+			delete(h, k)
+		}
+	}
+}
+
+// unannounce takes the account header's name out of the Trailer header:
+// net/http sends the value of an announced name set after the body.
+func unannounce(h http.Header) {
+	var keep []string
+	found := false
+	for _, v := range h["Trailer"] {
+		for name := range strings.SplitSeq(v, ",") {
+			switch name = strings.TrimSpace(name); {
+			case strings.EqualFold(name, reconcile.AccountHeader):
+				found = true
+			case name != "":
+				keep = append(keep, name)
+			}
+		}
+	}
+	switch {
+	case !found:
+	case len(keep) == 0:
+		delete(h, "Trailer")
+	default:
+		h["Trailer"] = []string{strings.Join(keep, ", ")}
+	}
 }
 
 // accountTTL is how long the app's statement of the account in use holds:

@@ -151,8 +151,7 @@ func New(cfg Config) (*Client, error) {
 	// Without login, the ID token's auth_time is not checked against the
 	// start of the login (Exchange), so an earlier FranceConnect session
 	// could be reused: the next person at a shared computer logged in as
-	// the last one, whose Cas 2 session the front cannot end at
-	// FranceConnect (its ID token is dropped once the data is handed over).
+	// the last one, who did not log out.
 	if !slices.Contains(strings.Fields(cfg.Prompt), "login") {
 		return nil, fmt.Errorf("rp: prompt %q: must contain login", cfg.Prompt)
 	}
@@ -188,6 +187,10 @@ func (c *Client) ctx(ctx context.Context) context.Context {
 	return oidc.ClientContext(ctx, c.cfg.HTTPClient) // also read by x/oauth2
 }
 
+// discoveryTimeout bounds a discovery, which its caller's cancellation
+// does not interrupt.
+const discoveryTimeout = 10 * time.Second
+
 // discover returns the discovered endpoints, fetching them once.
 func (c *Client) discover(ctx context.Context) (*discovered, error) {
 	c.mu.Lock()
@@ -198,7 +201,12 @@ func (c *Client) discover(ctx context.Context) (*discovered, error) {
 	if !c.failedAt.IsZero() && c.cfg.Now().Sub(c.failedAt) < c.cfg.RetryAfter {
 		return nil, fail(ReasonUnavailable, errors.New("discovery failed recently"))
 	}
-	p, err := oidc.NewProvider(c.ctx(ctx), c.cfg.Issuer)
+	// The discovery serves every login to come, not only this caller's:
+	// a caller who hangs up must not make it fail (and lock the logins
+	// out for RetryAfter), so it runs on its own deadline.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discoveryTimeout)
+	defer cancel()
+	p, err := oidc.NewProvider(c.ctx(dctx), c.cfg.Issuer)
 	if err != nil {
 		c.failedAt = c.cfg.Now()
 		return nil, fail(ReasonUnavailable, err)

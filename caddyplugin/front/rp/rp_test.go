@@ -524,6 +524,45 @@ func TestDiscoveryDownThenUp(t *testing.T) {
 	}
 }
 
+// TestCallerHangingUpDoesNotFailDiscovery: the first login start's caller
+// hangs up while FranceConnect's discovery is under way (its request's
+// context is cancelled). The discovery serves every login to come: it
+// goes on and succeeds, and the next login is not refused for RetryAfter
+// while FranceConnect is up.
+func TestCallerHangingUpDoesNotFailDiscovery(t *testing.T) {
+	s := newStand(t)
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration") {
+			select {
+			case arrived <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		s.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	c := s.client(t, func(cfg *Config) { cfg.HTTPClient = &http.Client{Transport: rewrite{front.URL}} })
+
+	ctx, hangUp := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.AuthCodeURL(ctx, testState, testNonce)
+		first <- err
+	}()
+	<-arrived
+	hangUp()
+	time.Sleep(50 * time.Millisecond) // a cancelled call would give up meanwhile
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("the caller who hung up: %v", err)
+	}
+	if _, err := c.AuthCodeURL(context.Background(), testState, testNonce); err != nil {
+		t.Fatalf("the next login, FranceConnect up: %v (%s)", err, ReasonOf(err))
+	}
+}
+
 // rewrite sends every request to another host (the test's front server).
 type rewrite struct{ base string }
 

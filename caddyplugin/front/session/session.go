@@ -45,7 +45,8 @@ type Session struct {
 	IDToken      string    `json:"id_token,omitempty"`
 	AccessToken  string    `json:"access_token,omitempty"`
 	AccessExpiry time.Time `json:"access_expiry,omitzero"`
-	// Moment is handoff.MomentLogin (Cas 1) or MomentTransmit (Cas 2).
+	// Moment is handoff.MomentLogin (Cas 1), MomentTransmit (Cas 2) or,
+	// once a Cas 2 session is handed over, MomentTransmitted.
 	Moment         string                     `json:"moment,omitempty"`
 	Identity       *handoff.Identity          `json:"identity,omitempty"`
 	Datasets       map[string]handoff.Dataset `json:"datasets,omitempty"`
@@ -56,6 +57,22 @@ type Session struct {
 
 // LoggedIn reports whether FranceConnect identified the citizen.
 func (s *Session) LoggedIn() bool { return s.Subject != "" }
+
+// MomentTransmitted is the moment of a Cas 2 session once handed over
+// (see Transmitted): it serves logout only, never a hand-off nor a
+// protected path.
+const MomentTransmitted = "transmitted"
+
+// Transmitted returns what a Cas 2 session keeps once its data is handed
+// over: what logout needs (the ID token for session/end's id_token_hint,
+// the access token for its revocation), with the subject and ACR for the
+// audit record; no identity, datasets, reconciliation nor return_to.
+func (s *Session) Transmitted() *Session {
+	return &Session{
+		Subject: s.Subject, ACR: s.ACR, IDToken: s.IDToken,
+		AccessToken: s.AccessToken, AccessExpiry: s.AccessExpiry, Moment: MomentTransmitted,
+	}
+}
 
 // Pending is a login started and not yet back from FranceConnect, found by
 // its state, used once.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/reconcile"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/tokencache/redistest"
 )
 
@@ -83,6 +85,21 @@ func manager(t *testing.T, st Store, clk *clock) *Manager {
 func angela() *Session {
 	return &Session{Subject: "sub-canary-v1", ACR: "eidas1", IDToken: "idtoken-canary", AccessToken: "at-canary",
 		Identity: &handoff.Identity{FamilyName: "DUBOIS", GivenName: "Angela Claire Louise", Birthdate: "1962-08-24"}}
+}
+
+// TestTransmittedKeepsWhatLogoutNeeds: a Cas 2 session handed over keeps
+// the subject, the ACR and the tokens with their expiry, for logout, and
+// nothing of the identity, the datasets, the reconciliation nor the return.
+func TestTransmittedKeepsWhatLogoutNeeds(t *testing.T) {
+	s := angela()
+	s.Moment, s.ReturnTo, s.AccessExpiry = handoff.MomentTransmit, "/demarche/", time.Now().Add(time.Minute)
+	s.Datasets = map[string]handoff.Dataset{"quotient_familial": {Status: handoff.StatusOK}}
+	s.Reconciliation = &reconcile.Result{}
+	want := &Session{Subject: s.Subject, ACR: s.ACR, IDToken: s.IDToken, AccessToken: s.AccessToken,
+		AccessExpiry: s.AccessExpiry, Moment: MomentTransmitted}
+	if got := s.Transmitted(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("kept %+v", got)
+	}
 }
 
 func TestSessionsAcrossInstances(t *testing.T) {
