@@ -349,3 +349,75 @@ func TestResyncLeavesRedisReadinessAlone(t *testing.T) {
 		t.Fatal("the resync made the Redis store ready")
 	}
 }
+
+// req: C12, C13
+// TestRedisLossAwaitsResync: every instance restarts while Redis restarted
+// empty (a host reboot, no persistence): the revoke is gone from Redis and
+// from every instance. A store that reads DataPass's API refuses the bound
+// habilitation without a record until its first resync, which brings the
+// revoke back; a failed resync opens nothing. (Without an API, the file
+// governs again until DataPass's next event: the documented limit.)
+func TestRedisLossAwaitsResync(t *testing.T) {
+	mr, newStore := redisStores(t)
+	a := newStore()
+	pa := processorOn(t, a)
+	deliver(pa, payload(t, "approve", at(-48*time.Hour), siretServed, authz(1, "active", "cnaf_quotient_familial")))
+	if o := deliver(pa, payload(t, "revoke", at(-24*time.Hour), siretServed, authz(1, "revoked", "cnaf_quotient_familial"))); o.Result != ResultApplied {
+		t.Fatal(o)
+	}
+	mr.FlushAll()
+
+	if h := servedBy(t, pa.Bindings, newStore().Live(), "mairie-qf"); h.Revoked {
+		t.Fatal("webhooks only: expected the file to govern again (the documented limit)")
+	}
+	c := newStore()
+	c.AwaitResync()
+	pc := processorOn(t, c)
+	if h := servedBy(t, pc.Bindings, c.Live(), "mairie-qf"); !h.Revoked {
+		t.Fatal("Redis lost the revoke: served on the file's word before any resync")
+	}
+	if h := servedBy(t, pc.Bindings, c.Live(), "other"); h.Revoked {
+		t.Fatal("an unbound habilitation was refused while waiting for the resync")
+	}
+	f := newFakeDataPass(t)
+	f.add(apiItem(1, 48213, siretServed, "revoked", "cnaf_quotient_familial"))
+	f.down = true
+	if _, err := newResync(t, f, pc).Once(context.Background()); err == nil {
+		t.Fatal("a resync against a DataPass down succeeded")
+	}
+	if h := servedBy(t, pc.Bindings, c.Live(), "mairie-qf"); !h.Revoked {
+		t.Fatal("a failed resync handed the habilitation back to the file")
+	}
+	f.set(func() { f.down = false })
+	if _, err := newResync(t, f, pc).Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h := servedBy(t, pc.Bindings, c.Live(), "mairie-qf"); !h.Revoked {
+		t.Fatal("revoked in DataPass, served after the resync")
+	}
+	if _, _, r := c.Live().LiveSnapshot(); r != habilitation.LiveRead {
+		t.Fatalf("readiness after the resync: %v", r)
+	}
+	var rec Record
+	if err := openStored(mr.HGet(RecordsKey, "48213"), &rec); err != nil || rec.Active {
+		t.Fatalf("Redis after the resync: %+v %v", rec, err)
+	}
+
+	// Lost again, and DataPass approved the request again meanwhile: the
+	// first resync serves it.
+	mr.FlushAll()
+	d := newStore()
+	d.AwaitResync()
+	pd := processorOn(t, d)
+	if h := servedBy(t, pd.Bindings, d.Live(), "mairie-qf"); !h.Revoked {
+		t.Fatal("served before the resync")
+	}
+	f.set(func() { f.items = nil })
+	f.add(apiItem(2, 48213, siretServed, "active", "cnaf_quotient_familial"))
+	if _, err := newResync(t, f, pd).Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h := servedBy(t, pd.Bindings, d.Live(), "mairie-qf"); h.Revoked {
+		t.Fatal("active in DataPass, refused after the resync")
+	}
+}
