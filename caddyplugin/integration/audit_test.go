@@ -1,12 +1,15 @@
 package integration
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
 
 // audit runs the built binary's `passerelle audit` from the repository
@@ -154,9 +157,9 @@ func TestSystemdStartAuditRefusesCivilStatusInLogs(t *testing.T) {
 
 // req: D09
 // TestREADMEInternalListenersBound: every Caddyfile example of the README
-// that serves health probes or metrics binds its site to an address, since
-// a site address alone (http://127.0.0.1:9090) only matches the Host
-// header: Caddy would listen on every interface (PA07).
+// that serves health probes or metrics adapts as it is written and listens
+// on loopback only: a site address alone (http://127.0.0.1:9090) only
+// matches the Host header, and Caddy would listen on every interface (PA07).
 func TestREADMEInternalListenersBound(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -169,8 +172,29 @@ func TestREADMEInternalListenersBound(t *testing.T) {
 			continue
 		}
 		n++
-		if !strings.Contains(block, "\tbind ") {
-			t.Errorf("README Caddyfile example %d serves probes or metrics without bind:\n%s", i+1, block)
+		adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(block), nil)
+		if err != nil {
+			t.Errorf("README Caddyfile example %d does not adapt: %v\n%s", i+1, err, block)
+			continue
+		}
+		var cfg struct {
+			Apps struct {
+				HTTP struct {
+					Servers map[string]struct {
+						Listen []string `json:"listen"`
+					} `json:"servers"`
+				} `json:"http"`
+			} `json:"apps"`
+		}
+		if err := json.Unmarshal(adapted, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		for name, srv := range cfg.Apps.HTTP.Servers {
+			for _, l := range srv.Listen {
+				if !strings.HasPrefix(l, "127.0.0.1:") && !strings.HasPrefix(l, "[::1]:") {
+					t.Errorf("README Caddyfile example %d: server %s listens on %s, not loopback only", i+1, name, l)
+				}
+			}
 		}
 	}
 	if n == 0 {
