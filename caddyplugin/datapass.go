@@ -218,13 +218,13 @@ func (a *App) loadDataPass(reg prometheus.Registerer) error {
 		logger := a.logger // not a: the store may outlive this configuration
 		st.redis.Log = func(msg string, err error) { logger.Warn(msg, zap.Error(err)) }
 		if c.API != nil {
-			if _, resynced := lastResyncs.Load(c.API.URL); !resynced {
-				// No resync yet in this process: a record missing from
-				// Redis (restarted empty, or deleted) must not hand a
-				// revoked habilitation back to the file. This
-				// configuration's resync runs at its start.
-				st.redis.AwaitResync()
-			}
+			// A record missing from this store's Redis (restarted empty,
+			// deleted, or another Redis since the reload) must not hand a
+			// revoked habilitation back to the file: without a record, a
+			// bound habilitation waits for this configuration's resync,
+			// which runs at its start. Bound habilitations with a record
+			// are served at once.
+			st.redis.AwaitResync()
 		}
 		st.key = storeKey(a.Habilitations)
 		st.redis.Adopt(redisStoreInForce(st.key))

@@ -263,12 +263,18 @@ func (a *accountCapture) capture() {
 	a.done = true
 	h := a.ResponseWriter.Header()
 	if a.noStore {
-		// Neither the browser's cache nor a shared one (a CDN reads its
-		// own headers first) keeps a page built from the identity.
+		// Neither the browser's cache nor a shared one keeps a page built
+		// from the identity: a CDN reads its own headers first (RFC 9213's
+		// targeted fields, CDN-Cache-Control and its vendors'
+		// Cloudflare-CDN-Cache-Control…, and the older Surrogate-Control
+		// and Edge-Control), so they go.
 		h.Set("Cache-Control", "private, no-store")
-		h.Del("Expires")
-		h.Del("CDN-Cache-Control")
-		h.Del("Surrogate-Control")
+		for k := range h {
+			switch lk := strings.ToLower(k); {
+			case lk == "expires", lk == "surrogate-control", lk == "edge-control", strings.HasSuffix(lk, "cdn-cache-control"):
+				delete(h, k)
+			}
+		}
 	}
 	// Announced as a trailer, a value set after the body would be sent:
 	// the announcement goes (finish drops the value).

@@ -25,8 +25,8 @@ import (
 // hand-off (a Cas 1 protected page, the Cas 2 return) may show the
 // citizen's identity: it goes out with Cache-Control: private, no-store
 // and without what would let a shared cache keep it (Expires,
-// CDN-Cache-Control, Surrogate-Control), whatever the app said. Pages
-// without a hand-off keep the app's caching.
+// CDN-Cache-Control and its vendors', Surrogate-Control, Edge-Control),
+// whatever the app said. Pages without a hand-off keep the app's caching.
 func TestIdentityPagesNeverCached(t *testing.T) {
 	f := &Front{sessions: memorySessions(t), plain: true, BaseURL: "https://demarches.mairie.example", AppID: "app",
 		cache: &assertions{m: map[string]*handOff{}}, now: time.Now, logger: zap.NewNop(), audit: zap.NewNop(),
@@ -37,6 +37,8 @@ func TestIdentityPagesNeverCached(t *testing.T) {
 		h.Set("Expires", "Thu, 01 Jan 2099 00:00:00 GMT")
 		h.Set("CDN-Cache-Control", "max-age=3600")
 		h.Set("Surrogate-Control", "max-age=3600")
+		h.Set("Cloudflare-CDN-Cache-Control", "max-age=3600")
+		h.Set("Edge-Control", "cache-maxage=3600")
 		h.Set("Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT")
 		_, _ = io.WriteString(w, "Bonjour "+r.Header.Get(handoff.HeaderFamilyName))
 		return nil
@@ -61,7 +63,7 @@ func TestIdentityPagesNeverCached(t *testing.T) {
 		if got := h.Values("Cache-Control"); len(got) != 1 || got[0] != "private, no-store" {
 			t.Errorf("%s: Cache-Control %q", name, got)
 		}
-		for _, k := range []string{"Expires", "CDN-Cache-Control", "Surrogate-Control"} {
+		for _, k := range []string{"Expires", "CDN-Cache-Control", "Surrogate-Control", "Cloudflare-CDN-Cache-Control", "Edge-Control"} {
 			if v := h.Get(k); v != "" {
 				t.Errorf("%s: %s %q", name, k, v)
 			}

@@ -117,20 +117,29 @@ func TestAuditCommand(t *testing.T) {
 // TestSystemdStartAuditRefusesCivilStatusInLogs: the shipped unit's
 // ExecStartPre audit, run as the unit runs it, stops a start whose access
 // log keeps identité query strings (PA12): the production template with
-// its request>uri filter removed.
+// its request>uri filter removed; a reload runs the same audit first.
 func TestSystemdStartAuditRefusesCivilStatusInLogs(t *testing.T) {
 	unit, err := os.ReadFile("../../deploy/systemd/passerelle.service")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var args []string
+	var reload []string // ExecReload's commands, in order
 	for line := range strings.Lines(string(unit)) {
-		if cmd, ok := strings.CutPrefix(strings.TrimSpace(line), "ExecStartPre="); ok && strings.Contains(cmd, " audit ") {
+		line = strings.TrimSpace(line)
+		if cmd, ok := strings.CutPrefix(line, "ExecStartPre="); ok && strings.Contains(cmd, " audit ") {
 			args = strings.Fields(cmd)[1:] // the binary's path left out
+		}
+		if cmd, ok := strings.CutPrefix(line, "ExecReload="); ok {
+			reload = append(reload, cmd)
 		}
 	}
 	if len(args) == 0 || args[0] != "audit" {
 		t.Fatalf("no ExecStartPre audit in the unit: %q", args)
+	}
+	// systemctl reload runs the same audit first, and stops on its failure.
+	if len(reload) != 2 || strings.Join(strings.Fields(reload[0])[1:], " ") != strings.Join(args, " ") || !strings.Contains(reload[1], " reload ") {
+		t.Fatalf("ExecReload does not run the start's audit before the reload: %q", reload)
 	}
 	prod, err := os.ReadFile("../../deploy/Caddyfile.production")
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/idna"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -157,7 +158,12 @@ func IsTestPlatformURL(raw string) bool {
 	if err != nil {
 		return true // not a URL production can use either
 	}
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	// As the resolver will read it: other dots (。, ．) and letters mapped.
+	host, err := idna.Lookup.ToASCII(u.Hostname())
+	if err != nil {
+		return true
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	return strings.HasSuffix(host, ".datapass.api.gouv.fr") || host == "localhost" || net.ParseIP(host).IsLoopback()
 }
 

@@ -449,6 +449,8 @@ func TestIsTestPlatformURL(t *testing.T) {
 		"https://SANDBOX.DataPass.api.gouv.fr./api/v1": true,
 		"http://127.0.0.1:9081":                        true,
 		"http://localhost:8080":                        true,
+		"https://staging．datapass．api．gouv．fr":         true,
+		"https://sandbox。datapass。api。gouv。fr":         true,
 		"https://datapass.api.gouv.fr":                 false,
 		"https://datapass.api.gouv.fr/api/v1/oauth":    false,
 		"https://notdatapass.api.gouv.fr":              false,

@@ -85,9 +85,9 @@ func NewRedis(rdb redis.UniversalClient, keys ...[]byte) *Redis {
 func (s *Redis) Live() *Live { return &s.live }
 
 // AwaitResync makes a habilitation bound to DataPass that has no record in
-// Redis refused until a resync succeeds (Resync.Once): for a process that
-// reads DataPass's API and has not done so yet, since a Redis restarted
-// empty, or a record deleted there, would otherwise hand a revoked
+// Redis refused until a resync of this store succeeds (Resync.Once): for a
+// configuration that reads DataPass's API, since a Redis restarted empty,
+// a record deleted there, or another Redis would otherwise hand a revoked
 // habilitation back to the file. Call it before the store is used.
 func (s *Redis) AwaitResync() { s.live.setUnresynced(true) }
 

@@ -67,7 +67,7 @@ status=0
 "$work/loadreport" -revision "$revision" -pid "$gw_pid" -bin "$bin" -config deploy/bench/Caddyfile.tls \
 	-file "${BENCH_HABILITATIONS:-deploy/bench/habilitations.yaml}" -file deploy/bench/upstream.Caddyfile \
 	-setup "mode sandbox; in-process token cache only (no Redis), ttl_cap 30s; checktoken through the relay ($BENCH_FC_CHECKTOKEN_URL), timeout 2s (the default), 32 in flight at most (the default); access logs off; audit trail sealed (passerelle_sealed) and batched to a file; quotas on, never biting; TLS certificate ECDSA P-256 made for the run" \
-	-ttl-cap 30s -checktoken-timeout 2s -cacert "$BENCH_TLS_DIR/cert.pem" -checktoken-log "$BENCH_CHECKTOKEN_LOG" \
+	-ttl-cap 30s -checktoken-timeout 2s -cacert "$BENCH_TLS_DIR/cert.pem" -checktoken-log "$BENCH_CHECKTOKEN_LOG" -gateway-log "$work/gateway.log" \
 	-rate "${LOAD_RATE:-200}" -duration "${LOAD_DURATION:-30s}" -repeat "${LOAD_REPEAT:-5}" -reloads "${LOAD_RELOADS:-50}" \
 	-out "$out" "${soak_args[@]}" || status=$?
 kill -0 "$gw_pid" 2>/dev/null || broke "the gateway died"

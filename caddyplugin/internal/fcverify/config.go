@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/net/idna"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/outbound"
 )
@@ -264,7 +265,12 @@ func IsTestPlatformURL(raw string) bool {
 	if err != nil {
 		return true // not a URL production can use either
 	}
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	// As the resolver will read it: other dots (。, ．) and letters mapped.
+	host, err := idna.Lookup.ToASCII(u.Hostname())
+	if err != nil {
+		return true
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	return host == "dev-franceconnect.fr" || strings.HasSuffix(host, ".dev-franceconnect.fr") ||
 		strings.Contains("."+host+".", ".sbx.")
 }

@@ -42,8 +42,9 @@
 //     once (unansweredRetry). Bars: no failed request (every answer 200, no
 //     transport error); every reload done, none failed, the last finished
 //     at least 1 s before the end; at most one request sent again a reload,
-//     and the requests Passerelle allowed equal the answers 200 (none of
-//     them reached it). Leaks after reloads are
+//     the requests Passerelle handled (any decision) equal the answers 200
+//     (none of them reached it), and the gateway's log (-gateway-log) shows
+//     no handler panic. Leaks after reloads are
 //     TestI13_ReloadUnderLoad's (goleak) and the soak's (its slopes).
 //  5. memory: the gateway's RSS idle (before any load) at most 100 MiB, its
 //     peak (VmHWM, after every scenario) at most 150 MiB.
@@ -85,6 +86,7 @@ type config struct {
 	setup             string
 	cacert            string
 	checktokenLog     string
+	gatewayLog        string
 	relayAddr         string
 	relayTarget       string
 	rate              int
@@ -145,6 +147,7 @@ func main() {
 		func(v string) error { c.files = append(c.files, v); return nil })
 	flag.StringVar(&c.cacert, "cacert", "", "PEM certificate the gateway's TLS certificate chains to (required)")
 	flag.StringVar(&c.checktokenLog, "checktoken-log", "", "the sandbox FranceConnect's log of checktoken calls, one line per call (required)")
+	flag.StringVar(&c.gatewayLog, "gateway-log", "", "the gateway's log (its stdout and stderr), read for handler panics during the reload storm (required)")
 	flag.StringVar(&c.relayAddr, "relay", "127.0.0.1:9086", "address of the checktoken relay (BENCH_FC_CHECKTOKEN_URL)")
 	flag.StringVar(&c.relayTarget, "relay-to", "127.0.0.1:9081", "the sandbox FranceConnect the relay forwards to")
 	flag.IntVar(&c.rate, "rate", releaseRate, "requests per second of every load (of each site in the nominal scenario)")
@@ -158,7 +161,7 @@ func main() {
 	flag.IntVar(&c.soakMinutes, "soak-minutes", 0, "the soak's duration, with -soak")
 	flag.StringVar(&c.revision, "revision", "", "the source revision of -bin, when its build information has none (a release's)")
 	flag.Parse()
-	if c.pid == 0 || c.bin == "" || c.cacert == "" || c.checktokenLog == "" || c.rate < 10 || c.duration < time.Second ||
+	if c.pid == 0 || c.bin == "" || c.cacert == "" || c.checktokenLog == "" || c.gatewayLog == "" || c.rate < 10 || c.duration < time.Second ||
 		c.repeat < 1 || c.reloads < 1 || c.ttlCap <= 0 || c.checktokenTimeout <= 0 {
 		flag.Usage()
 		os.Exit(2)

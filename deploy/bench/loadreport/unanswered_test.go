@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -95,5 +96,23 @@ func TestUnansweredRetryLeavesOtherFailuresAlone(t *testing.T) {
 				t.Errorf("%d retries, want %d (%v)", got, want, err)
 			}
 		})
+	}
+}
+
+// TestCountPanics: the reload storm's gateway log check counts the panic
+// lines written after its start, of Go's server and of the pipeline, and
+// nothing else.
+func TestCountPanics(t *testing.T) {
+	path := t.TempDir() + "/gateway.log"
+	before := `{"level":"error","msg":"http: panic serving 127.0.0.1:1: old"}` + "\n"
+	after := `{"level":"info","msg":"access decision"}` + "\n" +
+		`{"level":"error","logger":"http.stdlib","msg":"http: panic serving 127.0.0.1:4242: boom"}` + "\n" +
+		`{"level":"error","logger":"passerelle","msg":"pipeline panic","type":"string"}` + "\n" +
+		`{"level":"info","msg":"a request about panic serving, quoted"}` + "\n"
+	if err := os.WriteFile(path, []byte(before+after), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := countPanics(path, int64(len(before))); err != nil || n != 2 {
+		t.Errorf("%d panics (%v), want the 2 written after the start", n, err)
 	}
 }

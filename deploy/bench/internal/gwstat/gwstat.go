@@ -140,6 +140,17 @@ func (g *Gateway) goroutines(ctx context.Context) (int64, error) {
 // Counter returns the value of one series of the metrics endpoint, given its
 // name and exact labels (0 when the series does not exist yet).
 func (g *Gateway) Counter(ctx context.Context, name string, labels map[string]string) (float64, error) {
+	return g.sum(ctx, func(line string) (float64, bool) { return MatchSeries(line, name, labels) })
+}
+
+// Sum returns the sum of the series of the metrics endpoint named name whose
+// labels include labels (every decision of one endpoint, say).
+func (g *Gateway) Sum(ctx context.Context, name string, labels map[string]string) (float64, error) {
+	return g.sum(ctx, func(line string) (float64, bool) { return matchSeries(line, name, labels, false) })
+}
+
+// sum adds the values of the lines of the metrics endpoint that match.
+func (g *Gateway) sum(ctx context.Context, match func(line string) (float64, bool)) (float64, error) {
 	body, err := g.get(ctx, g.metrics)
 	if err != nil {
 		return 0, err
@@ -147,18 +158,25 @@ func (g *Gateway) Counter(ctx context.Context, name string, labels map[string]st
 	defer body.Close()
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	total := 0.0
 	for sc.Scan() {
-		if v, ok := MatchSeries(sc.Text(), name, labels); ok {
-			return v, nil
+		if v, ok := match(sc.Text()); ok {
+			total += v
 		}
 	}
-	return 0, sc.Err()
+	return total, sc.Err()
 }
 
 // MatchSeries parses one line of the Prometheus text format,
 // name{a="x",b="y"} value, and returns its value when the name and the label
 // set are exactly those asked for.
 func MatchSeries(line, name string, labels map[string]string) (float64, bool) {
+	return matchSeries(line, name, labels, true)
+}
+
+// matchSeries is MatchSeries; with exact false, the line's labels need only
+// include those asked for.
+func matchSeries(line, name string, labels map[string]string, exact bool) (float64, bool) {
 	rest, ok := strings.CutPrefix(line, name+"{")
 	if !ok {
 		return 0, false
@@ -175,7 +193,7 @@ func MatchSeries(line, name string, labels map[string]string) (float64, bool) {
 		}
 		got[k] = strings.Trim(v, `"`)
 	}
-	if len(got) != len(labels) {
+	if exact && len(got) != len(labels) {
 		return 0, false
 	}
 	for k, v := range labels {

@@ -27,6 +27,24 @@ func TestMatchSeries(t *testing.T) {
 	}
 }
 
+func TestMatchSeriesSubset(t *testing.T) {
+	labels := map[string]string{"endpoint": "dss_quotient_familial_fc"}
+	const name = "caddy_passerelle_requests_total"
+	for _, c := range []struct {
+		line string
+		ok   bool
+	}{
+		{`caddy_passerelle_requests_total{code="",decision="allow",endpoint="dss_quotient_familial_fc"} 7`, true},
+		{`caddy_passerelle_requests_total{code="37999",decision="error",endpoint="dss_quotient_familial_fc"} 7`, true},
+		{`caddy_passerelle_requests_total{code="",decision="allow",endpoint="cnous_etudiant_boursier_v4_ine"} 7`, false},
+		{`caddy_passerelle_requests_total{decision="allow"} 7`, false},
+	} {
+		if got, ok := matchSeries(c.line, name, labels, false); ok != c.ok || ok && got != 7 {
+			t.Errorf("matchSeries(%q, subset) = %v, %v; want ok %v", c.line, got, ok, c.ok)
+		}
+	}
+}
+
 func TestCountLines(t *testing.T) {
 	dir := t.TempDir()
 	if n, err := CountLines(filepath.Join(dir, "missing.log")); n != 0 || err != nil {
