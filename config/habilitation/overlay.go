@@ -34,9 +34,10 @@ const (
 	// subscription): every bound habilitation is refused.
 	LiveNotRead LiveReadiness = iota
 	// LiveUnresynced: the records are read, but the store may have lost
-	// some (a Redis restarted empty) and this process has not read
-	// DataPass's API yet: a bound habilitation without a record is refused,
-	// so that a revocation the store lost is not undone by the file.
+	// some (a Redis restarted empty, a record deleted) and has not been
+	// resynced from DataPass's API yet: a bound habilitation without a
+	// record is refused, so that a revocation the store lost is not undone
+	// by the file.
 	LiveUnresynced
 	// LiveRead: the records are read; a bound habilitation without a
 	// record follows the file.
