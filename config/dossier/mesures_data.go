@@ -86,7 +86,7 @@ var measures = []Measure{
 		"Chaîne Go épinglée (go.mod: toolchain), dépendances épinglées par go.sum; govulncheck échoue sur toute vulnérabilité atteignable.",
 		[]string{"file:go.mod", "file:deploy/supplychain/govulncheck.sh"}},
 	{"MCO_MCS.7", "0039", "Télécharger uniquement les mises à jour officielles mises à disposition par les fournisseurs", thSys, "ANSSI", ind, "protection", Partiel,
-		"Tâche de publication (release.sh, lancée et vérifiée en CI): construction reproductible (deux constructions, un même SHA-256) depuis le dépôt et le proxy de modules Go vérifié par go.sum, SBOM, SHA256SUMS, govulncheck du binaire; la collectivité vérifie l'empreinte du binaire qu'elle déploie (07-chaine-approvisionnement.md).",
+		"Tâche de publication (release.sh, lancée et vérifiée en CI): construction reproductible (deux constructions, un même SHA-256) depuis le dépôt et le proxy de modules Go vérifié par go.sum, SBOM, provenance in-toto (SLSA v1), SHA256SUMS signé (ssh-keygen -Y sign, clés de deploy/supplychain/allowed_signers), govulncheck du binaire; la collectivité vérifie la signature puis l'empreinte du binaire qu'elle déploie (07-chaine-approvisionnement.md).",
 		[]string{"file:deploy/supplychain/release.sh", "file:deploy/supplychain/sbom.sh", "file:go.sum"}},
 	{"CLOISON.1", "0059", "Cloisonner le système d'information des systèmes non maîtrisés", thSys, "ANSSI", ind, "protection", Partiel,
 		"Écoute publique séparée de l'écoute interne (sondes, métriques sur 127.0.0.1) et de l'administration (socket unix); NetworkPolicy par défaut refusante en Kubernetes. Pare-feu et zones réseau: collectivité.",

@@ -32,8 +32,8 @@ func TestJ01_CIGates(t *testing.T) {
 		"govulncheck":   `(?m)^bash deploy/supplychain/govulncheck\.sh`,
 		"go mod verify": `(?m)^go mod verify$`,
 		"-mod=readonly": `(?m)^export GOFLAGS="[^"]*-mod=readonly[^"]*"$`,
-		"release job":   `(?m)^RELEASE_FUZZTIME=0 RELEASE_ALLOW_DIRTY=1 [^\n]*LOAD_SOAK_MINUTES=[1-9][^\n]*\\\n\tbash deploy/supplychain/release\.sh "\$release_dir"$`,
-		"release check": `(?m)^PASSERELLE_RELEASE_DIR="\$release_dir" go test -count=1 -run '\^\(TestJ03_J04_ReleaseArtefacts\|TestJ06_LoadReport\)\$' \./deploy/homologation/$`,
+		"release job":   `(?m)^RELEASE_FUZZTIME=0 RELEASE_ALLOW_DIRTY=1 [^\n]*LOAD_SOAK_MINUTES=[1-9][^\n]*\\\n\tRELEASE_SIGNING_KEY="\$signing/key" RELEASE_ALLOWED_SIGNERS="\$signing/allowed_signers" \\\n\tbash deploy/supplychain/release\.sh "\$release_dir"$`,
+		"release check": `(?m)^PASSERELLE_RELEASE_DIR="\$release_dir" PASSERELLE_RELEASE_SIGNERS="\$signing/allowed_signers" \\\n\tgo test -count=1 -run '\^\(TestJ03_J04_ReleaseArtefacts\|TestJ06_LoadReport\)\$' \./deploy/homologation/$`,
 	} {
 		if !regexp.MustCompile(pattern).Match(script) {
 			t.Errorf(".ci/test lost its %s gate (%s)", name, pattern)

@@ -7,8 +7,10 @@ import (
 	"debug/buildinfo"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -20,6 +22,10 @@ import (
 // TestJ03_J04_ReleaseArtefacts checks: .ci/test runs the job
 // (deploy/supplychain/release.sh) after the tests, then this test on it.
 const ReleaseDirEnv = "PASSERELLE_RELEASE_DIR"
+
+// ReleaseSignersEnv names the allowed-signers file the release job's
+// signature must verify against (.ci/test's, made for the run).
+const ReleaseSignersEnv = "PASSERELLE_RELEASE_SIGNERS"
 
 // pinnedModules are the fixed choices of the project: the release's binary
 // and SBOM must hold them at go.mod's versions.
@@ -37,7 +43,11 @@ var pinnedModules = []string{
 // -trimpath, CGO_ENABLED=0, and the pinned modules at go.mod's versions,
 // which the archived `go version -m` text and the CycloneDX SBOM list too;
 // govulncheck scanned the binary itself (-mode=binary) and found nothing;
-// the release's homologation dossier names the binary's SHA-256.
+// the release's homologation dossier names the binary's SHA-256;
+// SHA256SUMS.sig signs SHA256SUMS under a key of PASSERELLE_RELEASE_SIGNERS
+// (ssh-keygen -Y verify) and not a changed SHA256SUMS; the provenance
+// statement names the binary's SHA-256, its toolchain and the pinned
+// modules.
 // req: J03, J04
 func TestJ03_J04_ReleaseArtefacts(t *testing.T) {
 	dir := os.Getenv(ReleaseDirEnv)
@@ -71,7 +81,7 @@ func TestJ03_J04_ReleaseArtefacts(t *testing.T) {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, path)
-		if rel != "SHA256SUMS" && !listed[rel] {
+		if rel != "SHA256SUMS" && rel != "SHA256SUMS.sig" && !listed[rel] {
 			t.Errorf("%s is not in SHA256SUMS", rel)
 		}
 		return nil
@@ -175,6 +185,69 @@ func TestJ03_J04_ReleaseArtefacts(t *testing.T) {
 	}
 	if mode != "binary" {
 		t.Errorf("govulncheck: scan mode %q, want binary", mode)
+	}
+
+	// The signature: SHA256SUMS, by an allowed signer; a changed
+	// SHA256SUMS does not verify.
+	signers := os.Getenv(ReleaseSignersEnv)
+	if signers == "" {
+		t.Fatal(ReleaseSignersEnv + " is not set: .ci/test signs the release job's SHA256SUMS with a key of its own")
+	}
+	verify := func(sums []byte) error {
+		principal, err := exec.Command("ssh-keygen", "-Y", "find-principals", "-f", signers, "-s", filepath.Join(dir, "SHA256SUMS.sig")).Output()
+		if err != nil {
+			return fmt.Errorf("no allowed signer: %w", err)
+		}
+		cmd := exec.Command("ssh-keygen", "-Y", "verify", "-f", signers, "-I", strings.TrimSpace(string(principal)),
+			"-n", "passerelle-release", "-s", filepath.Join(dir, "SHA256SUMS.sig"))
+		cmd.Stdin = bytes.NewReader(sums)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	sums := read("SHA256SUMS")
+	if err := verify(sums); err != nil {
+		t.Errorf("SHA256SUMS.sig: %v", err)
+	}
+	if err := verify(append(slices.Clone(sums), "0000  extra\n"...)); err == nil {
+		t.Error("SHA256SUMS.sig verifies a changed SHA256SUMS")
+	}
+
+	// The provenance statement: this binary, its toolchain, the pinned
+	// modules.
+	var prov struct {
+		Subject []struct {
+			Digest map[string]string `json:"digest"`
+		} `json:"subject"`
+		PredicateType string `json:"predicateType"`
+		Predicate     struct {
+			BuildDefinition struct {
+				InternalParameters struct {
+					GoVersion string `json:"goVersion"`
+				} `json:"internalParameters"`
+				ResolvedDependencies []struct {
+					URI string `json:"uri"`
+				} `json:"resolvedDependencies"`
+			} `json:"buildDefinition"`
+		} `json:"predicate"`
+	}
+	if err := json.Unmarshal(read("passerelle.provenance.json"), &prov); err != nil {
+		t.Fatal(err)
+	}
+	if len(prov.Subject) != 1 || prov.Subject[0].Digest["sha256"] != binSum || prov.PredicateType != "https://slsa.dev/provenance/v1" ||
+		prov.Predicate.BuildDefinition.InternalParameters.GoVersion != info.GoVersion {
+		t.Errorf("provenance: subject %+v, predicate %s, Go %s", prov.Subject, prov.PredicateType, prov.Predicate.BuildDefinition.InternalParameters.GoVersion)
+	}
+	for _, path := range pinnedModules {
+		if !slices.ContainsFunc(prov.Predicate.BuildDefinition.ResolvedDependencies, func(r struct {
+			URI string `json:"uri"`
+		}) bool {
+			return r.URI == "pkg:golang/"+path+"@"+required[path]
+		}) {
+			t.Errorf("the provenance lacks %s %s", path, required[path])
+		}
 	}
 
 	// The release's dossier describes this binary.

@@ -9,6 +9,9 @@
 #   passerelle.sha256               its SHA-256
 #   passerelle.buildinfo.txt        `go version -m`: toolchain, modules, flags
 #   passerelle.cdx.json             its CycloneDX SBOM
+#   passerelle.provenance.json      its build provenance: an in-toto statement,
+#                                   SLSA Provenance v1, read from the binary
+#                                   (deploy/supplychain/provenance)
 #   passerelle.govulncheck.json     govulncheck -mode=binary on the binary
 #   module.govulncheck.json         govulncheck on the source, call graph
 #   load/                           the load report of the binary (SECURITY.md
@@ -23,6 +26,13 @@
 #                                   binary's SHA-256 and sums up the load
 #                                   report)
 #   SHA256SUMS                      the SHA-256 of every file above
+#   SHA256SUMS.sig                  its signature (OpenSSH's ssh-keygen -Y sign,
+#                                   namespace passerelle-release) with the key
+#                                   RELEASE_SIGNING_KEY names, which must be one
+#                                   of RELEASE_ALLOWED_SIGNERS (default
+#                                   deploy/supplychain/allowed_signers): a
+#                                   release is always signed; a test run
+#                                   (RELEASE_ALLOW_DIRTY=1) without a key is not
 #
 # then fuzzes every target for RELEASE_FUZZTIME each (default 10m; 0 skips
 # it: .ci/test runs the job so, then TestJ03_J04_ReleaseArtefacts, and
@@ -53,6 +63,30 @@ if [ "$release" = 1 ]; then
 		exit 1
 	fi
 fi
+# The signing key, checked before hours of work: one of the allowed
+# signers (a release needs it; a test run without it is unsigned).
+signers=${RELEASE_ALLOWED_SIGNERS:-deploy/supplychain/allowed_signers}
+# signer <file>: signs file (file.sig) and prints the allowed signer of the
+# signature, or fails.
+signer() {
+	ssh-keygen -Y sign -q -f "$RELEASE_SIGNING_KEY" -n passerelle-release "$1"
+	local principal
+	principal=$(ssh-keygen -Y find-principals -f "$signers" -s "$1.sig" | head -n1) || {
+		echo "release.sh: RELEASE_SIGNING_KEY is not one of $signers" >&2
+		return 1
+	}
+	ssh-keygen -Y verify -f "$signers" -I "$principal" -n passerelle-release -s "$1.sig" <"$1" >/dev/null
+	echo "$principal"
+}
+if [ -n "${RELEASE_SIGNING_KEY:-}" ]; then
+	probe=$(mktemp)
+	echo "release.sh key check" >"$probe"
+	signer "$probe" >/dev/null || exit 1
+	rm -f "$probe" "$probe.sig"
+elif [ "$release" = 1 ]; then
+	echo "release.sh: a release is signed: set RELEASE_SIGNING_KEY (an OpenSSH private key of $signers)" >&2
+	exit 1
+fi
 # The revision the binary is built from, for the load report (a release
 # binary carries none: -buildvcs=false).
 LOAD_REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -61,6 +95,10 @@ export LOAD_REVISION
 mkdir -p "$out"
 echo "== reproducible build, SBOM, build info (sbom.sh)"
 bash deploy/supplychain/sbom.sh "$out"
+echo "== build provenance"
+go run ./deploy/supplychain/provenance -binary "$out/passerelle" -revision "$LOAD_REVISION" \
+	-command "CGO_ENABLED=0 GOFLAGS= go build -trimpath -buildvcs=false -tags nobadger,nomysql,nopgx,nosandbox -o passerelle ./cmd/passerelle (deploy/supplychain/sbom.sh)" \
+	-builder "${RELEASE_BUILDER:-deploy/supplychain/release.sh on $(uname -n)}" >"$out/passerelle.provenance.json"
 echo "== govulncheck on the source and -mode=binary"
 bash deploy/supplychain/govulncheck.sh "$out/module.govulncheck.json" --binary "$out/passerelle" "$out/passerelle.govulncheck.json"
 load=()
@@ -80,5 +118,9 @@ if [ "$fuzztime" != 0 ]; then
 	echo "== fuzz ($fuzztime each)"
 	bash deploy/supplychain/fuzz.sh "$fuzztime"
 fi
-(cd "$out" && find . -type f ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
+(cd "$out" && find . -type f ! -name SHA256SUMS ! -name SHA256SUMS.sig -printf '%P\n' | LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
+if [ -n "${RELEASE_SIGNING_KEY:-}" ]; then
+	echo "== signature of SHA256SUMS"
+	echo "SHA256SUMS signed by $(signer "$out/SHA256SUMS")"
+fi
 echo "release artefacts in $out ($(wc -l <"$out/SHA256SUMS") files, SHA256SUMS)"
