@@ -495,6 +495,13 @@ func effectiveMask(ep *catalogue.Endpoint, hab *habilitation.Habilitation, facts
 			mask |= 1 << i
 		}
 	}
+	// Scopes that release their fields only together: part of a group
+	// releases none of it (the records a path mask cannot select).
+	for _, g := range ep.JointMasks() {
+		if mask&g != g {
+			mask &^= g
+		}
+	}
 	return mask
 }
 

@@ -53,6 +53,8 @@
 //	      - [ine]
 //	      - [nom, prenoms, dateDeNaissance]
 //	    exclusive: [codeEtablissement, "codesBcnRegions[]"] # optional: at most one of these
+//	    joint_scopes:                 # optional: scopes that release their fields only together
+//	      - [mesri_inscription_etudiant, mesri_inscription_autre, mesri_admission]
 //	    scopes:                       # scope → response paths it releases (see respfilter syntax)
 //	      - name: cnaf_quotient_familial
 //	        aliases: []               # other names of the same right (FranceConnect, DataPass)
@@ -189,12 +191,24 @@ type Endpoint struct {
 	// (MEN: an establishment's code, or a perimeter of départements, or one
 	// of académies' regions; siade answers 00419 when they are combined).
 	Exclusive []string `yaml:"exclusive"`
+	// JointScopes lists groups of the route's scopes that release their
+	// fields only together: where the provider selects records by value
+	// (MESRI v2's inscriptions: inscrit or admis, initial or continuing
+	// education), a path mask cannot, so a caller holding part of a group
+	// would get every record; it gets none of the group's fields instead.
+	JointScopes [][]string `yaml:"joint_scopes"`
 
 	// Provider is resolved from ProviderName at load.
 	Provider Provider `yaml:"-"`
 	// notFound is resolved from NotFoundProviderName (default: Provider).
 	notFound Provider
+	// joint are JointScopes as masks of Scopes' indexes, resolved at load.
+	joint []uint64
 }
+
+// JointMasks returns the route's JointScopes as bit masks of its Scopes'
+// indexes (bit i: Scopes[i]).
+func (e *Endpoint) JointMasks() []uint64 { return e.joint }
 
 // NotFoundError returns the error prefix and provider name of the route's
 // not-found answer (404 prefix+"003"): those of not_found_provider when set,

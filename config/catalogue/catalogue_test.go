@@ -294,3 +294,48 @@ func TestKnowsScope(t *testing.T) {
 		}
 	}
 }
+
+// TestJointScopes: joint_scopes groups name at least two of the route's
+// own scopes, by their main names; the default catalogue's MESRI v2 routes
+// have their group.
+func TestJointScopes(t *testing.T) {
+	const base = `providers: {CNAV: {error_prefix: "37"}}
+endpoints:
+  - id: a
+    path: /v3/a/france_connect
+    modality: france_connect
+    operation_id: op_a
+    provider: CNAV
+    upstream_path: /v3/a/identite
+    identity: [{param: nom, claim: family_name}]
+    joint_scopes: [%s]
+    scopes:
+      - {name: s1, basis: der, fields: [data.a]}
+      - {name: s2, basis: der, fields: [data.b]}
+      - {name: s3, basis: der, fields: [data.c]}
+`
+	c, err := Parse([]byte(strings.Replace(base, "%s", "[s1, s3]", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Endpoints[0].JointMasks(); len(got) != 1 || got[0] != 0b101 {
+		t.Errorf("JointMasks = %b, want [101]", got)
+	}
+	for group, want := range map[string]string{
+		"[s1, nope]": `"nope" is not a scope of the route`,
+		"[s2]":       "want at least two scopes of the route",
+	} {
+		if _, err := Parse([]byte(strings.Replace(base, "%s", group, 1))); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("joint_scopes %s: %v, want %q", group, err, want)
+		}
+	}
+	def, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"v2_etudiants_fc", "v2_etudiants_identite"} {
+		if ep, ok := def.ByID(id); !ok || len(ep.JointMasks()) != 1 {
+			t.Errorf("%s: no joint scopes", id)
+		}
+	}
+}

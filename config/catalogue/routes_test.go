@@ -98,9 +98,11 @@ func init() {
 			s("gip_mds_service_civique_dates", BasisDoc, "data.statut_actuel.date_debut_contrat", "data.statut_actuel.date_fin_contrat",
 				"data.statut_passe.date_debut_contrat", "data.statut_passe.date_fin_contrat"),
 		}})
-	var ants []scopeWant
-	for _, k := range []string{"identite_particulier", "adresse_particulier", "statut_rattachement", "donnees_immatriculation_vehicule", "caracteristiques_techniques_vehicule"} {
-		ants = append(ants, s("ants_extrait_immatriculation_vehicule_"+k, BasisDoc, "data."+k, "meta.identity_matching"))
+	// The holder's identity and its match scores with identite_particulier,
+	// the match verdict alone with the others.
+	ants := []scopeWant{s("ants_extrait_immatriculation_vehicule_identite_particulier", BasisDer, "data.identite_particulier", "meta.identity_matching")}
+	for _, k := range []string{"adresse_particulier", "statut_rattachement", "donnees_immatriculation_vehicule", "caracteristiques_techniques_vehicule"} {
+		ants = append(ants, s("ants_extrait_immatriculation_vehicule_"+k, BasisDer, "data."+k, "meta.identity_matching.overall_match"))
 	}
 	want("/v3/ants/extrait_immatriculation_vehicule/france_connect", route{id: "ants_extrait_immatriculation_vehicule_fc",
 		op: "api_particulier_v3_ants_extrait_immatriculation_vehicule_with_france_connect", provider: "ANTS", prefix: "42", notFound: "42003",
@@ -199,8 +201,8 @@ func TestDefaultCatalogueInvariants(t *testing.T) {
 			seen := map[string]bool{}
 			for _, sc := range ep.Scopes {
 				for _, f := range sc.Fields {
-					if f == "meta.identity_matching" && ep.ProviderName == "ANTS" {
-						continue // every ANTS scope: the official schema requires it
+					if strings.HasPrefix(f, "meta.identity_matching") && ep.ProviderName == "ANTS" {
+						continue // every ANTS scope, its verdict at least: the official schema requires it
 					}
 					if !strings.HasPrefix(f, "data.") {
 						t.Errorf("%s releases %s, outside data", sc.Name, f)

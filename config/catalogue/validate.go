@@ -3,7 +3,9 @@ package catalogue
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -240,6 +242,22 @@ func (c *Catalogue) validate() error {
 					add("%s: scopes[%d] (%s): fields: %s %q", at, j, s.Name, msg, f)
 				}
 			}
+		}
+		e.joint = nil
+		for g, group := range e.JointScopes {
+			var m uint64
+			for _, n := range group {
+				i := slices.IndexFunc(e.Scopes, func(s Scope) bool { return s.Name == n })
+				if i < 0 || i >= 64 {
+					add("%s: joint_scopes[%d]: %q is not a scope of the route (its main name)", at, g, n)
+					continue
+				}
+				m |= 1 << i
+			}
+			if bits.OnesCount64(m) < 2 {
+				add("%s: joint_scopes[%d]: want at least two scopes of the route", at, g)
+			}
+			e.joint = append(e.joint, m)
 		}
 	}
 	return errors.Join(errs...)

@@ -123,11 +123,12 @@ var scopeCategories = map[string]scopeData{
 	"sdh_statut_sportif_informations_statuts_precedents": {cats(CatSport), []string{"data.informations_statuts_precedents"}},
 
 	// ANTS: meta.identity_matching says how the holder's identity matched
+	// (its scores with identite_particulier, its verdict with the others)
 	"ants_extrait_immatriculation_vehicule_identite_particulier":                 {cats(CatIdentite, CatVehicule), []string{"data.identite_particulier", "meta.identity_matching"}},
-	"ants_extrait_immatriculation_vehicule_adresse_particulier":                  {cats(CatCoordonnees, CatVehicule), []string{"data.adresse_particulier", "meta.identity_matching"}},
-	"ants_extrait_immatriculation_vehicule_statut_rattachement":                  {cats(CatVehicule), []string{"data.statut_rattachement", "meta.identity_matching"}},
-	"ants_extrait_immatriculation_vehicule_donnees_immatriculation_vehicule":     {cats(CatVehicule), []string{"data.donnees_immatriculation_vehicule", "meta.identity_matching"}},
-	"ants_extrait_immatriculation_vehicule_caracteristiques_techniques_vehicule": {cats(CatVehicule), []string{"data.caracteristiques_techniques_vehicule", "meta.identity_matching"}},
+	"ants_extrait_immatriculation_vehicule_adresse_particulier":                  {cats(CatCoordonnees, CatVehicule), []string{"data.adresse_particulier", "meta.identity_matching.overall_match"}},
+	"ants_extrait_immatriculation_vehicule_statut_rattachement":                  {cats(CatVehicule), []string{"data.statut_rattachement", "meta.identity_matching.overall_match"}},
+	"ants_extrait_immatriculation_vehicule_donnees_immatriculation_vehicule":     {cats(CatVehicule), []string{"data.donnees_immatriculation_vehicule", "meta.identity_matching.overall_match"}},
+	"ants_extrait_immatriculation_vehicule_caracteristiques_techniques_vehicule": {cats(CatVehicule), []string{"data.caracteristiques_techniques_vehicule", "meta.identity_matching.overall_match"}},
 }
 
 func cats(c ...Category) []Category { return c }
