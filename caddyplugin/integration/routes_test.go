@@ -158,6 +158,9 @@ func present(v any, path []string) bool {
 		return present(next, path[1:])
 	}
 	arr, _ := next.([]any)
+	if arr != nil && len(arr) == 0 {
+		return true // an empty list answers the key: masks name leaves (data.enfants[].sexe)
+	}
 	return slices.ContainsFunc(arr, func(e any) bool { return present(e, path[1:]) })
 }
 

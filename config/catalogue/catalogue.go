@@ -60,7 +60,7 @@
 //	        aliases: []               # other names of the same right (FranceConnect, DataPass)
 //	        basis: doc                # doc: mask stated by the source (DOMAIN.md §5);
 //	                                  # der: derived here from schemas or data
-//	        fields: [data.quotient_familial]
+//	        fields: [data.quotient_familial.valeur, data.quotient_familial.annee]   # leaves
 //
 // Parsing is strict (unknown fields are errors) and every problem is reported
 // at once, naming the endpoint and the field. Besides syntax, validation
@@ -70,8 +70,16 @@
 // large (a counted repetition of a Unicode class such as [\p{L}]{0,99}: bound
 // the length with max_length instead); a scope without basis or fields; a field
 // path not rooted at data, links or meta; and, on a france_connect route, a
-// field path through an "identite" member (FranceConnect variants never
-// return identity blocks, DOMAIN.md §5).
+// field path through the identity block, the "identite" member of data (of
+// the body's root on v2 routes): FranceConnect variants never return
+// identity blocks (DOMAIN.md §5). A member named identite deeper down is
+// not one (v2's adresse.identite is the addressee line).
+//
+// Masks name leaves: the response filter releases a path's whole subtree,
+// so a path naming an object or an array of objects would release a member
+// the provider adds inside it later. The default catalogue's masks go down
+// to the scalars of the official response schemas (data.allocataires[].sexe,
+// not data.allocataires); its tests check them against the sandbox payloads.
 package catalogue
 
 import (

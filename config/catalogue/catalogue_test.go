@@ -1,6 +1,7 @@
 package catalogue
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -24,8 +25,8 @@ func TestDefaultCatalogueLoads(t *testing.T) {
 		t.Fatalf("%d scopes, want %d", len(ep.Scopes), len(want))
 	}
 	for _, s := range ep.Scopes {
-		if !slices.Equal(s.Fields, []string{want[s.Name]}) {
-			t.Errorf("scope %s releases %v, want %s", s.Name, s.Fields, want[s.Name])
+		if !releasesKeys(s.Fields, []string{want[s.Name]}) {
+			t.Errorf("scope %s releases %v, want the leaves of %s", s.Name, s.Fields, want[s.Name])
 		}
 	}
 }
@@ -69,7 +70,7 @@ endpoints:
       - {name: s1, basis: doc, fields: ["data..x"]}
       - {name: s1, basis: doc, fields: []}
       - {name: s2, fields: [data.y]}
-      - {name: s3, basis: maybe, fields: [data.identite, "data.a[].identite.nom", other.x, "data[].x"]}
+      - {name: s3, basis: maybe, fields: [data.identite, "data.identite.nom", "data.identite[].nom", other.x, "data[].x"]}
   - id: ok_one
     path: /v3/a/france_connect
     modality: params
@@ -99,7 +100,8 @@ endpoints:
 		"scopes[1] (s1): fields: a scope must release at least one field",
 		"scopes[2] (s2): basis: want doc or der", "scopes[3] (s3): basis: want doc or der",
 		`scopes[3] (s3): fields: identity block on a france_connect route: "data.identite"`,
-		`scopes[3] (s3): fields: identity block on a france_connect route: "data.a[].identite.nom"`,
+		`scopes[3] (s3): fields: identity block on a france_connect route: "data.identite.nom"`,
+		`scopes[3] (s3): fields: identity block on a france_connect route: "data.identite[].nom"`,
 		`scopes[3] (s3): fields: path not rooted at data, links or meta: "other.x"`,
 		`scopes[3] (s3): fields: path not rooted at data, links or meta: "data[].x"`,
 		`endpoints[1] (id "ok_one"): id: duplicate`, `endpoints[1] (id "ok_one"): path: duplicate`,
@@ -109,6 +111,56 @@ endpoints:
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestIdentityBlockOnFranceConnect: on a france_connect route, validation
+// refuses the citizen's identity block, the identite member of data (of the
+// body's root on v2 routes), and its leaves; a member named identite deeper
+// down is another thing (v2 quotient familial's adresse.identite is the
+// addressee line) and is accepted, as is any identite on a caller route.
+func TestIdentityBlockOnFranceConnect(t *testing.T) {
+	const base = `
+providers: {CNAV: {error_prefix: "37"}}
+endpoints:
+  - id: a
+    path: /r/a
+    modality: %s
+    api: %s
+    operation_id: op_a
+    provider: CNAV
+    upstream_path: /r/a
+%s    scopes: [{name: s, basis: der, fields: ["%s"]}]
+`
+	parse := func(modality, api, field string) error {
+		who := "    identity: [{param: nom, claim: family_name}]\n"
+		if modality != "france_connect" {
+			who = "    params: [{name: nom, required: true, identifier: test}]\n"
+		}
+		_, err := Parse([]byte(fmt.Sprintf(base, modality, api, who, field)))
+		return err
+	}
+	for _, tc := range []struct {
+		modality, api, field string
+		refused              bool
+	}{
+		{"france_connect", "v3", "data.identite", true},
+		{"france_connect", "v3", "data.identite.nom_naissance", true},
+		{"france_connect", "v3", "data.identite[].nom", true},
+		{"france_connect", "v2", "identite", true},
+		{"france_connect", "v2", "identite.nom", true},
+		{"france_connect", "v2", "adresse.identite", false},
+		{"france_connect", "v3", "data.adresse.identite", false},
+		{"france_connect", "v3", "data.a[].identite.nom", false},
+		{"france_connect", "v3", "data.identite_particulier.nom", false},
+		{"france_connect", "v3", "meta.identite", false},
+		{"identite", "v3", "data.identite.nom", false},
+		{"identite", "v2", "identite", false},
+	} {
+		err := parse(tc.modality, tc.api, tc.field)
+		if refused := err != nil && strings.Contains(err.Error(), "identity block on a france_connect route"); refused != tc.refused || !refused && err != nil {
+			t.Errorf("%s %s %s: %v, want refused %v", tc.modality, tc.api, tc.field, err, tc.refused)
 		}
 	}
 }

@@ -305,9 +305,23 @@ func checkField(f string, m Modality, api string) string {
 		if len(strings.TrimRight(seg, "[]")) > 128 {
 			return "path member too long:"
 		}
-		if m == ModalityFranceConnect && strings.TrimRight(seg, "[]") == "identite" {
-			return "identity block on a france_connect route:"
-		}
+	}
+	if m == ModalityFranceConnect && identityBlock(segs, api) {
+		return "identity block on a france_connect route:"
 	}
 	return ""
+}
+
+// identityBlock reports whether a field path goes through the citizen's
+// identity block: the identite member of data (v3/v4), or of the body's
+// root (v2). A member named identite deeper down is not one: v2's
+// adresse.identite is the address's first line, the addressee.
+func identityBlock(segs []string, api string) bool {
+	i := 1
+	if api == APIv2 {
+		i = 0
+	} else if segs[0] != "data" {
+		return false
+	}
+	return i < len(segs) && strings.TrimRight(segs[i], "[]") == "identite"
 }

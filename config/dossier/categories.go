@@ -2,6 +2,7 @@ package dossier
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
@@ -39,17 +40,21 @@ func Categories() []Category {
 }
 
 // scopeData is what one scope releases: the response paths it may name in
-// any route of the catalogue, and their categories.
+// any route of the catalogue, and their categories. A path covers itself and
+// every path under it: the catalogue's masks name leaves
+// (data.allocataires[].sexe), this table the keys a scope releases
+// (data.allocataires), as DOMAIN.md §5 does.
 type scopeData struct {
 	cats   []Category
 	fields []string
 }
 
 // scopeCategories maps each scope of the catalogue (by its name, not its
-// aliases) to the response paths it releases and their data categories.
-// TestEveryScopeFieldHasCategory fails for a scope or a path of the
-// embedded catalogue missing here, and for an entry no route uses: a new
-// field cannot reach the dossier without a category.
+// aliases) to the response paths it releases, or the objects and arrays
+// holding them, and their data categories. TestEveryScopeFieldHasCategory
+// fails for a scope or a path of the embedded catalogue missing here, and
+// for an entry covering no path a route releases: a new field cannot reach
+// the dossier without a category.
 var scopeCategories = map[string]scopeData{
 	// DSS (CNAV: CNAF and MSA)
 	"cnaf_quotient_familial": {cats(CatFinances, CatFamille), []string{"data.quotient_familial", "quotientFamilial", "annee", "mois"}},
@@ -134,13 +139,22 @@ var scopeCategories = map[string]scopeData{
 func cats(c ...Category) []Category { return c }
 
 // Classify returns the categories of a response path released by a scope
-// (its catalogue name), and whether the pair is known.
+// (its catalogue name), and whether the pair is known: the scope's entry
+// lists the path or a path above it.
 func Classify(scope, field string) ([]Category, bool) {
 	d, ok := scopeCategories[scope]
-	if !ok || !slices.Contains(d.fields, field) {
+	if !ok || !slices.ContainsFunc(d.fields, func(p string) bool { return covers(p, field) }) {
 		return nil, false
 	}
 	return d.cats, true
+}
+
+// covers reports whether the response path p is field or a path above it:
+// data.allocataires covers data.allocataires[].sexe, not
+// data.allocataires_x.
+func covers(p, field string) bool {
+	rest, ok := strings.CutPrefix(field, p)
+	return ok && (rest == "" || rest[0] == '.' || rest[0] == '[')
 }
 
 // ScopeCategories returns the categories of what a scope of an endpoint

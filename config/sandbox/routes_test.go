@@ -112,12 +112,18 @@ func reachedBy(t *testing.T, ep *catalogue.Endpoint, c *Case, tokens []token) []
 }
 
 func carriesScopeOf(ti introspection, ep *catalogue.Endpoint) bool {
-	for _, have := range strings.Fields(ti.Scope) {
-		if _, ok := ep.Scope(have); ok {
-			return true
+	var mask uint64
+	for i := range ep.Scopes {
+		if slices.ContainsFunc(ep.Scopes[i].Names(), func(n string) bool { return slices.Contains(strings.Fields(ti.Scope), n) }) {
+			mask |= 1 << i
 		}
 	}
-	return false
+	for _, g := range ep.JointMasks() { // released only together
+		if mask&g != g {
+			mask &^= g
+		}
+	}
+	return mask != 0
 }
 
 func defaultCatalogue(t *testing.T) *catalogue.Catalogue {
