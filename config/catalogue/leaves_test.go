@@ -2,6 +2,7 @@ package catalogue_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -57,7 +58,7 @@ func TestReleasedPathsAreLeaves(t *testing.T) {
 						for _, r := range resolvePath(body, f) {
 							found = found || r.problem == ""
 							if r.problem != "" || !isLeaf(r.value) {
-								t.Errorf("%s: %s, payload %d: %s", sc.Name, f, j, cmpOr(r.problem, "an object or an array of objects, not a leaf"))
+								t.Errorf("%s: %s, payload %d: %s", sc.Name, f, j, cmp.Or(r.problem, "an object or an array of objects, not a leaf"))
 							}
 						}
 					}
@@ -68,13 +69,6 @@ func TestReleasedPathsAreLeaves(t *testing.T) {
 			}
 		})
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // resolved is one value a path reaches in a body, or why it cannot.
