@@ -67,15 +67,19 @@ fi
 # signers (a release needs it; a test run without it is unsigned).
 signers=${RELEASE_ALLOWED_SIGNERS:-deploy/supplychain/allowed_signers}
 # signer <file>: signs file (file.sig) and prints the allowed signer of the
-# signature, or fails.
+# signature, or fails. (Each step returns on failure itself: errexit does
+# not apply in a function called from a condition or a substitution.)
 signer() {
-	ssh-keygen -Y sign -q -f "$RELEASE_SIGNING_KEY" -n passerelle-release "$1"
+	# ssh-keygen asks before replacing a signature, and without an answer
+	# keeps the old one and succeeds: no old one, then.
+	rm -f -- "$1.sig"
+	ssh-keygen -Y sign -q -f "$RELEASE_SIGNING_KEY" -n passerelle-release "$1" </dev/null || return 1
 	local principal
 	principal=$(ssh-keygen -Y find-principals -f "$signers" -s "$1.sig" | head -n1) || {
 		echo "release.sh: RELEASE_SIGNING_KEY is not one of $signers" >&2
 		return 1
 	}
-	ssh-keygen -Y verify -f "$signers" -I "$principal" -n passerelle-release -s "$1.sig" <"$1" >/dev/null
+	ssh-keygen -Y verify -f "$signers" -I "$principal" -n passerelle-release -s "$1.sig" <"$1" >/dev/null || return 1
 	echo "$principal"
 }
 if [ -n "${RELEASE_SIGNING_KEY:-}" ]; then
@@ -121,6 +125,7 @@ fi
 (cd "$out" && find . -type f ! -name SHA256SUMS ! -name SHA256SUMS.sig -printf '%P\n' | LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
 if [ -n "${RELEASE_SIGNING_KEY:-}" ]; then
 	echo "== signature of SHA256SUMS"
-	echo "SHA256SUMS signed by $(signer "$out/SHA256SUMS")"
+	principal=$(signer "$out/SHA256SUMS")
+	echo "SHA256SUMS signed by $principal"
 fi
 echo "release artefacts in $out ($(wc -l <"$out/SHA256SUMS") files, SHA256SUMS)"
