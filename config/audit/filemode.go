@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
-	"syscall"
 )
 
 // PrivateFile reports whether a secret or key file is private to the
@@ -21,9 +20,9 @@ func PrivateFile(info fs.FileInfo) bool {
 	if perm&0o077 == 0 {
 		return true // the databases need not be read
 	}
-	var uid, gid uint32
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		uid, gid = st.Uid, st.Gid
+	uid, gid, ok := fileOwner(info)
+	if !ok {
+		return false // no owner to judge the group by
 	}
 	passwd, _ := os.ReadFile("/etc/passwd")
 	group, _ := os.ReadFile("/etc/group")
