@@ -476,8 +476,8 @@ var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 var timeoutClient = &http.Client{Transport: client.Transport, Timeout: 10 * time.Second}
 
 // runUntil runs each(worker) in a loop in n goroutines until the returned
-// stop is called; stop waits for them.
-func runUntil(n int, each func(worker int)) (stop func()) {
+// stop is called, or the test ends; stop waits for them.
+func runUntil(t *testing.T, n int, each func(worker int)) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range n {
@@ -492,10 +492,14 @@ func runUntil(n int, each func(worker int)) (stop func()) {
 			}
 		})
 	}
-	return func() {
+	stop = sync.OnceFunc(func() {
 		close(done)
 		wg.Wait()
-	}
+	})
+	// A test that stops early (t.Fatal) stops its load too: left running,
+	// it would reach the next tests' gateways on the same ports.
+	t.Cleanup(stop)
+	return stop
 }
 
 func get(t testing.TB, port int, target string, header ...string) answer {

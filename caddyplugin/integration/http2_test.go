@@ -104,7 +104,7 @@ func requestBlock(extra ...hpack.HeaderField) []byte {
 
 // watchGoroutines samples the process's goroutine count (the gateway runs
 // in this process) until stop is called, which returns the peak.
-func watchGoroutines() (stop func() int) {
+func watchGoroutines(t *testing.T) (stop func() int) {
 	var peak atomic.Int64
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -120,20 +120,22 @@ func watchGoroutines() (stop func() int) {
 			}
 		}
 	})
-	return func() int {
+	stop = sync.OnceValue(func() int {
 		close(done)
 		wg.Wait()
 		return int(peak.Load())
-	}
+	})
+	t.Cleanup(func() { stop() }) // a test that stops early stops it too
+	return stop
 }
 
 // normalTraffic runs cached-token requests on their own connection until
 // stop is called, which returns the requests served, the failures and the
 // slowest answer.
-func normalTraffic() (stop func() (served, failed int, slowest time.Duration)) {
+func normalTraffic(t *testing.T) (stop func() (served, failed int, slowest time.Duration)) {
 	var served, failed int
 	var slowest time.Duration
-	stopLoop := runUntil(1, func(int) {
+	stopLoop := runUntil(t, 1, func(int) {
 		began := time.Now()
 		if status, err := plainGet(); err == nil && status == 200 {
 			served++
@@ -144,7 +146,7 @@ func normalTraffic() (stop func() (served, failed int, slowest time.Duration)) {
 		time.Sleep(5 * time.Millisecond)
 	})
 	return func() (int, int, time.Duration) {
-		stopLoop()
+		stopLoop() // once; runUntil also stops it when the test ends early
 		return served, failed, slowest
 	}
 }
@@ -200,8 +202,8 @@ func TestLoadF08_RapidReset(t *testing.T) {
 	}
 	base := runtime.NumGoroutine()
 	handledBefore := qfRequests(t)
-	stopWatch := watchGoroutines()
-	stopTraffic := normalTraffic()
+	stopWatch := watchGoroutines(t)
+	stopTraffic := normalTraffic(t)
 
 	a := dialH2(t, gatewayPort)
 	block := requestBlock()
@@ -271,7 +273,7 @@ func TestLoadF08_ContinuationFlood(t *testing.T) {
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	stopTraffic := normalTraffic()
+	stopTraffic := normalTraffic(t)
 
 	a := dialH2(t, gatewayPort)
 	var frag bytes.Buffer

@@ -98,7 +98,7 @@ func TestI07_SlowProviderIsolated(t *testing.T) {
 	}
 
 	var slowOK, slowShed, slowOther atomic.Int64
-	stop := runUntil(100, func(int) {
+	stop := runUntil(t, 100, func(int) {
 		switch status, _ := timedGet(qf("recipient="+siret), "cnaf_qfv2"); status {
 		case 200:
 			slowOK.Add(1)

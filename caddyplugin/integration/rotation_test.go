@@ -13,10 +13,10 @@ import (
 // rotationLoad sends data requests with new FranceConnect tokens (one
 // checktoken each) from a few goroutines until stop is called, which
 // returns the answers and the first failure.
-func rotationLoad(prefix string) (stop func() (ok, failed int64, first string)) {
+func rotationLoad(t *testing.T, prefix string) (stop func() (ok, failed int64, first string)) {
 	var okN, failedN, seq atomic.Int64
 	var firstFailure atomic.Pointer[string]
-	stopLoop := runUntil(4, func(g int) {
+	stopLoop := runUntil(t, 4, func(g int) {
 		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", recordPort, qf("recipient="+siret)), nil)
 		req.Header.Set("Authorization", fmt.Sprintf("Bearer matrix-%s-%d-%d", prefix, g, seq.Add(1)))
 		resp, err := timeoutClient.Do(req)
@@ -107,7 +107,7 @@ func TestH06_KeyRotationUnderLoad(t *testing.T) {
 	if cached.status != 200 {
 		t.Fatalf("under A: %d %s", cached.status, cached.body)
 	}
-	stop := rotationLoad("h06")
+	stop := rotationLoad(t, "h06")
 	pause := func() { time.Sleep(400 * time.Millisecond) }
 	pause()
 	start(t, opts(keyA+","+keyB)) // B added, A still published first
