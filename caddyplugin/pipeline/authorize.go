@@ -497,12 +497,7 @@ func effectiveMask(ep *catalogue.Endpoint, hab *habilitation.Habilitation, facts
 	}
 	// Scopes that release their fields only together: part of a group
 	// releases none of it (the records a path mask cannot select).
-	for _, g := range ep.JointMasks() {
-		if mask&g != g {
-			mask &^= g
-		}
-	}
-	return mask
+	return ep.KeepWholeJointGroups(mask)
 }
 
 func hasAnyName(scopes []string, s *catalogue.Scope) bool {

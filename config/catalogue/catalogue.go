@@ -218,6 +218,18 @@ type Endpoint struct {
 // indexes (bit i: Scopes[i]).
 func (e *Endpoint) JointMasks() []uint64 { return e.joint }
 
+// KeepWholeJointGroups returns mask (bit i: Scopes[i] held) without the
+// JointScopes groups it holds only part of: those scopes release their
+// fields only together.
+func (e *Endpoint) KeepWholeJointGroups(mask uint64) uint64 {
+	for _, g := range e.joint {
+		if mask&g != g {
+			mask &^= g
+		}
+	}
+	return mask
+}
+
 // NotFoundError returns the error prefix and provider name of the route's
 // not-found answer (404 prefix+"003"): those of not_found_provider when set,
 // else those of provider.

@@ -118,12 +118,7 @@ func carriesScopeOf(ti introspection, ep *catalogue.Endpoint) bool {
 			mask |= 1 << i
 		}
 	}
-	for _, g := range ep.JointMasks() { // released only together
-		if mask&g != g {
-			mask &^= g
-		}
-	}
-	return mask != 0
+	return ep.KeepWholeJointGroups(mask) != 0 // joint scopes release only together
 }
 
 func defaultCatalogue(t *testing.T) *catalogue.Catalogue {
