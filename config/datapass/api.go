@@ -16,11 +16,11 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/idna"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/passerelle-gw/passerelle/config/habilitation"
+	"github.com/passerelle-gw/passerelle/config/urlhost"
 )
 
 // Bounds of the API client.
@@ -154,16 +154,10 @@ func checkAPIURL(raw string) (string, error) {
 // loopback stand-in, whatever its case: production mode refuses them, since
 // their approvals would widen habilitations.
 func IsTestPlatformURL(raw string) bool {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
+	host, ok := urlhost.Of(raw)
+	if !ok {
 		return true // not a URL production can use either
 	}
-	// As the resolver will read it: other dots (。, ．) and letters mapped.
-	host, err := idna.Lookup.ToASCII(u.Hostname())
-	if err != nil {
-		return true
-	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	return strings.HasSuffix(host, ".datapass.api.gouv.fr") || host == "localhost" || net.ParseIP(host).IsLoopback()
 }
 

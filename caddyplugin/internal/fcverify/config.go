@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"golang.org/x/net/idna"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/outbound"
+	"github.com/passerelle-gw/passerelle/config/urlhost"
 )
 
 // Shipped defaults (SECURITY.md A12, A17, E08).
@@ -261,16 +261,10 @@ func defaultHTTPClient() *http.Client {
 // integration or sandbox platforms (hosts under dev-franceconnect.fr, or
 // with a .sbx. label), whatever its case: production mode refuses them.
 func IsTestPlatformURL(raw string) bool {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
+	host, ok := urlhost.Of(raw)
+	if !ok {
 		return true // not a URL production can use either
 	}
-	// As the resolver will read it: other dots (。, ．) and letters mapped.
-	host, err := idna.Lookup.ToASCII(u.Hostname())
-	if err != nil {
-		return true
-	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	return host == "dev-franceconnect.fr" || strings.HasSuffix(host, ".dev-franceconnect.fr") ||
 		strings.Contains("."+host+".", ".sbx.")
 }
