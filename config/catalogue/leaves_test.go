@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"maps"
 	"os"
@@ -144,55 +145,66 @@ var schemaGaps = map[string][]string{
 	"api_particulier_v2_mesri_student_status": {"ine", "inscriptions[].dateDebutAdmission", "inscriptions[].dateFinAdmission"},
 }
 
-// TestReleasedPathsAreSchemaLeaves: when API Particulier's official OpenAPI
-// files are at hand (siade_staging_data in the shared folder next to the
-// repository; skipped otherwise), every released path is a leaf of the 200
-// response schema of its route's operation_id (x-operationId): it exists
-// there, "[]" stands on arrays, and it ends at a scalar or an array of
-// scalars (schemaGaps aside). And a route releases every leaf of an object
-// it releases part of, below data (or the v2 root): a mask enumerates the
-// keys its scopes release, it does not drop members of them.
+// updateSchemaLeaves regenerates testdata/schema_leaves.json from the
+// official OpenAPI files (siade_staging_data in the shared folder next to
+// the repository): go test ./config/catalogue -run
+// TestReleasedPathsAreSchemaLeaves -update-schema-leaves.
+var updateSchemaLeaves = flag.Bool("update-schema-leaves", false, "regenerate testdata/schema_leaves.json from ../shared's official OpenAPI files")
+
+// schemaLeavesFile holds, for each operation_id of the default catalogue,
+// every leaf path (respfilter syntax) of its 200 response schema in API
+// Particulier's official OpenAPI files, so that the check below runs on a
+// fresh clone too.
+const schemaLeavesFile = "testdata/schema_leaves.json"
+
+type schemaLeaves struct {
+	Source     string              `json:"source"`
+	Operations map[string][]string `json:"operations"`
+}
+
+// TestReleasedPathsAreSchemaLeaves: every released path is a leaf of the
+// 200 response schema of its route's operation_id (x-operationId) in the
+// official OpenAPI files (testdata/schema_leaves.json, made from them): it
+// exists there and ends at a scalar or an array of scalars (schemaGaps
+// aside). And a route releases every leaf of an object it releases part
+// of, below data (or the v2 root): a mask enumerates the keys its scopes
+// release, it does not drop members of them.
 func TestReleasedPathsAreSchemaLeaves(t *testing.T) {
-	dir := filepath.Join("..", "..", "..", "shared", "reference", "siade_staging_data", "openapi_files")
-	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if len(files) == 0 {
-		t.Skipf("official OpenAPI files not available (%s)", dir)
-	}
-	schemas := map[string]*oaSchema{}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var doc map[string]any
-		if err := yaml.Unmarshal(data, &doc); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		for op, sch := range successSchemas(t, doc) {
-			schemas[op] = sch
-		}
-	}
 	c := mustCatalogue(t)
+	if *updateSchemaLeaves {
+		writeSchemaLeaves(t, c)
+	}
+	data, err := os.ReadFile(schemaLeavesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sl schemaLeaves
+	if err := json.Unmarshal(data, &sl); err != nil {
+		t.Fatal(err)
+	}
 	for i := range c.Endpoints {
 		ep := &c.Endpoints[i]
 		t.Run(ep.ID, func(t *testing.T) {
-			root := schemas[ep.OperationID]
-			if root == nil {
-				t.Fatalf("no 200 schema for %s in the official files", ep.OperationID)
+			leaves, ok := sl.Operations[ep.OperationID]
+			if !ok {
+				t.Fatalf("no 200 schema for %s in %s (-update-schema-leaves)", ep.OperationID, schemaLeavesFile)
+			}
+			under := func(above string) []string {
+				return slices.DeleteFunc(slices.Clone(leaves), func(l string) bool {
+					rest, ok := strings.CutPrefix(l, above)
+					return !ok || rest != "" && rest[0] != '.' && rest[0] != '['
+				})
 			}
 			released := map[string]bool{}
 			for _, sc := range ep.Scopes {
 				for _, f := range sc.Fields {
 					released[f] = true
-					if slices.Contains(schemaGaps[ep.OperationID], f) {
-						continue
-					}
-					n, err := root.at(f)
 					switch {
-					case err != nil:
-						t.Errorf("%s: %s: %v", sc.Name, f, err)
-					case !n.leaf():
+					case slices.Contains(schemaGaps[ep.OperationID], f), slices.Contains(leaves, f):
+					case len(under(f)) > 0:
 						t.Errorf("%s: %s is an object or an array of objects in the schema, not a leaf", sc.Name, f)
+					default:
+						t.Errorf("%s: %s is not a leaf of the schema", sc.Name, f)
 					}
 				}
 			}
@@ -211,11 +223,7 @@ func TestReleasedPathsAreSchemaLeaves(t *testing.T) {
 						continue
 					}
 					checked[above] = true
-					n, err := root.at(above)
-					if err != nil {
-						continue // reported above
-					}
-					for _, leaf := range n.leaves(above) {
+					for _, leaf := range under(above) {
 						if !released[leaf] {
 							t.Errorf("%s is released in part: %s is not", above, leaf)
 						}
@@ -223,6 +231,50 @@ func TestReleasedPathsAreSchemaLeaves(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// writeSchemaLeaves reads the official OpenAPI files and writes the leaf
+// paths of the 200 response schema of every operation of c.
+func writeSchemaLeaves(t *testing.T, c *catalogue.Catalogue) {
+	t.Helper()
+	ref := filepath.Join("..", "..", "..", "shared", "reference", "siade_staging_data")
+	files, _ := filepath.Glob(filepath.Join(ref, "openapi_files", "*.yaml"))
+	if len(files) == 0 {
+		t.Fatalf("-update-schema-leaves: no official OpenAPI file in %s", ref)
+	}
+	schemas := map[string]*oaSchema{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		maps.Copy(schemas, successSchemas(t, doc))
+	}
+	commit, _ := os.ReadFile(filepath.Join(ref, "SOURCE_COMMIT"))
+	sl := schemaLeaves{Source: "siade_staging_data openapi_files, " + strings.TrimSpace(string(commit)), Operations: map[string][]string{}}
+	for i := range c.Endpoints {
+		op := c.Endpoints[i].OperationID
+		if root := schemas[op]; root != nil {
+			props, _ := root.m["properties"].(map[string]any)
+			var leaves []string
+			for k, v := range props {
+				leaves = append(leaves, root.child(v).leaves(k)...)
+			}
+			slices.Sort(leaves)
+			sl.Operations[op] = leaves
+		}
+	}
+	out, err := json.MarshalIndent(sl, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(schemaLeavesFile, append(out, '\n'), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -337,27 +389,6 @@ func (s *oaSchema) typ() string {
 }
 
 func (s *oaSchema) child(v any) *oaSchema { return &oaSchema{s.doc, mergeSchema(s.doc, v)} }
-
-// at returns the node path names (respfilter syntax, from the body root).
-func (s *oaSchema) at(path string) (*oaSchema, error) {
-	n := s
-	for _, seg := range strings.Split(path, ".") {
-		key := strings.TrimRight(seg, "[]")
-		props, _ := n.m["properties"].(map[string]any)
-		v, ok := props[key]
-		if !ok {
-			return nil, fmt.Errorf("no member %q in the schema", key)
-		}
-		n = n.child(v)
-		for range (len(seg) - len(key)) / 2 {
-			if n.typ() != "array" {
-				return nil, fmt.Errorf("%s[]: not an array in the schema", key)
-			}
-			n = n.child(n.m["items"])
-		}
-	}
-	return n, nil
-}
 
 // leaf: a scalar, or an array of scalars. A free-form object
 // (additionalProperties) is no leaf either: no mask may keep one.
