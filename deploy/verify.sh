@@ -36,7 +36,7 @@ PASSERELLE_HABILITATIONS=deploy/production/habilitations.example.yaml \
 	"$bin" audit --config deploy/Caddyfile.production --fail-on low >/dev/null ||
 	fail "deploy/Caddyfile.production does not pass passerelle audit --fail-on low"
 echo "Caddyfile.production: passerelle audit --fail-on low: no finding"
-# The pod's environment (k8s/base/deployment.yaml; POD_IP: an address the
+# The pod's environment (k8s/base/statefulset.yaml; POD_IP: an address the
 # downward API could give).
 POD_IP=10.244.1.7 PASSERELLE_INSTANCES=6 PASSERELLE_FD_CLIENT_ID=client-id PASSERELLE_DATAPASS_CLIENT_ID=client-id \
 	PASSERELLE_HABILITATIONS=deploy/production/habilitations.example.yaml \

@@ -1,7 +1,7 @@
 // Package k8s holds the Kubernetes manifests (base/, kustomize); this test
 // decodes them strictly with the Kubernetes API types and checks the
 // hardening deploy/ promises, and that the Caddyfile the pods run
-// (base/Caddyfile) passes `passerelle audit` and fits the Deployment.
+// (base/Caddyfile) passes `passerelle audit` and fits the StatefulSet.
 package k8s
 
 import (
@@ -49,8 +49,8 @@ func decode(t *testing.T, path string) []any {
 		}
 		var obj any
 		switch head.Kind {
-		case "Deployment":
-			obj = new(appsv1.Deployment)
+		case "StatefulSet":
+			obj = new(appsv1.StatefulSet)
 		case "Service":
 			obj = new(corev1.Service)
 		case "PodDisruptionBudget":
@@ -82,12 +82,12 @@ func TestBase(t *testing.T) {
 	for _, r := range kust.Resources {
 		objs = append(objs, decode(t, filepath.Join("base", r))...)
 	}
-	var dep *appsv1.Deployment
+	var set *appsv1.StatefulSet
 	var denyAll, flows bool
 	for _, o := range objs {
 		switch v := o.(type) {
-		case *appsv1.Deployment:
-			dep = v
+		case *appsv1.StatefulSet:
+			set = v
 		case *policyv1.PodDisruptionBudget:
 			if v.Spec.MinAvailable == nil || v.Spec.MinAvailable.IntValue() < 1 {
 				t.Error("the PodDisruptionBudget keeps no pod")
@@ -95,6 +95,9 @@ func TestBase(t *testing.T) {
 		case *autoscalingv2.HorizontalPodAutoscaler:
 			if v.Spec.MinReplicas == nil || *v.Spec.MinReplicas < 2 {
 				t.Error("the autoscaler may go below 2 replicas")
+			}
+			if ref := v.Spec.ScaleTargetRef; ref.Kind != "StatefulSet" || ref.Name != "passerelle" {
+				t.Errorf("the autoscaler scales %s %s, not the gateways' StatefulSet", ref.Kind, ref.Name)
 			}
 		case *networkingv1.NetworkPolicy:
 			if len(v.Spec.PodSelector.MatchLabels) == 0 && len(v.Spec.Ingress) == 0 && len(v.Spec.Egress) == 0 && len(v.Spec.PolicyTypes) == 2 {
@@ -113,12 +116,12 @@ func TestBase(t *testing.T) {
 	if !denyAll || !flows {
 		t.Fatalf("network policies: default deny %v, explicit flows %v", denyAll, flows)
 	}
-	if dep == nil {
-		t.Fatal("no Deployment")
+	if set == nil {
+		t.Fatal("no StatefulSet")
 	}
-	pod := dep.Spec.Template.Spec
+	pod := set.Spec.Template.Spec
 	switch {
-	case dep.Spec.Replicas == nil || *dep.Spec.Replicas < 2:
+	case set.Spec.Replicas == nil || *set.Spec.Replicas < 2:
 		t.Error("fewer than 2 replicas")
 	case len(pod.TopologySpreadConstraints) == 0 || pod.TopologySpreadConstraints[0].TopologyKey != "kubernetes.io/hostname":
 		t.Error("replicas not spread over nodes")
@@ -161,8 +164,8 @@ type kustomization struct {
 	} `json:"configMapGenerator"`
 }
 
-// deployment returns base/'s Deployment and its kustomization.
-func deployment(t *testing.T) (*appsv1.Deployment, kustomization) {
+// statefulSet returns base/'s StatefulSet and its kustomization.
+func statefulSet(t *testing.T) (*appsv1.StatefulSet, kustomization) {
 	t.Helper()
 	var kust kustomization
 	data, err := os.ReadFile("base/kustomization.yaml")
@@ -171,12 +174,12 @@ func deployment(t *testing.T) (*appsv1.Deployment, kustomization) {
 	}
 	for _, r := range kust.Resources {
 		for _, o := range decode(t, filepath.Join("base", r)) {
-			if d, ok := o.(*appsv1.Deployment); ok {
+			if d, ok := o.(*appsv1.StatefulSet); ok {
 				return d, kust
 			}
 		}
 	}
-	t.Fatal("no Deployment")
+	t.Fatal("no StatefulSet")
 	return nil, kust
 }
 
@@ -336,21 +339,25 @@ type listener struct {
 	tls, proxied bool
 }
 
-// TestCaddyfileFitsDeployment (D1): the Caddyfile the Deployment runs (the
+// TestCaddyfileFitsDeployment (D1): the Caddyfile the StatefulSet runs (the
 // one the kustomization puts in its ConfigMap) passes `passerelle audit`
 // with no finding, in the pod's environment, and fits the pod: the probes,
 // the container ports and the Service's target port are ports it listens
 // on off loopback (the kubelet and the ingress reach the pod's address),
 // with TLS where they expect it; its admin socket and log files are on
 // volumes mounted writable (the root filesystem is read-only); the
-// Service's port trusts the ingress controller's X-Forwarded-For (else
+// audit trail's files are on the pod's own persistent claim (a
+// volumeClaimTemplate, kept when the set is scaled down or deleted: an
+// emptyDir goes with its pod, and the records must be kept 6 to 12
+// months); the Service's port trusts the ingress controller's
+// X-Forwarded-For (else
 // every caller shares the ingress's client_ip quota); no certificate is
 // obtained by ACME (the NetworkPolicy lets no ACME call out); its secret
 // files, certificates and habilitations are in mounted volumes; every
 // variable it reads without a default is in the container's environment.
 func TestCaddyfileFitsDeployment(t *testing.T) {
-	dep, kust := deployment(t)
-	pod := dep.Spec.Template.Spec
+	set, kust := statefulSet(t)
+	pod := set.Spec.Template.Spec
 	if len(pod.Containers) != 1 {
 		t.Fatalf("%d containers, want the gateway alone", len(pod.Containers))
 	}
@@ -471,6 +478,10 @@ func TestCaddyfileFitsDeployment(t *testing.T) {
 	}
 	for name, l := range cfg.Logging.Logs {
 		for _, f := range logFiles(l.Writer) {
+			if name == "audit" {
+				durable(t, set, c, f)
+				continue
+			}
 			writable("log "+name+": file", f)
 		}
 	}
@@ -486,5 +497,33 @@ func TestCaddyfileFitsDeployment(t *testing.T) {
 	for _, lf := range cfg.Apps.TLS.Certificates.LoadFiles {
 		secret("the certificate", lf.Certificate)
 		secret("the certificate key", lf.Key)
+	}
+}
+
+// durable checks that an audit trail file is on the pod's own persistent
+// claim: mounted writable from a volumeClaimTemplate (not a pod volume of
+// the same name), which the set keeps when it is scaled down or deleted.
+func durable(t *testing.T, set *appsv1.StatefulSet, c corev1.Container, file string) {
+	t.Helper()
+	m, v := mountOf(set.Spec.Template.Spec, c, filepath.Dir(file))
+	switch {
+	case m == nil || m.ReadOnly:
+		t.Errorf("the audit trail %s is on no writable mount", file)
+		return
+	case v != nil:
+		t.Errorf("the audit trail %s is on the pod volume %s, which goes with its pod: a claim template is kept", file, v.Name)
+		return
+	}
+	i := slices.IndexFunc(set.Spec.VolumeClaimTemplates, func(pvc corev1.PersistentVolumeClaim) bool { return pvc.Name == m.Name })
+	if i < 0 {
+		t.Errorf("the audit trail %s: mount %s is neither a pod volume nor a claim template", file, m.Name)
+		return
+	}
+	if set.Spec.VolumeClaimTemplates[i].Spec.Resources.Requests.Storage().IsZero() {
+		t.Errorf("the audit trail's claim %s requests no storage", m.Name)
+	}
+	keep := set.Spec.PersistentVolumeClaimRetentionPolicy
+	if keep != nil && (keep.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType || keep.WhenDeleted == appsv1.DeletePersistentVolumeClaimRetentionPolicyType) {
+		t.Errorf("the audit trail's claims are deleted with their pods (%+v)", *keep)
 	}
 }
