@@ -79,6 +79,10 @@ var ErrKeyID = errors.New("auditseal: key id: 1 to 32 letters, digits, '.', '_' 
 // ErrKeyTooShort reports a key shorter than MinKeyBytes.
 var ErrKeyTooShort = errors.New("auditseal: key: at least 32 bytes")
 
+// ErrKeyIDReused reports a key id the process already sealed records
+// under with another key: a new key needs a new key id.
+var ErrKeyIDReused = errors.New("auditseal: key id: records already sealed under it with another key; give the new key a new key id")
+
 // bootID returns the id of a stream begun at t: t in Unix seconds and 32
 // random bits, 8 hex digits each.
 func bootID(t time.Time) string {
@@ -90,18 +94,22 @@ func bootID(t time.Time) string {
 
 // sealStream is what the process seals under one key id: its boot id,
 // drawn when it seals its first record (a sealer made by a configuration
-// refused later, or a log that stays quiet, begins nothing), and its
-// counter.
+// refused later, or a log that stays quiet, begins nothing), the SHA-256
+// of the key that record was sealed under, and its counter.
 type sealStream struct {
 	boot atomic.Pointer[string]
+	key  atomic.Pointer[[sha256.Size]byte]
 	seq  atomic.Uint64
 }
 
-// bootID returns the stream's boot id, drawn now if it has none yet.
-func (s *sealStream) bootID() string {
+// bootID returns the stream's boot id, drawn now if it has none yet, when
+// a record is sealed under the key whose SHA-256 is key: the stream's key
+// from then on.
+func (s *sealStream) bootID(key *[sha256.Size]byte) string {
 	if b := s.boot.Load(); b != nil {
 		return *b
 	}
+	s.key.CompareAndSwap(nil, key)
 	b := bootID(time.Now())
 	s.boot.CompareAndSwap(nil, &b)
 	return *s.boot.Load()
@@ -146,13 +154,18 @@ func IsSealKey(key []byte) bool {
 // Sealer seals records under one key. It is safe for concurrent use.
 type Sealer struct {
 	keyID  string
+	keySum [sha256.Size]byte // SHA-256 of the key
 	stream *sealStream
 	now    func() time.Time
 	macs   sync.Pool // hash.Hash: HMAC-SHA256 under the key
 }
 
 // NewSealer returns the sealer of a key and its id. Two sealers of one key
-// id share their sequence: give each sealed log a key id of its own.
+// id share their sequence: give each sealed log a key id of its own. A key
+// id the process already sealed records under with another key is refused
+// (ErrKeyIDReused): its stream would go on numbering records under two
+// keys, and a trail verifies with one key per key id, so every record
+// under one of them would read as altered.
 func NewSealer(key []byte, keyID string) (*Sealer, error) {
 	if !validKeyID.MatchString(keyID) {
 		return nil, ErrKeyID
@@ -160,14 +173,19 @@ func NewSealer(key []byte, keyID string) (*Sealer, error) {
 	if len(key) < MinKeyBytes {
 		return nil, ErrKeyTooShort
 	}
-	sealKeys.Store(sha256.Sum256(key), struct{}{})
-	return newSealer(key, keyID, streamOf(keyID)), nil
+	sum := sha256.Sum256(key)
+	st := streamOf(keyID)
+	if k := st.key.Load(); k != nil && *k != sum {
+		return nil, ErrKeyIDReused
+	}
+	sealKeys.Store(sum, struct{}{})
+	return newSealer(key, keyID, st), nil
 }
 
 // newSealer returns a sealer of a stream (tests seal as another process).
 func newSealer(key []byte, keyID string, st *sealStream) *Sealer {
 	key = append([]byte(nil), key...)
-	s := &Sealer{keyID: keyID, stream: st, now: time.Now}
+	s := &Sealer{keyID: keyID, keySum: sha256.Sum256(key), stream: st, now: time.Now}
 	s.macs.New = func() any { return hmac.New(sha256.New, key) }
 	return s
 }
@@ -208,7 +226,7 @@ func (s *Sealer) Seal(dst, line []byte) ([]byte, bool) {
 	}
 	dst = append(dst, s.keyID...)
 	dst = append(dst, bootField...)
-	dst = append(dst, s.stream.bootID()...) // before seal_at: a stream begins no later than its first record
+	dst = append(dst, s.stream.bootID(&s.keySum)...) // before seal_at: a stream begins no later than its first record
 	dst = append(dst, atField...)
 	dst = strconv.AppendInt(dst, s.now().UnixMilli(), 10)
 	dst = append(dst, seqField...)

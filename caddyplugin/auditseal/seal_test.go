@@ -326,6 +326,34 @@ func TestSequenceSharedAcrossSealers(t *testing.T) {
 	}
 }
 
+// TestKeyIDBoundToItsKey: once the process sealed a record under a key id,
+// a configuration that brings another key under the same id (a key file
+// rotated, its key_id kept) is refused: its records would continue the
+// stream under a second key, and a trail verifies with one key per key
+// id, so every record under either key would read as altered. The same
+// key again (a reload) is taken, and so is another key under an id that
+// sealed nothing yet (a configuration refused before its first record).
+//
+// req: G09
+func TestKeyIDBoundToItsKey(t *testing.T) {
+	s, id := newTestSealer(t)
+	otherKey := []byte("fedcba9876543210fedcba9876543210-other-key")
+	if _, err := NewSealer(otherKey, id+"q"); err != nil { // nothing sealed under it yet
+		t.Fatalf("another key under a quiet id: %v", err)
+	}
+	first := trail(s, records(2)...)
+	if _, err := NewSealer(otherKey, id); err != ErrKeyIDReused {
+		t.Fatalf("another key under a used id: %v, want ErrKeyIDReused", err)
+	}
+	again, err := NewSealer(testKey, id)
+	if err != nil {
+		t.Fatalf("the same key again: %v", err)
+	}
+	if r := verify(t, id, append(first, trail(again, records(1)...)...)); !r.OK() || r.Verified != 3 {
+		t.Fatalf("%+v", r)
+	}
+}
+
 // TestMissingRanges: late records fill the gaps they belong to; those
 // that never come stay missing, as ranges.
 func TestMissingRanges(t *testing.T) {
