@@ -46,8 +46,9 @@ trail. Compare each stream (boot, last sequence number) with the gateway's
 caddy_passerelle_audit_sealed_total{key_id, boot}, scraped off-host.
 
 Exit status: 0 when the trail holds, 1 when a record is unsealed,
-altered, under an unknown key, duplicated or missing, 2 when a file or a
-key cannot be read.`,
+altered, under an unknown key, duplicated or missing, or when the files
+hold no record at all (emptied, or every line blanked), 2 when a file or
+a key cannot be read.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().StringArray("key", nil, "A key: <key_id>=<key file> (repeat for a trail across key rotations)")
 			cmd.Flags().String("format", "text", "Output: text or json")
@@ -181,6 +182,9 @@ func writeVerifyReport(w io.Writer, r auditseal.Report) {
 	}
 	if n := sum(r.Counts) - len(r.Problems); n > 0 {
 		fmt.Fprintf(w, "… and %d more\n", n)
+	}
+	if r.Verified == 0 {
+		fmt.Fprintln(w, "no sealed record: nothing verified")
 	}
 	if r.OK() {
 		fmt.Fprintln(w, "OK")

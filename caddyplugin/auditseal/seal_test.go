@@ -169,6 +169,30 @@ func TestTamperedTrail(t *testing.T) {
 	}
 }
 
+// TestEmptyTrailFails: files that hold no record, emptied or with every
+// line blanked (a wiped trail), or only records that fail, are not a trail
+// that holds: a periodic verification that reads its exit status alerts.
+//
+// req: G09
+func TestEmptyTrailFails(t *testing.T) {
+	s, id := newTestSealer(t)
+	line := trail(s, records(1)...)[0]
+	blanked := bytes.Repeat([]byte(" "), len(line)-1)
+	for name, lines := range map[string][][]byte{
+		"no file content":        nil,
+		"blank lines":            {[]byte("\n"), []byte("  \r\n")},
+		"a record blanked":       {append(blanked, '\n')},
+		"only an altered record": {bytes.Replace(line, []byte(`"allow"`), []byte(`"deny"`), 1)},
+	} {
+		if r := verify(t, id, lines); r.OK() {
+			t.Errorf("%s: OK %+v", name, r)
+		}
+	}
+	if r := verify(t, id, [][]byte{line}); !r.OK() {
+		t.Fatalf("one sealed record: %+v", r)
+	}
+}
+
 // TestProcessBoundaries: a stream whose process started after the trail's
 // first record (seal_boot, seal_at) must start at 1, so that records
 // removed around a restart, the end of one process and the start of the

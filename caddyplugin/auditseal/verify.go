@@ -72,11 +72,13 @@ type Report struct {
 	Streams  []Stream       `json:"streams"`
 }
 
-// OK reports a trail whose every line is sealed and verified, with no
-// record missing between the first and the last of each stream, nor
-// before the first of a stream that must start at 1.
+// OK reports a trail that holds a sealed record at least, whose every
+// line is sealed and verified, with no record missing between the first
+// and the last of each stream, nor before the first of a stream that must
+// start at 1. A trail with no record (files emptied, or every line
+// blanked) proves nothing: it is not OK.
 func (r Report) OK() bool {
-	if len(r.Counts) > 0 {
+	if r.Verified == 0 || len(r.Counts) > 0 {
 		return false
 	}
 	for _, s := range r.Streams {
