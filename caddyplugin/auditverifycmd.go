@@ -126,6 +126,11 @@ func readSealKeys(specs []string) (map[string][]byte, error) {
 		if !ok || !auditseal.ValidKeyID(id) || path == "" {
 			return nil, fmt.Errorf("--key number %d: want <key_id>=<key file>, a key id of letters, digits, '.', '_' or '-'", i+1)
 		}
+		if _, twice := keys[id]; twice {
+			// One key per key id, as the gateway seals: a second one
+			// would silently replace the first.
+			return nil, fmt.Errorf("--key number %d: key id %s given twice: a key id names one key (a new key takes a new key id)", i+1, id)
+		}
 		data, err := os.ReadFile(path)
 		if err != nil {
 			reason := "unreadable"

@@ -122,6 +122,13 @@ func TestG09_SealedAuditTrail(t *testing.T) {
 	if code, out := auditVerify(t, trail); code != 2 || !strings.Contains(out, "--key") {
 		t.Errorf("no key: exit %d\n%s", code, out)
 	}
+	// A key id given twice is refused, whichever key comes last: the
+	// verifier holds one key per id, as the gateway seals.
+	for _, keys := range [][]string{{key, other}, {other, key}} {
+		if code, out := auditVerify(t, "--key", "itest="+keys[0], "--key", "itest="+keys[1], trail); code != 2 || !strings.Contains(out, "given twice") {
+			t.Errorf("one key id twice: exit %d\n%s", code, out)
+		}
+	}
 	// A key typed where its file's path goes is never echoed.
 	for _, spec := range []string{"seal-key-canary-typed-in-place", "itest=seal-key-canary-typed-as-path"} {
 		if code, out := auditVerify(t, "--key", spec, trail); code != 2 || strings.Contains(out, "canary") {
