@@ -327,7 +327,7 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 	if !hab.ActiveAt(now) {
 		return apierror.HabilitationInactive()
 	}
-	if !hab.Allows(string(ep.Modality)) {
+	if !allowsAny(hab, ep) {
 		// DataPass grants each calling modality apart: a token that only
 		// introspects, or a FranceConnect pairing, opens no other route.
 		return apierror.ModalityDenied()
@@ -355,6 +355,11 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 	}
 	if ep.Modality.CallerGivesIdentity() {
 		c.personBasis, c.person = p.Pseudonymizer.personKey(ep, params)
+		// The modality is that of what the call gives: an INE on a v2
+		// identite route is an identifiant call.
+		if !hab.Allows(string(ep.CallModality(c.personBasis))) {
+			return apierror.ModalityDenied()
+		}
 	}
 
 	c.mask |= effectiveMask(ep, hab, facts)
@@ -372,6 +377,18 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 		}
 	}
 	return p.limitCitizen(r.Context(), hab, citizen, c)
+}
+
+// allowsAny reports whether hab was granted a modality that a call to ep
+// may need (catalogue.Endpoint.CallModalities); the call's own is checked
+// once its query is read.
+func allowsAny(hab *habilitation.Habilitation, ep *catalogue.Endpoint) bool {
+	for _, m := range hab.Modalities {
+		if ep.CallModalities(catalogue.Modality(m)) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxRequestURI bounds the request target (SECURITY.md F01): the longest

@@ -91,6 +91,38 @@ func (e *Endpoint) Person(values func(name string) []string) (kind, text string,
 	return PersonCivilStatus, family + "\x00" + given + "\x00" + date, true
 }
 
+// CallModality returns the calling modality of a call to e whose person
+// Person designated as kind: identifiant when the call gives a provider
+// identifier, whatever the route (the legacy v2 student routes take an INE
+// or a civil status under one identite route), e's own modality otherwise.
+// DataPass grants a modality for what the caller gives: an identite
+// habilitation looks nobody up by INE, on /ine or on v2.
+func (e *Endpoint) CallModality(kind string) Modality {
+	if kind == PersonIdentifier {
+		return ModalityIdentifiant
+	}
+	return e.Modality
+}
+
+// CallModalities reports whether a call to e may need modality m: e's own
+// modality, or identifiant on an identite route that takes an identifier
+// (CallModality). It lets a habilitation granted neither be refused before
+// its query is read.
+func (e *Endpoint) CallModalities(m Modality) bool {
+	if m == e.Modality {
+		return true
+	}
+	if m != ModalityIdentifiant || e.Modality != ModalityIdentite {
+		return false
+	}
+	for i := range e.Params {
+		if e.Params[i].Identifier != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // QuotaSubject returns the text one citizen's quota counts on an identite
 // or identifiant route (SECURITY.md F05), from the same parameters as
 // Person: the identifier in its namespace, upper case, when the call
