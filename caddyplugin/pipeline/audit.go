@@ -49,7 +49,8 @@ import (
 //	                 citizen_key_basis: "sub" on FranceConnect routes,
 //	                 HMAC-SHA256(pseudonym key, iss ‖ sub); "civil_status" or
 //	                 "identifier" on identite and identifiant routes, the HMAC of
-//	                 the normalised birth name, given names and birth date, or of
+//	                 the normalised birth name, given names and birth date (empty
+//	                 when the call gives none), or of
 //	                 the provider identifier (catalogue.Endpoint.Person)
 //
 // Never a token, a name, a birth date, a query string or response data

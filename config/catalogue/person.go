@@ -41,8 +41,11 @@ const (
 // text). Otherwise it is the civil status every identite route takes —
 // birth name, given names, birth date (year, year-month or full date) —
 // so that the same inputs on two routes give the same text; sex and birth
-// place are left out because not every route takes them. ok is false when
-// the route declares neither, or the caller gave neither.
+// place are left out because not every route takes them. A route that
+// makes the birth date optional (DSS) still designates a call without one,
+// by its names and an empty date: such a lookup reaches personal data
+// too, and its audit record names its person. ok is false when the route
+// declares neither, or the caller gave neither names nor identifier.
 func (e *Endpoint) Person(values func(name string) []string) (kind, text string, ok bool) {
 	for i := range e.Params {
 		if p := &e.Params[i]; p.Identifier != "" {
@@ -85,7 +88,7 @@ func (e *Endpoint) Person(values func(name string) []string) (kind, text string,
 			}
 		}
 	}
-	if family == "" || given == "" || date == "" {
+	if family == "" || given == "" {
 		return "", "", false
 	}
 	return PersonCivilStatus, family + "\x00" + given + "\x00" + date, true

@@ -67,7 +67,8 @@ func TestPersonIsStableAcrossRoutes(t *testing.T) {
 }
 
 // TestPersonPartialDate: a partial birth date designates a year or a
-// month, padded as in YYYY-MM; missing elements give no designation.
+// month, padded as in YYYY-MM, a missing one the names alone; missing
+// names give no designation.
 func TestPersonPartialDate(t *testing.T) {
 	c := mustDefault(t)
 	ep, _ := c.Lookup("/v3/dss/quotient_familial/identite")
@@ -85,6 +86,11 @@ func TestPersonPartialDate(t *testing.T) {
 	q["moisDateNaissance"] = []string{"3"}
 	if text, _ := call(q); !strings.HasSuffix(text, "\x001977-03") {
 		t.Errorf("year and month: %q", text)
+	}
+	q = base()
+	delete(q, "anneeDateNaissance")
+	if text, ok := call(q); !ok || text != "MARTIN\x00JEAN PIERRE\x00" {
+		t.Errorf("no birth date: %q %v", text, ok)
 	}
 	q = base()
 	delete(q, "prenoms[]")
