@@ -24,6 +24,12 @@ var patterns = struct {
 	byText map[string]weak.Pointer[regexp.Regexp]
 }{byText: map[string]weak.Pointer[regexp.Regexp]{}}
 
+// wholeValue returns a pattern that matches what pattern matches only when
+// the match is the whole value: from the start of the text (\A) to its end
+// (\z), whatever alternation or flags pattern holds (a flag set inside a
+// group ends with it).
+func wholeValue(pattern string) string { return `\A(?:` + pattern + `)\z` }
+
 // compilePattern returns the shared compiled form of a parameter pattern.
 // It refuses a pattern whose program exceeds maxPatternRunes.
 func compilePattern(pattern string) (*regexp.Regexp, error) {

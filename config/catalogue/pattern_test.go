@@ -97,6 +97,51 @@ endpoints:
 	}
 }
 
+// TestPatternMatchesWholeValue: a parameter's pattern must match the whole
+// value, whatever its text: "^…$" around a top-level alternation anchors
+// only its first and last branch, and a multi-line flag turns "$" into an
+// end of line. A value the pattern does not wholly describe (a newline and
+// more after it, anything before a last branch) never reaches a provider.
+func TestPatternMatchesWholeValue(t *testing.T) {
+	doc := func(pattern string) string {
+		return `
+providers: {CNAV: {error_prefix: "37"}}
+endpoints:
+  - id: r
+    path: /v3/r/identifiant
+    modality: identifiant
+    operation_id: r
+    provider: CNAV
+    upstream_path: /v3/r/identifiant
+    params: [{name: numero, required: true, identifier: test, pattern: '` + pattern + `'}]
+    scopes: [{name: s, basis: doc, fields: [data.x]}]
+`
+	}
+	for _, tc := range []struct {
+		pattern  string
+		ok, nook []string
+	}{
+		{`^[0-9]{8}|[A-Z]{3}$`, []string{"12345678", "ABC"}, []string{"12345678&recipient=1", "x=1&ABC"}},
+		{`^(?m)[0-9]{8}$`, []string{"12345678"}, []string{"12345678\nother"}},
+	} {
+		c, err := Parse([]byte(doc(tc.pattern)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.pattern, err)
+		}
+		p, _ := c.Endpoints[0].Param("numero")
+		for _, v := range tc.ok {
+			if !p.Valid(v) {
+				t.Errorf("%s: %q refused", tc.pattern, v)
+			}
+		}
+		for _, v := range tc.nook {
+			if p.Valid(v) {
+				t.Errorf("%s: %q accepted", tc.pattern, v)
+			}
+		}
+	}
+}
+
 // TestDefaultCatalogueRetainedHeap bounds the memory a loaded default
 // catalogue keeps: it is loaded again on every configuration reload, and
 // its compiled patterns once took 140 MB (issue 8).

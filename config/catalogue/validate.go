@@ -158,7 +158,10 @@ func (c *Catalogue) validate() error {
 			}
 			seenParam[p.Name] = true
 			if p.Pattern != "" {
-				re, err := compilePattern(p.Pattern)
+				// Matched as a whole (wholeValue): the "^…$" the text must
+				// carry does not anchor a top-level alternation, nor a "$"
+				// under the multi-line flag.
+				re, err := compilePattern(wholeValue(p.Pattern))
 				switch {
 				case err != nil:
 					add("%s: params[%d].pattern: %v", at, j, err)
