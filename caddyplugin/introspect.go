@@ -24,9 +24,13 @@ type introspectAnswer struct {
 }
 
 // introspect answers GET /api/introspect for either kind of credential: a
-// habilitation's API token (its scopes) or a FranceConnect token (the scopes
-// it carries that its paired habilitation grants). Errors use the v2 shape,
-// as API Particulier's introspect does.
+// habilitation's API token (its scopes), in Authorization (Bearer) or, as
+// API Particulier v2's callers send it, in X-Api-Key; or a FranceConnect
+// token in Authorization (the scopes it carries that its paired
+// habilitation grants). One credential a request, as on the data routes:
+// both headers, or either one twice, is refused. Errors use the v2 shape,
+// as API Particulier's introspect does; an X-Api-Key request gets the API
+// key's (00101).
 func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, c *pipeline.Call) *apierror.Error {
 	if r.Method != http.MethodGet {
 		return apierror.MethodNotAllowed(http.MethodGet)
@@ -34,8 +38,16 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, c *pipeline
 	if aerr := h.pipe.LimitClient(r, c); aerr != nil {
 		return aerr
 	}
-	token, err := bearer.Extract(r)
+	apiKey := len(r.Header[bearer.APIKeyHeader]) > 0
+	extract := bearer.Extract
+	if apiKey {
+		extract = bearer.ExtractAPIKey
+	}
+	token, err := extract(r)
+	delete(r.Header, bearer.APIKeyHeader) // no later handler or log line sees it
 	switch {
+	case err != nil && apiKey:
+		return apierror.APITokenMalformed()
 	case errors.Is(err, bearer.ErrMissing):
 		return apierror.TokenMissing()
 	case err != nil:
@@ -43,13 +55,21 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, c *pipeline
 	}
 	now := h.pipe.Now()
 	if hab, ok := h.app.Registry().ByAPIToken(token); ok {
-		if !hab.ActiveAt(now) {
+		switch {
+		case !hab.ActiveAt(now) && apiKey:
+			return apierror.APITokenInvalid()
+		case !hab.ActiveAt(now):
 			return apierror.TokenNotFound()
 		}
 		if !hab.AcceptsClientCertificate(pipeline.ClientCertificate(r), now) {
 			return h.pipe.RefuseCertificate(hab, "introspect", now) // SECURITY.md C09
 		}
 		return writeIntrospection(w, hab, hab.Scopes)
+	}
+	if apiKey {
+		// An X-Api-Key holds an API token: a FranceConnect token there
+		// is unknown, and never sent to FranceConnect.
+		return apierror.APITokenInvalid()
 	}
 	facts, aerr := h.pipe.CheckToken(r.Context(), token, c)
 	if aerr != nil {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"testing"
@@ -34,6 +35,36 @@ func TestIntrospect(t *testing.T) {
 	bad := get(t, gatewayPort, "/api/introspect", bearer("nope")...)
 	if bad.status != 401 || bad.json(t)["error"] != "access_denied" {
 		t.Fatalf("unknown token: status %d: %s", bad.status, bad.body)
+	}
+}
+
+// TestIntrospectAPIKey: /api/introspect takes a habilitation's API token
+// in X-Api-Key, as API Particulier v2's callers send it, with the same
+// answer as in Authorization; one credential a request: X-Api-Key next to
+// Authorization, or twice, is refused, and a FranceConnect token in
+// X-Api-Key is unknown there, never sent to FranceConnect.
+func TestIntrospectAPIKey(t *testing.T) {
+	fc := newFCCounter(t)
+	start(t, options{MaxEntries: 11003, CheckTokenURL: fc.srv.URL})
+	want := get(t, gatewayPort, "/api/introspect", bearer("sandbox_all_scopes")...)
+	got := get(t, gatewayPort, "/api/introspect", "X-Api-Key", "sandbox_all_scopes")
+	if want.status != 200 || got.status != 200 || !bytes.Equal(got.body, want.body) {
+		t.Fatalf("X-Api-Key: status %d %s; Authorization: status %d %s", got.status, got.body, want.status, want.body)
+	}
+	for name, headers := range map[string][]string{
+		"next to Authorization": append([]string{"X-Api-Key", "sandbox_all_scopes"}, bearer("sandbox_all_scopes")...),
+		"twice":                 {"X-Api-Key", "sandbox_all_scopes", "X-Api-Key", "sandbox_all_scopes"},
+		"a FranceConnect token": {"X-Api-Key", "cnaf_qf_partial"},
+		"an unknown API token":  {"X-Api-Key", "nope"},
+		"empty":                 {"X-Api-Key", ""},
+	} {
+		a := get(t, gatewayPort, "/api/introspect", headers...)
+		if a.status != 401 || a.json(t)["error"] != "access_denied" || bytes.Contains(a.body, []byte("sandbox-toutes-donnees")) {
+			t.Errorf("%s: status %d: %s", name, a.status, a.body)
+		}
+	}
+	if n := fc.checktoken.Load(); n != 0 {
+		t.Fatalf("%d checktoken calls for X-Api-Key credentials", n)
 	}
 }
 
