@@ -49,6 +49,25 @@ var pingEvery = 15 * time.Second
 // delivery fails (DataPass delivers again) rather than trusting nothing.
 var ErrCorrupt = errors.New("datapass: a record in Redis is not readable")
 
+// unreadableError is the ErrCorrupt of a sealed record that does not open
+// under this store's keys, with what it claims to be (claimed): perhaps a
+// later record sealed under a key this instance does not hold yet (another
+// instance's new webhook secret, during a rotation).
+type unreadableError struct{ claim Record }
+
+func (*unreadableError) Error() string { return ErrCorrupt.Error() }
+func (*unreadableError) Unwrap() error { return ErrCorrupt }
+
+// replaceable reports whether rec may be written over a record whose read
+// failed with err (ErrCorrupt): garbage may be replaced, a record that
+// claims to be as late as rec or later may not, since writing rec would
+// undo the events it holds (a revoke) for every instance. Its claim is
+// never served: it only stops the write.
+func replaceable(err error, rec Record) bool {
+	var u *unreadableError
+	return !errors.As(err, &u) || later(rec, u.claim)
+}
+
 // Redis is a Store shared by every instance on one Redis (node, Sentinel or
 // Cluster): a change is written to the records hash and published in one
 // transaction; every instance subscribed applies it on receipt, and reloads
@@ -153,7 +172,9 @@ func (s *Redis) written(id string, rec Record) {
 // state older than one an instance applied: a revoke stays, and an old
 // approve delivered again is stale. A record Redis holds but this version
 // cannot read is replaced, unless the event would widen access with no
-// local copy to merge with (ErrCorrupt: DataPass delivers again).
+// local copy to merge with, or the record claims to be as late as the
+// merge or later (replaceable): then ErrCorrupt, and DataPass delivers
+// again.
 //
 // When Redis fails, a change that only narrows what this instance serves
 // is applied here anyway (a revocation is not delayed by an outage), and
@@ -178,6 +199,9 @@ func (s *Redis) Apply(ctx context.Context, next Record) (Record, bool, error) {
 			return ErrCorrupt
 		}
 		rec, changed = Merge(cur, next)
+		if corrupt && !replaceable(err, rec) {
+			return err
+		}
 		if remote != nil && !later(rec, *remote) && !corrupt {
 			return nil // Redis holds it already
 		}
@@ -248,7 +272,8 @@ func narrowerThan(rec Record, cur *Record) bool {
 }
 
 // readRecord reads request id's record: nil when Redis holds none, or an
-// unsealed grant (openRecord).
+// unsealed grant (openRecord). A sealed record that does not open is an
+// *unreadableError.
 func (s *Redis) readRecord(ctx context.Context, c redis.Cmdable, id string) (*Record, error) {
 	raw, err := c.HGet(ctx, RecordsKey, id).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -258,8 +283,14 @@ func (s *Redis) readRecord(ctx context.Context, c redis.Cmdable, id string) (*Re
 		return nil, err
 	}
 	r, err := openRecord(s.keys, id, raw)
-	if err != nil || !r.use {
+	if err != nil {
+		if claim, ok := claimed(id, raw); ok {
+			return nil, &unreadableError{claim}
+		}
 		return nil, err
+	}
+	if !r.use {
+		return nil, nil
 	}
 	return &r.Record, nil
 }
@@ -276,7 +307,10 @@ func (s *Redis) MarkSeen(ctx context.Context, sum [sha256.Size]byte) error {
 }
 
 // Reload reads every record and makes Live ready; the records this
-// instance holds later than Redis's copy are written back to it.
+// instance holds later than Redis's copy are written back to it. A record
+// it cannot read, and has not replaced with a later copy of its own, makes
+// Live not ready (ErrCorrupt): it may hold a revocation, sealed under a key
+// this instance does not hold yet (a rotation under way).
 func (s *Redis) Reload(ctx context.Context) error {
 	all, err := s.rdb.HGetAll(ctx, RecordsKey).Result()
 	if err != nil {
@@ -284,13 +318,13 @@ func (s *Redis) Reload(ctx context.Context) error {
 	}
 	recs := make([]Record, 0, len(all))
 	decoded := make(map[string]Record, len(all)) // Redis's copies that decode, for the write-back
-	bad := 0
+	unread := map[string]bool{}                  // Redis's copies that do not
 	var reseal []string
 	for id, raw := range all {
 		r, err := openRecord(s.keys, id, []byte(raw))
 		switch {
 		case err != nil:
-			bad++
+			unread[id] = true
 		case r.use:
 			decoded[id] = r.Record
 			recs = append(recs, r.Record)
@@ -325,17 +359,24 @@ func (s *Redis) Reload(ctx context.Context) error {
 	for _, r := range s.live.Records() {
 		if remote, ok := decoded[r.RequestID]; !ok || later(r, remote) {
 			var err error
-			if r, err = s.writeBack(ctx, r); err != nil {
+			var kept bool
+			if r, kept, err = s.writeBack(ctx, r); err != nil {
 				return fmt.Errorf("datapass: writing back a record: %w", err)
 			}
+			if kept {
+				continue // Redis holds a record this instance cannot read, as late or later
+			}
+			delete(unread, r.RequestID)
 			s.live.put(r)
 		}
 		s.written(r.RequestID, r) // Redis holds r or a later record
 	}
-	if bad > 0 {
-		// A record this version cannot read is not trusted; the others
-		// apply, and readiness waits for a readable state.
-		return fmt.Errorf("%w (%d of %d)", ErrCorrupt, bad, len(all))
+	if len(unread) > 0 {
+		// A record this version cannot read is not trusted, nor is this
+		// instance's copy of it, which may be older; the others apply,
+		// and readiness waits for a readable state.
+		s.live.setReady(false)
+		return fmt.Errorf("%w (%d of %d)", ErrCorrupt, len(unread), len(all))
 	}
 	s.live.setReady(true)
 	if s.Reloaded != nil {
@@ -361,15 +402,19 @@ func (s *Redis) reseal(ctx context.Context, id string) error {
 
 // writeBack writes rec, or its merge with a copy tied with it that Redis
 // holds now, unless Redis holds rec or a later copy; it returns the newest
-// of rec and Redis's copy.
-func (s *Redis) writeBack(ctx context.Context, rec Record) (Record, error) {
-	var newer Record
-	err := s.transact(ctx, func(tx *redis.Tx) error {
+// of rec and Redis's copy. kept reports a record left in place that this
+// instance cannot read and that claims to be as late as rec or later
+// (replaceable).
+func (s *Redis) writeBack(ctx context.Context, rec Record) (newer Record, kept bool, err error) {
+	err = s.transact(ctx, func(tx *redis.Tx) error {
 		remote, err := s.readRecord(ctx, tx, rec.RequestID)
 		if err != nil && !errors.Is(err, ErrCorrupt) {
 			return err
 		}
-		newer = rec
+		newer, kept = rec, err != nil && !replaceable(err, rec)
+		if kept {
+			return nil
+		}
 		if remote != nil {
 			if newer = newest(rec, *remote); !later(newer, *remote) {
 				return nil
@@ -377,7 +422,7 @@ func (s *Redis) writeBack(ctx context.Context, rec Record) (Record, error) {
 		}
 		return s.write(ctx, tx, newer)
 	})
-	return newer, err
+	return newer, kept, err
 }
 
 // Run follows the changes of every instance until ctx is done: it
