@@ -224,11 +224,12 @@ type rawOrg struct {
 // DecodeHabilitationsPage reads one page of /api/v1/habilitations (a JSON
 // list). It returns the items whose id and request_id are readable, and
 // the number of items the page held (for pagination). Unknown fields are
-// ignored; nothing else of an item is kept.
+// ignored; nothing else of an item is kept. A JSON null is not a list: read
+// as an empty one, it would revoke every request of the organisation.
 func DecodeHabilitationsPage(body []byte) ([]APIHabilitation, int, error) {
 	var raw []json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil || dec.More() {
+	if err := dec.Decode(&raw); err != nil || raw == nil || dec.More() {
 		return nil, 0, ErrAPISyntax
 	}
 	out := make([]APIHabilitation, 0, len(raw))

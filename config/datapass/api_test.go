@@ -36,6 +36,7 @@ type fakeDataPass struct {
 	down     bool // every API route answers 503
 	huge     bool // /habilitations answers more than MaxAPIBody
 	anySIRET bool // /habilitations ignores the siret filter
+	null     bool // /habilitations answers a JSON null
 	refuse   int  // the next n API calls answer 401 (a token DataPass forgot)
 	tokens   map[string]string
 	issued   int                // tokens issued
@@ -141,7 +142,7 @@ func (f *fakeDataPass) habilitations(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f.mu.Lock()
 	f.queries = append(f.queries, q)
-	onRead, huge, anySIRET := f.onRead, f.huge, f.anySIRET
+	onRead, huge, anySIRET, null := f.onRead, f.huge, f.anySIRET, f.null
 	var list []map[string]any
 	for _, it := range f.items {
 		org := it["organisation"].(map[string]any)
@@ -160,6 +161,10 @@ func (f *fakeDataPass) habilitations(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	if huge {
 		_, _ = w.Write([]byte(`[{"id":1,"request_id":1,"padding":"` + strings.Repeat("x", MaxAPIBody) + `"}]`))
+		return
+	}
+	if null {
+		_, _ = w.Write([]byte("null\n"))
 		return
 	}
 	if list == nil {

@@ -272,6 +272,32 @@ func TestResyncAPIDown(t *testing.T) {
 	}
 }
 
+// req: C13
+// TestResyncNullPageChangesNothing: DataPass's API answering a JSON null
+// where a list of habilitations is due (an incident, a proxy) is not an
+// organisation without authorizations: the resync fails and changes
+// nothing, instead of revoking every request bound in that organisation.
+func TestResyncNullPageChangesNothing(t *testing.T) {
+	p, m := newProcessor(t)
+	f := newFakeDataPass(t)
+	f.add(apiItem(1, 48213, siretServed, "active", "cnaf_quotient_familial"))
+	r := newResync(t, f, p)
+	if _, err := r.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.set(func() { f.null = true })
+	r.Now = func() time.Time { return readStart.Add(time.Hour) }
+	if _, err := r.Once(context.Background()); !errors.Is(err, ErrAPISyntax) {
+		t.Fatalf("err %v, want ErrAPISyntax", err)
+	}
+	if h := servedBy(t, p.Bindings, m.Live(), "mairie-qf"); h.Revoked {
+		t.Fatal("a null answer revoked the organisation's habilitations")
+	}
+	if _, _, err := DecodeHabilitationsPage([]byte(" null ")); !errors.Is(err, ErrAPISyntax) {
+		t.Fatalf("null page: %v", err)
+	}
+}
+
 // TestResyncFailedDeliveries: counted since the last success − skew, or a
 // week back at first; -1 when the attempts cannot be read.
 func TestResyncFailedDeliveries(t *testing.T) {
