@@ -3,6 +3,7 @@ package datapass
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -116,4 +117,41 @@ func TestSealKeyRotation(t *testing.T) {
 	if r, ok := after.Live().Record("48213"); !ok || !r.Active {
 		t.Fatalf("after the rotation: %+v", r)
 	}
+}
+
+// FuzzOpenRecord: whatever Redis holds (whoever wrote it), a record opens
+// for its own request number only, an active one only under a seal that
+// checks, and a claim read from a record that does not open is of that
+// request number; nothing panics.
+func FuzzOpenRecord(f *testing.F) {
+	active := Record{RequestID: "48213", FiredAt: 1, Event: "approve", SIRET: "21930048000015", Active: true, Grant: true,
+		Scopes: []string{"cnaf_quotient_familial"}, Rev: 1}
+	sealed, _ := sealRecord(testSealKey, active)
+	other, _ := sealRecord(bytes.Repeat([]byte{8}, 32), active)
+	bare, _ := json.Marshal(Record{RequestID: "48213", FiredAt: 1, Event: "revoke"})
+	for _, raw := range [][]byte{sealed, other, bare, []byte(sealVersion), []byte(sealVersion + "00."), []byte("null")} {
+		f.Add("48213", raw)
+	}
+	f.Fuzz(func(t *testing.T, id string, raw []byte) {
+		o, err := openRecord([][]byte{testSealKey}, id, raw)
+		if err == nil {
+			if o.RequestID != id {
+				t.Fatalf("record of %q opened for %q", o.RequestID, id)
+			}
+			if o.use && o.Active {
+				mac, body, _ := bytes.Cut(bytes.TrimPrefix(raw, []byte(sealVersion)), []byte("."))
+				want := hex.EncodeToString(recordMAC(testSealKey, id, body))
+				if !bytes.HasPrefix(raw, []byte(sealVersion)) || string(mac) != want {
+					t.Fatalf("an active record served without its seal: %q", raw)
+				}
+			}
+			return
+		}
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("error %v", err)
+		}
+		if c, ok := claimed(id, raw); ok && c.RequestID != id {
+			t.Fatalf("claim of %q read for %q", c.RequestID, id)
+		}
+	})
 }
