@@ -20,7 +20,13 @@ import (
 // birth_date names the year, month and day parameters: a day needs a month,
 // a month needs a year, the date must exist in the calendar, not lie in the
 // future, and the year be 1900 or later (a partial date, year or year and
-// month, is accepted when the route makes the parts optional).
+// month, is accepted when the route makes the parts optional). It may
+// instead name one parameter holding the whole date, YYYY-MM-DD (the legacy
+// v2 student routes' dateDeNaissance), under the same rules:
+//
+//	civility:
+//	  birth_date: [dateDeNaissance]
+//
 // birth_country names the country parameter: when it is given and is not
 // France (99100), the birth_place_in_france parameters are refused (born
 // abroad: no commune). Every name must be a declared parameter.
@@ -57,7 +63,7 @@ func (c *Civility) Check(value func(name string) string, now time.Time) string {
 	if c == nil {
 		return ""
 	}
-	if len(c.BirthDate) == 3 {
+	if len(c.BirthDate) > 0 {
 		if bad := checkBirthDate(c.BirthDate, value, now); bad != "" {
 			return bad
 		}
@@ -74,8 +80,24 @@ func (c *Civility) Check(value func(name string) string, now time.Time) string {
 	return ""
 }
 
+// checkBirthDate checks the birth date of names (year, month and day
+// parameters, or one YYYY-MM-DD parameter) and returns the parameter at
+// fault, or "".
 func checkBirthDate(names []string, value func(string) string, now time.Time) string {
-	ys, ms, ds := value(names[0]), value(names[1]), value(names[2])
+	var ys, ms, ds string
+	if len(names) == 1 {
+		whole := value(names[0])
+		if whole == "" {
+			return ""
+		}
+		var ok bool
+		if ys, ms, ds, ok = splitISODate(whole); !ok {
+			return names[0]
+		}
+		names = []string{names[0], names[0], names[0]} // every part is that parameter's
+	} else {
+		ys, ms, ds = value(names[0]), value(names[1]), value(names[2])
+	}
 	switch {
 	case ds != "" && ms == "":
 		return names[2]
@@ -111,6 +133,14 @@ func checkBirthDate(names []string, value func(string) string, now time.Time) st
 		return names[2]
 	}
 	return ""
+}
+
+// splitISODate splits YYYY-MM-DD into its year, month and day digits.
+func splitISODate(v string) (y, m, d string, ok bool) {
+	if len(v) != len("2006-01-02") || v[4] != '-' || v[7] != '-' {
+		return "", "", "", false
+	}
+	return v[:4], v[5:7], v[8:], true
 }
 
 // decimal parses 1 to 4 ASCII digits (no sign, no space).

@@ -137,6 +137,43 @@ func TestCivilityCheck(t *testing.T) {
 	}
 }
 
+// TestCivilityWholeDate: the legacy v2 student routes give the birth date
+// as one YYYY-MM-DD parameter, checked as the v3 routes' three parts are:
+// a date that exists in the calendar, not in the future, 1900 or later.
+// The default catalogue declares it on both routes.
+func TestCivilityWholeDate(t *testing.T) {
+	now := time.Date(2026, 11, 25, 15, 0, 0, 0, time.UTC)
+	cat := mustDefault(t)
+	for _, path := range []string{"/api/v2/etudiants", "/api/v2/etudiants-boursiers"} {
+		var ep *Endpoint
+		for i := range cat.Endpoints {
+			if e := &cat.Endpoints[i]; e.Path == path && e.Modality == ModalityIdentite {
+				ep = e
+			}
+		}
+		if ep == nil || ep.Civility == nil {
+			t.Fatalf("%s: no identite route with civility checks", path)
+		}
+		for date, want := range map[string]string{
+			"2001-02-28": "", "2000-02-29": "", "2026-11-25": "", "": "",
+			"2001-02-29": "dateDeNaissance", "2001-02-31": "dateDeNaissance", "2001-04-31": "dateDeNaissance",
+			"2001-00-10": "dateDeNaissance", "2001-10-00": "dateDeNaissance", "2026-11-26": "dateDeNaissance",
+			"2027-01-01": "dateDeNaissance", "1899-12-31": "dateDeNaissance", "2001-2-3": "dateDeNaissance",
+			"20010203": "dateDeNaissance",
+		} {
+			got := ep.Civility.Check(func(n string) string {
+				if n == "dateDeNaissance" {
+					return date
+				}
+				return ""
+			}, now)
+			if got != want {
+				t.Errorf("%s: dateDeNaissance=%q: Check = %q, want %q", path, date, got, want)
+			}
+		}
+	}
+}
+
 // TestCivilityValidation: civility names must be declared parameters of an
 // identite route.
 func TestCivilityValidation(t *testing.T) {

@@ -190,8 +190,8 @@ func (c *Catalogue) validate() error {
 					add("%s: civility: %q is not a declared parameter", at, n)
 				}
 			}
-			if len(e.Civility.BirthDate) != 0 && len(e.Civility.BirthDate) != 3 {
-				add("%s: civility.birth_date: want [year, month, day] parameter names", at)
+			if n := len(e.Civility.BirthDate); n != 0 && n != 1 && n != 3 {
+				add("%s: civility.birth_date: want [year, month, day] parameter names, or one YYYY-MM-DD parameter", at)
 			}
 		}
 		inGroup := map[string]bool{}
