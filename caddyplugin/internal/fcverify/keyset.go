@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -200,9 +201,17 @@ func (ks *keySet) fetchOnce(ctx context.Context) error {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	ks.lastErr = err
-	if err == nil {
+	switch {
+	case err == nil:
 		ks.keys = keys
 		ks.fetchedAt = now
+	case errors.Is(err, errNoUsableKey):
+		// FranceConnect served its JWKS and it lists no key we may use:
+		// the keys it no longer lists are withdrawn at once, as after any
+		// successful fetch, not kept as if the fetch had failed (A17).
+		// Verification fails closed until a usable set is served.
+		ks.keys = nil
+		ks.fetchedAt = time.Time{}
 	}
 	return err
 }
@@ -227,6 +236,10 @@ func (ks *keySet) fetch(ctx context.Context) (map[string]sigKey, error) {
 	}
 	return parseJWKS(body, ks.algs)
 }
+
+// errNoUsableKey: a well-formed JWKS without any key this configuration may
+// use. Unlike a failed fetch, it withdraws the keys held so far.
+var errNoUsableKey = fmt.Errorf("%w: no usable key in jwks", ErrJWKSUnavailable)
 
 // parseJWKS keeps only public EC P-256 (ES256) and RSA ≥ 2048 bits (RS256)
 // keys with a kid, use absent or "sig", an alg absent or fitting the key,
@@ -255,7 +268,7 @@ func parseJWKS(body []byte, algs []jose.SignatureAlgorithm) (map[string]sigKey, 
 		keys[kid] = k
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("%w: no usable key in jwks", ErrJWKSUnavailable)
+		return nil, errNoUsableKey
 	}
 	return keys, nil
 }

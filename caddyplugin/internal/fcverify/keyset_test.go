@@ -431,3 +431,42 @@ func TestA17_JWKSFiltering(t *testing.T) {
 		t.Fatal("redirected jwks used")
 	}
 }
+
+// req: A17 — a JWKS that FranceConnect serves without any key we may use
+// (an empty set, or its new key of an algorithm this configuration does not
+// allow) withdraws the keys it no longer lists at once, like any successful
+// fetch: the old key is not kept for the staleness bound as if the fetch had
+// failed. Verification then fails closed (503) until a usable set is served.
+func TestA17_JWKSWithoutUsableKeyWithdrawsOldKeys(t *testing.T) {
+	for name, jwks := range map[string]func(t *testing.T) []byte{
+		"empty":           func(*testing.T) []byte { return []byte(`{"keys":[]}`) },
+		"only disallowed": func(t *testing.T) []byte { return jwksOf(t, fcRS) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.SigningAlgorithms = []string{"ES256"} })
+			if _, err := e.check(e.answer(e.claims(nil))); err != nil {
+				t.Fatal(err)
+			}
+			e.stub.setJWKS(jwks(t), 200)
+			// The periodic refresh fetches the new document.
+			e.clock.Add(DefaultJWKSRefreshInterval + time.Second)
+			_, _ = e.check(e.answer(e.claims(nil)))
+			e.v.keys.bg.Wait()
+			if n := e.stub.fetches.Load(); n != 2 {
+				t.Fatalf("%d fetches", n)
+			}
+			_, err := e.check(e.answer(e.claims(nil)))
+			wantErr(t, err, ErrJWKSUnavailable)
+			if err := e.v.Ready(context.Background()); err == nil {
+				t.Fatal("ready without a usable key set")
+			}
+
+			// FranceConnect serves its key again: used after the cooldown.
+			e.stub.setJWKS(jwksOf(t, fcES), 200)
+			e.clock.Add(DefaultJWKSRefreshCooldown)
+			if _, err := e.check(e.answer(e.claims(nil))); err != nil {
+				t.Fatalf("after recovery: %v", err)
+			}
+		})
+	}
+}
