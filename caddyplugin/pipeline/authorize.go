@@ -260,6 +260,12 @@ func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcve
 	c.source = src.String()
 	result, aerr := "active", (*apierror.Error)(nil)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		// The caller hung up while the check ran (it goes on, detached,
+		// for the requests that share it): nobody reads this answer, and
+		// FranceConnect did not fail. Neither logged nor counted as a
+		// FranceConnect failure, so that hanging up cannot raise its alert.
+		result, aerr = "abandoned", apierror.Unavailable(apierror.ReasonInternalError)
 	case err != nil:
 		result, aerr = "error", p.tokenError(err)
 		if errors.Is(err, fcverify.ErrTokenExpired) || errors.Is(err, fcverify.ErrTokenMalformed) || errors.Is(err, errAPITokenOnFCRoute) {

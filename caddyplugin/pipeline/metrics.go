@@ -20,7 +20,7 @@ var (
 	}, []string{"endpoint", "decision", "code"})
 	metricTokenChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "token_checks_total",
-		Help: "FranceConnect token lookups, by source (l1, l2, checktoken) and result (active, inactive, error).",
+		Help: "FranceConnect token lookups, by source (l1, l2, checktoken) and result (active, inactive, error, abandoned: the caller hung up first).",
 	}, []string{"source", "result"})
 	metricProviderDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "provider_duration_seconds",
