@@ -18,37 +18,81 @@ func (c *cfg) logs() map[string]any {
 	return l
 }
 
-// includes reports whether a log's include entry takes a logger: the
-// logger itself or one of its parents (passerelle takes passerelle.audit).
-func includes(include, logger string) bool {
-	return logger == include || strings.HasPrefix(logger, include+".")
+// takes reports whether a log of logging.logs takes a logger's entries, as
+// Caddy's CustomLog.loggerAllowed decides: every logger when the log has
+// neither include nor exclude; otherwise the longest namespace of include
+// that is the logger or one of its parents (passerelle takes
+// passerelle.audit) must be longer than the longest of exclude ("*"
+// excludes every module's logger).
+func takes(log any, logger string) bool {
+	include, exclude := strs(log, "include"), strs(log, "exclude")
+	if len(include) == 0 && len(exclude) == 0 {
+		return true
+	}
+	longest := func(namespaces []string) int {
+		n := 0
+		for _, ns := range namespaces {
+			if strings.HasPrefix(logger+".", ns+".") && len(ns) > n {
+				n = len(ns)
+			}
+		}
+		return n
+	}
+	accept, reject := longest(include), longest(exclude)
+	if len(include) > 0 && accept == 0 || slices.Contains(exclude, "*") {
+		return false
+	}
+	return accept > reject || len(include) == 0 && reject == 0
 }
 
-// LogFor returns the name of the log of Caddy's logging.logs (as JSON
-// decodes it) that takes a logger's entries: the first one, in name order,
-// whose include takes it (includes); "" when none does and the entries go
-// to the default log.
+// LogFor returns the name of the first log of Caddy's logging.logs (as
+// JSON decodes it), in name order, that includes a logger by name and
+// takes its entries (takes); "" when none does and the entries go to the
+// default log only.
 func LogFor(logs map[string]any, logger string) string {
 	for _, name := range slices.Sorted(maps.Keys(logs)) {
-		if slices.ContainsFunc(strs(logs[name], "include"), func(inc string) bool { return includes(inc, logger) }) {
+		if len(strs(logs[name], "include")) > 0 && takes(logs[name], logger) {
 			return name
 		}
 	}
 	return ""
 }
 
-// sinkOf returns the log that receives a logger's entries: LogFor's, else
-// the default one.
-func (c *cfg) sinkOf(logger string) (string, map[string]any) {
+// logsTaking returns, in name order, every log that takes a logger's
+// entries: Caddy writes each entry to all of them, not to the first one
+// only. Without a default log in logging.logs, Caddy sets up its own
+// (stderr, every logger), named default here.
+func (c *cfg) logsTaking(logger string) []string {
 	logs := c.logs()
-	name := LogFor(logs, logger)
-	if name == "" {
-		name = "default"
+	names := slices.Collect(maps.Keys(logs))
+	if _, ok := logs["default"]; !ok {
+		names = append(names, "default")
 	}
-	m, _ := logs[name].(map[string]any)
-	return name, m
+	slices.Sort(names)
+	return slices.DeleteFunc(names, func(n string) bool { return !takes(logs[n], logger) })
 }
 
+// log returns one log of logging.logs; nil for Caddy's own default log.
+func (c *cfg) log(name string) map[string]any {
+	l, _ := c.logs()[name].(map[string]any)
+	return l
+}
+
+// auditLogs returns the logs that take the audit trail, when one of them
+// includes it by name; nil when the trail is left to logs that take every
+// logger (PA14's).
+func (c *cfg) auditLogs() []string {
+	names := c.logsTaking("passerelle.audit")
+	if !slices.ContainsFunc(names, func(n string) bool { return len(strs(c.log(n), "include")) > 0 }) {
+		return nil
+	}
+	return names
+}
+
+// checkAccessLogQuery (PA12): every log that takes a server's access
+// logger filters the query string and the API key out of it, not only the
+// first one: a second log taking http.log.access, or one without include,
+// writes the same entries through its own encoder.
 func checkAccessLogQuery(c *cfg) []Finding {
 	var out []Finding
 	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
@@ -57,23 +101,32 @@ func checkAccessLogQuery(c *cfg) []Finding {
 			continue // no access log
 		}
 		for _, logger := range accessLoggers(logsCfg) {
-			lname, l := c.sinkOf(logger)
-			filter := func(field string) map[string]any {
-				if str(l, "encoder", "format") != "filter" {
-					return nil
-				}
-				f, _ := dig(l, "encoder", "fields", field).(map[string]any)
-				return f
-			}
-			if !dropsQuery(filter("request>uri")) {
-				out = append(out, find("PA12", "logging.logs."+lname, "server "+name+": request>uri logged with its query string"))
-			}
-			// Caddy redacts Authorization and Cookie, not the legacy API
-			// key header: the habilitation's API token would be logged.
-			if f := filter("request>headers>X-Api-Key"); f == nil || !slices.Contains([]string{"delete", "replace", "hash"}, str(f, "filter")) {
-				out = append(out, find("PA12", "logging.logs."+lname, "server "+name+": request>headers>X-Api-Key logged as is"))
+			for _, lname := range c.logsTaking(logger) {
+				out = append(out, accessLogFilters(c.log(lname), lname, name)...)
 			}
 		}
+	}
+	return out
+}
+
+// accessLogFilters checks the encoder of one log taking server's access
+// logger.
+func accessLogFilters(l map[string]any, lname, server string) []Finding {
+	var out []Finding
+	filter := func(field string) map[string]any {
+		if str(l, "encoder", "format") != "filter" {
+			return nil
+		}
+		f, _ := dig(l, "encoder", "fields", field).(map[string]any)
+		return f
+	}
+	if !dropsQuery(filter("request>uri")) {
+		out = append(out, find("PA12", "logging.logs."+lname, "server "+server+": request>uri logged with its query string"))
+	}
+	// Caddy redacts Authorization and Cookie, not the legacy API key
+	// header: the habilitation's API token would be logged.
+	if f := filter("request>headers>X-Api-Key"); f == nil || !slices.Contains([]string{"delete", "replace", "hash"}, str(f, "filter")) {
+		out = append(out, find("PA12", "logging.logs."+lname, "server "+server+": request>headers>X-Api-Key logged as is"))
 	}
 	return out
 }
@@ -148,9 +201,12 @@ func checkLogLevels(c *cfg) []Finding {
 	return out
 }
 
+// checkAuditSink (PA14): a log includes the audit trail by name, and no
+// log that takes it writes where an access log writes (the same log, or
+// the same sink).
 func checkAuditSink(c *cfg) []Finding {
-	aname, alog := c.sinkOf("passerelle.audit")
-	if aname == "default" {
+	audits := c.auditLogs()
+	if audits == nil {
 		return []Finding{find("PA14", "logging.logs", "no log includes passerelle.audit: the audit trail goes to the default log")}
 	}
 	var out []Finding
@@ -159,11 +215,14 @@ func checkAuditSink(c *cfg) []Finding {
 		if !ok {
 			continue
 		}
-		for _, logger := range accessLoggers(logsCfg) {
-			lname, llog := c.sinkOf(logger)
-			if lname == aname || sink(alog) == sink(llog) {
+		for _, aname := range audits {
+			shares := func(logger string) bool {
+				return slices.ContainsFunc(c.logsTaking(logger), func(lname string) bool {
+					return lname == aname || sink(c.log(aname)) == sink(c.log(lname))
+				})
+			}
+			if slices.ContainsFunc(accessLoggers(logsCfg), shares) {
 				out = append(out, find("PA14", "logging.logs."+aname, "the same sink as the access log of server "+name))
-				break
 			}
 		}
 	}

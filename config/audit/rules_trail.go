@@ -12,74 +12,80 @@ import (
 // passerelle_buffered with on_full refuse, the only writer that stops data
 // routes when its sink refuses records (SECURITY.md G09, I11), and not to
 // Caddy's net writer (no TLS; what the kernel took for a dead connection
-// is lost unseen). An audit trail left in the default log is PA14's.
+// is lost unseen). Every log that takes the trail is held to it, a copy
+// as the original. An audit trail left in the default log is PA14's.
 func checkAuditFailClosed(c *cfg) []Finding {
-	name, log := c.sinkOf("passerelle.audit")
-	if name == "default" {
-		return nil
+	var out []Finding
+	for _, name := range c.auditLogs() {
+		path := "logging.logs." + name + ".writer"
+		switch w, _ := c.log(name)["writer"].(map[string]any); {
+		case str(w, "output") != "passerelle_buffered":
+			out = append(out, find("PA20", path, "written by "+orDefault(str(w, "output"), "stderr (the default)")+": a sink that refuses records does not stop data routes"))
+		case str(w, "on_full") == "drop":
+			out = append(out, find("PA20", path+".on_full", "drop: records are dropped when the sink refuses them, data routes keep serving"))
+		case str(w, "writer", "output") == "net":
+			out = append(out, find("PA20", path+".writer", "net: records travel without TLS, and a batch written into a connection the collector dropped is lost; write a file and ship it with an agent over TLS"))
+		}
 	}
-	path := "logging.logs." + name + ".writer"
-	switch w, _ := log["writer"].(map[string]any); {
-	case str(w, "output") != "passerelle_buffered":
-		return []Finding{find("PA20", path, "written by "+orDefault(str(w, "output"), "stderr (the default)")+": a sink that refuses records does not stop data routes")}
-	case str(w, "on_full") == "drop":
-		return []Finding{find("PA20", path+".on_full", "drop: records are dropped when the sink refuses them, data routes keep serving")}
-	case str(w, "writer", "output") == "net":
-		return []Finding{find("PA20", path+".writer", "net: records travel without TLS, and a batch written into a connection the collector dropped is lost; write a file and ship it with an agent over TLS")}
-	}
-	return nil
+	return out
 }
 
 // checkAuditSealed (PA23, SECURITY.md G09): the audit trail's records are
 // sealed by the passerelle_sealed encoder, so that whoever holds the key
 // can tell, wherever the trail went, a record altered, added or removed.
-// An audit trail left in the default log is PA14's.
+// Every log that takes the trail seals it: Caddy writes each record to
+// all of them, and a copy unsealed is one altered unseen. An audit trail
+// left in the default log is PA14's.
 func checkAuditSealed(c *cfg) []Finding {
-	name, log := c.sinkOf("passerelle.audit")
-	if name == "default" {
-		return nil
+	var out []Finding
+	for _, name := range c.auditLogs() {
+		if format := str(c.log(name), "encoder", "format"); format != "passerelle_sealed" {
+			out = append(out, find("PA23", "logging.logs."+name+".encoder", orDefault(format, "json (the default)")+
+				": records not sealed; an altered, added or removed record goes unseen"))
+		}
 	}
-	if format := str(log, "encoder", "format"); format != "passerelle_sealed" {
-		return []Finding{find("PA23", "logging.logs."+name+".encoder", orDefault(format, "json (the default)")+
-			": records not sealed; an altered, added or removed record goes unseen")}
-	}
-	return nil
+	return out
 }
 
-// checkAuditUnfiltered (PA24, SECURITY.md G01, G09): the log that takes
+// checkAuditUnfiltered (PA24, SECURITY.md G01, G09): every log that takes
 // the audit trail keeps every record: no level above INFO, no sampling.
 // Caddy drops what a log's level or sampling filters out before its
 // encoder sees it, so such a record takes no sequence number: the seal
 // cannot show it missing, and nothing counts it.
 func checkAuditUnfiltered(c *cfg) []Finding {
-	name, log := c.sinkOf("passerelle.audit")
-	path := "logging.logs." + name
-	var out []Finding
-	switch level := strings.ToUpper(str(log, "level")); level {
-	case "", "INFO", "DEBUG": // DEBUG is PA13's
-	default:
-		out = append(out, find("PA24", path+".level", level+": the audit records (INFO) are dropped before they are sealed, unseen"))
+	names := c.auditLogs()
+	if names == nil {
+		names = c.logsTaking("passerelle.audit")
 	}
-	if _, sampled := log["sampling"]; sampled {
-		out = append(out, find("PA24", path+".sampling", "records dropped by sampling before they are sealed, unseen"))
+	var out []Finding
+	for _, name := range names {
+		log, path := c.log(name), "logging.logs."+name
+		switch level := strings.ToUpper(str(log, "level")); level {
+		case "", "INFO", "DEBUG": // DEBUG is PA13's
+		default:
+			out = append(out, find("PA24", path+".level", level+": the audit records (INFO) are dropped before they are sealed, unseen"))
+		}
+		if _, sampled := log["sampling"]; sampled {
+			out = append(out, find("PA24", path+".sampling", "records dropped by sampling before they are sealed, unseen"))
+		}
 	}
 	return out
 }
 
 // checkOnlyAuditRefuses (PA25, SECURITY.md G01): only the audit trail's
-// passerelle_buffered writer refuses when full (on_full refuse, its
+// passerelle_buffered writers refuse when full (on_full refuse, their
 // default). While any such writer refuses, data routes answer 503 and
 // their refusals go unrecorded: another log's failing sink (an access log)
 // would stop the service and thin the audit trail, although the trail's
 // own sink is healthy. Other logs drop what their sink refuses, counted
 // (caddy_passerelle_log_lines_lost_total).
 func checkOnlyAuditRefuses(c *cfg) []Finding {
-	audit, _ := c.sinkOf("passerelle.audit")
+	audits := c.logsTaking("passerelle.audit")
 	logs := c.logs()
 	var out []Finding
 	for _, name := range slices.Sorted(maps.Keys(logs)) {
 		w, _ := dig(logs[name], "writer").(map[string]any)
-		if name == audit || str(w, "output") != "passerelle_buffered" || str(w, "on_full") == "drop" {
+		if slices.Contains(audits, name) || str(w, "output") != "passerelle_buffered" || str(w, "on_full") == "drop" {
 			continue
 		}
 		out = append(out, find("PA25", "logging.logs."+name+".writer.on_full",

@@ -1,0 +1,53 @@
+package audit
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestLogsAsCaddyRoutesThem: Caddy writes a logger's entries to every log
+// whose include and exclude take it (the longest match wins within a log),
+// and to a default log that takes everything when logging.logs names none.
+// A second log taking the audit trail or the access log keeps a copy the
+// first one's encoder does not protect; a log whose exclude drops the
+// audit trail does not take it, whatever its include.
+func TestLogsAsCaddyRoutesThem(t *testing.T) {
+	logs := func(c map[string]any) map[string]any { return obj(c, "logging", "logs") }
+	cases := []struct {
+		name  string
+		rules []string // nil: clean
+		add   func(c map[string]any)
+	}{
+		{"a second log including passerelle: an unsealed copy", []string{"PA20", "PA23"}, func(c map[string]any) {
+			logs(c)["zz_app"] = map[string]any{"include": []any{"passerelle"}}
+		}},
+		{"a log without include: the audit trail and the access log, unfiltered", []string{"PA12", "PA14", "PA20", "PA23"}, func(c map[string]any) {
+			logs(c)["shipper"] = map[string]any{"writer": map[string]any{"output": "stdout"}}
+		}},
+		{"a second access log including http.log.access", []string{"PA12"}, func(c map[string]any) {
+			logs(c)["zz_http"] = map[string]any{"include": []any{"http.log.access"}, "writer": map[string]any{"output": "stdout"}}
+		}},
+		{"no default log: Caddy's own takes everything", []string{"PA12", "PA14", "PA20", "PA23"}, func(c map[string]any) {
+			delete(logs(c), "default")
+		}},
+		{"a default log that does not exclude the audit trail", []string{"PA20", "PA23"}, func(c map[string]any) {
+			logs(c)["default"] = map[string]any{"exclude": []any{"http.log.access.log0"}}
+		}},
+		{"the passerelle log excluding the audit trail", nil, func(c map[string]any) {
+			logs(c)["app"] = map[string]any{"include": []any{"passerelle"}, "exclude": []any{"passerelle.audit"},
+				"writer": map[string]any{"output": "stdout"}}
+		}},
+		{"the default log excluding every module", nil, func(c map[string]any) {
+			logs(c)["default"] = map[string]any{"exclude": []any{"*"}}
+		}},
+	}
+	for _, tc := range cases {
+		c := clean()
+		tc.add(c)
+		got := rulesOf(run(t, c))
+		slices.Sort(got)
+		if !slices.Equal(got, tc.rules) {
+			t.Errorf("%s: rules %v, want %v", tc.name, got, tc.rules)
+		}
+	}
+}
