@@ -159,7 +159,7 @@ func checkPlainHTTP(c *cfg) []Finding {
 		out = append(out, find("PA03", tr[0].path, "OTLP traces over plain HTTP (OTEL_EXPORTER_OTLP_*ENDPOINT or *_INSECURE in the environment)"))
 	}
 	for _, h := range c.named("reverse_proxy") {
-		if !h.after("passerelle") || dig(h.obj, "transport", "tls") != nil {
+		if !h.mayAfter("passerelle") || dig(h.obj, "transport", "tls") != nil {
 			continue
 		}
 		for _, d := range dials(h.obj) {
@@ -248,7 +248,7 @@ func daysAsHours(s string) string {
 func checkBypass(c *cfg) []Finding {
 	providers := map[string]bool{}
 	for _, h := range c.named("reverse_proxy") {
-		if h.after("passerelle") {
+		if h.mayAfter("passerelle") {
 			for _, d := range dials(h.obj) {
 				providers[d] = true
 			}
@@ -262,6 +262,9 @@ func checkBypass(c *cfg) []Finding {
 		for _, d := range dials(h.obj) {
 			if providers[d] {
 				detail := "reverse_proxy to " + d + " without passerelle before it"
+				if h.mayAfter("passerelle") {
+					detail += " on every request (passerelle runs under matchers the proxy does not have)"
+				}
 				if h.via != "" {
 					detail += " (run by the invoke at " + h.via + ")"
 				}

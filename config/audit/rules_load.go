@@ -101,7 +101,7 @@ func checkRetries(c *cfg) []Finding {
 	var out []Finding
 	for _, h := range c.named("reverse_proxy") {
 		limit := 1.0
-		if h.after("passerelle") {
+		if h.mayAfter("passerelle") {
 			limit = 0
 		}
 		if n, ok := dig(h.obj, "load_balancing", "retries").(float64); ok && n > limit {
@@ -132,7 +132,7 @@ func checkRetries(c *cfg) []Finding {
 func checkProviderTimeouts(c *cfg) []Finding {
 	var out []Finding
 	for _, h := range c.named("reverse_proxy") {
-		if !h.after("passerelle") {
+		if !h.mayAfter("passerelle") {
 			continue
 		}
 		if d, ok := duration(dig(h.obj, "transport", "response_header_timeout")); !ok || d <= 0 {

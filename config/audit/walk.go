@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"slices"
@@ -24,7 +25,8 @@ type handler struct {
 	path   string
 	obj    map[string]any
 	// before are the names of the handlers that run before it in its
-	// route chain (enclosing subroutes included).
+	// route chain (enclosing subroutes included); those of a route with
+	// matchers, which may run before it or not, marked (conditional).
 	before []string
 	// via names the invokes that run it, when it is in a named route.
 	via string
@@ -34,13 +36,51 @@ type handler struct {
 
 func (h handler) name() string { s, _ := h.obj["handler"].(string); return s }
 
-func (h handler) after(name string) bool {
-	for _, b := range h.before {
-		if b == name {
-			return true
+// after reports whether the handler name runs before h on every request
+// that reaches h.
+func (h handler) after(name string) bool { return slices.Contains(h.before, name) }
+
+// mayAfter reports whether the handler name runs before h on some of the
+// requests that reach h: `passerelle /v3/*` then `reverse_proxy` runs the
+// proxy after passerelle on /v3/* only; the proxy is a provider's.
+func (h handler) mayAfter(name string) bool {
+	return slices.ContainsFunc(h.before, func(b string) bool { return b == name || strings.HasSuffix(b, "\x00"+name) })
+}
+
+// conditional marks a handler's name in a chain: it ran before under the
+// matchers key (JSON), or under several when key is "" (never the key of
+// one route).
+func conditional(key, name string) string { return "?" + key + "\x00" + name }
+
+// matchKey is a route's matchers as JSON; ok is false without matchers.
+func matchKey(route map[string]any) (key string, ok bool) {
+	m, ok := route["match"]
+	b, _ := json.Marshal(m)
+	return string(b), ok
+}
+
+// responders answer a request without calling the next handler.
+var responders = []string{"reverse_proxy", "static_response", "file_server", "error", "metrics",
+	"passerelle_health", "passerelle_jwks", "passerelle_datapass", "passerelle_front"}
+
+// responds reports whether a name of a chain (marked or not) answers.
+func responds(b string) bool {
+	if strings.HasPrefix(b, "?") {
+		_, b, _ = strings.Cut(b, "\x00")
+	}
+	return slices.Contains(responders, b)
+}
+
+// certain returns chain with the handlers that ran under the matchers key
+// unmarked: a route with the same matchers runs only where they ran.
+func certain(chain []string, key string) []string {
+	out := slices.Clone(chain)
+	for i, b := range out {
+		if k, name, ok := strings.Cut(strings.TrimPrefix(b, "?"), "\x00"); ok && strings.HasPrefix(b, "?") && k == key && key != "" {
+			out[i] = name
 		}
 	}
-	return false
+	return out
 }
 
 // index walks every handler of every server as Caddy chains them: the
@@ -83,7 +123,9 @@ type walker struct {
 
 // routes walks a route list, which Caddy compiles into one chain: the
 // handlers of a route without matchers come before those of the routes
-// after it. It returns the chain after the list: what every request runs.
+// after it; those of a route with matchers may (conditional), and do
+// before a route with the same matchers. It returns the chain after the
+// list: what every request runs, and what some may have run.
 func (w *walker) routes(path string, routes []any, before []string) []string {
 	chain := before
 	for i, r := range routes {
@@ -91,9 +133,24 @@ func (w *walker) routes(path string, routes []any, before []string) []string {
 		if !ok {
 			continue
 		}
-		after := w.route(fmt.Sprintf("%s[%d]", path, i), route, chain)
-		if _, conditional := route["match"]; !conditional {
-			chain = after
+		key, matched := matchKey(route)
+		if !matched {
+			chain = w.route(fmt.Sprintf("%s[%d]", path, i), route, chain)
+			continue
+		}
+		after := w.route(fmt.Sprintf("%s[%d]", path, i), route, certain(chain, key))
+		ran := after[len(chain):]
+		if route["terminal"] == true || slices.ContainsFunc(ran, responds) {
+			continue // the requests it matches end in it
+		}
+		chain = slices.Clone(chain)
+		for _, name := range ran {
+			under := key
+			if strings.HasPrefix(name, "?") { // already under other matchers
+				_, name, _ = strings.Cut(name, "\x00")
+				under = ""
+			}
+			chain = append(chain, conditional(under, name))
 		}
 	}
 	return chain

@@ -253,3 +253,30 @@ func TestListenPorts(t *testing.T) {
 		t.Error("onlyOn")
 	}
 }
+
+// TestPasserelleUnderMatcher: `passerelle /v3/*` then `reverse_proxy
+// provider` runs the proxy on every other path without passerelle (PA05),
+// and the proxy is a provider all the same (PA03, PA19). Under the same
+// matcher as passerelle, the proxy runs after it only.
+func TestPasserelleUnderMatcher(t *testing.T) {
+	v3 := []any{map[string]any{"path": []any{"/v3/*"}}}
+	gate := map[string]any{"match": v3, "handle": []any{map[string]any{"handler": "passerelle"}}}
+	cases := []struct {
+		name  string
+		proxy map[string]any
+		rules []string
+	}{
+		{"the proxy on every path", map[string]any{"handle": []any{proxyTo("provider.example:443", false)}}, []string{"PA05"}},
+		{"a plain provider on every path", map[string]any{"handle": []any{proxyTo("provider.example:80", true)}}, []string{"PA03", "PA05"}},
+		{"the proxy under the same matcher", map[string]any{"match": v3, "handle": []any{proxyTo("provider.example:443", false)}}, nil},
+	}
+	for _, tc := range cases {
+		c := clean()
+		obj(c, "apps", "http", "servers", "public", "routes", 0, "handle", 0)["routes"] = []any{gate, tc.proxy}
+		got := rulesOf(run(t, c))
+		slices.Sort(got)
+		if !slices.Equal(got, tc.rules) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.rules)
+		}
+	}
+}
