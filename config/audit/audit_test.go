@@ -17,7 +17,7 @@ func clean() map[string]any {
 	return map[string]any{
 		"admin": map[string]any{"listen": "unix//run/passerelle/admin.sock"},
 		"logging": map[string]any{"logs": map[string]any{
-			"default": map[string]any{"exclude": []any{"http.log.access.log0", "passerelle.audit"}},
+			"default": map[string]any{"exclude": []any{"http.log.access", "passerelle.audit"}},
 			"log0": map[string]any{
 				"include": []any{"http.log.access.log0"},
 				"writer":  map[string]any{"output": "file", "filename": "/var/log/passerelle/access.log", "roll_keep_days": 183.0, "roll_keep": -1.0, "roll_interval": 86400e9},

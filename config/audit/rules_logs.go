@@ -164,22 +164,25 @@ func dropsQuery(f map[string]any) bool {
 }
 
 // accessLoggers are the logger names of a server's access log: per host
-// (logger_names), the default one, or http.log.access.
+// (logger_names), and the default one (default_logger_name, else
+// http.log.access), which takes every request to a host logger_names does
+// not map, unless skip_unmapped_hosts: a Host header with a trailing dot,
+// an address, a name the load balancer passes on.
 func accessLoggers(logsCfg map[string]any) []string {
 	var loggers []string
-	if n := str(logsCfg, "default_logger_name"); n != "" {
-		loggers = append(loggers, "http.log.access."+n)
-	}
 	names, _ := logsCfg["logger_names"].(map[string]any)
 	for _, host := range slices.Sorted(maps.Keys(names)) {
 		for _, n := range strs(names, host) {
 			loggers = append(loggers, "http.log.access."+n)
 		}
 	}
-	if len(loggers) == 0 {
-		loggers = []string{"http.log.access"}
+	if len(loggers) > 0 && logsCfg["skip_unmapped_hosts"] == true {
+		return loggers
 	}
-	return loggers
+	if n := str(logsCfg, "default_logger_name"); n != "" {
+		return append(loggers, "http.log.access."+n)
+	}
+	return append(loggers, "http.log.access")
 }
 
 func checkLogLevels(c *cfg) []Finding {

@@ -31,7 +31,7 @@ func TestLogsAsCaddyRoutesThem(t *testing.T) {
 			delete(logs(c), "default")
 		}},
 		{"a default log that does not exclude the audit trail", []string{"PA20", "PA23"}, func(c map[string]any) {
-			logs(c)["default"] = map[string]any{"exclude": []any{"http.log.access.log0"}}
+			logs(c)["default"] = map[string]any{"exclude": []any{"http.log.access"}}
 		}},
 		{"the passerelle log excluding the audit trail", nil, func(c map[string]any) {
 			logs(c)["app"] = map[string]any{"include": []any{"passerelle"}, "exclude": []any{"passerelle.audit"},
@@ -49,5 +49,22 @@ func TestLogsAsCaddyRoutesThem(t *testing.T) {
 		if !slices.Equal(got, tc.rules) {
 			t.Errorf("%s: rules %v, want %v", tc.name, got, tc.rules)
 		}
+	}
+}
+
+// TestUnmappedHostsAccessLog: with logger_names, Caddy logs a request to a
+// host they do not map (api.mairie.example. with its trailing dot) to the
+// default access logger, http.log.access, unless skip_unmapped_hosts: the
+// default log then writes its query string and X-Api-Key unless it
+// excludes http.log.access.
+func TestUnmappedHostsAccessLog(t *testing.T) {
+	c := clean()
+	obj(c, "logging", "logs", "default")["exclude"] = []any{"http.log.access.log0", "passerelle.audit"}
+	if got := rulesOf(run(t, c)); !slices.Equal(got, []string{"PA12"}) {
+		t.Errorf("the default log takes unmapped hosts' requests: %v, want PA12", got)
+	}
+	obj(publicServer(c), "logs")["skip_unmapped_hosts"] = true
+	if got := run(t, c); len(got) != 0 {
+		t.Errorf("skip_unmapped_hosts: %+v", got)
 	}
 }
