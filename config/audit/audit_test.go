@@ -272,6 +272,12 @@ func TestEachRule(t *testing.T) {
 		{"PA18", func(c map[string]any) {
 			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"0.0.0.0/0"}}
 		}},
+		{"PA18", func(c map[string]any) { // every IPv6 address, spelt otherwise
+			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"10.0.0.1", "0::0/0"}}
+		}},
+		{"PA18", func(c map[string]any) { // every IPv4 address in two halves
+			publicServer(c)["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"128.0.0.0/1", "0.0.0.0/1", "10.0.0.0/8"}}
+		}},
 		{"PA27", func(c map[string]any) { // tracing, OTEL_PROPAGATORS unset
 			h := obj(c, "apps", "http", "servers", "public", "routes", 0)
 			h["handle"] = append([]any{map[string]any{"handler": "tracing", "span": "passerelle"}}, h["handle"].([]any)...)

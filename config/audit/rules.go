@@ -3,6 +3,8 @@ package audit
 import (
 	"fmt"
 	"maps"
+	"math/big"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -433,16 +435,52 @@ func checkInternalOnPublic(c *cfg) []Finding {
 	return out
 }
 
+// checkTrustEveryone (PA18): trusted_proxies ranges that, together, cover
+// every IPv4 or every IPv6 address, however spelt (0.0.0.0/0, 0::0/0, two
+// halves /1): any caller then chooses its address in X-Forwarded-For.
 func checkTrustEveryone(c *cfg) []Finding {
 	var out []Finding
 	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
-		for _, r := range strs(c.servers[name], "trusted_proxies", "ranges") {
-			if r == "0.0.0.0/0" || r == "::/0" {
-				out = append(out, find("PA18", "apps.http.servers."+name+".trusted_proxies", r))
+		ranges := strs(c.servers[name], "trusted_proxies", "ranges")
+		for _, family := range []string{"IPv4", "IPv6"} {
+			if coversAll(ranges, family == "IPv6") {
+				out = append(out, find("PA18", "apps.http.servers."+name+".trusted_proxies", "every "+family+" address: "+strings.Join(ranges, " ")))
 			}
 		}
 	}
 	return out
+}
+
+// coversAll reports whether ranges, as Caddy reads them (a CIDR, or an
+// address alone), cover every address of a family: the sizes of those not
+// within another add up to the family's.
+func coversAll(ranges []string, ipv6 bool) bool {
+	var prefixes []netip.Prefix
+	for _, r := range ranges {
+		p, err := netip.ParsePrefix(r)
+		if a, aerr := netip.ParseAddr(r); aerr == nil {
+			p, err = netip.PrefixFrom(a, a.BitLen()), nil
+		}
+		if err == nil && p.Addr().Is6() == ipv6 {
+			prefixes = append(prefixes, p.Masked())
+		}
+	}
+	bits := 32
+	if ipv6 {
+		bits = 128
+	}
+	total := new(big.Int)
+	for i, p := range prefixes {
+		within := false
+		for j, q := range prefixes {
+			// q holds p (the first of equal ones counts)
+			within = within || j != i && q.Bits() <= p.Bits() && q.Contains(p.Addr()) && (q != p || j < i)
+		}
+		if !within {
+			total.Add(total, new(big.Int).Lsh(big.NewInt(1), uint(bits-p.Bits())))
+		}
+	}
+	return total.Cmp(new(big.Int).Lsh(big.NewInt(1), uint(bits))) >= 0
 }
 
 // checkTrustedProxiesStrict (PA26, SECURITY.md D04): a server that trusts
