@@ -231,6 +231,8 @@ func TestEachRule(t *testing.T) {
 		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["citizen"] = "off" }},
 		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["citizen"] = "100/m" }},
 		{"PA16", func(c map[string]any) { delete(publicServer(c), "read_header_timeout") }},
+		{"PA16", func(c map[string]any) { publicServer(c)["read_timeout"] = 0.0 }},          // no timeout
+		{"PA16", func(c map[string]any) { publicServer(c)["read_header_timeout"] = "-1s" }}, // net/http: none
 		{"PA16", func(c map[string]any) { publicServer(c)["max_header_bytes"] = float64(8 << 20) }},
 		{"PA17", func(c map[string]any) { proxy(c)["load_balancing"] = map[string]any{"retries": 3.0} }},
 		{"PA17", func(c map[string]any) { proxy(c)["load_balancing"] = map[string]any{"retries": 1.0} }}, // behind passerelle: none

@@ -70,6 +70,10 @@ func rate(v string) (float64, bool) {
 	return 0, false
 }
 
+// checkTimeouts (PA16): a public server sets read_header_timeout,
+// read_timeout and idle_timeout, each above zero (net/http has none for a
+// negative one, Caddy none for a zero read_timeout), and keeps headers
+// within 1 MiB.
 func checkTimeouts(c *cfg) []Finding {
 	var out []Finding
 	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
@@ -79,7 +83,7 @@ func checkTimeouts(c *cfg) []Finding {
 		}
 		var missing []string
 		for _, t := range []string{"read_header_timeout", "read_timeout", "idle_timeout"} {
-			if _, ok := srv[t]; !ok {
+			if d, ok := duration(srv[t]); !ok || d <= 0 {
 				missing = append(missing, t)
 			}
 		}
