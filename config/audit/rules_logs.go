@@ -120,12 +120,23 @@ func accessLogFilters(l map[string]any, lname, server string) []Finding {
 		f, _ := dig(l, "encoder", "fields", field).(map[string]any)
 		return f
 	}
-	if !dropsQuery(filter("request>uri")) {
+	// A delete or replace filter on request or request>headers drops
+	// the fields below it too.
+	parentDropped := func(field string) bool {
+		for i := strings.LastIndex(field, ">"); i > 0; i = strings.LastIndex(field[:i], ">") {
+			if f := str(filter(field[:i]), "filter"); f == "delete" || f == "replace" {
+				return true
+			}
+		}
+		return false
+	}
+	if !dropsQuery(filter("request>uri")) && !parentDropped("request>uri") {
 		out = append(out, find("PA12", "logging.logs."+lname, "server "+server+": request>uri logged with its query string"))
 	}
 	// Caddy redacts Authorization and Cookie, not the legacy API key
 	// header: the habilitation's API token would be logged.
-	if f := filter("request>headers>X-Api-Key"); f == nil || !slices.Contains([]string{"delete", "replace", "hash"}, str(f, "filter")) {
+	if f := filter("request>headers>X-Api-Key"); !parentDropped("request>headers>X-Api-Key") &&
+		(f == nil || !slices.Contains([]string{"delete", "replace", "hash"}, str(f, "filter"))) {
 		out = append(out, find("PA12", "logging.logs."+lname, "server "+server+": request>headers>X-Api-Key logged as is"))
 	}
 	return out

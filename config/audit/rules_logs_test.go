@@ -37,6 +37,11 @@ func TestLogsAsCaddyRoutesThem(t *testing.T) {
 			logs(c)["app"] = map[string]any{"include": []any{"passerelle"}, "exclude": []any{"passerelle.audit"},
 				"writer": map[string]any{"output": "stdout"}}
 		}},
+		{"no header logged at all", nil, func(c map[string]any) {
+			fields := obj(c, "logging", "logs", "log0", "encoder", "fields")
+			delete(fields, "request>headers>X-Api-Key")
+			fields["request>headers"] = map[string]any{"filter": "delete"}
+		}},
 		{"the default log excluding every module", nil, func(c map[string]any) {
 			logs(c)["default"] = map[string]any{"exclude": []any{"*"}}
 		}},
