@@ -343,3 +343,62 @@ func TestF09_I16_MemoryPressureSheds(t *testing.T) {
 		t.Fatalf("after the pressure: %d", w.Code)
 	}
 }
+
+// stalledWriter is a caller that reads nothing: its first Write blocks
+// until unblock is closed, after telling stalled.
+type stalledWriter struct {
+	*httptest.ResponseRecorder
+	stalled, unblock chan struct{}
+	once             sync.Once
+}
+
+func (s *stalledWriter) Write(p []byte) (int, error) {
+	s.once.Do(func() { close(s.stalled) })
+	<-s.unblock
+	return s.ResponseRecorder.Write(p)
+}
+
+// TestF07_SlowReaderHoldsNoProviderSlot: a provider's slot is given back
+// once its answer is captured, before the answer is written to the caller:
+// a caller that reads nothing (an HTTP/2 window of 0) holds no slot, and the
+// provider's other callers are served, at a cap of one call in flight.
+// req: F07
+func TestF07_SlowReaderHoldsNoProviderSlot(t *testing.T) {
+	freshGuards(t)
+	f := newCapFixture(t, 1)
+	if err := f.h.app.Start(); err != nil { // the cap applies once started
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.h.app.Stop() })
+	answer := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(unitBody))
+		return nil
+	})
+	f.serveWith(t, context.Background(), testToken, answer) // the token's facts in cache
+	slow := &stalledWriter{ResponseRecorder: httptest.NewRecorder(), stalled: make(chan struct{}), unblock: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r := httptest.NewRequest(http.MethodGet, "/v3/dss/quotient_familial/france_connect?recipient="+testSIRET, nil)
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+		if err := f.h.ServeHTTP(slow, r, answer); err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-slow.stalled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stalled caller's answer was never written")
+	}
+	w := f.serveWith(t, context.Background(), testToken, answer)
+	close(slow.unblock)
+	<-done
+	if w.Code != http.StatusOK {
+		t.Fatalf("another caller while one reads nothing: %d %s, want 200", w.Code, w.Body)
+	}
+	if slow.Code != http.StatusOK {
+		t.Fatalf("the slow reader: %d", slow.Code)
+	}
+}

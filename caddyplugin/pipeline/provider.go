@@ -105,7 +105,14 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 		return shedAnswer(ep.ProviderName, serr)
 	}
 	outcome := shed.Abandoned // until the provider answered (a panic)
-	defer func() { ticket.Done(outcome) }()
+	released := false
+	release := func() { // at most once: when its answer is captured, or at the end
+		if !released {
+			released = true
+			ticket.Done(outcome)
+		}
+	}
+	defer release()
 	rec := getCapture(p.maxResponseBytes)
 	defer putCapture(rec)
 	budget := p.Retries[ep.ProviderName]
@@ -146,6 +153,10 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 		}
 	}
 	outcome = callOutcome(r, rec, err)
+	// The provider's answer is captured: its slot is free before the answer
+	// is filtered and written to a caller that may read it slowly, or not
+	// at all (F07: a slow reader must not hold the provider's calls).
+	release()
 	if aerr := p.providerError(ep, rec, err, ranOut()); aerr != nil {
 		// A 200 that ends in an error was unusable (too large, not JSON).
 		// A caller that hung up says nothing of the provider.
