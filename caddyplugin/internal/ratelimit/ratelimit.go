@@ -155,9 +155,11 @@ func (l *Limiter) Allow(ctx context.Context, key string, q Quota) (Decision, err
 }
 
 // allowShared takes n requests (-1: gives one back) from key's quota in
-// Redis; false when Redis failed (counted).
+// Redis; false when Redis failed (counted). The call is detached from
+// ctx's cancellation (bounded by the limiter's timeout): a caller that hung
+// up is not a Redis failure, and its request still counts in Redis.
 func (l *Limiter) allowShared(ctx context.Context, key string, q Quota, n int) (Decision, bool) {
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeout)
 	defer cancel()
 	res, err := l.redis.AllowN(ctx, KeyPrefix+key, redis_rate.Limit{Rate: q.Requests, Burst: q.Requests, Period: q.Per}, n)
 	if err != nil {

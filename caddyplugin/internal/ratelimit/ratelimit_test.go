@@ -100,6 +100,28 @@ func TestF06_RedisDownFallsBackToLocal(t *testing.T) {
 	}
 }
 
+// TestCallerHangingUpIsNoRedisFailure: a request whose caller already hung
+// up is decided in Redis like any other (it counts there), and is no Redis
+// failure: a client that half-closes its connections cannot raise the
+// Redis alert, nor move decisions to the local share.
+func TestCallerHangingUpIsNoRedisFailure(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.Addr(t)})
+	t.Cleanup(func() { _ = rdb.Close() })
+	failures := 0
+	l, _ := New(Config{Redis: rdb, OnRedisError: func() { failures++ }})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	key := "hab:gone-" + time.Now().Format("150405.000000000")
+	q := Quota{Requests: 1, Per: time.Minute}
+	d, err := l.Allow(ctx, key, q)
+	if err != nil || !d.Allowed || !d.Shared || failures != 0 {
+		t.Fatalf("a caller that hung up: %+v, %v, %d Redis failures; want allowed in Redis, no failure", d, err, failures)
+	}
+	if d, _ := l.Allow(context.Background(), key, q); d.Allowed || !d.Shared {
+		t.Fatalf("the next request: %+v; want refused in Redis (the first one counted)", d)
+	}
+}
+
 // TestF06_RedisDownEnforcesItsShare: the review's case, two instances
 // with Redis gone let twice the quota through; told they are two
 // (SetShare), each enforces half of it, so the cluster stays within the
