@@ -77,7 +77,7 @@ func TestB11_RefusedAgainNoTokenStorm(t *testing.T) {
 // sharedHeader opens the token held in Redis; "" when there is none.
 func (c *cluster) sharedHeader(t *testing.T) string {
 	t.Helper()
-	st := newSharedStore(c.rdb, c.seal, "cnaf", time.Second)
+	st := newSharedStore(c.rdb, c.seal, sharedIdentity(testConfig(c.e)), time.Second)
 	tok, err := st.get(context.Background())
 	if err != nil {
 		t.Fatalf("reading the shared token: %v", err)
@@ -184,7 +184,7 @@ func TestB11_RefusedTokenNotTakenBackFromRedis(t *testing.T) {
 	a := c.instance(t)
 	apply(t, a)
 	a.Invalidate(context.Background(), sent(bearer(1)))
-	st := newSharedStore(c.rdb, c.seal, "cnaf", time.Second)
+	st := newSharedStore(c.rdb, c.seal, sharedIdentity(testConfig(c.e)), time.Second)
 	if err := st.set(context.Background(), &cachedToken{header: bearer(1), refreshAt: time.Now().Add(time.Minute)}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestB11_WaiterCompetesForTheLockAgain(t *testing.T) {
 	e.delay = 300 * time.Millisecond
 	c := newCluster(t, e)
 	a, b := c.instance(t), c.instance(t)
-	lock := newSharedStore(c.rdb, c.seal, "cnaf", time.Second).key + ":lock"
+	lock := sharedKey(c.e, c.seal) + ":lock"
 	ctx := context.Background()
 	if err := c.rdb.Set(ctx, lock, "1", 10*time.Second).Err(); err != nil { // a third instance fetches
 		t.Fatal(err)

@@ -93,7 +93,22 @@ type oauth2Source struct {
 	failed [4]string
 	// droppedAt is when a provider 401 last dropped the current token.
 	droppedAt time.Time
+	// failures counts the token requests failed in a row; until retryAt,
+	// no other is made (fetchBackoff).
+	failures int
+	retryAt  time.Time
 }
+
+// Pauses after failed token requests: FetchBackoffMin after the first,
+// doubling with each failure in a row up to FetchBackoffMax. Within a pause
+// the provider's calls are answered 503 without asking the token endpoint
+// again: a failing endpoint (down, or refusing the platform's client) is
+// not asked once per provider request, which could get the platform's
+// client locked out and lengthen the outage.
+const (
+	FetchBackoffMin = time.Second
+	FetchBackoffMax = 30 * time.Second
+)
 
 // InvalidateCooldown is the least time between two refreshes forced by
 // provider 401s: a provider that refuses every token, or 401s that a
@@ -149,7 +164,7 @@ func NewOAuth2(cfg OAuth2Config) (Source, error) {
 		log:     cfg.Logger,
 	}
 	if cfg.Redis != nil {
-		s.shared = newSharedStore(cfg.Redis, cfg.SealSecret, cfg.Name, cfg.RedisTimeout)
+		s.shared = newSharedStore(cfg.Redis, cfg.SealSecret, sharedIdentity(cfg), cfg.RedisTimeout)
 	}
 	return s, nil
 }
@@ -259,7 +274,11 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 			defer s.shared.unlock(ctx, held)
 		}
 	}
+	if s.pausing() {
+		return "", fmt.Errorf("%w: %s: token endpoint failing, pausing", ErrTokenUnavailable, s.name)
+	}
 	t, err := s.fetch(ctx)
+	s.noteFetch(err)
 	if err != nil {
 		return "", err
 	}
@@ -277,6 +296,28 @@ func (s *oauth2Source) refresh(ctx context.Context) (string, error) {
 	// A token whose lifetime is within the margin is used by the callers of
 	// this flight only.
 	return t.header, nil
+}
+
+// pausing reports a pause after failed token requests (FetchBackoffMin).
+func (s *oauth2Source) pausing() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.now().Before(s.retryAt)
+}
+
+// noteFetch records a token request's outcome: a failure starts a pause,
+// twice as long as the last one in a row (up to FetchBackoffMax); a
+// success ends the series.
+func (s *oauth2Source) noteFetch(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.failures, s.retryAt = 0, time.Time{}
+		return
+	}
+	pause := FetchBackoffMin << min(s.failures, 5)
+	s.failures++
+	s.retryAt = s.now().Add(min(pause, FetchBackoffMax))
 }
 
 // lockRounds bounds how many times an instance waits for another's fetch

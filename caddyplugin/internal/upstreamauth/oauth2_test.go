@@ -88,12 +88,24 @@ func sealSecret() []byte {
 	return b
 }
 
-func newSource(t *testing.T, e *tokenEndpoint, mod ...func(*OAuth2Config)) Source {
-	t.Helper()
-	cfg := OAuth2Config{
+// testConfig is the configuration of newSource's sources, before their
+// modifications.
+func testConfig(e *tokenEndpoint) OAuth2Config {
+	return OAuth2Config{
 		Name: "cnaf", TokenURL: e.URL + "/token", ClientID: "passerelle", ClientSecret: secretCanary,
 		Scopes: []string{"read", "write"}, Timeout: time.Second,
 	}
+}
+
+// sharedKey is the Redis key of the token that newSource's sources share
+// under seal.
+func sharedKey(e *tokenEndpoint, seal []byte) string {
+	return newSharedStore(nil, seal, sharedIdentity(testConfig(e)), time.Second).key
+}
+
+func newSource(t *testing.T, e *tokenEndpoint, mod ...func(*OAuth2Config)) Source {
+	t.Helper()
+	cfg := testConfig(e)
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -320,7 +332,8 @@ func TestI09_TokenEndpointDown(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newTokenEndpoint(t)
 			e.setHandler(h)
-			s := newSource(t, e, func(c *OAuth2Config) { c.Timeout = 200 * time.Millisecond })
+			clk := newClock()
+			s := newSource(t, e, func(c *OAuth2Config) { c.Timeout, c.Now = 200*time.Millisecond, clk.Now })
 			hdr := http.Header{}
 			start := time.Now()
 			err := s.Apply(context.Background(), hdr)
@@ -337,8 +350,10 @@ func TestI09_TokenEndpointDown(t *testing.T) {
 			if strings.Contains(err.Error(), secretCanary) || strings.Contains(err.Error(), "redirected") {
 				t.Fatalf("error leaks the answer: %v", err)
 			}
-			// The endpoint recovers: errors were not cached.
+			// The endpoint recovers: errors were not cached (past the
+			// pause that follows a failure, FetchBackoffMin).
 			e.setHandler(nil)
+			clk.Advance(FetchBackoffMin)
 			if got := apply(t, s); !strings.HasPrefix(got, "Bearer "+tokenCanary) {
 				t.Fatalf("after recovery %q", got)
 			}
@@ -396,7 +411,7 @@ func TestB11_SharedAcrossInstances(t *testing.T) {
 	})
 
 	t.Run("tampered value is not used", func(t *testing.T) {
-		key := newSharedStore(nil, seal, "cnaf", time.Second).key
+		key := sharedKey(e, seal)
 		v, _ := mr.Get(key)
 		_ = mr.Set(key, v[:len(v)-1]+string(v[len(v)-1]^1))
 		before := e.calls.Load()

@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,7 +34,8 @@ var errSealed = errors.New("upstreamauth: shared token does not open")
 // sharedStore keeps one provider's token in Redis, sealed with AES-256-GCM
 // under HKDF-SHA256(ikm = SealSecret, info = "passerelle/upstream-token/v1"),
 // with the Redis key as associated data. The key is KeyPrefix +
-// hex(HMAC-SHA256(SealSecret, Name)).
+// hex(HMAC-SHA256(SealSecret, sharedIdentity)): the provider name, token
+// endpoint, client id and scopes the token was asked with.
 type sharedStore struct {
 	rdb     redis.UniversalClient
 	key     string
@@ -45,9 +48,18 @@ type sealedToken struct {
 	RefreshAt int64  `json:"r"` // Unix milliseconds
 }
 
-func newSharedStore(rdb redis.UniversalClient, secret []byte, name string, timeout time.Duration) *sharedStore {
+// sharedIdentity names what a shared token was asked with: a reload onto
+// another client id, token endpoint or narrower scopes, or another
+// deployment on the same Redis and secret, never takes a token asked under
+// other terms.
+func sharedIdentity(cfg OAuth2Config) string {
+	scopes := slices.Sorted(slices.Values(cfg.Scopes))
+	return strings.Join([]string{cfg.Name, cfg.TokenURL, cfg.ClientID, strings.Join(scopes, " ")}, "\x00")
+}
+
+func newSharedStore(rdb redis.UniversalClient, secret []byte, identity string, timeout time.Duration) *sharedStore {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(name))
+	m.Write([]byte(identity))
 	k, err := hkdf.Key(sha256.New, secret, nil, sealInfo, 32)
 	if err != nil { // only for impossible lengths
 		panic(err)
