@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
 	"github.com/passerelle-gw/passerelle/config/catalogue"
 )
 
@@ -84,6 +85,17 @@ func (p *Pseudonymizer) CitizenKey(sub string) string {
 	m.Write([]byte{0})
 	m.Write([]byte(sub))
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// citizenKeyOf returns the pseudonym of a FranceConnect token's citizen
+// under the current key: the one computed when the token was checked, or,
+// for facts cached before a key rotation, computed again, so that the
+// audit trail and the citizen's quota never split one citizen in two.
+func (p *Pseudonymizer) citizenKeyOf(f *fcverify.Facts) string {
+	if f.CitizenKeyVersion == p.version {
+		return f.CitizenKey
+	}
+	return p.CitizenKey(f.Sub)
 }
 
 // personKey returns the pseudonym of the citizen a caller's validated,
@@ -189,13 +201,9 @@ func (a auditFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt64("provider_status", int64(rec.providerStatus))
 	enc.AddInt64("latency_ms", a.latency.Milliseconds())
 	if f := c.facts; f != nil {
-		key := f.CitizenKey
-		if f.CitizenKeyVersion != a.pseudo.version { // cached before a key rotation
-			key = a.pseudo.CitizenKey(f.Sub)
-		}
 		enc.AddString("client_id", f.ClientID)
 		enc.AddString("acr", f.ACR)
-		enc.AddString("citizen_key", key)
+		enc.AddString("citizen_key", a.pseudo.citizenKeyOf(f))
 		enc.AddString("citizen_key_basis", "sub")
 		enc.AddString("pseudonym_key_version", a.pseudo.version)
 	}

@@ -377,7 +377,7 @@ func (p *Pipeline) habilitation(r *http.Request, c *Call) *apierror.Error {
 	citizen := ""
 	if p.CitizenQuota.Requests > 0 {
 		if facts != nil {
-			citizen = facts.CitizenKey
+			citizen = p.Pseudonymizer.citizenKeyOf(facts)
 		} else {
 			citizen = p.Pseudonymizer.quotaKey(ep, params)
 		}
