@@ -12,11 +12,17 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("passerelle_front", parseFront)
-	httpcaddyfile.RegisterDirectiveOrder("passerelle_front", httpcaddyfile.Before, "reverse_proxy")
+	// Before handle, handle_path, route and every handler that answers
+	// (reverse_proxy, php_fastcgi, file_server…): a proxy inside a handle
+	// block would otherwise answer requests the front never saw, their
+	// X-Passerelle-* headers unstripped. After request_header: a header an
+	// operator sets cannot forge the hand-off either.
+	httpcaddyfile.RegisterDirectiveOrder("passerelle_front", httpcaddyfile.After, "request_header")
 }
 
-// parseFront parses one block per protected app, in the app's site, before
-// its reverse_proxy:
+// parseFront parses one block per protected app, in the app's site; it
+// runs before the site's handle, handle_path and route blocks and its
+// reverse_proxy:
 //
 //	passerelle_front {
 //	    base_url      <origin>           # required: the site's public origin (https; http on loopback in sandbox mode)
