@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -215,6 +216,11 @@ func TestCas2LogoutEndsFranceConnectSession(t *testing.T) {
 	}
 
 	resp, _ = b.do(http.MethodPost, site+"/.passerelle/fc/logout", nil, "Origin", site)
+	// The sealed account in use is dropped too (a shared computer: the
+	// next login is not reconciled with this user's account).
+	if !slices.ContainsFunc(resp.Cookies(), func(c *http.Cookie) bool { return c.Name == accountCookieName && c.MaxAge < 0 }) {
+		t.Errorf("logout kept the account cookie: %v", resp.Header.Values("Set-Cookie"))
+	}
 	end, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil || resp.StatusCode != http.StatusSeeOther || end.Host != strings.TrimPrefix(fl.fc.URL, "http://") ||
 		end.Path != "/api/v2"+fcop.PathEndSession || end.Query().Get("id_token_hint") == "" {

@@ -72,6 +72,9 @@ func (h *headerRecorder) Write(p []byte) (int, error) { return len(p), nil }
 func (f *Front) logoutNow(w http.ResponseWriter, r *http.Request) error {
 	s, ticket, _ := f.sessionOf(r)
 	f.setCookie(w, f.cookieName(), "", 0)
+	// The sealed account in use goes too: on a shared computer, the next
+	// login must not be reconciled with the previous user's account.
+	f.setCookie(w, f.accountCookie(), "", 0)
 	if ticket != "" {
 		_ = f.sessions.Delete(r.Context(), ticket)
 	}

@@ -14,7 +14,8 @@ const maxReturnTo = 1024
 // printable ASCII, at most 1 KiB. Refused: anything with a scheme or a host
 // ("https://evil.example", "//evil.example"), a backslash anywhere (browsers
 // read "/\evil.example" as "//evil.example"), an encoded slash or backslash
-// at the start ("/%2F…", "/%5C…"), dot segments ("/./", "/%2e%2e/"),
+// at the start ("/%2F…", "/%5C…"), dot segments ("/./", "/%2e%2e/"), empty
+// segments ("/a//b"),
 // control characters, a fragment, and the front's own routes.
 func SafeReturnTo(v string) (string, bool) {
 	if v == "" || len(v) > maxReturnTo || v[0] != '/' {
@@ -38,9 +39,13 @@ func SafeReturnTo(v string) (string, bool) {
 		return "", false
 	}
 	// No dot segment, raw or encoded: http.Redirect would clean
-	// "/./%2Fevil" into "/%2Fevil", past the check above.
-	for _, seg := range strings.Split(u.Path, "/") {
-		if seg == "." || seg == ".." {
+	// "/./%2Fevil" into "/%2Fevil", past the check above. No empty segment
+	// either ("/a//b"): http.Redirect would send the browser to "/a/b",
+	// which never equals the session's return_to, so its Cas 2 hand-off
+	// would never happen while the session lived on.
+	segs := strings.Split(u.Path, "/")
+	for i, seg := range segs {
+		if seg == "." || seg == ".." || seg == "" && i > 0 && i < len(segs)-1 {
 			return "", false
 		}
 	}

@@ -20,6 +20,7 @@ func TestSafeReturnTo(t *testing.T) {
 		"/%5cevil.example", "/demarche\\..\\", "/demarche/#frag", "/a b", "/a\tb", "/\x00", "/é",
 		"javascript:alert(1)", "/.passerelle/fc/logout", "/.passerelle", " /demarche",
 		"/./%2Fevil.example/", "/a/../%2Fevil.example", "/%2e/%2Fevil.example", "/%2E%2E/x", "/.",
+		"/demarche//etape", "/demarche/etape//", "/a//",
 		"/" + strings.Repeat("a", maxReturnTo),
 	} {
 		if got, accepted := SafeReturnTo(bad); accepted {
