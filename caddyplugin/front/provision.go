@@ -150,6 +150,7 @@ func (f *Front) Provision(ctx caddy.Context) error {
 		return err
 	}
 	f.warnRefusedDatasets() // once the block is known to load
+	go f.sweepLoop(ctx)     // ends with the configuration
 	return nil
 }
 

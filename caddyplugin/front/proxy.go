@@ -1,6 +1,7 @@
 package front
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -95,6 +96,40 @@ type assertions struct {
 type handOff struct {
 	header  http.Header // the plain headers and the assertion
 	renewAt time.Time
+}
+
+// sweep drops the hand-offs due for renewal by now: they hold the citizen's
+// identity and datasets, of sessions that may have ended elsewhere.
+func (a *assertions) sweep(now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for t, h := range a.m {
+		if !now.Before(h.renewAt) {
+			delete(a.m, t)
+		}
+	}
+}
+
+// sweepEvery is how often a front drops what has expired from memory.
+const sweepEvery = time.Minute
+
+// sweepLoop drops, every sweepEvery until ctx ends (the configuration
+// stops), the hand-offs and sessions kept in memory that have expired:
+// personal data leaves memory within a minute of its expiry, whether or
+// not the instance serves other requests.
+func (f *Front) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := f.now()
+			f.cache.sweep(now)
+			f.sessions.Sweep(now)
+		}
+	}
 }
 
 // handOffLogin sets the Cas 1 headers on a request of the session.

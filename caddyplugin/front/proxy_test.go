@@ -121,3 +121,18 @@ func TestAccountTrailerNeverSent(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepDropsDueHandOffs: a Cas 1 hand-off (the citizen's identity and
+// datasets) leaves memory once due for renewal, whether or not its session
+// comes back (it may have ended on another instance).
+func TestSweepDropsDueHandOffs(t *testing.T) {
+	now := time.Now()
+	a := &assertions{m: map[string]*handOff{
+		"due":  {header: http.Header{"X-Passerelle-Sub": {"x"}}, renewAt: now},
+		"live": {header: http.Header{"X-Passerelle-Sub": {"y"}}, renewAt: now.Add(time.Minute)},
+	}}
+	a.sweep(now)
+	if _, ok := a.m["due"]; ok || a.m["live"] == nil {
+		t.Fatalf("after the sweep: %v", a.m)
+	}
+}

@@ -435,6 +435,24 @@ func (m *Manager) remember(ticket string, s *Session, now time.Time) {
 	m.cache[ticket] = cached{s: s, at: now}
 }
 
+// Sweep drops what has expired by now: the sessions this instance keeps
+// read beyond CacheTTL (they hold the citizen's identity, datasets and
+// tokens), and the records of a store that keeps them in process (Memory).
+// Without it they would stay in memory until the cache filled up, on a
+// quiet instance until it stops.
+func (m *Manager) Sweep(now time.Time) {
+	m.cacheMu.Lock()
+	for t, c := range m.cache {
+		if now.Sub(c.at) >= m.cfg.CacheTTL {
+			delete(m.cache, t)
+		}
+	}
+	m.cacheMu.Unlock()
+	if sw, ok := m.cfg.Store.(interface{ Sweep(time.Time) }); ok {
+		sw.Sweep(now)
+	}
+}
+
 func (m *Manager) forget(ticket string) {
 	m.cacheMu.Lock()
 	delete(m.cache, ticket)

@@ -329,3 +329,33 @@ func TestGoneTicketCostsNoLookup(t *testing.T) {
 		t.Fatalf("a live session: %v, %d lookups", err, st.gets.Load()-before)
 	}
 }
+
+// TestSweepDropsExpiredSessions: what a session holds (identity, datasets,
+// tokens) leaves this instance's memory once expired, without waiting for
+// the cache or the memory store to fill up: Sweep drops the sessions read
+// beyond CacheTTL and the records past their lifetime, and keeps the live.
+func TestSweepDropsExpiredSessions(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	st := NewMemory(0, clk.Now)
+	m := manager(t, st, clk)
+	ctx := context.Background()
+	old, _ := m.Create(ctx, angela())
+	if _, err := m.Get(ctx, old); err != nil { // read: in the instance's cache
+		t.Fatal(err)
+	}
+	clk.add(31 * time.Minute) // past the idle lifetime and the cache TTL
+	live, _ := m.Create(ctx, angela())
+	m.Sweep(clk.Now())
+	m.cacheMu.Lock()
+	_, oldCached := m.cache[old]
+	m.cacheMu.Unlock()
+	st.mu.Lock()
+	records := len(st.m)
+	st.mu.Unlock()
+	if oldCached || records != 1 {
+		t.Fatalf("after the sweep: the expired session cached %v, %d records; want false and 1 (the live one)", oldCached, records)
+	}
+	if _, err := m.Get(ctx, live); err != nil {
+		t.Fatalf("the live session: %v", err)
+	}
+}

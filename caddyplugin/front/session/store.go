@@ -75,6 +75,17 @@ func (s *Memory) Get(_ context.Context, key string) ([]byte, bool, error) {
 	return e.val, true, nil
 }
 
+// Sweep drops the records expired by now.
+func (s *Memory) Sweep(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.m {
+		if !now.Before(e.expires) {
+			delete(s.m, k)
+		}
+	}
+}
+
 // Set implements Store.
 func (s *Memory) Set(_ context.Context, key string, val []byte, ttl time.Duration) error {
 	s.mu.Lock()
