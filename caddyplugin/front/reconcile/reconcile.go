@@ -150,8 +150,10 @@ func allResult(res string, fs ...Field) bool {
 
 // compareNames compares two names: exact after NormalizeName (reason "case"
 // when the raw strings differ), approx when they are equal once accents
-// are folded (reason accents) or hyphens, apostrophes and spaces are taken
-// as one separator (reason hyphen_vs_space).
+// are folded (reason accents), or once hyphens, apostrophes and spaces are
+// taken as one separator or dropped (reason hyphen_vs_space: many legacy
+// records keep "NGUESSAN" for "N'GUESSAN", "LEGOFF" for "LE GOFF", and
+// FranceConnect's own matcher drops every non-alphanumeric, FRONT.md §4).
 func compareNames(account, fc string) Field {
 	na, nf := catalogue.NormalizeName(account), catalogue.NormalizeName(fc)
 	switch {
@@ -161,11 +163,14 @@ func compareNames(account, fc string) Field {
 		return Field{Result: Exact, Reason: ReasonCase}
 	case foldAccents(na) == foldAccents(nf):
 		return Field{Result: Approx, Reason: ReasonAccents}
-	case Fold(na) == Fold(nf):
+	case Fold(na) == Fold(nf), withoutSpaces(Fold(na)) == withoutSpaces(Fold(nf)):
 		return Field{Result: Approx, Reason: ReasonSeparators}
 	}
 	return Field{Result: Mismatch, Reason: ReasonDifferent}
 }
+
+// withoutSpaces drops the separators Fold left (single spaces).
+func withoutSpaces(s string) string { return strings.ReplaceAll(s, " ", "") }
 
 func familyName(a Account, c Citizen) Field {
 	switch {
@@ -245,9 +250,21 @@ func leads(a, b []string) bool {
 
 // birthdate compares what both sides know of the date: FranceConnect's
 // presumed day or month (idp_birthdate) and a partial account date compare
-// on the year, or year and month, only (approx).
+// on the year, or year and month, only (approx). Without idp_birthdate
+// (the service did not ask for its scope), a FranceConnect date on the
+// 1st of January, or on the 1st of a month, may be presumed (RNIPP's
+// unknown month or day, FRONT.md §4): when the account's date differs, it
+// compares on the year, or year and month, too.
 func birthdate(a Account, c Citizen) Field {
 	known := catalogue.KnownBirthdate(c.Birthdate, c.IdpBirthdate)
+	if c.IdpBirthdate == "" && len(known) == len("2006-01-02") && !strings.HasPrefix(known, a.Birthdate) {
+		switch {
+		case strings.HasSuffix(known, "-01-01"):
+			known = known[:len("2006")]
+		case strings.HasSuffix(known, "-01"):
+			known = known[:len("2006-01")]
+		}
+	}
 	switch {
 	case a.Birthdate == "":
 		return Field{Result: Absent, Reason: ReasonNotInAccount}

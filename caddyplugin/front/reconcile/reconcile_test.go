@@ -86,6 +86,26 @@ func TestCompare(t *testing.T) {
 			angela, Probable, func(r Result) bool { return r.FamilyName == Field{Approx, ReasonUsageName} }},
 		{"birthplace differs only", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24&birthplace=75056",
 			angela, Probable, func(r Result) bool { return r.Birthplace == Field{Mismatch, ReasonBirthplaceChanged} }},
+		// Legacy records often drop apostrophes and spaces: FranceConnect's
+		// own matcher drops every non-alphanumeric.
+		{"apostrophe and space dropped in the account", "family_name=NGUESSAN&given_name=Koffi+Ange&birthdate=1979",
+			koffi, Probable, func(r Result) bool { return r.FamilyName == Field{Approx, ReasonSeparators} }},
+		{"a composed given name written as one", "family_name=TROIS-DUPRE&given_name=Annelaure&birthdate=1980-05-03",
+			anneLaure, Probable, func(r Result) bool { return r.GivenNames == Field{Approx, ReasonSeparators} }},
+		// Without idp_birthdate, a 1st of January or a 1st of the month at
+		// FranceConnect may be presumed: compared on what it may know.
+		{"1st of January without idp_birthdate", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1980-06-15",
+			Citizen{FamilyName: "DUBOIS", GivenName: "Angela Claire Louise", Birthdate: "1980-01-01"},
+			Probable, func(r Result) bool { return r.Birthdate == Field{Approx, ReasonPresumedDate} }},
+		{"1st of a month without idp_birthdate", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1980-06-15",
+			Citizen{FamilyName: "DUBOIS", GivenName: "Angela Claire Louise", Birthdate: "1980-06-01"},
+			Probable, func(r Result) bool { return r.Birthdate == Field{Approx, ReasonPresumedDate} }},
+		{"1st of a month without idp_birthdate, another month", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1980-07-15",
+			Citizen{FamilyName: "DUBOIS", GivenName: "Angela Claire Louise", Birthdate: "1980-06-01"},
+			NoMatch, func(r Result) bool { return r.Birthdate.Result == Mismatch }},
+		{"1st of January, the account's the same", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1980-01-01",
+			Citizen{FamilyName: "DUBOIS", GivenName: "Angela Claire Louise", Birthdate: "1980-01-01"},
+			Match, func(r Result) bool { return r.Birthdate == Field{Exact, ""} }},
 		{"another person", "family_name=DURAND&given_name=Angela&birthdate=1962-08-24",
 			angela, NoMatch, func(r Result) bool { return r.FamilyName.Result == Mismatch }},
 		{"another given name", "family_name=DUBOIS&given_name=Claire&birthdate=1962-08-24",
