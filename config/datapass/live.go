@@ -25,7 +25,25 @@ type snapshot struct {
 	// a resync succeeds (AwaitResync).
 	unresynced bool
 	records    map[string]Record
+	// unreadable are the request numbers whose record in Redis this
+	// instance cannot open (sealed under a key it does not hold, or
+	// garbage): their habilitations are refused until it can, whatever
+	// its own copy says (it may be older).
+	unreadable map[string]bool
 	states     map[string]habilitation.Live
+}
+
+// statesOf is what the request path reads of records: each record's
+// state, and a refusal for each unreadable request number.
+func statesOf(records map[string]Record, unreadable map[string]bool) map[string]habilitation.Live {
+	states := make(map[string]habilitation.Live, len(records)+len(unreadable))
+	for id, r := range records {
+		states[id] = r.Live()
+	}
+	for id := range unreadable {
+		states[id] = habilitation.Live{} // not active: refused
+	}
+	return states
 }
 
 var emptySnapshot = &snapshot{}
@@ -68,6 +86,23 @@ func (l *Live) LiveReady() bool { return l.load().ready }
 // full read).
 func (l *Live) setReady(ready bool) {
 	l.set(func(s *snapshot) { s.ready = ready })
+}
+
+// setUnreadable sets the request numbers whose record this instance
+// cannot open (nil: none): their habilitations are refused, the others
+// served.
+func (l *Live) setUnreadable(ids map[string]bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur := l.load()
+	if maps.Equal(cur.unreadable, ids) {
+		return
+	}
+	c := *cur
+	c.unreadable = ids
+	c.states = statesOf(c.records, ids)
+	c.version++
+	l.snap.Store(&c)
 }
 
 // setUnresynced makes a bound habilitation without a record refused
@@ -167,10 +202,7 @@ func (l *Live) put(recs ...Record) bool {
 	if next == nil {
 		return false
 	}
-	states := make(map[string]habilitation.Live, len(next))
-	for id, r := range next {
-		states[id] = r.Live()
-	}
-	l.snap.Store(&snapshot{version: cur.version + 1, ready: cur.ready, unresynced: cur.unresynced, records: next, states: states})
+	l.snap.Store(&snapshot{version: cur.version + 1, ready: cur.ready, unresynced: cur.unresynced, records: next,
+		unreadable: cur.unreadable, states: statesOf(next, cur.unreadable)})
 	return true
 }

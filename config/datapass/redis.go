@@ -318,12 +318,15 @@ func (s *Redis) Reload(ctx context.Context) error {
 	}
 	recs := make([]Record, 0, len(all))
 	decoded := make(map[string]Record, len(all)) // Redis's copies that decode, for the write-back
-	unread := map[string]bool{}                  // Redis's copies that do not
+	var unread map[string]bool                   // Redis's copies that do not
 	var reseal []string
 	for id, raw := range all {
 		r, err := openRecord(s.keys, id, []byte(raw))
 		switch {
 		case err != nil:
+			if unread == nil {
+				unread = map[string]bool{}
+			}
 			unread[id] = true
 		case r.use:
 			decoded[id] = r.Record
@@ -371,14 +374,15 @@ func (s *Redis) Reload(ctx context.Context) error {
 		}
 		s.written(r.RequestID, r) // Redis holds r or a later record
 	}
+	// A record this instance cannot read is not trusted, nor is its own
+	// copy of it, which may be older: that request's habilitations are
+	// refused until it can; the others are served (one unreadable record,
+	// a forged one included, does not stop the instance).
+	s.live.setUnreadable(unread)
+	s.live.setReady(true)
 	if len(unread) > 0 {
-		// A record this version cannot read is not trusted, nor is this
-		// instance's copy of it, which may be older; the others apply,
-		// and readiness waits for a readable state.
-		s.live.setReady(false)
 		return fmt.Errorf("%w (%d of %d)", ErrCorrupt, len(unread), len(all))
 	}
-	s.live.setReady(true)
 	if s.Reloaded != nil {
 		s.Reloaded()
 	}

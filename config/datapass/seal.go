@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"time"
 )
 
 // Records in Redis are sealed: "v1." + hex HMAC-SHA256 + "." + the
@@ -84,6 +85,11 @@ func claimed(id string, raw []byte) (Record, bool) {
 	}
 	var r Record
 	if _, body, ok := bytes.Cut(rest, []byte(".")); !ok || json.Unmarshal(body, &r) != nil || r.RequestID != id {
+		return Record{}, false
+	}
+	if r.FiredAt > time.Now().Add(MaxClockAhead).UnixNano() {
+		// Later than any event the webhook accepts: a forgery, not a
+		// record of another key; it orders nothing.
 		return Record{}, false
 	}
 	return r, true
