@@ -76,12 +76,12 @@ func newFixture(t testing.TB, opts ...func(*App)) *fixture {
 			_, _ = w.Write(iss.JWKS())
 		case strings.HasSuffix(r.URL.Path, "/checktoken"):
 			f.checks.Add(1)
+			if f.slowFC.Load() {
+				time.Sleep(200 * time.Millisecond)
+			}
 			if f.fcDown.Load() {
 				w.WriteHeader(http.StatusBadGateway)
 				return
-			}
-			if f.slowFC.Load() {
-				time.Sleep(200 * time.Millisecond)
 			}
 			_ = r.ParseForm()
 			now := time.Now()

@@ -308,7 +308,9 @@ func (p *Pipeline) cachedFacts(ctx context.Context, token string, c *Call) (*fcv
 		// Detached from the caller (tokencache): a caller that hangs up
 		// still has its refusal counted.
 		f, err := p.checkWithinFailedAuth(ctx, client, func() (*fcverify.Facts, error) {
-			return p.Verifier.CheckToken(ctx, token)
+			f, err := p.Verifier.CheckToken(ctx, token)
+			p.noteFranceConnectFailure(err)
+			return f, err
 		})
 		if err == nil && f.Active {
 			// Pseudonymise and normalise once per token, not once per request.
@@ -451,14 +453,31 @@ func (p *Pipeline) tokenError(err error) *apierror.Error {
 		return apierror.Unavailable(reason)
 	}
 	if reason == fcverify.ReasonClientAuth {
+		reason = fcverify.ReasonUnavailable // the caller sees FranceConnect as unavailable
+	}
+	return apierror.Unavailable(reason)
+}
+
+// noteFranceConnectFailure logs and counts a failed checktoken call, once
+// a call, in the call itself: the requests that shared it may all have
+// hung up (their callers' deadlines shorter than FranceConnect's timeout),
+// and a FranceConnect that fails must still be seen (franceconnect_failures_total,
+// the PasserelleFranceConnectErrors alert). A token refused for itself
+// (expired, malformed) and a call shed at the in-flight cap are no
+// FranceConnect failure.
+func (p *Pipeline) noteFranceConnectFailure(err error) {
+	if err == nil || errors.Is(err, fcverify.ErrTokenExpired) || errors.Is(err, fcverify.ErrTokenMalformed) || errors.Is(err, fcverify.ErrBusy) {
+		return
+	}
+	reason := fcverify.Reason(err)
+	metricFCFailures.WithLabelValues(reason).Inc()
+	if reason == fcverify.ReasonClientAuth {
 		// Our own credentials are refused: an operator must act (SECURITY.md
-		// I02). The caller sees FranceConnect as unavailable.
+		// I02).
 		p.Logger.Error("FranceConnect refused the gateway's client authentication", zap.String("alert", reason))
-		reason = fcverify.ReasonUnavailable
 	} else if ce := p.Logger.Check(zapcore.WarnLevel, "FranceConnect check failed"); ce != nil {
 		ce.Write(zap.String("reason", reason))
 	}
-	return apierror.Unavailable(reason)
 }
 
 func mustACR(v string) int {

@@ -22,6 +22,10 @@ var (
 		Namespace: "caddy", Subsystem: "passerelle", Name: "token_checks_total",
 		Help: "FranceConnect token lookups, by source (l1, l2, checktoken) and result (active, inactive, error, abandoned: the caller hung up first).",
 	}, []string{"source", "result"})
+	metricFCFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "franceconnect_failures_total",
+		Help: "FranceConnect checktoken calls that failed, once a call whichever requests shared it (callers that hung up included), by reason (fc_unavailable, fc_bad_response, jwks_unavailable, fc_client_auth_failed, internal_error).",
+	}, []string{"reason"})
 	metricProviderDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "provider_duration_seconds",
 		Help:    "Duration of provider calls, by provider and status class.",
@@ -47,10 +51,11 @@ var (
 
 // Collectors returns the pipeline's collectors, for registration on a
 // metrics registry: caddy_passerelle_requests_total, _token_checks_total,
+// _franceconnect_failures_total,
 // _provider_duration_seconds, _rate_limited_total, _provider_shed_total and
 // _provider_retries_total. They are shared by every pipeline of the process.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{metricRequests, metricTokenChecks, metricProviderDuration, metricRateLimited, metricShed, metricRetries, metricCertificateRefusals}
+	return []prometheus.Collector{metricRequests, metricTokenChecks, metricFCFailures, metricProviderDuration, metricRateLimited, metricShed, metricRetries, metricCertificateRefusals}
 }
 
 // statusClass returns "2xx", "4xx"… or "error" when no status was received.
