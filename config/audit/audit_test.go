@@ -51,7 +51,7 @@ func clean() map[string]any {
 				"public": map[string]any{
 					"listen":              []any{":443"},
 					"automatic_https":     map[string]any{"disable_redirects": true},
-					"read_header_timeout": 10e9, "read_timeout": 30e9, "idle_timeout": 120e9,
+					"read_header_timeout": 10e9, "read_timeout": 30e9, "write_timeout": 60e9, "idle_timeout": 120e9,
 					"logs": map[string]any{"logger_names": map[string]any{"api.mairie.example": []any{"log0"}}},
 					"routes": []any{map[string]any{"match": []any{map[string]any{"host": []any{"api.mairie.example"}}}, "handle": []any{map[string]any{"handler": "subroute", "routes": []any{
 						map[string]any{"handle": []any{
@@ -232,6 +232,7 @@ func TestEachRule(t *testing.T) {
 		{"PA15", func(c map[string]any) { obj(c, "apps", "passerelle", "rate_limits")["citizen"] = "100/m" }},
 		{"PA16", func(c map[string]any) { delete(publicServer(c), "read_header_timeout") }},
 		{"PA16", func(c map[string]any) { publicServer(c)["read_timeout"] = 0.0 }},          // no timeout
+		{"PA16", func(c map[string]any) { delete(publicServer(c), "write_timeout") }},       // a reader of nothing holds its answer
 		{"PA16", func(c map[string]any) { publicServer(c)["read_header_timeout"] = "-1s" }}, // net/http: none
 		{"PA16", func(c map[string]any) { publicServer(c)["max_header_bytes"] = float64(8 << 20) }},
 		{"PA17", func(c map[string]any) { proxy(c)["load_balancing"] = map[string]any{"retries": 3.0} }},

@@ -41,7 +41,7 @@ var rules = []rule{
 	{"PA13", High, "credentials, DEBUG or trace logging", "remove log_credentials and trace; log at INFO or above", checkLogLevels},
 	{"PA14", Medium, "audit records sharing the access log's sink", "log audit { include passerelle.audit; output file /var/log/passerelle/audit.log } apart from the access log", checkAuditSink},
 	{"PA15", Medium, "quotas that do not limit", "rate_limit { habilitation 20/s; client_ip 1000/m; failed_auth 20/m; citizen 30/h } or lower", checkQuotas},
-	{"PA16", Medium, "public server without timeouts, or with oversized header limits", "servers { timeouts { read_header 10s; read_body 30s; idle 2m } max_header_size 16KB }", checkTimeouts},
+	{"PA16", Medium, "public server without timeouts, or with oversized header limits", "servers { timeouts { read_header 10s; read_body 30s; write 60s; idle 2m } max_header_size 16KB }", checkTimeouts},
 	{"PA17", Medium, "retries beyond one, of non-GET requests, or of a provider (passerelle retries it)", "no lb_retries nor lb_try_duration behind passerelle; elsewhere lb_retries 1 at most, retry_match on GET only", checkRetries},
 	{"PA18", Critical, "every address trusted as a proxy", "trusted_proxies static <the load balancers' addresses>", checkTrustEveryone},
 	{"PA19", Medium, "a provider without a response header timeout", "reverse_proxy … { transport http { dial_timeout 2s; response_header_timeout 10s } }: a hung provider then fails and opens its circuit", checkProviderTimeouts},

@@ -71,9 +71,12 @@ func rate(v string) (float64, bool) {
 }
 
 // checkTimeouts (PA16): a public server sets read_header_timeout,
-// read_timeout and idle_timeout, each above zero (net/http has none for a
-// negative one, Caddy none for a zero read_timeout), and keeps headers
-// within 1 MiB.
+// read_timeout, write_timeout and idle_timeout, each above zero (net/http
+// has none for a negative one, Caddy none for a zero read_timeout), and
+// keeps headers within 1 MiB. Without a write timeout, a caller that
+// reads nothing (an HTTP/2 window of 0) holds its answer, up to a
+// provider's max_response_bytes, and its goroutine for as long as it
+// likes.
 func checkTimeouts(c *cfg) []Finding {
 	var out []Finding
 	for _, name := range slices.Sorted(maps.Keys(c.servers)) {
@@ -82,7 +85,7 @@ func checkTimeouts(c *cfg) []Finding {
 			continue
 		}
 		var missing []string
-		for _, t := range []string{"read_header_timeout", "read_timeout", "idle_timeout"} {
+		for _, t := range []string{"read_header_timeout", "read_timeout", "write_timeout", "idle_timeout"} {
 			if d, ok := duration(srv[t]); !ok || d <= 0 {
 				missing = append(missing, t)
 			}
