@@ -155,15 +155,23 @@ func (l *Limiter) Allow(ctx context.Context, key string, q Quota) (Decision, err
 }
 
 // allowShared takes n requests (-1: gives one back) from key's quota in
-// Redis; false when Redis failed (counted). The call is detached from
-// ctx's cancellation (bounded by the limiter's timeout): a caller that hung
-// up is not a Redis failure, and its request still counts in Redis.
+// Redis; false when Redis failed (counted). A caller that hung up is no
+// Redis failure: one already gone is decided in Redis all the same
+// (detached from its cancellation, within the limiter's timeout; only
+// then, so that the usual call allocates no extra context), one that
+// leaves during the call falls back uncounted.
 func (l *Limiter) allowShared(ctx context.Context, key string, q Quota, n int) (Decision, bool) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeout)
+	parent := ctx
+	if ctx.Err() != nil {
+		parent = context.WithoutCancel(ctx)
+	}
+	c, cancel := context.WithTimeout(parent, l.timeout)
 	defer cancel()
-	res, err := l.redis.AllowN(ctx, KeyPrefix+key, redis_rate.Limit{Rate: q.Requests, Burst: q.Requests, Period: q.Per}, n)
+	res, err := l.redis.AllowN(c, KeyPrefix+key, redis_rate.Limit{Rate: q.Requests, Burst: q.Requests, Period: q.Per}, n)
 	if err != nil {
-		l.errors()
+		if ctx.Err() == nil {
+			l.errors()
+		}
 		return Decision{}, false
 	}
 	return Decision{
