@@ -54,8 +54,8 @@ func openRecord(keys [][]byte, id string, raw []byte) (opened, error) {
 		}
 		return opened{Record: r, use: !r.Active, reseal: !r.Active}, nil
 	}
-	mac, body, ok := bytes.Cut(rest, []byte("."))
-	if !ok || len(mac) != hex.EncodedLen(sha256.Size) {
+	mac, body, ok := splitSealed(rest)
+	if !ok {
 		return opened{}, ErrCorrupt
 	}
 	got := make([]byte, sha256.Size)
@@ -84,7 +84,7 @@ func claimed(id string, raw []byte) (Record, bool) {
 		return Record{}, false
 	}
 	var r Record
-	if _, body, ok := bytes.Cut(rest, []byte(".")); !ok || json.Unmarshal(body, &r) != nil || r.RequestID != id {
+	if _, body, ok := splitSealed(rest); !ok || json.Unmarshal(body, &r) != nil || r.RequestID != id {
 		return Record{}, false
 	}
 	if r.FiredAt > time.Now().Add(MaxClockAhead).UnixNano() {
@@ -93,6 +93,13 @@ func claimed(id string, raw []byte) (Record, bool) {
 		return Record{}, false
 	}
 	return r, true
+}
+
+// splitSealed splits what follows sealVersion in a sealed record: the hex
+// seal, of its length, and the record's JSON.
+func splitSealed(rest []byte) (mac, body []byte, ok bool) {
+	mac, body, ok = bytes.Cut(rest, []byte("."))
+	return mac, body, ok && len(mac) == hex.EncodedLen(sha256.Size)
 }
 
 // recordMAC is the seal of a record's JSON under request number id.
