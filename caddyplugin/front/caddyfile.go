@@ -3,6 +3,8 @@ package front
 import (
 	"strings"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -31,6 +33,7 @@ func init() {
 //	    secret        <{file.…}|{env.…}> # sessions, ≥ 32 bytes (required in production)
 //	    assertion_key <{file.…}|{env.…}> # EC P-256 private key, PEM or JWK (required in production)
 //	    assertion_ttl <duration>         # default 5m
+//	    max_handoff_bytes <size>         # what the hand-off adds to a request, in all (default 8KiB; e.g. 16KiB)
 //	    handoff       assertion [headers] # the channels the app receives (default: the assertion only)
 //	    franceconnect {                  # the service's own FranceConnect client (fournisseur de service)
 //	        issuer        <url>          # e.g. https://oidc.franceconnect.gouv.fr/api/v2 (discovery)
@@ -105,6 +108,16 @@ func parseFront(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 				return nil, d.ArgErr()
 			}
 			f.Protect = append(f.Protect, args...)
+		case "max_handoff_bytes":
+			var v string
+			if !d.AllArgs(&v) {
+				return nil, d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n == 0 || n > maxHandoffBytes {
+				return nil, d.Errf("max_handoff_bytes %q: a size from 1 to %d bytes (8KiB, 16KiB…)", v, maxHandoffBytes)
+			}
+			f.MaxHandoffBytes = int(n)
 		case "handoff":
 			f.Handoff = d.RemainingArgs()
 			if len(f.Handoff) == 0 {

@@ -59,7 +59,6 @@ func (f *Front) fetchDatasets(r *http.Request, accessToken string) map[string]ha
 				}
 			}()
 			res := parseAnswer(status, body)
-			f.metric(datasetsTotal, res.Status)
 			mu.Lock()
 			out[d.Name] = res
 			mu.Unlock()

@@ -96,6 +96,13 @@ type Front struct {
 	// assertion ~3 KB with a quotient familial, the headers ~2 KB), which
 	// Caddy's reverse_proxy copies and encodes for its debug log.
 	Handoff []string `json:"handoff,omitempty"`
+	// MaxHandoffBytes bounds what the hand-off adds to each request the app
+	// receives, the assertion and the plain headers together, names
+	// included (default 8 KiB: app servers refuse larger headers, and the
+	// session keeps no more). At login, while the hand-off is over it, the
+	// largest dataset still carrying data is replaced by an error 00413
+	// (handoff.TooLarge), logged with its size.
+	MaxHandoffBytes int `json:"max_handoff_bytes,omitempty"`
 	// AssertionTTL is the lifetime of an assertion (default 5 min).
 	AssertionTTL caddy.Duration `json:"assertion_ttl,omitempty"`
 	// Protect lists the path patterns of the Cas 1 area (path matcher

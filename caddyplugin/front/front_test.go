@@ -118,6 +118,7 @@ func TestCaddyfile(t *testing.T) {
 		session_idle 20m
 		strip_header Remote-User
 		login_rate 5/m
+		max_handoff_bytes 16KiB
 	}`)
 	h, err := parseFront(httpcaddyfile.Helper{Dispenser: d})
 	if err != nil {
@@ -126,7 +127,7 @@ func TestCaddyfile(t *testing.T) {
 	f := h.(*Front)
 	b, _ := json.Marshal(f)
 	if f.FranceConnect.Prompt != "login consent" || len(f.Protect) != 2 || len(f.Datasets) != 1 || f.Datasets[0].Recipient != "13002526500013" ||
-		f.LoginRate != "5/m" || f.StripHeaders[0] != "Remote-User" || time.Duration(f.SessionIdle) != 20*time.Minute {
+		f.LoginRate != "5/m" || f.StripHeaders[0] != "Remote-User" || time.Duration(f.SessionIdle) != 20*time.Minute || f.MaxHandoffBytes != 16<<10 {
 		t.Fatalf("%s", b)
 	}
 	for _, bad := range []string{
@@ -136,6 +137,9 @@ func TestCaddyfile(t *testing.T) {
 		"passerelle_front {\n dataset qf /r {\n nope 1\n }\n}",
 		"passerelle_front {\n session_idle forever\n}",
 		"passerelle_front extra",
+		"passerelle_front {\n max_handoff_bytes 0\n}",
+		"passerelle_front {\n max_handoff_bytes lots\n}",
+		"passerelle_front {\n max_handoff_bytes 2MiB\n}",
 	} {
 		if _, err := parseFront(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(bad)}); err == nil {
 			t.Errorf("accepted: %s", bad)

@@ -216,6 +216,10 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 		}
 		s.Reconciliation = &res
 	}
+	f.fitHandOff(s, f.now())
+	for _, d := range datasets {
+		f.metric(datasetsTotal, datasetLabel(d))
+	}
 	// A new ticket: whatever ticket the browser had (a pre-login session
 	// holding the app's account) is dropped, never promoted.
 	if c, err := r.Cookie(f.cookieName()); err == nil {

@@ -27,7 +27,7 @@ var (
 	}, []string{"result"})
 	datasetsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle_front", Name: "datasets_total",
-		Help: "Datasets fetched at login, by status (ok, error).",
+		Help: "Datasets fetched at login, by status (ok, error, too_large: fetched but over max_handoff_bytes).",
 	}, []string{"status"})
 	handoffsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle_front", Name: "handoffs_total",

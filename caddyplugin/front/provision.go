@@ -95,6 +95,12 @@ func (f *Front) Provision(ctx caddy.Context) error {
 			return errf("handoff %q: assertion or headers", c)
 		}
 	}
+	switch {
+	case f.MaxHandoffBytes == 0:
+		f.MaxHandoffBytes = defaultMaxHandoffBytes
+	case f.MaxHandoffBytes < minHandoffBytes:
+		return errf("max_handoff_bytes %d: at least %d (the identity alone takes about 1 KiB)", f.MaxHandoffBytes, minHandoffBytes)
+	}
 	if f.AssertionTTL <= 0 {
 		f.AssertionTTL = caddy.Duration(5 * time.Minute)
 	}

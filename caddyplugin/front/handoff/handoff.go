@@ -103,6 +103,31 @@ const (
 	StatusError = "error"
 )
 
+// CodeTooLarge is the code of TooLarge (a Passerelle extension, like
+// 00503).
+const CodeTooLarge = "00413"
+
+// TooLarge is the dataset handed off in place of one whose data would take
+// the hand-off over the front's max_handoff_bytes: the app learns which
+// dataset it misses and why, rather than getting a request its server
+// refuses (Apache: 8 190 bytes a header; Tomcat: 8 KB of headers in all).
+func TooLarge() Dataset {
+	return Dataset{Status: StatusError, Error: &APIError{Code: CodeTooLarge, Title: "Données trop volumineuses",
+		Detail: "Ces données dépassent la taille que le service peut recevoir : elles ne lui sont pas transmises."}}
+}
+
+// Bytes is what h adds to a request: the length of each header's name and
+// values, with ": " and CRLF as HTTP/1.1 writes them.
+func Bytes(h http.Header) int {
+	n := 0
+	for name, vals := range h {
+		for _, v := range vals {
+			n += len(name) + len(v) + 4
+		}
+	}
+	return n
+}
+
 // Claims are the assertion's claims: iss (the front's site), aud (the app),
 // iat, nbf, exp (a few minutes), jti (unique per signature), sub and acr
 // from FranceConnect, the moment (login for Cas 1, transmit for Cas 2), the

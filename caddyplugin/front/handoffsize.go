@@ -1,0 +1,74 @@
+package front
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/session"
+)
+
+// Bounds of max_handoff_bytes.
+const (
+	// defaultMaxHandoffBytes fits the stricter app servers' header limits
+	// (Apache: 8 190 bytes a header; Tomcat: 8 KB of headers in all, but
+	// an identity and a quotient familial take about 3 KB).
+	defaultMaxHandoffBytes = 8 << 10
+	// minHandoffBytes leaves room for the identity and the reconciliation
+	// in both channels.
+	minHandoffBytes = 2 << 10
+	// maxHandoffBytes is far above any app server's header limit.
+	maxHandoffBytes = 1 << 20
+)
+
+// fitHandOff keeps the hand-off of a new session within MaxHandoffBytes:
+// while the headers it would add to a request are over, the largest
+// dataset still carrying data is replaced by handoff.TooLarge (logged with
+// its name and size, never its content). The session then keeps no more
+// than what the app can receive. The identity and the reconciliation are
+// never dropped: they are bounded by FranceConnect's claims.
+func (f *Front) fitHandOff(s *session.Session, now time.Time) {
+	for {
+		h := f.buildHandOff(s, s.Moment, now)
+		if h == nil {
+			return
+		}
+		size := handoff.Bytes(h.header)
+		if size <= f.MaxHandoffBytes {
+			return
+		}
+		name, n := largestDataset(s.Datasets)
+		if name == "" {
+			f.logger.Warn("hand-off over max_handoff_bytes with no dataset left to drop",
+				zap.Int("bytes", size), zap.Int("max_handoff_bytes", f.MaxHandoffBytes))
+			return
+		}
+		f.logger.Warn("dataset too large for the hand-off: replaced by error "+handoff.CodeTooLarge,
+			zap.String("dataset", name), zap.Int("dataset_bytes", n), zap.Int("handoff_bytes", size),
+			zap.Int("max_handoff_bytes", f.MaxHandoffBytes))
+		s.Datasets[name] = handoff.TooLarge()
+	}
+}
+
+// largestDataset names the dataset with the most data, "" when none has
+// any.
+func largestDataset(ds map[string]handoff.Dataset) (string, int) {
+	var name string
+	var most int
+	for n, d := range ds {
+		if l := len(d.Data); l > most || (l == most && l > 0 && n < name) {
+			name, most = n, l
+		}
+	}
+	return name, most
+}
+
+// datasetLabel is a dataset's datasets_total label: ok, error, or
+// too_large for one fitHandOff dropped.
+func datasetLabel(d handoff.Dataset) string {
+	if d.Error != nil && d.Error.Code == handoff.CodeTooLarge {
+		return "too_large"
+	}
+	return d.Status
+}
