@@ -72,6 +72,11 @@ type App struct {
 	// (SECURITY.md E08): 1s to 15s, default 15s. reverse_proxy's transport
 	// timeouts bound the phases within it.
 	ProviderTimeout caddy.Duration `json:"provider_timeout,omitempty"`
+	// MaxInFlight caps the requests this instance takes on at once, every
+	// passerelle handler and front together (SECURITY.md F07): 1 to
+	// 100 000, default 4 096. Past it a request is refused at once, 503
+	// with Retry-After, and counted in requests_shed_total{cause="in_flight"}.
+	MaxInFlight int64 `json:"max_in_flight,omitempty"`
 
 	logger   *zap.Logger
 	audit    *zap.Logger          // passerelle.audit (the audit trail: see package pipeline)
@@ -336,7 +341,7 @@ func (a *App) loadPipeline() {
 	s.Credentials, s.Pings, s.Guards = a.core.upstreams, a.pings, guardsFor(a.cat)
 	s.Retries, s.Unsent = budgetsFor(a.cat), unsentError
 	s.Logger, s.Audit, s.AuditRefusing = a.logger, a.audit, logbuffer.Refusing
-	s.MemoryPressure = memoryGuard().Pressure
+	s.MemoryPressure, s.InFlight = memoryGuard().Pressure, requestsInFlight
 	s.Now, s.ClientIP, s.ErrorStatus = time.Now, clientIP, errorStatus
 	s.ProviderTimeout = time.Duration(a.ProviderTimeout)
 }
@@ -443,6 +448,9 @@ func (a *App) Validate() error {
 	}
 	if t := time.Duration(a.ProviderTimeout); t != 0 && (t < time.Second || t > pipeline.DefaultProviderTimeout) {
 		return errors.New("passerelle: provider_timeout: want 1s to 15s")
+	}
+	if a.MaxInFlight < 0 || a.MaxInFlight > MaxRequestsInFlight {
+		return fmt.Errorf("passerelle: max_in_flight: 1 to %d", MaxRequestsInFlight)
 	}
 	for name, u := range a.Upstreams {
 		if u.MaxInFlight < 0 || u.MaxInFlight > MaxProviderInFlight {

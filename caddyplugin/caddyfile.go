@@ -69,6 +69,8 @@ func init() {
 //	    }
 //	    datapass { … }                 # live habilitations: DataPass webhooks and resync (datapass.go)
 //	    provider_timeout <duration>    # each whole provider call, a retry included: 1s to 15s (the default)
+//	    max_in_flight <n>              # this instance's requests at once, all handlers together: 1 to 100000
+//	                                   # (default 4096); past it, 503 at once
 //	    upstream <provider> {          # a provider name of the catalogue; quote names with spaces ("France Travail")
 //	        header <name> <{env.NAME}|{file.path}>
 //	        oauth2 {
@@ -113,6 +115,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = oneArg(d, &app.Catalogue)
 		case "provider_timeout":
 			err = durationArg(d, &app.ProviderTimeout)
+		case "max_in_flight":
+			var n int
+			if err = intArg(d, &n); err == nil && (n < 1 || n > MaxRequestsInFlight) {
+				err = d.Errf("max_in_flight: 1 to %d", MaxRequestsInFlight)
+			}
+			app.MaxInFlight = int64(n)
 		case "cache":
 			err = parseCache(d, &app.Cache)
 		case "rate_limit":

@@ -1,6 +1,7 @@
 package caddyplugin
 
 import (
+	"cmp"
 	"errors"
 	"sync"
 	"time"
@@ -27,6 +28,20 @@ const (
 	providerOpenFor         = 10 * time.Second
 	providerForget          = time.Minute
 )
+
+// The cap on the requests an instance takes on at once, every handler
+// together (SECURITY.md F07, "overall"; the passerelle option
+// max_in_flight). The default is far above what 2 cores serve
+// (about 6 000 requests a second at a few ms each), and far below what
+// exhausts memory or file descriptors while Redis or FranceConnect is slow.
+const (
+	DefaultRequestsInFlight = 4096
+	MaxRequestsInFlight     = 100_000
+)
+
+// requestsInFlight counts the requests in the pipeline for the life of the
+// process: a reload keeps them counted.
+var requestsInFlight = shed.New(shed.Settings{Name: "requests", MaxInFlight: DefaultRequestsInFlight})
 
 // perProvider holds one T per provider name for the life of the process,
 // made by newT on first use: a configuration reload keeps the state of
@@ -98,6 +113,8 @@ func (a *App) applyInFlightCaps() {
 		prev[g] = g.Max()
 		g.SetMax(limit)
 	}
+	prev[requestsInFlight] = requestsInFlight.Max()
+	requestsInFlight.SetMax(cmp.Or(a.MaxInFlight, DefaultRequestsInFlight))
 	inFlightCaps.owner, inFlightCaps.prev = a, prev
 	inFlightCaps.limiter, inFlightCaps.prevShare = a.core.limiter, a.core.limiter.Share()
 	a.core.limiter.SetShare(a.RateLimits.Instances)

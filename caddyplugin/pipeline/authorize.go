@@ -38,7 +38,17 @@ func (p *Pipeline) authorize(r *http.Request, c *Call) *apierror.Error {
 		// Near the memory limit nothing more is taken on: no quota, no
 		// token check, no provider call, no buffered answer.
 		delete(r.Header, bearer.APIKeyHeader)
+		shedRequests.get("memory").Inc()
 		return apierror.Unavailable(apierror.ReasonInternalError)
+	}
+	if p.InFlight != nil {
+		t, err := p.InFlight.Enter()
+		if err != nil {
+			delete(r.Header, bearer.APIKeyHeader)
+			shedRequests.get("in_flight").Inc()
+			return apierror.Unavailable(apierror.ReasonInternalError)
+		}
+		c.admitted = t
 	}
 	if aerr := p.LimitClient(r, c); aerr != nil {
 		return aerr

@@ -35,6 +35,10 @@ var (
 		Namespace: "caddy", Subsystem: "passerelle", Name: "provider_shed_total",
 		Help: "Provider calls refused at once, by provider and cause (in_flight: at the cap; circuit_open).",
 	}, []string{"provider", "cause"})
+	metricRequestsShed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "passerelle", Name: "requests_shed_total",
+		Help: "Requests refused at once (503) before any work, by cause (in_flight: the instance's max_in_flight; memory: near the memory limit).",
+	}, []string{"cause"})
 	metricRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "passerelle", Name: "provider_retries_total",
 		Help: "Provider calls never sent (connection failed), by provider and outcome (retried; budget_exhausted or deadline: not retried).",
@@ -55,7 +59,7 @@ var (
 // _provider_duration_seconds, _rate_limited_total, _provider_shed_total and
 // _provider_retries_total. They are shared by every pipeline of the process.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{metricRequests, metricTokenChecks, metricFCFailures, metricProviderDuration, metricRateLimited, metricShed, metricRetries, metricCertificateRefusals}
+	return []prometheus.Collector{metricRequests, metricTokenChecks, metricFCFailures, metricProviderDuration, metricRateLimited, metricShed, metricRequestsShed, metricRetries, metricCertificateRefusals}
 }
 
 // statusClass returns "2xx", "4xx"… or "error" when no status was received.
@@ -98,6 +102,9 @@ var (
 	}}
 	shedCounters = labelMemo[labels2, prometheus.Counter]{child: func(k labels2) prometheus.Counter {
 		return metricShed.WithLabelValues(k.a, k.b)
+	}}
+	shedRequests = labelMemo[string, prometheus.Counter]{child: func(cause string) prometheus.Counter {
+		return metricRequestsShed.WithLabelValues(cause)
 	}}
 	retryCounters = labelMemo[labels2, prometheus.Counter]{child: func(k labels2) prometheus.Counter {
 		return metricRetries.WithLabelValues(k.a, k.b)

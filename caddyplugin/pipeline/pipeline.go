@@ -119,6 +119,11 @@ type Config struct {
 	// MemoryPressure reports that the process nears its memory limit: new
 	// requests are refused at once, 503 (SECURITY.md F09, I16). Optional.
 	MemoryPressure func() bool
+	// InFlight caps the requests this instance takes on at once, all
+	// routes and handlers together (SECURITY.md F07, "overall"): past it,
+	// a routed request is refused at once, 503, before any quota, token
+	// check or provider call. Optional: nil admits every request.
+	InFlight *shed.Guard
 	// Now returns the current time (time.Now when nil).
 	Now func() time.Time
 	// ClientIP returns the client address of a request as the server
@@ -209,6 +214,9 @@ type Call struct {
 	// was called. recoverPanic reads them. called: the request was handed
 	// to the provider.
 	answered, recorded, called bool
+	// admitted is the request's place under Config.InFlight, given back
+	// when Serve returns.
+	admitted shed.Ticket
 
 	// Storage for the small values a request hands to headers and to the
 	// audit logger. A Call lives on the heap (the audit record refers to
@@ -260,6 +268,7 @@ type Call struct {
 func (p *Pipeline) Serve(w http.ResponseWriter, r *http.Request, provider Provider) {
 	var c Call
 	defer p.recoverPanic(w, &c)
+	defer c.leave() // a panic too gives the place back
 	p.start(w, r, &c)
 	aerr := p.authorize(r, &c)
 	c.SetRateLimitHeaders(w.Header())
@@ -271,6 +280,12 @@ func (p *Pipeline) Serve(w http.ResponseWriter, r *http.Request, provider Provid
 	}
 	c.recorded = true
 	p.Record(&c, aerr)
+}
+
+// leave gives back the call's place under Config.InFlight, if it took one.
+func (c *Call) leave() {
+	c.admitted.Done(shed.Success)
+	c.admitted = shed.Ticket{}
 }
 
 // recoverPanic ends a call whose pipeline panicked (SECURITY.md I15): a

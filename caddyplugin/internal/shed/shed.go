@@ -145,6 +145,9 @@ func (g *Guard) release() { g.inFlight.Add(-1) }
 // until enough of them ended.
 func (g *Guard) SetMax(n int64) { g.max.Store(max(n, 0)) }
 
+// InFlight returns the calls admitted and not yet done.
+func (g *Guard) InFlight() int64 { return g.inFlight.Load() }
+
 // Max returns the cap on calls in flight (0: no cap).
 func (g *Guard) Max() int64 { return g.max.Load() }
 
