@@ -44,7 +44,7 @@ func released(t *testing.T, ep *catalogue.Endpoint, tokenScopes, habScopes []str
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := respfilter.Filter(nil, []byte(body), paths, respfilter.Options{})
+	out, err := respfilter.Filter(nil, []byte(body), paths, p.filterOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,5 +158,53 @@ func TestANTSMatchScoresOnlyWithIdentity(t *testing.T) {
 	}
 	if id := filter("ants_extrait_immatriculation_vehicule_identite_particulier"); !strings.Contains(id, `"birth_date":0.0`) {
 		t.Errorf("identite_particulier: %s; want the scores", id)
+	}
+}
+
+// req: C05
+// TestLeafTurnedStructureDropped: every released path of the catalogue is a
+// leaf (TestReleasedPathsAreLeaves, on the sandbox payloads), yet a provider
+// may one day answer a structure where a leaf was: an object, or an array of
+// objects. Its members are unknown provider fields (SECURITY.md C05), so they
+// do not reach the caller, even when the caller holds every scope of the
+// route; the leaves around them still do.
+func TestLeafTurnedStructureDropped(t *testing.T) {
+	const v3QF = `{"data":{` +
+		`"allocataires":[{"nom_naissance":"CNAF","prenoms":[{"prenom":"GEORGES","nir":"1020175102001"}],"sexe":"M"}],` +
+		`"enfants":[{"nom_naissance":"CNAF","prenoms":["LUCAS",{"nir":"2230975102002"},["CANARYNESTED"]],"sexe":"M"}],` +
+		`"adresse":{"code_postal_ville":{"code_postal":"75002","telephone":"0600000000"},"pays":"FRANCE"},` +
+		`"quotient_familial":{"fournisseur":"CNAF","valeur":{"montant":612,"numero_allocataire":"0000354"},"annee":2026}},` +
+		`"links":{},"meta":{}}`
+	const v2QF = `{"quotientFamilial":{"valeur":612,"nir":"1020175102001"},"annee":2026,` +
+		`"enfants":[{"nomNaissance":"CNAF","prenoms":{"prenom":"LUCAS","telephone":"0600000000"},"sexe":"M"}]}`
+	for _, tc := range []struct {
+		id, body     string
+		kept, leaked []string
+	}{
+		{"dss_quotient_familial_fc", v3QF,
+			[]string{`"nom_naissance":"CNAF"`, `"prenoms":["LUCAS"]`, `"pays":"FRANCE"`, `"fournisseur":"CNAF"`, `"annee":2026`},
+			[]string{"nir", "telephone", "numero_allocataire", "montant", "GEORGES", "CANARYNESTED", "code_postal_ville"}},
+		{"v2_composition_familiale_v2_fc", v2QF,
+			[]string{`"annee":2026`, `"nomNaissance":"CNAF"`, `"sexe":"M"`},
+			[]string{"nir", "telephone", "LUCAS", "quotientFamilial"}},
+	} {
+		t.Run(tc.id, func(t *testing.T) {
+			ep := defaultEndpoint(t, tc.id)
+			var all []string
+			for i := range ep.Scopes {
+				all = append(all, ep.Scopes[i].Name)
+			}
+			out := released(t, ep, all, all, tc.body)
+			for _, k := range tc.kept {
+				if !strings.Contains(out, k) {
+					t.Errorf("leaf %s dropped: %s", k, out)
+				}
+			}
+			for _, leak := range tc.leaked {
+				if strings.Contains(out, leak) {
+					t.Errorf("%s, inside a structure where a leaf was, released: %s", leak, out)
+				}
+			}
+		})
 	}
 }

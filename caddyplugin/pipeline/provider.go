@@ -48,6 +48,14 @@ func (p *Pipeline) paths(ep *catalogue.Endpoint, mask uint64) (*respfilter.Paths
 	return f, nil
 }
 
+// filterOptions are the response filter's options: the handler's bound on
+// answers, and leaves only, as every path of the catalogue names a leaf
+// (SECURITY.md C05): a structure a provider puts where a leaf was is
+// dropped, not passed whole.
+func (p *Pipeline) filterOptions() respfilter.Options {
+	return respfilter.Options{MaxBytes: p.maxResponseBytes, Leaves: true}
+}
+
 // forward runs steps 6 and 7. It writes the answer itself on success and
 // returns the error to answer otherwise.
 func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Provider, c *Call) *apierror.Error {
@@ -167,7 +175,7 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 	}
 	out := getBuffer()
 	defer putBuffer(out)
-	filtered, err := respfilter.Filter((*out)[:0], rec.buf.Bytes(), paths, respfilter.Options{MaxBytes: p.maxResponseBytes})
+	filtered, err := respfilter.Filter((*out)[:0], rec.buf.Bytes(), paths, p.filterOptions())
 	if err != nil {
 		p.Pings.Record(ep.ProviderName, ProviderOutcome(rec.status, nil, true))
 		return apierror.FilterFailed(ep.Provider.ErrorPrefix, ep.ProviderName)

@@ -80,6 +80,8 @@
 // the provider adds inside it later. The default catalogue's masks go down
 // to the scalars of the official response schemas (data.allocataires[].sexe,
 // not data.allocataires); its tests check them against the sandbox payloads.
+// The gateway filters with respfilter's Leaves option, so a structure a
+// provider puts where a leaf was is dropped, not released whole.
 package catalogue
 
 import (

@@ -43,6 +43,13 @@
 //     the catalogue tests catch real mismatches. A fully released path
 //     copies whatever value is there, null included.
 //   - "links" or "meta" that are not objects become {}.
+//   - With Options.Leaves, a released path releases a leaf only (a
+//     string, number, boolean, null, or an array of those): an object
+//     there is dropped as a shape mismatch ("links" or "meta" released
+//     whole become {}, "data" {}), and so is an object or an array inside
+//     an array there, whose scalars are kept. A catalogue whose paths all
+//     name leaves then passes nothing a provider puts inside a structure
+//     where a leaf was.
 //
 // # Answers without envelope
 //

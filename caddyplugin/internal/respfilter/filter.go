@@ -22,6 +22,13 @@ type Options struct {
 	// MaxDepth is the deepest nesting accepted; the top-level object is
 	// depth 1 (default 32).
 	MaxDepth int
+	// Leaves makes every released path release a leaf only: a string, a
+	// number, a boolean, null, or an array of those. An object found at a
+	// released path is dropped as a shape mismatch, and so is an object or
+	// an array inside an array found there (its scalars are kept): a
+	// provider that turns a leaf into a structure must not pass the
+	// members it put inside (SECURITY.md C05).
+	Leaves bool
 }
 
 // ErrUnfilterable is wrapped by every error of Filter: the answer must not be
@@ -82,6 +89,7 @@ type state struct {
 	dst      []byte
 	maxDepth int
 	bare     bool // filtering the top-level object of a bare answer
+	leaves   bool // Options.Leaves
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -118,6 +126,7 @@ func Filter(dst []byte, body []byte, p *Paths, o Options) ([]byte, error) {
 	s.dst = dst
 	s.maxDepth = o.MaxDepth
 	s.bare = p != nil && p.bare
+	s.leaves = o.Leaves
 	var err error
 	if p != nil && p.bare {
 		err = s.bareTop(root)
@@ -218,8 +227,9 @@ func (s *state) top(root *node) error {
 		}
 		seen |= bit
 		s.dst = appendName(s.dst, bit)
-		if k != '{' || child == nil {
-			// No released path below, or links/meta not an object.
+		if k != '{' || child == nil || !child.matches(byte(k), s.leaves) {
+			// No released path below, links/meta not an object, or an
+			// object released whole under Options.Leaves.
 			if err := s.skip(); err != nil {
 				return err
 			}
@@ -277,9 +287,13 @@ func appendName(dst []byte, bit uint8) []byte {
 	}
 }
 
-// value filters the next value through n; n.matches(next kind) must hold.
+// value filters the next value through n; n.matches(next kind, s.leaves)
+// must hold.
 func (s *state) value(n *node) error {
 	d := &s.dec
+	if n.full && s.leaves && d.PeekKind() == '[' {
+		return s.leafArray()
+	}
 	if n.full {
 		parent := d.StackDepth()
 		v, err := d.ReadValue()
@@ -332,7 +346,7 @@ func (s *state) value(n *node) error {
 			}
 			s.dst = append(s.dst, raw...)
 			s.dst = append(s.dst, ':')
-			if !child.matches(byte(d.PeekKind())) {
+			if !child.matches(byte(d.PeekKind()), s.leaves) {
 				s.dst = s.dst[:mark]
 				if err := s.skip(); err != nil {
 					return err
@@ -355,7 +369,7 @@ func (s *state) value(n *node) error {
 		s.dst = append(s.dst, '[')
 		first := true
 		for d.PeekKind() != ']' {
-			if !n.elem.matches(byte(d.PeekKind())) {
+			if !n.elem.matches(byte(d.PeekKind()), s.leaves) {
 				if err := s.skip(); err != nil {
 					return err
 				}
@@ -378,6 +392,42 @@ func (s *state) value(n *node) error {
 		// than emit a member name without its value.
 		return errSyntax
 	}
+	return nil
+}
+
+// leafArray copies the array at a released path keeping only its scalar
+// elements (Options.Leaves): an object or an array inside it is dropped.
+func (s *state) leafArray() error {
+	d := &s.dec
+	if d.StackDepth()+1 > s.maxDepth {
+		return errTooDeep
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	s.dst = append(s.dst, '[')
+	first := true
+	for d.PeekKind() != ']' {
+		if k := d.PeekKind(); k == '{' || k == '[' {
+			if err := s.skip(); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := d.ReadValue() // a scalar, or the error of a bad token
+		if err != nil {
+			return err
+		}
+		if !first {
+			s.dst = append(s.dst, ',')
+		}
+		s.dst = append(s.dst, v...)
+		first = false
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	s.dst = append(s.dst, ']')
 	return nil
 }
 

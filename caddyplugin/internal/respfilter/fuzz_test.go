@@ -34,7 +34,9 @@ var fuzzPathSets = [][]string{
 //     every empty object or array lies on the way to, or under, one;
 //   - filtering is idempotent;
 //   - a refusal wraps ErrUnfilterable, leaves dst unchanged and quotes
-//     nothing from the body.
+//     nothing from the body;
+//   - with Options.Leaves, the same bodies are accepted and every value at
+//     a released path is a leaf (checkLeaves).
 func FuzzC05_Filter(f *testing.F) {
 	for i, b := range []string{
 		qfBody, mesriBody, gipBody,
@@ -92,7 +94,70 @@ func FuzzC05_Filter(f *testing.F) {
 		if err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("not idempotent: %s -> %s, %v", out, again, err)
 		}
+		out = checkLeaves(t, body, p, o, paths, false)
+		checkReleased(t, out, paths)
 	})
+}
+
+// checkLeaves filters an accepted body again with Options.Leaves: it must
+// be accepted, idempotently, and every value at a released path must be a
+// leaf (a scalar or an array of scalars); a top-level member of the
+// envelope released whole must be empty. It returns the output.
+func checkLeaves(t *testing.T, body []byte, p *Paths, o Options, released []string, bare bool) []byte {
+	t.Helper()
+	o.Leaves = true
+	out, err := Filter(nil, body, p, o)
+	if err != nil {
+		t.Fatalf("Leaves refused a body accepted without: %v", err)
+	}
+	if again, err := Filter(nil, out, p, o); err != nil || !bytes.Equal(again, out) {
+		t.Fatalf("Leaves not idempotent: %s -> %s, %v", out, again, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.UseNumber()
+	var top map[string]any
+	if err := dec.Decode(&top); err != nil {
+		t.Fatalf("Leaves output is not an object: %s", out)
+	}
+	for k, v := range top {
+		if !bare && slices.Contains(released, k) {
+			if m, ok := v.(map[string]any); !ok || len(m) != 0 {
+				t.Fatalf("Leaves: %s released whole is not {} in %s", k, out)
+			}
+			continue
+		}
+		walkReleasedValues(t, k, v, released, out)
+	}
+	return out
+}
+
+// walkReleasedValues asserts that the values at released paths within v
+// (at path) are leaves.
+func walkReleasedValues(t *testing.T, path string, v any, released []string, out []byte) {
+	t.Helper()
+	if slices.Contains(released, path) {
+		if a, ok := v.([]any); ok {
+			for _, e := range a {
+				switch e.(type) {
+				case map[string]any, []any:
+					t.Fatalf("Leaves: a structure inside the array at %s in %s", path, out)
+				}
+			}
+		} else if _, ok := v.(map[string]any); ok {
+			t.Fatalf("Leaves: an object at %s in %s", path, out)
+		}
+		return
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		for k, c := range v {
+			walkReleasedValues(t, path+"."+k, c, released, out)
+		}
+	case []any:
+		for _, c := range v {
+			walkReleasedValues(t, path+"[]", c, released, out)
+		}
+	}
 }
 
 // referenceAccepts is the acceptance rule of Filter, written independently
@@ -251,7 +316,9 @@ var fuzzBarePathSets = [][]string{
 //     one;
 //   - filtering is idempotent;
 //   - a refusal wraps ErrUnfilterable, leaves dst unchanged and quotes
-//     nothing from the body.
+//     nothing from the body;
+//   - with Options.Leaves, the same bodies are accepted and every value at
+//     a released path is a leaf (checkLeaves).
 func FuzzC05_FilterBare(f *testing.F) {
 	for i, b := range []string{
 		`{"regime":"CNAF","allocataires":[{"nomNaissance":"CANARY"}],"enfants":[{"prenoms":"LEA","sexe":"F"}],"adresse":{"identite":"M","codePostalVille":"75002 PARIS"},"quotientFamilial":2550,"annee":2024,"mois":2}`,
@@ -306,6 +373,7 @@ func FuzzC05_FilterBare(f *testing.F) {
 		if err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("not idempotent: %s -> %s, %v", out, again, err)
 		}
+		checkLeaves(t, body, p, o, paths, true)
 	})
 }
 

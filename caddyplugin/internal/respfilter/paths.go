@@ -34,11 +34,12 @@ type node struct {
 }
 
 // matches reports whether a value whose first token is of kind k can be
-// filtered through n. A mismatch means the value is dropped.
-func (n *node) matches(k byte) bool {
+// filtered through n; leaves is Options.Leaves, under which a released path
+// takes no object. A mismatch means the value is dropped.
+func (n *node) matches(k byte, leaves bool) bool {
 	switch {
 	case n.full:
-		return k != 0
+		return k != 0 && (!leaves || k != '{')
 	case k == '{':
 		return n.fields != nil
 	case k == '[':
