@@ -23,6 +23,7 @@
 package reconcile
 
 import (
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -60,6 +61,7 @@ const (
 	ReasonPartialDate       = "partial_date"
 	ReasonBornAbroad        = "born_abroad"
 	ReasonBirthplaceChanged = "birthplace_differs" // COG codes change: a weak signal
+	ReasonArrondissement    = "arrondissement"     // Paris, Lyon, Marseille: the city on one side, an arrondissement on the other
 	ReasonNotInAccount      = "not_in_account"
 	ReasonNotFromFC         = "not_from_franceconnect"
 	ReasonDifferent         = "different"
@@ -317,8 +319,33 @@ func birthplace(a Account, c Citizen) Field {
 		return Field{Result: Absent, Reason: ReasonNotFromFC}
 	case strings.EqualFold(a.Birthplace, c.Birthplace):
 		return Field{Result: Exact}
+	case cityOf(a.Birthplace) != "" && cityOf(a.Birthplace) == cityOf(c.Birthplace) &&
+		(cityOf(a.Birthplace) == a.Birthplace || cityOf(c.Birthplace) == c.Birthplace):
+		// One side names the city, the other one of its arrondissements:
+		// the same place, known to different precision.
+		return Field{Result: Approx, Reason: ReasonArrondissement}
 	}
 	return Field{Result: Mismatch, Reason: ReasonBirthplaceChanged}
+}
+
+// cityOf returns the COG code of Paris, Lyon or Marseille for the city's
+// own code or one of its municipal arrondissements (75101–75120,
+// 69381–69389, 13201–13216), "" for any other code. FranceConnect gives
+// the arrondissement of birth; an app's account often holds the city.
+func cityOf(code string) string {
+	n, err := strconv.Atoi(code)
+	if err != nil || len(code) != 5 {
+		return ""
+	}
+	switch {
+	case code == "75056" || 75101 <= n && n <= 75120:
+		return "75056"
+	case code == "69123" || 69381 <= n && n <= 69389:
+		return "69123"
+	case code == "13055" || 13201 <= n && n <= 13216:
+		return "13055"
+	}
+	return ""
 }
 
 func gender(a Account, c Citizen) Field {

@@ -74,6 +74,15 @@ func TestCompare(t *testing.T) {
 		{"born abroad, another country", "family_name=N%27GUESSAN&given_name=Koffi+Ange&birthdate=1979&birthcountry=99352",
 			koffi, Probable, func(r Result) bool { return r.Birthplace == Field{Mismatch, ReasonBornAbroad} }},
 		// A namesake born the same day: the account says Algeria, no commune.
+		{"the city in the account, the arrondissement at FranceConnect", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24&birthplace=75056",
+			angela, Probable, func(r Result) bool { return r.Birthplace == Field{Approx, ReasonArrondissement} }},
+		{"an arrondissement in the account, the city at FranceConnect", "family_name=MARTIN&birthdate=1970-02-02&birthplace=13201",
+			Citizen{FamilyName: "MARTIN", Birthdate: "1970-02-02", Birthplace: "13055", Birthcountry: "99100"}, Insufficient,
+			func(r Result) bool { return r.Birthplace == Field{Approx, ReasonArrondissement} }},
+		{"another arrondissement of the same city", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24&birthplace=75108",
+			angela, Probable, func(r Result) bool { return r.Birthplace == Field{Mismatch, ReasonBirthplaceChanged} }},
+		{"another city's arrondissement", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24&birthplace=69123",
+			angela, Probable, func(r Result) bool { return r.Birthplace == Field{Mismatch, ReasonBirthplaceChanged} }},
 		{"born in France, the account born abroad", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24&birthcountry=99352",
 			angela, Probable, func(r Result) bool { return r.Birthplace == Field{Mismatch, ReasonBornAbroad} }},
 		{"born in France, the account's commune a country's code", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24&birthplace=99352",
@@ -84,7 +93,7 @@ func TestCompare(t *testing.T) {
 			angela, Probable, func(r Result) bool { return r.Birthdate == Field{Approx, ReasonPartialDate} }},
 		{"usage name given as birth name", "family_name=MARTIN&usage_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24",
 			angela, Probable, func(r Result) bool { return r.FamilyName == Field{Approx, ReasonUsageName} }},
-		{"birthplace differs only", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24&birthplace=75056",
+		{"birthplace differs only", "family_name=DUBOIS&given_name=Angela+Claire+Louise&birthdate=1962-08-24&birthplace=92012",
 			angela, Probable, func(r Result) bool { return r.Birthplace == Field{Mismatch, ReasonBirthplaceChanged} }},
 		// Legacy records often drop apostrophes and spaces: FranceConnect's
 		// own matcher drops every non-alphanumeric.
