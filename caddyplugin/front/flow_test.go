@@ -2,6 +2,8 @@ package front
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -19,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
+	"github.com/passerelle-gw/passerelle/caddyplugin/front/reconcile"
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/rp"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcissuer"
 	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcop"
@@ -39,6 +42,7 @@ type flow struct {
 	site *httptest.Server
 
 	mu      sync.Mutex
+	account []string       // the account header values the app's pages carry
 	app     []http.Header  // the headers of each request the app received
 	fcHits  map[string]int // FranceConnect's paths → requests
 	revoked []string       // the tokens FranceConnect was asked to revoke
@@ -51,6 +55,9 @@ func newFlow(t *testing.T) *flow {
 		app := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			fl.mu.Lock()
 			fl.app = append(fl.app, r.Header.Clone())
+			for _, v := range fl.account {
+				w.Header().Add(reconcile.AccountHeader, v)
+			}
 			fl.mu.Unlock()
 			_, _ = io.WriteString(w, "app page "+r.URL.Path)
 			return nil
@@ -246,5 +253,48 @@ func TestCas2LogoutEndsFranceConnectSession(t *testing.T) {
 	// Logged out: a second logout finds no session.
 	if resp, _ = b.do(http.MethodPost, site+"/.passerelle/fc/logout", nil, "Origin", site); resp.Header.Get("Location") != "/" {
 		t.Fatalf("second logout went to %q", resp.Header.Get("Location"))
+	}
+}
+
+// TestCas2UnreadableAccountSaysSo: when the app's page states the account
+// in use with a header the front cannot read (malformed, or twice), the
+// reconciliation handed off says so (account_header_invalid), as it does
+// when the page gave none, instead of comparing an empty account and
+// leaving the app to guess why every field is absent. A readable header is
+// compared.
+func TestCas2UnreadableAccountSaysSo(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		account []string
+		reason  string
+	}{
+		{"readable", []string{"account_ref=42&family_name=DUBOIS&given_name=Angela&birthdate=1962-08-24"}, ""},
+		{"malformed", []string{"family_name=%ZZ"}, reconcile.ReasonAccountInvalid},
+		{"twice", []string{"family_name=DUBOIS", "family_name=DURAND"}, reconcile.ReasonAccountInvalid},
+		{"none", nil, reconcile.ReasonAccountInvalid},
+	} {
+		fl := newFlow(t)
+		fl.account = tc.account
+		b := fl.browser(t)
+		b.do(http.MethodGet, fl.site.URL+"/demarche/formulaire", nil) // the page with the button
+		fl.mu.Lock()
+		fl.account = nil
+		fl.mu.Unlock()
+		if resp := b.login("/demarche/", handoff.MomentTransmit, "angela"); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s: callback %d", tc.name, resp.StatusCode)
+		}
+		b.do(http.MethodGet, fl.site.URL+"/demarche/", nil)
+		_, h := fl.appReached()
+		raw, err := base64.RawURLEncoding.DecodeString(strings.Split(h.Get(handoff.HeaderAssertion)+"..", ".")[1])
+		var c handoff.Claims
+		if err != nil || json.Unmarshal(raw, &c) != nil || c.Reconciliation == nil {
+			t.Fatalf("%s: no reconciliation handed off", tc.name)
+		}
+		if got := c.Reconciliation.Reason; got != tc.reason {
+			t.Errorf("%s: reconciliation reason %q, want %q", tc.name, got, tc.reason)
+		}
+		if tc.reason == "" && (c.Reconciliation.AccountRef != "42" || c.Reconciliation.FamilyName.Result != reconcile.Exact) {
+			t.Errorf("%s: the account was not compared: %+v", tc.name, c.Reconciliation)
+		}
 	}
 }

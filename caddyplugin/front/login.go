@@ -211,7 +211,7 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 	if p.Moment == handoff.MomentTransmit {
 		s.ReturnTo = p.ReturnTo
 		res := reconcile.Invalid()
-		if p.Account != nil {
+		if p.Account != nil && !p.Account.Invalid {
 			res = reconcile.Compare(*p.Account, citizenOf(identity))
 		}
 		s.Reconciliation = &res

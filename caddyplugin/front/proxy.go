@@ -322,7 +322,7 @@ func (a *accountCapture) capture() {
 	acct, err := reconcile.ParseAccount(vals[0])
 	if err != nil || len(vals) > 1 {
 		a.f.metric(accountHeadersTotal, "invalid")
-		acct = reconcile.Account{} // kept empty: the verdict says "insufficient"
+		acct = reconcile.Account{Invalid: true} // the verdict says why: account_header_invalid
 	} else {
 		a.f.metric(accountHeadersTotal, "ok")
 	}

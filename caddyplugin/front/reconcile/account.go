@@ -38,6 +38,9 @@ type Account struct {
 	Birthplace   string
 	Birthcountry string
 	Gender       string // male | female
+	// Invalid: the app's header could not be read (ParseAccount failed,
+	// or it came twice). Compare is not run: the verdict is Invalid's.
+	Invalid bool `json:",omitempty"`
 }
 
 // Limits of the account header.
