@@ -106,7 +106,7 @@ func validPrompt(p string) bool {
 // the service) or "Annuler" (access_denied, as when a citizen cancels at
 // FranceConnect). An interaction is used once.
 func (o *OP) interaction(w http.ResponseWriter, r *http.Request, id string) {
-	if r.Method != http.MethodPost || r.ParseForm() != nil {
+	if r.Method != http.MethodPost || parseForm(w, r) != nil {
 		errorPage(w, http.StatusMethodNotAllowed, "Méthode non permise.")
 		return
 	}

@@ -36,6 +36,10 @@ const (
 	interactionTTL = 30 * time.Minute
 	// maxPending bounds each in-memory table (interactions, codes, tokens).
 	maxPending = 10000
+	// maxFormBytes bounds a form body (token, revocation, the identity
+	// page's form), as the sandbox checktoken bounds its own: without it
+	// Go reads up to 10 MiB of form, in memory, from anyone.
+	maxFormBytes = 8 << 10
 )
 
 // Client is a registered service provider.
@@ -204,7 +208,7 @@ func (o *OP) discovery(w http.ResponseWriter) {
 
 // token answers the authorization-code grant, client_secret_post only.
 func (o *OP) token(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.ParseForm() != nil {
+	if r.Method != http.MethodPost || parseForm(w, r) != nil {
 		writeJSON(w, http.StatusBadRequest, oauthError("invalid_request", "POST form expected"))
 		return
 	}
@@ -293,7 +297,7 @@ func (o *OP) userinfo(w http.ResponseWriter, r *http.Request) {
 // client_secret. Any token of the client is revoked; an unknown one is
 // accepted silently, as the RFC asks.
 func (o *OP) revoke(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.ParseForm() != nil {
+	if r.Method != http.MethodPost || parseForm(w, r) != nil {
 		writeJSON(w, http.StatusBadRequest, oauthError("invalid_request", "POST form expected"))
 		return
 	}
@@ -438,6 +442,12 @@ func randomToken() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// parseForm parses a request's form, its body bounded by maxFormBytes.
+func parseForm(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	return r.ParseForm()
 }
 
 func oauthError(code, desc string) map[string]string {

@@ -196,3 +196,47 @@ func TestIntrospectLifetimeAndEndSession(t *testing.T) {
 		}
 	}
 }
+
+// TestFormBodiesBounded: the form routes (token, revocation, the identity
+// page's form) read at most maxFormBytes of body, as the checktoken route
+// of the sandbox FranceConnect does: Go's own bound is 10 MiB a request,
+// each parsed in memory, from anyone who can reach the stand-in.
+func TestFormBodiesBounded(t *testing.T) {
+	_, srv, _ := newOP(t)
+	pad := strings.Repeat("p", maxFormBytes)
+	resp := token(srv, code(t, srv, "angela"), func(f url.Values) { f.Set("pad", pad) })
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("token with a padded body: %d, want 400", resp.StatusCode)
+	}
+	resp, err := http.PostForm(srv.URL+"/api/v2/token/revocation", url.Values{"token": {"x"}, "client_id": {cid}, "client_secret": {secret}, "pad": {pad}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("revocation with a padded body: %d, want 400", resp.StatusCode)
+	}
+	page, err := noFollow.Get(srv.URL + "/api/v2/authorize?" + authorizeQuery(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	m := regexp.MustCompile(`action="([^"]+)"`).FindStringSubmatch(string(body))
+	if m == nil {
+		t.Fatalf("no identity page: %s", body)
+	}
+	resp, err = noFollow.PostForm(srv.URL+m[1], url.Values{"identity": {"angela"}, "pad": {pad}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusSeeOther {
+		t.Errorf("identity form with a padded body: %d, a code was issued", resp.StatusCode)
+	}
+	// Within the bound, the routes still work.
+	if resp := token(srv, code(t, srv, "angela"), nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("token: %d", resp.StatusCode)
+	}
+}
