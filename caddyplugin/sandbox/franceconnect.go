@@ -180,6 +180,10 @@ func (f *FranceConnect) Provision(ctx caddy.Context) error {
 	} else if f.app != nil {
 		f.ClientSecret = f.app.FDClientSecret()
 	}
+	if f.ClientSecret == "" {
+		// Every checktoken would be refused as invalid_client.
+		return errors.New("passerelle_sandbox_fc: client_secret is required without a passerelle app, and may not resolve to an empty value")
+	}
 	if f.GatewayJWKS == "" && f.app == nil {
 		return errors.New("passerelle_sandbox_fc: gateway_jwks is required without a passerelle app")
 	}
