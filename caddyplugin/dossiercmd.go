@@ -155,15 +155,19 @@ func dossierInput(cmd *cobra.Command) (dossier.Input, string, error) {
 	return in, get("out"), nil
 }
 
-// adaptConfig reads a configuration and adapts it to Caddy's JSON (a file
-// named Caddyfile… with the caddyfile adapter unless one is named), for
-// `passerelle audit` and `passerelle dossier`.
+// adaptConfig reads a configuration and adapts it to Caddy's JSON, for
+// `passerelle audit` and `passerelle dossier`. Unless an adapter is named,
+// the file is read as `passerelle run --config` reads it (Caddy's
+// isCaddyfile): a name starting with "Caddyfile" or ending in ".caddyfile"
+// is a Caddyfile, unless it ends in ".json".
 func adaptConfig(path, adapter string) ([]byte, error) {
 	body, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
-	if adapter == "" && strings.HasPrefix(strings.ToLower(filepath.Base(path)), "caddyfile") {
+	base := strings.ToLower(filepath.Base(path))
+	if adapter == "" && filepath.Ext(base) != ".json" &&
+		(strings.HasPrefix(base, "caddyfile") || strings.HasSuffix(base, ".caddyfile")) {
 		adapter = "caddyfile"
 	}
 	if adapter == "" || adapter == "json" {

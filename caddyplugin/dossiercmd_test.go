@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,6 +153,33 @@ func TestDossierCommand(t *testing.T) {
 	} {
 		if code, _, _ := dossierCmd(t, append(args, "--out", t.TempDir(), "--no-binary")...); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}
+
+// TestAdaptConfigAsCaddyRuns: `passerelle audit` and `passerelle dossier`
+// read a configuration file as `passerelle run --config` does (Caddy's
+// isCaddyfile): a name ending in .caddyfile is a Caddyfile, one ending
+// in .json is JSON even when it starts with "Caddyfile".
+func TestAdaptConfigAsCaddyRuns(t *testing.T) {
+	dir := t.TempDir()
+	caddyfileText := "{\n\tadmin off\n}\n:8080 {\n\trespond 200\n}\n"
+	jsonText := `{"admin":{"disabled":true}}`
+	for name, text := range map[string]string{
+		"Caddyfile": caddyfileText, "caddyfile.prod": caddyfileText, "passerelle.caddyfile": caddyfileText,
+		"Caddyfile.json": jsonText, "passerelle.json": jsonText,
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := adaptConfig(path, "")
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if !json.Valid(got) || !strings.Contains(string(got), `"disabled":true`) {
+			t.Errorf("%s: read as %s", name, got)
 		}
 	}
 }
