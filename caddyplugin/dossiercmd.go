@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -119,8 +120,11 @@ func dossierInput(cmd *cobra.Command) (dossier.Input, string, error) {
 	in.Config, in.ConfigName = body, displayName(path, source)
 	in.Audit = auditOptions()
 	in.Date = get("date")
-	if in.Date != "" && (len(in.Date) != 10 || strings.Count(in.Date, "-") != 2) {
-		return in, "", fmt.Errorf("--date %q: YYYY-MM-DD", in.Date)
+	if in.Date != "" {
+		// A calendar date, written as the dossier prints it.
+		if d, err := time.Parse(time.DateOnly, in.Date); err != nil || d.Format(time.DateOnly) != in.Date {
+			return in, "", fmt.Errorf("--date %q: YYYY-MM-DD", in.Date)
+		}
 	}
 	if p := get("ignore"); p != "" {
 		if in.Ignores, err = readIgnores(p); err != nil {

@@ -146,6 +146,8 @@ func TestDossierCommand(t *testing.T) {
 		{},
 		{"--config", filepath.Join(dir, "missing")},
 		{"--config", sandbox, "--date", "15/01/2027"},
+		{"--config", sandbox, "--date", "2027-13-45"},
+		{"--config", sandbox, "--date", "2027-1-015"},
 		{"--config", sandbox, "--ignore", sbom},
 		{"--config", sandbox, "--source", sbom},
 		{"--config", sandbox, "--sbom", bad},
