@@ -101,3 +101,41 @@ func TestF01_LongRequestRefused(t *testing.T) {
 		t.Errorf("long target: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestProviderNotFoundIsJSON: a provider's 404 is "no record for this
+// person" (404 with the route's not-found code, the provider ok) only when
+// it is the provider's JSON answer; an HTML or empty 404 (a proxy on the
+// way, a wrong upstream_path) is a provider error, 502, and the status
+// routes say bad_gateway: callers are not told that nobody has a record
+// while the route is broken.
+func TestProviderNotFoundIsJSON(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		contentType, body string
+		code              int
+		ping              string
+	}{
+		{"application/json; charset=utf-8", `{"errors":[{"code":"00404"}]}`, http.StatusNotFound, "ok"},
+		{"application/problem+json", `{"title":"absent"}`, http.StatusNotFound, "ok"},
+		{"text/html", "<h1>Not Found</h1>", http.StatusBadGateway, "bad_gateway"},
+		{"", "", http.StatusBadGateway, "bad_gateway"},
+	} {
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			if tc.contentType != "" {
+				w.Header().Set("Content-Type", tc.contentType)
+			}
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(tc.body))
+			return nil
+		})
+		w := f.serveWith(t, context.Background(), testToken, next)
+		if w.Code != tc.code {
+			t.Errorf("404 %q: answered %d %s, want %d", tc.contentType, w.Code, w.Body, tc.code)
+		}
+		var st pingStatus
+		pw := f.utility(t, http.MethodGet, "/api/pings/cnav")
+		if json.Unmarshal(pw.Body.Bytes(), &st) != nil || st.Status != tc.ping {
+			t.Errorf("404 %q: pings %s, want %s", tc.contentType, pw.Body, tc.ping)
+		}
+	}
+}

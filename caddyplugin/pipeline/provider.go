@@ -166,10 +166,12 @@ func (p *Pipeline) forward(w http.ResponseWriter, r *http.Request, provider Prov
 	// at all (F07: a slow reader must not hold the provider's calls).
 	release()
 	if aerr := p.providerError(ep, rec, err, ranOut()); aerr != nil {
-		// A 200 that ends in an error was unusable (too large, not JSON).
-		// A caller that hung up says nothing of the provider.
+		// A 200 that ends in an error was unusable (too large, not JSON),
+		// and so was a 404 that is not the provider's JSON not-found. A
+		// caller that hung up says nothing of the provider.
 		if outcome != shed.Abandoned {
-			p.Pings.Record(ep.ProviderName, ProviderOutcome(rec.status, err, rec.status == http.StatusOK))
+			unusable := rec.status == http.StatusOK || rec.status == http.StatusNotFound && !providerNotFound(rec)
+			p.Pings.Record(ep.ProviderName, ProviderOutcome(rec.status, err, unusable))
 		}
 		return aerr
 	}
@@ -309,10 +311,12 @@ func callOutcome(r *http.Request, rec *capture, err error) shed.Outcome {
 	switch {
 	case r.Context().Err() != nil:
 		return shed.Abandoned
+	case rec.status == http.StatusBadGateway || rec.status == http.StatusServiceUnavailable ||
+		rec.status == http.StatusGatewayTimeout:
+		return shed.Failure // however long its page
 	case rec.overflow:
 		return shed.Success
-	case err != nil || rec.status == 0 || rec.status == http.StatusBadGateway ||
-		rec.status == http.StatusServiceUnavailable || rec.status == http.StatusGatewayTimeout:
+	case err != nil || rec.status == 0:
 		return shed.Failure
 	}
 	return shed.Success
@@ -355,7 +359,7 @@ func (p *Pipeline) providerError(ep *catalogue.Endpoint, rec *capture, err error
 		return apierror.ProviderUnreachable(prefix, name)
 	}
 	switch {
-	case rec.status == http.StatusNotFound:
+	case providerNotFound(rec):
 		return apierror.ProviderNotFound(ep.NotFoundError())
 	case rec.status != http.StatusOK, rec.overflow:
 		return apierror.ProviderError(prefix, name)
@@ -364,6 +368,21 @@ func (p *Pipeline) providerError(ep *catalogue.Endpoint, rec *capture, err error
 		return apierror.ProviderError(prefix, name)
 	}
 	return nil
+}
+
+// providerNotFound reports whether the provider answered that it holds
+// nothing on the person: a 404 with a JSON body (application/json or a
+// +json type), as providers write it. Any other 404 (an HTML or empty page
+// of a proxy on the way, a wrong upstream_path) is a provider error:
+// telling the caller the citizen has no record, while the status routes
+// stay green, would hide a broken route.
+func providerNotFound(rec *capture) bool {
+	if rec.status != http.StatusNotFound || rec.overflow {
+		return false
+	}
+	mt, _, _ := strings.Cut(rec.header.Get("Content-Type"), ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
 
 // isJSON reports whether a Content-Type is application/json, with or

@@ -98,7 +98,8 @@ func TestD01_NoCallerTraceStateToProvider(t *testing.T) {
 // TestCallOutcomeOverflow: an answer over the size limit (its reading cut
 // on purpose) shows a provider that answers: a caller whose query makes a
 // large answer cannot open the circuit for every caller; a body cut by the
-// provider is a failure.
+// provider is a failure, and so is a 502, 503 or 504 whose page is over the
+// limit (a gateway's long error page is still a provider down).
 func TestCallOutcomeOverflow(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	rec := getCapture(8)
@@ -113,5 +114,15 @@ func TestCallOutcomeOverflow(t *testing.T) {
 	rec.WriteHeader(http.StatusOK)
 	if got := callOutcome(r, rec, errProviderAborted); got != shed.Failure {
 		t.Errorf("cut by the provider: %v", got)
+	}
+	for _, status := range []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout} {
+		rec.reset(8)
+		rec.WriteHeader(status)
+		if _, err := rec.Write([]byte("<html>a long error page</html>")); err == nil || !rec.overflow {
+			t.Fatal("the capture took more than its limit")
+		}
+		if got := callOutcome(r, rec, errProviderAborted); got != shed.Failure {
+			t.Errorf("%d over the limit: %v, want a failure", status, got)
+		}
 	}
 }
