@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,7 +39,10 @@ instances' trails merged whose oldest files were not cut at the same time,
 give the latest of their oldest records. Files may be given in any order;
 rolled files compressed by Caddy (.gz) are read as they are. A key file
 holds the key as the gateway reads {file.path} (one trailing line end
-removed).
+removed). A key id may be given with several keys, when its key was
+changed across a restart without a new key id: each stream is verified
+under the one its records verify with, and every record of a stream under
+that key.
 
 What a seal cannot show: records removed after the last one a stream
 holds, a stream removed whole, or one copied in from another instance's
@@ -116,20 +120,18 @@ func runAuditVerify(cmd *cobra.Command, files []string) int {
 // readSealKeys reads the keys of --key <key_id>=<file>. Its errors quote
 // neither a --key's value nor a path: a key typed in their place must not
 // reach the terminal's scrollback.
-func readSealKeys(specs []string) (map[string][]byte, error) {
+// A key id may come with several keys (a key changed across a restart
+// under the same id): each stream is verified under the one its records
+// verify with.
+func readSealKeys(specs []string) (map[string][][]byte, error) {
 	if len(specs) == 0 {
 		return nil, errors.New("--key <key_id>=<key file> is required")
 	}
-	keys := map[string][]byte{}
+	keys := map[string][][]byte{}
 	for i, spec := range specs {
 		id, path, ok := strings.Cut(spec, "=")
 		if !ok || !auditseal.ValidKeyID(id) || path == "" {
 			return nil, fmt.Errorf("--key number %d: want <key_id>=<key file>, a key id of letters, digits, '.', '_' or '-'", i+1)
-		}
-		if _, twice := keys[id]; twice {
-			// One key per key id, as the gateway seals: a second one
-			// would silently replace the first.
-			return nil, fmt.Errorf("--key number %d: key id %s given twice: a key id names one key (a new key takes a new key id)", i+1, id)
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -144,7 +146,9 @@ func readSealKeys(specs []string) (map[string][]byte, error) {
 		if len(key) < auditseal.MinKeyBytes {
 			return nil, fmt.Errorf("--key number %d: a key shorter than %d bytes", i+1, auditseal.MinKeyBytes)
 		}
-		keys[id] = key
+		if !slices.ContainsFunc(keys[id], func(k []byte) bool { return bytes.Equal(k, key) }) {
+			keys[id] = append(keys[id], key)
+		}
 	}
 	return keys, nil
 }

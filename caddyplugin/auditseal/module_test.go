@@ -46,7 +46,7 @@ func TestEncoderSealsRecords(t *testing.T) {
 	logger.With(zap.String("instance", "gw-1")).Info("access decision", zap.Strings("scopes", []string{"a", "b"}))
 	logger.Info("access decision")
 
-	v := NewVerifier(Options{Keys: map[string][]byte{"module-test": testKey}})
+	v := NewVerifier(Options{Keys: map[string][][]byte{"module-test": {testKey}}})
 	if err := v.Read("audit.log", bytes.NewReader(out.Bytes())); err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func trail(s *Sealer, records ...string) [][]byte {
 
 func verify(t *testing.T, keyID string, lines [][]byte) Report {
 	t.Helper()
-	return verifyWith(t, Options{Keys: map[string][]byte{keyID: testKey}}, lines)
+	return verifyWith(t, Options{Keys: map[string][][]byte{keyID: {testKey}}}, lines)
 }
 
 func verifyWith(t *testing.T, o Options, lines [][]byte) Report {
@@ -257,7 +257,7 @@ func TestProcessBoundaries(t *testing.T) {
 func TestStreamBoundaries(t *testing.T) {
 	_, id := newTestSealer(t)
 	id2 := "r-" + id[max(0, len(id)-20):]
-	keys := map[string][]byte{id: testKey, id2: testKey}
+	keys := map[string][][]byte{id: {testKey}, id2: {testKey}}
 	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	stream := func(keyID string, begun, first time.Time) [][]byte {
 		s := newSealer(testKey, keyID, streamBegun(begun))
@@ -397,7 +397,7 @@ func TestMissingRanges(t *testing.T) {
 		dups := 0
 		boot := bootID(time.Unix(0, 0)) // before the trail: the stream may start late
 		for _, n := range tc.seqs {
-			if !v.sequence(streamID{"k", boot}, n) {
+			if !v.sequence(streamID{"k", boot}, n, 0) {
 				dups++
 			}
 		}
@@ -458,7 +458,7 @@ func FuzzVerify(f *testing.F) {
 		f.Add([]byte(seed), uint(0))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, at uint) {
-		v := NewVerifier(Options{Keys: map[string][]byte{"fuzz": testKey}})
+		v := NewVerifier(Options{Keys: map[string][][]byte{"fuzz": {testKey}}})
 		_ = v.Read("f", bytes.NewReader(data))
 		if r := v.Report(); r.Verified > r.Lines {
 			t.Fatalf("%d verified of %d lines", r.Verified, r.Lines)
@@ -471,14 +471,14 @@ func FuzzVerify(f *testing.F) {
 		if !ok {
 			t.Fatalf("a JSON object line not sealed: %q", record)
 		}
-		v = NewVerifier(Options{Keys: map[string][]byte{"fuzz": testKey}})
+		v = NewVerifier(Options{Keys: map[string][][]byte{"fuzz": {testKey}}})
 		if err := v.Read("f", bytes.NewReader(line)); err != nil || v.Report().Verified != 1 {
 			t.Fatalf("a sealed record does not verify: %q %v", line, err)
 		}
 		i := int(at % uint(len(line)-1)) // not the line end
 		changed := bytes.Clone(line)
 		changed[i] ^= 0x01
-		v = NewVerifier(Options{Keys: map[string][]byte{"fuzz": testKey}})
+		v = NewVerifier(Options{Keys: map[string][][]byte{"fuzz": {testKey}}})
 		if err := v.Read("f", bytes.NewReader(changed)); err == nil && v.Report().Verified != 0 {
 			t.Fatalf("byte %d changed, still verified: %q", i, changed)
 		}

@@ -22,7 +22,8 @@ const (
 	// as the sealer writes them.
 	KindUnsealed = "unsealed"
 	// KindAltered: the seal does not match the record: changed since it
-	// was sealed, or sealed under another key of the same id.
+	// was sealed, sealed under a key of its id the verifier was not given,
+	// or under another key than the rest of its stream.
 	KindAltered = "altered"
 	// KindUnknownKey: sealed under a key id the verifier was not given.
 	KindUnknownKey = "unknown_key"
@@ -91,8 +92,11 @@ func (r Report) OK() bool {
 
 // Options are a verification's settings.
 type Options struct {
-	// Keys are the keys, by key id.
-	Keys map[string][]byte
+	// Keys are the keys, by key id. An id may have several: a key changed
+	// across a restart without a new key id (the gateway refuses that
+	// within one process only). Each stream is verified under the one key
+	// its records verify with.
+	Keys map[string][][]byte
 	// Since is when the trail verified begins; zero: its first record
 	// (the earliest seal_at). Give the latest of the instances' oldest
 	// records when their trails, merged, were not cut at the same time.
@@ -129,6 +133,7 @@ type streamID struct{ keyID, boot string }
 // yet, those below it missing until they come (records of two batches may
 // reach the trail out of order around a reload).
 type stream struct {
+	key         int // the index of its key among its key id's
 	records     int
 	first, last uint64
 	missing     []Range // sorted, disjoint
@@ -172,17 +177,23 @@ func (v *Verifier) line(b []byte) string {
 	if !ok {
 		return KindUnsealed
 	}
-	key, known := v.o.Keys[keyID]
-	if !known {
+	keys := v.o.Keys[keyID]
+	if len(keys) == 0 {
 		return KindUnknownKey
 	}
-	m := hmac.New(sha256.New, key)
-	m.Write(signed)
-	if !hmac.Equal(m.Sum(nil), mac) {
+	id := streamID{keyID, boot}
+	if s := v.streams[id]; s != nil {
+		keys = keys[s.key : s.key+1] // one key a stream
+	}
+	k := slices.IndexFunc(keys, func(key []byte) bool {
+		m := hmac.New(sha256.New, key)
+		m.Write(signed)
+		return hmac.Equal(m.Sum(nil), mac)
+	})
+	if k < 0 {
 		return KindAltered
 	}
-	id := streamID{keyID, boot}
-	if !v.sequence(id, seq) {
+	if !v.sequence(id, seq, k) {
 		return KindDuplicate
 	}
 	if s := v.streams[id]; s.earliest == 0 || at < s.earliest {
@@ -251,12 +262,13 @@ func isHex(b []byte) bool {
 	return true
 }
 
-// sequence records one sequence number of a stream; false when it was
-// seen already.
-func (v *Verifier) sequence(id streamID, n uint64) bool {
+// sequence records one sequence number of a stream, which a new stream
+// verifies under its key id's key number key; false when it was seen
+// already.
+func (v *Verifier) sequence(id streamID, n uint64, key int) bool {
 	s := v.streams[id]
 	if s == nil {
-		v.streams[id] = &stream{records: 1, first: n, last: n}
+		v.streams[id] = &stream{key: key, records: 1, first: n, last: n}
 		v.order = append(v.order, id)
 		return true
 	}
