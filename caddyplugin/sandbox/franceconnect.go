@@ -7,6 +7,7 @@ package sandbox
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -254,7 +255,11 @@ func (f *FranceConnect) checktoken(w http.ResponseWriter, r *http.Request) error
 	if token == "" || id == "" || secret == "" {
 		return writeJSON(w, http.StatusBadRequest, fcError("invalid_request", "Required parameter missing or invalid."))
 	}
-	if id != f.ClientID || secret != f.ClientSecret {
+	// Both compared in constant time, and both always compared, as the
+	// other stand-ins do: no timing tells a wrong id from a wrong secret.
+	idOK := subtle.ConstantTimeCompare([]byte(id), []byte(f.ClientID)) == 1
+	secretOK := subtle.ConstantTimeCompare([]byte(secret), []byte(f.ClientSecret)) == 1
+	if !idOK || !secretOK {
 		return writeJSON(w, http.StatusUnauthorized, fcError("invalid_client", "Client authentication failed."))
 	}
 	claims, err := f.introspection(token)

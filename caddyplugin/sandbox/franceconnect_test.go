@@ -2,10 +2,16 @@ package sandbox
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
 )
 
 // TestFranceConnectNeedsClientSecret: without a passerelle app in the
@@ -25,5 +31,37 @@ func TestFranceConnectNeedsClientSecret(t *testing.T) {
 	f := &FranceConnect{Issuer: "http://127.0.0.1:1/api/v2", ClientID: "fd", ClientSecret: "{env.PASSERELLE_TEST_FD_SECRET}", GatewayJWKS: "http://127.0.0.1:1/jwks"}
 	if err := f.Provision(caddy.Context{Context: context.Background()}); err != nil || f.ClientSecret != "s3cret" {
 		t.Fatalf("a secret reference: %v (%q)", err, f.ClientSecret)
+	}
+}
+
+// TestFranceConnectChecktokenClientSecret: checktoken answers the
+// data-provider client with the right secret, and refuses invalid_client a
+// wrong secret of the same length (compared in constant time).
+func TestFranceConnectChecktokenClientSecret(t *testing.T) {
+	enc, err := fcverify.GenerateKey("ECDH-ES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := fcverify.PublicJWKS([]jose.JSONWebKey{enc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(jwks) }))
+	defer gw.Close()
+	f := &FranceConnect{Issuer: "http://127.0.0.1:1/api/v2", ClientID: "fd", ClientSecret: "s3cret", GatewayJWKS: gw.URL}
+	if err := f.Provision(caddy.Context{Context: context.Background()}); err != nil {
+		t.Fatal(err)
+	}
+	for secret, want := range map[string]int{"s3cret": http.StatusOK, "s3cre7": http.StatusUnauthorized} {
+		form := url.Values{"token": {"unknown-token"}, "client_id": {"fd"}, "client_secret": {secret}}
+		r := httptest.NewRequest(http.MethodPost, "/api/v2/checktoken", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		if err := f.ServeHTTP(w, r, nil); err != nil {
+			t.Fatalf("%s: %v", secret, err)
+		}
+		if w.Code != want {
+			t.Errorf("secret %q: status %d, want %d: %s", secret, w.Code, want, w.Body)
+		}
 	}
 }
