@@ -34,7 +34,8 @@ const (
 	AccessTokenTTL = 60 * time.Second
 	IDTokenTTL     = 60 * time.Second
 	interactionTTL = 30 * time.Minute
-	// maxPending bounds each in-memory table (interactions, codes, tokens).
+	// maxPending bounds each in-memory table (interactions, codes,
+	// tokens); a full one evicts its oldest entry (put).
 	maxPending = 10000
 	// maxFormBytes bounds a form body (token, revocation, the identity
 	// page's form), as the sandbox checktoken bounds its own: without it
@@ -382,20 +383,28 @@ func (o *OP) authenticate(f url.Values) *Client {
 	return c
 }
 
-// put stores g under key in table, first dropping expired entries when the
-// table is full; beyond maxPending live entries, the oldest wins (the new one
-// is dropped): a sandbox never grows without bound.
+// put stores g under key in table. A full table first drops its expired
+// entries, then, if still full, its oldest one (the first to expire), as
+// the in-memory store of oidc-provider (FranceConnect's OP library) is an
+// LRU: a flood of authorize requests pushes out the oldest pending logins,
+// whose submit then says they expired, instead of silently dropping every
+// new one behind a page that cannot work. A table never holds more than
+// maxPending entries.
 func (o *OP) put(table map[string]*grant, key string, g *grant, now time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(table) >= maxPending {
+		var oldest string
 		for k, v := range table {
-			if now.After(v.expires) {
+			switch {
+			case now.After(v.expires):
 				delete(table, k)
+			case oldest == "" || v.expires.Before(table[oldest].expires):
+				oldest = k
 			}
 		}
 		if len(table) >= maxPending {
-			return
+			delete(table, oldest)
 		}
 	}
 	table[key] = g

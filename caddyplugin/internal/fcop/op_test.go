@@ -2,6 +2,7 @@ package fcop
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -238,5 +239,30 @@ func TestFormBodiesBounded(t *testing.T) {
 	// Within the bound, the routes still work.
 	if resp := token(srv, code(t, srv, "angela"), nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("token: %d", resp.StatusCode)
+	}
+}
+
+// TestFullTableEvictsOldest: once anyone has filled the pending-login table
+// with bare authorize requests, a new login still works (the oldest pending
+// one is evicted) and the table stays bounded; before, the identity page
+// showed and its submit answered "expired".
+func TestFullTableEvictsOldest(t *testing.T) {
+	op, srv, clk := newOP(t)
+	now := clk.now()
+	op.mu.Lock()
+	for i := range maxPending {
+		op.interactions[fmt.Sprint("flood-", i)] = &grant{expires: now.Add(interactionTTL - time.Duration(maxPending-i)*time.Millisecond)}
+	}
+	op.mu.Unlock()
+	if c := code(t, srv, "angela"); c == "" {
+		t.Fatal("a login while the table is full got no code")
+	}
+	op.mu.Lock()
+	_, oldest := op.interactions["flood-0"]
+	_, newest := op.interactions[fmt.Sprint("flood-", maxPending-1)]
+	n := len(op.interactions)
+	op.mu.Unlock()
+	if oldest || !newest || n != maxPending-1 {
+		t.Errorf("oldest kept %v, newest kept %v, %d pending; want false, true, %d", oldest, newest, n, maxPending-1)
 	}
 }
