@@ -224,11 +224,17 @@ func (o *OP) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := o.cfg.Now()
+	// A code is its client's (RFC 6749 §4.1.3): another client presenting
+	// it is refused and leaves it; its own client uses it once, whatever
+	// follows.
 	o.mu.Lock()
 	g, ok := o.codes[f.Get("code")]
-	delete(o.codes, f.Get("code")) // single use, whatever follows
+	ok = ok && g.client == c
+	if ok {
+		delete(o.codes, f.Get("code"))
+	}
 	o.mu.Unlock()
-	if !ok || now.After(g.expires) || g.client != c || g.redirectURI != f.Get("redirect_uri") {
+	if !ok || now.After(g.expires) || g.redirectURI != f.Get("redirect_uri") {
 		writeJSON(w, http.StatusBadRequest, oauthError("invalid_grant", "unknown, expired or replayed code"))
 		return
 	}

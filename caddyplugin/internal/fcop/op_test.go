@@ -21,6 +21,9 @@ const (
 	secret   = "secret-1"
 	callback = "https://app.example/cb"
 	logout   = "https://app.example/bye"
+	// otherCID is a second registered client, with the same redirect URI.
+	otherCID    = "client-2"
+	otherSecret = "secret-2"
 )
 
 type clock struct {
@@ -46,7 +49,10 @@ func newOP(t *testing.T) (*OP, *httptest.Server, *clock) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { op.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	op = New(Config{Issuer: srv.URL + "/api/v2", Signer: signer, Now: clk.now,
-		Clients: []Client{{ID: cid, Secret: secret, RedirectURIs: []string{callback}, PostLogoutRedirectURIs: []string{logout}}}})
+		Clients: []Client{
+			{ID: cid, Secret: secret, RedirectURIs: []string{callback}, PostLogoutRedirectURIs: []string{logout}},
+			{ID: otherCID, Secret: otherSecret, RedirectURIs: []string{callback}},
+		}})
 	return op, srv, clk
 }
 
@@ -129,14 +135,16 @@ func TestAuthorizeRefusals(t *testing.T) {
 func TestTokenRefusals(t *testing.T) {
 	op, srv, clk := newOP(t)
 	// A refused exchange by the authenticated client burns the code; a
-	// request that is not the client's (wrong secret) or not an exchange
-	// leaves it: nobody else can burn a citizen's code.
+	// request that is not the client's (wrong secret, or another
+	// registered client) or not an exchange leaves it: nobody else can
+	// burn a citizen's code.
 	for name, tc := range map[string]struct {
 		mod   func(url.Values)
 		burns bool
 	}{
 		"wrong secret":       {func(f url.Values) { f.Set("client_secret", "nope") }, false},
 		"other grant":        {func(f url.Values) { f.Set("grant_type", "client_credentials") }, false},
+		"other client":       {func(f url.Values) { f.Set("client_id", otherCID); f.Set("client_secret", otherSecret) }, false},
 		"other redirect_uri": {func(f url.Values) { f.Set("redirect_uri", "https://app.example/other") }, true},
 	} {
 		c := code(t, srv, "angela")
