@@ -78,6 +78,9 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		s.seq++
 		rq.auths = append(rq.auths, &authorization{id: s.nextAuth, seq: s.seq, state: datapass.StateActive,
 			scopes: rq.scopes, modal: rq.modal, created: now})
+		if n := len(rq.auths) - maxAuthorizations; n > 0 {
+			rq.auths = slices.Delete(rq.auths, 0, n) // obsolete ones: the active one is the last
+		}
 		s.nextAuth++
 		rq.state = "validated"
 	}

@@ -58,6 +58,10 @@ const (
 	deliveryTimeout   = 10 * time.Second
 	maxActionBody     = 64 << 10
 	maxKeptAnswerBody = 256
+	// maxAuthorizations bounds a request's authorizations: each approval
+	// adds one, and anyone who reaches the actions may approve; past it
+	// the oldest (never the active one) are forgotten.
+	maxAuthorizations = 100
 )
 
 // Scopes DataPass's OAuth applications may be granted; a token asked

@@ -467,3 +467,29 @@ func TestNewRefuses(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestApprovalsBounded: the actions take no credentials, and each approval
+// adds an authorization to the request: past maxAuthorizations, the oldest
+// are forgotten, and the new one stays the active one.
+func TestApprovalsBounded(t *testing.T) {
+	rc := newReceiver(t)
+	rc.setStatus(http.StatusNoContent)
+	s, hs := newStandIn(t, rc.srv.URL, nil)
+	for range maxAuthorizations + 2 {
+		if st, res := post(t, hs.URL+PathSandbox+"requests/48213/approve", ""); st != http.StatusOK {
+			t.Fatalf("approve: %d %v", st, res)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	auths := s.requests["48213"].auths
+	if len(auths) != maxAuthorizations {
+		t.Fatalf("%d authorizations kept, want %d", len(auths), maxAuthorizations)
+	}
+	if last := auths[len(auths)-1]; last.state != "active" || last.id != 90117+maxAuthorizations+2 {
+		t.Fatalf("last authorization %d %s", last.id, last.state)
+	}
+	if auths[0].id != 90117+3 {
+		t.Fatalf("oldest kept %d, want %d", auths[0].id, 90117+3)
+	}
+}
