@@ -8,7 +8,9 @@
 // x-operationId (e.g. api_particulier_v3_cnav_quotient_familial_with_france_connect),
 // plus a france_connect/ folder holding fake FranceConnect tokens. Only files
 // ending in .yml or .yaml are read; README.md, summary.csv and other files are
-// ignored, as are nested folders and names starting with a dot.
+// ignored, as are nested folders and names starting with a dot. A case file
+// must be a regular file (a symbolic link to one will do): anything else
+// named like one, a FIFO for instance, is a load error.
 //
 // # Case files
 //
@@ -175,7 +177,17 @@ func isYAML(name string) bool {
 	return strings.HasSuffix(name, ".yml") || strings.HasSuffix(name, ".yaml")
 }
 
+// readFile reads a case file, which must be a regular file once symbolic
+// links are followed: the open of a FIFO would block the load, and with it
+// Caddy's start or reload; a device is no case file either.
 func readFile(fsys fs.FS, p string) ([]byte, error) {
+	fi, err := fs.Stat(fsys, p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
 	f, err := fsys.Open(p)
 	if err != nil {
 		return nil, err
