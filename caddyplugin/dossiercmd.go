@@ -40,7 +40,9 @@ traceability); without it 05 says so. --sbom, --govulncheck and
 --load-report take the files of deploy/supplychain/sbom.sh
 (passerelle.cdx.json), deploy/supplychain/govulncheck.sh <report.json> and
 deploy/bench/report.sh (load-report.json). --no-binary leaves this
-binary out of 07, as the dossier committed in the repository does. Files
+binary out of 07, as the dossier committed in the repository does. The
+files in --out are overwritten, but one that is a symbolic link (or not a
+regular file) is refused, not written through. Files
 the configuration names (habilitations, catalogue) are read relative to
 the working directory, as the gateway reads them. The output holds no
 timestamp unless --date is given, no secret value and no personal data.

@@ -169,13 +169,21 @@ func Generate(in Input) ([]File, error) {
 	}, nil
 }
 
-// Write writes files into dir, created if needed, each mode 0644.
+// Write writes files into dir, created if needed, each mode 0644: the
+// dossier holds no secret and is meant to be read and committed. A name
+// already in dir that is not a regular file, a symbolic link especially,
+// is refused rather than written through: a link planted there would send
+// the file wherever the user running the command may write.
 func Write(dir string, files []File) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o644); err != nil {
+		p := filepath.Join(dir, f.Name)
+		if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+			return fmt.Errorf("dossier: %s is not a regular file (a symbolic link?): not written through", p)
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
 			return err
 		}
 	}

@@ -382,14 +382,31 @@ func TestExigences(t *testing.T) {
 	contains(t, "05", e, "**Écarts**", "A01 has tests", "C09 has no test")
 }
 
-// TestWrite: Write creates the directory and the files.
+// TestWrite: Write creates the directory and the files, overwrites its own
+// files, and refuses to write through a symbolic link already in the
+// directory.
 func TestWrite(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
-	if err := Write(dir, []File{{"x.md", []byte("x")}}); err != nil {
+	for _, data := range []string{"x", "y"} {
+		if err := Write(dir, []File{{"x.md", []byte(data)}}); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "x.md")); err != nil || string(b) != data {
+			t.Fatalf("%q %v, want %q", b, err, data)
+		}
+	}
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.WriteFile(target, []byte("keep"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "x.md")); err != nil || !bytes.Equal(b, []byte("x")) {
-		t.Fatalf("%q %v", b, err)
+	if err := os.Symlink(target, filepath.Join(dir, "link.md")); err != nil {
+		t.Skipf("symlink: %v", err)
+	}
+	if err := Write(dir, []File{{"link.md", []byte("x")}}); err == nil || !strings.Contains(err.Error(), "link.md") {
+		t.Errorf("writing through a symbolic link: %v, want an error naming it", err)
+	}
+	if b, _ := os.ReadFile(target); !bytes.Equal(b, []byte("keep")) {
+		t.Errorf("the link's target was overwritten: %q", b)
 	}
 	if _, err := Generate(Input{Config: []byte("[1]")}); err == nil || errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a configuration that is not an object: %v", err)
