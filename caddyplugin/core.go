@@ -269,6 +269,7 @@ func (a *App) newCore(r *resolved) (*core, error) {
 	c.limiter, err = ratelimit.New(ratelimit.Config{
 		Redis:        c.redis,
 		OnRedisError: func() { metricRateLimitRedisErrors.Inc() },
+		Local:        localQuotas(),
 	})
 	if err != nil {
 		_ = c.Destruct()

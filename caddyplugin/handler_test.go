@@ -57,8 +57,17 @@ type fixture struct {
 	upstream *http.Request
 }
 
-// newFixture builds the fixture; opts adjust the app before it is provisioned.
+// newFixture builds the fixture; opts adjust the app before it is
+// provisioned. The in-process quotas, the process's, start unspent.
 func newFixture(t testing.TB, opts ...func(*App)) *fixture {
+	t.Helper()
+	localQuotas().Purge()
+	return reloadedFixture(t, opts...)
+}
+
+// reloadedFixture is newFixture with the quotas spent so far, as a
+// configuration reload finds them.
+func reloadedFixture(t testing.TB, opts ...func(*App)) *fixture {
 	t.Helper()
 	iss, err := fcissuer.New("ES256")
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -59,6 +60,17 @@ func TestAlertRulesNameExposedMetrics(t *testing.T) {
 		if w := f.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody); w.Code != want {
 			t.Fatalf("status %d, want %d: %s", w.Code, want, w.Body)
 		}
+	}
+	// The failures' vectors: FranceConnect down for a token not cached,
+	// then a request shed near the memory limit.
+	g := newFixture(t)
+	g.fcDown.Store(true)
+	if w := g.serve(t, context.Background(), acrTokenPrefix+"eidas1", "recipient="+testSIRET, unitBody); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("FranceConnect down: %d", w.Code)
+	}
+	g.h.pipe.MemoryPressure = func() bool { return true }
+	if w := g.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("memory pressure: %d", w.Code)
 	}
 	touched := []struct {
 		vec    interface{ DeleteLabelValues(...string) bool }

@@ -168,3 +168,25 @@ func TestF04_ClientQuotaBeforeFranceConnect(t *testing.T) {
 		t.Fatalf("answers %v, want 5×401 then 3×429", codes)
 	}
 }
+
+// TestF03_QuotasOutliveANewCore: a reload that builds a new core (here a
+// provider credential changed) carries on the quotas already spent, in
+// process (no Redis): a habilitation past its quota is still refused
+// after it. Each new core used to come with whole quotas, so a caller
+// could spend its quota again at each such reload.
+func TestF03_QuotasOutliveANewCore(t *testing.T) {
+	quota := func(a *App) { a.RateLimits.Habilitation = "3/m" }
+	f := newFixture(t, quota)
+	for i := range 3 {
+		if w := f.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody); w.Code != http.StatusOK {
+			t.Fatalf("request %d: %d", i, w.Code)
+		}
+	}
+	g := reloadedFixture(t, quota, func(a *App) { a.Upstreams["CNAV"].HeaderValue = "Bearer another-provider-key" })
+	if g.h.app.core == f.h.app.core {
+		t.Fatal("the reload kept the core: the test shows nothing")
+	}
+	if w := g.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("after a reload with a new core, the habilitation past its quota got %d, want 429", w.Code)
+	}
+}

@@ -144,6 +144,27 @@ var budgets = &perProvider[*retry.Budget]{byName: map[string]*retry.Budget{}, ne
 	return retry.NewBudget(retry.DefaultRatio, retry.DefaultFloor, retry.DefaultWindow)
 }}
 
+// quotas holds the in-process quotas for the life of the process: a core
+// that replaces another (new credentials, a new FranceConnect or cache
+// setting) carries on what callers, client networks and citizens already
+// spent, without Redis or while it fails, instead of handing out whole
+// quotas again at each such reload.
+var quotas struct {
+	once  sync.Once
+	local *ratelimit.Local
+}
+
+// localQuotas returns the process's in-process quotas.
+func localQuotas() *ratelimit.Local {
+	quotas.once.Do(func() {
+		var err error
+		if quotas.local, err = ratelimit.NewLocal(0, 0); err != nil {
+			panic(err) // only for a size of 0 or less, which NewLocal replaces
+		}
+	})
+	return quotas.local
+}
+
 // guardsFor returns the guards of the catalogue's providers.
 func guardsFor(c *catalogue.Catalogue) map[string]*shed.Guard { return guards.forCatalogue(c) }
 

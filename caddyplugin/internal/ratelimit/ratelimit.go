@@ -59,13 +59,52 @@ type Decision struct {
 
 // Limiter decides quotas. It is safe for concurrent use.
 type Limiter struct {
-	redis    *redis_rate.Limiter
-	timeout  time.Duration
-	local    *store       // every key but the client and citizen ones (habilitations)
-	clients  *store       // keys of kind ClientKind
-	citizens *store       // keys of kind CitizenKind
-	errors   func()       // called on every Redis failure (metrics)
-	share    atomic.Int64 // instances sharing the quotas (SetShare); 0: 1
+	redis   *redis_rate.Limiter
+	timeout time.Duration
+	*Local
+	errors func()       // called on every Redis failure (metrics)
+	share  atomic.Int64 // instances sharing the quotas (SetShare); 0: 1
+}
+
+// Local holds the in-process limiters, which decide without Redis (and
+// while it fails). Limiters built on one Local (Config.Local) share them:
+// a limiter that replaces another (a configuration reload) carries on the
+// quotas already spent instead of handing out new ones.
+type Local struct {
+	local    *store // every key but the client and citizen ones (habilitations)
+	clients  *store // keys of kind ClientKind
+	citizens *store // keys of kind CitizenKind
+}
+
+// NewLocal returns in-process limiters bounded as Config.MaxLocalKeys and
+// Config.MaxCitizenKeys say (0: their defaults).
+func NewLocal(maxLocalKeys, maxCitizenKeys int) (*Local, error) {
+	if maxLocalKeys <= 0 {
+		maxLocalKeys = 100_000
+	}
+	if maxCitizenKeys <= 0 {
+		maxCitizenKeys = 100_000
+	}
+	local, err := newStore(maxLocalKeys)
+	if err != nil {
+		return nil, err
+	}
+	clients, err := newStore(maxLocalKeys)
+	if err != nil {
+		return nil, err
+	}
+	citizens, err := newStore(maxCitizenKeys)
+	if err != nil {
+		return nil, err
+	}
+	return &Local{local: local, clients: clients, citizens: citizens}, nil
+}
+
+// Purge forgets every quota spent (tests).
+func (l *Local) Purge() {
+	for _, s := range []*store{l.local, l.clients, l.citizens} {
+		s.cache.Purge()
+	}
 }
 
 // store holds the in-process limiters of one kind of key.
@@ -99,32 +138,24 @@ type Config struct {
 	// OnRedisError is called when Redis fails and the local limiter
 	// decides instead.
 	OnRedisError func()
+	// Local are in-process limiters to share with other Limiters (see
+	// Local); nil: new ones, bounded by MaxLocalKeys and MaxCitizenKeys.
+	Local *Local
 }
 
 // New builds a Limiter. It makes no network call.
 func New(cfg Config) (*Limiter, error) {
-	if cfg.MaxLocalKeys <= 0 {
-		cfg.MaxLocalKeys = 100_000
-	}
-	if cfg.MaxCitizenKeys <= 0 {
-		cfg.MaxCitizenKeys = 100_000
-	}
 	if cfg.RedisTimeout <= 0 {
 		cfg.RedisTimeout = 50 * time.Millisecond
 	}
-	local, err := newStore(cfg.MaxLocalKeys)
-	if err != nil {
-		return nil, err
+	local := cfg.Local
+	if local == nil {
+		var err error
+		if local, err = NewLocal(cfg.MaxLocalKeys, cfg.MaxCitizenKeys); err != nil {
+			return nil, err
+		}
 	}
-	clients, err := newStore(cfg.MaxLocalKeys)
-	if err != nil {
-		return nil, err
-	}
-	citizens, err := newStore(cfg.MaxCitizenKeys)
-	if err != nil {
-		return nil, err
-	}
-	l := &Limiter{local: local, clients: clients, citizens: citizens, timeout: cfg.RedisTimeout, errors: cfg.OnRedisError}
+	l := &Limiter{Local: local, timeout: cfg.RedisTimeout, errors: cfg.OnRedisError}
 	if cfg.Redis != nil {
 		l.redis = redis_rate.NewLimiter(cfg.Redis)
 	}
