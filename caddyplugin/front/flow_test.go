@@ -177,8 +177,14 @@ var flowFormAction = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
 // and returns the callback's answer.
 func (b *flowBrowser) login(returnTo, moment, identity string) *http.Response {
 	b.t.Helper()
+	return b.loginForm(url.Values{"return_to": {returnTo}, "moment": {moment}}, identity)
+}
+
+// loginForm is login with the start form's fields as given.
+func (b *flowBrowser) loginForm(form url.Values, identity string) *http.Response {
+	b.t.Helper()
 	site := b.fl.site.URL
-	resp, body := b.do(http.MethodPost, site+"/.passerelle/fc/start", url.Values{"return_to": {returnTo}, "moment": {moment}}, "Origin", site)
+	resp, body := b.do(http.MethodPost, site+"/.passerelle/fc/start", form, "Origin", site)
 	if resp.StatusCode != http.StatusSeeOther {
 		b.t.Fatalf("start: %d %s", resp.StatusCode, body)
 	}

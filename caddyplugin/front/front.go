@@ -13,7 +13,7 @@
 // Routes, under /.passerelle/ (see RoutePrefix):
 //
 //	GET  /.passerelle/connexion       the login page of protected paths (the FranceConnect button)
-//	GET  /.passerelle/bouton          the button as an HTML fragment for the app (?return_to=&moment=transmit)
+//	GET  /.passerelle/bouton          the button as an HTML fragment for the app (?return_to=&moment=transmit&external_id=)
 //	POST /.passerelle/fc/start        starts a login (same-origin only; rate-limited per client address)
 //	GET  /.passerelle/fc/callback     FranceConnect's return
 //	GET  /.passerelle/fc/logout       a confirmation page; POST logs out (same-origin only)
@@ -239,7 +239,7 @@ func (f *Front) serveRoute(w http.ResponseWriter, r *http.Request, rest string) 
 		if !ok {
 			ret = "/"
 		}
-		f.writePage(w, "login", pageData{Button: f.button(ret, handoff.MomentLogin)})
+		f.writePage(w, "login", pageData{Button: f.button(ret, handoff.MomentLogin, "")})
 	case routeButton:
 		return f.serveButton(w, r)
 	case routeStart:
@@ -273,9 +273,13 @@ func (f *Front) serveButton(w http.ResponseWriter, r *http.Request) error {
 	if q.Get("moment") == handoff.MomentTransmit {
 		moment = handoff.MomentTransmit
 	}
+	externalID := q.Get("external_id")
+	if !handoff.ValidExternalID(externalID) {
+		externalID = ""
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write([]byte(f.button(ret, moment)))
+	_, _ = w.Write([]byte(f.button(ret, moment, externalID)))
 	return nil
 }
 

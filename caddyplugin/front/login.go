@@ -58,6 +58,11 @@ func (f *Front) start(w http.ResponseWriter, r *http.Request) error {
 		ret = "/"
 	}
 	p := &session.Pending{Nonce: session.NewTicket(), Binding: session.NewTicket(), Moment: handoff.MomentLogin, ReturnTo: ret}
+	if id := r.PostForm.Get("external_id"); handoff.ValidExternalID(id) {
+		p.ExternalID = id
+	} else if id != "" {
+		f.logger.Warn("external_id refused: 1 to 100 letters, digits and ._:- expected") // the value is not logged
+	}
 	if r.PostForm.Get("moment") == handoff.MomentTransmit {
 		p.Moment = handoff.MomentTransmit
 		p.Account = f.accountOf(r)
@@ -207,6 +212,7 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 		Subject: login.Subject, ACR: login.ACR, IDToken: login.IDToken,
 		AccessToken: login.AccessToken, AccessExpiry: login.AccessExpiry,
 		Moment: p.Moment, Identity: handoffIdentity(identity), Datasets: datasets,
+		ExternalID: p.ExternalID,
 	}
 	if p.Moment == handoff.MomentTransmit {
 		s.ReturnTo = p.ReturnTo

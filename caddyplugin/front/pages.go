@@ -29,7 +29,7 @@ ul.alternatives li{margin:.5rem 0}`
 // buttonFragment is FranceConnect's button, its exact markup (DSFR connect
 // component: fixed wording, same tab, "Qu'est-ce que FranceConnect ?"),
 // inside a POST form to the front's start route. Apps include it as is:
-// GET /.passerelle/bouton?return_to=/demarche/&moment=transmit.
+// GET /.passerelle/bouton?return_to=/demarche/&moment=transmit&external_id=D-2026-0042.
 var buttonFragment = template.Must(template.New("button").Parse(
 	`<form method="post" action="{{.Start}}" class="passerelle-franceconnect">
 {{- if eq .Moment "transmit"}}
@@ -37,6 +37,9 @@ var buttonFragment = template.Must(template.New("button").Parse(
 {{- end}}
 <input type="hidden" name="return_to" value="{{.ReturnTo}}">
 <input type="hidden" name="moment" value="{{.Moment}}">
+{{- if .ExternalID}}
+<input type="hidden" name="external_id" value="{{.ExternalID}}">
+{{- end}}
 <div class="fr-connect-group">
 <button class="fr-connect" type="submit" id="franceconnect"><span class="fr-connect__login">S’identifier avec</span> <span class="fr-connect__brand">FranceConnect</span></button>
 <p><a href="https://franceconnect.gouv.fr/" target="_blank" rel="noopener" title="Qu’est-ce que FranceConnect ? - nouvelle fenêtre">Qu’est-ce que FranceConnect ?</a></p>
@@ -139,15 +142,15 @@ func (f *Front) writePage(w http.ResponseWriter, name string, d pageData) {
 }
 
 // button renders the FranceConnect button fragment.
-func (f *Front) button(returnTo, moment string) template.HTML {
+func (f *Front) button(returnTo, moment, externalID string) template.HTML {
 	var b bytes.Buffer
 	names := make([]string, 0, len(f.Datasets))
 	for _, d := range f.Datasets {
 		names = append(names, d.Label)
 	}
 	_ = buttonFragment.Execute(&b, struct {
-		Start, ReturnTo, Moment string
-		Datasets                []string
-	}{f.route(routeStart), returnTo, moment, names})
+		Start, ReturnTo, Moment, ExternalID string
+		Datasets                            []string
+	}{f.route(routeStart), returnTo, moment, externalID, names})
 	return template.HTML(b.String()) //nolint:gosec // rendered by html/template
 }

@@ -220,6 +220,7 @@ func (f *Front) buildHandOff(s *session.Session, moment string, now time.Time) *
 	c := handoff.Claims{
 		Issuer: strings.TrimSuffix(f.BaseURL, "/"), Audience: f.AppID, Subject: s.Subject, ACR: s.ACR,
 		Moment: moment, Identity: *s.Identity, Datasets: s.Datasets, Reconciliation: s.Reconciliation,
+		ExternalID: s.ExternalID,
 	}
 	ttl := time.Duration(f.AssertionTTL)
 	h := http.Header{}

@@ -21,6 +21,7 @@
 //	X-Passerelle-Data-<Name>-B64      one dataset: its JSON (see Dataset), base64url;
 //	                                  Name with "-" for "_" (see DataHeader)
 //	X-Passerelle-Reconciliation-B64   Cas 2: the reconciliation result, JSON, base64url
+//	X-Passerelle-External-Id          the app's reference the login started with (see ValidExternalID)
 //
 // Names are base64url-encoded because Tomcat, PHP and .NET read header bytes
 // as Latin-1: a raw UTF-8 "Joëlle" would arrive broken (FRONT.md §3).
@@ -59,7 +60,31 @@ const (
 	HeaderBirthplace         = "X-Passerelle-Birthplace"
 	HeaderBirthcountry       = "X-Passerelle-Birthcountry"
 	HeaderReconciliation     = "X-Passerelle-Reconciliation-B64"
+	HeaderExternalID         = "X-Passerelle-External-Id"
 )
+
+// maxExternalID bounds an external id.
+const maxExternalID = 100
+
+// ValidExternalID reports whether s may be an external id: the app's own
+// reference of the procedure a login serves (a form, a dossier), given
+// when the login starts and handed back with the identity. 1 to 100
+// letters, digits and "._:-": an app's identifier, never free text. It
+// travels through the citizen's browser: the app checks it against its
+// own session, as it does return_to.
+func ValidExternalID(s string) bool {
+	if s == "" || len(s) > maxExternalID {
+		return false
+	}
+	for i := range len(s) {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // DataHeader is the header of one dataset: X-Passerelle-Data-<Name>-B64,
 // with each "_" of the name a "-" (quotient_familial:
@@ -131,7 +156,8 @@ func Bytes(h http.Header) int {
 // Claims are the assertion's claims: iss (the front's site), aud (the app),
 // iat, nbf, exp (a few minutes), jti (unique per signature), sub and acr
 // from FranceConnect, the moment (login for Cas 1, transmit for Cas 2), the
-// identity, each dataset, and the reconciliation in Cas 2.
+// identity, each dataset, the reconciliation in Cas 2, and the app's
+// external id when the login started with one.
 type Claims struct {
 	Issuer         string             `json:"iss"`
 	Audience       string             `json:"aud"`
@@ -145,6 +171,7 @@ type Claims struct {
 	Identity       Identity           `json:"identity"`
 	Datasets       map[string]Dataset `json:"datasets,omitempty"`
 	Reconciliation *reconcile.Result  `json:"reconciliation,omitempty"`
+	ExternalID     string             `json:"external_id,omitempty"`
 }
 
 // Moments of a hand-off.
@@ -321,6 +348,9 @@ func SetHeaders(h http.Header, c *Claims) {
 		if b, err := json.Marshal(c.Reconciliation); err == nil {
 			h.Set(HeaderReconciliation, base64.RawURLEncoding.EncodeToString(b))
 		}
+	}
+	if ValidExternalID(c.ExternalID) {
+		h.Set(HeaderExternalID, c.ExternalID)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,6 +169,18 @@ func TestPrecision(t *testing.T) {
 	for in, want := range map[string]string{"1962-08-24": "day", "1987-11": "month", "1979": "year"} {
 		if got := Precision(in); got != want {
 			t.Errorf("Precision(%q) = %q", in, got)
+		}
+	}
+}
+
+// TestValidExternalID: an app's identifier, never free text nor markup.
+func TestValidExternalID(t *testing.T) {
+	for s, ok := range map[string]bool{
+		"D-2026:0042": true, "a": true, "form_12.3": true, strings.Repeat("x", 100): true,
+		"": false, strings.Repeat("x", 101): false, "dossier 42": false, `"><b>`: false, "é": false, "a/b": false, "a\n": false,
+	} {
+		if ValidExternalID(s) != ok {
+			t.Errorf("ValidExternalID(%q) = %v", s, !ok)
 		}
 	}
 }

@@ -53,6 +53,8 @@ type Session struct {
 	Reconciliation *reconcile.Result          `json:"reconciliation,omitempty"`
 	// ReturnTo is the app page a Cas 2 hand-off goes to, once.
 	ReturnTo string `json:"return_to,omitempty"`
+	// ExternalID is the app's reference the login started with.
+	ExternalID string `json:"external_id,omitempty"`
 }
 
 // LoggedIn reports whether FranceConnect identified the citizen.
@@ -84,7 +86,10 @@ type Pending struct {
 	Moment   string             `json:"moment"`
 	ReturnTo string             `json:"return_to,omitempty"`
 	Account  *reconcile.Account `json:"account,omitempty"`
-	Created  time.Time          `json:"created"`
+	// ExternalID is the app's own reference the login started with (its
+	// procedure, its form), handed back with the identity.
+	ExternalID string    `json:"external_id,omitempty"`
+	Created    time.Time `json:"created"`
 }
 
 // Logout is a logout sent to FranceConnect, found by its state, used once.
