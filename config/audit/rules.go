@@ -265,7 +265,7 @@ func checkBypass(c *cfg) []Finding {
 			if providers[d] {
 				detail := "reverse_proxy to " + d + " without passerelle before it"
 				if h.mayAfter("passerelle") {
-					detail += " on every request (passerelle runs under matchers the proxy does not have)"
+					detail += " on every request (passerelle runs under matchers the proxy does not have, or before a handler changes what they read)"
 				}
 				if h.via != "" {
 					detail += " (run by the invoke at " + h.via + ")"

@@ -124,7 +124,8 @@ type walker struct {
 // routes walks a route list, which Caddy compiles into one chain: the
 // handlers of a route without matchers come before those of the routes
 // after it; those of a route with matchers may (conditional), and do
-// before a route with the same matchers. It returns the chain after the
+// before a route with the same matchers, unless a handler in between
+// changed what they read (unsettle). It returns the chain after the
 // list: what every request runs, and what some may have run.
 func (w *walker) routes(path string, routes []any, before []string) []string {
 	chain := before
@@ -138,12 +139,18 @@ func (w *walker) routes(path string, routes []any, before []string) []string {
 			chain = w.route(fmt.Sprintf("%s[%d]", path, i), route, chain)
 			continue
 		}
-		after := w.route(fmt.Sprintf("%s[%d]", path, i), route, certain(chain, key))
+		sure := certain(chain, key)
+		after := w.route(fmt.Sprintf("%s[%d]", path, i), route, sure)
 		ran := after[len(chain):]
 		if route["terminal"] == true || slices.ContainsFunc(ran, responds) {
 			continue // the requests it matches end in it
 		}
 		chain = slices.Clone(chain)
+		for j := range chain {
+			if after[j] != sure[j] { // unsettled by a handler that changed the request
+				chain[j] = after[j]
+			}
+		}
 		for _, name := range ran {
 			under := key
 			if strings.HasPrefix(name, "?") { // already under other matchers
@@ -208,7 +215,7 @@ func (w *walker) handler(path string, obj map[string]any, chain []string) []stri
 			w.routes(fmt.Sprintf("%s.handle_response[%d].routes", path, i), sub, append(slices.Clone(chain), name))
 		}
 	}
-	return append(chain, name)
+	return unsettle(append(chain, name), changes(obj))
 }
 
 // invoke walks a named route where the invoke at path runs it, and
