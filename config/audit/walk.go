@@ -97,7 +97,7 @@ func (c *cfg) index() {
 			continue
 		}
 		c.servers[name] = srv
-		w := walker{c: c, server: name, named: srv["named_routes"]}
+		w := walker{c: c, server: name, named: srv["named_routes"], groups: map[string]bool{}}
 		base := "apps.http.servers." + name
 		routes, _ := srv["routes"].([]any)
 		w.routes(base+".routes", routes, nil)
@@ -119,22 +119,42 @@ type walker struct {
 	stack  []string // the named routes being walked (one may invoke itself)
 	via    []string // the paths of the invokes that run them
 	errors bool     // walking error routes
+	// groups are the route groups met so far: Caddy runs only the first
+	// route of a group that matches a request, the group's name holding
+	// for the whole request, whatever list the routes are in.
+	groups map[string]bool
 }
 
 // routes walks a route list, which Caddy compiles into one chain: the
 // handlers of a route without matchers come before those of the routes
 // after it; those of a route with matchers may (conditional), and do
 // before a route with the same matchers, unless a handler in between
-// changed what they read (unsettle). It returns the chain after the
-// list: what every request runs, and what some may have run.
+// changed what they read (unsettle). A route of a group (group) runs
+// only where no earlier route of its group matched: after the group's
+// first route, its handlers are conditional under several matchers, and
+// after one of the list without matchers, never run. It returns the
+// chain after the list: what every request runs, and what some may have
+// run.
 func (w *walker) routes(path string, routes []any, before []string) []string {
 	chain := before
+	closed := map[string]bool{} // groups a route without matchers took
 	for i, r := range routes {
 		route, ok := r.(map[string]any)
 		if !ok {
 			continue
 		}
+		group, _ := route["group"].(string)
+		if closed[group] {
+			continue
+		}
 		key, matched := matchKey(route)
+		if group != "" {
+			closed[group] = !matched
+			if w.groups[group] {
+				key, matched = "", true // may be skipped: never certain
+			}
+			w.groups[group] = true
+		}
 		if !matched {
 			chain = w.route(fmt.Sprintf("%s[%d]", path, i), route, chain)
 			continue

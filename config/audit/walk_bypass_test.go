@@ -43,3 +43,45 @@ func TestRewriteAfterPasserelle(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteGroups: Caddy runs only the first route of a group that
+// matches a request. `passerelle /v3/*` in a group after another route
+// of the group is skipped where that one matched, and
+// `reverse_proxy /v3/* provider` then runs without it (PA05); a route of
+// a group after one of the group without matchers never runs, nor does
+// its proxy bypass anything.
+func TestRouteGroups(t *testing.T) {
+	v3 := []any{map[string]any{"path": []any{"/v3/*"}}}
+	debug := []any{map[string]any{"header": map[string]any{"X-Debug": []any{"1"}}}}
+	proxy := proxyTo("provider.example:443", false)
+	cases := []struct {
+		name   string
+		routes []any
+		rules  []string
+	}{
+		{"passerelle skipped by its group", []any{
+			map[string]any{"group": "g", "match": debug, "handle": []any{map[string]any{"handler": "encode"}}},
+			map[string]any{"group": "g", "match": v3, "handle": []any{map[string]any{"handler": "passerelle"}}},
+			map[string]any{"match": v3, "handle": []any{proxy}},
+		}, []string{"PA05"}},
+		{"passerelle first of its group", []any{
+			map[string]any{"group": "g", "match": v3, "handle": []any{map[string]any{"handler": "passerelle"}}},
+			map[string]any{"group": "g", "match": debug, "handle": []any{map[string]any{"handler": "encode"}}},
+			map[string]any{"match": v3, "handle": []any{proxy}},
+		}, nil},
+		{"a route its group never runs", []any{
+			map[string]any{"group": "g", "match": v3, "handle": []any{map[string]any{"handler": "passerelle"}, proxy}},
+			map[string]any{"group": "g", "handle": []any{map[string]any{"handler": "static_response", "status_code": 404.0}}},
+			map[string]any{"group": "g", "match": debug, "handle": []any{proxy}},
+		}, nil},
+	}
+	for _, tc := range cases {
+		c := clean()
+		obj(c, "apps", "http", "servers", "public", "routes", 0, "handle", 0)["routes"] = tc.routes
+		got := rulesOf(run(t, c))
+		slices.Sort(got)
+		if !slices.Equal(got, tc.rules) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.rules)
+		}
+	}
+}
