@@ -2,8 +2,11 @@ package audit
 
 import (
 	"net"
+	"net/netip"
 	"net/url"
+	"path"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -83,4 +86,45 @@ func checkCallerTraceContext(c *cfg) []Finding {
 		return nil
 	}
 	return []Finding{find("PA27", tr[0].path, "the caller's traceparent is taken (OTEL_PROPAGATORS is not none)")}
+}
+
+// dialKey returns a reverse_proxy dial address as Caddy dials it, so that
+// two spellings of one upstream compare equal: the network tcp, tcp4 or
+// tcp6 (or none) dropped, the host in lower case without its trailing dot
+// (a name in the DNS), an IP address in its canonical form (an
+// IPv4-mapped IPv6 one as IPv4), the port as the number it reads as (0443,
+// 443-443). A dial with a placeholder, or that Caddy would refuse, is
+// left as it is; a unix socket is its cleaned path.
+func dialKey(dial string) string {
+	if strings.Contains(dial, "{") {
+		return dial
+	}
+	network, addr, found := strings.Cut(dial, "/")
+	if !found {
+		network, addr = "tcp", dial
+	}
+	switch network = strings.ToLower(strings.TrimSpace(network)); network {
+	case "tcp", "tcp4", "tcp6":
+	case "unix", "unixgram", "unixpacket":
+		return network + "/" + path.Clean(addr)
+	default:
+		return dial
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return dial
+	}
+	first, last, isRange := strings.Cut(port, "-")
+	n, err := strconv.ParseUint(first, 10, 16)
+	if err != nil {
+		return dial
+	}
+	if m, err := strconv.ParseUint(last, 10, 16); isRange && (err != nil || m != n) {
+		return dial
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().String()
+	}
+	return net.JoinHostPort(host, strconv.FormatUint(n, 10))
 }

@@ -247,12 +247,15 @@ func daysAsHours(s string) string {
 	return b.String()
 }
 
+// checkBypass (PA05): a reverse_proxy to a provider (an upstream a proxy
+// after passerelle dials, however its address is spelt: dialKey) that
+// passerelle does not certainly precede.
 func checkBypass(c *cfg) []Finding {
 	providers := map[string]bool{}
 	for _, h := range c.named("reverse_proxy") {
 		if h.mayAfter("passerelle") {
 			for _, d := range dials(h.obj) {
-				providers[d] = true
+				providers[dialKey(d)] = true
 			}
 		}
 	}
@@ -262,7 +265,7 @@ func checkBypass(c *cfg) []Finding {
 			continue
 		}
 		for _, d := range dials(h.obj) {
-			if providers[d] {
+			if providers[dialKey(d)] {
 				detail := "reverse_proxy to " + d + " without passerelle before it"
 				if h.mayAfter("passerelle") {
 					detail += " on every request (passerelle runs under matchers the proxy does not have, or before a handler changes what they read)"

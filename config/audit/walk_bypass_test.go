@@ -85,3 +85,28 @@ func TestRouteGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestProviderAddressSpellings: a reverse_proxy without passerelle to the
+// provider under another spelling of its address (letter case, the DNS
+// root's trailing dot, a network, a zero-padded port or a one-port range,
+// an IPv4-mapped address) reaches the same provider (PA05).
+func TestProviderAddressSpellings(t *testing.T) {
+	for provider, bypass := range map[string]string{
+		"provider.example:443":  "Provider.EXAMPLE:443",
+		"Provider.example:443":  "provider.example.:443",
+		"provider.example.:443": "tcp4/provider.example:0443",
+		"provider.example:8443": "tcp/provider.example:8443-8443",
+		"10.0.0.7:443":          "[::ffff:10.0.0.7]:443",
+	} {
+		c := clean()
+		upstreams := obj(c, "apps", "http", "servers", "public", "routes", 0, "handle", 0, "routes", 0, "handle", 1)["upstreams"].([]any)
+		upstreams[0].(map[string]any)["dial"] = provider
+		addRoute(c, proxyTo(bypass, false))
+		if got := rulesOf(run(t, c)); !slices.Equal(got, []string{"PA05"}) {
+			t.Errorf("provider %s, bypass %s: %v, want PA05", provider, bypass, got)
+		}
+	}
+	if dialKey("unix//run/p/../p/provider.sock") != "unix//run/p/provider.sock" || dialKey("{env.PROVIDER}") != "{env.PROVIDER}" {
+		t.Error("dialKey")
+	}
+}
