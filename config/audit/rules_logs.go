@@ -12,6 +12,10 @@ import (
 	"strings"
 )
 
+// accessLoggerNamesVar is the variable that names a request's access
+// loggers (caddyhttp.AccessLoggerNameVarKey).
+const accessLoggerNamesVar = "access_logger_names"
+
 // logs returns logging.logs.
 func (c *cfg) logs() map[string]any {
 	l, _ := dig(c.root, "logging", "logs").(map[string]any)
@@ -100,7 +104,7 @@ func checkAccessLogQuery(c *cfg) []Finding {
 		if !ok {
 			continue // no access log
 		}
-		for _, logger := range accessLoggers(logsCfg) {
+		for _, logger := range c.accessLoggers(name, logsCfg) {
 			for _, lname := range c.logsTaking(logger) {
 				out = append(out, accessLogFilters(c.log(lname), lname, name)...)
 			}
@@ -174,26 +178,51 @@ func dropsQuery(f map[string]any) bool {
 	return false
 }
 
-// accessLoggers are the logger names of a server's access log: per host
-// (logger_names), and the default one (default_logger_name, else
+// accessLoggers are the logger names of a server's access log (logsCfg):
+// per host (logger_names), and the default one (default_logger_name, else
 // http.log.access), which takes every request to a host logger_names does
 // not map, unless skip_unmapped_hosts: a Host header with a trailing dot,
-// an address, a name the load balancer passes on.
-func accessLoggers(logsCfg map[string]any) []string {
+// an address, a name the load balancer passes on. A request whose
+// handlers set the variable access_logger_names (a vars handler, the
+// Caddyfile's log_name) is logged under those names instead, whatever its
+// host: they are added (an empty one is http.log.access).
+func (c *cfg) accessLoggers(server string, logsCfg map[string]any) []string {
 	var loggers []string
 	names, _ := logsCfg["logger_names"].(map[string]any)
 	for _, host := range slices.Sorted(maps.Keys(names)) {
+		// A string is one name, as Caddy's StringArray reads it.
+		if n, ok := names[host].(string); ok {
+			loggers = append(loggers, accessLogger(n))
+		}
 		for _, n := range strs(names, host) {
-			loggers = append(loggers, "http.log.access."+n)
+			loggers = append(loggers, accessLogger(n))
 		}
 	}
-	if len(loggers) > 0 && logsCfg["skip_unmapped_hosts"] == true {
-		return loggers
+	if len(loggers) == 0 || logsCfg["skip_unmapped_hosts"] != true {
+		loggers = append(loggers, accessLogger(str(logsCfg, "default_logger_name")))
 	}
-	if n := str(logsCfg, "default_logger_name"); n != "" {
-		return append(loggers, "http.log.access."+n)
+	for _, h := range c.named("vars") {
+		if h.server != server {
+			continue
+		}
+		// Caddy takes the variable only as a list (a string is ignored).
+		names, _ := h.obj[accessLoggerNamesVar].([]any)
+		for _, n := range names {
+			if n, ok := n.(string); ok {
+				loggers = append(loggers, accessLogger(n))
+			}
+		}
 	}
-	return append(loggers, "http.log.access")
+	return loggers
+}
+
+// accessLogger is the logger of an access logger name: http.log.access
+// itself for none.
+func accessLogger(name string) string {
+	if name == "" {
+		return "http.log.access"
+	}
+	return "http.log.access." + name
 }
 
 func checkLogLevels(c *cfg) []Finding {
@@ -235,7 +264,7 @@ func checkAuditSink(c *cfg) []Finding {
 					return lname == aname || sink(c.log(aname)) == sink(c.log(lname))
 				})
 			}
-			if slices.ContainsFunc(accessLoggers(logsCfg), shares) {
+			if slices.ContainsFunc(c.accessLoggers(name, logsCfg), shares) {
 				out = append(out, find("PA14", "logging.logs."+aname, "the same sink as the access log of server "+name))
 			}
 		}

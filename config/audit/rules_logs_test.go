@@ -73,3 +73,51 @@ func TestUnmappedHostsAccessLog(t *testing.T) {
 		t.Errorf("skip_unmapped_hosts: %+v", got)
 	}
 }
+
+// TestAccessLoggerNamesVar: a request whose handlers set
+// access_logger_names (the Caddyfile's log_name, a vars handler) is
+// logged under those names, whatever its host: a log taking one of them
+// writes its query string and X-Api-Key unless it filters them (PA12),
+// and shares the audit trail's sink if it writes there (PA14). A
+// logger_names value may be one string, as Caddy reads it.
+func TestAccessLoggerNamesVar(t *testing.T) {
+	logName := func(c map[string]any, names ...any) {
+		addRoute(c, map[string]any{"handler": "vars", "access_logger_names": names},
+			map[string]any{"handler": "static_response", "status_code": 204.0})
+	}
+	cases := []struct {
+		name  string
+		rules []string
+		add   func(c map[string]any)
+	}{
+		{"log_name to a log without filters", []string{"PA12"}, func(c map[string]any) {
+			obj(c, "logging", "logs")["site"] = map[string]any{"include": []any{"http.log.access.site"}, "writer": map[string]any{"output": "stdout"}}
+			logName(c, "site")
+		}},
+		{"log_name to the audit trail's file", []string{"PA12", "PA14"}, func(c map[string]any) {
+			obj(c, "logging", "logs")["site"] = map[string]any{"include": []any{"http.log.access.site"},
+				"writer": map[string]any{"output": "file", "filename": "/var/log/passerelle/audit.log",
+					"roll_keep_days": 363.0, "roll_keep": -1.0, "roll_interval": 86400e9}}
+			logName(c, "site")
+		}},
+		{"log_name \"\": the default access logger", []string{"PA12"}, func(c map[string]any) {
+			obj(publicServer(c), "logs")["skip_unmapped_hosts"] = true
+			obj(c, "logging", "logs", "default")["exclude"] = []any{"http.log.access.log0", "passerelle.audit"}
+			logName(c, "")
+		}},
+		{"log_name to the filtered log", nil, func(c map[string]any) { logName(c, "log0") }},
+		{"a logger_names string", []string{"PA12"}, func(c map[string]any) {
+			obj(c, "logging", "logs")["site"] = map[string]any{"include": []any{"http.log.access.site"}, "writer": map[string]any{"output": "stdout"}}
+			obj(publicServer(c), "logs", "logger_names")["site.example"] = "site"
+		}},
+	}
+	for _, tc := range cases {
+		c := clean()
+		tc.add(c)
+		got := rulesOf(run(t, c))
+		slices.Sort(got)
+		if !slices.Equal(got, tc.rules) {
+			t.Errorf("%s: rules %v, want %v", tc.name, got, tc.rules)
+		}
+	}
+}
