@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -67,6 +68,66 @@ func (c *cfg) internalNetworkOnly(server string) bool {
 		}
 	}
 	return true
+}
+
+// exposed returns the servers the public reaches, each with how: "" for
+// one on a public listener (not an internal network's,
+// internalNetworkOnly), or the path of a reverse_proxy of a server the
+// public reaches that dials one of its listeners (reaches): what an
+// internal listener serves is public all the same through it.
+func (c *cfg) exposed() map[string]string {
+	names := slices.Sorted(maps.Keys(c.servers))
+	out := map[string]string{}
+	for _, name := range names {
+		if public(c.servers[name]) && !c.internalNetworkOnly(name) {
+			out[name] = ""
+		}
+	}
+	for grown := true; grown; {
+		grown = false
+		for _, h := range c.named("reverse_proxy") {
+			if _, ok := out[h.server]; !ok {
+				continue
+			}
+			for _, d := range dials(h.obj) {
+				for _, name := range names {
+					_, done := out[name]
+					if !done && slices.ContainsFunc(strs(c.servers[name], "listen"), func(l string) bool { return reaches(d, l) }) {
+						out[name], grown = h.path, true
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// reaches reports whether a reverse_proxy's dial address reaches a listen
+// address of the same Caddy: the same unix socket, or a port the listener
+// covers on its own address, or on loopback for a loopback one (localhost
+// may be 127.0.0.1 or ::1). A listener on every interface is public
+// already.
+func reaches(dial, listen string) bool {
+	listen, _, _ = strings.Cut(listen, "|") // a unix socket's mode
+	d := dialKey(dial)
+	if strings.HasPrefix(d, "unix") {
+		return d == dialKey(listen)
+	}
+	dhost, dport, err := net.SplitHostPort(d)
+	port, perr := strconv.Atoi(dport)
+	if err != nil || perr != nil || !onPort(listen, port) {
+		return false
+	}
+	_, addr, found := strings.Cut(listen, "/")
+	if !found {
+		addr = listen
+	}
+	lhost, _ := listenHost(addr)
+	lhost = strings.TrimSuffix(strings.ToLower(lhost), ".")
+	if ip, err := netip.ParseAddr(lhost); err == nil {
+		lhost = ip.Unmap().String()
+	}
+	return dhost == lhost || loopbackHost(dhost) && loopbackHost(lhost)
 }
 
 // checkCallerTraceContext (PA27, SECURITY.md G07): Caddy's tracing handler

@@ -428,12 +428,22 @@ func checkAdmin(c *cfg) []Finding {
 	return nil
 }
 
+// checkInternalOnPublic (PA11): metrics and probes are served on no
+// server the public reaches (exposed): neither on a public listener, nor
+// on an internal one a reverse_proxy of a public server dials.
 func checkInternalOnPublic(c *cfg) []Finding {
 	var out []Finding
+	exposed := c.exposed()
 	for _, h := range c.handlers {
-		if (h.name() == "metrics" || h.name() == "passerelle_health") && public(c.servers[h.server]) && !c.internalNetworkOnly(h.server) {
-			out = append(out, find("PA11", h.path, h.name()+" on "+strings.Join(strs(c.servers[h.server], "listen"), " ")))
+		via, ok := exposed[h.server]
+		if !ok || h.name() != "metrics" && h.name() != "passerelle_health" {
+			continue
 		}
+		detail := h.name() + " on " + strings.Join(strs(c.servers[h.server], "listen"), " ")
+		if via != "" {
+			detail += ", reached from a public listener through the reverse_proxy at " + via
+		}
+		out = append(out, find("PA11", h.path, detail))
 	}
 	return out
 }
