@@ -418,7 +418,7 @@ func TestG08_MetricLabelsBounded(t *testing.T) {
 		"source":   {"l1": true, "l2": true, "checktoken": true},
 		"result":   {"active": true, "inactive": true, "error": true, "ok": true, "refused": true}, // token checks; habilitation reloads
 		"provider": {},                                                                             // the catalogue's providers, below
-		"cause":    {"in_flight": true, "circuit_open": true},
+		"cause":    {"in_flight": true, "circuit_open": true, "memory": true},                      // provider_shed_total; requests_shed_total
 		"mode":     {"sandbox": true, "production": true},
 		"quota":    {"habilitation": true, "client_ip": true, "citizen": true},
 		"outcome":  {"retried": true, "budget_exhausted": true, "deadline": true},

@@ -38,14 +38,14 @@ func (p *Pipeline) authorize(r *http.Request, c *Call) *apierror.Error {
 		// Near the memory limit nothing more is taken on: no quota, no
 		// token check, no provider call, no buffered answer.
 		delete(r.Header, bearer.APIKeyHeader)
-		shedRequests.get("memory").Inc()
+		shedRequests.get(shedCauseMemory).Inc()
 		return apierror.Unavailable(apierror.ReasonInternalError)
 	}
 	if p.InFlight != nil {
 		t, err := p.InFlight.Enter()
 		if err != nil {
 			delete(r.Header, bearer.APIKeyHeader)
-			shedRequests.get("in_flight").Inc()
+			shedRequests.get(shedCauseInFlight).Inc()
 			return apierror.Unavailable(apierror.ReasonInternalError)
 		}
 		c.admitted = t

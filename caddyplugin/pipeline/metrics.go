@@ -113,3 +113,17 @@ var (
 		return metricProviderDuration.WithLabelValues(k.a, k.b)
 	}}
 )
+
+// The causes of requests_shed_total.
+const (
+	shedCauseInFlight = "in_flight" // Config.InFlight is full
+	shedCauseMemory   = "memory"    // Config.MemoryPressure
+)
+
+// Both causes of requests_shed_total are exposed at 0 from the start:
+// Prometheus's increase() sees nothing in a series born at 1, so the first
+// burst of refusals would not fire PasserelleRequestsShed.
+func init() {
+	shedRequests.get(shedCauseInFlight)
+	shedRequests.get(shedCauseMemory)
+}
