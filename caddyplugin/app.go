@@ -72,10 +72,12 @@ type App struct {
 	// (SECURITY.md E08): 1s to 15s, default 15s. reverse_proxy's transport
 	// timeouts bound the phases within it.
 	ProviderTimeout caddy.Duration `json:"provider_timeout,omitempty"`
-	// MaxInFlight caps the requests this instance takes on at once, every
-	// passerelle handler and front together (SECURITY.md F07): 1 to
-	// 100 000, default 4 096. Past it a request is refused at once, 503
-	// with Retry-After, and counted in requests_shed_total{cause="in_flight"}.
+	// MaxInFlight caps the requests this instance takes on at once
+	// (SECURITY.md F07): those every passerelle handler routes to a
+	// catalogue endpoint and the fronts' in-process dataset calls, not the
+	// utility routes nor the fronts' own requests. 1 to 100 000, default
+	// 4 096. Past it a request is refused at once, 503 with Retry-After,
+	// and counted in requests_shed_total{cause="in_flight"}.
 	MaxInFlight int64 `json:"max_in_flight,omitempty"`
 
 	logger   *zap.Logger

@@ -69,8 +69,8 @@ func init() {
 //	    }
 //	    datapass { … }                 # live habilitations: DataPass webhooks and resync (datapass.go)
 //	    provider_timeout <duration>    # each whole provider call, a retry included: 1s to 15s (the default)
-//	    max_in_flight <n>              # this instance's requests at once, all handlers together: 1 to 100000
-//	                                   # (default 4096); past it, 503 at once
+//	    max_in_flight <n>              # this instance's data requests at once, fronts' dataset calls included:
+//	                                   # 1 to 100000 (default 4096); past it, 503 at once
 //	    upstream <provider> {          # a provider name of the catalogue; quote names with spaces ("France Travail")
 //	        header <name> <{env.NAME}|{file.path}>
 //	        oauth2 {

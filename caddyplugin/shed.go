@@ -29,11 +29,12 @@ const (
 	providerForget          = time.Minute
 )
 
-// The cap on the requests an instance takes on at once, every handler
-// together (SECURITY.md F07, "overall"; the passerelle option
-// max_in_flight). The default is far above what 2 cores serve
-// (about 6 000 requests a second at a few ms each), and far below what
-// exhausts memory or file descriptors while Redis or FranceConnect is slow.
+// The cap on the requests an instance takes on at once, every handler's
+// catalogue requests and the fronts' in-process dataset calls together
+// (SECURITY.md F07, "overall"; the passerelle option max_in_flight). The
+// default is far above what 2 cores serve (about 6 000 requests a second
+// at a few ms each), and far below what exhausts memory or file
+// descriptors while Redis or FranceConnect is slow.
 const (
 	DefaultRequestsInFlight = 4096
 	MaxRequestsInFlight     = 100_000
