@@ -1,6 +1,7 @@
 package front
 
 import (
+	"encoding/json"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,7 +40,7 @@ func (f *Front) fitHandOff(s *session.Session, now time.Time) {
 			return
 		}
 		name, n := largestDataset(s.Datasets)
-		if name == "" {
+		if n == 0 {
 			f.logger.Warn("hand-off over max_handoff_bytes with no dataset left to drop",
 				zap.Int("bytes", size), zap.Int("max_handoff_bytes", f.MaxHandoffBytes))
 			return
@@ -51,13 +52,18 @@ func (f *Front) fitHandOff(s *session.Session, now time.Time) {
 	}
 }
 
-// largestDataset names the dataset with the most data, "" when none has
-// any.
+// largestDataset names the largest dataset, its data or its error (a
+// remote API Particulier's error texts are not bounded), and its size in
+// JSON; none (0) when every dataset is already handoff.TooLarge.
 func largestDataset(ds map[string]handoff.Dataset) (string, int) {
 	var name string
 	var most int
 	for n, d := range ds {
-		if l := len(d.Data); l > most || (l == most && l > 0 && n < name) {
+		if datasetLabel(d) == "too_large" {
+			continue
+		}
+		b, _ := json.Marshal(d)
+		if l := len(b); l > most || (l == most && n < name) {
 			name, most = n, l
 		}
 	}
@@ -71,4 +77,11 @@ func datasetLabel(d handoff.Dataset) string {
 		return "too_large"
 	}
 	return d.Status
+}
+
+// countDatasets counts the datasets of a login in datasets_total.
+func (f *Front) countDatasets(ds map[string]handoff.Dataset) {
+	for _, d := range ds {
+		f.metric(datasetsTotal, datasetLabel(d))
+	}
 }

@@ -133,3 +133,43 @@ func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestHandOffBoundsLargeErrors: a dataset's error is bounded as its data
+// is: an error whose texts take the hand-off over the bound (a remote
+// API Particulier writes them) is replaced by 00413, and the datasets
+// carrying data are kept.
+func TestHandOffBoundsLargeErrors(t *testing.T) {
+	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/error" {
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_, _ = w.Write([]byte(`{"errors":[{"code":"37003","title":"Absent","detail":"` + strings.Repeat("x", 12<<10) + `"}]}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"data":{"valeur":312}}`))
+	}))
+	defer remote.Close()
+	fl := newFlow(t)
+	fl.f.MaxHandoffBytes, fl.f.DatasetTimeout = 8<<10, caddy.Duration(5*time.Second)
+	fl.f.Datasets = []Dataset{
+		{Name: "wordy", Route: "/error", Recipient: "21750001600019", Remote: remote.URL},
+		{Name: "small", Route: "/small", Recipient: "21750001600019", Remote: remote.URL},
+	}
+	b := fl.browser(t)
+	if resp := b.login("/espace/", handoff.MomentLogin, "angela"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("callback: %d", resp.StatusCode)
+	}
+	b.do(http.MethodGet, fl.site.URL+"/espace/", nil)
+	_, h := fl.appReached()
+	sent := handOffHeaders(h)
+	if size := handoff.Bytes(sent); size > 8<<10 {
+		t.Errorf("the hand-off adds %d bytes, over 8 KiB", size)
+	}
+	signed := assertionDatasets(t, sent.Get(handoff.HeaderAssertion))
+	if d := signed["wordy"]; d.Error == nil || d.Error.Code != handoff.CodeTooLarge {
+		t.Errorf("the wordy error was handed off whole (%d bytes of detail)", len(d.Error.Detail))
+	}
+	if d := signed["small"]; d.Status != handoff.StatusOK || string(d.Data) != `{"valeur":312}` {
+		t.Errorf("the dataset with data was dropped: %s %s", d.Status, d.Data)
+	}
+}

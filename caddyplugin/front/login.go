@@ -199,6 +199,7 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 	}()
 	wg.Wait()
 	if idErr != nil {
+		f.countDatasets(datasets)
 		spanResult = rp.ReasonOf(idErr)
 		reason := rp.ReasonOf(idErr)
 		f.logger.Warn("FranceConnect userinfo refused", zap.String("reason", reason))
@@ -223,9 +224,7 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 		s.Reconciliation = &res
 	}
 	f.fitHandOff(s, f.now())
-	for _, d := range datasets {
-		f.metric(datasetsTotal, datasetLabel(d))
-	}
+	f.countDatasets(datasets)
 	// A new ticket: whatever ticket the browser had (a pre-login session
 	// holding the app's account) is dropped, never promoted.
 	if c, err := r.Cookie(f.cookieName()); err == nil {

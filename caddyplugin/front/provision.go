@@ -98,8 +98,8 @@ func (f *Front) Provision(ctx caddy.Context) error {
 	switch {
 	case f.MaxHandoffBytes == 0:
 		f.MaxHandoffBytes = defaultMaxHandoffBytes
-	case f.MaxHandoffBytes < minHandoffBytes:
-		return errf("max_handoff_bytes %d: at least %d (the identity alone takes about 1 KiB)", f.MaxHandoffBytes, minHandoffBytes)
+	case f.MaxHandoffBytes < minHandoffBytes || f.MaxHandoffBytes > maxHandoffBytes:
+		return errf("max_handoff_bytes %d: %d to %d (the identity alone takes about 1 KiB)", f.MaxHandoffBytes, minHandoffBytes, maxHandoffBytes)
 	}
 	if f.AssertionTTL <= 0 {
 		f.AssertionTTL = caddy.Duration(5 * time.Minute)
