@@ -109,7 +109,11 @@ func runAuditVerify(cmd *cobra.Command, files []string) int {
 			OK bool `json:"ok"`
 		}{report, report.OK()})
 	} else {
-		writeVerifyReport(out, report)
+		counts := map[string]int{}
+		for id, k := range keys {
+			counts[id] = len(k)
+		}
+		writeVerifyReport(out, report, counts)
 	}
 	if !report.OK() {
 		return 1
@@ -173,10 +177,15 @@ func verifyFile(v *auditseal.Verifier, name string) error {
 }
 
 // writeVerifyReport writes a report as text.
-func writeVerifyReport(w io.Writer, r auditseal.Report) {
+// keys gives how many keys each key id has.
+func writeVerifyReport(w io.Writer, r auditseal.Report, keys map[string]int) {
 	fmt.Fprintf(w, "%d records, %d verified\n", r.Lines, r.Verified)
 	for _, s := range r.Streams {
-		fmt.Fprintf(w, "key %s, boot %s: %d records, sequence %d to %d", s.KeyID, s.Boot, s.Records, s.First, s.Last)
+		fmt.Fprintf(w, "key %s", s.KeyID)
+		if keys[s.KeyID] > 1 {
+			fmt.Fprintf(w, " (its key number %d)", s.Key)
+		}
+		fmt.Fprintf(w, ", boot %s: %d records, sequence %d to %d", s.Boot, s.Records, s.First, s.Last)
 		if s.First > 1 && (len(s.Missing) == 0 || s.Missing[0].From != 1) {
 			fmt.Fprintf(w, " (1 to %d before the trail)", s.First-1)
 		}

@@ -25,10 +25,16 @@ func TestKeyChangedUnderSameID(t *testing.T) {
 	if r.OK() || r.Counts[KindAltered] != 3 || r.Verified != 3 {
 		t.Errorf("old key only: %+v, want the 3 new records altered", r)
 	}
-	for _, keys := range [][][]byte{{oldKey, newKey}, {newKey, oldKey}} {
-		r = verifyWith(t, Options{Keys: map[string][][]byte{id: keys}}, lines)
+	for _, tc := range []struct {
+		keys [][]byte
+		want []int // each stream's key number
+	}{{[][]byte{oldKey, newKey}, []int{1, 2}}, {[][]byte{newKey, oldKey}, []int{2, 1}}} {
+		r = verifyWith(t, Options{Keys: map[string][][]byte{id: tc.keys}}, lines)
 		if !r.OK() || r.Verified != 6 || len(r.Streams) != 2 {
-			t.Errorf("both keys: %+v, want 6 verified in 2 streams", r)
+			t.Fatalf("both keys: %+v, want 6 verified in 2 streams", r)
+		}
+		if got := []int{r.Streams[0].Key, r.Streams[1].Key}; !slices.Equal(got, tc.want) {
+			t.Errorf("streams verified under keys %v, want %v", got, tc.want)
 		}
 	}
 

@@ -55,7 +55,11 @@ type Range struct {
 // First-1 when the stream had to start at 1: it began after the trail's
 // start).
 type Stream struct {
-	KeyID   string    `json:"key_id"`
+	KeyID string `json:"key_id"`
+	// Key is which of its key id's keys the stream verified under, from 1
+	// in the order Options.Keys gives them: a stream under an old key that
+	// began after its replacement is one to look at (who still held it?).
+	Key     int       `json:"key"`
 	Boot    string    `json:"boot"`
 	Started time.Time `json:"started"` // when it began: its boot id's time, or its earliest seal_at if earlier
 	Records int       `json:"records"`
@@ -94,8 +98,9 @@ func (r Report) OK() bool {
 type Options struct {
 	// Keys are the keys, by key id. An id may have several: a key changed
 	// across a restart without a new key id (the gateway refuses that
-	// within one process only). Each stream is verified under the one key
-	// its records verify with.
+	// within one process only). Each stream is verified under one key: the
+	// one its first record read verifies under (Stream.Key); its records
+	// under another read as altered.
 	Keys map[string][][]byte
 	// Since is when the trail verified begins; zero: its first record
 	// (the earliest seal_at). Give the latest of the instances' oldest
@@ -343,7 +348,7 @@ func (v *Verifier) Report() Report {
 		if first := time.UnixMilli(s.earliest).UTC(); first.Before(begun) {
 			begun = first
 		}
-		st := Stream{KeyID: id.keyID, Boot: id.boot, Started: begun, Records: s.records, First: s.first, Last: s.last}
+		st := Stream{KeyID: id.keyID, Key: s.key + 1, Boot: id.boot, Started: begun, Records: s.records, First: s.first, Last: s.last}
 		if s.first > 1 && !v.mayStartLate(begun) {
 			st.Missing = append(st.Missing, Range{1, s.first - 1})
 		}
