@@ -31,6 +31,15 @@ var metricDataPassWebhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "DataPass webhook deliveries, by result (applied, pending, unchanged, stale, duplicate, ignored, test, unauthorized, wrong_environment, malformed, future, too_large, error).",
 }, []string{"result"})
 
+// The results PasserelleDataPassWebhooksRefused watches exist at 0 from the
+// start: increase() sees nothing in a series born at 1.
+func init() {
+	for _, r := range []string{datapass.ResultUnauthorized, datapass.ResultWrongEnvironment, datapass.ResultMalformed,
+		datapass.ResultFuture, "too_large", datapass.ResultError} {
+		metricDataPassWebhooks.WithLabelValues(r)
+	}
+}
+
 // DataPassHandler receives DataPass's webhooks (POST, the body raw, at most
 // 1 MiB) for the passerelle app's datapass block. The signature is checked
 // before anything else; a delivery DataPass must not send again is

@@ -420,7 +420,8 @@ func TestG08_MetricLabelsBounded(t *testing.T) {
 		"provider": {},                                                                             // the catalogue's providers, below
 		"cause":    {"in_flight": true, "circuit_open": true, "memory": true},                      // provider_shed_total; requests_shed_total
 		"mode":     {"sandbox": true, "production": true},
-		"quota":    {"habilitation": true, "client_ip": true, "citizen": true},
+		"quota":    {"habilitation": true, "client_ip": true, "citizen": true, "failed_auth": true},
+		"reason":   {"fc_unavailable": true, "fc_bad_response": true, "jwks_unavailable": true, "fc_client_auth_failed": true, "internal_error": true},
 		"outcome":  {"retried": true, "budget_exhausted": true, "deadline": true},
 		"kind":     {"error": true, "corrupt": true},
 	}

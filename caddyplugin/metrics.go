@@ -54,6 +54,13 @@ var (
 	}, []string{"mode"})
 )
 
+// Both kinds of cache_errors_total exist at 0 from the start: rate() sees
+// nothing in a series born at 1 (PasserelleRedisErrors).
+func init() {
+	metricCacheErrors.WithLabelValues("error")
+	metricCacheErrors.WithLabelValues("corrupt")
+}
+
 // registerMetrics registers the app's and the pipeline's collectors on a
 // config's registry.
 func registerMetrics(reg prometheus.Registerer) error {

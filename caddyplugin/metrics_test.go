@@ -72,19 +72,17 @@ func TestAlertRulesNameExposedMetrics(t *testing.T) {
 	if w := g.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody); w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("memory pressure: %d", w.Code)
 	}
+	// cache_errors_total and datapass_webhooks_total exist from the start
+	// (TestAlertedCountersExposedFromStart).
 	touched := []struct {
 		vec    interface{ DeleteLabelValues(...string) bool }
 		labels []string
 	}{
-		{metricCacheErrors.MetricVec, []string{"error"}},
 		{metricHabilitationReloads.MetricVec, []string{"ok"}},
 		{metricMode.MetricVec, []string{"sandbox"}},
-		{metricDataPassWebhooks.MetricVec, []string{"applied"}},
 	}
-	metricDataPassWebhooks.WithLabelValues(touched[3].labels...)
-	metricCacheErrors.WithLabelValues(touched[0].labels...)
-	metricHabilitationReloads.WithLabelValues(touched[1].labels...)
-	metricMode.WithLabelValues(touched[2].labels...)
+	metricHabilitationReloads.WithLabelValues(touched[0].labels...)
+	metricMode.WithLabelValues(touched[1].labels...)
 	t.Cleanup(func() {
 		for _, c := range touched {
 			c.vec.DeleteLabelValues(c.labels...)
@@ -192,4 +190,49 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestAlertedCountersExposedFromStart: the counters the alerting rules
+// watch with increase() or rate() exist, for each label value the rules
+// look at, before anything happened (Prometheus sees no increase in a
+// series born at 1: a first burst would fire nothing). The series of the
+// providers and quotas exist once a pipeline is built.
+func TestAlertedCountersExposedFromStart(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := registerMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := registerCollector(reg, metricDataPassWebhooks); err != nil {
+		t.Fatal(err)
+	}
+	newFixture(t) // builds a pipeline: the guarded providers' and the quotas' series
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				have[mf.GetName()+"{"+l.GetName()+"="+l.GetValue()+"}"] = true
+			}
+		}
+	}
+	for _, want := range []string{
+		"caddy_passerelle_franceconnect_failures_total{reason=fc_unavailable}",
+		"caddy_passerelle_franceconnect_failures_total{reason=fc_bad_response}",
+		"caddy_passerelle_franceconnect_failures_total{reason=jwks_unavailable}",
+		"caddy_passerelle_franceconnect_failures_total{reason=fc_client_auth_failed}",
+		"caddy_passerelle_provider_shed_total{provider=franceconnect}",
+		"caddy_passerelle_provider_shed_total{provider=CNAV}",
+		"caddy_passerelle_requests_shed_total{cause=in_flight}",
+		"caddy_passerelle_rate_limited_total{quota=citizen}",
+		"caddy_passerelle_cache_errors_total{kind=error}",
+		"caddy_passerelle_datapass_webhooks_total{result=unauthorized}",
+		"caddy_passerelle_datapass_webhooks_total{result=error}",
+	} {
+		if !have[want] {
+			t.Errorf("%s is not exposed before it happens", want)
+		}
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/passerelle-gw/passerelle/caddyplugin/internal/fcverify"
 )
 
 // The request path's metrics. Collectors are package-level: the owner of
@@ -120,10 +122,17 @@ const (
 	shedCauseMemory   = "memory"    // Config.MemoryPressure
 )
 
-// Both causes of requests_shed_total are exposed at 0 from the start:
-// Prometheus's increase() sees nothing in a series born at 1, so the first
-// burst of refusals would not fire PasserelleRequestsShed.
+// Both causes of requests_shed_total, and every reason of
+// franceconnect_failures_total, are exposed at 0 from the start:
+// Prometheus's increase() and rate() see nothing in a series born at 1,
+// so the first burst would not fire PasserelleRequestsShed or
+// PasserelleFranceConnectErrors.
 func init() {
 	shedRequests.get(shedCauseInFlight)
 	shedRequests.get(shedCauseMemory)
+	// The reasons noteFranceConnectFailure counts (PasserelleFranceConnectErrors).
+	for _, reason := range []string{fcverify.ReasonUnavailable, fcverify.ReasonBadResponse, fcverify.ReasonJWKSUnavailable,
+		fcverify.ReasonClientAuth, fcverify.ReasonInternal} {
+		metricFCFailures.WithLabelValues(reason)
+	}
 }

@@ -177,7 +177,8 @@ func New(c Config, allowed map[*catalogue.Endpoint]bool, maxResponseBytes int) *
 		retryCounters.get(labels2{name, retryBudgetExhausted})
 		retryCounters.get(labels2{name, retryDeadline})
 	}
-	for _, quota := range []string{quotaClientIP, quotaHabilitation, quotaCitizen} {
+	shedCounters.get(labels2{"franceconnect", "in_flight"})
+	for _, quota := range []string{quotaClientIP, quotaHabilitation, quotaCitizen, quotaFailedAuth} {
 		metricRateLimited.WithLabelValues(quota)
 	}
 	return &Pipeline{Config: c, allowed: allowed, maxResponseBytes: maxResponseBytes, filters: new(sync.Map)}
