@@ -1,8 +1,6 @@
 package front
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -40,18 +38,9 @@ func TestExternalIDHandedBack(t *testing.T) {
 		{"CANARY dossier de Mme DUBOIS", ""},
 		{strings.Repeat("a", 101), ""},
 	} {
-		b := fl.browser(t)
-		form := url.Values{"return_to": {"/demarche/"}, "moment": {handoff.MomentTransmit}, "external_id": {tc.sent}}
-		if resp := b.loginForm(form, "angela"); resp.StatusCode != http.StatusSeeOther {
-			t.Fatalf("%q: callback %d", tc.sent, resp.StatusCode)
-		}
-		b.do(http.MethodGet, fl.site.URL+"/demarche/", nil)
-		_, h := fl.appReached()
-		raw, err := base64.RawURLEncoding.DecodeString(strings.Split(h.Get(handoff.HeaderAssertion)+"..", ".")[1])
-		var c handoff.Claims
-		if err != nil || json.Unmarshal(raw, &c) != nil {
-			t.Fatalf("%q: no assertion", tc.sent)
-		}
+		form := loginAt("/demarche/", handoff.MomentTransmit)
+		form.Set("external_id", tc.sent)
+		h, c := handedOff(t, fl.browser(t), form, "/demarche/")
 		if c.ExternalID != tc.want || h.Get(handoff.HeaderExternalID) != tc.want {
 			t.Errorf("external id %q handed back as %q (assertion), %q (header), want %q", tc.sent, c.ExternalID, h.Get(handoff.HeaderExternalID), tc.want)
 		}

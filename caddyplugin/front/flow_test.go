@@ -2,8 +2,6 @@ package front
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -286,14 +284,8 @@ func TestCas2UnreadableAccountSaysSo(t *testing.T) {
 		fl.mu.Lock()
 		fl.account = nil
 		fl.mu.Unlock()
-		if resp := b.login("/demarche/", handoff.MomentTransmit, "angela"); resp.StatusCode != http.StatusSeeOther {
-			t.Fatalf("%s: callback %d", tc.name, resp.StatusCode)
-		}
-		b.do(http.MethodGet, fl.site.URL+"/demarche/", nil)
-		_, h := fl.appReached()
-		raw, err := base64.RawURLEncoding.DecodeString(strings.Split(h.Get(handoff.HeaderAssertion)+"..", ".")[1])
-		var c handoff.Claims
-		if err != nil || json.Unmarshal(raw, &c) != nil || c.Reconciliation == nil {
+		_, c := handedOff(t, b, loginAt("/demarche/", handoff.MomentTransmit), "/demarche/")
+		if c.Reconciliation == nil {
 			t.Fatalf("%s: no reconciliation handed off", tc.name)
 		}
 		if got := c.Reconciliation.Reason; got != tc.reason {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -17,35 +18,38 @@ import (
 	"github.com/passerelle-gw/passerelle/caddyplugin/front/handoff"
 )
 
-// handOffHeaders keeps the X-Passerelle-* headers of a request the app
-// received.
-func handOffHeaders(h http.Header) http.Header {
-	out := http.Header{}
+// handedOff logs b in at FranceConnect as angela, in moment, returning to
+// path, visits path, and returns the X-Passerelle-* headers the app
+// received with it and the assertion's claims (its signature is checked
+// elsewhere: TestAssertionVerifies).
+func handedOff(t *testing.T, b *flowBrowser, form url.Values, path string) (http.Header, handoff.Claims) {
+	t.Helper()
+	if resp := b.loginForm(form, "angela"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("callback: %d", resp.StatusCode)
+	}
+	b.do(http.MethodGet, b.fl.site.URL+path, nil)
+	_, h := b.fl.appReached()
+	sent := http.Header{}
 	for name, v := range h {
 		if strings.HasPrefix(name, handoff.Prefix) {
-			out[name] = v
+			sent[name] = v
 		}
 	}
-	return out
-}
-
-// assertionDatasets reads the datasets of an assertion's payload (the
-// signature is checked elsewhere: TestAssertionVerifies).
-func assertionDatasets(t *testing.T, jwt string) map[string]handoff.Dataset {
-	t.Helper()
-	parts := strings.Split(jwt, ".")
+	var c handoff.Claims
+	parts := strings.Split(sent.Get(handoff.HeaderAssertion), ".")
 	if len(parts) != 3 {
 		t.Fatalf("assertion of %d parts", len(parts))
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || json.Unmarshal(payload, &c) != nil {
+		t.Fatal("unreadable assertion payload")
 	}
-	var c handoff.Claims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c.Datasets
+	return sent, c
+}
+
+// loginAt is the start form of a login in moment returning to path.
+func loginAt(path, moment string) url.Values {
+	return url.Values{"return_to": {path}, "moment": {moment}}
 }
 
 // req: F02
@@ -81,13 +85,7 @@ func TestHandOffBoundedBySize(t *testing.T) {
 			{Name: "big_one", Route: "/big", Recipient: "21750001600019", Remote: remote.URL},
 			{Name: "small", Route: "/small", Recipient: "21750001600019", Remote: remote.URL},
 		}
-		b := fl.browser(t)
-		if resp := b.login("/espace/", handoff.MomentLogin, "angela"); resp.StatusCode != http.StatusSeeOther {
-			t.Fatalf("callback: %d", resp.StatusCode)
-		}
-		b.do(http.MethodGet, fl.site.URL+"/espace/", nil)
-		_, h := fl.appReached()
-		sent := handOffHeaders(h)
+		sent, claims := handedOff(t, fl.browser(t), loginAt("/espace/", handoff.MomentLogin), "/espace/")
 		size := handoff.Bytes(sent)
 
 		var plain handoff.Dataset
@@ -95,7 +93,7 @@ func TestHandOffBoundedBySize(t *testing.T) {
 		if err != nil || json.Unmarshal(raw, &plain) != nil {
 			t.Fatalf("max %d: the big dataset's header is unreadable", tc.max)
 		}
-		signed := assertionDatasets(t, sent.Get(handoff.HeaderAssertion))
+		signed := claims.Datasets
 		if small := signed["small"]; small.Status != handoff.StatusOK || string(small.Data) != `{"valeur":312}` {
 			t.Errorf("max %d: the small dataset was not handed off as it came: %+v", tc.max, small)
 		}
@@ -155,17 +153,11 @@ func TestHandOffBoundsLargeErrors(t *testing.T) {
 		{Name: "wordy", Route: "/error", Recipient: "21750001600019", Remote: remote.URL},
 		{Name: "small", Route: "/small", Recipient: "21750001600019", Remote: remote.URL},
 	}
-	b := fl.browser(t)
-	if resp := b.login("/espace/", handoff.MomentLogin, "angela"); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("callback: %d", resp.StatusCode)
-	}
-	b.do(http.MethodGet, fl.site.URL+"/espace/", nil)
-	_, h := fl.appReached()
-	sent := handOffHeaders(h)
+	sent, claims := handedOff(t, fl.browser(t), loginAt("/espace/", handoff.MomentLogin), "/espace/")
 	if size := handoff.Bytes(sent); size > 8<<10 {
 		t.Errorf("the hand-off adds %d bytes, over 8 KiB", size)
 	}
-	signed := assertionDatasets(t, sent.Get(handoff.HeaderAssertion))
+	signed := claims.Datasets
 	if d := signed["wordy"]; d.Error == nil || d.Error.Code != handoff.CodeTooLarge {
 		t.Errorf("the wordy error was handed off whole (%d bytes of detail)", len(d.Error.Detail))
 	}
