@@ -14,8 +14,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// TestF03_QuotaPerHabilitation: over the quota, 429 00429 with Retry-After;
-// every answer carries the RateLimit headers.
+// TestF03_QuotaPerHabilitation: over the quota, 429 00429 with Retry-After
+// and the IETF fields RateLimit-Policy and RateLimit naming the quota that
+// refused; every answer carries API Particulier's RateLimit headers.
 func TestF03_QuotaPerHabilitation(t *testing.T) {
 	f := newFixture(t)
 	f.h.pipe.HabilitationQuota.Requests, f.h.pipe.HabilitationQuota.Per = 3, time.Minute
@@ -27,10 +28,17 @@ func TestF03_QuotaPerHabilitation(t *testing.T) {
 		if reset, _ := strconv.ParseInt(w.Header().Get("RateLimit-Reset"), 10, 64); reset < time.Now().Unix() {
 			t.Fatalf("RateLimit-Reset %d is not a future Unix time", reset)
 		}
+		if w.Header().Get("RateLimit-Policy") != "" || w.Header().Get("RateLimit") != "" {
+			t.Fatalf("request %d, served: RateLimit fields %v", i, w.Header())
+		}
 	}
 	w := f.serve(t, context.Background(), testToken, "recipient="+testSIRET, unitBody)
 	if w.Code != 429 || !strings.Contains(w.Body.String(), `"00429"`) || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("status %d, Retry-After %q: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if p, rl := w.Header().Get("RateLimit-Policy"), w.Header().Get("RateLimit"); p != `"habilitation";q=3;w=60` ||
+		rl != `"habilitation";r=0;t=`+w.Header().Get("Retry-After") {
+		t.Fatalf("RateLimit-Policy %q, RateLimit %q", p, rl)
 	}
 }
 
@@ -90,7 +98,8 @@ func TestF04_FailedAuthBeforeFranceConnect(t *testing.T) {
 	}
 	w := f.serveFrom(t, ctx, attacker, "junk-again")
 	if w.Code != 429 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), `"00429"`) ||
-		w.Header().Get("Ratelimit-Limit") != "5" || w.Header().Get("Ratelimit-Remaining") != "0" {
+		w.Header().Get("Ratelimit-Limit") != "5" || w.Header().Get("Ratelimit-Remaining") != "0" ||
+		w.Header().Get("Ratelimit-Policy") != `"failed_auth";q=5;w=60` || !strings.HasPrefix(w.Header().Get("Ratelimit"), `"failed_auth";r=0;t=`) {
 		t.Fatalf("spent: %d %v %s", w.Code, w.Header(), w.Body)
 	}
 	if w := f.serveFrom(t, ctx, attacker, testToken); w.Code != 200 {

@@ -227,6 +227,7 @@ func (p *Pipeline) limit(ctx context.Context, key string, q ratelimit.Quota, nam
 	}
 	c.rate = d
 	if !d.Allowed {
+		c.refusedBy, c.refusedPer = name, q.Per
 		metricRateLimited.WithLabelValues(name).Inc()
 		return apierror.RateLimited(int(math.Ceil(d.RetryAfter.Seconds())))
 	}
@@ -250,6 +251,19 @@ func setRateLimitHeaders(h http.Header, d ratelimit.Decision, now time.Time, val
 	h["Ratelimit-Reset"] = vals[2:3:3]
 }
 
+// setRateLimitFields writes, on a refusal, the IETF RateLimit fields
+// (draft-ietf-httpapi-ratelimit-headers) beside API Particulier's
+// (SECURITY.md F03): the policy of the quota that refused, by name, with
+// its quota q and window w in seconds, and that nothing is left of it for
+// t seconds: RateLimit-Policy: "habilitation";q=20;w=1 and
+// RateLimit: "habilitation";r=0;t=1. A refusal only: no cost on the
+// request path.
+func setRateLimitFields(h http.Header, name string, limit int, per, retryAfter time.Duration) {
+	window := max(int64(math.Ceil(per.Seconds())), 1)
+	h["Ratelimit-Policy"] = []string{strconv.Quote(name) + ";q=" + strconv.Itoa(limit) + ";w=" + strconv.FormatInt(window, 10)}
+	h["Ratelimit"] = []string{strconv.Quote(name) + ";r=0;t=" + strconv.FormatInt(max(int64(math.Ceil(retryAfter.Seconds())), 1), 10)}
+}
+
 // CheckToken returns the facts of a FranceConnect token from the cache or
 // checktoken, or the error to answer: inactive, expired, malformed (a
 // habilitation's API token included, which is never sent to FranceConnect)
@@ -261,7 +275,8 @@ func (p *Pipeline) CheckToken(ctx context.Context, token string, c *Call) (*fcve
 		if spent := (*failedAuthSpent)(nil); errors.As(err, &spent) { // nothing checked
 			metricRateLimited.WithLabelValues(quotaFailedAuth).Inc()
 			// The RateLimit headers tell the quota that refused.
-			c.rate = ratelimit.Decision{Limit: p.FailedAuthQuota.Requests, Reset: spent.retryAfter}
+			c.rate = ratelimit.Decision{Limit: p.FailedAuthQuota.Requests, Reset: spent.retryAfter, RetryAfter: spent.retryAfter}
+			c.refusedBy, c.refusedPer = quotaFailedAuth, p.FailedAuthQuota.Per
 			aerr := apierror.RateLimited(int(math.Ceil(spent.retryAfter.Seconds())))
 			endSpan(sp, aerr.Reason)
 			return nil, aerr

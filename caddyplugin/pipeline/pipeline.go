@@ -222,13 +222,17 @@ type Call struct {
 	// Storage for the small values a request hands to headers and to the
 	// audit logger. A Call lives on the heap (the audit record refers to
 	// it), so pointing into it allocates nothing more.
-	requestIDValue [1]string    // X-Request-Id of the answer
-	upRequestID    [1]string    // X-Request-Id sent to the provider
-	rateValues     [3]string    // RateLimit-Limit, -Remaining, -Reset
-	upURL          url.URL      // the provider request's URL
-	audit          auditFields  // the record, as the audit logger reads it
-	auditField     [1]zap.Field // zap.Inline(&audit)
-	scopes         effectiveScopes
+	requestIDValue [1]string // X-Request-Id of the answer
+	upRequestID    [1]string // X-Request-Id sent to the provider
+	rateValues     [3]string // RateLimit-Limit, -Remaining, -Reset
+	// refusedBy is the quota that refused the request, "" when none did:
+	// its name and window, for the RateLimit and RateLimit-Policy fields.
+	refusedBy  string
+	refusedPer time.Duration
+	upURL      url.URL      // the provider request's URL
+	audit      auditFields  // the record, as the audit logger reads it
+	auditField [1]zap.Field // zap.Inline(&audit)
+	scopes     effectiveScopes
 }
 
 // Serve answers a request on a catalogue route (DOMAIN.md §2):
@@ -377,6 +381,9 @@ func (p *Pipeline) start(w http.ResponseWriter, r *http.Request, c *Call) {
 func (c *Call) SetRateLimitHeaders(h http.Header) {
 	if c.rate.Limit > 0 {
 		setRateLimitHeaders(h, c.rate, c.rec.start, &c.rateValues)
+	}
+	if c.refusedBy != "" {
+		setRateLimitFields(h, c.refusedBy, c.rate.Limit, c.refusedPer, c.rate.RetryAfter)
 	}
 }
 
