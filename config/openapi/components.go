@@ -17,6 +17,8 @@ const (
 	headerRateLimitRemaining = "RateLimit-Remaining"
 	headerRateLimitReset     = "RateLimit-Reset"
 	headerRetryAfter         = "Retry-After"
+	headerRateLimitPolicy    = "RateLimit-Policy"
+	headerRateLimit          = "RateLimit"
 )
 
 func ref(kind, name string) obj { return obj{"$ref": "#/components/" + kind + "/" + name} }
@@ -49,7 +51,7 @@ func securitySchemes() obj {
 
 // responseHeaders returns components.headers. X-Request-Id is on every
 // answer of the gateway; the RateLimit headers on those of a rate-limited
-// route; Retry-After on every 429.
+// route; Retry-After, RateLimit-Policy and RateLimit on every 429.
 func responseHeaders() obj {
 	integer := func(desc string) obj {
 		return obj{"description": desc, "schema": obj{"type": "integer", "minimum": 0}}
@@ -68,6 +70,14 @@ func responseHeaders() obj {
 			"required":    true,
 			"schema":      obj{"type": "integer", "minimum": 0},
 		},
+		headerRateLimitPolicy: obj{
+			"description": `The quota that refused (IETF RateLimit fields): "habilitation";q=20;w=1 (its name: habilitation, client_ip, citizen or failed_auth; q requests per w seconds).`,
+			"schema":      obj{"type": "string"},
+		},
+		headerRateLimit: obj{
+			"description": `What is left of that quota (IETF RateLimit fields): "habilitation";r=0;t=1 (nothing for t seconds).`,
+			"schema":      obj{"type": "string"},
+		},
 	}
 }
 
@@ -79,7 +89,9 @@ func answerHeaders(withRetry bool) obj {
 		h[n] = ref("headers", n)
 	}
 	if withRetry {
-		h[headerRetryAfter] = ref("headers", headerRetryAfter)
+		for _, n := range []string{headerRetryAfter, headerRateLimitPolicy, headerRateLimit} {
+			h[n] = ref("headers", n)
+		}
 	}
 	return h
 }
