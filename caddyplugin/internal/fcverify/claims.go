@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// checkOuter checks the verified JWS payload: iss, aud, iat and the
-// presence of a token_introspection object (SECURITY.md A10, A11, A12).
+// checkOuter checks the verified JWS payload: iss, aud, iat, exp and nbf
+// when present, and the presence of a token_introspection object
+// (SECURITY.md A10, A11, A12).
 // It returns that object.
 func (v *Verifier) checkOuter(payload []byte, now time.Time) (object, error) {
 	c, err := decodeObject(payload)
@@ -32,6 +33,13 @@ func (v *Verifier) checkOuter(payload []byte, now time.Time) (object, error) {
 	}
 	if iat.Before(now.Add(-v.cfg.MaxIssuedAge)) {
 		return nil, bad("iat too old")
+	}
+	// FranceConnect sends neither exp nor nbf (DOMAIN.md §2), and go-oidc
+	// checks neither under SkipExpiryCheck. A signed answer that carries
+	// them is bound by them (RFC 7519 §4.1.4, §4.1.5): numeric, exp not
+	// past, nbf not in the future, with the same skew as iat.
+	if err := notBeforeOrAfter(c, now, v.cfg.Skew); err != nil {
+		return nil, err
 	}
 	ti, ok, err := c.obj("token_introspection")
 	if !ok || err != nil {
@@ -68,6 +76,19 @@ func audienceContains(raw json.RawMessage, want string) bool {
 	return false
 }
 
+// notBeforeOrAfter checks the optional exp and nbf members of o: when
+// present they must be numeric dates with now < exp+skew and
+// nbf <= now+skew.
+func notBeforeOrAfter(o object, now time.Time, skew time.Duration) error {
+	if exp, ok, err := numericDate(o, "exp"); err != nil || ok && !now.Before(exp.Add(skew)) {
+		return bad("exp")
+	}
+	if nbf, ok, err := numericDate(o, "nbf"); err != nil || ok && nbf.After(now.Add(skew)) {
+		return bad("nbf")
+	}
+	return nil
+}
+
 // numericDate reads a JSON number of seconds since the epoch (RFC 7519 §2).
 func numericDate(o object, name string) (time.Time, bool, error) {
 	raw, ok := o[name]
@@ -95,7 +116,7 @@ func numericDate(o object, name string) (time.Time, bool, error) {
 //   - active false → Facts{Active: false}, nothing else is read;
 //   - active true requires exp, iat, sub, aud and scope; exp and iat are
 //     numeric; now < exp+skew (else ErrTokenExpired), iat <= now+skew,
-//     iat < exp; aud is one non-empty string (or a one-element array of
+//     iat < exp; nbf, when present, is numeric and <= now+skew; aud is one non-empty string (or a one-element array of
 //     it); scope is a string, possibly empty;
 //   - identity claims, when present, have their documented types.
 //
@@ -126,6 +147,9 @@ func (v *Verifier) checkIntrospection(ti object, now time.Time) (*Facts, error) 
 	}
 	if iat.After(now.Add(v.cfg.Skew)) {
 		return nil, bad("introspection iat in the future")
+	}
+	if nbf, ok, err := numericDate(ti, "nbf"); err != nil || ok && nbf.After(now.Add(v.cfg.Skew)) {
+		return nil, bad("introspection nbf")
 	}
 	sub, _, err := ti.str("sub")
 	if err != nil || sub == "" {

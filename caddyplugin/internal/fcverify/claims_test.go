@@ -150,6 +150,56 @@ func TestA12_IssuedAtBoundaries(t *testing.T) {
 	wantErr(t, err, ErrBadResponse)
 }
 
+// req: A12, A13 — FranceConnect sends no exp nor nbf; a signed answer that
+// carries them is bound by them, at ±1 s of the skew: outer exp not past,
+// outer and inner nbf not in the future, numeric.
+func TestA12_ExpAndNotBeforeWhenPresent(t *testing.T) {
+	e := newEnv(t)
+	now := e.clock.Now()
+	skew := DefaultSkew
+	for name, tc := range map[string]struct {
+		inner bool
+		claim string
+		val   any
+		ok    bool
+	}{
+		"outer exp in an hour":  {claim: "exp", val: now.Add(time.Hour).Unix(), ok: true},
+		"outer exp now-skew+1s": {claim: "exp", val: now.Add(-skew + time.Second).Unix(), ok: true},
+		"outer exp now-skew":    {claim: "exp", val: now.Add(-skew).Unix()},
+		"outer exp an hour ago": {claim: "exp", val: now.Add(-time.Hour).Unix()},
+		"outer exp string":      {claim: "exp", val: "4102444800"},
+		"outer nbf now":         {claim: "nbf", val: now.Unix(), ok: true},
+		"outer nbf now+skew":    {claim: "nbf", val: now.Add(skew).Unix(), ok: true},
+		"outer nbf now+skew+1s": {claim: "nbf", val: now.Add(skew + time.Second).Unix()},
+		"outer nbf in an hour":  {claim: "nbf", val: now.Add(time.Hour).Unix()},
+		"outer nbf null":        {claim: "nbf", val: nil},
+		"inner nbf now+skew":    {inner: true, claim: "nbf", val: now.Add(skew).Unix(), ok: true},
+		"inner nbf now+skew+1s": {inner: true, claim: "nbf", val: now.Add(skew + time.Second).Unix()},
+		"inner nbf in an hour":  {inner: true, claim: "nbf", val: now.Add(time.Hour).Unix()},
+		"inner nbf string":      {inner: true, claim: "nbf", val: "0"},
+		"inner nbf an hour ago": {inner: true, claim: "nbf", val: now.Add(-time.Hour).Unix(), ok: true},
+		"outer exp in a minute": {claim: "exp", val: now.Add(time.Minute).Unix(), ok: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ti := e.introspection()
+			c := e.claims(ti)
+			if tc.inner {
+				ti[tc.claim] = tc.val
+			} else {
+				c[tc.claim] = tc.val
+			}
+			f, err := e.check(e.answer(c))
+			if tc.ok {
+				if err != nil || !f.Active {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			wantErr(t, err, ErrBadResponse)
+		})
+	}
+}
+
 // req: A13 — expiry from token_introspection.exp only, at ±1 s.
 func TestA13_ExpiryBoundaries(t *testing.T) {
 	e := newEnv(t)

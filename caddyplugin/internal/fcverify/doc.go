@@ -34,14 +34,17 @@
 //  8. Outer claims: a JSON object without duplicate members; iss equals
 //     Config.Issuer byte for byte; aud is a string or array of strings
 //     containing Config.ClientID; iat numeric, at most now+skew and at least
-//     now−MaxIssuedAge; token_introspection is an object (A10, A11, A12).
+//     now−MaxIssuedAge; exp and nbf, which FranceConnect does not send,
+//     numeric when present, with now < exp+skew and nbf ≤ now+skew;
+//     token_introspection is an object (A10, A11, A12).
 //  9. token_introspection.active is the JSON boolean false → Facts{Active:
 //     false}; true → continue; anything else (absent, "true", 1, null)
 //     [fc_bad_response] (A14).
 //  10. Active answers need numeric exp and iat with iat < exp and
-//     iat ≤ now+skew, a non-empty sub, exactly one non-empty aud (the
-//     caller, A15), a string scope, typed identity claims; then
-//     now < exp+skew else ErrTokenExpired [token_expired] (A13, A14).
+//     iat ≤ now+skew (nbf, when present, numeric and ≤ now+skew), a
+//     non-empty sub, exactly one non-empty aud (the caller, A15), a
+//     string scope, typed identity claims; then now < exp+skew else
+//     ErrTokenExpired [token_expired] (A13, A14).
 //
 // No claim is used, logged or returned before all of this passed (A18).
 // Errors wrap one sentinel with a fixed detail and never carry the token,
