@@ -288,12 +288,23 @@ func (f *Front) serveButton(w http.ResponseWriter, r *http.Request) error {
 // the site, or Sec-Fetch-Site says same-origin. A request with none of
 // them is refused: starting a login or logging out cannot be triggered
 // from another site.
+//
+// Origin "null" says nothing either way: a browser sends it for a form
+// posted from a page of this very site under Referrer-Policy: no-referrer
+// (Fetch, "append a request Origin header"), as for an opaque origin
+// (sandboxed frame, another site's redirect). Only Sec-Fetch-Site, which
+// no page can set, decides then; the Referer (absent under that policy)
+// is not trusted for it.
 func (f *Front) sameOrigin(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" {
+	o := r.Header.Get("Origin")
+	if o != "" && o != "null" {
 		return o == f.base.Scheme+"://"+f.base.Host
 	}
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
 		return s == "same-origin"
+	}
+	if o == "null" {
+		return false
 	}
 	if ref, err := url.Parse(r.Header.Get("Referer")); err == nil && ref.Host != "" {
 		return ref.Scheme == f.base.Scheme && ref.Host == f.base.Host

@@ -45,10 +45,17 @@ func TestSameOrigin(t *testing.T) {
 		{[]string{"Referer", "https://demarches.mairie.example/demarche/"}, true},
 		{[]string{"Referer", "https://demarches.mairie.example.evil.example/"}, false},
 		{nil, false},
+		// A page of the site under Referrer-Policy: no-referrer posts its
+		// forms with Origin: null (Fetch, "append a request Origin
+		// header"); Fetch Metadata still tells where the request comes from.
+		{[]string{"Origin", "null", "Sec-Fetch-Site", "same-origin"}, true},
+		{[]string{"Origin", "null", "Sec-Fetch-Site", "cross-site"}, false},
+		{[]string{"Origin", "null", "Referer", "https://demarches.mairie.example/demarche/"}, false},
+		{[]string{"Origin", "https://evil.example", "Sec-Fetch-Site", "same-origin"}, false},
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/.passerelle/fc/start", nil)
-		if tc.header != nil {
-			r.Header.Set(tc.header[0], tc.header[1])
+		for i := 0; i+1 < len(tc.header); i += 2 {
+			r.Header.Set(tc.header[i], tc.header[i+1])
 		}
 		if got := f.sameOrigin(r); got != tc.want {
 			t.Errorf("%v: %v", tc.header, got)
