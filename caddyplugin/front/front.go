@@ -145,6 +145,7 @@ type Front struct {
 	formActions string        // FranceConnect's origin, for the pages' CSP
 	cache       *assertions   // Cas 1 hand-offs, by ticket
 	active      *sessionCount // the sessions gauge's last count
+	memoryKey   string        // this front's reference in memoryStores, "" with Redis
 	logger      *zap.Logger
 	audit       *zap.Logger
 	now         func() time.Time

@@ -101,9 +101,15 @@ func (f *Front) activeSessions() (int, bool) {
 	return f.active.n, f.active.ok
 }
 
-// Cleanup implements caddy.CleanerUpper: the front leaves the gauge.
+// Cleanup implements caddy.CleanerUpper: the front leaves the gauge and
+// lets its in-process session store go (kept while a newer configuration
+// uses it).
 func (f *Front) Cleanup() error {
 	liveFronts.Delete(f)
+	if f.memoryKey != "" {
+		_, _ = memoryStores.Delete(f.memoryKey)
+		f.memoryKey = ""
+	}
 	return nil
 }
 

@@ -177,20 +177,43 @@ func (f *Front) provisionSessions(production bool) error {
 	case len(secret) < 32:
 		return errf("secret: at least 32 bytes")
 	}
-	var store session.Store = session.NewMemory(0, nil)
-	if rdb := f.app.Redis(); rdb != nil {
-		store = session.NewRedis(rdb)
-	}
 	// Each app's sessions under their own prefix (fronts may share a Redis).
 	sum := sha256.Sum256([]byte(f.AppID))
+	prefix := "passerelle:front:" + hex.EncodeToString(sum[:6]) + ":"
+	var store session.Store
+	if rdb := f.app.Redis(); rdb != nil {
+		store = session.NewRedis(rdb)
+	} else {
+		v, _, err := memoryStores.LoadOrNew(prefix, func() (caddy.Destructor, error) {
+			return memoryStore{session.NewMemory(0, nil)}, nil
+		})
+		if err != nil {
+			return errf("sessions: %w", err)
+		}
+		f.memoryKey, store = prefix, v.(memoryStore).Memory
+	}
 	f.sessions, err = session.New(session.Config{
-		Store: store, Secret: []byte(secret), Prefix: "passerelle:front:" + hex.EncodeToString(sum[:6]) + ":", Idle: time.Duration(f.SessionIdle), Max: time.Duration(f.SessionMax), Now: f.now,
+		Store: store, Secret: []byte(secret), Prefix: prefix, Idle: time.Duration(f.SessionIdle), Max: time.Duration(f.SessionMax), Now: f.now,
 	})
 	if err != nil {
 		return errf("%w", err)
 	}
 	return nil
 }
+
+// memoryStores keeps the in-process sessions and pending logins of the
+// fronts without Redis, by session prefix (app_id), across configuration
+// reloads: the configuration that replaces a front takes its store before
+// the old one lets it go, so a reload neither logs every citizen out nor
+// fails the logins under way at FranceConnect ("expired" at the callback).
+// The store goes when the last front using it is cleaned up.
+var memoryStores = caddy.NewUsagePool()
+
+// memoryStore is a session.Memory in memoryStores.
+type memoryStore struct{ *session.Memory }
+
+// Destruct implements caddy.Destructor: the records go with the store.
+func (memoryStore) Destruct() error { return nil }
 
 func (f *Front) provisionSigner(production bool) error {
 	data, err := f.app.ResolveSecret("passerelle_front assertion_key", f.AssertionKey)
