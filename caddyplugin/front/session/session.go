@@ -71,7 +71,7 @@ const MomentTransmitted = "transmitted"
 // audit record; no identity, datasets, reconciliation nor return_to.
 func (s *Session) Transmitted() *Session {
 	return &Session{
-		Subject: s.Subject, ACR: s.ACR, IDToken: s.IDToken,
+		Created: s.Created, Subject: s.Subject, ACR: s.ACR, IDToken: s.IDToken,
 		AccessToken: s.AccessToken, AccessExpiry: s.AccessExpiry, Moment: MomentTransmitted,
 	}
 }
@@ -235,7 +235,10 @@ func (m *Manager) open(key string, sealed []byte, v any) error {
 // session fixation).
 func (m *Manager) Create(ctx context.Context, s *Session) (string, error) {
 	now := m.cfg.Now()
-	s.Created, s.LastSeen = now, now
+	if s.Created.IsZero() || s.Created.After(now) {
+		s.Created = now
+	}
+	s.LastSeen = now
 	t := NewTicket()
 	return t, m.write(ctx, t, s)
 }

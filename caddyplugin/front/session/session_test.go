@@ -95,7 +95,8 @@ func TestTransmittedKeepsWhatLogoutNeeds(t *testing.T) {
 	s.Moment, s.ReturnTo, s.AccessExpiry = handoff.MomentTransmit, "/demarche/", time.Now().Add(time.Minute)
 	s.Datasets = map[string]handoff.Dataset{"quotient_familial": {Status: handoff.StatusOK}}
 	s.Reconciliation = &reconcile.Result{}
-	want := &Session{Subject: s.Subject, ACR: s.ACR, IDToken: s.IDToken, AccessToken: s.AccessToken,
+	s.Created = time.Now().Add(-time.Hour)
+	want := &Session{Created: s.Created, Subject: s.Subject, ACR: s.ACR, IDToken: s.IDToken, AccessToken: s.AccessToken,
 		AccessExpiry: s.AccessExpiry, Moment: MomentTransmitted}
 	if got := s.Transmitted(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("kept %+v", got)
@@ -357,5 +358,35 @@ func TestSweepDropsExpiredSessions(t *testing.T) {
 	}
 	if _, err := m.Get(ctx, live); err != nil {
 		t.Fatalf("the live session: %v", err)
+	}
+}
+
+// TestMovedSessionKeepsItsAge: a session stored again under a new ticket
+// (what a Cas 2 session keeps for logout once handed over) keeps its
+// creation time: it ends at session_max from the login, not 12 hours
+// after the hand-off, with the tokens it holds.
+func TestMovedSessionKeepsItsAge(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	m := manager(t, NewMemory(0, clk.Now), clk)
+	ctx := context.Background()
+	s := angela()
+	s.Moment = handoff.MomentTransmit
+	if _, err := m.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(m.cfg.Max - time.Hour)
+	ticket, err := m.Create(ctx, s.Transmitted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // used within session_idle: alive until session_max
+		clk.add(25 * time.Minute)
+		if _, err := m.Get(ctx, ticket); err != nil {
+			t.Fatalf("the moved session is gone early: %v", err)
+		}
+	}
+	clk.add(25 * time.Minute) // 15 minutes past session_max from the login
+	if _, err := m.Get(ctx, ticket); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the moved session outlived session_max from its login: %v", err)
 	}
 }
