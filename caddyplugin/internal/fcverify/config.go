@@ -175,6 +175,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.HTTPClient = defaultHTTPClient()
 	} else {
 		cl := *c.HTTPClient
+		cl.Jar = nil // no cookie of FranceConnect's goes back with the next calls
 		c.HTTPClient = &cl
 	}
 	c.HTTPClient.CheckRedirect = noRedirect

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -355,5 +356,26 @@ func TestB11_ConcurrentUnauthorizedConverges(t *testing.T) {
 	want := apply(t, instances[0])
 	if !accepts(want) || apply(t, instances[1]) != want || c.sharedHeader(t) != want {
 		t.Fatalf("instances disagree: %q, %q, Redis %q", want, apply(t, instances[1]), c.sharedHeader(t))
+	}
+}
+
+// TestRepeatedLate401KeepsRefusedTokens: late 401s about one refused token,
+// repeated, do not push the other refused tokens out of the list a refresh
+// checks what Redis holds against.
+func TestRepeatedLate401KeepsRefusedTokens(t *testing.T) {
+	e := newTokenEndpoint(t)
+	c := newCluster(t, e)
+	a := c.instance(t)
+	apply(t, a)
+	a.Invalidate(context.Background(), sent(bearer(1)))
+	for range 5 {
+		a.Invalidate(context.Background(), sent(bearer(7))) // an older token, refused again and again
+	}
+	s := a.(*oauth2Source)
+	s.mu.Lock()
+	kept := slices.Contains(s.failed[:], bearer(1))
+	s.mu.Unlock()
+	if !kept {
+		t.Fatalf("repeated 401s about one token pushed the refused token out: %q", s.failed)
 	}
 }

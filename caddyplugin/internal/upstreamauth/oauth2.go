@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -232,8 +233,10 @@ func (s *oauth2Source) Invalidate(ctx context.Context, sent http.Header) bool {
 		s.debug("upstreamauth: token refused again within the cooldown; not refreshed")
 		return false
 	}
-	copy(s.failed[1:], s.failed[:len(s.failed)-1])
-	s.failed[0] = failed
+	if !slices.Contains(s.failed[:], failed) { // a repeated 401 must not push other refused tokens out
+		copy(s.failed[1:], s.failed[:len(s.failed)-1])
+		s.failed[0] = failed
+	}
 	if current {
 		s.cur, s.droppedAt = nil, s.now()
 	}

@@ -24,6 +24,7 @@ var forbiddenNames = map[string]bool{
 	"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
 	"Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true, "Upgrade": true,
 	"Cookie": true, "Forwarded": true, "X-Forwarded-For": true,
+	"Proxy-Authorization": true, "Proxy-Authenticate": true, // hop-by-hop: reverse_proxy drops them
 }
 
 type staticHeader struct {

@@ -28,7 +28,7 @@ func TestD05_StaticHeader(t *testing.T) {
 
 	for _, tc := range []struct{ name, value string }{
 		{"", "v"}, {"X Key", "v"}, {"X:Key", "v"}, {"X\r\nKey", "v"}, {"X-Kéy", "v"},
-		{"Host", "v"}, {"content-length", "v"}, {"Transfer-Encoding", "v"}, {"Connection", "v"},
+		{"Host", "v"}, {"content-length", "v"}, {"Transfer-Encoding", "v"}, {"Connection", "v"}, {"proxy-authorization", "v"},
 		{"X-Key", ""}, {"X-Key", "a\rb"}, {"X-Key", "a\nb"}, {"X-Key", "a\x00b"}, {"X-Key", "a\tb"},
 		{"X-Key", "a\x7fb"}, {"X-Key", "a\x1bb"}, {"X-Key", "é"}, {"X-Key", " v"}, {"X-Key", "v "},
 		{"X-Key", "v\r\nX-Admin: 1"}, {"X-Key", "SECRET\x00VALUE"},
