@@ -44,6 +44,7 @@ type flow struct {
 	app     []http.Header  // the headers of each request the app received
 	fcHits  map[string]int // FranceConnect's paths → requests
 	revoked []string       // the tokens FranceConnect was asked to revoke
+	noInfo  bool           // FranceConnect's userinfo answers 500
 }
 
 func newFlow(t *testing.T) *flow {
@@ -72,7 +73,12 @@ func newFlow(t *testing.T) *flow {
 		if r.URL.Path == "/api/v2"+fcop.PathRevocation && r.ParseForm() == nil {
 			fl.revoked = append(fl.revoked, r.PostForm.Get("token"))
 		}
+		noInfo := fl.noInfo && r.URL.Path == "/api/v2"+fcop.PathUserInfo
 		fl.mu.Unlock()
+		if noInfo {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
 		fl.op.ServeHTTP(w, r)
 	}))
 	t.Cleanup(fl.fc.Close)

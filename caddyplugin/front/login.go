@@ -1,7 +1,9 @@
 package front
 
 import (
+	"context"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -128,7 +130,14 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	state := q.Get("state")
 	p, err := f.sessions.TakePending(r.Context(), state)
-	if err != nil {
+	switch {
+	case err != nil && !errors.Is(err, session.ErrNotFound) && !errors.Is(err, session.ErrSealed):
+		// The store failed (Redis down): not the citizen's link.
+		f.logger.Error("pending login not read", zap.String("reason", "session_store"))
+		f.metric(loginsTotal, "session_store")
+		f.writePage(w, "unavailable", pageData{})
+		return nil
+	case err != nil:
 		// Unknown, replayed or expired state: nothing was asked here, or
 		// it was answered already.
 		f.metric(loginsTotal, "state_invalid")
@@ -199,6 +208,7 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 	}()
 	wg.Wait()
 	if idErr != nil {
+		f.revoke(r, login)
 		f.countDatasets(datasets)
 		spanResult = rp.ReasonOf(idErr)
 		reason := rp.ReasonOf(idErr)
@@ -232,6 +242,7 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	ticket, err := f.sessions.Create(r.Context(), s)
 	if err != nil {
+		f.revoke(r, login)
 		f.logger.Error("session not stored", zap.String("reason", "session_store"))
 		f.writePage(w, "unavailable", pageData{Retry: p.ReturnTo})
 		return nil
@@ -244,6 +255,18 @@ func (f *Front) callback(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, p.ReturnTo, http.StatusSeeOther)
 	return nil
+}
+
+// revoke asks FranceConnect to revoke the access token of a login that
+// ends without a session (userinfo refused, the store failed): no token
+// the citizen did not get a session for stays usable for the rest of its
+// 60 s. Best effort, bounded by 2 s.
+func (f *Front) revoke(r *http.Request, login *rp.Login) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
+	defer cancel()
+	if err := f.rp.Revoke(ctx, login.AccessToken); err != nil {
+		f.logger.Warn("access token not revoked", zap.String("reason", rp.ReasonOf(err)))
+	}
 }
 
 // handoffIdentity is the identity as the app receives it.

@@ -101,6 +101,11 @@ func (f *Front) Provision(ctx caddy.Context) error {
 	case f.MaxHandoffBytes < minHandoffBytes || f.MaxHandoffBytes > maxHandoffBytes:
 		return errf("max_handoff_bytes %d: %d to %d (the identity alone takes about 1 KiB)", f.MaxHandoffBytes, minHandoffBytes, maxHandoffBytes)
 	}
+	// A session's last use is written back once a minute at most: an
+	// idle time under that would end sessions in use.
+	if idle := time.Duration(f.SessionIdle); idle != 0 && idle < time.Minute {
+		return errf("session_idle %s: at least 1m", idle)
+	}
 	if f.AssertionTTL <= 0 {
 		f.AssertionTTL = caddy.Duration(5 * time.Minute)
 	}

@@ -56,6 +56,10 @@ func TestFrontProductionRules(t *testing.T) {
 		"secret: required in production mode":           {[]string{"secret {file.", "# secret {file."}},
 		"assertion_key: required in production mode":    {[]string{"assertion_key {file.", "# assertion_key {file."}},
 		"an integration or sandbox platform is refused": {[]string{"issuer https://fc.example/api/v2", "issuer https://fcp-low.Integ01.Dev-FranceConnect.fr/api/v2"}},
+		// A session's last use is written back once a minute at most.
+		"session_idle 30s: at least 1m": {[]string{"protect /espace-famille/*", "protect /espace-famille/*\n\t\tsession_idle 30s"}},
+		// JSON is bounded as the Caddyfile is.
+		"max_handoff_bytes": {[]string{"protect /espace-famille/*", "protect /espace-famille/*\n\t\tmax_handoff_bytes 1KiB"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			caddytest.AssertLoadError(t, productionConfig(t, "{env.PASSERELLE_TEST_FC_SECRET}", frontBlock(t, tc.edit...)), "caddyfile", name)
