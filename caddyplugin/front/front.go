@@ -100,7 +100,7 @@ type Front struct {
 	// receives, the assertion and the plain headers together, names
 	// included (default 8 KiB: app servers refuse larger headers, and the
 	// session keeps no more). At login, while the hand-off is over it, the
-	// largest dataset still carrying data is replaced by an error 00413
+	// largest dataset (its data or its error) is replaced by an error 00413
 	// (handoff.TooLarge), logged with its size.
 	MaxHandoffBytes int `json:"max_handoff_bytes,omitempty"`
 	// AssertionTTL is the lifetime of an assertion (default 5 min).

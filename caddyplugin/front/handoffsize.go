@@ -25,8 +25,8 @@ const (
 
 // fitHandOff keeps the hand-off of a new session within MaxHandoffBytes:
 // while the headers it would add to a request are over, the largest
-// dataset still carrying data is replaced by handoff.TooLarge (logged with
-// its name and size, never its content). The session then keeps no more
+// dataset in JSON (its data or its error) not yet replaced is replaced by
+// handoff.TooLarge (logged with its name and size, never its content). The session then keeps no more
 // than what the app can receive. The identity and the reconciliation are
 // never dropped: they are bounded by FranceConnect's claims.
 func (f *Front) fitHandOff(s *session.Session, now time.Time) {
