@@ -123,10 +123,7 @@ func reaches(dial, listen string) bool {
 		addr = listen
 	}
 	lhost, _ := listenHost(addr)
-	lhost = strings.TrimSuffix(strings.ToLower(lhost), ".")
-	if ip, err := netip.ParseAddr(lhost); err == nil {
-		lhost = ip.Unmap().String()
-	}
+	lhost = canonicalHost(lhost)
 	return dhost == lhost || loopbackHost(dhost) && loopbackHost(lhost)
 }
 
@@ -183,9 +180,16 @@ func dialKey(dial string) string {
 	if m, err := strconv.ParseUint(last, 10, 16); isRange && (err != nil || m != n) {
 		return dial
 	}
+	return net.JoinHostPort(canonicalHost(host), strconv.FormatUint(n, 10))
+}
+
+// canonicalHost is a host as it names one machine: a name in lower case
+// without its trailing dot, an IP address in its canonical form (an
+// IPv4-mapped IPv6 one as IPv4).
+func canonicalHost(host string) string {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if ip, err := netip.ParseAddr(host); err == nil {
 		host = ip.Unmap().String()
 	}
-	return net.JoinHostPort(host, strconv.FormatUint(n, 10))
+	return host
 }
